@@ -71,3 +71,20 @@ export class InvalidEventError extends Error {
     this.name = 'InvalidEventError';
   }
 }
+
+/**
+ * The auth events of `event` including, for room versions whose room id is derived from the create
+ * event (v12), the implicit create event: `$` + the room id's hash part.
+ */
+export function authEventIdsWithCreate(
+  event: RoomEvent,
+  roomIdFromCreateEvent: boolean,
+): readonly string[] {
+  if (!roomIdFromCreateEvent || event.type === 'm.room.create') return event.authEventIds;
+  return [...event.authEventIds, createEventIdForRoom(event.roomId)];
+}
+
+/** v12 (MSC4291): the create event's id is `$` + the room id without its `!` sigil. */
+export function createEventIdForRoom(roomId: string): string {
+  return `$${roomId.slice(1)}`;
+}
