@@ -22,6 +22,12 @@ export interface RoomVersion {
   readonly redaction: RedactionRules;
   /** v5+: a signing key's `valid_until_ts` must cover the event's `origin_server_ts`. */
   readonly enforceKeyValidity: boolean;
+  /**
+   * v1–2: auth rule 11 checks `m.room.redaction` events (redact level, or the same `event_id`
+   * domain). v3+ drop that rule; the redaction is checked when it is applied instead
+   * (`v3-handling-redactions`).
+   */
+  readonly redactionsInAuthRules: boolean;
   /** v1–5: `m.room.aliases` has its own auth rule (and redaction keeps `aliases`). */
   readonly specialCaseAliasesAuth: boolean;
   /** v6+: events must be canonical JSON: integers in ±(2^53−1), no floats, no NaN/Infinity. */
@@ -58,6 +64,7 @@ const V1: RoomVersion = {
   stateResolution: 'v1',
   redaction: 'v1',
   enforceKeyValidity: false,
+  redactionsInAuthRules: true,
   specialCaseAliasesAuth: true,
   strictCanonicalJson: false,
   limitNotificationsPowerLevels: false,
@@ -72,7 +79,7 @@ const V1: RoomVersion = {
   roomIdFromCreateEvent: false,
 };
 const V2: RoomVersion = { ...V1, id: '2', stateResolution: 'v2' };
-const V3: RoomVersion = { ...V2, id: '3', eventIdFormat: 'v3' };
+const V3: RoomVersion = { ...V2, id: '3', eventIdFormat: 'v3', redactionsInAuthRules: false };
 const V4: RoomVersion = { ...V3, id: '4', eventIdFormat: 'v4' };
 const V5: RoomVersion = { ...V4, id: '5', enforceKeyValidity: true };
 const V6: RoomVersion = {
