@@ -1,9 +1,10 @@
 // The authorisation rules of room versions 1–12 (`S:content/rooms/v*.md`, fragments
 // `v1-auth-rules`, `v3-auth-rules`, `v8-auth-rules`, inline text of v6, v7, v10, v11, v12).
 //
-// Comments cite rule numbers in v12's numbering. v1–11 have no rule 2, so from rule 2 on their
-// rule N is v12's rule N+1; v6–11 also lack the aliases rule of v1–5, shifting them once more.
-// Behaviour branches on the room version's flags, never on its number.
+// Comments cite rule numbers in v12's numbering. v6–11 have no rule 2 (room id), so from rule 2
+// on their rule N is v12's rule N+1. v1–5 number rules 2–3 as v12's 3–4, have the aliases rule
+// as rule 4, and from rule 5 on agree with v12. Behaviour branches on the room version's flags,
+// never on its number.
 //
 // `checkEventAuth` is the whole list except the parts of rule 3 that need the `auth_events` list
 // itself (duplicates, unexpected entries, rejected entries, other rooms); those are in
@@ -88,7 +89,7 @@ export function checkEventAuth(
       return reject('room_id.not_create_event', `no create event ${createId} for ${event.roomId}`);
     }
   } else if (!create) {
-    // Rule 3.4 of v1–11: the create event must be among the auth events.
+    // v1–11 rule 2.4: the create event must be among the auth events.
     return reject('auth_events.no_create', 'the create event is missing from the auth state');
   }
 
