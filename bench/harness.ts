@@ -58,3 +58,30 @@ export function measureRate(fn: () => number, { ms = 500, rounds = 5 } = {}): nu
   }
   return median(rates);
 }
+
+/**
+ * Runs `concurrency` loops of the async `fn` for `ms` milliseconds after a short warm-up and returns
+ * completed operations per second (`fn` returns how many it completed).
+ */
+export async function measureConcurrentRate(ms: number, fn: () => Promise<number>, concurrency: number): Promise<number> {
+  let running = true;
+  let count = 0;
+  const worker = async () => {
+    while (running) {
+      // Not `count += await fn()`: that reads `count` before awaiting and loses concurrent updates.
+      const done = await fn();
+      count += done;
+    }
+  };
+  const warmup = Date.now() + 300;
+  const workers = Array.from({ length: concurrency }, worker);
+  while (Date.now() < warmup) await new Promise((r) => setTimeout(r, 50));
+  const start = process.hrtime.bigint();
+  const startCount = count;
+  await new Promise((r) => setTimeout(r, ms));
+  const done = count - startCount;
+  const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  running = false;
+  await Promise.all(workers);
+  return done / elapsed;
+}

@@ -1,0 +1,34 @@
+// Server discovery: /.well-known/matrix/client and /.well-known/matrix/server
+// (S:content/client-server-api/_index.md §Server Discovery, S:content/server-server-api.md
+// §Resolving server names). Served only when configured, as Synapse does.
+
+import { Errors } from '../../errors.js';
+import { defineRoute } from '../../http/route.js';
+import type { ApiServices } from '../services.js';
+
+export const wellKnownRoutes = [
+  // GET /.well-known/matrix/client
+  defineRoute<ApiServices>({
+    name: 'wellknown.client',
+    method: 'GET',
+    paths: '/.well-known/matrix/client',
+    resource: 'client',
+    handle: (_req, { config }) => {
+      if (!config.public_baseurl) throw Errors.notFound('No .well-known/matrix/client is configured (set public_baseurl)');
+      return { body: { 'm.homeserver': { base_url: config.public_baseurl } } };
+    },
+  }),
+  // GET /.well-known/matrix/server
+  defineRoute<ApiServices>({
+    name: 'wellknown.server',
+    method: 'GET',
+    paths: '/.well-known/matrix/server',
+    resource: 'client',
+    handle: (_req, { config }) => {
+      if (!config.serve_server_wellknown) throw Errors.notFound('No .well-known/matrix/server is configured');
+      // Federation traffic that reaches https://<server_name>/ can be served on 443.
+      const hasPort = /:\d+$/.test(config.server_name);
+      return { body: { 'm.server': hasPort ? config.server_name : `${config.server_name}:443` } };
+    },
+  }),
+];

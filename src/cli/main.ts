@@ -1,0 +1,168 @@
+// The `myelin` command. Exit status: 0 success, 1 runtime failure, 2 usage or configuration error.
+
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ROUTES } from '../api/registry.js';
+import { generateConfig } from '../config/generate.js';
+import { ConfigError, defaultConfigPath, loadConfig, type Config } from '../config/load.js';
+import { readLogConfig } from '../config/log-config.js';
+import { configReference } from '../config/reference.js';
+import { ListenerError } from '../http/listener.js';
+import { SchemaVersionError } from '../storage/migrations.js';
+import { ServerNameMismatchError } from '../storage/server-meta-store.js';
+import { createLogger } from '../util/log.js';
+import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
+import { formatRoutesTable } from './routes-table.js';
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+class UsageError extends Error {}
+
+const HELP = `myelin — a Matrix homeserver
+
+Usage:
+  myelin start [-c PATH]...         run the homeserver (default config: ./data/homeserver.yaml,
+                                    generated for server name "localhost" if missing)
+  myelin generate-config --server-name NAME --config-dir DIR [--data-dir DIR] [--port N]
+                                    write DIR/homeserver.yaml and a new signing key
+  myelin routes                     list every HTTP route: resource, workers, stickiness
+  myelin config-reference           print the configuration reference (Markdown)
+  myelin --help | --version
+
+Options:
+  -c, --config-path PATH            a config file or a directory of *.yaml files; repeatable.
+                                    With one file, a sibling conf.d/ directory is read after it.
+`;
+
+function version(): string {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  process.exitCode = await run(argv);
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        process.stdout.write(HELP);
+        return command === undefined ? EXIT_USAGE : EXIT_OK;
+      case '--version':
+      case '-V':
+        process.stdout.write(`myelin ${version()}\n`);
+        return EXIT_OK;
+      case 'generate-config':
+        return generateConfigCommand(rest);
+      case 'routes':
+        parse(rest, {});
+        process.stdout.write(formatRoutesTable(ROUTES));
+        return EXIT_OK;
+      case 'config-reference':
+        parse(rest, {});
+        process.stdout.write(`${configReference()}\n`);
+        return EXIT_OK;
+      case 'start':
+        return await startCommand(rest);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`myelin: ${err.message}\n\n${HELP}`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`myelin: configuration error:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof StartupConfigError || err instanceof ServerNameMismatchError) {
+      process.stderr.write(`myelin: configuration error:\n  ${err.message}\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof ListenerError || err instanceof SchemaVersionError) {
+      process.stderr.write(`myelin: cannot start: ${err.message}\n`);
+      return EXIT_FAILURE;
+    }
+    process.stderr.write(`myelin: ${(err as Error).stack ?? err}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function generateConfigCommand(args: string[]): number {
+  const values = parse(args, {
+    'server-name': { type: 'string' },
+    'config-dir': { type: 'string' },
+    'data-dir': { type: 'string' },
+    port: { type: 'string' },
+  });
+  if (!values['server-name'] || !values['config-dir']) {
+    throw new UsageError('generate-config needs --server-name and --config-dir');
+  }
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new UsageError(`--port: expected a port number, got "${values.port}"`);
+  }
+  const { configPath, signingKeyPath } = generateConfig({
+    serverName: values['server-name'],
+    configDir: values['config-dir'],
+    dataDir: values['data-dir'],
+    port,
+  });
+  process.stdout.write(`wrote ${configPath}\nsigning key: ${signingKeyPath}\n`);
+  return EXIT_OK;
+}
+
+function loggerFor(config: Config, instance: string) {
+  const settings = config.log_config ? readLogConfig(config.log_config, config.origin.describe(['log_config'])) : {};
+  return createLogger({ instance, ...settings });
+}
+
+async function startCommand(args: string[]): Promise<number> {
+  const values = parse(args, { 'config-path': { type: 'string', short: 'c', multiple: true } });
+  let paths = values['config-path'] ?? [];
+  if (paths.length === 0) {
+    const path = defaultConfigPath();
+    if (!existsSync(path)) {
+      generateConfig({ serverName: 'localhost', configDir: dirname(path) });
+      process.stderr.write(`myelin: generated ${path} for server name "localhost"\n`);
+    }
+    paths = [path];
+  }
+  const config = loadConfig(paths);
+  const log = loggerFor(config, 'main');
+  // Signal handlers go in before start-up, so a SIGTERM that arrives while starting (or right
+  // after the "serving" line) still means a clean stop, never the default abrupt exit.
+  const stopRequested = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  const homeserver = await startHomeserver(config, log);
+  const signal = await stopRequested;
+  log.info(`received ${signal}; stopping`);
+  try {
+    await homeserver.stop();
+    log.info('stopped');
+    return EXIT_OK;
+  } catch (err) {
+    log.error({ err }, 'error while stopping');
+    return EXIT_FAILURE;
+  }
+}

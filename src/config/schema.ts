@@ -1,0 +1,281 @@
+// The one definition of the homeserver configuration. Validation, defaults, the `Config` type
+// and the README's configuration reference (`myelin config-reference`) all come from here.
+//
+// Key names and meanings are Synapse's, so that existing homeserver.yaml files, the seed guide's
+// snippets and an admin's Synapse knowledge carry over. Each key carries a description (`doc`)
+// that the reference prints; keys whose value is a filesystem path are marked with `filePath()`
+// so the loader can resolve them relative to the file that set them.
+
+import { z } from 'zod';
+
+export interface KeyMeta {
+  description: string;
+  /** Relative values are resolved against the directory of the config file that set them. */
+  isPath?: boolean;
+  /** An example value for the reference, when the default does not show the format. */
+  example?: string;
+}
+
+// Metadata lives in our own registry so the reference generator and the loader read the same
+// descriptions without relying on zod internals.
+export const keyMeta = z.registry<KeyMeta>();
+
+function doc<T extends z.ZodType>(schema: T, description: string, example?: string): T {
+  keyMeta.add(schema, example === undefined ? { description } : { description, example });
+  return schema;
+}
+
+function filePath(description: string, example?: string) {
+  const schema = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a non-empty file path' }).optional();
+  keyMeta.add(schema, { description, isPath: true, ...(example === undefined ? {} : { example }) });
+  return schema;
+}
+
+/**
+ * A UNIX file mode. YAML 1.2 reads `0660` as decimal 660; our YAML loader restores YAML 1.1's
+ * leading-zero octal (as Synapse's PyYAML reads it), and strings are read as octal digits, so
+ * `0660`, `"0660"`, `"660"` and `0o660` all mean rw-rw----.
+ */
+export const fileMode = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseFileMode(value);
+  if (parsed === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected an octal file mode such as 0660, got ${JSON.stringify(value)}`,
+    });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+export function parseFileMode(value: number | string): number | undefined {
+  if (typeof value === 'number') {
+    // A number here came from YAML already converted (0660 → 432). Anything above 0o777 was
+    // written without its leading zero (660), which is ambiguous: refuse rather than guess.
+    return Number.isInteger(value) && value >= 0 && value <= 0o777 ? value : undefined;
+  }
+  const match = /^(?:0o|0)?([0-7]{1,3})$/i.exec(value.trim());
+  return match ? parseInt(match[1]!, 8) : undefined;
+}
+
+/** Synapse's size strings: an integer of bytes, or a number with a K/M/G/T suffix (binary). */
+export const byteSize = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseByteSize(value);
+  if (parsed === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a size such as 50M or 1048576, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+export function parseByteSize(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const match = /^\s*(\d+)\s*([KMGT]?)B?\s*$/i.exec(value);
+  if (!match) return undefined;
+  const power = ' KMGT'.indexOf((match[2] || ' ').toUpperCase());
+  return Number(match[1]) * 1024 ** power;
+}
+
+const port = z.number({ error: 'expected a port number' }).int().min(0).max(65535);
+
+export const RESOURCE_NAMES = [
+  'client',
+  'federation',
+  'keys',
+  'media',
+  'replication',
+  'health',
+  'metrics',
+  'openid',
+  'static',
+  // Myelin's built-in router (the Workers issue): forwards each request to a worker that serves it.
+  'router',
+] as const;
+export type ResourceName = (typeof RESOURCE_NAMES)[number];
+
+const resource = z.object({
+  names: doc(
+    z.array(z.enum(RESOURCE_NAMES)).min(1),
+    'The resource groups this listener serves: client, federation, keys, media, replication, health, metrics, openid, static.',
+  ),
+  compress: doc(z.boolean().default(false), 'Compress responses (accepted for compatibility; responses are not compressed yet).'),
+});
+
+export const listenerSchema = z
+  .object({
+    port: doc(port.optional(), 'TCP port. Give either `port` or `path`.', '8008'),
+    bind_addresses: doc(
+      z.array(z.string()).optional(),
+      "Addresses to bind the TCP port on. Default `['::', '0.0.0.0']`.",
+      "['127.0.0.1']",
+    ),
+    bind_address: doc(z.string().optional(), 'Legacy single-address form of `bind_addresses`.'),
+    path: filePath('UNIX socket path. Give either `port` or `path`. Its directory must exist.', '/run/matrix-synapse/replication.sock'),
+    mode: doc(fileMode.optional(), 'File mode of the UNIX socket (octal). Default 0666.', '0660'),
+    type: doc(z.enum(['http', 'metrics']), 'Listener type: `http` or `metrics`.'),
+    tls: doc(z.boolean().default(false), 'Serve TLS on this listener (not supported yet; put a reverse proxy in front).'),
+    x_forwarded: doc(
+      z.boolean().default(false),
+      'Trust `X-Forwarded-For` from the reverse proxy in front of this listener for client IPs.',
+    ),
+    resources: doc(z.array(resource).default([]), 'The resource groups to serve, as a list of `{names, compress}`.'),
+  })
+  .superRefine((listener, ctx) => {
+    if (listener.path === undefined && listener.port === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a listener needs either `port` or `path`', path: ['port'] });
+    }
+    if (listener.path !== undefined && listener.port !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'a listener takes `port` or `path`, not both', path: ['path'] });
+    }
+    if (listener.path !== undefined && (listener.bind_addresses !== undefined || listener.bind_address !== undefined)) {
+      ctx.addIssue({ code: 'custom', message: '`bind_addresses` only applies to TCP listeners', path: ['bind_addresses'] });
+    }
+    if (listener.mode !== undefined && listener.path === undefined) {
+      ctx.addIssue({ code: 'custom', message: '`mode` only applies to UNIX socket listeners (`path`)', path: ['mode'] });
+    }
+  });
+export type ListenerConfig = z.output<typeof listenerSchema>;
+
+const databaseArgs = z.object({
+  database: doc(
+    z.string().optional(),
+    'SQLite: the database file (relative paths are resolved against the config file). PostgreSQL: the database name.',
+    '/var/lib/myelin/homeserver.db',
+  ),
+  dbname: doc(z.string().optional(), 'PostgreSQL: the database name (alias of `database`).'),
+  user: doc(z.string().optional(), 'PostgreSQL: the role to connect as.'),
+  password: doc(z.string().optional(), 'PostgreSQL: the password.'),
+  host: doc(
+    z.string().optional(),
+    'PostgreSQL: a host name, or a directory holding the server socket (e.g. `/run/postgresql`).',
+  ),
+  port: doc(port.optional(), 'PostgreSQL: the TCP port (default 5432).'),
+  cp_min: doc(z.number().int().min(0).optional(), 'PostgreSQL: minimum pool size (default 5).'),
+  cp_max: doc(z.number().int().min(1).optional(), 'PostgreSQL: maximum pool size (default 10).'),
+});
+
+const database = z
+  .object({
+    name: doc(
+      z.enum(['sqlite3', 'psycopg2', 'postgres']),
+      '`sqlite3` (embedded, the default) or `psycopg2`/`postgres` for PostgreSQL.',
+    ),
+    args: doc(databaseArgs.default({}), 'Connection arguments (see below).'),
+  })
+  .superRefine((db, ctx) => {
+    if (db.name === 'sqlite3' && !db.args.database) {
+      ctx.addIssue({ code: 'custom', message: 'SQLite needs `args.database`, the database file', path: ['args', 'database'] });
+    }
+  });
+
+const redis = z.object({
+  enabled: doc(z.boolean().default(false), 'Use Redis as the replication bus between main and workers.'),
+  path: filePath('UNIX socket of the Redis server. Takes precedence over `host`/`port`.', '/run/redis/redis-server.sock'),
+  host: doc(z.string().default('localhost'), 'Redis host, when no `path` is given.'),
+  port: doc(port.default(6379), 'Redis port, when no `path` is given.'),
+  password: doc(z.string().optional(), 'Redis password.'),
+  dbid: doc(z.number().int().min(0).optional(), 'Redis database number.'),
+});
+
+const instanceLocation = z
+  .object({
+    host: doc(z.string().optional(), 'Host of the instance’s replication listener.'),
+    port: doc(port.optional(), 'Port of the instance’s replication listener.'),
+    path: filePath('UNIX socket of the instance’s replication listener.'),
+    tls: doc(z.boolean().default(false), 'Use TLS to reach it (not supported yet).'),
+  })
+  .superRefine((entry, ctx) => {
+    const hasTcp = entry.host !== undefined || entry.port !== undefined;
+    if (entry.path === undefined && (entry.host === undefined || entry.port === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'an instance_map entry needs `path`, or `host` and `port`' });
+    }
+    if (entry.path !== undefined && hasTcp) {
+      ctx.addIssue({ code: 'custom', message: 'an instance_map entry takes `path` or `host`+`port`, not both' });
+    }
+  });
+export type InstanceLocation = z.output<typeof instanceLocation>;
+
+const writerList = z.union([z.string(), z.array(z.string())]).transform((v) => (typeof v === 'string' ? [v] : v));
+
+const streamWriters = z.object({
+  events: doc(writerList.optional(), 'Instances that persist events, sharded by room.'),
+  typing: doc(writerList.optional(), 'The instance that handles typing notifications (exactly one).'),
+  to_device: doc(writerList.optional(), 'The instance that writes to-device messages (exactly one).'),
+  account_data: doc(writerList.optional(), 'The instance that writes account data and tags (exactly one).'),
+  presence: doc(writerList.optional(), 'The instance that writes presence (exactly one).'),
+  push_rules: doc(writerList.optional(), 'The instance that writes push rules (exactly one).'),
+  receipts: doc(writerList.optional(), 'Instances that write receipts (one or more).'),
+  device_lists: doc(writerList.optional(), 'Instances that write device lists (one or more).'),
+});
+
+export const WORKER_APPS = ['generic_worker', 'media_repository'] as const;
+
+export const configSchema = z
+  .object({
+    server_name: doc(
+      z.string({ error: 'expected the server name as a string' }).min(1),
+      'The domain part of user ids and room aliases on this server. It cannot change later.',
+      'example.com',
+    ),
+    public_baseurl: doc(z.url().optional(), 'The public URL clients use to reach this server.', 'https://matrix.example.com/'),
+    serve_server_wellknown: doc(
+      z.boolean().default(false),
+      'Serve `/.well-known/matrix/server`, delegating federation to port 443 of the server name.',
+    ),
+    listeners: doc(z.array(listenerSchema).default([]), 'HTTP listeners of the main process (see "Listeners" below).'),
+    database: doc(database.optional(), 'The database. Default: SQLite `homeserver.db` beside the config file.'),
+    signing_key_path: filePath('The ed25519 signing key file (`ed25519 <version> <base64 seed>`).', '/etc/myelin/example.com.signing.key'),
+    registration_shared_secret: doc(
+      z.string().min(1).optional(),
+      'Secret that allows registering users through the admin API (`myelin register-user`).',
+    ),
+    registration_shared_secret_path: filePath('A file holding the registration shared secret.'),
+    enable_registration: doc(z.boolean().default(false), 'Allow anyone to register an account.'),
+    enable_registration_without_verification: doc(
+      z.boolean().default(false),
+      'Allow open registration without email or captcha verification (needed together with `enable_registration`).',
+    ),
+    media_store_path: filePath('Directory where uploaded media is stored. Default `media_store` beside the config.'),
+    max_upload_size: doc(byteSize.default(50 * 1024 * 1024), 'Largest media upload accepted.', '50M'),
+    redis: doc(redis.default({ enabled: false, host: 'localhost', port: 6379 }), 'Redis replication bus (worker mode).'),
+    instance_map: doc(
+      z.record(z.string(), instanceLocation).default({}),
+      'Where to reach each instance’s replication listener: `main` and every stream writer.',
+      '{main: {path: /run/matrix-synapse/replication.sock}}',
+    ),
+    stream_writers: doc(streamWriters.default({}), 'Which instances write which streams (worker mode).'),
+    worker_replication_secret: doc(z.string().min(1).optional(), 'Shared secret that authenticates replication HTTP requests.'),
+    worker_replication_secret_path: filePath('A file holding `worker_replication_secret`.'),
+    federation_sender_instances: doc(z.array(z.string()).optional(), 'Workers that send outgoing federation traffic.'),
+    pusher_instances: doc(z.array(z.string()).optional(), 'Workers that send push notifications.'),
+    run_background_tasks_on: doc(z.string().default('main'), 'The instance that runs background jobs.'),
+    media_instance_running_background_jobs: doc(z.string().optional(), 'The media worker that runs media clean-up jobs.'),
+    log_config: filePath('A logging config (YAML): `root.level` and a file handler’s `filename` are honoured.'),
+
+    worker_app: doc(
+      z.string().optional(),
+      'Worker files only: `generic_worker` or `media_repository` (`synapse.app.` prefix and legacy names accepted).',
+    ),
+    worker_name: doc(z.string().min(1).optional(), 'Worker files only: the unique instance name.'),
+    worker_listeners: doc(z.array(listenerSchema).default([]), 'Worker files only: the worker’s HTTP listeners.'),
+    worker_log_config: filePath('Worker files only: the worker’s logging config.'),
+  })
+  .superRefine((config, ctx) => {
+    if (config.registration_shared_secret !== undefined && config.registration_shared_secret_path !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give `registration_shared_secret` or `registration_shared_secret_path`, not both',
+        path: ['registration_shared_secret_path'],
+      });
+    }
+    if (config.worker_replication_secret !== undefined && config.worker_replication_secret_path !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'give `worker_replication_secret` or `worker_replication_secret_path`, not both',
+        path: ['worker_replication_secret_path'],
+      });
+    }
+  });
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ValidatedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,30 @@
+// Opens the configured database backend.
+
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { DatabaseConfig } from '../config/load.js';
+import type { Database } from './database.js';
+import { PostgresDatabase } from './postgres.js';
+import { SqliteDatabase } from './sqlite.js';
+
+export function openDatabase(config: DatabaseConfig): Database {
+  if (config.name === 'sqlite3') {
+    const file = config.args.database!;
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    return new SqliteDatabase(file);
+  }
+  const { args } = config;
+  return new PostgresDatabase({
+    host: args.host,
+    port: args.port,
+    user: args.user,
+    password: args.password,
+    database: args.dbname ?? args.database,
+    minConnections: args.cp_min,
+    maxConnections: args.cp_max,
+  });
+}
+
+export function isPostgres(config: DatabaseConfig): boolean {
+  return config.name !== 'sqlite3';
+}

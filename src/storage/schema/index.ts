@@ -1,0 +1,7 @@
+// Every schema migration, in order. Add a new file per migration and list it here; never edit a
+// migration that has been released.
+
+import type { Migration } from '../migrations.js';
+import { serverMeta } from './0001-server-meta.js';
+
+export const SCHEMA: readonly Migration[] = [serverMeta];

@@ -1,0 +1,105 @@
+// Composes one homeserver process: its database, its services and its listeners. Today this is
+// the main process of a single-process deployment; worker processes are composed here too once
+// they exist, so this is the one place that decides which process runs what.
+
+import { readFileSync } from 'node:fs';
+import { ROUTES } from '../api/registry.js';
+import type { ApiServices } from '../api/services.js';
+import type { Config } from '../config/load.js';
+import type { ListenerConfig, ResourceName } from '../config/schema.js';
+import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
+import { createDispatcher } from '../http/dispatch.js';
+import { startListener, type RunningListener } from '../http/listener.js';
+import type { Database } from '../storage/database.js';
+import { migrate } from '../storage/migrations.js';
+import { openDatabase } from '../storage/open.js';
+import { ServerMetaStore } from '../storage/server-meta-store.js';
+import { componentLogger, type Logger } from '../util/log.js';
+
+/** A start-up failure caused by the configuration or the files it names (exit status 2). */
+export class StartupConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupConfigError';
+  }
+}
+
+export interface RunningHomeserver {
+  readonly listeners: readonly RunningListener[];
+  readonly database: Database;
+  /** Stops accepting requests, lets in-flight ones finish (bounded), closes the database. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export function loadSigningKey(config: Config): SigningKey {
+  const where = config.origin.describe(['signing_key_path']);
+  if (!config.signing_key_path) throw new StartupConfigError(`${where}: required key is missing (the server's signing key file)`);
+  let text: string;
+  try {
+    text = readFileSync(config.signing_key_path, 'utf8');
+  } catch (err) {
+    throw new StartupConfigError(`${where}: cannot read ${config.signing_key_path}: ${(err as NodeJS.ErrnoException).code}`);
+  }
+  try {
+    const [key] = parseSigningKeyFile(text);
+    return key!;
+  } catch (err) {
+    throw new StartupConfigError(`${where}: ${config.signing_key_path}: ${(err as Error).message}`);
+  }
+}
+
+/** The resource groups a listener serves. `/health` is on every HTTP listener, as in Synapse. */
+export function listenerResources(listener: ListenerConfig): Set<ResourceName> {
+  const names = new Set<ResourceName>(listener.resources.flatMap((r) => r.names));
+  names.add('health');
+  return names;
+}
+
+export async function startHomeserver(config: Config, log: Logger): Promise<RunningHomeserver> {
+  const signingKey = loadSigningKey(config);
+  const database = openDatabase(config.database);
+  const listeners: RunningListener[] = [];
+  const shutdown = new AbortController();
+  try {
+    const storageLog = componentLogger(log, 'storage');
+    const { from, to } = await migrate(database);
+    if (from !== to) storageLog.info({ from, to }, `database schema upgraded from version ${from} to ${to}`);
+    await new ServerMetaStore(database).claimServerName(config.server_name);
+
+    const services: ApiServices = { config };
+    const listenerLog = componentLogger(log, 'http.listener');
+    for (const listener of config.listeners) {
+      if (listener.type !== 'http') {
+        listenerLog.warn({ listener: listener.port ?? listener.path }, `${listener.type} listeners are not served yet; skipped`);
+        continue;
+      }
+      const dispatcher = createDispatcher({
+        routes: ROUTES,
+        resources: listenerResources(listener),
+        services,
+        log: componentLogger(log, 'http'),
+        trustForwardedFor: listener.x_forwarded,
+        shutdownSignal: shutdown.signal,
+      });
+      const running = await startListener(listener, dispatcher, listenerLog);
+      listeners.push(running);
+      const names = [...listenerResources(listener)].join(', ');
+      for (const address of running.addresses) listenerLog.info(`listening on ${address} (${names})`);
+    }
+    log.info({ signingKey: signingKey.keyId }, `Myelin is serving ${config.server_name}`);
+  } catch (err) {
+    await Promise.all(listeners.map((l) => l.close(0)));
+    await database.close();
+    throw err;
+  }
+
+  return {
+    listeners,
+    database,
+    async stop(graceMs = 10_000) {
+      shutdown.abort();
+      await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,58 @@
+// A small HTTP client for tests that reaches TCP ports and UNIX sockets alike.
+
+import { request as httpRequest } from 'node:http';
+
+export interface Target {
+  /** `http://host:port` for TCP... */
+  baseUrl?: string;
+  /** ...or a UNIX socket path. */
+  socketPath?: string;
+}
+
+export interface TestResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+}
+
+export function request(
+  target: Target,
+  method: string,
+  path: string,
+  options: { body?: string | Buffer; headers?: Record<string, string> } = {},
+): Promise<TestResponse> {
+  const url = target.baseUrl ? new URL(path, target.baseUrl) : undefined;
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(
+      {
+        method,
+        path,
+        ...(url ? { host: url.hostname, port: url.port } : { socketPath: target.socketPath }),
+        headers: {
+          ...(options.body !== undefined ? { 'Content-Length': String(Buffer.byteLength(options.body)) } : {}),
+          ...options.headers,
+        },
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (options.body !== undefined) req.write(options.body);
+    req.end();
+  });
+}
