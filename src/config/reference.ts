@@ -31,7 +31,7 @@ function typeName(schema: SchemaNode): string {
 function enumValues(schema: SchemaNode): string | undefined {
   let node = schema as unknown as { def: { type: string; innerType?: unknown; entries?: Record<string, string> } };
   while (node.def.innerType) node = node.def.innerType as typeof node;
-  return node.def.type === 'enum' && node.def.entries ? Object.values(node.def.entries).join(' \\| ') : undefined;
+  return node.def.type === 'enum' && node.def.entries ? Object.values(node.def.entries).join(' | ') : undefined;
 }
 
 function rows(schema: SchemaNode, prefix: string, out: Row[], descend: (key: string) => boolean): Row[] {
