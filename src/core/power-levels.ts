@@ -200,13 +200,24 @@ export function parsePowerLevels(
   return new PowerLevels(content, createEvent, version);
 }
 
+/**
+ * Parsed power levels, remembered per power-levels event (or per create event when the room has
+ * none): auth checks and state resolution ask for them once per event they check, and parsing a
+ * `users` map of a big room each time dominated state resolution.
+ */
+const parsedLevels = new WeakMap<RoomEvent, { createEvent: RoomEvent | undefined; version: RoomVersion; levels: PowerLevels }>();
+
 /** The power levels in force in `state` (which should hold the create event). */
 export function powerLevelsFromState(state: StateMap, version: RoomVersion): PowerLevels {
-  return new PowerLevels(
-    state.get(POWER_LEVELS_KEY)?.content,
-    state.get(CREATE_KEY),
-    version,
-  );
+  const powerLevelsEvent = state.get(POWER_LEVELS_KEY);
+  const createEvent = state.get(CREATE_KEY);
+  const anchor = powerLevelsEvent ?? createEvent;
+  if (anchor === undefined) return new PowerLevels(undefined, undefined, version);
+  const cached = parsedLevels.get(anchor);
+  if (cached && cached.createEvent === createEvent && cached.version === version) return cached.levels;
+  const levels = new PowerLevels(powerLevelsEvent?.content, createEvent, version);
+  parsedLevels.set(anchor, { createEvent, version, levels });
+  return levels;
 }
 
 export function userPowerLevel(userId: string, state: StateMap, version: RoomVersion): number {
