@@ -7,6 +7,7 @@ import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
 import type { ResourceName } from '../config/schema.js';
 import { Errors, MatrixError } from '../errors.js';
+import type { Requester } from '../handlers/requester.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest, type RouteResponse } from './route.js';
 
 /** Synapse's limit for non-media request bodies: 200 × the 64 KiB PDU limit. */
@@ -28,6 +29,8 @@ export interface DispatcherOptions<S> {
   trustForwardedFor: boolean;
   /** Aborted at shutdown; handed to every request. */
   shutdownSignal: AbortSignal;
+  /** Resolves an access token to its requester, or throws a 401 Matrix error. */
+  authenticate?: (accessToken: string) => Promise<Requester>;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -94,16 +97,19 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
   ): Promise<void> {
     let response: RouteResponse;
     try {
+      const queryParams = new URLSearchParams(query);
+      const requester = route.auth === 'none' ? undefined : await authenticateRequest(req, queryParams, route.auth === 'user');
       const body = await readBody(req, route);
       const request: RouteRequest = {
         method: route.method,
         path,
         params,
-        query: new URLSearchParams(query),
+        query: queryParams,
         headers: req.headers,
         body,
         clientIp: clientIpOf(req, options.trustForwardedFor),
         signal: shutdownSignal,
+        requester,
       };
       response = await route.handle(request, services);
     } catch (err) {
@@ -125,6 +131,31 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     }
     sendJson(res, response.status ?? 200, response.body, response.headers);
   }
+
+  async function authenticateRequest(req: IncomingMessage, query: URLSearchParams, required: boolean): Promise<Requester | undefined> {
+    const token = accessTokenOf(req, query);
+    if (token === undefined) {
+      if (required) throw Errors.missingToken();
+      return undefined;
+    }
+    if (!options.authenticate) throw Errors.unknownToken();
+    return options.authenticate(token);
+  }
+}
+
+/**
+ * The access token from `Authorization: Bearer` or the deprecated `access_token` query parameter.
+ * Both at once is refused, as Synapse does.
+ */
+export function accessTokenOf(req: IncomingMessage, query: URLSearchParams): string | undefined {
+  const header = req.headers.authorization;
+  const fromQuery = query.get('access_token') ?? undefined;
+  if (header !== undefined) {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match || fromQuery !== undefined) throw Errors.missingToken();
+    return match[1];
+  }
+  return fromQuery === '' ? undefined : fromQuery;
 }
 
 function safeFind(find: (m: string, p: string) => unknown, method: string, path: string): boolean {

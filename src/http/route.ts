@@ -4,20 +4,11 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ResourceName } from '../config/schema.js';
+import type { Requester } from '../handlers/requester.js';
+import type { StreamName } from '../streams/streams.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export const HTTP_METHODS: readonly HttpMethod[] = ['GET', 'POST', 'PUT', 'DELETE'];
-
-/** The streams that have named writer instances (`stream_writers` in the config). */
-export type StreamName =
-  | 'events'
-  | 'typing'
-  | 'to_device'
-  | 'account_data'
-  | 'presence'
-  | 'push_rules'
-  | 'receipts'
-  | 'device_lists';
 
 /**
  * Which processes may serve a route:
@@ -56,6 +47,14 @@ export interface RouteRequest {
   readonly clientIp: string;
   /** Aborted when the process is shutting down, so long-polls can end early. */
   readonly signal: AbortSignal;
+  /** The authenticated user, for routes with `auth: 'user'` (always set) or `'optional'`. */
+  readonly requester?: Requester;
+}
+
+/** The requester of a route declared with `auth: 'user'`. */
+export function requesterOf(request: RouteRequest): Requester {
+  if (!request.requester) throw new Error(`route ${request.path} reached without authentication`);
+  return request.requester;
 }
 
 export interface RouteResponse {

@@ -3,5 +3,6 @@
 
 import type { Migration } from '../migrations.js';
 import { serverMeta } from './0001-server-meta.js';
+import { clientServer } from './0002-client-server.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta];
+export const SCHEMA: readonly Migration[] = [serverMeta, clientServer];

@@ -1,0 +1,116 @@
+// Sessions: password hashing, access tokens and devices, and resolving a token to its requester.
+
+import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { Errors } from '../errors.js';
+import type { Queryable } from '../storage/database.js';
+import type { UsersStore } from '../storage/users-store.js';
+import { LruCache } from '../util/lru.js';
+import type { Requester } from './requester.js';
+
+// scrypt with N=2^15 costs ~50 ms and 32 MiB per hash: slow for guessing, fine for logins.
+const SCRYPT = { N: 1 << 15, r: 8, p: 1, keyLength: 32, maxmem: 64 * 1024 * 1024 };
+
+function scryptAsync(password: string, salt: Buffer, keyLength: number, options: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(password.normalize('NFKC'), salt, keyLength, options, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+/** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scryptAsync(password, salt, SCRYPT.keyLength, { N: SCRYPT.N, r: SCRYPT.r, p: SCRYPT.p, maxmem: SCRYPT.maxmem });
+  return ['scrypt', SCRYPT.N, SCRYPT.r, SCRYPT.p, salt.toString('base64'), key.toString('base64')].join('$');
+}
+
+export async function verifyPassword(password: string, stored: string | null): Promise<boolean> {
+  if (!stored) return false;
+  const [scheme, n, r, p, salt, hash] = stored.split('$');
+  if (scheme !== 'scrypt' || !salt || !hash) return false;
+  const expected = Buffer.from(hash, 'base64');
+  const key = await scryptAsync(password, Buffer.from(salt, 'base64'), expected.length, {
+    N: Number(n),
+    r: Number(r),
+    p: Number(p),
+    maxmem: SCRYPT.maxmem,
+  });
+  return key.length === expected.length && timingSafeEqual(key, expected);
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+/**
+ * `syt_<base64url localpart>_<random>`, as Synapse's tokens: the prefix lets a router keep a
+ * user's /sync on one worker without a database lookup.
+ */
+export function generateAccessToken(localpart: string): string {
+  return `syt_${Buffer.from(localpart).toString('base64url')}_${randomBytes(20).toString('base64url')}`;
+}
+
+export function generateDeviceId(): string {
+  // Synapse uses 10 upper-case letters; clients display it.
+  const letters = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
+  return Array.from(randomBytes(10), (b) => letters[b % 26]).join('');
+}
+
+export function localpartOf(userId: string): string {
+  return userId.slice(1, userId.indexOf(':'));
+}
+
+interface CachedOwner {
+  requester: Requester;
+  deactivated: boolean;
+}
+
+export class AuthHandler {
+  private readonly tokenCache = new LruCache<string, CachedOwner | null>(50_000);
+
+  constructor(
+    private readonly users: UsersStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Creates (or reuses) a device and issues a new access token for it. */
+  async createSession(
+    userId: string,
+    options: { deviceId?: string; displayName?: string | null } = {},
+    tx?: Queryable,
+  ): Promise<{ accessToken: string; deviceId: string }> {
+    const deviceId = options.deviceId ?? generateDeviceId();
+    const accessToken = generateAccessToken(localpartOf(userId));
+    const now = this.now();
+    await this.users.upsertDevice(userId, deviceId, options.displayName ?? null, now, tx);
+    await this.users.addAccessToken(hashToken(accessToken), userId, deviceId, now, tx);
+    return { accessToken, deviceId };
+  }
+
+  /** The requester for a token, or a 401 Matrix error. */
+  async authenticate(token: string): Promise<Requester> {
+    const tokenHash = hashToken(token);
+    let cached = this.tokenCache.get(tokenHash);
+    if (cached === undefined) {
+      const owner = await this.users.getTokenOwner(tokenHash);
+      cached = owner
+        ? {
+            requester: { userId: owner.user_id, deviceId: owner.device_id, isGuest: owner.is_guest === 1, tokenHash },
+            deactivated: owner.deactivated === 1,
+          }
+        : null;
+      this.tokenCache.set(tokenHash, cached);
+    }
+    if (cached === null || cached.deactivated) throw Errors.unknownToken();
+    return cached.requester;
+  }
+
+  /** Forgets tokens that were deleted (logout, device deletion, password change). */
+  invalidateTokens(tokenHashes: Iterable<string>): void {
+    for (const hash of tokenHashes) this.tokenCache.delete(hash);
+  }
+
+  /** Forgets every cached token (e.g. a user was deactivated). */
+  invalidateAll(): void {
+    this.tokenCache.clear();
+  }
+}

@@ -1,0 +1,397 @@
+// The events writer: the one place that creates and persists a room's events.
+//
+// Each room has exactly one writer (in a single process, this one). For each new event it chooses
+// prev and auth events, hashes and signs, checks the auth rules against the room's current state,
+// and persists, one event at a time per room, in order. That makes each room's history a line
+// without any cross-process locking. API handlers reach it through `EventsWriterApi`, which worker
+// mode backs with an RPC; arguments and results are therefore plain JSON.
+
+import { checkEventAuth, checkRedactionAllowed } from '../core/auth-rules.js';
+import { selectAuthEventIds } from '../core/auth-events.js';
+import { finaliseEvent } from '../core/event-format.js';
+import { InvalidEventError, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
+import { generateLegacyEventId } from '../core/hashes.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
+import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
+import type { SigningKey } from '../core/signing.js';
+import { MatrixError } from '../errors.js';
+import type { ReplicationBus, StreamRow } from '../replication/bus.js';
+import type { Database, Queryable } from '../storage/database.js';
+import type { EventsStore } from '../storage/events-store.js';
+import type { RoomStateStore } from '../storage/room-state-store.js';
+import type { StreamIdGenerator } from '../streams/id-generator.js';
+import type { Logger } from '../util/log.js';
+import { LruCache } from '../util/lru.js';
+import type { EventCache, StoredEvent } from './event-cache.js';
+
+/** A new event as a handler asks for it. */
+export interface EventDraft {
+  type: string;
+  stateKey?: string;
+  sender: string;
+  content: JsonObject;
+  /** For m.room.redaction: the event redacted (placed per the room version). */
+  redacts?: string;
+}
+
+export interface SendOptions {
+  /** Makes the send idempotent per (room, user, device, txn id), across restarts. */
+  txn?: { userId: string; deviceId: string; txnId: string };
+  /** For state: when the same sender already set identical content, return that event instead. */
+  dedupeState?: boolean;
+}
+
+export interface PersistedEvent {
+  eventId: string;
+  streamOrdering: number;
+}
+
+export interface CreateRoomPlan {
+  roomVersion: string;
+  creator: string;
+  /** The m.room.create content (the writer adds `room_version`, and `creator` before v11). */
+  createContent: JsonObject;
+  /** v1–11: the room id the caller chose; v12 derives it from the create event. */
+  roomId?: string;
+  initialEvents: EventDraft[];
+  /** Published in the room directory. */
+  isPublic: boolean;
+  /** Local aliases to point at the room, created with it. */
+  aliases: string[];
+}
+
+export interface EventsWriterApi {
+  sendEvent(roomId: string, draft: EventDraft, options?: SendOptions): Promise<PersistedEvent>;
+  createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }>;
+}
+
+/** Extra rows written in the same transaction as an event (e.g. push notifications). */
+export type EventSideEffects = (tx: Queryable, event: StoredEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>) => Promise<void>;
+
+interface RoomContext {
+  readonly roomId: string;
+  readonly version: RoomVersion;
+  /** Current state events by (type, state_key). */
+  state: Map<StateKey, RoomEvent>;
+  latest: RoomEvent;
+}
+
+export interface EventsWriterDeps {
+  db: Database;
+  events: EventsStore;
+  roomState: RoomStateStore;
+  eventCache: EventCache;
+  ids: StreamIdGenerator;
+  bus: ReplicationBus;
+  instanceName: string;
+  serverName: string;
+  signingKey: SigningKey;
+  log: Logger;
+  now?: () => number;
+  sideEffects?: EventSideEffects;
+}
+
+export class EventsWriter implements EventsWriterApi {
+  private readonly rooms = new LruCache<string, RoomContext>(10_000);
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private unpublished: Array<{ position: number; row: StreamRow }> = [];
+  private readonly now: () => number;
+
+  constructor(private readonly deps: EventsWriterDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  sendEvent(roomId: string, draft: EventDraft, options: SendOptions = {}): Promise<PersistedEvent> {
+    return this.inRoomQueue(roomId, async (): Promise<PersistedEvent> => {
+      if (options.txn) {
+        const { userId, deviceId, txnId } = options.txn;
+        const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
+        if (existing) return this.persistedOf(existing);
+      }
+      const room = await this.loadRoom(roomId);
+      if (options.dedupeState && draft.stateKey !== undefined) {
+        const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
+        if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
+          return this.persistedOf(current.eventId);
+        }
+      }
+      const event = this.buildEvent(room, draft);
+      const [persisted] = await this.persist(room, [event], options.txn);
+      return persisted!;
+    });
+  }
+
+  async createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }> {
+    const version = getRoomVersion(plan.roomVersion);
+    if (!version) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Unsupported room version ${plan.roomVersion}`);
+    const createContent: JsonObject = { ...plan.createContent, room_version: version.id };
+    if (!version.creatorIsCreateSender) createContent.creator = plan.creator;
+    const createPdu: JsonObject = {
+      type: 'm.room.create',
+      state_key: '',
+      sender: plan.creator,
+      content: createContent,
+      origin_server_ts: this.now(),
+      depth: 1,
+      prev_events: [],
+      auth_events: [],
+    };
+    if (!version.roomIdFromCreateEvent) {
+      if (!plan.roomId) throw new Error('createRoom: v1–11 rooms need a room id chosen by the caller');
+      createPdu.room_id = plan.roomId;
+      if (version.eventIdFormat === 'v1') createPdu.event_id = generateLegacyEventId(this.deps.serverName);
+    }
+    const create = this.finalise(createPdu, version);
+    const roomId = create.roomId;
+    const room: RoomContext = { roomId, version, state: new Map(), latest: create };
+    this.checkAuth(room, create);
+    room.state.set(makeStateKey(create.type, ''), create);
+
+    return this.inRoomQueue(roomId, async () => {
+      const built: RoomEvent[] = [create];
+      // Each initial event is checked against the state the ones before it produced.
+      const working: RoomContext = { ...room, state: new Map(room.state) };
+      for (const draft of plan.initialEvents) {
+        const event = this.buildEvent(working, draft);
+        this.apply(working, event);
+        built.push(event);
+      }
+      const persisted = await this.persist(room, built, undefined, async (tx) => {
+        await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
+        for (const alias of plan.aliases) {
+          const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
+            alias,
+            roomId,
+            plan.creator,
+          ]);
+          if (inserted.changes === 0) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} already taken`);
+        }
+      });
+      this.deps.eventCache.rememberRoomVersion(roomId, version);
+      return { roomId, events: persisted };
+    });
+  }
+
+  /** Forgets cached room state (after an out-of-band change to the database). */
+  forgetRoom(roomId: string): void {
+    this.rooms.delete(roomId);
+  }
+
+  private async persistedOf(eventId: string): Promise<PersistedEvent> {
+    const stored = await this.deps.eventCache.get(eventId);
+    if (!stored) throw new Error(`event ${eventId} vanished`);
+    return { eventId, streamOrdering: stored.streamOrdering };
+  }
+
+  /** Runs `fn` after every earlier task of the same room has finished. */
+  private inRoomQueue<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(roomId) ?? Promise.resolve();
+    const result = previous.then(fn, fn);
+    const tail = result.catch(() => undefined);
+    this.queues.set(roomId, tail);
+    void tail.then(() => {
+      if (this.queues.get(roomId) === tail) this.queues.delete(roomId);
+    });
+    return result;
+  }
+
+  private async loadRoom(roomId: string): Promise<RoomContext> {
+    const cached = this.rooms.get(roomId);
+    if (cached) return cached;
+    const version = await this.deps.eventCache.roomVersion(roomId);
+    if (!version) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    const rows = await this.deps.roomState.currentState(roomId);
+    const events = await this.deps.eventCache.getMany(rows.map((r) => r.event_id));
+    const state = new Map<StateKey, RoomEvent>();
+    for (const row of rows) {
+      const stored = events.get(row.event_id);
+      if (stored) state.set(makeStateKey(row.type, row.state_key), stored.event);
+    }
+    const latestRow = await this.deps.events.latestEvent(roomId);
+    const latest = latestRow ? (await this.deps.eventCache.fromRow(latestRow))?.event : undefined;
+    if (!latest) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    const room: RoomContext = { roomId, version, state, latest };
+    this.rooms.set(roomId, room);
+    return room;
+  }
+
+  /** Builds, hashes, signs and auth-checks a new event following the room's latest event. */
+  private buildEvent(room: RoomContext, draft: EventDraft): RoomEvent {
+    const { version } = room;
+    const stateIds = new Map<StateKey, string>();
+    for (const [key, event] of room.state) stateIds.set(key, event.eventId);
+    const authIds = selectAuthEventIds(draft.type, draft.stateKey, draft.sender, draft.content, version, stateIds);
+    const legacyFormat = version.eventIdFormat === 'v1';
+    const reference = (id: string): JsonValue => {
+      if (!legacyFormat) return id;
+      const event = id === room.latest.eventId ? room.latest : [...room.state.values()].find((e) => e.eventId === id);
+      return [id, (event?.pdu.hashes as JsonObject | undefined) ?? {}];
+    };
+    const pdu: JsonObject = {
+      type: draft.type,
+      room_id: room.roomId,
+      sender: draft.sender,
+      content: draft.content,
+      origin_server_ts: this.now(),
+      depth: room.latest.depth + 1,
+      prev_events: [reference(room.latest.eventId)],
+      auth_events: authIds.map(reference),
+    };
+    if (draft.stateKey !== undefined) pdu.state_key = draft.stateKey;
+    if (draft.redacts !== undefined) {
+      if (version.redactsInContent) pdu.content = { ...draft.content, redacts: draft.redacts };
+      else pdu.redacts = draft.redacts;
+    }
+    if (legacyFormat) pdu.event_id = generateLegacyEventId(this.deps.serverName);
+    const event = this.finalise(pdu, version);
+    this.checkAuth(room, event);
+    return event;
+  }
+
+  private finalise(pdu: JsonObject, version: RoomVersion): RoomEvent {
+    try {
+      return finaliseEvent(pdu, version, this.deps.serverName, this.deps.signingKey).event;
+    } catch (err) {
+      if (err instanceof InvalidEventError) {
+        throw new MatrixError(err.errcode === 'M_TOO_LARGE' ? 413 : 400, err.errcode, err.message);
+      }
+      throw err;
+    }
+  }
+
+  private checkAuth(room: RoomContext, event: RoomEvent): void {
+    const result = checkEventAuth(event, room.state, room.version);
+    if (!result.allowed) throw new MatrixError(403, 'M_FORBIDDEN', result.reason, { rule: result.rule });
+  }
+
+  private apply(room: RoomContext, event: RoomEvent): void {
+    if (event.stateKey !== undefined) room.state.set(makeStateKey(event.type, event.stateKey), event);
+    room.latest = event;
+  }
+
+  /**
+   * Persists already-built events of one room in one transaction, then updates the room's cached
+   * state, announces the new positions and returns them. Nothing is cached or announced if the
+   * transaction fails.
+   */
+  private async persist(
+    room: RoomContext,
+    built: RoomEvent[],
+    txn: SendOptions['txn'],
+    extra?: (tx: Queryable) => Promise<void>,
+  ): Promise<PersistedEvent[]> {
+    const { db, events, roomState, ids, instanceName, eventCache, sideEffects } = this.deps;
+    const allocations = built.map(() => ids.allocate());
+    const stored: StoredEvent[] = built.map((event, i) => ({
+      event,
+      streamOrdering: allocations[i]!.position,
+      roomVersion: room.version,
+    }));
+    try {
+      await db.transaction(async (tx) => {
+        await extra?.(tx);
+        const state = new Map(room.state);
+        for (const item of stored) {
+          const { event } = item;
+          const relation = relationOf(event.content);
+          await events.insertEvent(tx, {
+            streamOrdering: item.streamOrdering,
+            eventId: event.eventId,
+            roomId: event.roomId,
+            type: event.type,
+            stateKey: event.stateKey,
+            sender: event.sender,
+            depth: event.depth,
+            originServerTs: event.originServerTs,
+            json: JSON.stringify(event.pdu),
+            relatesTo: relation?.eventId,
+            relationType: relation?.relType,
+            threadId: relation?.relType === 'm.thread' ? relation.eventId : undefined,
+            instanceName,
+          });
+          if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, state, room.version, item.streamOrdering);
+          await sideEffects?.(tx, item, state);
+          if (event.stateKey !== undefined) {
+            const membership = event.type === 'm.room.member' && typeof event.content.membership === 'string' ? event.content.membership : null;
+            await roomState.setState(tx, {
+              roomId: event.roomId,
+              type: event.type,
+              stateKey: event.stateKey,
+              eventId: event.eventId,
+              membership,
+              position: item.streamOrdering,
+            });
+            if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, event.stateKey, event.roomId);
+            state.set(makeStateKey(event.type, event.stateKey), event);
+          }
+        }
+        if (txn) await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.eventId, this.now());
+      });
+    } catch (err) {
+      for (const allocation of allocations) allocation.finish();
+      this.publishCompleted();
+      // The cached context may no longer match the database; reload it next time.
+      this.rooms.delete(room.roomId);
+      throw err;
+    }
+    for (const item of stored) {
+      this.apply(room, item.event);
+      eventCache.add(item);
+    }
+    this.rooms.set(room.roomId, room);
+    for (const item of stored) this.unpublished.push({ position: item.streamOrdering, row: eventRow(item.event) });
+    for (const allocation of allocations) allocation.finish();
+    this.publishCompleted();
+    return stored.map((s) => ({ eventId: s.event.eventId, streamOrdering: s.streamOrdering }));
+  }
+
+  /**
+   * Announces the rows whose positions are now complete. Another room's transaction may still hold
+   * a lower position; our rows then wait here until it finishes, so no reader is woken for a
+   * position it cannot read yet, and none is skipped.
+   */
+  private publishCompleted(): void {
+    const current = this.deps.ids.current;
+    const ready = this.unpublished.filter((u) => u.position <= current);
+    if (ready.length === 0) return;
+    this.unpublished = this.unpublished.filter((u) => u.position > current);
+    this.deps.bus.publish({ stream: 'events', instance: this.deps.instanceName, position: current, rows: ready.map((u) => u.row) });
+  }
+
+  /** Records a redaction that applies (the target is known, in this room, and may be redacted). */
+  private async recordRedaction(tx: Queryable, redaction: RoomEvent, state: ReadonlyMap<StateKey, RoomEvent>, version: RoomVersion, position: number): Promise<void> {
+    const target = await this.deps.eventCache.get(redaction.redacts!);
+    if (!target || target.event.roomId !== redaction.roomId) return;
+    if (!checkRedactionAllowed(redaction, target.event, state, version).allowed) return;
+    await this.deps.events.insertRedaction(tx, target.event.eventId, redaction.eventId, position);
+  }
+}
+
+function eventRow(event: RoomEvent): StreamRow {
+  const row: StreamRow = { stream: 'events', roomId: event.roomId, eventId: event.eventId, type: event.type, sender: event.sender };
+  if (event.stateKey !== undefined) row.stateKey = event.stateKey;
+  if (event.type === 'm.room.member' && typeof event.content.membership === 'string') row.membership = event.content.membership;
+  return row;
+}
+
+export function relationOf(content: JsonObject): { eventId: string; relType: string } | undefined {
+  const relatesTo = content['m.relates_to'];
+  if (!isJsonObject(relatesTo)) return undefined;
+  const eventId = relatesTo.event_id;
+  const relType = relatesTo.rel_type;
+  if (typeof eventId !== 'string' || typeof relType !== 'string') return undefined;
+  return { eventId, relType };
+}
+
+export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const other = b as JsonValue[];
+    return a.length === other.length && a.every((v, i) => jsonEqual(v, other[i]));
+  }
+  const ak = Object.keys(a);
+  const bo = b as JsonObject;
+  return ak.length === Object.keys(bo).length && ak.every((k) => k in bo && jsonEqual((a as JsonObject)[k], bo[k]));
+}

@@ -1,0 +1,162 @@
+// Wakes long-polling /sync requests when a stream they care about advances. It learns about every
+// advance from the replication bus, never from direct calls, so a write made by any process wakes
+// the syncs of every process the same way.
+
+import type { ReplicationBus, StreamRow, StreamUpdate } from '../replication/bus.js';
+import { STREAM_NAMES, zeroPositions, type StreamName, type StreamPositions } from './streams.js';
+
+export interface WaitRequest {
+  userId: string;
+  /** Rooms whose events, typing and receipts concern this sync (joined and invited rooms). */
+  roomIds: ReadonlySet<string>;
+  /** Positions the caller has already seen everything up to. */
+  seen: StreamPositions;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+interface Waiter {
+  request: WaitRequest;
+  wake: () => void;
+}
+
+/** How many recent updates per stream are kept to close the gap between a caller's check and its wait. */
+const RECENT_UPDATES = 1024;
+
+export class Notifier {
+  private readonly positions: StreamPositions = zeroPositions();
+  private readonly byUser = new Map<string, Set<Waiter>>();
+  private readonly byRoom = new Map<string, Set<Waiter>>();
+  /** Recent updates per stream, in position order, to close the gap between check and wait. */
+  private readonly recent = new Map<StreamName, StreamUpdate[]>(STREAM_NAMES.map((name) => [name, []]));
+  private readonly droppedUpTo: StreamPositions = zeroPositions();
+  private unsubscribe: () => void;
+
+  constructor(bus: ReplicationBus, initial?: Partial<StreamPositions>) {
+    Object.assign(this.positions, initial);
+    this.unsubscribe = bus.subscribe((update) => this.onUpdate(update));
+  }
+
+  /** The latest position seen on each stream. */
+  currentPositions(): StreamPositions {
+    return { ...this.positions };
+  }
+
+  /** Raises the known position of a stream without rows (e.g. at start-up). */
+  advance(stream: StreamName, position: number): void {
+    if (position > this.positions[stream]) this.positions[stream] = position;
+  }
+
+  /**
+   * Resolves when an update relevant to the request arrives past `seen`, when the timeout passes,
+   * or when the signal aborts. Updates that arrived after `seen` but before this call (while the
+   * caller was checking) wake it at once.
+   */
+  waitForUpdates(request: WaitRequest): Promise<void> {
+    if (request.timeoutMs <= 0 || request.signal?.aborted) return Promise.resolve();
+    if (this.missedSince(request)) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const waiter: Waiter = { request, wake: () => done() };
+      const timer = setTimeout(() => done(), request.timeoutMs);
+      const onAbort = () => done();
+      request.signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => {
+        clearTimeout(timer);
+        request.signal?.removeEventListener('abort', onAbort);
+        this.remove(this.byUser, request.userId, waiter);
+        for (const roomId of request.roomIds) this.remove(this.byRoom, roomId, waiter);
+        resolve();
+      };
+      this.add(this.byUser, request.userId, waiter);
+      for (const roomId of request.roomIds) this.add(this.byRoom, roomId, waiter);
+    });
+  }
+
+  /** Wakes every waiter (shutdown). */
+  wakeAll(): void {
+    for (const set of this.byUser.values()) for (const waiter of [...set]) waiter.wake();
+  }
+
+  close(): void {
+    this.unsubscribe();
+    this.wakeAll();
+  }
+
+  private onUpdate(update: StreamUpdate): void {
+    if (update.position > this.positions[update.stream]) this.positions[update.stream] = update.position;
+    const log = this.recent.get(update.stream)!;
+    log.push(update);
+    if (log.length > RECENT_UPDATES * 2) {
+      for (const dropped of log.splice(0, log.length - RECENT_UPDATES)) {
+        this.droppedUpTo[dropped.stream] = Math.max(this.droppedUpTo[dropped.stream], dropped.position);
+      }
+    }
+    const woken = new Set<Waiter>();
+    for (const row of update.rows) {
+      for (const roomId of roomsOf(row)) for (const waiter of this.byRoom.get(roomId) ?? []) woken.add(waiter);
+      for (const userId of usersOf(row)) for (const waiter of this.byUser.get(userId) ?? []) woken.add(waiter);
+    }
+    for (const waiter of woken) waiter.wake();
+  }
+
+  private missedSince(request: WaitRequest): boolean {
+    for (const stream of STREAM_NAMES) {
+      const seen = request.seen[stream];
+      if (seen >= this.positions[stream]) continue;
+      // Updates dropped from the log may have concerned the caller: wake rather than risk sleeping.
+      if (seen < this.droppedUpTo[stream]) return true;
+      const log = this.recent.get(stream)!;
+      for (let i = log.length - 1; i >= 0 && log[i]!.position > seen; i--) {
+        if (log[i]!.rows.some((row) => concerns(row, request))) return true;
+      }
+    }
+    return false;
+  }
+
+  private add(map: Map<string, Set<Waiter>>, key: string, waiter: Waiter): void {
+    let set = map.get(key);
+    if (!set) map.set(key, (set = new Set()));
+    set.add(waiter);
+  }
+
+  private remove(map: Map<string, Set<Waiter>>, key: string, waiter: Waiter): void {
+    const set = map.get(key);
+    if (!set) return;
+    set.delete(waiter);
+    if (set.size === 0) map.delete(key);
+  }
+}
+
+function roomsOf(row: StreamRow): readonly string[] {
+  switch (row.stream) {
+    case 'events':
+    case 'typing':
+    case 'receipts':
+      return [row.roomId];
+    case 'presence':
+    case 'device_lists':
+      return row.roomIds;
+    default:
+      return [];
+  }
+}
+
+function usersOf(row: StreamRow): readonly string[] {
+  switch (row.stream) {
+    case 'events':
+      // A membership change concerns its target even before they are in the room (invites).
+      return row.stateKey !== undefined && row.type === 'm.room.member' ? [row.stateKey] : [];
+    case 'account_data':
+    case 'to_device':
+    case 'push_rules':
+    case 'presence':
+    case 'device_lists':
+      return [row.userId];
+    default:
+      return [];
+  }
+}
+
+function concerns(row: StreamRow, request: WaitRequest): boolean {
+  return roomsOf(row).some((r) => request.roomIds.has(r)) || usersOf(row).includes(request.userId);
+}
