@@ -3,9 +3,75 @@
 // router all read this list; nothing else declares routes.
 
 import type { RouteDefinition } from '../http/route.js';
+import { accountDataRoutes } from './client/account-data.js';
+import { accountRoutes } from './client/account.js';
+import { capabilitiesRoutes } from './client/capabilities.js';
+import { createRoomRoutes } from './client/create-room.js';
+import { devicesRoutes } from './client/devices.js';
+import { directoryRoutes } from './client/directory.js';
+import { eventContextRoutes } from './client/event-context.js';
+import { filterRoutes } from './client/filter.js';
+import { joinedRoomsRoutes } from './client/joined-rooms.js';
+import { loginRoutes } from './client/login.js';
+import { logoutRoutes } from './client/logout.js';
+import { membersRoutes } from './client/members.js';
+import { membershipRoutes } from './client/membership.js';
+import { messagePaginationRoutes } from './client/message-pagination.js';
+import { presenceRoutes } from './client/presence.js';
+import { profileRoutes } from './client/profile.js';
+import { publicRoomsRoutes } from './client/public-rooms.js';
+import { pushRulesRoutes } from './client/push-rules.js';
+import { readMarkersRoutes } from './client/read-markers.js';
+import { receiptsRoutes } from './client/receipts.js';
+import { redactionRoutes } from './client/redaction.js';
+import { registrationRoutes } from './client/registration.js';
+import { roomEventRoutes } from './client/room-event.js';
+import { roomSendRoutes } from './client/room-send.js';
+import { roomStateRoutes } from './client/room-state.js';
+import { syncRoutes } from './client/sync.js';
+import { timestampToEventRoutes } from './client/timestamp-to-event.js';
+import { toDeviceRoutes } from './client/to-device.js';
+import { typingRoutes } from './client/typing.js';
+import { userDirectoryRoutes } from './client/user-directory.js';
 import { versionsRoutes } from './client/versions.js';
 import { wellKnownRoutes } from './client/well-known.js';
+import { adminRegisterRoutes } from './admin/register.js';
 import { healthRoutes } from './health.js';
 import type { ApiServices } from './services.js';
 
-export const ROUTES: readonly RouteDefinition<ApiServices>[] = [...versionsRoutes, ...wellKnownRoutes, ...healthRoutes];
+export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
+  ...accountDataRoutes,
+  ...accountRoutes,
+  ...capabilitiesRoutes,
+  ...createRoomRoutes,
+  ...devicesRoutes,
+  ...directoryRoutes,
+  ...eventContextRoutes,
+  ...filterRoutes,
+  ...joinedRoomsRoutes,
+  ...loginRoutes,
+  ...logoutRoutes,
+  ...membersRoutes,
+  ...membershipRoutes,
+  ...messagePaginationRoutes,
+  ...presenceRoutes,
+  ...profileRoutes,
+  ...publicRoomsRoutes,
+  ...pushRulesRoutes,
+  ...readMarkersRoutes,
+  ...receiptsRoutes,
+  ...redactionRoutes,
+  ...registrationRoutes,
+  ...roomEventRoutes,
+  ...roomSendRoutes,
+  ...roomStateRoutes,
+  ...syncRoutes,
+  ...timestampToEventRoutes,
+  ...toDeviceRoutes,
+  ...typingRoutes,
+  ...userDirectoryRoutes,
+  ...versionsRoutes,
+  ...wellKnownRoutes,
+  ...adminRegisterRoutes,
+  ...healthRoutes,
+];

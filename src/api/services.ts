@@ -1,8 +1,11 @@
-// What API route handlers receive. Each process composes exactly the services its role needs
-// and passes them in; there is no global service locator.
+// What API route handlers receive: the shared core plus every handler area. Each process composes
+// the services its role needs (src/workers/services.ts) and passes them in; there is no global
+// service locator.
 
-import type { Config } from '../config/load.js';
+import type { AccountServices } from '../handlers/accounts/index.js';
+import type { CoreDeps } from '../handlers/core.js';
+import type { EphemeralServices } from '../handlers/ephemeral/index.js';
+import type { RoomReadServices } from '../handlers/room-reads/index.js';
+import type { RoomServices } from '../handlers/rooms/index.js';
 
-export interface ApiServices {
-  readonly config: Config;
-}
+export type ApiServices = CoreDeps & AccountServices & EphemeralServices & RoomReadServices & RoomServices;

@@ -15,6 +15,7 @@ import { migrate } from '../storage/migrations.js';
 import { openDatabase } from '../storage/open.js';
 import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
+import { createProcessServices, type ProcessServices } from './services.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
 export class StartupConfigError extends Error {
@@ -27,6 +28,7 @@ export class StartupConfigError extends Error {
 export interface RunningHomeserver {
   readonly listeners: readonly RunningListener[];
   readonly database: Database;
+  readonly services: ApiServices;
   /** Stops accepting requests, lets in-flight ones finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -60,13 +62,15 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
   const database = openDatabase(config.database);
   const listeners: RunningListener[] = [];
   const shutdown = new AbortController();
+  let processServices: ProcessServices | undefined;
   try {
     const storageLog = componentLogger(log, 'storage');
     const { from, to } = await migrate(database);
     if (from !== to) storageLog.info({ from, to }, `database schema upgraded from version ${from} to ${to}`);
     await new ServerMetaStore(database).claimServerName(config.server_name);
 
-    const services: ApiServices = { config };
+    processServices = await createProcessServices({ config, db: database, signingKey, log });
+    const { services } = processServices;
     const listenerLog = componentLogger(log, 'http.listener');
     for (const listener of config.listeners) {
       if (listener.type !== 'http') {
@@ -80,6 +84,7 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
         log: componentLogger(log, 'http'),
         trustForwardedFor: listener.x_forwarded,
         shutdownSignal: shutdown.signal,
+        authenticate: (token) => services.auth.authenticate(token),
       });
       const running = await startListener(listener, dispatcher, listenerLog);
       listeners.push(running);
@@ -89,6 +94,7 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
     log.info({ signingKey: signingKey.keyId }, `Myelin is serving ${config.server_name}`);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
+    await processServices?.close();
     await database.close();
     throw err;
   }
@@ -96,9 +102,11 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
   return {
     listeners,
     database,
+    services: processServices.services,
     async stop(graceMs = 10_000) {
       shutdown.abort();
       await Promise.all(listeners.map((l) => l.close(graceMs)));
+      await processServices?.close();
       await database.close();
     },
   };

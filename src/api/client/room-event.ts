@@ -1,0 +1,4 @@
+import type { RouteDefinition } from '../../http/route.js';
+import type { ApiServices } from '../services.js';
+
+export const roomEventRoutes: RouteDefinition<ApiServices>[] = [];

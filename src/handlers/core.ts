@@ -1,0 +1,40 @@
+// The shared infrastructure every handler area is built on: configuration, storage, the events
+// writer, caches, the replication bus and the notifier. Composed once per process (see
+// src/workers/services.ts) and handed to each area's factory.
+
+import type { Config } from '../config/load.js';
+import type { SigningKey } from '../core/signing.js';
+import type { ReplicationBus } from '../replication/bus.js';
+import type { Database } from '../storage/database.js';
+import type { EventsStore } from '../storage/events-store.js';
+import type { RoomStateStore } from '../storage/room-state-store.js';
+import type { UsersStore } from '../storage/users-store.js';
+import type { Notifier } from '../streams/notifier.js';
+import type { Logger } from '../util/log.js';
+import type { AuthHandler } from './auth.js';
+import type { EventCache } from './event-cache.js';
+import type { EventsWriterApi } from './events-writer.js';
+import type { RoomStateReader } from './room-state.js';
+
+export interface CoreDeps {
+  readonly config: Config;
+  readonly serverName: string;
+  /** This process's instance name: `main`, or the worker's name. */
+  readonly instanceName: string;
+  readonly signingKey: SigningKey;
+  readonly db: Database;
+  readonly bus: ReplicationBus;
+  readonly notifier: Notifier;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly stores: {
+    readonly users: UsersStore;
+    readonly events: EventsStore;
+    readonly roomState: RoomStateStore;
+  };
+  readonly eventCache: EventCache;
+  readonly roomState: RoomStateReader;
+  readonly auth: AuthHandler;
+  /** The events writer for a room (one writer per room; in a single process, always the same). */
+  readonly eventsWriter: EventsWriterApi;
+}
