@@ -10,6 +10,8 @@ export class MatrixError extends Error {
     message: string,
     /** Extra top-level fields of the error body, e.g. `retry_after_ms`. */
     readonly extra: Readonly<Record<string, unknown>> = {},
+    /** Extra response headers, e.g. `Retry-After`. */
+    readonly headers: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = 'MatrixError';

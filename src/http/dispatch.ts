@@ -115,7 +115,10 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     } catch (err) {
       if (err instanceof MatrixError) {
         if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
-        if (!res.headersSent) drainAndSend(req, res, err.status, err.toJSON());
+        if (!res.headersSent) {
+          for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
+          drainAndSend(req, res, err.status, err.toJSON());
+        }
         return;
       }
       throw err;
