@@ -140,6 +140,12 @@ export class EventsStore {
         );
   }
 
+  /** The room a local alias points to. */
+  async roomIdForAlias(alias: string): Promise<string | undefined> {
+    const row = await this.db.get<{ room_id: string }>('SELECT room_id FROM room_aliases WHERE room_alias = ?', [alias]);
+    return row?.room_id;
+  }
+
   async insertRedaction(tx: Queryable, redacts: string, eventId: string, streamOrdering: number): Promise<void> {
     await tx.run('INSERT INTO redactions (redacts, event_id, stream_ordering) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
       redacts,
