@@ -78,6 +78,22 @@ export function parseByteSize(value: number | string): number | undefined {
 
 const port = z.number({ error: 'expected a port number' }).int().min(0).max(65535);
 
+/**
+ * A rate limit as Synapse writes it: a bucket of `burst_count` actions that refills at
+ * `per_second`. Either field may be left out and keeps its default.
+ */
+function rateLimit(description: string, defaults: { per_second: number; burst_count: number }) {
+  return doc(
+    z
+      .object({
+        per_second: doc(z.number().min(0).default(defaults.per_second), 'Actions per second allowed in the long run.'),
+        burst_count: doc(z.number().min(0).default(defaults.burst_count), 'Actions allowed at once before the limit applies.'),
+      })
+      .default(defaults),
+    description,
+  );
+}
+
 export const RESOURCE_NAMES = [
   'client',
   'federation',
@@ -234,6 +250,31 @@ export const configSchema = z
     enable_registration_without_verification: doc(
       z.boolean().default(false),
       'Allow open registration without email or captcha verification (needed together with `enable_registration`).',
+    ),
+    rc_message: rateLimit('Messages a user may send (per user; server admins are exempt).', { per_second: 0.2, burst_count: 10 }),
+    rc_registration: rateLimit('Registrations per client IP address.', { per_second: 0.17, burst_count: 3 }),
+    rc_login: doc(
+      z
+        .object({
+          address: rateLimit('Login attempts per client IP address.', { per_second: 0.17, burst_count: 3 }),
+          account: rateLimit('Successful logins per account.', { per_second: 0.17, burst_count: 3 }),
+          failed_attempts: rateLimit('Failed logins (and failed re-authentications) per account.', { per_second: 0.17, burst_count: 3 }),
+        })
+        .default({
+          address: { per_second: 0.17, burst_count: 3 },
+          account: { per_second: 0.17, burst_count: 3 },
+          failed_attempts: { per_second: 0.17, burst_count: 3 },
+        }),
+      'Login rate limits: `address`, `account` and `failed_attempts`.',
+    ),
+    rc_joins: doc(
+      z
+        .object({
+          local: rateLimit('Joins per user to rooms this server is already in.', { per_second: 0.1, burst_count: 10 }),
+          remote: rateLimit('Joins per user to rooms that need another server (federation).', { per_second: 0.01, burst_count: 10 }),
+        })
+        .default({ local: { per_second: 0.1, burst_count: 10 }, remote: { per_second: 0.01, burst_count: 10 } }),
+      'Room join rate limits: `local` and `remote`.',
     ),
     media_store_path: filePath('Directory where uploaded media is stored. Default `media_store` beside the config.'),
     max_upload_size: doc(byteSize.default(50 * 1024 * 1024), 'Largest media upload accepted.', '50M'),
