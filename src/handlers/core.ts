@@ -13,6 +13,8 @@ import type { Notifier } from '../streams/notifier.js';
 import type { Logger } from '../util/log.js';
 import type { AuthHandler } from './auth.js';
 import type { EventCache } from './event-cache.js';
+import type { EventSerializer } from './event-serializer.js';
+import type { EventVisibility } from './event-visibility.js';
 import type { EventsWriterApi } from './events-writer.js';
 import type { RoomStateReader } from './room-state.js';
 
@@ -34,6 +36,10 @@ export interface CoreDeps {
   };
   readonly eventCache: EventCache;
   readonly roomState: RoomStateReader;
+  /** History visibility of room events for a user (every read path filters through it). */
+  readonly visibility: EventVisibility;
+  /** Stored events → client events, with redactions, transaction ids and prev_content. */
+  readonly serializer: EventSerializer;
   readonly auth: AuthHandler;
   /** The events writer for a room (one writer per room; in a single process, always the same). */
   readonly eventsWriter: EventsWriterApi;

@@ -114,6 +114,35 @@ export class RoomStateStore {
     );
   }
 
+  /**
+   * The intervals of the given state keys that overlap positions `from..to` (inclusive), for
+   * answering "what was X at each of these events" with one query.
+   */
+  intervalsOverlapping(
+    roomId: string,
+    keys: ReadonlyArray<readonly [type: string, stateKey: string]>,
+    from: number,
+    to: number,
+  ): Promise<Array<StateRow & { to_stream: number | null }>> {
+    if (keys.length === 0) return Promise.resolve([]);
+    const conditions = keys.map(() => '(type = ? AND state_key = ?)').join(' OR ');
+    return this.db.all(
+      `SELECT type, state_key, event_id, membership, from_stream, to_stream FROM room_state
+       WHERE room_id = ? AND (${conditions}) AND from_stream <= ? AND (to_stream IS NULL OR to_stream > ?)
+       ORDER BY from_stream`,
+      [roomId, ...keys.flat(), to, from],
+    );
+  }
+
+  /** The state events replaced by events at the given positions (for `unsigned.prev_content`). */
+  replacedAt(roomId: string, positions: readonly number[]): Promise<Array<{ event_id: string; to_stream: number }>> {
+    if (positions.length === 0) return Promise.resolve([]);
+    return this.db.all(
+      `SELECT event_id, to_stream FROM room_state WHERE room_id = ? AND to_stream IN (${positions.map(() => '?').join(',')})`,
+      [roomId, ...positions],
+    );
+  }
+
   async forget(userId: string, roomId: string): Promise<void> {
     await this.db.run('INSERT INTO room_forgotten (user_id, room_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [userId, roomId]);
   }

@@ -9,6 +9,8 @@ import { AuthHandler } from '../handlers/auth.js';
 import type { CoreDeps } from '../handlers/core.js';
 import { createEphemeralServices } from '../handlers/ephemeral/index.js';
 import { EventCache } from '../handlers/event-cache.js';
+import { EventSerializer } from '../handlers/event-serializer.js';
+import { EventVisibility } from '../handlers/event-visibility.js';
 import { EventsWriter } from '../handlers/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { RoomStateReader } from '../handlers/room-state.js';
@@ -71,6 +73,8 @@ export async function createProcessServices(options: {
     stores,
     eventCache,
     roomState: new RoomStateReader(stores.roomState, eventCache, bus),
+    visibility: new EventVisibility(stores.roomState, eventCache),
+    serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now),
     auth: new AuthHandler(stores.users, now),
     eventsWriter,
   };

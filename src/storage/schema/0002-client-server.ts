@@ -126,6 +126,7 @@ CREATE INDEX room_state_current ON room_state (room_id) WHERE to_stream IS NULL;
 CREATE INDEX room_state_member_current ON room_state (state_key, membership) WHERE type = 'm.room.member' AND to_stream IS NULL;
 CREATE INDEX room_state_member_history ON room_state (state_key, from_stream) WHERE type = 'm.room.member';
 CREATE INDEX room_state_room_from ON room_state (room_id, from_stream);
+CREATE INDEX room_state_room_to ON room_state (room_id, to_stream);
 
 -- Rooms a user has forgotten (they no longer appear anywhere for that user).
 CREATE TABLE room_forgotten (
