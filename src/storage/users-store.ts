@@ -42,6 +42,8 @@ export interface UiAuthSessionRow {
   completed_json: string;
   user_id: string | null;
   created_ts: number;
+  /** Server-side session data the client never sees (password hashes, the registered user). */
+  server_data_json: string;
 }
 
 export class UsersStore {
@@ -73,6 +75,16 @@ export class UsersStore {
   /** Case-insensitive lookup: Synapse treats user ids that differ only in case as the same user. */
   findUserIgnoringCase(userId: string): Promise<UserRow | undefined> {
     return this.db.get<UserRow>('SELECT * FROM users WHERE LOWER(user_id) = LOWER(?) ORDER BY user_id LIMIT 1', [userId]);
+  }
+
+  /** Every user whose id equals `userId` ignoring case (older servers allowed several). */
+  findUsersIgnoringCase(userId: string): Promise<UserRow[]> {
+    return this.db.all<UserRow>('SELECT * FROM users WHERE LOWER(user_id) = LOWER(?) ORDER BY user_id', [userId]);
+  }
+
+  async isAdmin(userId: string): Promise<boolean> {
+    const row = await this.db.get<{ is_admin: number }>('SELECT is_admin FROM users WHERE user_id = ?', [userId]);
+    return row?.is_admin === 1;
   }
 
   async setPasswordHash(userId: string, hash: string | null): Promise<void> {
@@ -131,8 +143,15 @@ export class UsersStore {
     );
   }
 
-  /** Deletes devices and every access token they hold; returns the token hashes removed. */
-  async deleteDevices(userId: string, deviceIds: readonly string[]): Promise<string[]> {
+  /**
+   * Deletes devices and every access token they hold; returns the token hashes removed. `alsoDo`
+   * runs in the same transaction, for rows other areas keep per device (keys, device lists).
+   */
+  async deleteDevices(
+    userId: string,
+    deviceIds: readonly string[],
+    alsoDo?: (tx: Queryable, userId: string, deviceIds: readonly string[]) => Promise<void>,
+  ): Promise<string[]> {
     if (deviceIds.length === 0) return [];
     return this.db.transaction(async (tx) => {
       const removed: string[] = [];
@@ -142,6 +161,7 @@ export class UsersStore {
         await tx.run('DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
         await tx.run('DELETE FROM devices WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
       }
+      await alsoDo?.(tx, userId, deviceIds);
       return removed;
     });
   }
@@ -164,17 +184,28 @@ export class UsersStore {
 
   /** Removes every token of a user except `keep`; returns the hashes removed. */
   async deleteAccessTokensOfUser(userId: string, keep?: string): Promise<string[]> {
-    const rows = await this.db.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ?', [userId]);
-    const removed = rows.map((r) => r.token_hash).filter((h) => h !== keep);
-    for (const hash of removed) await this.db.run('DELETE FROM access_tokens WHERE token_hash = ?', [hash]);
-    return removed;
+    return this.db.transaction(async (tx) => {
+      const rows = await tx.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ?', [userId]);
+      const removed = rows.map((r) => r.token_hash).filter((h) => h !== keep);
+      for (const hash of removed) await tx.run('DELETE FROM access_tokens WHERE token_hash = ?', [hash]);
+      return removed;
+    });
   }
 
   async createUiAuthSession(row: UiAuthSessionRow): Promise<void> {
     await this.db.run(
-      'INSERT INTO ui_auth_sessions (session_id, method, uri, body_json, completed_json, user_id, created_ts) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      [row.session_id, row.method, row.uri, row.body_json, row.completed_json, row.user_id, row.created_ts],
+      `INSERT INTO ui_auth_sessions (session_id, method, uri, body_json, completed_json, user_id, created_ts, server_data_json)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      [row.session_id, row.method, row.uri, row.body_json, row.completed_json, row.user_id, row.created_ts, row.server_data_json],
     );
+  }
+
+  async setUiAuthSessionBody(sessionId: string, bodyJson: string): Promise<void> {
+    await this.db.run('UPDATE ui_auth_sessions SET body_json = ? WHERE session_id = ?', [bodyJson, sessionId]);
+  }
+
+  async setUiAuthSessionServerData(sessionId: string, serverDataJson: string): Promise<void> {
+    await this.db.run('UPDATE ui_auth_sessions SET server_data_json = ? WHERE session_id = ?', [serverDataJson, sessionId]);
   }
 
   getUiAuthSession(sessionId: string): Promise<UiAuthSessionRow | undefined> {
