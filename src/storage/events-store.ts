@@ -121,7 +121,15 @@ export class EventsStore {
     );
   }
 
-  /** Rooms among `roomIds`... with their newest stream position (for skipping unchanged rooms). */
+  /** Rooms that have events with `from < stream_ordering <= to` (an incremental sync's candidates). */
+  async roomsWithEventsBetween(from: number, to: number): Promise<string[]> {
+    const rows = await this.db.all<{ room_id: string }>(
+      'SELECT DISTINCT room_id FROM events WHERE stream_ordering > ? AND stream_ordering <= ?',
+      [from, to],
+    );
+    return rows.map((r) => r.room_id);
+  }
+
   async maxStreamOrdering(): Promise<number> {
     const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_ordering) AS m FROM events');
     return Number(row?.m ?? 0);

@@ -89,6 +89,15 @@ export class RoomStateStore {
     );
   }
 
+  /** A user's membership in every room as of the events-stream position `position`. */
+  membershipsAt(userId: string, position: number): Promise<MembershipRow[]> {
+    return this.db.all<MembershipRow>(
+      `SELECT room_id, event_id, membership, from_stream FROM room_state
+       WHERE type = 'm.room.member' AND state_key = ? AND from_stream <= ? AND (to_stream IS NULL OR to_stream > ?)`,
+      [userId, position, position],
+    );
+  }
+
   /** A user's membership changes with `from < position <= to`, oldest first. */
   membershipChangesBetween(userId: string, from: number, to: number): Promise<MembershipRow[]> {
     return this.db.all<MembershipRow>(

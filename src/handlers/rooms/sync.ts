@@ -1,0 +1,464 @@
+// /sync: everything that changed for a user's device between two sets of stream positions.
+//
+// A response covers `(since, to]` where `to` is a snapshot of the streams' completed positions
+// taken when the response is computed, so nothing written later can be half-included. An
+// incremental sync with nothing new waits on the notifier (woken through the replication bus)
+// and computes again. See SPEC-NOTES §3.4 for the semantics followed here (Synapse's where the
+// spec is vague).
+
+import type { ClientEvent } from '../../core/client-events.js';
+import { toStrippedState } from '../../core/client-events.js';
+import { stateKey as makeStateKey, splitStateKey, type StateKey } from '../../core/events.js';
+import {
+  eventMatchesFilter,
+  includeRedundantMembers,
+  lazyLoadMembers,
+  roomAllowed,
+  timelineLimit,
+  type EventFilter,
+  type Filter,
+  type RoomEventFilter,
+} from '../../core/filters.js';
+import type { JsonObject } from '../../core/json.js';
+import { computeRoomSummary, hasCanonicalAlias, hasRoomName, type SummaryMember } from '../../core/room-summary.js';
+import { clampPositions, encodeSyncToken, zeroPositions, type StreamPositions } from '../../streams/streams.js';
+import { LruCache } from '../../util/lru.js';
+import type { CoreDeps } from '../core.js';
+import type { StoredEvent } from '../event-cache.js';
+import type { RoomState } from '../room-state.js';
+import type { SyncSources } from '../sync-sources.js';
+import type { MembershipRow, StateRow } from '../../storage/room-state-store.js';
+
+export interface SyncRequest {
+  userId: string;
+  deviceId: string;
+  since: StreamPositions | undefined;
+  timeoutMs: number;
+  fullState: boolean;
+  filter: Filter;
+  setPresence: string | undefined;
+  /** MSC4222: answer `state_after` under this key instead of `state`. */
+  stateAfterKey: 'state_after' | 'org.matrix.msc4222.state_after' | undefined;
+  signal: AbortSignal;
+}
+
+/** The most to-device messages one response carries (Synapse's limit). */
+const TO_DEVICE_LIMIT = 100;
+
+/** The state types sent to invitees (stripped), as Synapse's `room_prejoin_state` default. */
+const INVITE_STATE_TYPES = new Set([
+  'm.room.join_rules',
+  'm.room.canonical_alias',
+  'm.room.avatar',
+  'm.room.encryption',
+  'm.room.name',
+  'm.room.create',
+  'm.room.topic',
+]);
+
+interface RoomSection {
+  roomId: string;
+  body: JsonObject;
+  /** Whether the section carries anything the client has not seen (drives the long-poll). */
+  hasNews: boolean;
+}
+
+type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
+
+export class SyncHandler {
+  /** Per device: members already sent per room, for lazy loading without redundant members. */
+  private readonly sentMembers = new LruCache<string, Map<string, Set<string>>>(10_000);
+
+  constructor(
+    private readonly core: CoreDeps,
+    private readonly sources: SyncSources,
+  ) {}
+
+  async sync(request: SyncRequest): Promise<JsonObject> {
+    const { notifier } = this.core;
+    await this.sources.userSyncing(request.userId, request.setPresence);
+    if (request.since) await this.sources.acknowledgeToDevice(request.userId, request.deviceId, request.since.to_device);
+
+    const deadline = Date.now() + request.timeoutMs;
+    for (;;) {
+      const to = notifier.currentPositions();
+      const since = request.since ? clampPositions(request.since, to) : undefined;
+      const { response, hasNews } = await this.compute({ ...request, since }, to);
+      const waitFor = deadline - Date.now();
+      // An initial or full-state sync answers at once; so does anything with news.
+      if (hasNews || !since || request.fullState || waitFor <= 0 || request.signal.aborted) return response;
+      const roomIds = new Set(await this.core.roomState.roomsOf(request.userId, ['join', 'invite', 'knock']));
+      await notifier.waitForUpdates({ userId: request.userId, roomIds, seen: to, timeoutMs: waitFor, signal: request.signal });
+      if (Date.now() >= deadline || request.signal.aborted) {
+        // Timed out: answer the (empty) incremental sync up to now.
+        const now = notifier.currentPositions();
+        return (await this.compute({ ...request, since }, now)).response;
+      }
+    }
+  }
+
+  private async compute(request: SyncRequest, to: StreamPositions): Promise<{ response: JsonObject; hasNews: boolean }> {
+    const { userId, deviceId, since, filter } = request;
+    const initial = since === undefined;
+    const from: StreamPositions = since ?? zeroPositions();
+    if (initial || request.fullState) this.sentMembers.delete(`${userId}\u0000${deviceId}`);
+
+    const roomSections = await this.roomSections(request, from, to);
+    const response: JsonObject = {};
+    let hasNews = roomSections.hasNews;
+
+    const accountData = await this.sources.accountData(userId, from.account_data, to.account_data, from.push_rules, to.push_rules);
+    const globalData = accountData.global.filter((e) => eventMatchesFilter(filter.accountData, { type: e.type }));
+    if (globalData.length) {
+      response.account_data = { events: globalData.map((e) => ({ type: e.type, content: e.content })) };
+      hasNews = true;
+    }
+    for (const section of roomSections.join) {
+      const roomData = (accountData.rooms.get(section.roomId) ?? []).filter((e) => eventMatchesFilter(filter.room.accountData, { type: e.type }));
+      if (roomData.length) {
+        section.body.account_data = { events: roomData.map((e) => ({ type: e.type, content: e.content })) };
+        section.hasNews = true;
+        hasNews = true;
+      }
+    }
+    // Rooms with only account-data changes (e.g. a new tag) still appear in the join section.
+    for (const [roomId, entries] of accountData.rooms) {
+      if (roomSections.join.some((s) => s.roomId === roomId) || !roomSections.joinedIds.has(roomId)) continue;
+      const roomData = entries.filter((e) => eventMatchesFilter(filter.room.accountData, { type: e.type }));
+      if (!roomData.length || !roomAllowed(filter.room, roomId)) continue;
+      roomSections.join.push({ roomId, body: { account_data: { events: roomData.map((e) => ({ type: e.type, content: e.content })) } }, hasNews: true });
+      hasNews = true;
+    }
+
+    const presence = (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
+      eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
+    );
+    if (presence.length) {
+      response.presence = { events: presence };
+      hasNews = true;
+    }
+
+    const toDevice = await this.sources.toDevice(userId, deviceId, from.to_device, to.to_device, TO_DEVICE_LIMIT);
+    if (toDevice.events.length) {
+      response.to_device = { events: toDevice.events };
+      hasNews = true;
+    }
+
+    const unread = await this.sources.unreadCounts(userId, roomSections.join.map((s) => s.roomId));
+    for (const section of roomSections.join) {
+      const counts = unread.get(section.roomId);
+      section.body.unread_notifications = counts ? { notification_count: counts.notification_count, highlight_count: counts.highlight_count } : { notification_count: 0, highlight_count: 0 };
+      if (filter.room.timeline.unreadThreadNotifications) section.body.unread_thread_notifications = {};
+    }
+
+    const rooms: JsonObject = {};
+    const sectionMap = (sections: RoomSection[]) => Object.fromEntries(sections.map((s) => [s.roomId, s.body]));
+    if (roomSections.join.length) rooms.join = sectionMap(roomSections.join);
+    if (roomSections.invite.length) rooms.invite = sectionMap(roomSections.invite);
+    if (roomSections.leave.length) rooms.leave = sectionMap(roomSections.leave);
+    if (roomSections.knock.length) rooms.knock = sectionMap(roomSections.knock);
+    if (Object.keys(rooms).length) response.rooms = rooms;
+
+    response.device_one_time_keys_count = {};
+    response.device_unused_fallback_key_types = [];
+    response.next_batch = encodeSyncToken({ ...to, to_device: toDevice.upTo });
+    return { response, hasNews: hasNews || roomSections.join.some((s) => s.hasNews) };
+  }
+
+  private async roomSections(
+    request: SyncRequest,
+    from: StreamPositions,
+    to: StreamPositions,
+  ): Promise<{ join: RoomSection[]; invite: RoomSection[]; leave: RoomSection[]; knock: RoomSection[]; joinedIds: Set<string>; hasNews: boolean }> {
+    const { userId, filter } = request;
+    const initial = request.since === undefined;
+    const stateStore = this.core.stores.roomState;
+    const memberships = await stateStore.membershipsAt(userId, to.events);
+    const forgotten = await stateStore.forgottenRooms(userId);
+    const changes = initial ? [] : await stateStore.membershipChangesBetween(userId, from.events, to.events);
+    const changedRooms = new Map<string, MembershipRow[]>();
+    for (const change of changes) {
+      const list = changedRooms.get(change.room_id) ?? [];
+      list.push(change);
+      changedRooms.set(change.room_id, list);
+    }
+    const roomsWithEvents = initial ? new Set<string>() : new Set(await this.core.stores.events.roomsWithEventsBetween(from.events, to.events));
+    const joinedIds = new Set(memberships.filter((m) => m.membership === 'join').map((m) => m.room_id));
+    const typing = this.sources.typing([...joinedIds], initial ? 0 : from.typing);
+    const receipts = await this.sources.receipts(userId, [...joinedIds], initial ? 0 : from.receipts, to.receipts);
+
+    const join: RoomSection[] = [];
+    const invite: RoomSection[] = [];
+    const leave: RoomSection[] = [];
+    const knock: RoomSection[] = [];
+    let hasNews = false;
+
+    for (const membership of memberships) {
+      const roomId = membership.room_id;
+      if (!roomAllowed(filter.room, roomId)) continue;
+      const kind = membership.membership as Membership;
+      const changed = changedRooms.get(roomId);
+      if (kind === 'join') {
+        // Newly joined: the membership was not `join` at `since` (a join, or a rejoin).
+        const newlyJoined = !initial && changed !== undefined && (await stateStore.membershipAt(roomId, userId, from.events)) !== 'join';
+        const section = await this.joinedRoom(request, roomId, from, to, {
+          initial,
+          newlyJoined,
+          hasNewEvents: initial || roomsWithEvents.has(roomId),
+        });
+        const ephemeral: JsonObject[] = [];
+        const typers = typing.get(roomId);
+        if (typers && eventMatchesFilter(filter.room.ephemeral, { type: 'm.typing', roomId })) ephemeral.push({ type: 'm.typing', content: typers });
+        const receipt = receipts.get(roomId);
+        if (receipt && Object.keys(receipt).length && eventMatchesFilter(filter.room.ephemeral, { type: 'm.receipt', roomId })) ephemeral.push({ type: 'm.receipt', content: receipt });
+        if (ephemeral.length) {
+          section.body.ephemeral = { events: ephemeral };
+          section.hasNews = true;
+        }
+        if (initial || section.hasNews || newlyJoined || request.fullState) join.push(section);
+      } else if (kind === 'invite' || kind === 'knock') {
+        if (!initial && !changed) continue;
+        const section = await this.strippedRoom(roomId, membership.event_id, kind);
+        (kind === 'invite' ? invite : knock).push(section);
+        hasNews = true;
+      } else if (kind === 'leave' || kind === 'ban') {
+        if (forgotten.has(roomId)) continue;
+        // Rooms left before `since` never reappear; on an initial sync only with include_leave.
+        if (initial ? !filter.room.includeLeave : !changed) continue;
+        const section = await this.leftRoom(request, roomId, membership, from, { initial });
+        leave.push(section);
+        hasNews = true;
+      }
+    }
+    return { join, invite, leave, knock, joinedIds, hasNews };
+  }
+
+  /** A room in the join section. */
+  private async joinedRoom(
+    request: SyncRequest,
+    roomId: string,
+    from: StreamPositions,
+    to: StreamPositions,
+    flags: { initial: boolean; newlyJoined: boolean; hasNewEvents: boolean },
+  ): Promise<RoomSection> {
+    const { filter } = request;
+    const fullHistory = flags.initial || flags.newlyJoined || request.fullState;
+    const timeline = flags.hasNewEvents || fullHistory
+      ? await this.timeline(request, roomId, fullHistory ? 0 : from.events, to.events, 'join')
+      : { events: [] as StoredEvent[], limited: false, start: to.events };
+    // A newly joined room is always "limited": the client has none of its history.
+    const limited = timeline.limited || flags.newlyJoined;
+    const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : to.events;
+
+    const body: JsonObject = {};
+    const stateEvents = await this.stateSection(request, roomId, {
+      full: fullHistory,
+      limited,
+      from: from.events,
+      timelineStart: startPosition,
+      end: to.events,
+      timeline: timeline.events,
+    });
+    const clientTimeline = await this.serialize(request, timeline.events);
+    body.timeline = {
+      events: clientTimeline,
+      limited,
+      prev_batch: encodeSyncToken({ ...to, events: startPosition }),
+    };
+    Object.assign(body, stateEvents);
+
+    const memberChanged = timeline.events.some((e) => e.event.type === 'm.room.member') || stateEvents.memberChange;
+    if (fullHistory || memberChanged) body.summary = await this.summary(roomId, request.userId);
+    delete (body as { memberChange?: unknown }).memberChange;
+    return { roomId, body, hasNews: timeline.events.length > 0 || fullHistory };
+  }
+
+  /** A room in the leave section: history and state up to the user's leave (or ban). */
+  private async leftRoom(request: SyncRequest, roomId: string, membership: MembershipRow, from: StreamPositions, flags: { initial: boolean }): Promise<RoomSection> {
+    const leftAt = Number(membership.from_stream);
+    const wasJoinedAtSince = !flags.initial && (await this.core.stores.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
+    const fromPosition = wasJoinedAtSince ? from.events : 0;
+    // Shared history is theirs only if they were ever in the room, not if they just declined an invite.
+    const wasJoined = (await this.core.stores.roomState.membershipAt(roomId, request.userId, leftAt - 1)) === 'join';
+    const timeline = await this.timeline(request, roomId, fromPosition, leftAt, membership.membership, wasJoined);
+    const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : leftAt;
+    const stateEvents = await this.stateSection(request, roomId, {
+      full: !wasJoinedAtSince,
+      limited: timeline.limited,
+      from: fromPosition,
+      timelineStart: startPosition,
+      end: leftAt,
+      timeline: timeline.events,
+    });
+    delete (stateEvents as { memberChange?: unknown }).memberChange;
+    return {
+      roomId,
+      body: {
+        timeline: {
+          events: await this.serialize(request, timeline.events),
+          limited: timeline.limited,
+          prev_batch: encodeSyncToken({ ...this.core.notifier.currentPositions(), events: startPosition }),
+        },
+        ...stateEvents,
+        account_data: { events: [] },
+      },
+      hasNews: true,
+    };
+  }
+
+  /** An invited or knocked room: stripped state, plus the membership event itself. */
+  private async strippedRoom(roomId: string, memberEventId: string, kind: 'invite' | 'knock'): Promise<RoomSection> {
+    const state = await this.core.roomState.currentState(roomId);
+    const stripped: JsonObject[] = [];
+    for (const [key, stored] of state) {
+      const [type] = splitStateKey(key);
+      if (INVITE_STATE_TYPES.has(type)) stripped.push(toStrippedState(stored.event));
+    }
+    const member = await this.core.eventCache.get(memberEventId);
+    if (member) {
+      // Clients find the inviter in the invite event; Synapse sends it whole.
+      stripped.push({ ...toStrippedState(member.event), event_id: member.event.eventId, origin_server_ts: member.event.originServerTs });
+    }
+    const key = kind === 'invite' ? 'invite_state' : 'knock_state';
+    return { roomId, body: { [key]: { events: stripped } }, hasNews: true };
+  }
+
+  /**
+   * The newest events of the room with `from < position <= to` that match the timeline filter and
+   * the user may see, oldest first, at most the filter's limit; `limited` when more are left.
+   */
+  private async timeline(
+    request: SyncRequest,
+    roomId: string,
+    from: number,
+    to: number,
+    currentMembership: string,
+    joinedSinceEvent = true,
+  ): Promise<{ events: StoredEvent[]; limited: boolean; start: number }> {
+    const filter = request.filter.room.timeline;
+    const limit = timelineLimit(request.filter);
+    const picked: StoredEvent[] = [];
+    let upper = to;
+    let limited = false;
+    // Filtering can drop events, so read in batches until the limit is reached (SyTest "A filtered
+    // timeline reaches its limit").
+    while (picked.length <= limit) {
+      const batchSize = Math.max(limit + 1, 20) * (picked.length === 0 ? 1 : 2);
+      const rows = await this.core.stores.events.roomEventsBetween(roomId, from, upper, batchSize, 'backwards');
+      if (rows.length === 0) break;
+      const batch = (await this.core.eventCache.fromRows(rows)).filter((s) => timelineFilterMatches(filter, s));
+      const visible = await this.core.visibility.filter(request.userId, roomId, batch, { currentMembership, joinedSinceEvent });
+      for (const { event } of visible) {
+        if (picked.length === limit) {
+          limited = true;
+          break;
+        }
+        picked.push(event);
+      }
+      if (limited || rows.length < batchSize) break;
+      upper = Number(rows[rows.length - 1]!.stream_ordering) - 1;
+    }
+    picked.reverse();
+    return { events: picked, limited, start: picked[0] ? picked[0].streamOrdering - 1 : to };
+  }
+
+  /**
+   * The `state` block (or MSC4222 `state_after`): full state at the timeline's start for initial,
+   * full-state and newly joined rooms; for a limited incremental sync, what changed between
+   * `since` and the timeline's start; otherwise nothing. State events in the timeline are not
+   * repeated. With lazy loading, only the members the client needs.
+   */
+  private async stateSection(
+    request: SyncRequest,
+    roomId: string,
+    range: { full: boolean; limited: boolean; from: number; timelineStart: number; end: number; timeline: readonly StoredEvent[] },
+  ): Promise<JsonObject & { memberChange: boolean }> {
+    const store = this.core.stores.roomState;
+    const stateAfter = request.stateAfterKey !== undefined;
+    let rows: StateRow[];
+    if (stateAfter) {
+      rows = range.full ? await store.stateAt(roomId, range.end) : await store.stateChangesBetween(roomId, range.from, range.end);
+    } else if (range.full) {
+      rows = await store.stateAt(roomId, range.timelineStart);
+    } else if (range.limited) {
+      rows = await store.stateChangesBetween(roomId, range.from, range.timelineStart);
+    } else {
+      rows = [];
+    }
+    const inTimeline = new Set(range.timeline.map((e) => e.event.eventId));
+    const memberChange = rows.some((r) => r.type === 'm.room.member');
+    let candidates = rows.filter((r) => stateAfter || !inTimeline.has(r.event_id));
+    candidates = candidates.filter((r) => stateFilterMatches(request.filter.room.state, r.type, roomId));
+
+    // Lazy loading: members only for the timeline's senders (and yourself on a full sync). A
+    // limited incremental sync sends every membership change in the gap (as Synapse does).
+    if (lazyLoadMembers(request.filter) && (range.full || !range.limited)) {
+      const needed = new Set(range.timeline.map((e) => e.event.sender));
+      if (range.full) needed.add(request.userId);
+      const deviceKey = `${request.userId}\u0000${request.deviceId}`;
+      const sentForDevice = this.sentMembers.get(deviceKey) ?? new Map<string, Set<string>>();
+      const sent = sentForDevice.get(roomId) ?? new Set<string>();
+      const redundantOk = includeRedundantMembers(request.filter);
+      candidates = candidates.filter((r) => r.type !== 'm.room.member' || (needed.has(r.state_key) && (redundantOk || !sent.has(r.state_key))));
+      if (range.full || !stateAfter) {
+        // Members in the timeline or in `state` are now known to this device.
+        for (const r of candidates) if (r.type === 'm.room.member') sent.add(r.state_key);
+        for (const e of range.timeline) if (e.event.type === 'm.room.member' && e.event.stateKey) sent.add(e.event.stateKey);
+        sentForDevice.set(roomId, sent);
+        this.sentMembers.set(deviceKey, sentForDevice);
+      }
+      if (!range.full && !stateAfter) {
+        // An incremental, unlimited sync still needs members of senders the device has never seen.
+        const missing = [...needed].filter((u) => !sent.has(u) || redundantOk);
+        for (const userId of missing) {
+          const row = await store.stateEventAt(roomId, 'm.room.member', userId, range.timelineStart);
+          if (row && !inTimeline.has(row.event_id)) candidates.push(row);
+          sent.add(userId);
+        }
+      }
+    }
+    const events = await this.core.eventCache.getMany(candidates.map((r) => r.event_id));
+    const stored = candidates.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
+    const serialized = await this.serialize(request, stored);
+    const key = request.stateAfterKey ?? 'state';
+    return { [key]: { events: serialized }, memberChange };
+  }
+
+  private async summary(roomId: string, userId: string): Promise<JsonObject> {
+    const state = await this.core.roomState.currentState(roomId);
+    const members: SummaryMember[] = [];
+    for (const [key, stored] of state) {
+      const [type, stateKey] = splitStateKey(key);
+      if (type !== 'm.room.member') continue;
+      const membership = stored.event.content.membership;
+      if (typeof membership === 'string') members.push({ userId: stateKey, membership, streamPos: stored.streamOrdering });
+    }
+    return computeRoomSummary(
+      members,
+      userId,
+      hasRoomName(stateContent(state, 'm.room.name')),
+      hasCanonicalAlias(stateContent(state, 'm.room.canonical_alias')),
+    ) as unknown as JsonObject;
+  }
+
+  private serialize(request: SyncRequest, events: readonly StoredEvent[]): Promise<ClientEvent[]> {
+    return this.core.serializer.serialize({ userId: request.userId, deviceId: request.deviceId }, events, {
+      includeRoomId: false,
+      format: request.filter.eventFormat,
+      eventFields: request.filter.eventFields,
+    });
+  }
+}
+
+function stateContent(state: RoomState, type: string): JsonObject | undefined {
+  return state.get(makeStateKey(type, '') as StateKey)?.event.content;
+}
+
+function timelineFilterMatches(filter: RoomEventFilter, stored: StoredEvent): boolean {
+  const { event } = stored;
+  return eventMatchesFilter(filter, { type: event.type, sender: event.sender, roomId: event.roomId, content: event.content });
+}
+
+function stateFilterMatches(filter: EventFilter, type: string, roomId: string): boolean {
+  return eventMatchesFilter(filter as RoomEventFilter, { type, roomId });
+}
