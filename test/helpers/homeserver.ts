@@ -33,6 +33,14 @@ export interface TestHomeserver {
   stop(): Promise<void>;
 }
 
+const generous = { per_second: 10_000, burst_count: 100_000 };
+export const GENEROUS_RATE_LIMITS = {
+  rc_message: generous,
+  rc_registration: generous,
+  rc_login: { address: generous, account: generous, failed_attempts: generous },
+  rc_joins: { local: generous, remote: generous },
+};
+
 export async function startTestHomeserver(
   options: { serverName?: string; config?: Record<string, unknown>; database?: Record<string, unknown> } = {},
 ): Promise<TestHomeserver> {
@@ -47,6 +55,8 @@ export async function startTestHomeserver(
     registration_shared_secret: 'test-shared-secret',
     enable_registration: true,
     enable_registration_without_verification: true,
+    // Tests make many requests from one address in quick succession; rate-limit tests lower these.
+    ...GENEROUS_RATE_LIMITS,
     ...options.config,
   };
   writeFileSync(join(dir, 'homeserver.yaml'), YAML.stringify(config));
