@@ -1,0 +1,91 @@
+// Starts the real `bin/myelin start` process on a temporary config with a free TCP port, for
+// tests that drive the server with real client libraries or restart it.
+
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import YAML from 'yaml';
+import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing.js';
+import { GENEROUS_RATE_LIMITS } from './homeserver.js';
+import { spawnMyelin, type MyelinProcess } from './myelin.js';
+import { tempDir } from './tmp.js';
+
+/** A TCP port that was free a moment ago (bound to port 0, then released). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+export interface ServerProcess {
+  baseUrl: string;
+  serverName: string;
+  dir: string;
+  configPath: string;
+  process: MyelinProcess;
+  /** Stops the process (SIGTERM) and waits for it to exit. */
+  stop(): Promise<number | null>;
+  /** Starts it again on the same config and data. */
+  restart(): Promise<void>;
+}
+
+export async function startServerProcess(options: { serverName?: string; config?: Record<string, unknown>; dir?: string } = {}): Promise<ServerProcess> {
+  const dir = options.dir ?? tempDir('myelin-proc-');
+  const serverName = options.serverName ?? 'localhost';
+  const port = await freePort();
+  const configPath = join(dir, 'homeserver.yaml');
+  writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
+  writeFileSync(
+    configPath,
+    YAML.stringify({
+      server_name: serverName,
+      signing_key_path: join(dir, 'signing.key'),
+      listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http', resources: [{ names: ['client', 'federation'] }] }],
+      database: { name: 'sqlite3', args: { database: join(dir, 'homeserver.db') } },
+      registration_shared_secret: 'test-shared-secret',
+      enable_registration: true,
+      enable_registration_without_verification: true,
+      ...GENEROUS_RATE_LIMITS,
+      ...options.config,
+    }),
+  );
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const start = async () => {
+    const proc = spawnMyelin(['start', '-c', configPath], { env: { MYELIN_LOG_LEVEL: process.env.MYELIN_TEST_LOG_LEVEL ?? 'warn' } });
+    await waitUntilServing(baseUrl, proc);
+    return proc;
+  };
+  const handle: ServerProcess = {
+    baseUrl,
+    serverName,
+    dir,
+    configPath,
+    process: await start(),
+    stop: () => handle.process.stop('SIGTERM'),
+    async restart() {
+      handle.process = await start();
+    },
+  };
+  return handle;
+}
+
+/** Polls /versions until the server answers (the process may be compiling or migrating first). */
+async function waitUntilServing(baseUrl: string, proc: MyelinProcess, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.child.exitCode !== null) throw new Error(`myelin exited with ${proc.child.exitCode}:\n${proc.output()}`);
+    try {
+      const res = await fetch(`${baseUrl}/_matrix/client/versions`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`myelin did not answer within ${timeoutMs} ms:\n${proc.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
