@@ -6,6 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { measureCeilings } from './ceilings.js';
+import { measureClient } from './client.js';
 import { measureCoreFormat } from './core-format.js';
 import { measureStateRes } from './core-state-res.js';
 import type { Figure } from './harness.js';
@@ -13,6 +14,7 @@ import type { Figure } from './harness.js';
 const GROUPS: Record<string, () => Promise<Figure[]>> = {
   ceilings: measureCeilings,
   core: async () => [...(await measureCoreFormat()), ...(await measureStateRes())],
+  client: measureClient,
 };
 
 function formatValue(value: number): string {
