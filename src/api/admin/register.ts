@@ -1,4 +1,32 @@
-import type { RouteDefinition } from '../../http/route.js';
+// Synapse admin API: shared-secret registration (`Syn:docs/admin_api/register_api.md`). Served by
+// the main process only, because the nonce from GET lives in that process's memory; on the client
+// resource, as Synapse serves its admin API.
+
+import { isJsonObject } from '../../core/json.js';
+import { defineRoute } from '../../http/route.js';
 import type { ApiServices } from '../services.js';
 
-export const adminRegisterRoutes: RouteDefinition<ApiServices>[] = [];
+const PATH = '/_synapse/admin/v1/register';
+
+export const adminRegisterRoutes = [
+  // GET /_synapse/admin/v1/register
+  defineRoute<ApiServices>({
+    name: 'admin.register.nonce',
+    method: 'GET',
+    paths: PATH,
+    resource: 'client',
+    servedBy: 'main',
+    handle: (_req, { sharedSecretRegistration }) => ({ body: { nonce: sharedSecretRegistration.newNonce() } }),
+  }),
+  // POST /_synapse/admin/v1/register
+  defineRoute<ApiServices>({
+    name: 'admin.register',
+    method: 'POST',
+    paths: PATH,
+    resource: 'client',
+    servedBy: 'main',
+    handle: async (req, { sharedSecretRegistration }) => ({
+      body: await sharedSecretRegistration.register(isJsonObject(req.body) ? req.body : {}),
+    }),
+  }),
+];
