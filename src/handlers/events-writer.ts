@@ -95,10 +95,12 @@ export class EventsWriter implements EventsWriterApi {
   private readonly rooms = new LruCache<string, RoomContext>(10_000);
   private readonly queues = new Map<string, Promise<unknown>>();
   private unpublished: Array<{ position: number; row: StreamRow }> = [];
+  private readonly sideEffects: EventSideEffects[] = [];
   private readonly now: () => number;
 
   constructor(private readonly deps: EventsWriterDeps) {
     this.now = deps.now ?? Date.now;
+    if (deps.sideEffects) this.sideEffects.push(deps.sideEffects);
   }
 
   sendEvent(roomId: string, draft: EventDraft, options: SendOptions = {}): Promise<PersistedEvent> {
@@ -170,6 +172,11 @@ export class EventsWriter implements EventsWriterApi {
       this.deps.eventCache.rememberRoomVersion(roomId, version);
       return { roomId, events: persisted };
     });
+  }
+
+  /** Adds work done in the transaction of every persisted event (e.g. push notifications). */
+  addSideEffect(effect: EventSideEffects): void {
+    this.sideEffects.push(effect);
   }
 
   /** Forgets cached room state (after an out-of-band change to the database). */
@@ -280,7 +287,7 @@ export class EventsWriter implements EventsWriterApi {
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
   ): Promise<PersistedEvent[]> {
-    const { db, events, roomState, ids, instanceName, eventCache, sideEffects } = this.deps;
+    const { db, events, roomState, ids, instanceName, eventCache } = this.deps;
     const allocations = built.map(() => ids.allocate());
     const stored: StoredEvent[] = built.map((event, i) => ({
       event,
@@ -310,7 +317,7 @@ export class EventsWriter implements EventsWriterApi {
             instanceName,
           });
           if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, state, room.version, item.streamOrdering);
-          await sideEffects?.(tx, item, state);
+          for (const effect of this.sideEffects) await effect(tx, item, state);
           if (event.stateKey !== undefined) {
             const membership = event.type === 'm.room.member' && typeof event.content.membership === 'string' ? event.content.membership : null;
             await roomState.setState(tx, {

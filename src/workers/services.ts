@@ -81,7 +81,8 @@ export async function createProcessServices(options: {
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core);
   const reads = await createRoomReadServices(core);
-  const rooms = await createRoomServices(core);
+  eventsWriter.addSideEffect(ephemeral.pushActions);
+  const rooms = await createRoomServices(core, ephemeral);
   const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...reads, ...rooms };
   return {
     services,

@@ -1,21 +1,25 @@
 // Changing rooms: creation, membership, sending messages and state, redaction; and /sync.
 
 import type { CoreDeps } from '../core.js';
+import type { SyncSources } from '../sync-sources.js';
 import { MembershipHandler } from './membership.js';
 import { RoomCreationHandler } from './room-creation.js';
 import { RoomMessagesHandler } from './room-messages.js';
+import { SyncHandler } from './sync.js';
 
 export interface RoomServices {
   readonly membership: MembershipHandler;
   readonly roomCreation: RoomCreationHandler;
   readonly roomMessages: RoomMessagesHandler;
+  readonly sync: SyncHandler;
 }
 
-export async function createRoomServices(core: CoreDeps): Promise<RoomServices> {
+export async function createRoomServices(core: CoreDeps, streams: { syncSources: SyncSources }): Promise<RoomServices> {
   const membership = new MembershipHandler(core);
   return {
     membership,
     roomCreation: new RoomCreationHandler(core, membership),
     roomMessages: new RoomMessagesHandler(core, membership),
+    sync: new SyncHandler(core, streams.syncSources),
   };
 }
