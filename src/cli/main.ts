@@ -14,6 +14,7 @@ import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
 import { createLogger } from '../util/log.js';
 import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
+import { registerUserCommand } from './register-user.js';
 import { formatRoutesTable } from './routes-table.js';
 
 export const EXIT_OK = 0;
@@ -29,6 +30,8 @@ Usage:
                                     generated for server name "localhost" if missing)
   myelin generate-config --server-name NAME --config-dir DIR [--data-dir DIR] [--port N]
                                     write DIR/homeserver.yaml and a new signing key
+  myelin register-user -c PATH --user NAME --password PW [--admin]
+                                    register a user on the running server (shared secret)
   myelin routes                     list every HTTP route: resource, workers, stickiness
   myelin config-reference           print the configuration reference (Markdown)
   myelin --help | --version
@@ -81,6 +84,8 @@ export async function run(argv: string[]): Promise<number> {
         return EXIT_OK;
       case 'start':
         return await startCommand(rest);
+      case 'register-user':
+        return await registerUserCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
