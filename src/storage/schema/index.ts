@@ -5,5 +5,6 @@ import type { Migration } from '../migrations.js';
 import { serverMeta } from './0001-server-meta.js';
 import { clientServer } from './0002-client-server.js';
 import { accounts } from './0010-accounts.js';
+import { ephemeral } from './0020-ephemeral.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, accounts];
+export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, accounts, ephemeral];

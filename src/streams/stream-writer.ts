@@ -1,0 +1,78 @@
+// What every stream writer shares: allocating positions, announcing only completed ones, and
+// keeping each key's read-modify-write steps in order.
+//
+// A writer may have several writes in flight (different users, different rooms), and they can
+// commit out of order. Readers must never be told a position is complete while a lower one is
+// still being written, or they would skip its row for good. So rows wait here until the stream's
+// `current` (everything below it finished) reaches them, and are then published together at that
+// position.
+
+import type { ReplicationBus, StreamRow } from '../replication/bus.js';
+import type { StreamIdGenerator } from './id-generator.js';
+import type { StreamName } from './streams.js';
+
+export class StreamPublisher {
+  private waiting: Array<{ position: number; rows: readonly StreamRow[] }> = [];
+
+  constructor(
+    readonly stream: StreamName,
+    readonly ids: StreamIdGenerator,
+    private readonly bus: ReplicationBus,
+    private readonly instanceName: string,
+  ) {}
+
+  /** The position readers may rely on. */
+  get current(): number {
+    return this.ids.current;
+  }
+
+  /**
+   * Allocates `count` positions and runs `write` with them (usually one database transaction).
+   * When it succeeds its rows are published once every lower position is complete; when it fails
+   * the positions are given up and the error is rethrown.
+   */
+  async write<T>(count: number, write: (positions: number[]) => Promise<{ value: T; rows: readonly StreamRow[] }> | { value: T; rows: readonly StreamRow[] }): Promise<T> {
+    const allocations = Array.from({ length: count }, () => this.ids.allocate());
+    const positions = allocations.map((a) => a.position);
+    let outcome: { value: T; rows: readonly StreamRow[] };
+    try {
+      outcome = await write(positions);
+    } catch (err) {
+      for (const allocation of allocations) allocation.finish();
+      this.publishCompleted();
+      throw err;
+    }
+    if (outcome.rows.length > 0 && positions.length > 0) this.waiting.push({ position: Math.max(...positions), rows: outcome.rows });
+    for (const allocation of allocations) allocation.finish();
+    this.publishCompleted();
+    return outcome.value;
+  }
+
+  private publishCompleted(): void {
+    const current = this.ids.current;
+    const ready = this.waiting.filter((w) => w.position <= current);
+    if (ready.length === 0) return;
+    this.waiting = this.waiting.filter((w) => w.position > current);
+    this.bus.publish({ stream: this.stream, instance: this.instanceName, position: current, rows: ready.flatMap((w) => w.rows) });
+  }
+}
+
+/**
+ * Runs tasks one after another per key (a user, a room), so a read-modify-write of one key never
+ * interleaves with another of the same key, while different keys proceed concurrently. The writer
+ * of a stream is a single process, so this is all the locking its rows need.
+ */
+export class KeyedQueue {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.tails.get(key) ?? Promise.resolve();
+    const result = previous.then(task, task);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
