@@ -1,0 +1,54 @@
+// Shared set-up for the ephemeral-stream tests: rooms made straight through the events writer
+// (the createRoom and membership APIs are another area's), and bus recording.
+
+import type { StreamUpdate } from '../../src/replication/bus.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+
+/** Creates a v12 room with `creator` and `members` joined (with their localparts as display names). */
+export async function createRoomWith(hs: TestHomeserver, creator: TestUser, members: readonly TestUser[] = [], extraPowerLevels: Record<string, unknown> = {}): Promise<string> {
+  const writer = hs.homeserver.services.eventsWriter;
+  const { roomId } = await writer.createRoom({
+    roomVersion: '12',
+    creator: creator.userId,
+    createContent: {},
+    initialEvents: [
+      { type: 'm.room.member', stateKey: creator.userId, sender: creator.userId, content: { membership: 'join', displayname: localpart(creator.userId) } },
+      { type: 'm.room.power_levels', stateKey: '', sender: creator.userId, content: { ...extraPowerLevels } as never },
+      { type: 'm.room.join_rules', stateKey: '', sender: creator.userId, content: { join_rule: 'public' } },
+    ],
+    isPublic: false,
+    aliases: [],
+  });
+  for (const member of members) await join(hs, roomId, member);
+  return roomId;
+}
+
+export async function join(hs: TestHomeserver, roomId: string, user: TestUser): Promise<void> {
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.member',
+    stateKey: user.userId,
+    sender: user.userId,
+    content: { membership: 'join', displayname: localpart(user.userId) },
+  });
+}
+
+export async function leave(hs: TestHomeserver, roomId: string, user: TestUser): Promise<void> {
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: user.userId, sender: user.userId, content: { membership: 'leave' } });
+}
+
+export async function sendText(hs: TestHomeserver, roomId: string, sender: TestUser, body: string, extra: Record<string, unknown> = {}): Promise<{ eventId: string; streamOrdering: number }> {
+  return hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.message', sender: sender.userId, content: { msgtype: 'm.text', body, ...extra } as never });
+}
+
+function localpart(userId: string): string {
+  return userId.slice(1, userId.indexOf(':'));
+}
+
+/** Records every update published on the bus from now on. */
+export function recordBus(hs: TestHomeserver): { updates: StreamUpdate[]; stop: () => void } {
+  const updates: StreamUpdate[] = [];
+  const stop = hs.homeserver.services.bus.subscribe((update) => updates.push(update));
+  return { updates, stop };
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
