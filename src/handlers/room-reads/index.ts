@@ -1,11 +1,33 @@
 // Reading rooms: state, members, single events, context, pagination, timestamp lookup, joined
 // rooms; the room directory and aliases; profiles; the user directory.
+//
+// None of this area writes a stream. Room events it causes (a profile change's member events, a
+// canonical alias rewritten after an alias is deleted) go through the events writer; aliases, the
+// published flag and profiles are plain rows that every process reads from the database.
 
+import { DirectoryStore } from '../../storage/directory-store.js';
+import { UserDirectoryStore } from '../../storage/user-directory-store.js';
 import type { CoreDeps } from '../core.js';
+import { RoomAccess } from './access.js';
+import { RoomDirectory, type RoomDirectoryApi } from './directory.js';
+import { Profiles, type ProfilesApi } from './profiles.js';
+import { RoomReads, type RoomReadsApi } from './reads.js';
+import { Timeline } from './timeline.js';
+import { UserDirectory, type UserDirectoryApi } from './user-directory.js';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface RoomReadServices {}
+export interface RoomReadServices {
+  readonly roomReads: RoomReadsApi;
+  readonly roomDirectory: RoomDirectoryApi;
+  readonly profiles: ProfilesApi;
+  readonly userDirectory: UserDirectoryApi;
+}
 
-export async function createRoomReadServices(_core: CoreDeps): Promise<RoomReadServices> {
-  return {};
+export async function createRoomReadServices(core: CoreDeps): Promise<RoomReadServices> {
+  const access = new RoomAccess(core);
+  return {
+    roomReads: new RoomReads(core, access, new Timeline(core, access)),
+    roomDirectory: new RoomDirectory(core, new DirectoryStore(core.db), access),
+    profiles: new Profiles(core),
+    userDirectory: new UserDirectory(core, new UserDirectoryStore(core.db)),
+  };
 }
