@@ -117,9 +117,8 @@ export class PresenceWriter implements PresenceWriterApi {
     clearInterval(this.sweeper);
   }
 
-  /** Marks users nobody has seen for a while offline. */
-  async sweep(): Promise<void> {
-    const now = this.deps.now();
+  /** Marks users nobody has seen for a while offline (run periodically; `now` for tests). */
+  async sweep(now = this.deps.now()): Promise<void> {
     for (const [userId, seen] of [...this.lastSeen]) {
       if (now - seen <= OFFLINE_AFTER_MS) continue;
       this.lastSeen.delete(userId);
