@@ -3,16 +3,16 @@
 // `Syn:synapse/rest/client/{logout,account}.py`, `Syn:synapse/handlers/deactivate_account.py`).
 
 import type { JsonObject } from '../../core/json.js';
-import type { EventsWriterApi } from '../events-writer.js';
-import { hashPassword, type AuthHandler } from '../auth.js';
-import type { Requester } from '../requester.js';
-import type { RoomStateReader } from '../room-state.js';
+import { Errors } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import type { Logger } from '../../util/log.js';
+import { hashPassword, type AuthHandler } from '../auth.js';
+import type { EventsWriterApi } from '../events-writer.js';
+import type { Requester } from '../requester.js';
+import type { RoomStateReader } from '../room-state.js';
 import type { DeviceHandler } from './devices.js';
 import { optionalBoolean, optionalString } from './fields.js';
 import { MAX_PASSWORD_LENGTH } from './password-auth.js';
-import { Errors } from '../../errors.js';
 import { LOGIN_TYPE_PASSWORD, UiaIncompleteError, type UiaFlows, type UserInteractiveAuth } from './uia.js';
 
 /** Where a user-interactive request came from. */
