@@ -11,14 +11,17 @@
 // this gate and judge each event's visibility alone, as Synapse does.
 //
 // Each event is then judged by the history-visibility rule (core.visibility) with the scope:
-//   - `upTo`: a departed user's leave. Nothing after it is theirs to see: /messages stops there in
-//     both directions and /context does not reach past it (SyTest SPEC-216). Synapse clamps only
-//     backwards pagination and relies on the visibility rule going forwards, which lets a departed
-//     user read `shared` history written after they left; we do not.
 //   - `lastJoin`: the spec's "the user joined at any point after the event" for `shared` history
 //     holds exactly for events before the user's last join. Infinite while joined (every earlier
 //     event qualifies); for a departed user, their last join before leaving (none for someone who
-//     only ever declined an invite); none for peekers (Synapse's `is_peeking`).
+//     only ever declined an invite); none for peekers (Synapse's `is_peeking`). With it, the rule
+//     alone already hides from a departed user what was written after they left, unless it was
+//     world-readable at the time (SyTest SPEC-216).
+//   - `upTo`: a departed user's leave, where their reading stops: /messages walks no further in
+//     either direction, /context does not reach past it, and state is as it was then. Synapse
+//     clamps backwards pagination the same way. When the room is world-readable now, there is no
+//     such stop: the user may read on like anyone else, the rule still hiding what was not
+//     world-readable when it was written.
 
 import type { VisibleEvent } from '../../core/visibility.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
@@ -64,7 +67,8 @@ export class RoomAccess {
         (change) => change.room_id === roomId && change.membership === 'join',
       );
       const lastJoin = joins.length === 0 ? -Infinity : Math.max(...joins.map((change) => Number(change.from_stream)));
-      return { standing: 'departed', currentMembership: 'leave', lastJoin, upTo: leftAt };
+      const upTo = (await this.isWorldReadable(roomId)) ? undefined : leftAt;
+      return { standing: 'departed', currentMembership: 'leave', lastJoin, upTo };
     }
     return peeking(membership);
   }
