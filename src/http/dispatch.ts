@@ -31,6 +31,8 @@ export interface DispatcherOptions<S> {
   shutdownSignal: AbortSignal;
   /** Resolves an access token to its requester, or throws a 401 Matrix error. */
   authenticate?: (accessToken: string) => Promise<Requester>;
+  /** Called after each successful authentication (e.g. to record a device's last-seen time). */
+  onAuthenticated?: (requester: Requester, clientIp: string, userAgent: string | undefined) => void;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -99,6 +101,8 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     try {
       const queryParams = new URLSearchParams(query);
       const requester = route.auth === 'none' ? undefined : await authenticateRequest(req, queryParams, route.auth === 'user');
+      const clientIp = clientIpOf(req, options.trustForwardedFor);
+      if (requester) options.onAuthenticated?.(requester, clientIp, req.headers['user-agent']);
       const body = await readBody(req, route);
       const request: RouteRequest = {
         method: route.method,
@@ -107,7 +111,7 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         query: queryParams,
         headers: req.headers,
         body,
-        clientIp: clientIpOf(req, options.trustForwardedFor),
+        clientIp,
         signal: shutdownSignal,
         requester,
       };

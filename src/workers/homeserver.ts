@@ -85,6 +85,9 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
         trustForwardedFor: listener.x_forwarded,
         shutdownSignal: shutdown.signal,
         authenticate: (token) => services.auth.authenticate(token),
+        onAuthenticated: (requester, ip, userAgent) => {
+          services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => log.warn({ err }, 'could not record device last-seen'));
+        },
       });
       const running = await startListener(listener, dispatcher, listenerLog);
       listeners.push(running);
