@@ -1,17 +1,18 @@
 // Reading rooms: state, members, single events, context, /messages, timestamp lookup and the
-// rooms a user is in. Every path that returns room events goes through history visibility
-// (./visibility.ts) with the reader's standing in the room (./access.ts).
+// rooms a user is in. Every path that returns room events goes through history visibility with
+// the reader's standing in the room (./access.ts); events reach clients through the shared
+// serializer (redactions, transaction ids, prev_content).
 
 import type { ClientEvent } from '../../core/client-events.js';
 import { stateKey as makeStateKey } from '../../core/events.js';
 import { eventMatchesFilter, type RoomEventFilter } from '../../core/filters.js';
+import type { VisibleEvent } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
-import type { RoomState } from '../room-state.js';
-import type { VisibleEvent } from '../../core/visibility.js';
 import type { Viewer } from '../event-serializer.js';
-import type { ReadScope, RoomAccess } from './access.js';
+import type { RoomState } from '../room-state.js';
+import type { RoomAccess } from './access.js';
 import type { Direction, Timeline } from './timeline.js';
 import { positionOfToken, tokenOfPosition } from './tokens.js';
 
@@ -111,10 +112,10 @@ export class RoomReads implements RoomReadsApi {
       const membership = stored.event.content.membership;
       // The spec joins the two filters with "or": either the membership is `membership`, or it is
       // not `not_membership`. (Synapse requires both.)
+      const unfiltered = query.membership === undefined && query.notMembership === undefined;
       const wanted = query.membership !== undefined && membership === query.membership;
       const notExcluded = query.notMembership !== undefined && membership !== query.notMembership;
-      if (query.membership === undefined && query.notMembership === undefined) members.push(stored);
-      else if (wanted || notExcluded) members.push(stored);
+      if (unfiltered || wanted || notExcluded) members.push(stored);
     }
     return { chunk: await this.serializeState(reader, members) };
   }
@@ -236,10 +237,6 @@ export class RoomReads implements RoomReadsApi {
   /** The state a reader sees: current for members and peekers, as it was at their leave for departed users. */
   private async readableState(userId: string, roomId: string): Promise<RoomState> {
     const scope = await this.access.requireReader(roomId, userId, { allowDeparted: true });
-    return this.stateFor(roomId, scope);
-  }
-
-  private stateFor(roomId: string, scope: ReadScope): Promise<RoomState> {
     return scope.upTo === undefined ? this.core.roomState.currentState(roomId) : this.core.roomState.stateAt(roomId, scope.upTo);
   }
 

@@ -10,8 +10,8 @@
 // leave out `end` exactly when nothing is left (S:data/api/client-server/message_pagination.yaml).
 
 import { eventMatchesFilter, filterBlocksAll, type RoomEventFilter } from '../../core/filters.js';
-import type { CoreDeps } from '../core.js';
 import type { VisibleEvent } from '../../core/visibility.js';
+import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { ReadScope, RoomAccess } from './access.js';
 
@@ -54,8 +54,7 @@ export class Timeline {
     let high = dir === 'b' ? request.from : (request.to ?? current);
     high = Math.min(high, current, scope.upTo ?? Infinity);
     low = Math.max(low, 0);
-    let cursor = dir === 'b' ? Math.max(request.from, low) : request.from;
-    if (dir === 'b') cursor = Math.min(cursor, high);
+    let cursor = dir === 'b' ? Math.min(Math.max(request.from, low), high) : request.from;
     if (low >= high || (filter !== undefined && filterBlocksAll(filter))) return { events: [], cursor, more: false };
 
     const shown: VisibleEvent<StoredEvent>[] = [];
