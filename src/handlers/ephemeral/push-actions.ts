@@ -6,7 +6,8 @@
 // member, so it is kept to plain loops: the recipients and context come from the state before the
 // event (already in memory), rule sets are compiled once per user and cached until the user's rules
 // change, and per-event work (looked-up values, the body's words) is shared by all users inside the
-// evaluator. Rows are written for notifying actions only.
+// evaluator. What is stored is the outcome most members got, once per event, plus a row per member
+// whose outcome differs (schema 0020 says why).
 //
 // Unread counts follow push.md §Receiving notifications and the threading rules of receipts.md: a
 // notification in thread T is unread when it comes after the user's unthreaded read receipt and
@@ -18,8 +19,9 @@ import { stateKey, type RoomEvent, type StateKey } from '../../core/events.js';
 import { actionsHighlight, actionsNotify } from '../../core/push/evaluator.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import type { Queryable } from '../../storage/database.js';
-import type { NewPushAction, PushActionsStore, ThreadCountRow } from '../../storage/push-actions-store.js';
+import type { PushActionsStore, ThreadCountRow } from '../../storage/push-actions-store.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
+import type { RoomStateStore } from '../../storage/room-state-store.js';
 import type { EventCache, StoredEvent } from '../event-cache.js';
 import type { EventSideEffects } from '../events-writer.js';
 import type { UnreadCounts } from '../sync-sources.js';
@@ -34,12 +36,32 @@ export interface RoomNotifications {
   threads: Map<string, UnreadCounts>;
 }
 
+interface Recipients {
+  users: string[];
+  /** Joined members, for `room_member_count`. */
+  joinedCount: number;
+  /** The local user an invite event invites (among `users`, but not joined). */
+  invitee: string | undefined;
+}
+
+interface Outcome {
+  userId: string;
+  notify: boolean;
+  highlight: boolean;
+  joined: boolean;
+}
+
+function outcomeKey(outcome: Pick<Outcome, 'notify' | 'highlight'>): string {
+  return outcome.notify ? (outcome.highlight ? 'highlight' : 'notify') : 'none';
+}
+
 export class PushActions {
   constructor(
     private readonly serverName: string,
     private readonly rules: PushRulesReader,
     private readonly store: PushActionsStore,
     private readonly receipts: ReceiptsStore,
+    private readonly roomStates: RoomStateStore,
     private readonly eventCache: EventCache,
   ) {}
 
@@ -51,18 +73,12 @@ export class PushActions {
     if (recipients.users.length === 0 && !senderIsLocal) return;
     let thread: Promise<string> | undefined;
     const threadOfEvent = () => (thread ??= threadOf(event, this.eventCache));
-    if (recipients.users.length > 0) {
-      const actions = await this.evaluate(tx, stored, stateBefore, recipients);
-      if (actions.length > 0) {
-        const threadId = await threadOfEvent();
-        await this.store.insert(tx, actions.map((a) => ({ ...a, threadId })));
-      }
-    }
+    if (recipients.users.length > 0) await this.record(tx, stored, await this.evaluate(tx, stored, stateBefore, recipients), threadOfEvent);
     if (senderIsLocal) await this.store.setOwnMark(tx, event.sender, event.roomId, await threadOfEvent(), stored.streamOrdering);
   };
 
   /** Local joined members other than the sender (and a local invitee), and the joined count. */
-  private recipientsOf(event: RoomEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>): { users: string[]; joinedCount: number } {
+  private recipientsOf(event: RoomEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>): Recipients {
     const users: string[] = [];
     let joinedCount = 0;
     for (const member of stateBefore.values()) {
@@ -72,6 +88,7 @@ export class PushActions {
     }
     // An invitee is not in the room yet, but `.m.rule.invite_for_me` is for them (as Synapse).
     const target = event.stateKey;
+    let invitee: string | undefined;
     if (
       event.type === 'm.room.member' &&
       event.content.membership === 'invite' &&
@@ -80,48 +97,71 @@ export class PushActions {
       isLocalUser(target, this.serverName) &&
       !users.includes(target)
     ) {
-      users.push(target);
+      invitee = target;
     }
-    return { users, joinedCount };
+    return { users: invitee === undefined ? users : [...users, invitee], joinedCount, invitee };
   }
 
-  private async evaluate(
-    tx: Queryable,
-    stored: StoredEvent,
-    stateBefore: ReadonlyMap<StateKey, RoomEvent>,
-    recipients: { users: string[]; joinedCount: number },
-  ): Promise<Array<Omit<NewPushAction, 'threadId'>>> {
+  private async evaluate(tx: Queryable, stored: StoredEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>, recipients: Recipients): Promise<Outcome[]> {
     const { event } = stored;
     const powerLevels = powerLevelsFromState(stateBefore, stored.roomVersion);
     const senderPowerLevel = powerLevels.userLevel(event.sender);
     const ruleSets = await this.rules.compiledFor(recipients.users, tx);
-    const actions: Array<Omit<NewPushAction, 'threadId'>> = [];
-    for (const userId of recipients.users) {
+    return recipients.users.map((userId) => {
       const displayName = stateBefore.get(stateKey('m.room.member', userId))?.content.displayname;
-      const result = ruleSets.get(userId)!.evaluate(event, {
+      const actions = ruleSets.get(userId)!.evaluate(event, {
         userId,
         userDisplayName: typeof displayName === 'string' ? displayName : undefined,
         roomMemberCount: recipients.joinedCount,
         powerLevels,
         senderPowerLevel,
       });
-      if (!actionsNotify(result)) continue;
-      actions.push({ roomId: event.roomId, userId, streamOrdering: stored.streamOrdering, eventId: event.eventId, highlight: actionsHighlight(result) });
+      const notify = actionsNotify(actions);
+      return { userId, notify, highlight: notify && actionsHighlight(actions), joined: userId !== recipients.invitee };
+    });
+  }
+
+  /**
+   * Stores the outcome most joined members got once for the room (when it notifies), and a row for
+   * each member whose outcome differs (see schema 0020).
+   */
+  private async record(tx: Queryable, stored: StoredEvent, outcomes: readonly Outcome[], threadOfEvent: () => Promise<string>): Promise<void> {
+    const { event, streamOrdering } = stored;
+    const tally = new Map<string, number>();
+    for (const o of outcomes) if (o.joined) tally.set(outcomeKey(o), (tally.get(outcomeKey(o)) ?? 0) + 1);
+    let common: string | undefined;
+    for (const [key, count] of tally) if (common === undefined || count > tally.get(common)!) common = key;
+    const roomWide = common !== undefined && common !== outcomeKey({ notify: false, highlight: false }) ? common : undefined;
+    const exceptions = outcomes.filter((o) => (roomWide !== undefined && o.joined ? outcomeKey(o) !== roomWide : o.notify));
+    if (roomWide === undefined && exceptions.length === 0) return;
+    const threadId = await threadOfEvent();
+    if (roomWide !== undefined) {
+      await this.store.insertRoomAction(tx, { roomId: event.roomId, streamOrdering, eventId: event.eventId, sender: event.sender, threadId, highlight: roomWide === outcomeKey({ notify: true, highlight: true }) });
     }
-    return actions;
+    await this.store.insert(
+      tx,
+      exceptions.map((o) => ({ roomId: event.roomId, userId: o.userId, streamOrdering, eventId: event.eventId, threadId, notify: o.notify, highlight: o.highlight })),
+    );
   }
 
   /** Unread notification and highlight counts per room, split by thread. */
   async unread(userId: string, roomIds: readonly string[]): Promise<Map<string, RoomNotifications>> {
     const marks = await this.readMarks(userId);
+    // Room-wide outcomes concern members joined at the event: nothing before the user's current
+    // join counts (Synapse also counts from the join when there is no receipt), and in a room the
+    // user is not joined to only their own outcomes (an invite) count.
+    const joinedAt = new Map<string, number>();
+    for (const m of await this.roomStates.membershipsOf(userId)) if (m.membership === 'join') joinedAt.set(m.room_id, Number(m.from_stream));
     const out = new Map<string, RoomNotifications>();
     for (const roomId of roomIds) {
       const room = marks.get(roomId);
-      const unthreaded = room?.get(UNTHREADED) ?? 0;
+      const joined = joinedAt.get(roomId);
+      const member = joined !== undefined;
+      const floor = Math.max(room?.get(UNTHREADED) ?? 0, joined ?? 0);
       const result: RoomNotifications = { total: zero(), main: zero(), threads: new Map() };
-      for (const row of await this.store.countsAfter(userId, roomId, unthreaded)) {
+      for (const row of await this.store.countsAfter(userId, roomId, floor, { member })) {
         const threaded = room?.get(row.thread_id) ?? 0;
-        const counts = threaded > unthreaded ? await this.countAfter(userId, roomId, threaded, row.thread_id) : countsOf(row);
+        const counts = threaded > floor ? await this.countAfter(userId, roomId, threaded, row.thread_id, member) : countsOf(row);
         if (counts.notification_count === 0) continue;
         add(result.total, counts);
         if (row.thread_id === MAIN_THREAD) add(result.main, counts);
@@ -132,8 +172,8 @@ export class PushActions {
     return out;
   }
 
-  private async countAfter(userId: string, roomId: string, after: number, threadId: string): Promise<UnreadCounts> {
-    const [row] = await this.store.countsAfter(userId, roomId, after, threadId);
+  private async countAfter(userId: string, roomId: string, after: number, threadId: string, member: boolean): Promise<UnreadCounts> {
+    const [row] = await this.store.countsAfter(userId, roomId, after, { threadId, member });
     return row ? countsOf(row) : zero();
   }
 
