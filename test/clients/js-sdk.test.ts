@@ -8,6 +8,7 @@ import {
   createClient,
   EventType,
   MsgType,
+  PendingEventOrdering,
   RoomEvent,
   RoomMemberEvent,
   type MatrixClient,
@@ -58,7 +59,8 @@ async function register(baseUrl: string, username: string): Promise<MatrixClient
     accessToken: registered.access_token!,
     deviceId: registered.device_id!,
   });
-  await client.startClient({ initialSyncLimit: 8 });
+  // Detached local echoes (as Element uses): the live timeline then shows the server's order.
+  await client.startClient({ initialSyncLimit: 8, pendingEventOrdering: PendingEventOrdering.Detached });
   await waitFor(client, () => client.isInitialSyncComplete(), `${username}'s initial sync`, 60_000);
   return client;
 }
