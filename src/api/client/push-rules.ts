@@ -31,7 +31,15 @@ function edit(name: string, method: 'PUT' | 'DELETE', suffix: string, toEdit: (r
 }
 
 function read(name: string, suffix: string, get: (req: RouteRequest, services: ApiServices) => Promise<unknown>): RouteDefinition<ApiServices> {
-  return defineRoute<ApiServices>({ name, method: 'GET', paths: clientPaths(suffix), resource: 'client', servedBy: 'any', auth: 'user', handle: async (req, services) => ({ body: await get(req, services) }) });
+  return defineRoute<ApiServices>({
+    name,
+    method: 'GET',
+    paths: clientPaths(suffix),
+    resource: 'client',
+    servedBy: 'any',
+    auth: 'user',
+    handle: async (req, services) => ({ body: await get(req, services) }),
+  });
 }
 
 export const pushRulesRoutes: RouteDefinition<ApiServices>[] = [

@@ -93,6 +93,19 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
   const presenceReader = new PresenceReader(stores.presence, roomState, now);
   const pushActions = new PushActions(core.serverName, pushRulesReader, stores.pushActions, stores.receipts, core.stores.roomState, eventCache);
 
+  const syncSources = createSyncSources({
+    bus,
+    now,
+    typing: typingReader,
+    receipts: stores.receipts,
+    accountData: stores.accountData,
+    pushRules: pushRulesReader,
+    toDevice: new ToDeviceReader(stores.toDevice),
+    presence: presenceReader,
+    presenceWriter,
+    pushActions,
+  });
+
   return {
     typing: new TypingHandler(roomState, typingWriter),
     receipts: new ReceiptsHandler(roomState, eventCache, receiptsWriter, accountDataWriter, now),
@@ -101,18 +114,7 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
     toDevice: toDeviceWriter,
     pushRules: new PushRulesHandler(pushRulesReader, pushRulesWriter),
     filters: new FiltersHandler(stores.filters),
-    syncSources: createSyncSources({
-      bus,
-      now,
-      typing: typingReader,
-      receipts: stores.receipts,
-      accountData: stores.accountData,
-      pushRules: pushRulesReader,
-      toDevice: new ToDeviceReader(stores.toDevice),
-      presence: presenceReader,
-      presenceWriter,
-      pushActions,
-    }),
+    syncSources: syncSources.sources,
     pushActions: pushActions.sideEffect,
     ephemeralWriters: {
       typing: typingWriter,
@@ -127,6 +129,7 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
       typingReader.close();
       presenceWriter.close();
       pushRulesReader.close();
+      syncSources.close();
     },
   };
 }

@@ -36,16 +36,17 @@ export interface SyncSourcesDeps {
   pushActions: PushActions;
 }
 
-export function createSyncSources(deps: SyncSourcesDeps): EphemeralSyncSources {
+/** The sync sources, and a function that stops their bus subscription (shutdown). */
+export function createSyncSources(deps: SyncSourcesDeps): { sources: EphemeralSyncSources; close: () => void } {
   // The presence last forwarded per user; dropped when the user's presence changes elsewhere (a
   // PUT, a timeout), so the next sync forwards again.
   const relayed = new Map<string, { presence: string; at: number }>();
-  deps.bus.subscribe((update) => {
+  const close = deps.bus.subscribe((update) => {
     if (update.stream !== 'presence') return;
     for (const row of update.rows) if (row.stream === 'presence') relayed.delete(row.userId);
   });
 
-  return {
+  const sources: EphemeralSyncSources = {
     typing: (roomIds, since) => deps.typing.changedSince(roomIds, since),
 
     async receipts(userId, roomIds, from, to) {
@@ -109,4 +110,5 @@ export function createSyncSources(deps: SyncSourcesDeps): EphemeralSyncSources {
 
     unreadNotifications: (userId, roomIds) => deps.pushActions.unread(userId, roomIds),
   };
+  return { sources, close };
 }
