@@ -82,7 +82,7 @@ export async function createProcessServices(options: {
   const ephemeral = await createEphemeralServices(core);
   const reads = await createRoomReadServices(core);
   eventsWriter.addSideEffect(ephemeral.pushActions);
-  const rooms = await createRoomServices(core, ephemeral);
+  const rooms = await createRoomServices(core, { syncSources: ephemeral.syncSources, rateLimits: accounts.rateLimits });
   const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...reads, ...rooms };
   return {
     services,

@@ -157,3 +157,45 @@ describe('rooms: create, membership, send, state, redact', () => {
     assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent('#none:test.local')}`, { token: bob.accessToken })).status, 404);
   });
 });
+
+describe('rate limits on sending and joining', () => {
+  let hs: TestHomeserver;
+  before(async () => {
+    hs = await startTestHomeserver({ config: { rc_message: { per_second: 0.1, burst_count: 3 }, rc_joins: { local: { per_second: 0.1, burst_count: 2 }, remote: { per_second: 0.1, burst_count: 2 } } } });
+  });
+  after(() => hs.stop());
+
+  test('sends beyond the burst get 429 M_LIMIT_EXCEEDED with retry_after_ms and Retry-After; admins are exempt', async () => {
+    const user = await hs.createUser('chatty');
+    const admin = await hs.createUser('boss', { admin: true });
+    const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body: { preset: 'public_chat' } });
+    const roomId = encodeURIComponent(json.room_id);
+    const statuses: number[] = [];
+    let limited;
+    for (let i = 0; i < 5; i++) {
+      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/rl${i}`, { token: user.accessToken, body: { body: `${i}` } });
+      statuses.push(res.status);
+      if (res.status === 429) limited = res;
+    }
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429]);
+    assert.equal(limited!.json.errcode, 'M_LIMIT_EXCEEDED');
+    assert.ok(limited!.json.retry_after_ms > 0);
+    assert.ok(Number(limited!.headers['retry-after']) >= 1);
+    assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${roomId}`, { token: admin.accessToken })).status, 200);
+    for (let i = 0; i < 5; i++) {
+      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/admin${i}`, { token: admin.accessToken, body: { body: `${i}` } });
+      assert.equal(res.status, 200);
+    }
+  });
+
+  test('joins beyond the burst get 429', async () => {
+    const owner = await hs.createUser('owner');
+    const joiner = await hs.createUser('joiner');
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: owner.accessToken, body: { preset: 'public_chat' } });
+      statuses.push((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(json.room_id)}`, { token: joiner.accessToken })).status);
+    }
+    assert.deepEqual(statuses, [200, 200, 429]);
+  });
+});

@@ -1,6 +1,7 @@
 // Changing rooms: creation, membership, sending messages and state, redaction; and /sync.
 
 import type { CoreDeps } from '../core.js';
+import type { RateLimits } from '../rate-limit.js';
 import type { SyncSources } from '../sync-sources.js';
 import { MembershipHandler } from './membership.js';
 import { RoomCreationHandler } from './room-creation.js';
@@ -14,12 +15,12 @@ export interface RoomServices {
   readonly sync: SyncHandler;
 }
 
-export async function createRoomServices(core: CoreDeps, streams: { syncSources: SyncSources }): Promise<RoomServices> {
-  const membership = new MembershipHandler(core);
+export async function createRoomServices(core: CoreDeps, deps: { syncSources: SyncSources; rateLimits: RateLimits }): Promise<RoomServices> {
+  const membership = new MembershipHandler(core, deps.rateLimits);
   return {
     membership,
     roomCreation: new RoomCreationHandler(core, membership),
-    roomMessages: new RoomMessagesHandler(core, membership),
-    sync: new SyncHandler(core, streams.syncSources),
+    roomMessages: new RoomMessagesHandler(core, membership, deps.rateLimits),
+    sync: new SyncHandler(core, deps.syncSources),
   };
 }

@@ -9,6 +9,7 @@ import { isJsonObject } from '../../core/json.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
+import type { RateLimits } from '../rate-limit.js';
 import type { RoomState } from '../room-state.js';
 import { memberContent } from './room-creation.js';
 
@@ -20,7 +21,10 @@ export interface MembershipOptions {
 }
 
 export class MembershipHandler {
-  constructor(private readonly core: CoreDeps) {}
+  constructor(
+    private readonly core: CoreDeps,
+    private readonly rateLimits: RateLimits,
+  ) {}
 
   /** `!room:server` or `#alias:server` → the room id; 404 for unknown aliases. */
   async resolveRoom(roomIdOrAlias: string): Promise<string> {
@@ -41,6 +45,8 @@ export class MembershipHandler {
     }
     const state = await this.core.roomState.currentState(roomId);
     const current = membershipIn(state, userId);
+    // Re-joining a room one is in (e.g. a profile refresh) is not a new join.
+    if (current !== 'join') this.rateLimits.joinsLocal.check(userId);
     const content = memberContent('join', await this.core.stores.users.getProfile(userId));
     if (options.reason !== undefined) content.reason = options.reason;
     if (current !== 'join' && current !== 'invite') {

@@ -5,6 +5,7 @@ import { isValidRoomAlias } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { Errors, MatrixError } from '../../errors.js';
+import type { RateLimits } from '../rate-limit.js';
 import type { Requester } from '../requester.js';
 import type { CoreDeps } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
@@ -14,15 +15,15 @@ export class RoomMessagesHandler {
   constructor(
     private readonly core: CoreDeps,
     private readonly membership: MembershipHandler,
+    private readonly rateLimits: RateLimits,
   ) {}
 
   async send(roomId: string, requester: Requester, type: string, content: JsonObject, txnId: string): Promise<PersistedEvent> {
     await this.core.roomState.roomVersion(roomId);
-    if (type === 'm.room.redaction' || type === 'm.room.create') {
-      // A redaction needs its target checked (use the redact endpoint); a create is never sent twice.
-      if (type === 'm.room.create') throw Errors.forbidden('Cannot send m.room.create into an existing room');
-      if (typeof content.redacts === 'string') return this.redact(roomId, requester, content.redacts, content, txnId);
-    }
+    if (type === 'm.room.create') throw Errors.forbidden('Cannot send m.room.create into an existing room');
+    // A redaction needs its target checked, whichever endpoint sends it.
+    if (type === 'm.room.redaction' && typeof content.redacts === 'string') return this.redact(roomId, requester, content.redacts, content, txnId);
+    await this.rateLimits.checkMessage(requester.userId);
     return this.core.eventsWriter.sendEvent(
       roomId,
       { type, sender: requester.userId, content },
@@ -32,6 +33,7 @@ export class RoomMessagesHandler {
 
   async setState(roomId: string, requester: Requester, type: string, stateKey: string, content: JsonObject): Promise<PersistedEvent> {
     await this.core.roomState.roomVersion(roomId);
+    await this.rateLimits.checkMessage(requester.userId);
     if (type === 'm.room.member') return this.setMembershipState(roomId, requester, stateKey, content);
     if (type === 'm.room.create') throw Errors.forbidden('Changing the room create event is forbidden');
     if (type === 'm.room.canonical_alias') await this.checkCanonicalAlias(roomId, content);
@@ -40,6 +42,7 @@ export class RoomMessagesHandler {
 
   async redact(roomId: string, requester: Requester, targetId: string, body: JsonObject, txnId: string): Promise<PersistedEvent> {
     const version = await this.core.roomState.roomVersion(roomId);
+    await this.rateLimits.checkMessage(requester.userId);
     const target = await this.core.eventCache.get(targetId);
     if (target) {
       if (target.event.roomId !== roomId) throw new MatrixError(400, 'M_UNKNOWN', 'Cannot redact event from a different room');
