@@ -378,6 +378,7 @@ function eventRow(event: RoomEvent): StreamRow {
   const row: StreamRow = { stream: 'events', roomId: event.roomId, eventId: event.eventId, type: event.type, sender: event.sender };
   if (event.stateKey !== undefined) row.stateKey = event.stateKey;
   if (event.type === 'm.room.member' && typeof event.content.membership === 'string') row.membership = event.content.membership;
+  if (event.redacts !== undefined) row.redacts = event.redacts;
   return row;
 }
 

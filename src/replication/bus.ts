@@ -7,7 +7,7 @@ import type { StreamName } from '../streams/streams.js';
 /** What changed at a stream position, enough for readers to know whom to wake and what to drop
  * from caches. */
 export type StreamRow =
-  | { stream: 'events'; roomId: string; eventId: string; type: string; stateKey?: string; sender: string; membership?: string }
+  | { stream: 'events'; roomId: string; eventId: string; type: string; stateKey?: string; sender: string; membership?: string; redacts?: string }
   | { stream: 'typing'; roomId: string; userIds: string[] }
   | { stream: 'receipts'; roomId: string; userId: string }
   | { stream: 'account_data'; userId: string; roomId?: string; type: string }

@@ -184,9 +184,18 @@ export class EventsStore {
     return row?.event_id;
   }
 
-  /** The (user, device, txn id) that sent an event, to echo `unsigned.transaction_id` to that device. */
-  async txnOfEvent(eventId: string): Promise<{ user_id: string; device_id: string; txn_id: string } | undefined> {
-    return this.db.get('SELECT user_id, device_id, txn_id FROM event_txn_ids WHERE event_id = ?', [eventId]);
+  /** The senders' (user, device, txn id) of the given events, in one query. */
+  async txnsOfEvents(eventIds: readonly string[]): Promise<Array<{ event_id: string; user_id: string; device_id: string; txn_id: string }>> {
+    if (eventIds.length === 0) return [];
+    const rows: Array<{ event_id: string; user_id: string; device_id: string; txn_id: string }> = [];
+    for (let i = 0; i < eventIds.length; i += 100) {
+      const chunk = eventIds.slice(i, i + 100);
+      rows.push(...(await this.db.all<{ event_id: string; user_id: string; device_id: string; txn_id: string }>(
+        `SELECT event_id, user_id, device_id, txn_id FROM event_txn_ids WHERE event_id IN (${chunk.map(() => '?').join(',')})`,
+        chunk,
+      )));
+    }
+    return rows;
   }
 
   async insertTxn(tx: Queryable, roomId: string, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<void> {

@@ -7,6 +7,8 @@ import { STREAM_NAMES, zeroPositions, type StreamName, type StreamPositions } fr
 
 export interface WaitRequest {
   userId: string;
+  /** Streams whose updates should not wake this request (e.g. presence when the filter drops it). */
+  ignore?: ReadonlySet<StreamName>;
   /** Rooms whose events, typing and receipts concern this sync (joined and invited rooms). */
   roomIds: ReadonlySet<string>;
   /** Positions the caller has already seen everything up to. */
@@ -72,6 +74,19 @@ export class Notifier {
     });
   }
 
+  /**
+   * The rows of a stream's updates with `from < position <= to`, from the recent log; undefined
+   * when the log no longer reaches back to `from` (the caller then reads the database).
+   */
+  rowsBetween(stream: StreamName, from: number, to: number): StreamRow[] | undefined {
+    if (from < this.droppedUpTo[stream]) return undefined;
+    const rows: StreamRow[] = [];
+    for (const update of this.recent.get(stream)!) {
+      if (update.position > from && update.position <= to) rows.push(...update.rows);
+    }
+    return rows;
+  }
+
   /** Wakes every waiter (shutdown). */
   wakeAll(): void {
     for (const set of this.byUser.values()) for (const waiter of [...set]) waiter.wake();
@@ -96,11 +111,12 @@ export class Notifier {
       for (const roomId of roomsOf(row)) for (const waiter of this.byRoom.get(roomId) ?? []) woken.add(waiter);
       for (const userId of usersOf(row)) for (const waiter of this.byUser.get(userId) ?? []) woken.add(waiter);
     }
-    for (const waiter of woken) waiter.wake();
+    for (const waiter of woken) if (!waiter.request.ignore?.has(update.stream)) waiter.wake();
   }
 
   private missedSince(request: WaitRequest): boolean {
     for (const stream of STREAM_NAMES) {
+      if (request.ignore?.has(stream)) continue;
       const seen = request.seen[stream];
       if (seen >= this.positions[stream]) continue;
       // Updates dropped from the log may have concerned the caller: wake rather than risk sleeping.

@@ -74,7 +74,7 @@ export async function createProcessServices(options: {
     eventCache,
     roomState: new RoomStateReader(stores.roomState, eventCache, bus),
     visibility: new EventVisibility(stores.roomState, eventCache),
-    serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now),
+    serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
     auth: new AuthHandler(stores.users, now),
     eventsWriter,
   };
@@ -89,6 +89,7 @@ export async function createProcessServices(options: {
     eventsWriter,
     async close() {
       notifier.close();
+      services.closeEphemeral();
     },
   };
 }

@@ -9,8 +9,10 @@
 import type { ClientEvent } from '../../core/client-events.js';
 import { toStrippedState } from '../../core/client-events.js';
 import { stateKey as makeStateKey, splitStateKey, type StateKey } from '../../core/events.js';
+import { TYPES_HIDDEN_FROM_CLIENTS } from '../../core/visibility.js';
 import {
   eventMatchesFilter,
+  filterBlocksAll,
   includeRedundantMembers,
   lazyLoadMembers,
   roomAllowed,
@@ -21,12 +23,13 @@ import {
 } from '../../core/filters.js';
 import type { JsonObject } from '../../core/json.js';
 import { computeRoomSummary, hasCanonicalAlias, hasRoomName, type SummaryMember } from '../../core/room-summary.js';
-import { clampPositions, encodeSyncToken, zeroPositions, type StreamPositions } from '../../streams/streams.js';
+import { clampPositions, encodeSyncToken, zeroPositions, type StreamName, type StreamPositions } from '../../streams/streams.js';
 import { LruCache } from '../../util/lru.js';
+import type { EventRow } from '../../storage/events-store.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { RoomState } from '../room-state.js';
-import type { SyncSources } from '../sync-sources.js';
+import type { AccountDataEntry, SyncSources } from '../sync-sources.js';
 import type { MembershipRow, StateRow } from '../../storage/room-state-store.js';
 
 export interface SyncRequest {
@@ -68,16 +71,23 @@ type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 export class SyncHandler {
   /** Per device: members already sent per room, for lazy loading without redundant members. */
   private readonly sentMembers = new LruCache<string, Map<string, Set<string>>>(10_000);
+  /** Per device: the to-device position last acknowledged. */
+  private readonly acknowledged = new LruCache<string, number>(100_000);
+  private readonly recentReads = new LruCache<string, Promise<EventRow[]>>(2_000);
+  private readonly memberships: MembershipCache;
 
   constructor(
     private readonly core: CoreDeps,
     private readonly sources: SyncSources,
-  ) {}
+  ) {
+    this.memberships = new MembershipCache(core);
+  }
 
   async sync(request: SyncRequest): Promise<JsonObject> {
     const { notifier } = this.core;
     await this.sources.userSyncing(request.userId, request.setPresence);
-    if (request.since) await this.sources.acknowledgeToDevice(request.userId, request.deviceId, request.since.to_device);
+    if (request.since) await this.acknowledgeToDevice(request.userId, request.deviceId, request.since.to_device);
+    const ignore = filterBlocksAll(request.filter.presence) ? IGNORE_PRESENCE : undefined;
 
     const deadline = Date.now() + request.timeoutMs;
     for (;;) {
@@ -87,14 +97,24 @@ export class SyncHandler {
       const waitFor = deadline - Date.now();
       // An initial or full-state sync answers at once; so does anything with news.
       if (hasNews || !since || request.fullState || waitFor <= 0 || request.signal.aborted) return response;
-      const roomIds = new Set(await this.core.roomState.roomsOf(request.userId, ['join', 'invite', 'knock']));
-      await notifier.waitForUpdates({ userId: request.userId, roomIds, seen: to, timeoutMs: waitFor, signal: request.signal });
+      const memberships = await this.memberships.of(request.userId);
+      const roomIds = new Set(memberships.filter((m) => m.membership !== 'leave' && m.membership !== 'ban').map((m) => m.room_id));
+      await notifier.waitForUpdates({ userId: request.userId, roomIds, seen: to, timeoutMs: waitFor, signal: request.signal, ...(ignore ? { ignore } : {}) });
       if (Date.now() >= deadline || request.signal.aborted) {
         // Timed out: answer the (empty) incremental sync up to now.
         const now = notifier.currentPositions();
         return (await this.compute({ ...request, since }, now)).response;
       }
     }
+  }
+
+  /** A sync with `since` acknowledges the to-device messages up to it; skip when nothing is new. */
+  private async acknowledgeToDevice(userId: string, deviceId: string, position: number): Promise<void> {
+    const key = `${userId}\u0000${deviceId}`;
+    const done = this.acknowledged.get(key);
+    if (done !== undefined && done >= position) return;
+    await this.sources.acknowledgeToDevice(userId, deviceId, position);
+    this.acknowledged.set(key, position);
   }
 
   private async compute(request: SyncRequest, to: StreamPositions): Promise<{ response: JsonObject; hasNews: boolean }> {
@@ -107,7 +127,11 @@ export class SyncHandler {
     const response: JsonObject = {};
     let hasNews = roomSections.hasNews;
 
-    const accountData = await this.sources.accountData(userId, from.account_data, to.account_data, from.push_rules, to.push_rules);
+    const changed = (stream: keyof StreamPositions) => initial || from[stream] !== to[stream];
+    const accountData =
+      changed('account_data') || changed('push_rules')
+        ? await this.sources.accountData(userId, from.account_data, to.account_data, from.push_rules, to.push_rules)
+        : { global: [], rooms: new Map<string, AccountDataEntry[]>() };
     const globalData = accountData.global.filter((e) => eventMatchesFilter(filter.accountData, { type: e.type }));
     if (globalData.length) {
       response.account_data = { events: globalData.map((e) => ({ type: e.type, content: e.content })) };
@@ -130,15 +154,19 @@ export class SyncHandler {
       hasNews = true;
     }
 
-    const presence = (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
-      eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
-    );
+    const presence = changed('presence') && !filterBlocksAll(filter.presence)
+      ? (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
+          eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
+        )
+      : [];
     if (presence.length) {
       response.presence = { events: presence };
       hasNews = true;
     }
 
-    const toDevice = await this.sources.toDevice(userId, deviceId, from.to_device, to.to_device, TO_DEVICE_LIMIT);
+    const toDevice = changed('to_device')
+      ? await this.sources.toDevice(userId, deviceId, from.to_device, to.to_device, TO_DEVICE_LIMIT)
+      : { events: [], upTo: to.to_device };
     if (toDevice.events.length) {
       response.to_device = { events: toDevice.events };
       hasNews = true;
@@ -173,19 +201,30 @@ export class SyncHandler {
     const { userId, filter } = request;
     const initial = request.since === undefined;
     const stateStore = this.core.stores.roomState;
-    const memberships = await stateStore.membershipsAt(userId, to.events);
-    const forgotten = await stateStore.forgottenRooms(userId);
-    const changes = initial ? [] : await stateStore.membershipChangesBetween(userId, from.events, to.events);
-    const changedRooms = new Map<string, MembershipRow[]>();
-    for (const change of changes) {
-      const list = changedRooms.get(change.room_id) ?? [];
-      list.push(change);
-      changedRooms.set(change.room_id, list);
+    const memberships = await this.memberships.at(userId, to.events);
+    const eventsChanged = initial || from.events !== to.events;
+    // Which rooms changed, from the notifier's recent log when it reaches back far enough.
+    const recentRows = eventsChanged && !initial ? this.core.notifier.rowsBetween('events', from.events, to.events) : [];
+    const changedRooms = new Set<string>();
+    const roomsWithEvents = new Set<string>();
+    if (!initial && eventsChanged) {
+      if (recentRows) {
+        for (const row of recentRows) {
+          if (row.stream !== 'events') continue;
+          roomsWithEvents.add(row.roomId);
+          if (row.type === 'm.room.member' && row.stateKey === userId) changedRooms.add(row.roomId);
+        }
+      } else {
+        for (const change of await stateStore.membershipChangesBetween(userId, from.events, to.events)) changedRooms.add(change.room_id);
+        for (const roomId of await this.core.stores.events.roomsWithEventsBetween(from.events, to.events)) roomsWithEvents.add(roomId);
+      }
     }
-    const roomsWithEvents = initial ? new Set<string>() : new Set(await this.core.stores.events.roomsWithEventsBetween(from.events, to.events));
+    let forgotten: Set<string> | undefined;
     const joinedIds = new Set(memberships.filter((m) => m.membership === 'join').map((m) => m.room_id));
-    const typing = this.sources.typing([...joinedIds], initial ? 0 : from.typing);
-    const receipts = await this.sources.receipts(userId, [...joinedIds], initial ? 0 : from.receipts, to.receipts);
+    const typing = initial || from.typing !== to.typing ? this.sources.typing([...joinedIds], initial ? 0 : from.typing) : new Map<string, { user_ids: string[] }>();
+    const receipts = initial || from.receipts !== to.receipts
+      ? await this.sources.receipts(userId, [...joinedIds], initial ? 0 : from.receipts, to.receipts)
+      : new Map<string, JsonObject>();
 
     const join: RoomSection[] = [];
     const invite: RoomSection[] = [];
@@ -197,14 +236,16 @@ export class SyncHandler {
       const roomId = membership.room_id;
       if (!roomAllowed(filter.room, roomId)) continue;
       const kind = membership.membership as Membership;
-      const changed = changedRooms.get(roomId);
+      const changed = changedRooms.has(roomId);
       if (kind === 'join') {
         // Newly joined: the membership was not `join` at `since` (a join, or a rejoin).
-        const newlyJoined = !initial && changed !== undefined && (await stateStore.membershipAt(roomId, userId, from.events)) !== 'join';
+        const newlyJoined = !initial && changed && (await stateStore.membershipAt(roomId, userId, from.events)) !== 'join';
         const section = await this.joinedRoom(request, roomId, from, to, {
           initial,
           newlyJoined,
           hasNewEvents: initial || roomsWithEvents.has(roomId),
+          // Joined throughout (since, to]: everything in that range is visible.
+          joinedThroughout: !initial && !changed,
         });
         const ephemeral: JsonObject[] = [];
         const typers = typing.get(roomId);
@@ -222,6 +263,7 @@ export class SyncHandler {
         (kind === 'invite' ? invite : knock).push(section);
         hasNews = true;
       } else if (kind === 'leave' || kind === 'ban') {
+        forgotten ??= await stateStore.forgottenRooms(userId);
         if (forgotten.has(roomId)) continue;
         // Rooms left before `since` never reappear; on an initial sync only with include_leave.
         if (initial ? !filter.room.includeLeave : !changed) continue;
@@ -239,12 +281,12 @@ export class SyncHandler {
     roomId: string,
     from: StreamPositions,
     to: StreamPositions,
-    flags: { initial: boolean; newlyJoined: boolean; hasNewEvents: boolean },
+    flags: { initial: boolean; newlyJoined: boolean; hasNewEvents: boolean; joinedThroughout: boolean },
   ): Promise<RoomSection> {
     const { filter } = request;
     const fullHistory = flags.initial || flags.newlyJoined || request.fullState;
     const timeline = flags.hasNewEvents || fullHistory
-      ? await this.timeline(request, roomId, fullHistory ? 0 : from.events, to.events, 'join')
+      ? await this.timeline(request, roomId, fullHistory ? 0 : from.events, to.events, 'join', true, flags.joinedThroughout)
       : { events: [] as StoredEvent[], limited: false, start: to.events };
     // A newly joined room is always "limited": the client has none of its history.
     const limited = timeline.limited || flags.newlyJoined;
@@ -334,6 +376,7 @@ export class SyncHandler {
     to: number,
     currentMembership: string,
     joinedSinceEvent = true,
+    alwaysVisible = false,
   ): Promise<{ events: StoredEvent[]; limited: boolean; start: number }> {
     const filter = request.filter.room.timeline;
     const limit = timelineLimit(request.filter);
@@ -344,11 +387,13 @@ export class SyncHandler {
     // timeline reaches its limit").
     while (picked.length <= limit) {
       const batchSize = Math.max(limit + 1, 20) * (picked.length === 0 ? 1 : 2);
-      const rows = await this.core.stores.events.roomEventsBetween(roomId, from, upper, batchSize, 'backwards');
+      const rows = await this.roomEvents(roomId, from, upper, batchSize);
       if (rows.length === 0) break;
       const batch = (await this.core.eventCache.fromRows(rows)).filter((s) => timelineFilterMatches(filter, s));
-      const visible = await this.core.visibility.filter(request.userId, roomId, batch, { currentMembership, joinedSinceEvent });
-      for (const { event } of visible) {
+      const visible = alwaysVisible
+        ? batch.filter((s) => !TYPES_HIDDEN_FROM_CLIENTS.has(s.event.type))
+        : (await this.core.visibility.filter(request.userId, roomId, batch, { currentMembership, joinedSinceEvent })).map((v) => v.event);
+      for (const event of visible) {
         if (picked.length === limit) {
           limited = true;
           break;
@@ -360,6 +405,21 @@ export class SyncHandler {
     }
     picked.reverse();
     return { events: picked, limited, start: picked[0] ? picked[0].streamOrdering - 1 : to };
+  }
+
+  /**
+   * A room's events in `(from, upper]`, newest first. History below `to` never changes, so every
+   * sync waking for the same new event (a busy room's members) shares one read.
+   */
+  private roomEvents(roomId: string, from: number, upper: number, limit: number): Promise<EventRow[]> {
+    const key = `${roomId}\u0000${from}\u0000${upper}\u0000${limit}`;
+    let rows = this.recentReads.get(key);
+    if (!rows) {
+      rows = this.core.stores.events.roomEventsBetween(roomId, from, upper, limit, 'backwards');
+      this.recentReads.set(key, rows);
+      rows.catch(() => this.recentReads.delete(key));
+    }
+    return rows;
   }
 
   /**
@@ -447,6 +507,55 @@ export class SyncHandler {
       format: request.filter.eventFormat,
       eventFields: request.filter.eventFields,
     });
+  }
+}
+
+/** Syncs whose filter drops presence are not woken by it. */
+const IGNORE_PRESENCE: ReadonlySet<StreamName> = new Set(['presence']);
+
+/**
+ * Each user's current memberships, kept between syncs and dropped when the events stream reports
+ * a membership change for the user (from any process, through the bus).
+ */
+class MembershipCache {
+  private readonly cache = new LruCache<string, Promise<MembershipRow[]>>(100_000);
+  /** Bumped on every invalidation, so a read that raced a change is not cached. */
+  private readonly versions = new Map<string, number>();
+
+  constructor(private readonly core: CoreDeps) {
+    core.bus.subscribe((update) => {
+      if (update.stream !== 'events') return;
+      for (const row of update.rows) {
+        if (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined) {
+          this.cache.delete(row.stateKey);
+          this.versions.set(row.stateKey, (this.versions.get(row.stateKey) ?? 0) + 1);
+        }
+      }
+    });
+  }
+
+  /** The user's current memberships. */
+  of(userId: string): Promise<MembershipRow[]> {
+    let rows = this.cache.get(userId);
+    if (!rows) {
+      const version = this.versions.get(userId);
+      rows = this.core.stores.roomState.membershipsOf(userId);
+      rows.then(
+        (loaded) => {
+          if (this.versions.get(userId) === version) this.cache.set(userId, Promise.resolve(loaded));
+        },
+        () => undefined,
+      );
+    }
+    return rows;
+  }
+
+  /** The user's memberships as of the events-stream position `position`. */
+  async at(userId: string, position: number): Promise<MembershipRow[]> {
+    const current = await this.of(userId);
+    // A change after `position` means the current rows are not the state at `position`.
+    if (current.some((row) => Number(row.from_stream) > position)) return this.core.stores.roomState.membershipsAt(userId, position);
+    return current;
   }
 }
 
