@@ -65,7 +65,12 @@ interface CachedOwner {
 }
 
 export class AuthHandler {
-  private readonly tokenCache = new LruCache<string, CachedOwner | null>(50_000);
+  /** Token hash → token of every cached known token, for invalidation by hash (the database only
+   * knows hashes); kept in step with the cache through its eviction callback. */
+  private readonly tokenOfHash = new Map<string, string>();
+  private readonly tokenCache = new LruCache<string, CachedOwner | null>(50_000, (_token, owner) => {
+    if (owner) this.tokenOfHash.delete(owner.requester.tokenHash);
+  });
 
   constructor(
     private readonly users: UsersStore,
@@ -88,9 +93,10 @@ export class AuthHandler {
 
   /** The requester for a token, or a 401 Matrix error. */
   async authenticate(token: string): Promise<Requester> {
-    const tokenHash = hashToken(token);
-    let cached = this.tokenCache.get(tokenHash);
+    // Keyed by the token itself: hashing it on every request costs more than the lookup.
+    let cached = this.tokenCache.get(token);
     if (cached === undefined) {
+      const tokenHash = hashToken(token);
       const owner = await this.users.getTokenOwner(tokenHash);
       cached = owner
         ? {
@@ -98,7 +104,8 @@ export class AuthHandler {
             deactivated: owner.deactivated === 1,
           }
         : null;
-      this.tokenCache.set(tokenHash, cached);
+      this.tokenCache.set(token, cached);
+      if (cached) this.tokenOfHash.set(tokenHash, token);
     }
     if (cached === null || cached.deactivated) throw Errors.unknownToken();
     return cached.requester;
@@ -106,11 +113,16 @@ export class AuthHandler {
 
   /** Forgets tokens that were deleted (logout, device deletion, password change). */
   invalidateTokens(tokenHashes: Iterable<string>): void {
-    for (const hash of tokenHashes) this.tokenCache.delete(hash);
+    for (const hash of tokenHashes) {
+      const token = this.tokenOfHash.get(hash);
+      if (token !== undefined) this.tokenCache.delete(token);
+      this.tokenOfHash.delete(hash);
+    }
   }
 
   /** Forgets every cached token (e.g. a user was deactivated). */
   invalidateAll(): void {
     this.tokenCache.clear();
+    this.tokenOfHash.clear();
   }
 }

@@ -15,6 +15,7 @@ import type { AuthHandler } from './auth.js';
 import type { EventCache } from './event-cache.js';
 import type { EventSerializer } from './event-serializer.js';
 import type { EventVisibility } from './event-visibility.js';
+import type { UserMemberships } from './memberships.js';
 import type { EventsWriterApi } from './events-writer.js';
 import type { RoomStateReader } from './room-state.js';
 
@@ -36,6 +37,8 @@ export interface CoreDeps {
   };
   readonly eventCache: EventCache;
   readonly roomState: RoomStateReader;
+  /** Users' current memberships, cached and kept current through the bus. */
+  readonly memberships: UserMemberships;
   /** History visibility of room events for a user (every read path filters through it). */
   readonly visibility: EventVisibility;
   /** Stored events → client events, with redactions, transaction ids and prev_content. */

@@ -33,7 +33,7 @@ export interface Viewer {
 
 export class EventSerializer {
   /** event id → (format and room-id variant → the viewer-independent client event). */
-  private readonly shared = new LruCache<string, Map<string, ClientEvent>>(50_000);
+  private readonly shared = new LruCache<string, Map<string, Promise<ClientEvent>>>(50_000);
 
   constructor(
     private readonly events: EventsStore,
@@ -52,33 +52,40 @@ export class EventSerializer {
     if (batch.length === 0) return [];
     const format = options.format ?? 'client';
     const variant = `${format}/${options.includeRoomId}`;
-    const bases = new Map<string, ClientEvent>();
+    const pending = new Map<string, Promise<ClientEvent>>();
     const missing: StoredEvent[] = [];
     for (const stored of batch) {
       const base = this.shared.get(stored.event.eventId)?.get(variant);
-      if (base) bases.set(stored.event.eventId, base);
+      if (base) pending.set(stored.event.eventId, base);
       else missing.push(stored);
     }
     if (missing.length) {
-      for (const [eventId, base] of await this.buildShared(missing, format, options.includeRoomId)) {
-        bases.set(eventId, base);
+      // Cached as promises, so the syncs of a busy room's members woken together share one build.
+      const built = this.buildShared(missing, format, options.includeRoomId);
+      for (const stored of missing) {
+        const eventId = stored.event.eventId;
+        const base = built.then((map) => map.get(eventId)!);
+        pending.set(eventId, base);
         let variants = this.shared.get(eventId);
         if (!variants) this.shared.set(eventId, (variants = new Map()));
         variants.set(variant, base);
+        base.catch(() => this.shared.delete(eventId));
       }
     }
     const transactions = await this.transactionIdsFor(viewer, batch);
     const now = this.now();
-    return batch.map((stored) => {
-      const base = bases.get(stored.event.eventId)!;
+    const out: ClientEvent[] = [];
+    for (const stored of batch) {
+      const base = await pending.get(stored.event.eventId)!;
       const unsigned: JsonObject = { ...base.unsigned, age: now - stored.event.originServerTs };
       const txnId = transactions.get(stored.event.eventId);
       if (txnId !== undefined) unsigned.transaction_id = txnId;
       const membership = options.membershipOf?.(stored);
       if (membership !== undefined) unsigned.membership = membership;
       const clientEvent: ClientEvent = { ...base, unsigned };
-      return options.eventFields?.length ? (applyEventFields(clientEvent, options.eventFields) as ClientEvent) : clientEvent;
-    });
+      out.push(options.eventFields?.length ? (applyEventFields(clientEvent, options.eventFields) as ClientEvent) : clientEvent);
+    }
+    return out;
   }
 
   /** The viewer-independent client events of `batch`, with redactions and previous state. */

@@ -21,7 +21,22 @@ export class RoomStateReader {
   ) {
     bus.subscribe((update) => {
       if (update.stream !== 'events') return;
-      for (const row of update.rows) if (row.stream === 'events' && row.stateKey !== undefined) this.current.delete(row.roomId);
+      for (const row of update.rows) {
+        if (row.stream !== 'events' || row.stateKey === undefined) continue;
+        // Apply the change to the cached state instead of reloading a big room's whole state on
+        // every join.
+        const cached = this.current.get(row.roomId);
+        if (!cached) continue;
+        const key = makeStateKey(row.type, row.stateKey);
+        const updated = Promise.all([cached, this.eventCache.get(row.eventId)]).then(([state, stored]) => {
+          if (!stored) throw new Error(`state event ${row.eventId} not found`);
+          const next = new Map(state);
+          next.set(key, stored);
+          return next as RoomState;
+        });
+        this.current.set(row.roomId, updated);
+        updated.catch(() => this.current.delete(row.roomId));
+      }
     });
   }
 

@@ -59,6 +59,16 @@ export class RoomStateStore {
     );
   }
 
+  /** The state after the event at `position`, with only the given users' member events. */
+  stateAtWithMembers(roomId: string, position: number, userIds: readonly string[]): Promise<StateRow[]> {
+    return this.db.all<StateRow>(
+      `SELECT type, state_key, event_id, membership, from_stream FROM room_state
+       WHERE room_id = ? AND from_stream <= ? AND (to_stream IS NULL OR to_stream > ?)
+         AND (type <> 'm.room.member' OR state_key IN (${userIds.map(() => '?').join(',')}))`,
+      [roomId, position, position, ...userIds],
+    );
+  }
+
   /** One state entry after the event at `position`. */
   stateEventAt(roomId: string, type: string, stateKey: string, position: number): Promise<StateRow | undefined> {
     return this.db.get<StateRow>(

@@ -29,6 +29,7 @@ export class Notifier {
   private readonly positions: StreamPositions = zeroPositions();
   private readonly byUser = new Map<string, Set<Waiter>>();
   private readonly byRoom = new Map<string, Set<Waiter>>();
+  private readonly bySignal = new WeakMap<AbortSignal, Set<Waiter>>();
   /** Recent updates per stream, in position order, to close the gap between check and wait. */
   private readonly recent = new Map<StreamName, StreamUpdate[]>(STREAM_NAMES.map((name) => [name, []]));
   private readonly droppedUpTo: StreamPositions = zeroPositions();
@@ -60,18 +61,35 @@ export class Notifier {
     return new Promise<void>((resolve) => {
       const waiter: Waiter = { request, wake: () => done() };
       const timer = setTimeout(() => done(), request.timeoutMs);
-      const onAbort = () => done();
-      request.signal?.addEventListener('abort', onAbort, { once: true });
       const done = () => {
         clearTimeout(timer);
-        request.signal?.removeEventListener('abort', onAbort);
+        if (request.signal) this.bySignal.get(request.signal)?.delete(waiter);
         this.remove(this.byUser, request.userId, waiter);
         for (const roomId of request.roomIds) this.remove(this.byRoom, roomId, waiter);
         resolve();
       };
       this.add(this.byUser, request.userId, waiter);
       for (const roomId of request.roomIds) this.add(this.byRoom, roomId, waiter);
+      if (request.signal) this.watchSignal(request.signal).add(waiter);
     });
+  }
+
+  /**
+   * The waiters that end when `signal` aborts. One abort listener per signal (all requests share
+   * the shutdown signal), not one per waiter: a thousand listeners on one signal make every
+   * removal slow.
+   */
+  private watchSignal(signal: AbortSignal): Set<Waiter> {
+    let waiters = this.bySignal.get(signal);
+    if (!waiters) {
+      const set = new Set<Waiter>();
+      waiters = set;
+      this.bySignal.set(signal, set);
+      signal.addEventListener('abort', () => {
+        for (const waiter of [...set]) waiter.wake();
+      }, { once: true });
+    }
+    return waiters;
   }
 
   /**

@@ -107,6 +107,7 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
     database,
     services: processServices.services,
     async stop(graceMs = 10_000) {
+      // Ends long-polls at once (they watch this signal), so closing does not wait for them.
       shutdown.abort();
       await Promise.all(listeners.map((l) => l.close(graceMs)));
       await processServices?.close();

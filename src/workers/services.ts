@@ -11,6 +11,7 @@ import { createEphemeralServices } from '../handlers/ephemeral/index.js';
 import { EventCache } from '../handlers/event-cache.js';
 import { EventSerializer } from '../handlers/event-serializer.js';
 import { EventVisibility } from '../handlers/event-visibility.js';
+import { UserMemberships } from '../handlers/memberships.js';
 import { EventsWriter } from '../handlers/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { RoomStateReader } from '../handlers/room-state.js';
@@ -73,6 +74,7 @@ export async function createProcessServices(options: {
     stores,
     eventCache,
     roomState: new RoomStateReader(stores.roomState, eventCache, bus),
+    memberships: new UserMemberships(stores.roomState, bus),
     visibility: new EventVisibility(stores.roomState, eventCache),
     serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
     auth: new AuthHandler(stores.users, now),

@@ -4,6 +4,7 @@ import { DEFAULT_FILTER, parseSyncFilterParam, type Filter } from '../../core/fi
 import { Errors } from '../../errors.js';
 import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
 import { decodeSyncToken } from '../../streams/streams.js';
+import { LruCache } from '../../util/lru.js';
 import type { ApiServices } from '../services.js';
 
 /** Long-polls are capped so a client cannot hold a connection for hours. */
@@ -17,10 +18,17 @@ function booleanParam(req: RouteRequest, name: string): boolean {
   throw Errors.invalidParam(`"${name}" must be true or false`);
 }
 
+/** Clients send the same inline filter on every request; parse each distinct one once. */
+const inlineFilters = new LruCache<string, ReturnType<typeof parseSyncFilterParam>>(1_000);
+
 async function filterOf(req: RouteRequest, services: ApiServices, userId: string): Promise<Filter> {
   const param = req.query.get('filter');
   if (param === null || param === '') return DEFAULT_FILTER;
-  const parsed = parseSyncFilterParam(param);
+  let parsed = inlineFilters.get(param);
+  if (!parsed) {
+    parsed = parseSyncFilterParam(param);
+    inlineFilters.set(param, parsed);
+  }
   if (parsed.kind === 'inline') return parsed.filter;
   const stored = await services.filters.getFilter(userId, parsed.id);
   if (!stored) throw Errors.notFound('No such filter');

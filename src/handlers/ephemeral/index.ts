@@ -91,7 +91,7 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
   const typingReader = new TypingReader(bus);
   const pushRulesReader = new PushRulesReader(stores.pushRules, bus);
   const presenceReader = new PresenceReader(stores.presence, roomState, now);
-  const pushActions = new PushActions(core.serverName, pushRulesReader, stores.pushActions, stores.receipts, core.stores.roomState, eventCache);
+  const pushActions = new PushActions(core.serverName, pushRulesReader, stores.pushActions, stores.receipts, core.memberships, eventCache, core.bus);
 
   const syncSources = createSyncSources({
     bus,

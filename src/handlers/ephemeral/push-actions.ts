@@ -21,9 +21,11 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import type { Queryable } from '../../storage/database.js';
 import type { PushActionsStore, ThreadCountRow } from '../../storage/push-actions-store.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
-import type { RoomStateStore } from '../../storage/room-state-store.js';
+import type { ReplicationBus } from '../../replication/bus.js';
+import { BusInvalidatedCache } from '../bus-cache.js';
 import type { EventCache, StoredEvent } from '../event-cache.js';
 import type { EventSideEffects } from '../events-writer.js';
+import type { UserMemberships } from '../memberships.js';
 import type { UnreadCounts } from '../sync-sources.js';
 import { isLocalUser } from './checks.js';
 import type { PushRulesReader } from './push-rules.js';
@@ -56,14 +58,28 @@ function outcomeKey(outcome: Pick<Outcome, 'notify' | 'highlight'>): string {
 }
 
 export class PushActions {
+  /**
+   * Each user's read marks (receipts and own events), kept between syncs: every /sync that reports
+   * a room asks for its counts. Dropped when the user sends a receipt or an event.
+   */
+  private readonly marks: BusInvalidatedCache<Map<string, Map<string, number>>>;
+
   constructor(
     private readonly serverName: string,
     private readonly rules: PushRulesReader,
     private readonly store: PushActionsStore,
     private readonly receipts: ReceiptsStore,
-    private readonly roomStates: RoomStateStore,
+    private readonly memberships: UserMemberships,
     private readonly eventCache: EventCache,
-  ) {}
+    bus: ReplicationBus,
+  ) {
+    this.marks = new BusInvalidatedCache(
+      bus,
+      100_000,
+      (row) => (row.stream === 'receipts' ? [row.userId] : row.stream === 'events' ? [row.sender] : []),
+      (userId) => this.readMarks(userId),
+    );
+  }
 
   /** The events writer's side effect: notifications for the event, and the sender's read mark. */
   readonly sideEffect: EventSideEffects = async (tx, stored, stateBefore) => {
@@ -146,12 +162,12 @@ export class PushActions {
 
   /** Unread notification and highlight counts per room, split by thread. */
   async unread(userId: string, roomIds: readonly string[]): Promise<Map<string, RoomNotifications>> {
-    const marks = await this.readMarks(userId);
+    const marks = await this.marks.get(userId);
     // Room-wide outcomes concern members joined at the event: nothing before the user's current
     // join counts (Synapse also counts from the join when there is no receipt), and in a room the
     // user is not joined to only their own outcomes (an invite) count.
     const joinedAt = new Map<string, number>();
-    for (const m of await this.roomStates.membershipsOf(userId)) if (m.membership === 'join') joinedAt.set(m.room_id, Number(m.from_stream));
+    for (const m of await this.memberships.of(userId)) if (m.membership === 'join') joinedAt.set(m.room_id, Number(m.from_stream));
     const out = new Map<string, RoomNotifications>();
     for (const roomId of roomIds) {
       const room = marks.get(roomId);

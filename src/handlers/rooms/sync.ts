@@ -74,13 +74,14 @@ export class SyncHandler {
   /** Per device: the to-device position last acknowledged. */
   private readonly acknowledged = new LruCache<string, number>(100_000);
   private readonly recentReads = new LruCache<string, Promise<EventRow[]>>(2_000);
-  private readonly memberships: MembershipCache;
 
   constructor(
     private readonly core: CoreDeps,
     private readonly sources: SyncSources,
-  ) {
-    this.memberships = new MembershipCache(core);
+  ) {}
+
+  private get memberships() {
+    return this.core.memberships;
   }
 
   async sync(request: SyncRequest): Promise<JsonObject> {
@@ -436,10 +437,15 @@ export class SyncHandler {
     const store = this.core.stores.roomState;
     const stateAfter = request.stateAfterKey !== undefined;
     let rows: StateRow[];
+    // With lazy loading, a full state only needs the members the client will get, not a big room's
+    // thousands: read the rest of the state plus those members.
+    const lazy = lazyLoadMembers(request.filter);
+    const lazyMembers = lazy ? [...new Set([request.userId, ...range.timeline.map((e) => e.event.sender)])] : undefined;
+    const fullStateAt = (position: number) => (lazyMembers ? store.stateAtWithMembers(roomId, position, lazyMembers) : store.stateAt(roomId, position));
     if (stateAfter) {
-      rows = range.full ? await store.stateAt(roomId, range.end) : await store.stateChangesBetween(roomId, range.from, range.end);
+      rows = range.full ? await fullStateAt(range.end) : await store.stateChangesBetween(roomId, range.from, range.end);
     } else if (range.full) {
-      rows = await store.stateAt(roomId, range.timelineStart);
+      rows = await fullStateAt(range.timelineStart);
     } else if (range.limited) {
       rows = await store.stateChangesBetween(roomId, range.from, range.timelineStart);
     } else {
@@ -452,7 +458,7 @@ export class SyncHandler {
 
     // Lazy loading: members only for the timeline's senders (and yourself on a full sync). A
     // limited incremental sync sends every membership change in the gap (as Synapse does).
-    if (lazyLoadMembers(request.filter) && (range.full || !range.limited)) {
+    if (lazy && (range.full || !range.limited)) {
       const needed = new Set(range.timeline.map((e) => e.event.sender));
       if (range.full) needed.add(request.userId);
       const deviceKey = `${request.userId}\u0000${request.deviceId}`;
@@ -512,52 +518,6 @@ export class SyncHandler {
 
 /** Syncs whose filter drops presence are not woken by it. */
 const IGNORE_PRESENCE: ReadonlySet<StreamName> = new Set(['presence']);
-
-/**
- * Each user's current memberships, kept between syncs and dropped when the events stream reports
- * a membership change for the user (from any process, through the bus).
- */
-class MembershipCache {
-  private readonly cache = new LruCache<string, Promise<MembershipRow[]>>(100_000);
-  /** Bumped on every invalidation, so a read that raced a change is not cached. */
-  private readonly versions = new Map<string, number>();
-
-  constructor(private readonly core: CoreDeps) {
-    core.bus.subscribe((update) => {
-      if (update.stream !== 'events') return;
-      for (const row of update.rows) {
-        if (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined) {
-          this.cache.delete(row.stateKey);
-          this.versions.set(row.stateKey, (this.versions.get(row.stateKey) ?? 0) + 1);
-        }
-      }
-    });
-  }
-
-  /** The user's current memberships. */
-  of(userId: string): Promise<MembershipRow[]> {
-    let rows = this.cache.get(userId);
-    if (!rows) {
-      const version = this.versions.get(userId);
-      rows = this.core.stores.roomState.membershipsOf(userId);
-      rows.then(
-        (loaded) => {
-          if (this.versions.get(userId) === version) this.cache.set(userId, Promise.resolve(loaded));
-        },
-        () => undefined,
-      );
-    }
-    return rows;
-  }
-
-  /** The user's memberships as of the events-stream position `position`. */
-  async at(userId: string, position: number): Promise<MembershipRow[]> {
-    const current = await this.of(userId);
-    // A change after `position` means the current rows are not the state at `position`.
-    if (current.some((row) => Number(row.from_stream) > position)) return this.core.stores.roomState.membershipsAt(userId, position);
-    return current;
-  }
-}
 
 function stateContent(state: RoomState, type: string): JsonObject | undefined {
   return state.get(makeStateKey(type, '') as StateKey)?.event.content;
