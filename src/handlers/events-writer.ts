@@ -71,10 +71,25 @@ export type EventSideEffects = (tx: Queryable, event: StoredEvent, stateBefore: 
 interface RoomContext {
   readonly roomId: string;
   readonly version: RoomVersion;
-  /** Current state events by (type, state_key). */
+  /**
+   * Current state events by (type, state_key), including events still being committed. Replaced,
+   * never mutated, when state changes, so an event's "state before" stays a stable snapshot.
+   */
   state: Map<StateKey, RoomEvent>;
   latest: RoomEvent;
+  /** The last staged write of the room: the next one may only commit if this one did. */
+  lastWrite: StagedWrite | undefined;
+  /** Writes staged but not yet committed (the context may not be evicted meanwhile). */
+  inFlight: number;
 }
+
+interface StagedWrite {
+  failed: boolean;
+  settled: Promise<unknown>;
+}
+
+/** An earlier event of the room, which this one follows, failed to commit. */
+class ChainBrokenError extends Error {}
 
 export interface EventsWriterDeps {
   db: Database;
@@ -91,8 +106,13 @@ export interface EventsWriterDeps {
   sideEffects?: EventSideEffects;
 }
 
+/** The send's transaction id was used before: the send is a retry of an earlier one. */
+class DuplicateTransactionError extends Error {}
+
 export class EventsWriter implements EventsWriterApi {
   private readonly rooms = new LruCache<string, RoomContext>(10_000);
+  /** Rooms with writes in flight: never evicted, since their state is ahead of the database. */
+  private readonly active = new Map<string, RoomContext>();
   private readonly queues = new Map<string, Promise<unknown>>();
   private unpublished: Array<{ position: number; row: StreamRow }> = [];
   private readonly sideEffects: EventSideEffects[] = [];
@@ -103,24 +123,45 @@ export class EventsWriter implements EventsWriterApi {
     if (deps.sideEffects) this.sideEffects.push(deps.sideEffects);
   }
 
-  sendEvent(roomId: string, draft: EventDraft, options: SendOptions = {}): Promise<PersistedEvent> {
-    return this.inRoomQueue(roomId, async (): Promise<PersistedEvent> => {
-      if (options.txn) {
-        const { userId, deviceId, txnId } = options.txn;
-        const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
-        if (existing) return this.persistedOf(existing);
+  async sendEvent(roomId: string, draft: EventDraft, options: SendOptions = {}): Promise<PersistedEvent> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.sendOnce(roomId, draft, options);
+      } catch (err) {
+        // The event was built on one that then failed to commit: build it again on what is there.
+        if (!(err instanceof ChainBrokenError) || attempt >= 3) throw err;
       }
+    }
+  }
+
+  /**
+   * Builds the event in the room's queue, then lets the queue go while the event commits: the
+   * room's next event can be built on top of it meanwhile (its commit waits for this one's).
+   */
+  private async sendOnce(roomId: string, draft: EventDraft, options: SendOptions): Promise<PersistedEvent> {
+    const staged = await this.inRoomQueue(roomId, async (): Promise<{ done: PersistedEvent } | { commit: Promise<PersistedEvent[]> }> => {
       const room = await this.loadRoom(roomId);
       if (options.dedupeState && draft.stateKey !== undefined) {
         const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
         if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
-          return this.persistedOf(current.eventId);
+          return { done: await this.persistedOf(current.eventId) };
         }
       }
-      const event = this.buildEvent(room, draft);
-      const [persisted] = await this.persist(room, [event], options.txn);
-      return persisted!;
+      return { commit: this.stage(room, [this.buildEvent(room, draft)], options.txn) };
     });
+    if ('done' in staged) return staged.done;
+    try {
+      const [persisted] = await staged.commit;
+      return persisted!;
+    } catch (err) {
+      // Transaction ids are checked when the event is written (no read before every send); a
+      // retry finds the original's row there and gets the original event back.
+      if (!(err instanceof DuplicateTransactionError) || !options.txn) throw err;
+      const { userId, deviceId, txnId } = options.txn;
+      const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
+      if (!existing) throw err;
+      return this.persistedOf(existing);
+    }
   }
 
   async createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }> {
@@ -145,20 +186,19 @@ export class EventsWriter implements EventsWriterApi {
     }
     const create = this.finalise(createPdu, version);
     const roomId = create.roomId;
-    const room: RoomContext = { roomId, version, state: new Map(), latest: create };
+    const room: RoomContext = { roomId, version, state: new Map(), latest: create, lastWrite: undefined, inFlight: 0 };
     this.checkAuth(room, create);
-    room.state.set(makeStateKey(create.type, ''), create);
 
-    return this.inRoomQueue(roomId, async () => {
+    const staged = await this.inRoomQueue(roomId, async () => {
       const built: RoomEvent[] = [create];
       // Each initial event is checked against the state the ones before it produced.
-      const working: RoomContext = { ...room, state: new Map(room.state) };
+      const working: RoomContext = { ...room, state: new Map([[makeStateKey(create.type, ''), create]]) };
       for (const draft of plan.initialEvents) {
         const event = this.buildEvent(working, draft);
         this.apply(working, event);
         built.push(event);
       }
-      const persisted = await this.persist(room, built, undefined, async (tx) => {
+      return { commit: this.stage(room, built, undefined, async (tx) => {
         await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
         for (const alias of plan.aliases) {
           const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
@@ -168,10 +208,11 @@ export class EventsWriter implements EventsWriterApi {
           ]);
           if (inserted.changes === 0) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} already taken`);
         }
-      });
-      this.deps.eventCache.rememberRoomVersion(roomId, version);
-      return { roomId, events: persisted };
+      }) };
     });
+    const persisted = await staged.commit;
+    this.deps.eventCache.rememberRoomVersion(roomId, version);
+    return { roomId, events: persisted };
   }
 
   /** Adds work done in the transaction of every persisted event (e.g. push notifications). */
@@ -203,7 +244,7 @@ export class EventsWriter implements EventsWriterApi {
   }
 
   private async loadRoom(roomId: string): Promise<RoomContext> {
-    const cached = this.rooms.get(roomId);
+    const cached = this.active.get(roomId) ?? this.rooms.get(roomId);
     if (cached) return cached;
     const version = await this.deps.eventCache.roomVersion(roomId);
     if (!version) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
@@ -217,7 +258,7 @@ export class EventsWriter implements EventsWriterApi {
     const latestRow = await this.deps.events.latestEvent(roomId);
     const latest = latestRow ? (await this.deps.eventCache.fromRow(latestRow))?.event : undefined;
     if (!latest) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
-    const room: RoomContext = { roomId, version, state, latest };
+    const room: RoomContext = { roomId, version, state, latest, lastWrite: undefined, inFlight: 0 };
     this.rooms.set(roomId, room);
     return room;
   }
@@ -272,16 +313,21 @@ export class EventsWriter implements EventsWriterApi {
   }
 
   private apply(room: RoomContext, event: RoomEvent): void {
-    if (event.stateKey !== undefined) room.state.set(makeStateKey(event.type, event.stateKey), event);
+    if (event.stateKey !== undefined) {
+      room.state = new Map(room.state);
+      room.state.set(makeStateKey(event.type, event.stateKey), event);
+    }
     room.latest = event;
   }
 
   /**
-   * Persists already-built events of one room in one transaction, then updates the room's cached
-   * state, announces the new positions and returns them. Nothing is cached or announced if the
-   * transaction fails.
+   * Applies already-built events of one room to its context at once (the next event builds on
+   * them) and starts their commit in one transaction, which runs only after the room's previous
+   * write committed. Readers learn of the events (cache, bus) only once committed. If the commit
+   * fails, the context is dropped (reloaded from the database next time), and writes staged on top
+   * of it fail with `ChainBrokenError`, which `sendEvent` retries.
    */
-  private async persist(
+  private stage(
     room: RoomContext,
     built: RoomEvent[],
     txn: SendOptions['txn'],
@@ -289,67 +335,100 @@ export class EventsWriter implements EventsWriterApi {
   ): Promise<PersistedEvent[]> {
     const { db, events, roomState, ids, instanceName, eventCache } = this.deps;
     const allocations = built.map(() => ids.allocate());
-    const stored: StoredEvent[] = built.map((event, i) => ({
-      event,
-      streamOrdering: allocations[i]!.position,
-      roomVersion: room.version,
-    }));
-    try {
+    const items = built.map((event, i) => {
+      const stateBefore = room.state;
+      this.apply(room, event);
+      return { stored: { event, streamOrdering: allocations[i]!.position, roomVersion: room.version } as StoredEvent, stateBefore };
+    });
+    const previous = room.lastWrite;
+    const write: StagedWrite = { failed: false, settled: Promise.resolve() };
+    room.lastWrite = write;
+    room.inFlight++;
+    this.active.set(room.roomId, room);
+
+    const commit = (async () => {
+      // SQLite runs transactions in the order they start, so only the outcome of the previous
+      // write matters; elsewhere, wait for it to finish first.
+      if (previous && !db.orderedWrites) await previous.settled.catch(() => undefined);
       await db.transaction(async (tx) => {
-        await extra?.(tx);
-        const state = new Map(room.state);
-        for (const item of stored) {
-          const { event } = item;
-          const relation = relationOf(event.content);
-          await events.insertEvent(tx, {
-            streamOrdering: item.streamOrdering,
-            eventId: event.eventId,
-            roomId: event.roomId,
-            type: event.type,
-            stateKey: event.stateKey,
-            sender: event.sender,
-            depth: event.depth,
-            originServerTs: event.originServerTs,
-            json: JSON.stringify(event.pdu),
-            relatesTo: relation?.eventId,
-            relationType: relation?.relType,
-            threadId: relation?.relType === 'm.thread' ? relation.eventId : undefined,
-            instanceName,
-          });
-          if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, state, room.version, item.streamOrdering);
-          for (const effect of this.sideEffects) await effect(tx, item, state);
-          if (event.stateKey !== undefined) {
-            const membership = event.type === 'm.room.member' && typeof event.content.membership === 'string' ? event.content.membership : null;
-            await roomState.setState(tx, {
+        try {
+          if (previous?.failed) throw new ChainBrokenError(`an earlier event of ${room.roomId} failed to commit`);
+          await extra?.(tx);
+          for (const { stored, stateBefore } of items) {
+            const { event } = stored;
+            const relation = relationOf(event.content);
+            await events.insertEvent(tx, {
+              streamOrdering: stored.streamOrdering,
+              eventId: event.eventId,
               roomId: event.roomId,
               type: event.type,
               stateKey: event.stateKey,
-              eventId: event.eventId,
-              membership,
-              position: item.streamOrdering,
+              sender: event.sender,
+              depth: event.depth,
+              originServerTs: event.originServerTs,
+              json: JSON.stringify(event.pdu),
+              relatesTo: relation?.eventId,
+              relationType: relation?.relType,
+              threadId: relation?.relType === 'm.thread' ? relation.eventId : undefined,
+              instanceName,
             });
-            if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, event.stateKey, event.roomId);
-            state.set(makeStateKey(event.type, event.stateKey), event);
+            if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
+            for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
+            if (event.stateKey !== undefined) {
+              const membership = event.type === 'm.room.member' && typeof event.content.membership === 'string' ? event.content.membership : null;
+              await roomState.setState(tx, {
+                roomId: event.roomId,
+                type: event.type,
+                stateKey: event.stateKey,
+                eventId: event.eventId,
+                membership,
+                position: stored.streamOrdering,
+              });
+              if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, event.stateKey, event.roomId);
+            }
           }
+          if (txn && !(await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.eventId, this.now()))) {
+            throw new DuplicateTransactionError();
+          }
+        } catch (err) {
+          // Marked before the next transaction runs, so writes staged on top of this one fail.
+          write.failed = true;
+          throw err;
         }
-        if (txn) await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.eventId, this.now());
       });
-    } catch (err) {
-      for (const allocation of allocations) allocation.finish();
-      this.publishCompleted();
-      // The cached context may no longer match the database; reload it next time.
-      this.rooms.delete(room.roomId);
-      throw err;
+    })();
+    write.settled = commit;
+
+    return commit.then(
+      () => {
+        for (const { stored } of items) eventCache.add(stored);
+        this.settle(room);
+        for (const { stored } of items) this.unpublished.push({ position: stored.streamOrdering, row: eventRow(stored.event) });
+        for (const allocation of allocations) allocation.finish();
+        this.publishCompleted();
+        return items.map(({ stored }) => ({ eventId: stored.event.eventId, streamOrdering: stored.streamOrdering }));
+      },
+      (err: unknown) => {
+        write.failed = true;
+        this.settle(room);
+        // The context holds events that are not in the database: forget it, reload next time.
+        if (this.active.get(room.roomId) === room || this.rooms.get(room.roomId) === room) {
+          this.active.delete(room.roomId);
+          this.rooms.delete(room.roomId);
+        }
+        for (const allocation of allocations) allocation.finish();
+        this.publishCompleted();
+        throw err;
+      },
+    );
+  }
+
+  private settle(room: RoomContext): void {
+    room.inFlight--;
+    if (room.inFlight === 0 && this.active.get(room.roomId) === room) {
+      this.active.delete(room.roomId);
+      this.rooms.set(room.roomId, room);
     }
-    for (const item of stored) {
-      this.apply(room, item.event);
-      eventCache.add(item);
-    }
-    this.rooms.set(room.roomId, room);
-    for (const item of stored) this.unpublished.push({ position: item.streamOrdering, row: eventRow(item.event) });
-    for (const allocation of allocations) allocation.finish();
-    this.publishCompleted();
-    return stored.map((s) => ({ eventId: s.event.eventId, streamOrdering: s.streamOrdering }));
   }
 
   /**

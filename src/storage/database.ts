@@ -18,6 +18,11 @@ export interface Queryable {
 export interface Database extends Queryable {
   readonly dialect: 'sqlite' | 'postgres';
   /**
+   * Whether transactions run one after another in the order they were started (SQLite's single
+   * write connection), so a transaction may rely on the ones started before it having run first.
+   */
+  readonly orderedWrites: boolean;
+  /**
    * Runs `fn` in a transaction: committed when it resolves, rolled back when it throws. Reads made
    * through the `Database` itself while a transaction is open see only committed data.
    */

@@ -198,10 +198,12 @@ export class EventsStore {
     return rows;
   }
 
-  async insertTxn(tx: Queryable, roomId: string, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<void> {
-    await tx.run(
-      'INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?, ?)',
+  /** Records the send's transaction id; false if it was already used (the send is a retry). */
+  async insertTxn(tx: Queryable, roomId: string, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<boolean> {
+    const inserted = await tx.run(
+      'INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
       [roomId, userId, deviceId, txnId, eventId, now],
     );
+    return inserted.changes > 0;
   }
 }

@@ -48,6 +48,7 @@ function queryable(client: pg.Pool | pg.PoolClient): Queryable {
 
 export class PostgresDatabase implements Database {
   readonly dialect = 'postgres' as const;
+  readonly orderedWrites = false;
   private readonly pool: pg.Pool;
   private readonly direct: Queryable;
 
