@@ -111,6 +111,8 @@ class DuplicateTransactionError extends Error {}
 
 export class EventsWriter implements EventsWriterApi {
   private readonly rooms = new LruCache<string, RoomContext>(10_000);
+  /** Sends with a transaction id that are still committing, by (room, user, device, txn id). */
+  private readonly pendingTxns = new Map<string, Promise<PersistedEvent>>();
   /** Rooms with writes in flight: never evicted, since their state is ahead of the database. */
   private readonly active = new Map<string, RoomContext>();
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -139,7 +141,17 @@ export class EventsWriter implements EventsWriterApi {
    * room's next event can be built on top of it meanwhile (its commit waits for this one's).
    */
   private async sendOnce(roomId: string, draft: EventDraft, options: SendOptions): Promise<PersistedEvent> {
-    const staged = await this.inRoomQueue(roomId, async (): Promise<{ done: PersistedEvent } | { commit: Promise<PersistedEvent[]> }> => {
+    const txnKey = options.txn ? `${roomId}\u0000${options.txn.userId}\u0000${options.txn.deviceId}\u0000${options.txn.txnId}` : undefined;
+    const staged = await this.inRoomQueue(roomId, async (): Promise<{ done: PersistedEvent | Promise<PersistedEvent> } | { commit: Promise<PersistedEvent[]> }> => {
+      if (options.txn && txnKey) {
+        // A retry of a send still committing gets that send's event; one already committed, its
+        // stored event. Checked before building, so a retry never breaks the room's write chain.
+        const inFlight = this.pendingTxns.get(txnKey);
+        if (inFlight) return { done: inFlight };
+        const { userId, deviceId, txnId } = options.txn;
+        const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
+        if (existing) return { done: this.persistedOf(existing) };
+      }
       const room = await this.loadRoom(roomId);
       if (options.dedupeState && draft.stateKey !== undefined) {
         const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
@@ -147,15 +159,23 @@ export class EventsWriter implements EventsWriterApi {
           return { done: await this.persistedOf(current.eventId) };
         }
       }
-      return { commit: this.stage(room, [this.buildEvent(room, draft)], options.txn) };
+      const commit = this.stage(room, [this.buildEvent(room, draft)], options.txn);
+      if (txnKey) {
+        const first = commit.then((persisted) => persisted[0]!);
+        this.pendingTxns.set(txnKey, first);
+        const forget = () => {
+          if (this.pendingTxns.get(txnKey) === first) this.pendingTxns.delete(txnKey);
+        };
+        first.then(forget, forget);
+      }
+      return { commit };
     });
     if ('done' in staged) return staged.done;
     try {
       const [persisted] = await staged.commit;
       return persisted!;
     } catch (err) {
-      // Transaction ids are checked when the event is written (no read before every send); a
-      // retry finds the original's row there and gets the original event back.
+      // The database's unique key is the last line of defence against a duplicate.
       if (!(err instanceof DuplicateTransactionError) || !options.txn) throw err;
       const { userId, deviceId, txnId } = options.txn;
       const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
