@@ -68,4 +68,24 @@ describe('events writer', () => {
       }
     }
   });
+
+  test('a write that fails to commit fails alone: events built on it meanwhile are rebuilt and land', async () => {
+    const { services } = hs.homeserver;
+    const writer = (hs.homeserver as unknown as { services: { eventsWriter: { addSideEffect(f: unknown): void } } }).services.eventsWriter;
+    writer.addSideEffect(async (_tx: unknown, stored: { event: { content: { body?: string } } }) => {
+      if (stored.event.content.body === 'boom') throw new Error('disk on fire');
+    });
+    const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} });
+    const roomId: string = json.room_id;
+    const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
+    const bodies = ['a', 'b', 'boom', 'c', 'd', 'e'];
+    const results = await Promise.allSettled(bodies.map((body, i) => services.roomMessages.send(roomId, requester, 'm.room.message', { body }, `fail-${i}`)));
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    const chain = await chainOf(roomId);
+    assert.deepEqual(chain.map((e) => e.pdu.content.body).filter(Boolean), ['a', 'b', 'c', 'd', 'e']);
+    for (let i = 1; i < chain.length; i++) assert.deepEqual(chain[i]!.pdu.prev_events, [chain[i - 1]!.id]);
+    // The room keeps working afterwards.
+    const after = await services.roomMessages.send(roomId, requester, 'm.room.message', { body: 'f' }, 'fail-after');
+    assert.equal((await chainOf(roomId)).at(-1)!.id, after.eventId);
+  });
 });
