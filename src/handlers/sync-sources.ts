@@ -19,6 +19,13 @@ export interface UnreadCounts {
   highlight_count: number;
 }
 
+/** A room's unread counts: in total, in the main timeline, and per thread root. */
+export interface RoomNotifications {
+  total: UnreadCounts;
+  main: UnreadCounts;
+  threads: Map<string, UnreadCounts>;
+}
+
 export interface SyncSources {
   /** m.typing content (`{user_ids}`) for rooms whose typing changed after `since` (all rooms with
    * typers when `since` is 0). */
@@ -49,4 +56,8 @@ export interface SyncSources {
 
   /** Unread notification counts per room, since the user's read receipt in each room. */
   unreadCounts(userId: string, roomIds: readonly string[]): Promise<Map<string, UnreadCounts>>;
+
+  /** The same, split into the main timeline and each thread (by thread root id), for clients
+   * that asked for `unread_thread_notifications`. */
+  unreadNotifications(userId: string, roomIds: readonly string[]): Promise<Map<string, RoomNotifications>>;
 }

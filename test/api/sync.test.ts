@@ -164,3 +164,35 @@ describe('/sync', () => {
     assert.equal(future.status, 200, 'a token from the future is clamped, not refused');
   });
 });
+
+describe('/sync unread counts', () => {
+  let hs: TestHomeserver;
+  before(async () => {
+    hs = await startTestHomeserver();
+  });
+  after(() => hs.stop());
+
+  test('counts per room, and per thread with unread_thread_notifications', async () => {
+    const alice = await hs.createUser('alice');
+    const bob = await hs.createUser('bob');
+    const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } });
+    const roomId: string = json.room_id;
+    await hs.call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken });
+    const root = (await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/root`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'root' } })).json.event_id;
+    await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/in-thread`, {
+      token: alice.accessToken,
+      body: { msgtype: 'm.text', body: 'reply', 'm.relates_to': { rel_type: 'm.thread', event_id: root } },
+    });
+    await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/mention`, {
+      token: alice.accessToken,
+      body: { msgtype: 'm.text', body: 'hey bob', 'm.mentions': { user_ids: [bob.userId] } },
+    });
+    const plain = await hs.call('GET', '/_matrix/client/v3/sync', { token: bob.accessToken });
+    assert.deepEqual(plain.json.rooms.join[roomId].unread_notifications, { notification_count: 3, highlight_count: 1 });
+    const filter = enc(JSON.stringify({ room: { timeline: { unread_thread_notifications: true } } }));
+    const threaded = await hs.call('GET', `/_matrix/client/v3/sync?filter=${filter}`, { token: bob.accessToken });
+    const room = threaded.json.rooms.join[roomId];
+    assert.deepEqual(room.unread_notifications, { notification_count: 2, highlight_count: 1 });
+    assert.deepEqual(room.unread_thread_notifications, { [root]: { notification_count: 1, highlight_count: 0 } });
+  });
+});

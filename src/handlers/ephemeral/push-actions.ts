@@ -26,17 +26,12 @@ import { BusInvalidatedCache } from '../bus-cache.js';
 import type { EventCache, StoredEvent } from '../event-cache.js';
 import type { EventSideEffects } from '../events-writer.js';
 import type { UserMemberships } from '../memberships.js';
-import type { UnreadCounts } from '../sync-sources.js';
+import type { RoomNotifications, UnreadCounts } from '../sync-sources.js';
 import { isLocalUser } from './checks.js';
 import type { PushRulesReader } from './push-rules.js';
 import { MAIN_THREAD, threadOf } from './threads.js';
 
-/** A room's unread counts: in total, in the main timeline, and per thread root. */
-export interface RoomNotifications {
-  total: UnreadCounts;
-  main: UnreadCounts;
-  threads: Map<string, UnreadCounts>;
-}
+export type { RoomNotifications } from '../sync-sources.js';
 
 interface Recipients {
   users: string[];

@@ -11,17 +11,13 @@ import { UNTHREADED } from '../../storage/receipts-store.js';
 import type { AccountDataChanges, AccountDataEntry, SyncSources, UnreadCounts } from '../sync-sources.js';
 import { PUSH_RULES_TYPE } from './account-data.js';
 import { isPresenceState, SYNC_RELAY_INTERVAL_MS, type PresenceReader, type PresenceWriterApi } from './presence.js';
-import type { PushActions, RoomNotifications } from './push-actions.js';
+import type { PushActions } from './push-actions.js';
 import type { PushRulesReader } from './push-rules.js';
 import { READ_PRIVATE } from './receipts.js';
 import type { ToDeviceReader } from './to-device.js';
 import type { TypingReader } from './typing.js';
 
-/** The sync sources, plus per-thread counts for `unread_thread_notifications`. */
-export interface EphemeralSyncSources extends SyncSources {
-  /** Like `unreadCounts`, split into the main timeline and each thread (by thread root id). */
-  unreadNotifications(userId: string, roomIds: readonly string[]): Promise<Map<string, RoomNotifications>>;
-}
+export type EphemeralSyncSources = SyncSources;
 
 export interface SyncSourcesDeps {
   bus: ReplicationBus;

@@ -29,7 +29,7 @@ import type { EventRow } from '../../storage/events-store.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { RoomState } from '../room-state.js';
-import type { AccountDataEntry, SyncSources } from '../sync-sources.js';
+import type { AccountDataEntry, SyncSources, UnreadCounts } from '../sync-sources.js';
 import type { MembershipRow, StateRow } from '../../storage/room-state-store.js';
 
 export interface SyncRequest {
@@ -173,11 +173,21 @@ export class SyncHandler {
       hasNews = true;
     }
 
-    const unread = await this.sources.unreadCounts(userId, roomSections.join.map((s) => s.roomId));
+    // With `unread_thread_notifications`, the room's counts are the main timeline's and each
+    // thread is counted apart; otherwise threads count towards the room (receipts.md, push.md).
+    const joinedRoomIds = roomSections.join.map((s) => s.roomId);
+    const byThread = filter.room.timeline.unreadThreadNotifications;
+    const unread = byThread ? await this.sources.unreadNotifications(userId, joinedRoomIds) : undefined;
+    const totals = byThread ? undefined : await this.sources.unreadCounts(userId, joinedRoomIds);
+    const zero = { notification_count: 0, highlight_count: 0 };
     for (const section of roomSections.join) {
-      const counts = unread.get(section.roomId);
-      section.body.unread_notifications = counts ? { notification_count: counts.notification_count, highlight_count: counts.highlight_count } : { notification_count: 0, highlight_count: 0 };
-      if (filter.room.timeline.unreadThreadNotifications) section.body.unread_thread_notifications = {};
+      if (unread) {
+        const room = unread.get(section.roomId);
+        section.body.unread_notifications = counts(room?.main ?? zero);
+        section.body.unread_thread_notifications = Object.fromEntries([...(room?.threads ?? [])].map(([threadId, c]) => [threadId, counts(c)]));
+      } else {
+        section.body.unread_notifications = counts(totals!.get(section.roomId) ?? zero);
+      }
     }
 
     const rooms: JsonObject = {};
@@ -518,6 +528,10 @@ export class SyncHandler {
 
 /** Syncs whose filter drops presence are not woken by it. */
 const IGNORE_PRESENCE: ReadonlySet<StreamName> = new Set(['presence']);
+
+function counts(c: UnreadCounts): JsonObject {
+  return { notification_count: c.notification_count, highlight_count: c.highlight_count };
+}
 
 function stateContent(state: RoomState, type: string): JsonObject | undefined {
   return state.get(makeStateKey(type, '') as StateKey)?.event.content;
