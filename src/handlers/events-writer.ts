@@ -22,6 +22,7 @@ import type { RoomStateStore } from '../storage/room-state-store.js';
 import type { StreamIdGenerator } from '../streams/id-generator.js';
 import type { Logger } from '../util/log.js';
 import { LruCache } from '../util/lru.js';
+import { KeyedQueue, StreamPublisher } from '../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 
 /** A new event as a handler asks for it. */
@@ -115,13 +116,15 @@ export class EventsWriter implements EventsWriterApi {
   private readonly pendingTxns = new Map<string, Promise<PersistedEvent>>();
   /** Rooms with writes in flight: never evicted, since their state is ahead of the database. */
   private readonly active = new Map<string, RoomContext>();
-  private readonly queues = new Map<string, Promise<unknown>>();
-  private unpublished: Array<{ position: number; row: StreamRow }> = [];
+  /** Builds one event at a time per room. */
+  private readonly roomQueue = new KeyedQueue();
+  private readonly publisher: StreamPublisher;
   private readonly sideEffects: EventSideEffects[] = [];
   private readonly now: () => number;
 
   constructor(private readonly deps: EventsWriterDeps) {
     this.now = deps.now ?? Date.now;
+    this.publisher = new StreamPublisher('events', deps.ids, deps.bus, deps.instanceName);
     if (deps.sideEffects) this.sideEffects.push(deps.sideEffects);
   }
 
@@ -142,7 +145,7 @@ export class EventsWriter implements EventsWriterApi {
    */
   private async sendOnce(roomId: string, draft: EventDraft, options: SendOptions): Promise<PersistedEvent> {
     const txnKey = options.txn ? `${roomId}\u0000${options.txn.userId}\u0000${options.txn.deviceId}\u0000${options.txn.txnId}` : undefined;
-    const staged = await this.inRoomQueue(roomId, async (): Promise<{ done: PersistedEvent | Promise<PersistedEvent> } | { commit: Promise<PersistedEvent[]> }> => {
+    const staged = await this.roomQueue.run(roomId, async (): Promise<{ done: PersistedEvent | Promise<PersistedEvent> } | { commit: Promise<PersistedEvent[]> }> => {
       if (options.txn && txnKey) {
         // A retry of a send still committing gets that send's event; one already committed, its
         // stored event. Checked before building, so a retry never breaks the room's write chain.
@@ -209,7 +212,7 @@ export class EventsWriter implements EventsWriterApi {
     const room: RoomContext = { roomId, version, state: new Map(), latest: create, lastWrite: undefined, inFlight: 0 };
     this.checkAuth(room, create);
 
-    const staged = await this.inRoomQueue(roomId, async () => {
+    const staged = await this.roomQueue.run(roomId, async () => {
       const built: RoomEvent[] = [create];
       // Each initial event is checked against the state the ones before it produced.
       const working: RoomContext = { ...room, state: new Map([[makeStateKey(create.type, ''), create]]) };
@@ -249,18 +252,6 @@ export class EventsWriter implements EventsWriterApi {
     const stored = await this.deps.eventCache.get(eventId);
     if (!stored) throw new Error(`event ${eventId} vanished`);
     return { eventId, streamOrdering: stored.streamOrdering };
-  }
-
-  /** Runs `fn` after every earlier task of the same room has finished. */
-  private inRoomQueue<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(roomId) ?? Promise.resolve();
-    const result = previous.then(fn, fn);
-    const tail = result.catch(() => undefined);
-    this.queues.set(roomId, tail);
-    void tail.then(() => {
-      if (this.queues.get(roomId) === tail) this.queues.delete(roomId);
-    });
-    return result;
   }
 
   private async loadRoom(roomId: string): Promise<RoomContext> {
@@ -353,12 +344,12 @@ export class EventsWriter implements EventsWriterApi {
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
   ): Promise<PersistedEvent[]> {
-    const { db, events, roomState, ids, instanceName, eventCache } = this.deps;
-    const allocations = built.map(() => ids.allocate());
+    const { db, events, roomState, instanceName, eventCache } = this.deps;
+    const reservation = this.publisher.reserve(built.length);
     const items = built.map((event, i) => {
       const stateBefore = room.state;
       this.apply(room, event);
-      return { stored: { event, streamOrdering: allocations[i]!.position, roomVersion: room.version } as StoredEvent, stateBefore };
+      return { stored: { event, streamOrdering: reservation.positions[i]!, roomVersion: room.version } as StoredEvent, stateBefore };
     });
     const previous = room.lastWrite;
     const write: StagedWrite = { failed: false, settled: Promise.resolve() };
@@ -423,9 +414,7 @@ export class EventsWriter implements EventsWriterApi {
       () => {
         for (const { stored } of items) eventCache.add(stored);
         this.settle(room);
-        for (const { stored } of items) this.unpublished.push({ position: stored.streamOrdering, row: eventRow(stored.event) });
-        for (const allocation of allocations) allocation.finish();
-        this.publishCompleted();
+        reservation.complete(items.map(({ stored }) => eventRow(stored.event)));
         return items.map(({ stored }) => ({ eventId: stored.event.eventId, streamOrdering: stored.streamOrdering }));
       },
       (err: unknown) => {
@@ -436,8 +425,7 @@ export class EventsWriter implements EventsWriterApi {
           this.active.delete(room.roomId);
           this.rooms.delete(room.roomId);
         }
-        for (const allocation of allocations) allocation.finish();
-        this.publishCompleted();
+        reservation.abandon();
         throw err;
       },
     );
@@ -449,19 +437,6 @@ export class EventsWriter implements EventsWriterApi {
       this.active.delete(room.roomId);
       this.rooms.set(room.roomId, room);
     }
-  }
-
-  /**
-   * Announces the rows whose positions are now complete. Another room's transaction may still hold
-   * a lower position; our rows then wait here until it finishes, so no reader is woken for a
-   * position it cannot read yet, and none is skipped.
-   */
-  private publishCompleted(): void {
-    const current = this.deps.ids.current;
-    const ready = this.unpublished.filter((u) => u.position <= current);
-    if (ready.length === 0) return;
-    this.unpublished = this.unpublished.filter((u) => u.position > current);
-    this.deps.bus.publish({ stream: 'events', instance: this.deps.instanceName, position: current, rows: ready.map((u) => u.row) });
   }
 
   /** Records a redaction that applies (the target is known, in this room, and may be redacted). */

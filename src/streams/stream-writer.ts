@@ -32,20 +32,38 @@ export class StreamPublisher {
    * the positions are given up and the error is rethrown.
    */
   async write<T>(count: number, write: (positions: number[]) => Promise<{ value: T; rows: readonly StreamRow[] }> | { value: T; rows: readonly StreamRow[] }): Promise<T> {
-    const allocations = Array.from({ length: count }, () => this.ids.allocate());
-    const positions = allocations.map((a) => a.position);
+    const reservation = this.reserve(count);
     let outcome: { value: T; rows: readonly StreamRow[] };
     try {
-      outcome = await write(positions);
+      outcome = await write(reservation.positions);
     } catch (err) {
-      for (const allocation of allocations) allocation.finish();
-      this.publishCompleted();
+      reservation.abandon();
       throw err;
     }
-    if (outcome.rows.length > 0 && positions.length > 0) this.waiting.push({ position: Math.max(...positions), rows: outcome.rows });
-    for (const allocation of allocations) allocation.finish();
-    this.publishCompleted();
+    reservation.complete(outcome.rows);
     return outcome.value;
+  }
+
+  /**
+   * Allocates `count` positions for a write that completes later (the events writer stages an
+   * event before its commit). `complete` publishes the rows once every lower position is done;
+   * `abandon` gives the positions up.
+   */
+  reserve(count: number): { positions: number[]; complete(rows: readonly StreamRow[]): void; abandon(): void } {
+    const allocations = Array.from({ length: count }, () => this.ids.allocate());
+    const positions = allocations.map((a) => a.position);
+    const finish = () => {
+      for (const allocation of allocations) allocation.finish();
+      this.publishCompleted();
+    };
+    return {
+      positions,
+      complete: (rows) => {
+        if (rows.length > 0 && positions.length > 0) this.waiting.push({ position: Math.max(...positions), rows });
+        finish();
+      },
+      abandon: finish,
+    };
   }
 
   private publishCompleted(): void {
