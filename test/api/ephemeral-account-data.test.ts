@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-import { createRoomWith, recordBus } from './ephemeral-fixtures.js';
+import { createRoomWith, recordBus } from '../helpers/rooms.js';
 
 describe('account data and tags', () => {
   let hs: TestHomeserver;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { OFFLINE_AFTER_MS, type PresenceWriter } from '../../src/handlers/ephemeral/presence.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-import { createRoomWith, recordBus } from './ephemeral-fixtures.js';
+import { createRoomWith, recordBus } from '../helpers/rooms.js';
 
 describe('presence', () => {
   let hs: TestHomeserver;

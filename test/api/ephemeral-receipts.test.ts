@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-import { createRoomWith, recordBus, sendText } from './ephemeral-fixtures.js';
+import { createRoomWith, recordBus, sendText } from '../helpers/rooms.js';
 
 describe('receipts and read markers', () => {
   let hs: TestHomeserver;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-import { createRoomWith, leave, recordBus, sleep } from './ephemeral-fixtures.js';
+import { createRoomWith, leave, recordBus, sleep } from '../helpers/rooms.js';
 
 describe('typing', () => {
   let hs: TestHomeserver;

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-import { createRoomWith, sendText } from '../api/ephemeral-fixtures.js';
+import { createRoomWith, sendText } from '../helpers/rooms.js';
 
 describe('push actions and unread counts', () => {
   let hs: TestHomeserver;

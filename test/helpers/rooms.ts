@@ -1,5 +1,5 @@
-// Shared set-up for the ephemeral-stream tests: rooms made straight through the events writer
-// (the createRoom and membership APIs are another area's), and bus recording.
+// Rooms for tests, made straight through the events writer (no HTTP round trips), and recording
+// what is published on the bus.
 
 import type { StreamUpdate } from '../../src/replication/bus.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
