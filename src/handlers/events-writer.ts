@@ -8,12 +8,13 @@
 
 import { checkEventAuth, checkRedactionAllowed } from '../core/auth-rules.js';
 import { selectAuthEventIds } from '../core/auth-events.js';
-import { finaliseEvent } from '../core/event-format.js';
+import { finaliseEvent, parsePdu } from '../core/event-format.js';
+import { redactEvent } from '../core/redaction.js';
 import { InvalidEventError, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
 import { generateLegacyEventId } from '../core/hashes.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
-import type { SigningKey } from '../core/signing.js';
+import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
 import { MatrixError } from '../errors.js';
 import type { ReplicationBus, StreamRow } from '../replication/bus.js';
 import type { Database, Queryable } from '../storage/database.js';
@@ -50,10 +51,11 @@ export interface PersistedEvent {
 export interface CreateRoomPlan {
   roomVersion: string;
   creator: string;
-  /** The m.room.create content (the writer adds `room_version`, and `creator` before v11). */
-  createContent: JsonObject;
-  /** v1–11: the room id the caller chose; v12 derives it from the create event. */
-  roomId?: string;
+  /**
+   * The room's m.room.create event, built and signed by `buildCreateEvent`. The caller builds it
+   * because the room id (derived from it in v12) decides which events writer owns the room.
+   */
+  createEvent: JsonObject;
   initialEvents: EventDraft[];
   /** Published in the room directory. */
   isPublic: boolean;
@@ -61,9 +63,44 @@ export interface CreateRoomPlan {
   aliases: string[];
 }
 
+function isLocalUser(userId: string, serverName: string): boolean {
+  return userId.endsWith(`:${serverName}`);
+}
+
 export interface EventsWriterApi {
   sendEvent(roomId: string, draft: EventDraft, options?: SendOptions): Promise<PersistedEvent>;
   createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }>;
+}
+
+/**
+ * Builds and signs a new room's m.room.create event: `room_version` in the content, `creator`
+ * before v11, and for v1–11 the room id the caller chose (v12 derives it from this event).
+ */
+export function buildCreateEvent(
+  options: { version: RoomVersion; creator: string; content: JsonObject; roomId?: string; now: number },
+  serverName: string,
+  key: SigningKey,
+): { pdu: JsonObject; roomId: string } {
+  const { version } = options;
+  const content: JsonObject = { ...options.content, room_version: version.id };
+  if (!version.creatorIsCreateSender) content.creator = options.creator;
+  const pdu: JsonObject = {
+    type: 'm.room.create',
+    state_key: '',
+    sender: options.creator,
+    content,
+    origin_server_ts: options.now,
+    depth: 1,
+    prev_events: [],
+    auth_events: [],
+  };
+  if (!version.roomIdFromCreateEvent) {
+    if (!options.roomId) throw new Error('v1–11 rooms need a room id chosen by the caller');
+    pdu.room_id = options.roomId;
+    if (version.eventIdFormat === 'v1') pdu.event_id = generateLegacyEventId(serverName);
+  }
+  const { pdu: signed, event } = finaliseEvent(pdu, version, serverName, key);
+  return { pdu: signed, roomId: event.roomId };
 }
 
 /** Extra rows written in the same transaction as an event (e.g. push notifications). */
@@ -190,24 +227,19 @@ export class EventsWriter implements EventsWriterApi {
   async createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }> {
     const version = getRoomVersion(plan.roomVersion);
     if (!version) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Unsupported room version ${plan.roomVersion}`);
-    const createContent: JsonObject = { ...plan.createContent, room_version: version.id };
-    if (!version.creatorIsCreateSender) createContent.creator = plan.creator;
-    const createPdu: JsonObject = {
-      type: 'm.room.create',
-      state_key: '',
-      sender: plan.creator,
-      content: createContent,
-      origin_server_ts: this.now(),
-      depth: 1,
-      prev_events: [],
-      auth_events: [],
-    };
-    if (!version.roomIdFromCreateEvent) {
-      if (!plan.roomId) throw new Error('createRoom: v1–11 rooms need a room id chosen by the caller');
-      createPdu.room_id = plan.roomId;
-      if (version.eventIdFormat === 'v1') createPdu.event_id = generateLegacyEventId(this.deps.serverName);
+    let create: RoomEvent;
+    try {
+      create = parsePdu(plan.createEvent, version);
+    } catch (err) {
+      if (err instanceof InvalidEventError) throw new MatrixError(400, err.errcode, err.message);
+      throw err;
     }
-    const create = this.finalise(createPdu, version);
+    if (create.type !== 'm.room.create' || create.stateKey !== '' || !isLocalUser(create.sender, this.deps.serverName)) {
+      throw new MatrixError(400, 'M_BAD_JSON', 'createRoom needs a create event sent by a local user');
+    }
+    if (!verifyJsonSignature(redactEvent(create.pdu, version), this.deps.serverName, this.deps.signingKey.keyId, this.deps.signingKey.publicKey)) {
+      throw new MatrixError(400, 'M_BAD_JSON', 'the create event is not signed by this server');
+    }
     const roomId = create.roomId;
     const room: RoomContext = { roomId, version, state: new Map(), latest: create, lastWrite: undefined, inFlight: 0 };
     this.checkAuth(room, create);

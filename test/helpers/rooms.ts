@@ -1,16 +1,19 @@
 // Rooms for tests, made straight through the events writer (no HTTP round trips), and recording
 // what is published on the bus.
 
+import { getRoomVersion } from '../../src/core/room-versions.js';
+import { buildCreateEvent } from '../../src/handlers/events-writer.js';
 import type { StreamUpdate } from '../../src/replication/bus.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 
 /** Creates a v12 room with `creator` and `members` joined (with their localparts as display names). */
 export async function createRoomWith(hs: TestHomeserver, creator: TestUser, members: readonly TestUser[] = [], extraPowerLevels: Record<string, unknown> = {}): Promise<string> {
-  const writer = hs.homeserver.services.eventsWriter;
-  const { roomId } = await writer.createRoom({
+  const { services } = hs.homeserver;
+  const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: Date.now() }, services.serverName, services.signingKey);
+  const { roomId } = await services.eventsWriter.createRoom({
     roomVersion: '12',
     creator: creator.userId,
-    createContent: {},
+    createEvent: create.pdu,
     initialEvents: [
       { type: 'm.room.member', stateKey: creator.userId, sender: creator.userId, content: { membership: 'join', displayname: localpart(creator.userId) } },
       { type: 'm.room.power_levels', stateKey: '', sender: creator.userId, content: { ...extraPowerLevels } as never },

@@ -8,7 +8,7 @@ import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { DEFAULT_ROOM_VERSION, getRoomVersion } from '../../core/room-versions.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
-import type { EventDraft } from '../events-writer.js';
+import { buildCreateEvent, type EventDraft } from '../events-writer.js';
 import type { MembershipHandler } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
@@ -149,11 +149,21 @@ export class RoomCreationHandler {
     const topic = optionalString(body, 'topic');
     if (topic !== undefined) events.push(state('m.room.topic', { topic, 'm.topic': [{ mimetype: 'text/plain', body: topic }] }));
 
+    const create = buildCreateEvent(
+      {
+        version,
+        creator,
+        content: createContent,
+        roomId: version.roomIdFromCreateEvent ? undefined : `!${randomRoomLocalpart()}:${serverName}`,
+        now: this.core.now(),
+      },
+      serverName,
+      this.core.signingKey,
+    );
     const { roomId } = await this.core.eventsWriter.createRoom({
       roomVersion: version.id,
       creator,
-      createContent,
-      roomId: version.roomIdFromCreateEvent ? undefined : `!${randomRoomLocalpart()}:${serverName}`,
+      createEvent: create.pdu,
       initialEvents: events,
       isPublic: visibility === 'public',
       aliases: alias ? [alias] : [],
