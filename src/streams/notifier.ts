@@ -3,6 +3,7 @@
 // the syncs of every process the same way.
 
 import type { ReplicationBus, StreamRow, StreamUpdate } from '../replication/bus.js';
+import { StreamPositionTracker } from './positions.js';
 import { STREAM_NAMES, zeroPositions, type StreamName, type StreamPositions } from './streams.js';
 
 export interface WaitRequest {
@@ -25,29 +26,46 @@ interface Waiter {
 /** How many recent updates per stream are kept to close the gap between a caller's check and its wait. */
 const RECENT_UPDATES = 1024;
 
+export interface NotifierOptions {
+  /** This process's instance name (the writer of positions passed to `advance`). */
+  instanceName: string;
+  /** Where each writer of each stream stands; defaults to one writer, this process. */
+  tracker?: StreamPositionTracker;
+}
+
 export class Notifier {
   private readonly positions: StreamPositions = zeroPositions();
+  private readonly tracker: StreamPositionTracker;
+  private readonly instanceName: string;
   private readonly byUser = new Map<string, Set<Waiter>>();
   private readonly byRoom = new Map<string, Set<Waiter>>();
   private readonly bySignal = new WeakMap<AbortSignal, Set<Waiter>>();
   /** Recent updates per stream, in position order, to close the gap between check and wait. */
   private readonly recent = new Map<StreamName, StreamUpdate[]>(STREAM_NAMES.map((name) => [name, []]));
   private readonly droppedUpTo: StreamPositions = zeroPositions();
+  /**
+   * Updates of a stream with several writers that are ahead of what every writer has completed:
+   * readers may not read them yet, so they wake nobody until the stream's position reaches them.
+   */
+  private readonly held = new Map<StreamName, StreamUpdate[]>();
   private unsubscribe: () => void;
 
-  constructor(bus: ReplicationBus, initial?: Partial<StreamPositions>) {
-    Object.assign(this.positions, initial);
+  constructor(bus: ReplicationBus, options: NotifierOptions) {
+    this.instanceName = options.instanceName;
+    this.tracker = options.tracker ?? new StreamPositionTracker(() => [options.instanceName]);
+    for (const stream of STREAM_NAMES) this.positions[stream] = this.tracker.current(stream);
     this.unsubscribe = bus.subscribe((update) => this.onUpdate(update));
   }
 
-  /** The latest position seen on each stream. */
+  /** The position each stream can be read up to. */
   currentPositions(): StreamPositions {
     return { ...this.positions };
   }
 
-  /** Raises the known position of a stream without rows (e.g. at start-up). */
-  advance(stream: StreamName, position: number): void {
-    if (position > this.positions[stream]) this.positions[stream] = position;
+  /** Raises a stream's position as this process's writer reports it (e.g. at start-up). */
+  advance(stream: StreamName, position: number, instance = this.instanceName): void {
+    this.tracker.observe(stream, instance, position);
+    this.positions[stream] = Math.max(this.positions[stream], this.tracker.current(stream));
   }
 
   /**
@@ -98,6 +116,8 @@ export class Notifier {
    */
   rowsBetween(stream: StreamName, from: number, to: number): StreamRow[] | undefined {
     if (from < this.droppedUpTo[stream]) return undefined;
+    // A held update may carry rows at or below `to` (another writer has not caught up with it).
+    if (this.held.get(stream)?.length) return undefined;
     const rows: StreamRow[] = [];
     for (const update of this.recent.get(stream)!) {
       if (update.position > from && update.position <= to) rows.push(...update.rows);
@@ -116,7 +136,24 @@ export class Notifier {
   }
 
   private onUpdate(update: StreamUpdate): void {
-    if (update.position > this.positions[update.stream]) this.positions[update.stream] = update.position;
+    const { stream } = update;
+    this.tracker.observe(stream, update.instance, update.position);
+    const current = this.tracker.current(stream);
+    if (current > this.positions[stream]) this.positions[stream] = current;
+    let held = this.held.get(stream);
+    if (update.rows.length > 0) {
+      if (!held) this.held.set(stream, (held = []));
+      held.push(update);
+    }
+    if (!held?.length) return;
+    // Release, in position order, what every writer has now completed.
+    const ready = held.filter((u) => u.position <= current).sort((a, b) => a.position - b.position);
+    if (ready.length === 0) return;
+    this.held.set(stream, held.filter((u) => u.position > current));
+    for (const released of ready) this.release(released);
+  }
+
+  private release(update: StreamUpdate): void {
     const log = this.recent.get(update.stream)!;
     log.push(update);
     if (log.length > RECENT_UPDATES * 2) {

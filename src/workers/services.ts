@@ -47,7 +47,8 @@ export async function createProcessServices(options: {
   const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
   const eventCache = new EventCache(stores.events);
   const eventIds = new StreamIdGenerator(await stores.events.maxStreamOrdering());
-  const notifier = new Notifier(bus, { events: eventIds.current });
+  const notifier = new Notifier(bus, { instanceName });
+  notifier.advance('events', eventIds.current);
   const eventsWriter = new EventsWriter({
     db,
     events: stores.events,
