@@ -20,7 +20,7 @@ import type { ReplicationBus, StreamRow } from '../replication/bus.js';
 import type { Database, Queryable } from '../storage/database.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
-import type { StreamIdGenerator } from '../streams/id-generator.js';
+import type { PositionAllocator } from '../streams/id-generator.js';
 import type { Logger } from '../util/log.js';
 import { LruCache } from '../util/lru.js';
 import { KeyedQueue, StreamPublisher } from '../streams/stream-writer.js';
@@ -134,7 +134,7 @@ export interface EventsWriterDeps {
   events: EventsStore;
   roomState: RoomStateStore;
   eventCache: EventCache;
-  ids: StreamIdGenerator;
+  ids: PositionAllocator;
   bus: ReplicationBus;
   instanceName: string;
   serverName: string;
@@ -199,7 +199,7 @@ export class EventsWriter implements EventsWriterApi {
           return { done: await this.persistedOf(current.eventId) };
         }
       }
-      const commit = this.stage(room, [this.buildEvent(room, draft)], options.txn);
+      const { commit } = await this.stage(room, [this.buildEvent(room, draft)], options.txn);
       if (txnKey) {
         const first = commit.then((persisted) => persisted[0]!);
         this.pendingTxns.set(txnKey, first);
@@ -253,7 +253,7 @@ export class EventsWriter implements EventsWriterApi {
         this.apply(working, event);
         built.push(event);
       }
-      return { commit: this.stage(room, built, undefined, async (tx) => {
+      return await this.stage(room, built, undefined, async (tx) => {
         await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
         for (const alias of plan.aliases) {
           const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
@@ -263,7 +263,7 @@ export class EventsWriter implements EventsWriterApi {
           ]);
           if (inserted.changes === 0) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} already taken`);
         }
-      }) };
+      });
     });
     const persisted = await staged.commit;
     this.deps.eventCache.rememberRoomVersion(roomId, version);
@@ -370,14 +370,14 @@ export class EventsWriter implements EventsWriterApi {
    * fails, the context is dropped (reloaded from the database next time), and writes staged on top
    * of it fail with `ChainBrokenError`, which `sendEvent` retries.
    */
-  private stage(
+  private async stage(
     room: RoomContext,
     built: RoomEvent[],
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
-  ): Promise<PersistedEvent[]> {
+  ): Promise<{ commit: Promise<PersistedEvent[]> }> {
     const { db, events, roomState, instanceName, eventCache } = this.deps;
-    const reservation = this.publisher.reserve(built.length);
+    const reservation = await this.publisher.reserve(built.length);
     const items = built.map((event, i) => {
       const stateBefore = room.state;
       this.apply(room, event);
@@ -442,7 +442,7 @@ export class EventsWriter implements EventsWriterApi {
     })();
     write.settled = commit;
 
-    return commit.then(
+    const committed = commit.then(
       () => {
         for (const { stored } of items) eventCache.add(stored);
         this.settle(room);
@@ -461,6 +461,8 @@ export class EventsWriter implements EventsWriterApi {
         throw err;
       },
     );
+    // Wrapped, so awaiting `stage` (the allocation) does not also wait for the commit.
+    return { commit: committed };
   }
 
   private settle(room: RoomContext): void {

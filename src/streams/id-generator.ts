@@ -55,3 +55,87 @@ export class StreamIdGenerator {
     if (this.completedUpTo !== before) for (const listener of this.listeners) listener(this.completedUpTo);
   }
 }
+
+/** What a stream writer allocates positions from. */
+export interface PositionAllocator {
+  /** The position every reader may rely on for this writer's rows. */
+  readonly current: number;
+  allocate(): { position: number; finish: () => void } | Promise<{ position: number; finish: () => void }>;
+  /** Called with the new `current` whenever it advances. */
+  onAdvance(listener: (position: number) => void): () => void;
+}
+
+/**
+ * Positions for a stream with several writers (worker mode, PostgreSQL): each comes from a shared
+ * database sequence, so they are unique and increase across writers. This writer's `current`
+ * covers only its own rows: below it, it has finished everything it allocated, and it will never
+ * write at or below it again. When it has nothing in flight that is everything up to the highest
+ * position it has seen anywhere (`observe`), since its next position from the sequence will be
+ * higher still — which lets readers move on while this writer is idle.
+ */
+export class SequenceIdGenerator implements PositionAllocator {
+  private readonly pending = new Set<number>();
+  private highest: number;
+  private reported: number;
+  private readonly listeners = new Set<(position: number) => void>();
+
+  constructor(
+    /** Returns the next value of the shared sequence. */
+    private readonly nextValue: () => Promise<number>,
+    /** The sequence's value at start-up: this writer has nothing at or below it in flight. */
+    start: number,
+  ) {
+    this.highest = start;
+    this.reported = start;
+  }
+
+  get current(): number {
+    if (this.pending.size === 0) return this.highest;
+    let lowest = Infinity;
+    for (const position of this.pending) lowest = Math.min(lowest, position);
+    return Math.max(this.reported, lowest - 1);
+  }
+
+  async allocate(): Promise<{ position: number; finish: () => void }> {
+    // Reserve the gap before awaiting: until the value arrives, nothing above `highest` is safe.
+    const placeholder = this.highest + 1;
+    this.pending.add(placeholder);
+    let position: number;
+    try {
+      position = await this.nextValue();
+    } finally {
+      this.pending.delete(placeholder);
+    }
+    this.pending.add(position);
+    this.highest = Math.max(this.highest, position);
+    let finished = false;
+    return {
+      position,
+      finish: () => {
+        if (finished) return;
+        finished = true;
+        this.pending.delete(position);
+        this.changed();
+      },
+    };
+  }
+
+  /** Another writer of the stream reported `position` (values up to it are handed out). */
+  observe(position: number): void {
+    if (position <= this.highest) return;
+    this.highest = position;
+    this.changed();
+  }
+
+  onAdvance(listener: (position: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    const current = this.current;
+    if (current <= this.reported) return;
+    this.reported = current;
+    for (const listener of this.listeners) listener(current);
+  }
+}

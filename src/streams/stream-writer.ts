@@ -8,31 +8,41 @@
 // position.
 
 import type { ReplicationBus, StreamRow } from '../replication/bus.js';
-import type { StreamIdGenerator } from './id-generator.js';
+import type { PositionAllocator } from './id-generator.js';
 import type { StreamName } from './streams.js';
 
 export class StreamPublisher {
   private waiting: Array<{ position: number; rows: readonly StreamRow[] }> = [];
+  private announced: number;
+  /** Whether other writers share the stream (then a position move without rows is announced too). */
+  private readonly shared: boolean;
 
   constructor(
     readonly stream: StreamName,
-    readonly ids: StreamIdGenerator,
+    readonly ids: PositionAllocator,
     private readonly bus: ReplicationBus,
     private readonly instanceName: string,
-  ) {}
+  ) {
+    this.announced = ids.current;
+    // With several writers, this one's position also moves when another writer's does (see
+    // SequenceIdGenerator.observe); readers hear of it through an update without rows.
+    const observe = (ids as { observe?: (position: number) => void }).observe?.bind(ids);
+    this.shared = observe !== undefined;
+    if (observe) {
+      bus.subscribe((update) => {
+        if (update.stream === stream && update.instance !== instanceName) observe(update.position);
+      });
+      ids.onAdvance(() => this.publishCompleted());
+    }
+  }
 
   /** The position readers may rely on. */
   get current(): number {
     return this.ids.current;
   }
 
-  /**
-   * Allocates `count` positions and runs `write` with them (usually one database transaction).
-   * When it succeeds its rows are published once every lower position is complete; when it fails
-   * the positions are given up and the error is rethrown.
-   */
   async write<T>(count: number, write: (positions: number[]) => Promise<{ value: T; rows: readonly StreamRow[] }> | { value: T; rows: readonly StreamRow[] }): Promise<T> {
-    const reservation = this.reserve(count);
+    const reservation = await this.reserve(count);
     let outcome: { value: T; rows: readonly StreamRow[] };
     try {
       outcome = await write(reservation.positions);
@@ -49,8 +59,9 @@ export class StreamPublisher {
    * event before its commit). `complete` publishes the rows once every lower position is done;
    * `abandon` gives the positions up.
    */
-  reserve(count: number): { positions: number[]; complete(rows: readonly StreamRow[]): void; abandon(): void } {
-    const allocations = Array.from({ length: count }, () => this.ids.allocate());
+  async reserve(count: number): Promise<{ positions: number[]; complete(rows: readonly StreamRow[]): void; abandon(): void }> {
+    const allocations: Array<{ position: number; finish: () => void }> = [];
+    for (let i = 0; i < count; i++) allocations.push(await this.ids.allocate());
     const positions = allocations.map((a) => a.position);
     const finish = () => {
       for (const allocation of allocations) allocation.finish();
@@ -68,9 +79,11 @@ export class StreamPublisher {
 
   private publishCompleted(): void {
     const current = this.ids.current;
+    if (current <= this.announced) return;
+    this.announced = current;
     const ready = this.waiting.filter((w) => w.position <= current);
-    if (ready.length === 0) return;
     this.waiting = this.waiting.filter((w) => w.position > current);
+    if (ready.length === 0 && !this.shared) return;
     this.bus.publish({ stream: this.stream, instance: this.instanceName, position: current, rows: ready.flatMap((w) => w.rows) });
   }
 }
