@@ -3,6 +3,7 @@
 // is in memory; in worker mode the same interface is carried over Redis pub/sub.
 
 import type { StreamName } from '../streams/streams.js';
+import type { BusCommand } from './commands.js';
 
 /** What changed at a stream position, enough for readers to know whom to wake and what to drop
  * from caches. */
@@ -28,11 +29,21 @@ export interface StreamUpdate {
 export interface ReplicationBus {
   publish(update: StreamUpdate): void;
   subscribe(listener: (update: StreamUpdate) => void): () => void;
+  /**
+   * Sends a command that carries no stream data (USER_SYNC, USER_IP, ...) to every process that
+   * listens for it, this one included. Like Synapse, these are fire-and-forget: a command sent
+   * while the transport is down is dropped.
+   */
+  send(command: BusCommand): void;
+  onCommand(listener: (command: BusCommand) => void): () => void;
+  /** Stops the transport (process shutdown). */
+  close(): Promise<void>;
 }
 
 /** Single-process bus: delivers to every subscriber synchronously, in publish order. */
 export class InMemoryBus implements ReplicationBus {
   private readonly listeners = new Set<(update: StreamUpdate) => void>();
+  private readonly commandListeners = new Set<(command: BusCommand) => void>();
 
   publish(update: StreamUpdate): void {
     for (const listener of this.listeners) listener(update);
@@ -42,4 +53,15 @@ export class InMemoryBus implements ReplicationBus {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+
+  send(command: BusCommand): void {
+    for (const listener of this.commandListeners) listener(command);
+  }
+
+  onCommand(listener: (command: BusCommand) => void): () => void {
+    this.commandListeners.add(listener);
+    return () => this.commandListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {}
 }
