@@ -37,6 +37,7 @@ import { versionsRoutes } from './client/versions.js';
 import { wellKnownRoutes } from './client/well-known.js';
 import { adminRegisterRoutes } from './admin/register.js';
 import { healthRoutes } from './health.js';
+import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
 
 export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
@@ -74,4 +75,5 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...wellKnownRoutes,
   ...adminRegisterRoutes,
   ...healthRoutes,
+  ...replicationRoutes,
 ];

@@ -7,5 +7,6 @@ import type { CoreDeps } from '../handlers/core.js';
 import type { EphemeralServices } from '../handlers/ephemeral/index.js';
 import type { RoomReadServices } from '../handlers/room-reads/index.js';
 import type { RoomServices } from '../handlers/rooms/index.js';
+import type { RpcServer } from '../replication/rpc.js';
 
-export type ApiServices = CoreDeps & AccountServices & EphemeralServices & RoomReadServices & RoomServices;
+export type ApiServices = CoreDeps & AccountServices & EphemeralServices & RoomReadServices & RoomServices & { rpcServer?: RpcServer };

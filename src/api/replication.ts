@@ -1,0 +1,31 @@
+// The replication resource: calls from other processes of this deployment to the stream writers
+// this process runs (see src/replication/rpc.ts for the wire format, authentication and
+// idempotency). The process composition fills `services.rpcServer` with the writers it serves.
+
+import { Errors } from '../errors.js';
+import { defineRoute, type RouteDefinition } from '../http/route.js';
+import { RPC_ROUTE_PATH } from '../replication/rpc.js';
+import type { ApiServices } from './services.js';
+
+export const replicationRoutes: RouteDefinition<ApiServices>[] = [
+  // POST /_synapse/replication/{name}/{txnId}
+  defineRoute<ApiServices>({
+    name: 'replication.call',
+    method: 'POST',
+    paths: RPC_ROUTE_PATH,
+    resource: 'replication',
+    servedBy: 'any',
+    // The replication secret is checked by the RPC server; there is no user access token here.
+    auth: 'none',
+    body: 'json',
+    handle: async (req, services) => {
+      if (!services.rpcServer) throw Errors.unrecognized(404, 'This process serves no replication calls');
+      return services.rpcServer.serve({
+        name: req.params.name!,
+        txnId: req.params.txnId!,
+        authorization: req.headers.authorization,
+        body: req.body,
+      });
+    },
+  }),
+];
