@@ -6,6 +6,7 @@
 // an RPC in between; everything else only reads. In a single process this composes the writers
 // themselves; `ephemeralWriters` exposes them for the replication endpoint that will serve them to workers.
 
+import type { StreamName } from '../../streams/streams.js';
 import type { CoreDeps } from '../core.js';
 import type { EventSideEffects } from '../events-writer.js';
 import { AccountDataStore } from '../../storage/account-data-store.js';
@@ -35,6 +36,13 @@ export interface EphemeralWriters {
   pushRules: PushRulesWriterApi;
 }
 
+/** Where each ephemeral writer lives: here (build it with `local`) or in another process. */
+export interface EphemeralPlacement {
+  writer<K extends keyof EphemeralWriters>(name: K, local: () => Promise<EphemeralWriters[K]>): Promise<EphemeralWriters[K]>;
+}
+
+const localPlacement: EphemeralPlacement = { writer: (_name, local) => local() };
+
 export interface EphemeralServices {
   typing: TypingHandler;
   receipts: ReceiptsHandler;
@@ -52,7 +60,25 @@ export interface EphemeralServices {
   closeEphemeral(): void;
 }
 
-export async function createEphemeralServices(core: CoreDeps): Promise<EphemeralServices> {
+/** The methods each writer interface exposes to other processes (worker mode). */
+export const EPHEMERAL_WRITER_METHODS = {
+  typing: ['setTyping'],
+  receipts: ['putReceipt'],
+  accountData: ['setAccountData', 'addTag', 'removeTag', 'advanceFullyRead'],
+  presence: ['setPresence', 'userSyncing'],
+  toDevice: ['send'],
+  pushRules: ['edit'],
+} as const satisfies { [K in keyof EphemeralWriters]: readonly (keyof EphemeralWriters[K] & string)[] };
+
+/**
+ * Builds the services. `placement.writer(name, local)` decides, per stream, whether this process
+ * writes it: it is given a factory for the local writer and returns the writer to use (the local
+ * one, or a proxy to the process that writes the stream). By default every writer is local.
+ */
+export async function createEphemeralServices(
+  core: CoreDeps,
+  placement: EphemeralPlacement = localPlacement,
+): Promise<EphemeralServices> {
   const { db, bus, instanceName, now, roomState, eventCache } = core;
   const log = componentLogger(core.log, 'ephemeral');
   const stores = {
@@ -65,28 +91,44 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
     filters: new FiltersStore(db),
   };
 
-  const typingWriter = new TypingWriter(bus, instanceName);
-  const receiptsWriter = await ReceiptsWriter.create({ db, store: stores.receipts, bus, instanceName });
-  const accountDataWriter = await AccountDataWriter.create({ db, store: stores.accountData, eventCache, bus, instanceName });
-  const presenceWriter = await PresenceWriter.create({ db, store: stores.presence, roomState, bus, instanceName, now, log });
-  const toDeviceWriter = await ToDeviceWriter.create({
-    db,
-    store: stores.toDevice,
-    users: core.stores.users,
-    bus,
-    instanceName,
-    serverName: core.serverName,
-    now,
-    log,
+  const local: Partial<EphemeralWriters & { closers: Array<() => void> }> = { closers: [] };
+  const typingWriter = await placement.writer('typing', async () => {
+    const writer = new TypingWriter(bus, instanceName);
+    local.closers!.push(() => writer.close());
+    return writer;
   });
-  const pushRulesWriter = await PushRulesWriter.create({ db, store: stores.pushRules, bus, instanceName });
-  // Syncs compare tokens against the notifier's positions: start it where each stream stands.
-  core.notifier.advance('typing', typingWriter.currentPosition);
-  core.notifier.advance('receipts', receiptsWriter.currentPosition);
-  core.notifier.advance('account_data', accountDataWriter.currentPosition);
-  core.notifier.advance('presence', presenceWriter.currentPosition);
-  core.notifier.advance('to_device', toDeviceWriter.currentPosition);
-  core.notifier.advance('push_rules', pushRulesWriter.currentPosition);
+  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ db, store: stores.receipts, bus, instanceName }));
+  const accountDataWriter = await placement.writer('accountData', async () => AccountDataWriter.create({ db, store: stores.accountData, eventCache, bus, instanceName }));
+  const presenceWriter = await placement.writer('presence', async () => {
+    const writer = await PresenceWriter.create({ db, store: stores.presence, roomState, bus, instanceName, now, log });
+    local.closers!.push(() => writer.close());
+    return writer;
+  });
+  const toDeviceWriter = await placement.writer('toDevice', async () =>
+    ToDeviceWriter.create({
+      db,
+      store: stores.toDevice,
+      users: core.stores.users,
+      bus,
+      instanceName,
+      serverName: core.serverName,
+      now,
+      log,
+    }),
+  );
+  const pushRulesWriter = await placement.writer('pushRules', async () => PushRulesWriter.create({ db, store: stores.pushRules, bus, instanceName }));
+  // Syncs compare tokens against the notifier's positions: start it where each local writer stands
+  // (remote writers report theirs over the bus).
+  const startAt = (stream: StreamName, writer: unknown) => {
+    const position = (writer as { currentPosition?: number }).currentPosition;
+    if (position !== undefined) core.notifier.advance(stream, position);
+  };
+  startAt('typing', typingWriter);
+  startAt('receipts', receiptsWriter);
+  startAt('account_data', accountDataWriter);
+  startAt('presence', presenceWriter);
+  startAt('to_device', toDeviceWriter);
+  startAt('push_rules', pushRulesWriter);
 
   const typingReader = new TypingReader(bus);
   const pushRulesReader = new PushRulesReader(stores.pushRules, bus);
@@ -125,9 +167,8 @@ export async function createEphemeralServices(core: CoreDeps): Promise<Ephemeral
       pushRules: pushRulesWriter,
     },
     closeEphemeral() {
-      typingWriter.close();
+      for (const close of local.closers!) close();
       typingReader.close();
-      presenceWriter.close();
       pushRulesReader.close();
       syncSources.close();
     },
