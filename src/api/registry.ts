@@ -7,13 +7,17 @@ import { accountDataRoutes } from './client/account-data.js';
 import { accountRoutes } from './client/account.js';
 import { capabilitiesRoutes } from './client/capabilities.js';
 import { createRoomRoutes } from './client/create-room.js';
+import { crossSigningRoutes } from './client/cross-signing.js';
 import { devicesRoutes } from './client/devices.js';
 import { directoryRoutes } from './client/directory.js';
 import { eventContextRoutes } from './client/event-context.js';
 import { filterRoutes } from './client/filter.js';
 import { joinedRoomsRoutes } from './client/joined-rooms.js';
+import { keyBackupRoutes } from './client/key-backup.js';
+import { keysRoutes } from './client/keys.js';
 import { loginRoutes } from './client/login.js';
 import { logoutRoutes } from './client/logout.js';
+import { mediaConfigRoutes } from './client/media-config.js';
 import { membersRoutes } from './client/members.js';
 import { membershipRoutes } from './client/membership.js';
 import { messagePaginationRoutes } from './client/message-pagination.js';
@@ -34,6 +38,7 @@ import { toDeviceRoutes } from './client/to-device.js';
 import { typingRoutes } from './client/typing.js';
 import { userDirectoryRoutes } from './client/user-directory.js';
 import { versionsRoutes } from './client/versions.js';
+import { voipRoutes } from './client/voip.js';
 import { wellKnownRoutes } from './client/well-known.js';
 import { adminRegisterRoutes } from './admin/register.js';
 import { healthRoutes } from './health.js';
@@ -45,13 +50,17 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...accountRoutes,
   ...capabilitiesRoutes,
   ...createRoomRoutes,
+  ...crossSigningRoutes,
   ...devicesRoutes,
   ...directoryRoutes,
   ...eventContextRoutes,
   ...filterRoutes,
   ...joinedRoomsRoutes,
+  ...keyBackupRoutes,
+  ...keysRoutes,
   ...loginRoutes,
   ...logoutRoutes,
+  ...mediaConfigRoutes,
   ...membersRoutes,
   ...membershipRoutes,
   ...messagePaginationRoutes,
@@ -72,6 +81,7 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...typingRoutes,
   ...userDirectoryRoutes,
   ...versionsRoutes,
+  ...voipRoutes,
   ...wellKnownRoutes,
   ...adminRegisterRoutes,
   ...healthRoutes,

@@ -4,9 +4,10 @@
 
 import type { AccountServices } from '../handlers/accounts/index.js';
 import type { CoreDeps } from '../handlers/core.js';
+import type { E2eeServices } from '../handlers/e2ee/index.js';
 import type { EphemeralServices } from '../handlers/ephemeral/index.js';
 import type { RoomReadServices } from '../handlers/room-reads/index.js';
 import type { RoomServices } from '../handlers/rooms/index.js';
 import type { RpcServer } from '../replication/rpc.js';
 
-export type ApiServices = CoreDeps & AccountServices & EphemeralServices & RoomReadServices & RoomServices & { rpcServer?: RpcServer };
+export type ApiServices = CoreDeps & AccountServices & EphemeralServices & E2eeServices & RoomReadServices & RoomServices & { rpcServer?: RpcServer };

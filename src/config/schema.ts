@@ -76,6 +76,24 @@ export function parseByteSize(value: number | string): number | undefined {
   return Number(match[1]) * 1024 ** power;
 }
 
+/** Synapse's durations: milliseconds as a number, or a number with a unit (`ms s m h d w y`). */
+export const duration = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const parsed = parseDuration(value);
+  if (parsed === undefined) {
+    ctx.addIssue({ code: 'custom', message: `expected a duration such as 1h or 3600000, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+
+export function parseDuration(value: number | string): number | undefined {
+  if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
+  const match = /^\s*(\d+)\s*(ms|[smhdwy])?\s*$/.exec(value);
+  return match ? Number(match[1]) * DURATION_UNITS[match[2] ?? 'ms']! : undefined;
+}
+
 const port = z.number({ error: 'expected a port number' }).int().min(0).max(65535);
 
 /**
@@ -278,6 +296,17 @@ export const configSchema = z
     ),
     media_store_path: filePath('Directory where uploaded media is stored. Default `media_store` beside the config.'),
     max_upload_size: doc(byteSize.default(50 * 1024 * 1024), 'Largest media upload accepted.', '50M'),
+    turn_uris: doc(
+      z.array(z.string()).default([]),
+      'TURN server URIs handed to clients for VoIP calls (`GET /voip/turnServer`).',
+      '["turn:turn.example.com:3478?transport=udp"]',
+    ),
+    turn_shared_secret: doc(
+      z.string().min(1).optional(),
+      "The TURN server's shared secret (coturn `static-auth-secret`): clients get short-lived credentials derived from it.",
+    ),
+    turn_user_lifetime: doc(duration.default(3_600_000), 'How long TURN credentials stay valid.', '1h'),
+    turn_allow_guests: doc(z.boolean().default(true), 'Whether guests may get TURN credentials.'),
     redis: doc(redis.default({ enabled: false, host: 'localhost', port: 6379 }), 'Redis replication bus (worker mode).'),
     instance_map: doc(
       z.record(z.string(), instanceLocation).default({}),

@@ -2,6 +2,7 @@
 // changes between two positions of their stream; the stream's own handler implements them.
 
 import type { JsonObject } from '../core/json.js';
+import type { StreamPositions } from '../streams/streams.js';
 
 export interface AccountDataEntry {
   type: string;
@@ -60,4 +61,22 @@ export interface SyncSources {
   /** The same, split into the main timeline and each thread (by thread root id), for clients
    * that asked for `unread_thread_notifications`. */
   unreadNotifications(userId: string, roomIds: readonly string[]): Promise<Map<string, RoomNotifications>>;
+}
+
+/**
+ * What end-to-end encryption adds to /sync (end_to_end_encryption.md §Extensions to /sync). Kept
+ * apart from `SyncSources` because the ephemeral area builds that object on its own; the services
+ * composition merges both into the sources /sync gets.
+ */
+export interface E2eeSyncSources {
+  /** `device_lists`: users to fetch keys for again (`changed`) and users no longer sharing a
+   * room (`left`), between two sets of positions (the events stream for membership changes, the
+   * device_lists stream for key changes). */
+  deviceLists(userId: string, from: StreamPositions, to: StreamPositions): Promise<{ changed: string[]; left: string[] }>;
+
+  /** `device_one_time_keys_count`: the device's unclaimed one-time keys per algorithm. */
+  oneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>>;
+
+  /** `device_unused_fallback_key_types`: algorithms whose fallback key has not been handed out. */
+  unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]>;
 }

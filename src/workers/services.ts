@@ -7,6 +7,7 @@ import type { SigningKey } from '../core/signing.js';
 import { createAccountServices } from '../handlers/accounts/index.js';
 import { AuthHandler } from '../handlers/auth.js';
 import type { CoreDeps } from '../handlers/core.js';
+import { createE2eeServices } from '../handlers/e2ee/index.js';
 import { createEphemeralServices } from '../handlers/ephemeral/index.js';
 import { EventCache } from '../handlers/event-cache.js';
 import { EventSerializer } from '../handlers/event-serializer.js';
@@ -83,16 +84,19 @@ export async function createProcessServices(options: {
   };
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core);
+  const e2ee = await createE2eeServices(core, { devices: accounts.devices });
   const reads = await createRoomReadServices(core);
   eventsWriter.addSideEffect(ephemeral.pushActions);
-  const rooms = await createRoomServices(core, { syncSources: ephemeral.syncSources, rateLimits: accounts.rateLimits });
-  const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...reads, ...rooms };
+  const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
+  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
+  const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms };
   return {
     services,
     eventsWriter,
     async close() {
       notifier.close();
       services.closeEphemeral();
+      await services.closeE2ee();
     },
   };
 }

@@ -29,7 +29,7 @@ import type { EventRow } from '../../storage/events-store.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { RoomState } from '../room-state.js';
-import type { AccountDataEntry, SyncSources, UnreadCounts } from '../sync-sources.js';
+import type { AccountDataEntry, E2eeSyncSources, SyncSources, UnreadCounts } from '../sync-sources.js';
 import type { MembershipRow, StateRow } from '../../storage/room-state-store.js';
 
 export interface SyncRequest {
@@ -77,7 +77,8 @@ export class SyncHandler {
 
   constructor(
     private readonly core: CoreDeps,
-    private readonly sources: SyncSources,
+    // End-to-end encryption's sources are merged in by the services composition (see E2eeSyncSources).
+    private readonly sources: SyncSources & Partial<E2eeSyncSources>,
   ) {}
 
   private get memberships() {
@@ -173,6 +174,16 @@ export class SyncHandler {
       hasNews = true;
     }
 
+    // Device lists are for incremental syncs only (end_to_end_encryption.md); key changes move the
+    // device_lists stream, and joins and leaves of shared rooms the events stream.
+    if (!initial && this.sources.deviceLists && (changed('device_lists') || changed('events'))) {
+      const deviceLists = await this.sources.deviceLists(userId, from, to);
+      if (deviceLists.changed.length || deviceLists.left.length) {
+        response.device_lists = { changed: deviceLists.changed, left: deviceLists.left };
+        hasNews = true;
+      }
+    }
+
     // With `unread_thread_notifications`, the room's counts are the main timeline's and each
     // thread is counted apart; otherwise threads count towards the room (receipts.md, push.md).
     const joinedRoomIds = roomSections.join.map((s) => s.roomId);
@@ -198,8 +209,12 @@ export class SyncHandler {
     if (roomSections.knock.length) rooms.knock = sectionMap(roomSections.knock);
     if (Object.keys(rooms).length) response.rooms = rooms;
 
-    response.device_one_time_keys_count = {};
-    response.device_unused_fallback_key_types = [];
+    const [oneTimeKeyCounts, unusedFallbackKeyTypes] = await Promise.all([
+      this.sources.oneTimeKeyCounts?.(userId, deviceId) ?? {},
+      this.sources.unusedFallbackKeyTypes?.(userId, deviceId) ?? [],
+    ]);
+    response.device_one_time_keys_count = oneTimeKeyCounts;
+    response.device_unused_fallback_key_types = unusedFallbackKeyTypes;
     response.next_batch = encodeSyncToken({ ...to, to_device: toDevice.upTo });
     return { response, hasNews: hasNews || roomSections.join.some((s) => s.hasNews) };
   }

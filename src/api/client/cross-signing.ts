@@ -1,0 +1,45 @@
+// Client-server API: cross-signing (S:data/api/client-server/cross_signing.yaml). Both endpoints
+// change device lists, so the device_lists writer serves them (Syn:docs/workers.md).
+
+import { signingKeysOf } from '../../handlers/e2ee/cross-signing.js';
+import { clientPaths, defineRoute, requesterOf, type RouteDefinition } from '../../http/route.js';
+import type { ApiServices } from '../services.js';
+import { jsonBody } from './params.js';
+
+export const crossSigningRoutes: RouteDefinition<ApiServices>[] = [
+  // POST /_matrix/client/v3/keys/device_signing/upload
+  defineRoute<ApiServices>({
+    name: 'client.keys.device_signing.upload',
+    method: 'POST',
+    // Added in v1.1: no r0 path (as Synapse).
+    paths: clientPaths('/keys/device_signing/upload', ['v3', 'unstable']),
+    resource: 'client',
+    servedBy: 'writer:device_lists',
+    auth: 'user',
+    handle: async (req, { crossSigning, deviceListsWriter, accountManagement }) => {
+      const requester = requesterOf(req);
+      const body = jsonBody(req);
+      let keys = signingKeysOf(body);
+      // A retry of an upload that already went through changes nothing: no authentication, no write.
+      if (!(await crossSigning.changesAnything(requester.userId, keys))) return { body: {} };
+      if (await crossSigning.requiresAuthentication(requester.userId, keys)) {
+        const { params } = await accountManagement.reauthenticate(requester, { method: req.method, uri: req.path, body });
+        keys = signingKeysOf(params);
+      }
+      await deviceListsWriter.uploadSigningKeys(requester.userId, keys);
+      return { body: {} };
+    },
+  }),
+  // POST /_matrix/client/v3/keys/signatures/upload
+  defineRoute<ApiServices>({
+    name: 'client.keys.signatures.upload',
+    method: 'POST',
+    paths: clientPaths('/keys/signatures/upload', ['v3', 'r0', 'unstable']),
+    resource: 'client',
+    servedBy: 'writer:device_lists',
+    auth: 'user',
+    handle: async (req, { deviceListsWriter }) => ({
+      body: { failures: await deviceListsWriter.uploadSignatures(requesterOf(req).userId, jsonBody(req)) },
+    }),
+  }),
+];

@@ -1,0 +1,97 @@
+// End-to-end encryption, server side: device keys, one-time and fallback keys, the device_lists
+// stream, cross-signing, and key backups. The server never sees plaintext: it stores keys, serves
+// them and tells users when to fetch them again.
+//
+// The device_lists stream has one writer (`DeviceListsWriter`), the only code that writes published
+// keys and the stream's rows; it is reached through `DeviceListsWriterApi` (plain JSON), so worker
+// mode can put an RPC in between. Everything else here only reads, except one-time key claims and
+// backups, which are plain rows any process may write.
+
+import { CrossSigningStore } from '../../storage/cross-signing-store.js';
+import { DeviceKeysStore } from '../../storage/device-keys-store.js';
+import { KeyBackupStore } from '../../storage/key-backup-store.js';
+import { componentLogger } from '../../util/log.js';
+import type { DeviceHandler } from '../accounts/devices.js';
+import type { CoreDeps } from '../core.js';
+import type { E2eeSyncSources } from '../sync-sources.js';
+import { CrossSigningHandler } from './cross-signing.js';
+import { DeviceListChanges, DeviceListsWriter, type DeviceListsWriterApi } from './device-lists.js';
+import { KeyBackupHandler } from './key-backup.js';
+import { KeysHandler } from './keys.js';
+
+export interface E2eeServices {
+  /** `/keys/upload|query|claim|changes`. */
+  readonly deviceKeys: KeysHandler;
+  /** Whether a cross-signing upload needs user-interactive authentication. */
+  readonly crossSigning: CrossSigningHandler;
+  /** `/room_keys/...`. */
+  readonly keyBackup: KeyBackupHandler;
+  /** The device_lists writer (cross-signing keys and signatures are stored through it). */
+  readonly deviceListsWriter: DeviceListsWriterApi;
+  /** What /sync reads: device-list changes, one-time key counts, unused fallback keys. */
+  readonly e2eeSyncSources: E2eeSyncSources;
+  /** Waits for device-list announcements of deletions still in flight (process shutdown). */
+  closeE2ee(): Promise<void>;
+}
+
+export async function createE2eeServices(core: CoreDeps, deps: { devices: DeviceHandler }): Promise<E2eeServices> {
+  const { db, bus, instanceName, now, notifier } = core;
+  const log = componentLogger(core.log, 'e2ee');
+  const stores = { keys: new DeviceKeysStore(db), crossSigning: new CrossSigningStore(db), backups: new KeyBackupStore(db) };
+  const writer = await DeviceListsWriter.create({
+    db,
+    keys: stores.keys,
+    crossSigning: stores.crossSigning,
+    memberships: core.memberships,
+    bus,
+    instanceName,
+    now,
+  });
+  // Syncs compare tokens against the notifier's positions: start it where the stream stands.
+  notifier.advance('device_lists', writer.currentPosition);
+
+  const changes = new DeviceListChanges({
+    keys: stores.keys,
+    memberships: core.memberships,
+    roomState: core.roomState,
+    roomStateStore: core.stores.roomState,
+    notifier,
+  });
+  const deviceKeys = new KeysHandler({
+    serverName: core.serverName,
+    db,
+    keys: stores.keys,
+    crossSigning: stores.crossSigning,
+    writer,
+    changes,
+    notifier,
+  });
+
+  // A deleted device's keys go in the deletion's own transaction. Announcing it is a stream write,
+  // which must come after that transaction commits (or readers could fetch the keys again before
+  // they are gone), so it is started here and not awaited: the writer waits for the deletion.
+  const announcing = new Set<Promise<void>>();
+  deps.devices.addDeletionStep(async (tx, userId, deviceIds) => {
+    await stores.keys.deleteDeviceKeys(tx, userId, deviceIds);
+    const announced = writer
+      .devicesDeleted(userId, [...deviceIds])
+      .catch((err: unknown) => log.error({ err, userId, deviceIds }, 'could not announce deleted devices on the device_lists stream'))
+      .finally(() => announcing.delete(announced));
+    announcing.add(announced);
+  });
+
+  return {
+    deviceKeys,
+    crossSigning: new CrossSigningHandler(stores.crossSigning),
+    keyBackup: new KeyBackupHandler(stores.backups),
+    deviceListsWriter: writer,
+    e2eeSyncSources: {
+      deviceLists: (userId, from, to) => changes.between(userId, from, to),
+      oneTimeKeyCounts: (userId, deviceId) => deviceKeys.oneTimeKeyCounts(userId, deviceId),
+      unusedFallbackKeyTypes: (userId, deviceId) => deviceKeys.unusedFallbackKeyTypes(userId, deviceId),
+    },
+    async closeE2ee() {
+      await Promise.all([...announcing]);
+    },
+  };
+}

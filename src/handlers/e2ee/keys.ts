@@ -1,0 +1,164 @@
+// Device keys for other users: `/keys/upload` (checked here, stored by the device_lists writer),
+// `/keys/query`, `/keys/claim` and `/keys/changes` (S:data/api/client-server/keys.yaml;
+// `Syn:synapse/handlers/e2e_keys.py`). Users of other servers need federation, which comes later:
+// they are left out of the answers, and no server is reported as failing.
+
+import { isValidUserId } from '../../core/identifiers.js';
+import { isJsonObject, type JsonObject } from '../../core/json.js';
+import { Errors } from '../../errors.js';
+import type { CrossSigningKeyType, CrossSigningStore, SignatureRow } from '../../storage/cross-signing-store.js';
+import type { Database } from '../../storage/database.js';
+import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
+import { clampPositions, decodeSyncToken } from '../../streams/streams.js';
+import type { Notifier } from '../../streams/notifier.js';
+import { isLocalUser, optionalField } from '../ephemeral/checks.js';
+import type { Requester } from '../requester.js';
+import { oneTimeKeyCounts, type DeviceListChanges, type DeviceListsWriterApi, type DeviceListUpdates, type KeysUpload } from './device-lists.js';
+import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
+
+export interface KeysQueryResult {
+  device_keys: Record<string, Record<string, JsonObject>>;
+  master_keys: Record<string, JsonObject>;
+  self_signing_keys: Record<string, JsonObject>;
+  user_signing_keys: Record<string, JsonObject>;
+  failures: Record<string, JsonObject>;
+}
+
+export interface KeysClaimResult {
+  one_time_keys: Record<string, Record<string, Record<string, JsonObject>>>;
+  failures: Record<string, JsonObject>;
+}
+
+export interface KeysHandlerDeps {
+  serverName: string;
+  db: Database;
+  keys: DeviceKeysStore;
+  crossSigning: CrossSigningStore;
+  writer: DeviceListsWriterApi;
+  changes: DeviceListChanges;
+  notifier: Notifier;
+}
+
+export class KeysHandler {
+  constructor(private readonly deps: KeysHandlerDeps) {}
+
+  /** `POST /keys/upload` for the requester's device. */
+  async upload(requester: Requester, body: JsonObject): Promise<{ one_time_key_counts: Record<string, number> }> {
+    const { userId, deviceId } = requester;
+    if (body.device_keys === null) throw Errors.badJson('device_keys must not be null');
+    const upload: KeysUpload = {
+      one_time_keys: checkKeyMap(body.one_time_keys, 'one_time_keys'),
+      fallback_keys: checkKeyMap(body.fallback_keys, 'fallback_keys'),
+    };
+    if (body.device_keys !== undefined) upload.device_keys = checkDeviceKeys(body.device_keys, userId, deviceId);
+    const algorithms = upload.fallback_keys.map((k) => k.algorithm);
+    if (new Set(algorithms).size !== algorithms.length) throw Errors.badJson('fallback_keys may hold one key per algorithm');
+    return { one_time_key_counts: await this.deps.writer.uploadKeys(userId, deviceId, upload) };
+  }
+
+  /** `POST /keys/query`. */
+  async query(requester: Requester, body: JsonObject): Promise<KeysQueryResult> {
+    optionalField(body, 'timeout', 'number');
+    const requested = body.device_keys;
+    if (!isJsonObject(requested)) throw Errors.badJson("'device_keys' must be a JSON object");
+    const allDevicesOf: string[] = [];
+    const someDevices: Array<[string, string]> = [];
+    const users: string[] = [];
+    for (const [userId, deviceIds] of Object.entries(requested)) {
+      if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string')) throw Errors.badJson("'device_keys' values must be lists of strings");
+      if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
+      users.push(userId);
+      if (deviceIds.length === 0) allDevicesOf.push(userId);
+      else for (const deviceId of new Set(deviceIds as string[])) someDevices.push([userId, deviceId]);
+    }
+    const { keys, crossSigning } = this.deps;
+    const [deviceRows, selfSignatures, crossSigningKeys, requesterSignatures] = await Promise.all([
+      keys.deviceKeysOf(allDevicesOf, someDevices),
+      crossSigning.selfSignaturesOf(users),
+      crossSigning.keysOf(users),
+      crossSigning.signaturesBy(requester.userId, users),
+    ]);
+
+    const result: KeysQueryResult = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {}, failures: {} };
+    for (const userId of users) result.device_keys[userId] = {};
+    const signaturesOf = indexSignatures(selfSignatures);
+    for (const row of deviceRows) {
+      const keyJson = withSignatures(JSON.parse(row.key_json) as JsonObject, signaturesOf(row.user_id, row.device_id));
+      const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
+      result.device_keys[row.user_id]![row.device_id] = { ...keyJson, unsigned };
+    }
+    // Signatures on cross-signing keys are shown only to their author (a user-signing key's
+    // signature of another user's master key tells who verified whom).
+    const requesterSignaturesOf = indexSignatures(requesterSignatures);
+    const sections: Record<CrossSigningKeyType, Record<string, JsonObject>> = {
+      master: result.master_keys,
+      self_signing: result.self_signing_keys,
+      user_signing: result.user_signing_keys,
+    };
+    for (const row of crossSigningKeys) {
+      if (row.key_type === 'user_signing' && row.user_id !== requester.userId) continue;
+      sections[row.key_type][row.user_id] = withSignatures(JSON.parse(row.key_json) as JsonObject, requesterSignaturesOf(row.user_id, row.public_key));
+    }
+    return result;
+  }
+
+  /**
+   * `POST /keys/claim`: per requested device, its oldest one-time key of the algorithm, removed as
+   * it is handed out, or else its fallback key (kept, and marked used). All claims of a request
+   * run in one transaction. `timeout` only matters for other servers' users.
+   */
+  async claim(body: JsonObject): Promise<KeysClaimResult> {
+    optionalField(body, 'timeout', 'number');
+    const requested = body.one_time_keys;
+    if (!isJsonObject(requested)) throw Errors.badJson("'one_time_keys' must be a JSON object");
+    const wanted: Array<{ userId: string; deviceId: string; algorithm: string }> = [];
+    for (const [userId, devices] of Object.entries(requested)) {
+      if (!isJsonObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) {
+        throw Errors.badJson("'one_time_keys' must map user ids to device ids to algorithms");
+      }
+      if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
+      for (const [deviceId, algorithm] of Object.entries(devices as Record<string, string>)) wanted.push({ userId, deviceId, algorithm });
+    }
+    const result: KeysClaimResult = { one_time_keys: {}, failures: {} };
+    if (wanted.length === 0) return result;
+    const { keys } = this.deps;
+    const claimed = await this.deps.db.transaction(async (tx) => {
+      const found: Array<{ userId: string; deviceId: string; name: string; key: JsonObject }> = [];
+      for (const { userId, deviceId, algorithm } of wanted) {
+        const key = (await keys.claimOneTimeKey(tx, userId, deviceId, algorithm)) ?? (await keys.claimFallbackKey(tx, userId, deviceId, algorithm));
+        if (key) found.push({ userId, deviceId, name: `${algorithm}:${key.keyId}`, key: JSON.parse(key.keyJson) as JsonObject });
+      }
+      return found;
+    });
+    for (const { userId, deviceId, name, key } of claimed) ((result.one_time_keys[userId] ??= {})[deviceId] ??= {})[name] = key;
+    return result;
+  }
+
+  /** `GET /keys/changes?from&to`: sync tokens; `to` defaults to now (as Synapse, which ignores it). */
+  async changes(requester: Requester, fromToken: string, toToken: string | undefined): Promise<DeviceListUpdates> {
+    const now = this.deps.notifier.currentPositions();
+    const to = toToken === undefined ? now : clampPositions(decodeSyncToken(toToken), now);
+    const from = clampPositions(decodeSyncToken(fromToken), to);
+    return this.deps.changes.between(requester.userId, from, to);
+  }
+
+  async oneTimeKeyCounts(userId: string, deviceId: string): Promise<Record<string, number>> {
+    return oneTimeKeyCounts(await this.deps.keys.countOneTimeKeys(userId, deviceId));
+  }
+
+  unusedFallbackKeyTypes(userId: string, deviceId: string): Promise<string[]> {
+    return this.deps.keys.unusedFallbackKeyTypes(userId, deviceId);
+  }
+}
+
+/** Signatures by (target user, target device or key) → `{signer, keyId, signature}` list. */
+function indexSignatures(rows: readonly SignatureRow[]): (userId: string, targetId: string) => Array<{ signer: string; keyId: string; signature: string }> {
+  const index = new Map<string, Array<{ signer: string; keyId: string; signature: string }>>();
+  for (const row of rows) {
+    const key = `${row.target_user_id}\u0000${row.target_device_id}`;
+    let list = index.get(key);
+    if (!list) index.set(key, (list = []));
+    list.push({ signer: row.user_id, keyId: row.key_id, signature: row.signature });
+  }
+  return (userId, targetId) => index.get(`${userId}\u0000${targetId}`) ?? [];
+}

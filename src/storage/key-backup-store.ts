@@ -1,0 +1,133 @@
+// Server-side backups of encrypted room keys (schema 0040): versions, and the keys stored in each.
+
+import type { Database, Queryable } from './database.js';
+
+export interface BackupVersionRow {
+  version: number;
+  algorithm: string;
+  auth_data: string;
+  etag: number;
+  deleted: number;
+}
+
+export interface RoomKeyRow {
+  room_id: string;
+  session_id: string;
+  first_message_index: number;
+  forwarded_count: number;
+  is_verified: number;
+  session_data: string;
+}
+
+export interface RoomKeyData {
+  first_message_index: number;
+  forwarded_count: number;
+  is_verified: boolean;
+  /** The algorithm-dependent (encrypted) data, as JSON. */
+  session_data: string;
+}
+
+export class KeyBackupStore {
+  constructor(private readonly db: Database) {}
+
+  /** The user's newest backup that is not deleted: the only one keys may be written to. */
+  current(userId: string, tx: Queryable = this.db): Promise<BackupVersionRow | undefined> {
+    return tx.get<BackupVersionRow>(
+      'SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1',
+      [userId],
+    );
+  }
+
+  /** A backup version, deleted or not. */
+  version(userId: string, version: number, tx: Queryable = this.db): Promise<BackupVersionRow | undefined> {
+    return tx.get<BackupVersionRow>('SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?', [
+      userId,
+      version,
+    ]);
+  }
+
+  /** Creates the next version (numbers are never reused, even after a deletion). */
+  async create(userId: string, algorithm: string, authData: string): Promise<number> {
+    return this.db.transaction(async (tx) => {
+      const row = await tx.get<{ m: number | null }>('SELECT MAX(version) AS m FROM e2e_room_keys_versions WHERE user_id = ?', [userId]);
+      const version = Number(row?.m ?? 0) + 1;
+      await tx.run('INSERT INTO e2e_room_keys_versions (user_id, version, algorithm, auth_data, etag, deleted) VALUES (?, ?, ?, ?, 0, 0)', [
+        userId,
+        version,
+        algorithm,
+        authData,
+      ]);
+      return version;
+    });
+  }
+
+  async setAuthData(userId: string, version: number, authData: string): Promise<void> {
+    await this.db.run('UPDATE e2e_room_keys_versions SET auth_data = ? WHERE user_id = ? AND version = ?', [authData, userId, version]);
+  }
+
+  /** Marks the version deleted and drops its keys. */
+  async delete(userId: string, version: number): Promise<void> {
+    await this.db.transaction(async (tx) => {
+      await tx.run('DELETE FROM e2e_room_keys WHERE user_id = ? AND version = ?', [userId, version]);
+      await tx.run('UPDATE e2e_room_keys_versions SET deleted = 1 WHERE user_id = ? AND version = ?', [userId, version]);
+    });
+  }
+
+  async bumpEtag(tx: Queryable, userId: string, version: number): Promise<number> {
+    await tx.run('UPDATE e2e_room_keys_versions SET etag = etag + 1 WHERE user_id = ? AND version = ?', [userId, version]);
+    const row = await tx.get<{ etag: number }>('SELECT etag FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?', [userId, version]);
+    return Number(row?.etag ?? 0);
+  }
+
+  async count(userId: string, version: number, tx: Queryable = this.db): Promise<number> {
+    const row = await tx.get<{ n: number }>('SELECT COUNT(*) AS n FROM e2e_room_keys WHERE user_id = ? AND version = ?', [userId, version]);
+    return Number(row?.n ?? 0);
+  }
+
+  /** Stored keys, optionally of one room or one session. */
+  keys(userId: string, version: number, roomId?: string, sessionId?: string, tx: Queryable = this.db): Promise<RoomKeyRow[]> {
+    const conditions = ['user_id = ?', 'version = ?'];
+    const params: Array<string | number> = [userId, version];
+    if (roomId !== undefined) {
+      conditions.push('room_id = ?');
+      params.push(roomId);
+    }
+    if (sessionId !== undefined) {
+      conditions.push('session_id = ?');
+      params.push(sessionId);
+    }
+    return tx.all<RoomKeyRow>(
+      `SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM e2e_room_keys WHERE ${conditions.join(' AND ')}`,
+      params,
+    );
+  }
+
+  async putKey(tx: Queryable, userId: string, version: number, roomId: string, sessionId: string, key: RoomKeyData): Promise<void> {
+    await tx.run(
+      `INSERT INTO e2e_room_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count, is_verified, session_data)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET first_message_index = excluded.first_message_index,
+         forwarded_count = excluded.forwarded_count, is_verified = excluded.is_verified, session_data = excluded.session_data`,
+      [userId, version, roomId, sessionId, key.first_message_index, key.forwarded_count, key.is_verified ? 1 : 0, key.session_data],
+    );
+  }
+
+  /** Deletes keys (of one room or session when given); returns how many. */
+  async deleteKeys(tx: Queryable, userId: string, version: number, roomId?: string, sessionId?: string): Promise<number> {
+    const conditions = ['user_id = ?', 'version = ?'];
+    const params: Array<string | number> = [userId, version];
+    if (roomId !== undefined) {
+      conditions.push('room_id = ?');
+      params.push(roomId);
+    }
+    if (sessionId !== undefined) {
+      conditions.push('session_id = ?');
+      params.push(sessionId);
+    }
+    return (await tx.run(`DELETE FROM e2e_room_keys WHERE ${conditions.join(' AND ')}`, params)).changes;
+  }
+
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.db.transaction(fn);
+  }
+}
