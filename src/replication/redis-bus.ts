@@ -211,7 +211,14 @@ export class RedisBus implements ReplicationBus {
       this.log.warn({ command: command.name }, 'Dropping command as not connected to redis');
       return;
     }
-    this.transmit(channel, [encodeCommand(command)]).catch((err: unknown) => {
+    let line: string;
+    try {
+      line = encodeCommand(command);
+    } catch (err) {
+      this.log.error({ err, command: command.name }, 'Cannot encode a replication command');
+      return;
+    }
+    this.transmit(channel, [line]).catch((err: unknown) => {
       this.log.warn({ err, command: command.name }, 'Failed to send a command to redis');
     });
   }
@@ -240,8 +247,14 @@ export class RedisBus implements ReplicationBus {
       failing = false;
       wasReady = true;
       log.info('Connected to redis');
-      if (role === 'subscriber') void this.subscribeAndReplicate();
-      else for (const wake of this.publisherWaiters) wake();
+      if (role === 'subscriber') {
+        void this.subscribeAndReplicate();
+      } else {
+        for (const wake of this.publisherWaiters) wake();
+        // Readers may have missed our RDATA while the publisher was away (even if their own
+        // connections never dropped): our positions tell them.
+        this.scheduleAnnounce();
+      }
     });
     connection.on('error', (err: Error) => {
       // One warning per outage; every retry after it is only worth a debug line.
@@ -274,13 +287,17 @@ export class RedisBus implements ReplicationBus {
     if (this.closed || epoch !== this.epoch) return;
     // Only now: a REPLICATE sent before the subscription holds would miss the POSITIONs it asks for.
     this.log.info('Successfully subscribed to redis stream, sending REPLICATE command');
-    await this.publisherReady();
-    if (this.closed || epoch !== this.epoch) return;
-    try {
-      await this.transmit(this.serverName, [encodeCommand({ name: 'REPLICATE' })]);
-    } catch (err) {
-      this.log.warn({ err }, 'Sending REPLICATE failed; it is sent again once reconnected');
-      return;
+    for (let attempt = 1; ; attempt++) {
+      await this.publisherReady();
+      if (this.closed || epoch !== this.epoch) return;
+      try {
+        await this.transmit(this.serverName, [encodeCommand({ name: 'REPLICATE' })]);
+        break;
+      } catch (err) {
+        const delay = reconnectDelay(attempt);
+        this.log.warn({ err }, `Sending REPLICATE failed; trying again in ${delay} ms`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+      }
     }
     this.log.info('REPLICATE successfully sent');
     this.markReplicating();

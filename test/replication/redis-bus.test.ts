@@ -214,6 +214,27 @@ describe('RedisBus over a real Redis', () => {
     assert.deepEqual(reader.received, [first, second]);
   });
 
+  it('follows an in-memory stream that starts again from 0 when its writer restarts', async () => {
+    const serverName = newServerName();
+    const store = new SharedStore();
+    const reader = spawnProcess('worker1', store, { serverName, redis });
+    const writer = spawnProcess('typing_writer', store, { serverName, redis, writes: ['typing'] });
+    await Promise.all([reader.bus.start(), writer.bus.start()]);
+    await until(() => reader.bus.positionOf('typing', 'typing_writer') === 0, 'the reader to follow');
+    const typing = (userIds: string[]): StreamRow => ({ stream: 'typing', roomId: '!r:x', userIds });
+    const before = [writer.write('typing', [typing(['@a:x'])]), writer.write('typing', [typing([])])];
+    await until(() => reader.received.length === 2, 'typing before the restart');
+
+    await writer.bus.close();
+    const restarted = spawnProcess('typing_writer', new SharedStore(), { serverName, redis, writes: ['typing'] });
+    await restarted.bus.start();
+    await until(() => reader.bus.positionOf('typing', 'typing_writer') === 0, 'the reader to start over');
+    const after = restarted.write('typing', [typing(['@b:x'])]);
+    await until(() => reader.received.length === 3, 'typing after the restart');
+    assert.deepEqual(reader.received, [...before, after]);
+    assert.equal(reader.messages("Stream 'typing' / typing_writer went back from 2 to 0").length, 1);
+  });
+
   it('starts a reader at the writer’s first POSITION, or catches up from its initial position', async () => {
     const serverName = newServerName();
     const store = new SharedStore();
