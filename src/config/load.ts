@@ -8,6 +8,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import YAML from 'yaml';
 import type { z } from 'zod';
+import { checkRoles } from './roles.js';
 import { configSchema, type ListenerConfig, type ValidatedConfig } from './schema.js';
 import { formatKeyPath, isPlainObject, visitConfigValue, type KeyPath } from './walk.js';
 
@@ -203,6 +204,7 @@ function checkConfig(config: Config, problems: string[]): void {
   };
   config.registration_shared_secret ??= readSecret('registration_shared_secret_path');
   config.worker_replication_secret ??= readSecret('worker_replication_secret_path');
+  checkRoles(config, problems);
 }
 
 function describeIssue(issue: z.core.$ZodIssue, input: unknown, origin: ConfigOrigin): string {

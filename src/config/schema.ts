@@ -319,6 +319,11 @@ export const configSchema = z
     federation_sender_instances: doc(z.array(z.string()).optional(), 'Workers that send outgoing federation traffic.'),
     pusher_instances: doc(z.array(z.string()).optional(), 'Workers that send push notifications.'),
     run_background_tasks_on: doc(z.string().default('main'), 'The instance that runs background jobs.'),
+    initial_sync_instances: doc(
+      z.array(z.string()).optional(),
+      'Generic workers that take initial syncs (`/sync` without `since`), so they cannot slow down ongoing syncs. Default: the workers that serve `/sync`.',
+      '[generic3]',
+    ),
     media_instance_running_background_jobs: doc(z.string().optional(), 'The media worker that runs media clean-up jobs.'),
     log_config: filePath('A logging config (YAML): `root.level` and a file handler’s `filename` are honoured.'),
 
