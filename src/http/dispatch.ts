@@ -13,7 +13,7 @@ import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest,
 /** Synapse's limit for non-media request bodies: 200 × the 64 KiB PDU limit. */
 export const MAX_JSON_BODY_BYTES = 200 * 65536;
 
-const CORS_HEADERS: Readonly<Record<string, string>> = {
+export const CORS_HEADERS: Readonly<Record<string, string>> = {
   'Access-Control-Allow-Origin': '*',
   'Access-Control-Allow-Methods': 'GET, HEAD, POST, PUT, DELETE, OPTIONS',
   'Access-Control-Allow-Headers': 'X-Requested-With, Content-Type, Authorization, Date',
