@@ -19,7 +19,7 @@ import { CORS_HEADERS, sendJson, toRouterPath } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition } from '../http/route.js';
 import { componentLogger, type Logger } from '../util/log.js';
-import { isInitialSync, RoutingTable, type Cluster, type Endpoint } from './topology.js';
+import { isInitialSync, isPublicRoute, RoutingTable, type Cluster, type Endpoint } from './topology.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -86,7 +86,7 @@ export function createRouter(options: RouterOptions): Router {
   const table = new RoutingTable(options.cluster);
   const finder = FindMyWay({ ignoreTrailingSlash: false, caseSensitive: true, maxParamLength: 2048 });
   for (const route of ROUTES) {
-    if (route.resource === 'health') continue; // the router answers its own /health
+    if (!isPublicRoute(route)) continue; // the router answers its own /health; replication stays inside
     for (const path of route.paths) finder.on(route.method, toRouterPath(path), () => {}, route);
   }
   const find = (method: string, path: string) => {

@@ -168,7 +168,7 @@ function clusterProblems(cluster: Cluster): string[] {
   const routing = new RoutingTable(cluster);
   const unreachable = new Map<string, RouteDefinition<never>[]>();
   for (const route of ROUTES) {
-    if (route.resource === 'health' || !routing.isServed(route.resource)) continue;
+    if (!isPublicRoute(route) || !routing.isServed(route.resource)) continue;
     const candidates = routing.candidates(route);
     const missing = candidates.filter((instance) => routing.endpointOf(instance, route.resource) === undefined);
     for (const instance of missing) {
@@ -278,6 +278,15 @@ export class RoutingTable {
       }
     }
   }
+}
+
+/**
+ * Whether a route is for clients and servers outside the deployment, and so routed by the router
+ * and the reverse proxy. `/health` is answered by every listener itself, and the replication
+ * resource must never be reachable from outside.
+ */
+export function isPublicRoute(route: RouteDefinition<never>): boolean {
+  return route.resource !== 'health' && route.resource !== 'replication';
 }
 
 /** A route that syncs a user: it can be an initial sync, which has its own pool. */
