@@ -270,6 +270,11 @@ export class EventsWriter implements EventsWriterApi {
     return { roomId, events: persisted };
   }
 
+  /** The position readers may rely on for this writer's events. */
+  get currentPosition(): number {
+    return this.publisher.current;
+  }
+
   /** Adds work done in the transaction of every persisted event (e.g. push notifications). */
   addSideEffect(effect: EventSideEffects): void {
     this.sideEffects.push(effect);
@@ -482,7 +487,8 @@ export class EventsWriter implements EventsWriterApi {
   }
 }
 
-function eventRow(event: RoomEvent): StreamRow {
+/** The bus row announcing a persisted event (also rebuilt from the database to catch a reader up). */
+export function eventRow(event: RoomEvent): StreamRow {
   const row: StreamRow = { stream: 'events', roomId: event.roomId, eventId: event.eventId, type: event.type, sender: event.sender };
   if (event.stateKey !== undefined) row.stateKey = event.stateKey;
   if (event.type === 'm.room.member' && typeof event.content.membership === 'string') row.membership = event.content.membership;

@@ -514,6 +514,9 @@ export class RedisBus implements ReplicationBus {
       this.log.debug({ stream, instance, position: newToken }, 'Following a new stream writer from its current position');
       remote.position = newToken;
       remote.trustedEpoch = epoch;
+      // Subscribers learn where the writer stands (a stream with several writers is read up to
+      // the lowest of them, so an unannounced writer would hold the stream back).
+      this.deliver({ stream, instance, position: newToken, rows: [] });
       return;
     }
     if (seen > newToken) {

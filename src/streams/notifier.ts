@@ -48,6 +48,8 @@ export class Notifier {
    * readers may not read them yet, so they wake nobody until the stream's position reaches them.
    */
   private readonly held = new Map<StreamName, StreamUpdate[]>();
+  /** Checks run after every update, for `waitForWriters`. */
+  private readonly positionWaiters = new Set<() => void>();
   private unsubscribe: () => void;
 
   constructor(bus: ReplicationBus, options: NotifierOptions) {
@@ -111,6 +113,29 @@ export class Notifier {
   }
 
   /**
+   * Resolves once this process has seen `instance` reach each given position (and its rows are
+   * readable here), or after `timeoutMs`. Used after a write made by another process, so the
+   * client's next read through this process sees it.
+   */
+  waitForWriters(instance: string, wanted: ReadonlyArray<{ stream: StreamName; position: number }>, timeoutMs: number): Promise<void> {
+    const reached = () => wanted.every(({ stream, position }) => this.tracker.of(stream, instance) >= position && this.positions[stream] >= position);
+    if (reached()) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (!reached()) return;
+        done();
+      };
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = () => {
+        clearTimeout(timer);
+        this.positionWaiters.delete(check);
+        resolve();
+      };
+      this.positionWaiters.add(check);
+    });
+  }
+
+  /**
    * The rows of a stream's updates with `from < position <= to`, from the recent log; undefined
    * when the log no longer reaches back to `from` (the caller then reads the database).
    */
@@ -145,12 +170,15 @@ export class Notifier {
       if (!held) this.held.set(stream, (held = []));
       held.push(update);
     }
-    if (!held?.length) return;
-    // Release, in position order, what every writer has now completed.
-    const ready = held.filter((u) => u.position <= current).sort((a, b) => a.position - b.position);
-    if (ready.length === 0) return;
-    this.held.set(stream, held.filter((u) => u.position > current));
-    for (const released of ready) this.release(released);
+    if (held?.length) {
+      // Release, in position order, what every writer has now completed.
+      const ready = held.filter((u) => u.position <= current).sort((a, b) => a.position - b.position);
+      if (ready.length > 0) {
+        this.held.set(stream, held.filter((u) => u.position > current));
+        for (const released of ready) this.release(released);
+      }
+    }
+    for (const check of [...this.positionWaiters]) check();
   }
 
   private release(update: StreamUpdate): void {

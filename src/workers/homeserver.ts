@@ -1,6 +1,7 @@
-// Composes one homeserver process: its database, its services and its listeners. Today this is
-// the main process of a single-process deployment; worker processes are composed here too once
-// they exist, so this is the one place that decides which process runs what.
+// Starts one homeserver process — the main process, or a worker — with its database, services
+// and listeners. With Redis enabled the process joins a worker deployment: the Redis replication
+// bus, replication HTTP to the other instances' writers, and stream positions counted per writer.
+// This is the one place that decides which process runs what.
 
 import { readFileSync } from 'node:fs';
 import { ROUTES } from '../api/registry.js';
@@ -11,10 +12,12 @@ import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
 import { createDispatcher } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
 import type { Database } from '../storage/database.js';
-import { migrate } from '../storage/migrations.js';
+import { checkSchemaVersion, migrate } from '../storage/migrations.js';
 import { openDatabase } from '../storage/open.js';
 import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
+import { topologyOf } from '../config/roles.js';
+import { joinCluster, type Cluster } from './cluster.js';
 import { createProcessServices, type ProcessServices } from './services.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
@@ -57,29 +60,60 @@ export function listenerResources(listener: ListenerConfig): Set<ResourceName> {
   return names;
 }
 
-export async function startHomeserver(config: Config, log: Logger): Promise<RunningHomeserver> {
+/** The main process (single-process, or the main of a worker deployment when Redis is enabled). */
+export function startHomeserver(config: Config, log: Logger): Promise<RunningHomeserver> {
+  return startProcess(config, log, 'main');
+}
+
+/** A worker (`myelin worker`): needs PostgreSQL and Redis, which the config checks guarantee. */
+export function startWorker(config: Config, log: Logger): Promise<RunningHomeserver> {
+  return startProcess(config, log, 'worker');
+}
+
+async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'): Promise<RunningHomeserver> {
   const signingKey = loadSigningKey(config);
   const database = openDatabase(config.database);
   const listeners: RunningListener[] = [];
   const shutdown = new AbortController();
   let processServices: ProcessServices | undefined;
+  let cluster: Cluster | undefined;
   try {
     const storageLog = componentLogger(log, 'storage');
-    const { from, to } = await migrate(database);
-    if (from !== to) storageLog.info({ from, to }, `database schema upgraded from version ${from} to ${to}`);
-    await new ServerMetaStore(database).claimServerName(config.server_name);
+    if (role === 'main') {
+      const { from, to } = await migrate(database);
+      if (from !== to) storageLog.info({ from, to }, `database schema upgraded from version ${from} to ${to}`);
+      await new ServerMetaStore(database).claimServerName(config.server_name);
+    } else {
+      // Only main upgrades the schema; a worker runs on exactly the schema it knows.
+      await checkSchemaVersion(database);
+    }
 
-    processServices = await createProcessServices({ config, db: database, signingKey, log });
+    const topology = topologyOf(config);
+    if (role === 'worker' || config.redis.enabled) cluster = await joinCluster(config, database, topology, log);
+    processServices = await createProcessServices({
+      config,
+      db: database,
+      signingKey,
+      log,
+      ...(cluster ? { placement: cluster.placement, cluster: cluster.wiring } : {}),
+    });
     const { services } = processServices;
+    cluster?.attach(services);
+    // Redis may be down at start-up: the bus keeps trying and catches up once it is there.
+    void cluster?.bus.start();
+
     const listenerLog = componentLogger(log, 'http.listener');
-    for (const listener of config.listeners) {
+    // A worker never serves main-only routes (state held in main's memory, such as nonces).
+    const routes = role === 'worker' ? ROUTES.filter((route) => route.servedBy !== 'main') : ROUTES;
+    for (const listener of role === 'worker' ? config.worker_listeners : config.listeners) {
       if (listener.type !== 'http') {
         listenerLog.warn({ listener: listener.port ?? listener.path }, `${listener.type} listeners are not served yet; skipped`);
         continue;
       }
+      const resources = listenerResources(listener);
       const dispatcher = createDispatcher({
-        routes: ROUTES,
-        resources: listenerResources(listener),
+        routes,
+        resources,
         services,
         log: componentLogger(log, 'http'),
         trustForwardedFor: listener.x_forwarded,
@@ -91,13 +125,15 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
       });
       const running = await startListener(listener, dispatcher, listenerLog);
       listeners.push(running);
-      const names = [...listenerResources(listener)].join(', ');
+      if (resources.has('replication')) componentLogger(log, 'http.resources').info('Attaching to path /_synapse/replication');
+      const names = [...resources].join(', ');
       for (const address of running.addresses) listenerLog.info(`listening on ${address} (${names})`);
     }
-    log.info({ signingKey: signingKey.keyId }, `Myelin is serving ${config.server_name}`);
+    log.info({ signingKey: signingKey.keyId, instance: topology.instanceName }, `Myelin is serving ${config.server_name}`);
   } catch (err) {
     await Promise.all(listeners.map((l) => l.close(0)));
     await processServices?.close();
+    await cluster?.bus.close();
     await database.close();
     throw err;
   }
@@ -111,6 +147,7 @@ export async function startHomeserver(config: Config, log: Logger): Promise<Runn
       shutdown.abort();
       await Promise.all(listeners.map((l) => l.close(graceMs)));
       await processServices?.close();
+      await cluster?.bus.close();
       await database.close();
     },
   };

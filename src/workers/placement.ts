@@ -6,7 +6,7 @@
 // elsewhere through a proxy that forwards each call over replication HTTP.
 
 import { createHash } from 'node:crypto';
-import type { Config } from '../config/load.js';
+import type { Topology } from '../config/roles.js';
 import type { StreamName } from '../streams/streams.js';
 
 export interface WriterPlacement {
@@ -28,31 +28,32 @@ export function shardOf(shardKey: string, writers: readonly string[]): string {
   return writers[hash.readUInt32BE(0) % writers.length]!;
 }
 
-/** The configured writers of each stream (`main` by default). */
-export function streamWriters(config: Pick<Config, 'stream_writers'>, stream: StreamName): readonly string[] {
-  const configured = config.stream_writers[stream];
-  return configured && configured.length > 0 ? configured : ['main'];
-}
-
 export function placementFor(
-  config: Pick<Config, 'stream_writers'>,
-  instanceName: string,
+  topology: Pick<Topology, 'writers' | 'instanceName'>,
   remote: <T extends object>(instance: string, prefix: string, methods: readonly (keyof T & string)[]) => T,
 ): WriterPlacement {
+  const { writers, instanceName } = topology;
   return {
     instanceName,
-    writersOf: (stream) => streamWriters(config, stream),
-    writerFor: (stream, shardKey = '') => shardOf(shardKey, streamWriters(config, stream)),
-    writesHere: (stream) => streamWriters(config, stream).includes(instanceName),
+    writersOf: (stream) => writers[stream],
+    writerFor: (stream, shardKey = '') => shardOf(shardKey, writers[stream]),
+    writesHere: (stream) => writers[stream].includes(instanceName),
     remote,
   };
 }
 
 /** One process writes everything: the single-process server. */
 export function singleProcessPlacement(instanceName = 'main'): WriterPlacement {
-  return placementFor({ stream_writers: {} }, instanceName, () => {
-    throw new Error('a single process has no remote writers');
-  });
+  const everything = (): readonly string[] => [instanceName];
+  return {
+    instanceName,
+    writersOf: everything,
+    writerFor: () => instanceName,
+    writesHere: () => true,
+    remote: () => {
+      throw new Error('a single process has no remote writers');
+    },
+  };
 }
 
 /**

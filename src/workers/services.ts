@@ -8,12 +8,13 @@ import { createAccountServices } from '../handlers/accounts/index.js';
 import { AuthHandler } from '../handlers/auth.js';
 import type { CoreDeps } from '../handlers/core.js';
 import { createE2eeServices } from '../handlers/e2ee/index.js';
-import { createEphemeralServices } from '../handlers/ephemeral/index.js';
+import { createEphemeralServices, EPHEMERAL_WRITER_METHODS } from '../handlers/ephemeral/index.js';
+import { TypingWriter } from '../handlers/ephemeral/typing.js';
 import { EventCache } from '../handlers/event-cache.js';
 import { EventSerializer } from '../handlers/event-serializer.js';
 import { EventVisibility } from '../handlers/event-visibility.js';
 import { UserMemberships } from '../handlers/memberships.js';
-import { EventsWriter } from '../handlers/events-writer.js';
+import { EventsWriter, type EventsWriterApi } from '../handlers/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { RoomStateReader } from '../handlers/room-state.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
@@ -22,47 +23,76 @@ import type { Database } from '../storage/database.js';
 import { EventsStore } from '../storage/events-store.js';
 import { RoomStateStore } from '../storage/room-state-store.js';
 import { UsersStore } from '../storage/users-store.js';
-import { StreamIdGenerator } from '../streams/id-generator.js';
+import { SequenceIdGenerator, StreamIdGenerator, type PositionAllocator } from '../streams/id-generator.js';
 import { Notifier } from '../streams/notifier.js';
+import type { StreamPositionTracker } from '../streams/positions.js';
+import type { JsonValue } from '../core/json.js';
+import type { RpcClient, RpcServer } from '../replication/rpc.js';
+import { serveWriter } from '../replication/rpc-proxy.js';
+import { singleProcessPlacement, type WriterPlacement } from './placement.js';
+import { ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
 import { componentLogger, type Logger } from '../util/log.js';
 
 export interface ProcessServices {
   services: ApiServices;
-  eventsWriter: EventsWriter;
+  /** This process's own events writer, if it writes events (for tests and maintenance). */
+  eventsWriter: EventsWriter | undefined;
   close(): Promise<void>;
 }
 
-export async function createProcessServices(options: {
+export interface ProcessOptions {
   config: Config;
   db: Database;
   signingKey: SigningKey;
   log: Logger;
-  instanceName?: string;
-  bus?: ReplicationBus;
   now?: () => number;
-}): Promise<ProcessServices> {
-  const { config, db, signingKey, log } = options;
+  /** Where each stream is written; by default everything is written by this single process. */
+  placement?: WriterPlacement;
+  /**
+   * Worker mode: the replication bus (Redis) and RPC. Built by `cluster` from the bus, the
+   * stream position tracker (so every writer's position counts) and the positions this process's
+   * state starts from. Without it, an in-memory bus and no RPC.
+   */
+  cluster?: ClusterWiring;
+}
+
+export interface ClusterWiring {
+  bus: ReplicationBus;
+  tracker: StreamPositionTracker;
+  rpcClient: RpcClient;
+  rpcServer: RpcServer;
+}
+
+export async function createProcessServices(options: ProcessOptions): Promise<ProcessServices> {
+  const { config, db, signingKey, log, cluster } = options;
   const now = options.now ?? Date.now;
-  const instanceName = options.instanceName ?? 'main';
-  const bus = options.bus ?? new InMemoryBus();
+  const placement = options.placement ?? singleProcessPlacement();
+  const instanceName = placement.instanceName;
+  const bus = cluster?.bus ?? new InMemoryBus();
   const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
   const eventCache = new EventCache(stores.events);
-  const eventIds = new StreamIdGenerator(await stores.events.maxStreamOrdering());
-  const notifier = new Notifier(bus, { instanceName });
-  notifier.advance('events', eventIds.current);
-  const eventsWriter = new EventsWriter({
-    db,
-    events: stores.events,
-    roomState: stores.roomState,
-    eventCache,
-    ids: eventIds,
-    bus,
-    instanceName,
-    serverName: config.server_name,
-    signingKey,
-    log: componentLogger(log, 'events.writer'),
-    now,
-  });
+  const notifier = new Notifier(bus, { instanceName, ...(cluster ? { tracker: cluster.tracker } : {}) });
+
+  let localEvents: EventsWriter | undefined;
+  if (placement.writesHere('events')) {
+    localEvents = new EventsWriter({
+      db,
+      events: stores.events,
+      roomState: stores.roomState,
+      eventCache,
+      ids: await eventPositions(db, placement),
+      bus,
+      instanceName,
+      serverName: config.server_name,
+      signingKey,
+      log: componentLogger(log, 'events.writer'),
+      now,
+    });
+    notifier.advance('events', localEvents.currentPosition);
+  }
+  const eventsWriter: EventsWriterApi =
+    placement.writersOf('events').length === 1 && localEvents ? localEvents : new RoutedEventsWriter(placement, localEvents);
+
   const core: CoreDeps = {
     config,
     serverName: config.server_name,
@@ -83,20 +113,54 @@ export async function createProcessServices(options: {
     eventsWriter,
   };
   const accounts = await createAccountServices(core);
-  const ephemeral = await createEphemeralServices(core);
+  const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
   const e2ee = await createE2eeServices(core, { devices: accounts.devices });
   const reads = await createRoomReadServices(core);
-  eventsWriter.addSideEffect(ephemeral.pushActions);
+  localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
   const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms };
+
+  if (cluster) {
+    // Serve the writers this process runs to the others.
+    services.rpcServer = cluster.rpcServer;
+    if (localEvents) serveWriter<EventsWriterApi>(cluster.rpcServer, 'events', localEvents, EVENTS_WRITER_METHODS);
+    for (const name of Object.keys(EPHEMERAL_WRITER_METHODS) as Array<keyof typeof EPHEMERAL_WRITER_METHODS>) {
+      if (!writesEphemeral(placement, name)) continue;
+      serveWriter(cluster.rpcServer, name, services.ephemeralWriters[name], EPHEMERAL_WRITER_METHODS[name] as never);
+    }
+    const typing = services.ephemeralWriters.typing;
+    if (typing instanceof TypingWriter) {
+      cluster.rpcServer.register('typing.rowsBetween', async (args) => {
+        const [from, to] = args as [number, number];
+        return typing.rowsBetween(from, to) as unknown as JsonValue;
+      });
+    }
+  }
+
   return {
     services,
-    eventsWriter,
+    eventsWriter: localEvents,
     async close() {
       notifier.close();
       services.closeEphemeral();
       await services.closeE2ee();
     },
   };
+}
+
+/**
+ * Where this process's events positions come from: with one events writer, a counter from the
+ * highest stored position; with several (PostgreSQL), the shared `events_stream_seq` sequence.
+ */
+async function eventPositions(db: Database, placement: WriterPlacement): Promise<PositionAllocator> {
+  const max = await new EventsStore(db).maxStreamOrdering();
+  if (placement.writersOf('events').length === 1) return new StreamIdGenerator(max);
+  if (db.dialect !== 'postgres') throw new Error('several events writers need PostgreSQL');
+  // Never hand out a position at or below one already used (e.g. rows written before the switch).
+  const row = await db.get<{ v: number }>(
+    "SELECT setval('events_stream_seq', GREATEST((SELECT last_value FROM events_stream_seq), ?)) AS v",
+    [Math.max(1, max)],
+  );
+  return new SequenceIdGenerator(async () => Number((await db.get<{ v: number }>("SELECT nextval('events_stream_seq') AS v"))!.v), Number(row!.v));
 }

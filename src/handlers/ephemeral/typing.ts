@@ -6,7 +6,7 @@
 // syncs wake and any process can keep the current lists from the bus alone (`TypingReader`).
 
 import { MatrixError } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { StreamPublisher } from '../../streams/stream-writer.js';
 import type { RoomStateReader } from '../room-state.js';
@@ -26,6 +26,8 @@ export interface TypingWriterApi {
 export class TypingWriter implements TypingWriterApi {
   /** room → typing user → the timer that ends their typing */
   private readonly typers = new Map<string, Map<string, NodeJS.Timeout>>();
+  /** room → the typing position of its last change (to catch up a reader that missed some). */
+  private readonly changedAt = new Map<string, number>();
   private readonly publisher: StreamPublisher;
   private readonly unsubscribe: () => void;
 
@@ -77,7 +79,22 @@ export class TypingWriter implements TypingWriterApi {
 
   private announce(roomId: string): Promise<void> {
     const userIds = [...(this.typers.get(roomId)?.keys() ?? [])];
-    return this.publisher.write(1, () => ({ value: undefined, rows: [{ stream: 'typing', roomId, userIds }] }));
+    return this.publisher.write(1, ([position]) => {
+      this.changedAt.set(roomId, position!);
+      return { value: undefined, rows: [{ stream: 'typing', roomId, userIds }] };
+    });
+  }
+
+  /**
+   * The typing rows a reader that has seen up to `from` needs to reach `to`: each room whose typers
+   * changed in between, with who types there now (typing lives only in this process's memory).
+   */
+  rowsBetween(from: number, to: number): StreamRow[] {
+    const rows: StreamRow[] = [];
+    for (const [roomId, position] of this.changedAt) {
+      if (position > from && position <= to) rows.push({ stream: 'typing', roomId, userIds: [...(this.typers.get(roomId)?.keys() ?? [])] });
+    }
+    return rows;
   }
 }
 

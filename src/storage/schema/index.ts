@@ -4,8 +4,9 @@
 import type { Migration } from '../migrations.js';
 import { serverMeta } from './0001-server-meta.js';
 import { clientServer } from './0002-client-server.js';
+import { eventsSequence } from './0003-events-sequence.js';
 import { accounts } from './0010-accounts.js';
 import { ephemeral } from './0020-ephemeral.js';
 import { e2ee } from './0040-e2ee.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, accounts, ephemeral, e2ee];
+export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee];
