@@ -67,3 +67,85 @@ describe('worker deployment: main, two events persisters, two client workers', (
     assert.equal(byInstance.main, undefined, 'main writes no events');
   });
 });
+
+describe('worker deployment: stream writers on a worker', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startTestCluster({
+      workers: ['client1', 'client2', 'streams'],
+      streamWriters: { typing: ['streams'], receipts: ['streams'], to_device: ['streams'], account_data: ['streams'] },
+    });
+  });
+  after(() => cluster?.stop());
+
+  async function register(instance: string, username: string) {
+    const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
+      body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' }, device_id: `${username.toUpperCase()}DEV` },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.json as { user_id: string; access_token: string; device_id: string };
+  }
+
+  /** Syncs through `instance` until `found` returns something, starting from `since`. */
+  async function syncUntil<T>(instance: string, token: string, since: string, found: (body: any) => T | undefined): Promise<{ value: T; since: string }> {
+    const deadline = Date.now() + 20_000;
+    let position = since;
+    while (Date.now() < deadline) {
+      const res = await cluster.instance(instance).call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token });
+      assert.equal(res.status, 200, res.text);
+      position = res.json.next_batch;
+      const value = found(res.json);
+      if (value !== undefined) return { value, since: position };
+    }
+    throw new Error('timed out syncing');
+  }
+
+  test('typing, receipts, to-device and account data cross workers', async () => {
+    const alice = await register('client1', 'alice');
+    const bob = await register('client2', 'bob');
+    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
+    assert.equal((await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token })).status, 200);
+    let since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json.next_batch;
+
+    const typing = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(alice.user_id)}`, { token: alice.access_token, body: { typing: true, timeout: 10_000 } });
+    assert.equal(typing.status, 200, typing.text);
+    ({ since } = await syncUntil('client2', bob.access_token, since, (body) =>
+      body.rooms?.join?.[roomId]?.ephemeral?.events?.find((e: any) => e.type === 'm.typing' && e.content.user_ids.includes(alice.user_id)),
+    ));
+
+    const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/r1`, { token: alice.access_token, body: { msgtype: 'm.text', body: 'read me' } });
+    const eventId: string = sent.json.event_id;
+    const receipt = await cluster.instance('client2').call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, { token: bob.access_token, body: {} });
+    assert.equal(receipt.status, 200, receipt.text);
+    let aliceSince: string = (await cluster.instance('client1').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json.next_batch;
+    const initial = (await cluster.instance('client1').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json;
+    const receipts = initial.rooms.join[roomId].ephemeral.events.find((e: any) => e.type === 'm.receipt');
+    assert.ok(receipts?.content?.[eventId]?.['m.read']?.[bob.user_id], JSON.stringify(initial.rooms.join[roomId].ephemeral));
+
+    const toDevice = await cluster.instance('client2').call('PUT', `/_matrix/client/v3/sendToDevice/m.test/td1`, {
+      token: bob.access_token,
+      body: { messages: { [alice.user_id]: { [alice.device_id]: { hello: 'alice' } } } },
+    });
+    assert.equal(toDevice.status, 200, toDevice.text);
+    ({ since: aliceSince } = await syncUntil('client1', alice.access_token, aliceSince, (body) =>
+      body.to_device?.events?.find((e: any) => e.type === 'm.test' && e.content.hello === 'alice' && e.sender === bob.user_id),
+    ));
+
+    const data = await cluster.instance('client2').call('PUT', `/_matrix/client/v3/user/${enc(bob.user_id)}/account_data/org.example.setting`, { token: bob.access_token, body: { on: true } });
+    assert.equal(data.status, 200, data.text);
+    await syncUntil('client1', bob.access_token, since, (body) => body.account_data?.events?.find((e: any) => e.type === 'org.example.setting'));
+    assert.ok(aliceSince);
+  });
+
+  test('a write through one worker is visible to an immediate read through another', async () => {
+    const carol = await register('client1', 'carol');
+    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })).json.room_id;
+    for (let i = 0; i < 5; i++) {
+      const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/ryw${i}`, { token: carol.access_token, body: { msgtype: 'm.text', body: `ryw ${i}` } });
+      const read = await cluster.instance('client2').call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.json.event_id)}`, { token: carol.access_token });
+      assert.equal(read.status, 200, read.text);
+      const synced = await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync?filter=' + enc(JSON.stringify({ room: { timeline: { limit: 1 } } })), { token: carol.access_token });
+      assert.equal(synced.json.rooms.join[roomId].timeline.events.at(-1).content.body, `ryw ${i}`);
+    }
+  });
+});
