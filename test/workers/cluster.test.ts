@@ -149,3 +149,78 @@ describe('worker deployment: stream writers on a worker', () => {
     }
   });
 });
+
+describe('worker deployment: faults', () => {
+  let cluster: TestCluster;
+  before(async () => {
+    cluster = await startTestCluster({ workers: ['persister1', 'client1', 'client2'], streamWriters: { events: ['persister1'] } });
+  });
+  after(() => cluster?.stop());
+
+  async function register(instance: string, username: string) {
+    const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
+      body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' } },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.json as { user_id: string; access_token: string };
+  }
+
+  async function collect(instance: string, token: string, since: string, roomId: string, count: number): Promise<string[]> {
+    const bodies: string[] = [];
+    let position = since;
+    const deadline = Date.now() + 30_000;
+    while (bodies.length < count && Date.now() < deadline) {
+      const res = await cluster.instance(instance).call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=2000`, { token });
+      assert.equal(res.status, 200, res.text);
+      position = res.json.next_batch;
+      for (const e of res.json.rooms?.join?.[roomId]?.timeline?.events ?? []) if (e.type === 'm.room.message') bodies.push(e.content.body);
+    }
+    return bodies;
+  }
+
+  test('Redis stops for 3 s: every process reconnects and a syncing client misses nothing', async () => {
+    const alice = await register('client1', 'alice');
+    const bob = await register('client2', 'bob');
+    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
+    await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token });
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json.next_batch;
+    await cluster.redis.stop();
+    const sent: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/out${i}`, { token: alice.access_token, body: { msgtype: 'm.text', body: `during ${i}` } });
+      assert.equal(res.status, 200, res.text);
+      sent.push(`during ${i}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    await cluster.redis.start();
+    const after = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, { token: alice.access_token, body: { msgtype: 'm.text', body: 'after' } });
+    assert.equal(after.status, 200);
+    assert.deepEqual(await collect('client2', bob.access_token, since, roomId, 7), [...sent, 'after']);
+  });
+
+  test('the events persister goes away: sends wait for it and land once, none lost, none twice', async () => {
+    const carol = await register('client1', 'carol');
+    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })).json.room_id;
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json.next_batch;
+    const persister = cluster.instance('persister1');
+    const { loadConfig } = await import('../../src/config/load.js');
+    const { startWorker } = await import('../../src/workers/homeserver.js');
+    const pino = (await import('pino')).default;
+    await persister.homeserver.stop(0);
+    // Sends made while it is down are retried by client1 until it is back.
+    const pending = Array.from({ length: 4 }, (_, i) =>
+      cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down${i}`, { token: carol.access_token, body: { msgtype: 'm.text', body: `down ${i}` } }),
+    );
+    await new Promise((r) => setTimeout(r, 2000));
+    const { join } = await import('node:path');
+    const config = loadConfig([join(cluster.dir, 'homeserver.yaml'), join(cluster.dir, 'persister1.yaml')], { warn: () => undefined });
+    persister.homeserver = await startWorker(config, pino({ level: 'silent' }));
+    const results = await Promise.all(pending);
+    for (const res of results) assert.equal(res.status, 200, res.text);
+    // The client retries one of them with the same transaction id: the same event comes back.
+    const retried = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down0`, { token: carol.access_token, body: { msgtype: 'm.text', body: 'down 0' } });
+    assert.equal(retried.json.event_id, results[0]!.json.event_id);
+    const bodies = await collect('client2', carol.access_token, since, roomId, 4);
+    assert.deepEqual([...bodies].sort(), ['down 0', 'down 1', 'down 2', 'down 3']);
+  });
+});
