@@ -14,25 +14,47 @@ import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
 import { createLogger } from '../util/log.js';
 import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
+import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
+import { Supervisor, workerProcessSpecs } from '../workers/supervisor.js';
+import { loadCluster } from '../workers/topology.js';
+import { checkCommand } from './check.js';
+import { proxyConfigCommand } from './proxy-config.js';
 import { registerUserCommand } from './register-user.js';
 import { formatRoutesTable } from './routes-table.js';
+import { systemdCommand } from './systemd.js';
+import { workerCommand } from './worker.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 const HELP = `myelin — a Matrix homeserver
 
 Usage:
-  myelin start [-c PATH]...         run the homeserver (default config: ./data/homeserver.yaml,
-                                    generated for server name "localhost" if missing)
+  myelin start [-c PATH]... [--workers DIR | --no-workers]
+                                    run the homeserver (default config: ./data/homeserver.yaml,
+                                    generated for server name "localhost" if missing), and
+                                    supervise the workers in workers/ beside the config (or DIR)
+  myelin worker -c homeserver.yaml -c workers/NAME.yaml
+                                    run one worker (the files are merged in order; the
+                                    conf.d/ beside the first file is read after it)
   myelin generate-config --server-name NAME --config-dir DIR [--data-dir DIR] [--port N]
                                     write DIR/homeserver.yaml and a new signing key
   myelin register-user -c PATH --user NAME --password PW [--admin]
                                     register a user on the running server (shared secret)
   myelin routes                     list every HTTP route: resource, workers, stickiness
+  myelin proxy-config nginx|haproxy [-c PATH]... [--workers DIR] [--listen ADDR]
+                  [--server-name NAME]
+                                    print a reverse-proxy config that routes each request to
+                                    the workers that serve it (from the route registry)
+  myelin check [-c PATH]... [--workers DIR]
+                                    check sockets, Redis, replication, worker health and the
+                                    database of a running deployment; exit 1 on any failure
+  myelin systemd [-c CONFIG] [--user USER] [--group GROUP]
+                                    print systemd units: myelin.service (main) and the
+                                    template myelin-worker@.service (one per worker file)
   myelin config-reference           print the configuration reference (Markdown)
   myelin --help | --version
 
@@ -46,7 +68,7 @@ function version(): string {
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
   } catch (err) {
@@ -86,6 +108,14 @@ export async function run(argv: string[]): Promise<number> {
         return await startCommand(rest);
       case 'register-user':
         return await registerUserCommand(rest);
+      case 'worker':
+        return await workerCommand(rest);
+      case 'check':
+        return await checkCommand(rest, defaultConfigPaths);
+      case 'proxy-config':
+        return proxyConfigCommand(rest, defaultConfigPaths);
+      case 'systemd':
+        return systemdCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -135,13 +165,23 @@ function generateConfigCommand(args: string[]): number {
   return EXIT_OK;
 }
 
-function loggerFor(config: Config, instance: string) {
+export function loggerFor(config: Config, instance: string) {
   const settings = config.log_config ? readLogConfig(config.log_config, config.origin.describe(['log_config'])) : {};
   return createLogger({ instance, ...settings });
 }
 
+/** The config a command reads when no `-c` is given (it is not generated). */
+function defaultConfigPaths(): string[] {
+  return [defaultConfigPath()];
+}
+
 async function startCommand(args: string[]): Promise<number> {
-  const values = parse(args, { 'config-path': { type: 'string', short: 'c', multiple: true } });
+  const values = parse(args, {
+    'config-path': { type: 'string', short: 'c', multiple: true },
+    workers: { type: 'string' },
+    'no-workers': { type: 'boolean' },
+  });
+  if (values.workers !== undefined && values['no-workers']) throw new UsageError('--workers and --no-workers exclude each other');
   let paths = values['config-path'] ?? [];
   if (paths.length === 0) {
     const path = defaultConfigPath();
@@ -152,6 +192,11 @@ async function startCommand(args: string[]): Promise<number> {
     paths = [path];
   }
   const config = loadConfig(paths);
+  // Router listeners are served by the router, which needs the whole deployment; the workers are
+  // supervised here unless systemd runs them (--no-workers).
+  const routerListeners = config.listeners.filter(isRouterListener);
+  const supervise = !values['no-workers'];
+  const cluster = supervise || routerListeners.length > 0 ? loadCluster(config, { workersDir: values.workers }) : undefined;
   const log = loggerFor(config, 'main');
   // Signal handlers go in before start-up, so a SIGTERM that arrives while starting (or right
   // after the "serving" line) still means a clean stop, never the default abrupt exit.
@@ -159,10 +204,36 @@ async function startCommand(args: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  const homeserver = await startHomeserver(config, log);
+  const homeserver = await startHomeserver({ ...config, listeners: config.listeners.filter((l) => !isRouterListener(l)) }, log);
+  let router: Router | undefined;
+  let routing: Awaited<ReturnType<typeof startRouterListeners>> = [];
+  let supervisor: Supervisor | undefined;
+  try {
+    if (routerListeners.length > 0) {
+      router = createRouter({ cluster: cluster!, log });
+      routing = await startRouterListeners(routerListeners, router, log);
+    }
+    if (supervise && cluster && cluster.workers.length > 0) {
+      supervisor = new Supervisor({ log });
+      const count = cluster.workers.length;
+      supervisor.start(workerProcessSpecs(cluster)).then(
+        () => log.info(`all ${count} worker${count === 1 ? ' is' : 's are'} up`),
+        (err: unknown) => log.error({ err }, 'supervisor failed'),
+      );
+    }
+  } catch (err) {
+    await supervisor?.stop();
+    router?.close();
+    await homeserver.stop(0);
+    throw err;
+  }
   const signal = await stopRequested;
   log.info(`received ${signal}; stopping`);
   try {
+    // Workers first: they may still be calling main while they finish their requests.
+    await supervisor?.stop();
+    await Promise.all(routing.map((l) => l.close(10_000)));
+    router?.close();
     await homeserver.stop();
     log.info('stopped');
     return EXIT_OK;
