@@ -57,7 +57,10 @@ interface LogLine {
 
 class TestProcess {
   readonly bus: RedisBus;
+  /** Updates with rows. */
   readonly received: StreamUpdate[] = [];
+  /** Updates that only advance a writer's position (no rows). */
+  readonly advances: StreamUpdate[] = [];
   readonly commands: BusCommand[] = [];
   readonly logs: LogLine[] = [];
   /** The streams this process writes and their positions. */
@@ -80,7 +83,7 @@ class TestProcess {
       initialPositions: options.initialPositions ?? [],
       positionIntervalMs: 500,
     });
-    this.bus.subscribe((update) => this.received.push(update));
+    this.bus.subscribe((update) => (update.rows.length > 0 ? this.received : this.advances).push(update));
     this.bus.onCommand((command) => this.commands.push(command));
     this.store = store;
   }
@@ -258,6 +261,8 @@ describe('RedisBus over a real Redis', () => {
     assert.ok(loadedAt2.messages("Caught up with stream 'events' / persister1 to 5").length >= 1);
     await until(() => fresh.bus.positionOf('events', 'persister1') === 5, 'the fresh reader to follow');
     assert.deepEqual(fresh.received, []);
+    // Its subscribers learn where the writer stands.
+    assert.deepEqual(fresh.advances, [{ stream: 'events', instance: 'persister1', position: 5, rows: [] }]);
 
     const next = writer.write('events', [eventRow(6)]);
     await until(() => loadedAt2.received.length === 2 && fresh.received.length === 1, 'the next update');
