@@ -1,7 +1,7 @@
 // `myelin check`: verifies what the worker guide tells admins to check by hand, one line per check
 // (✓ or ✗), exit status 1 when any fails:
 // - every configured socket exists, is a socket, has the configured mode (owner and group shown);
-// - Redis answers PING, and nothing listens on 127.0.0.1:6379 when Redis is configured by socket;
+// - Redis answers PING, and, configured by socket, has its TCP listener off (`port 0`);
 // - each replication listener answers a request carrying the secret and refuses one without it;
 // - every HTTP listener of main and of each worker answers /health;
 // - the database is reachable and at the schema version this Myelin expects.

@@ -211,7 +211,9 @@ export function endpointOfListener(instance: string, listener: ListenerConfig): 
 /**
  * Which instances may serve each route. A route's `servedBy` (from the registry) and the roles
  * decide it:
- * - `any`: every generic worker with a listener for the route's resource; main when there is none;
+ * - `any`: the generic workers with a listener for the route's resource, leaving out those that
+ *   write a stream when others remain (a dedicated writer serves its stream's endpoints, as an
+ *   admin who gives it a client listener for them means); main when there is none;
  * - `main`: main;
  * - `media`: media_repository workers with a `media` listener; main when there is none;
  * - `writer:<stream>`: the stream's writers.
@@ -266,6 +268,8 @@ export class RoutingTable {
         return [MAIN_INSTANCE];
       case 'any': {
         const generic = withResource('generic_worker');
+        const nonWriters = generic.filter((name) => streamsWrittenBy(topology, name).length === 0);
+        if (nonWriters.length > 0) return nonWriters;
         return generic.length > 0 ? generic : [MAIN_INSTANCE];
       }
       case 'media': {

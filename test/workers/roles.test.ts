@@ -225,7 +225,7 @@ describe('routing table from the registry', () => {
 
   test('generic workers serve `any` routes, writers their streams, main the rest', () => {
     const table = new RoutingTable(loadDeployment(typicalDeployment()));
-    assert.deepEqual(table.candidates(route('client.sync')), ['ephemeral', 'generic1', 'generic2'], 'every generic worker with a client listener');
+    assert.deepEqual(table.candidates(route('client.sync')), ['generic1', 'generic2'], 'the client workers, not the dedicated writer');
     assert.deepEqual(table.candidates(route('client.typing')), ['ephemeral']);
     assert.deepEqual(table.candidates(route('client.receipt')), ['ephemeral']);
     assert.deepEqual(table.candidates(route('client.presence.set')), ['main'], 'presence is still written by main');
@@ -233,6 +233,18 @@ describe('routing table from the registry', () => {
     const endpoint = table.endpointOf('generic1', 'client');
     assert.ok(endpoint && 'socketPath' in endpoint && endpoint.socketPath.endsWith('/run/generic1.sock'));
     assert.equal(table.endpointOf('persister1', 'client'), undefined);
+  });
+
+  test('when every client worker writes a stream, they all serve `any` routes', () => {
+    const files = writeDeployment((run) => ({
+      main: { instance_map: { main: { path: join(run, 'replication.sock') }, only: { path: join(run, 'only-replication.sock') } }, stream_writers: { typing: 'only' } },
+      workers: {
+        only: { worker_listeners: [socketListener(join(run, 'only-replication.sock'), ['replication']), socketListener(join(run, 'only.sock'), ['client'])] },
+      },
+    }));
+    const table = new RoutingTable(loadDeployment(files));
+    assert.deepEqual(table.candidates(route('client.sync')), ['only']);
+    assert.deepEqual(table.candidates(route('client.typing')), ['only']);
   });
 
   test('without workers, main serves everything', () => {
