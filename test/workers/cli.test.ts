@@ -20,7 +20,7 @@ describe('myelin proxy-config', () => {
     const { status, stdout, stderr } = runMyelin(['proxy-config', 'nginx', '-c', files.configPath, '--listen', '443 ssl', '--server-name', 'matrix.example.com']);
     assert.equal(status, 0, stderr);
     assert.match(stdout, /^# Reverse-proxy config for Myelin \(nginx\)/);
-    assert.match(stdout, /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n {4}server unix:.*\/run\/ephemeral\.sock;\n {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/);
+    assert.match(stdout, /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/);
     assert.match(stdout, /upstream myelin_initial_sync \{/);
     assert.match(stdout, /location ~ "\^\/_matrix\/client\/\(\?:r0\|v3\)\/sync\$" \{\n {8}proxy_pass http:\/\/\$myelin_sync_pool;/);
     assert.match(stdout, / {4}listen 443 ssl;\n {4}server_name matrix\.example\.com;/);
