@@ -134,7 +134,8 @@ export class RpcServer {
   private authorize(header: string | undefined): void {
     if (this.secretDigest === undefined) return;
     if (header === undefined) throw new MatrixError(401, 'M_MISSING_TOKEN', 'Missing replication secret');
-    const match = /^Bearer (\S+)$/.exec(header);
+    // The secret is everything after the scheme: a configured secret may contain spaces.
+    const match = /^Bearer (.+)$/.exec(header);
     // Comparing digests keeps the comparison constant-time whatever the lengths.
     if (!match || !timingSafeEqual(sha256(match[1]!), this.secretDigest)) {
       throw Errors.forbidden('Invalid replication secret');

@@ -153,6 +153,23 @@ describe('the replication secret', () => {
     assert.equal(echo.runs.length, runsBefore);
   });
 
+  test('a secret with spaces in it works end to end', async () => {
+    const spaced = 'a shared secret';
+    const spacedServer = newServer({ secret: spaced });
+    const spacedEcho = counted();
+    spacedServer.register('test.echo', spacedEcho.handler);
+    const spacedPath = socketPath();
+    await serve(spacedServer, { path: spacedPath });
+    const client = newClient({ main: { path: spacedPath } }, { secret: spaced });
+    assert.deepEqual(await client.call('main', 'test.echo', 3), { echo: 3 });
+    const partial = await request({ socketPath: spacedPath }, 'POST', rpcPath('test.echo', 'p'), {
+      body: JSON.stringify({ args: 4, positions: {} }),
+      headers: { Authorization: 'Bearer a shared' },
+    });
+    assert.equal(partial.status, 403);
+    assert.equal(spacedEcho.runs.length, 1);
+  });
+
   test('without a configured secret every call is accepted', async () => {
     const open = newServer({ secret: undefined });
     open.register('test.echo', counted().handler);
