@@ -20,9 +20,12 @@ export const crossSigningRoutes: RouteDefinition<ApiServices>[] = [
       const requester = requesterOf(req);
       const body = jsonBody(req);
       let keys = signingKeysOf(body);
+      // The follow-up of user-interactive auth may carry only `auth`: it continues the request that
+      // started the session, whose keys the session keeps.
+      const continuing = body.auth !== undefined && Object.keys(keys).length === 0;
       // A retry of an upload that already went through changes nothing: no authentication, no write.
-      if (!(await crossSigning.changesAnything(requester.userId, keys))) return { body: {} };
-      if (await crossSigning.requiresAuthentication(requester.userId, keys)) {
+      if (!continuing && !(await crossSigning.changesAnything(requester.userId, keys))) return { body: {} };
+      if (continuing || (await crossSigning.requiresAuthentication(requester.userId, keys))) {
         const { params } = await accountManagement.reauthenticate(requester, { method: req.method, uri: req.path, body });
         keys = signingKeysOf(params);
       }

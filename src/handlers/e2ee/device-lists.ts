@@ -17,7 +17,7 @@ import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import type { Database } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import type { RoomStateStore } from '../../storage/room-state-store.js';
-import { StreamIdGenerator } from '../../streams/id-generator.js';
+import type { PositionsFor } from '../../streams/id-generator.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { StreamPositions } from '../../streams/streams.js';
@@ -56,6 +56,7 @@ export interface DeviceListsWriterDeps {
   bus: ReplicationBus;
   instanceName: string;
   now: () => number;
+  positions: PositionsFor;
 }
 
 /** The one-time key algorithm clients always get a count for, even when none are left (as Synapse). */
@@ -75,7 +76,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   ) {}
 
   static async create(deps: DeviceListsWriterDeps): Promise<DeviceListsWriter> {
-    const ids = new StreamIdGenerator(await deps.keys.maxStreamId());
+    const ids = await deps.positions('device_lists', await deps.keys.maxStreamId());
     return new DeviceListsWriter(deps, new StreamPublisher('device_lists', ids, deps.bus, deps.instanceName));
   }
 
@@ -149,8 +150,9 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   uploadSignatures(userId: string, signatures: JsonObject): Promise<SignatureFailures> {
     const { db, keys, crossSigning } = this.deps;
     return this.queue.run(userId, async () => {
-      const targets = Object.keys(signatures);
-      const [crossSigningKeys, ownDevices] = await Promise.all([crossSigning.keysOf(targets), keys.deviceKeysOf([userId], [])]);
+      // The signer's own keys are needed too: their user-signing key signs other users' keys.
+      const owners = [...new Set([userId, ...Object.keys(signatures)])];
+      const [crossSigningKeys, ownDevices] = await Promise.all([crossSigning.keysOf(owners), keys.deviceKeysOf([userId], [])]);
       const checked = checkSignedUploads(userId, signatures, crossSigningKeys, ownDevices);
       if (checked.accepted.length === 0) return checked.failures;
       const ownTargets = checked.accepted.filter((s) => s.target_user_id === userId).map((s) => s.target_device_id);
