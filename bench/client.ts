@@ -28,12 +28,13 @@ interface Server {
   stop(): Promise<void>;
 }
 
-interface Account {
+export interface Account {
   userId: string;
+  deviceId: string;
   token: string;
 }
 
-async function prepareServer(users: number): Promise<{ dir: string; configPath: string; accounts: Account[]; baseUrl: string }> {
+export async function prepareServer(users: number): Promise<{ dir: string; configPath: string; accounts: Account[]; baseUrl: string }> {
   const dir = tempDir('myelin-bench-');
   const port = await freePort();
   const dbPath = join(dir, 'homeserver.db');
@@ -60,13 +61,14 @@ async function prepareServer(users: number): Promise<{ dir: string; configPath: 
   for (let i = 0; i < users; i++) {
     const userId = `@user${i}:bench.local`;
     await store.createUser({ userId, passwordHash: null, displayname: `User ${i}` }, Date.now());
-    accounts.push({ userId, token: (await auth.createSession(userId)).accessToken });
+    const session = await auth.createSession(userId);
+    accounts.push({ userId, deviceId: session.deviceId, token: session.accessToken });
   }
   await db.close();
   return { dir, configPath, accounts, baseUrl: `http://127.0.0.1:${port}` };
 }
 
-async function startServer(configPath: string, baseUrl: string): Promise<Server> {
+export async function startServer(configPath: string, baseUrl: string): Promise<Server> {
   // MYELIN_BENCH_SERVER_NODE_ARGS (e.g. "--cpu-prof") lets a profiling run look inside the server.
   const nodeArgs = (process.env.MYELIN_BENCH_SERVER_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, MYELIN_BIN, 'start', '-c', configPath], {
@@ -102,7 +104,7 @@ function rssMb(pid: number): number {
   return Math.round((kb / 1024) * 10) / 10;
 }
 
-async function call(pool: Pool, method: string, path: string, token: string, body?: unknown): Promise<any> {
+export async function call(pool: Pool, method: string, path: string, token: string, body?: unknown): Promise<any> {
   const res = await pool.request({
     method: method as 'GET',
     path,

@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { measureCeilings } from './ceilings.js';
 import { measureClient } from './client.js';
 import { measureCoreFormat } from './core-format.js';
+import { measureE2ee } from './e2ee.js';
 import { measureStateRes } from './core-state-res.js';
 import type { Figure } from './harness.js';
 
@@ -15,6 +16,7 @@ const GROUPS: Record<string, () => Promise<Figure[]>> = {
   ceilings: measureCeilings,
   core: async () => [...(await measureCoreFormat()), ...(await measureStateRes())],
   client: measureClient,
+  e2ee: measureE2ee,
 };
 
 function formatValue(value: number): string {
