@@ -2,7 +2,7 @@
 // bin/myelin calls this before every start so a fresh clone (or an edited tree) never runs stale
 // code; `npm ci` calls it through the `prepare` script so the first start is already fast.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -26,9 +26,12 @@ function newestSourceMtime() {
   return newest;
 }
 
+// The stamp holds the newest source time the build started from, not when it finished: a source
+// edited while a build was running is newer than that, so the next start builds again.
 function stampMtime() {
   try {
-    return statSync(stamp).mtimeMs;
+    const started = Number(readFileSync(stamp, 'utf8'));
+    return Number.isFinite(started) ? started : -1;
   } catch {
     return -1;
   }
