@@ -10,6 +10,7 @@ import { measureClient } from './client.js';
 import { measureCoreFormat } from './core-format.js';
 import { measureE2ee } from './e2ee.js';
 import { measureStateRes } from './core-state-res.js';
+import { measureWorkers } from './workers.js';
 import type { Figure } from './harness.js';
 
 const GROUPS: Record<string, () => Promise<Figure[]>> = {
@@ -17,6 +18,7 @@ const GROUPS: Record<string, () => Promise<Figure[]>> = {
   core: async () => [...(await measureCoreFormat()), ...(await measureStateRes())],
   client: measureClient,
   e2ee: measureE2ee,
+  workers: measureWorkers,
 };
 
 function formatValue(value: number): string {

@@ -1,0 +1,446 @@
+// Benchmark group `workers`: the worker deployment of the Workers issue as real processes —
+// `bin/myelin start` supervising main + persister1 + persister2 + generic1 + generic2 + ephemeral
+// (test/workers/fixture.ts `typicalDeployment()`), on a real PostgreSQL (durable) and a real Redis
+// over UNIX sockets — measured from this separate process over keep-alive HTTP on the workers'
+// client sockets.
+//
+// - Send throughput through the two client workers, with two event persisters and with one (the
+//   same cluster without persister2), and their ratio. Rooms are picked so that each persister owns
+//   half of them: one room is always written by one persister, so this measures what a second
+//   persister adds when the load spreads, not the luck of the hash.
+// - Keep-up cost: CPU% of each idle client worker (serving no requests, only following the
+//   replication stream) while the cluster absorbs 40 events/s sent through main. CPU time is read
+//   from /proc/<pid>/stat (utime + stime, all threads) over a fixed window.
+// - Resident memory of each idle worker from /proc/<pid>/status.
+//
+// Accounts are created in the database before the cluster starts (hashing passwords would measure
+// scrypt); rooms, joins and messages go through the cluster. Every figure is sanity-checked against
+// the database: the messages stored (per persister) must be exactly the sends acknowledged.
+//
+// Environment: MYELIN_BENCH_WORKERS_NODE_OPTIONS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof")
+// is given to main and every worker as NODE_OPTIONS, to profile them; MYELIN_BENCH_WORKERS_WINDOW_S
+// sets the keep-up window (default 30 s); MYELIN_BENCH_WORKERS_PARTS ("throughput", "keepup")
+// runs only some parts.
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from 'undici';
+import YAML from 'yaml';
+import { formatSigningKeyFile, generateSigningKey } from '../src/core/signing.js';
+import { AuthHandler } from '../src/handlers/auth.js';
+import { migrate } from '../src/storage/migrations.js';
+import { PostgresDatabase } from '../src/storage/postgres.js';
+import { UsersStore } from '../src/storage/users-store.js';
+import { shardOf } from '../src/workers/placement.js';
+import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
+import { startRedis, type RedisServer } from '../test/harness/redis.js';
+import { GENEROUS_RATE_LIMITS } from '../test/helpers/homeserver.js';
+import { MYELIN_BIN } from '../test/helpers/myelin.js';
+import { typicalDeployment } from '../test/workers/fixture.js';
+import { figure, median, type Figure } from './harness.js';
+
+const GROUP = 'workers';
+const SERVER_NAME = 'matrix.example.com';
+/** The same rooms count for every cluster size, split evenly over the persisters. */
+const ROOMS = 32;
+const SENDERS_PER_ROOM = 2;
+const KEEP_UP_RATE = 40;
+const CORES = availableParallelism();
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+interface Account {
+  userId: string;
+  token: string;
+}
+
+interface ProcessCluster {
+  dir: string;
+  database: string;
+  persisters: string[];
+  main: ChildProcess;
+  /** Process ids by instance name (`main` and every worker). */
+  pids: Map<string, number>;
+  /** A keep-alive pool on an instance's client socket. */
+  pool(name: 'main' | 'generic1' | 'generic2', connections?: number): Pool;
+  stop(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cluster
+
+function healthy(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest({ socketPath, path: '/health', timeout: 2000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
+    req.end();
+  });
+}
+
+/** The children of `pid` that are `myelin worker` processes, by worker name (from `-c workers/NAME.yaml`). */
+function workerChildren(pid: number): Map<string, number> {
+  const found = new Map<string, number>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid !== pid) continue;
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      if (!args.includes('worker')) continue;
+      const file = args.find((a) => /\/workers\/[^/]+\.yaml$/.test(a));
+      if (file) found.set(/\/workers\/([^/]+)\.yaml$/.exec(file)![1]!, Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+
+async function startProcessCluster(pg: PostgresServer, redis: RedisServer, persisterCount: 1 | 2, users: number): Promise<{ cluster: ProcessCluster; accounts: Account[] }> {
+  const database = await pg.createDatabase(`bench_workers_p${persisterCount}`);
+  const persisters = persisterCount === 2 ? ['persister1', 'persister2'] : ['persister1'];
+  const files = typicalDeployment((run) => ({
+    database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, dbname: database, cp_max: 10 } },
+    instance_map: {
+      main: { path: join(run, 'replication.sock') },
+      ...Object.fromEntries(persisters.map((p) => [p, { path: join(run, `${p}-replication.sock`) }])),
+      ephemeral: { path: join(run, 'ephemeral-replication.sock') },
+    },
+    stream_writers: { events: persisters, typing: 'ephemeral', to_device: 'ephemeral', account_data: 'ephemeral', receipts: 'ephemeral' },
+    ...GENEROUS_RATE_LIMITS,
+  }));
+  const { dir, run, configPath } = files;
+  if (persisterCount === 1) rmSync(join(dir, 'workers', 'persister2.yaml'));
+  writeFileSync(join(dir, 'conf.d', 'redis.yaml'), YAML.stringify({ redis: { enabled: true, path: redis.socketPath } }));
+  writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
+
+  // Schema and accounts before the cluster starts: main finds the schema current.
+  const db = new PostgresDatabase({ host: pg.socketDir, user: pg.user, database });
+  const accounts: Account[] = [];
+  try {
+    await migrate(db);
+    const store = new UsersStore(db);
+    const auth = new AuthHandler(store);
+    for (let i = 0; i < users; i++) {
+      const userId = `@user${i}:${SERVER_NAME}`;
+      await store.createUser({ userId, passwordHash: null, displayname: `User ${i}` }, Date.now());
+      accounts.push({ userId, token: (await auth.createSession(userId)).accessToken });
+    }
+  } finally {
+    await db.close();
+  }
+
+  const logFile = join(dir, 'myelin.log');
+  const logFd = openSync(logFile, 'a');
+  const nodeOptions = process.env.MYELIN_BENCH_WORKERS_NODE_OPTIONS;
+  const main = spawn(process.execPath, [MYELIN_BIN, 'start', '-c', configPath], {
+    env: { ...process.env, MYELIN_LOG_LEVEL: process.env.MYELIN_BENCH_WORKERS_LOG_LEVEL ?? 'warn', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  const workerNames = ['generic1', 'generic2', ...persisters, 'ephemeral'];
+  const sockets = [
+    join(run, 'main.sock'),
+    join(run, 'replication.sock'),
+    join(run, 'generic1.sock'),
+    join(run, 'generic2.sock'),
+    ...persisters.map((p) => join(run, `${p}-replication.sock`)),
+    join(run, 'ephemeral-replication.sock'),
+    join(run, 'ephemeral.sock'),
+  ];
+  let pids = new Map<string, number>();
+  const killStragglers = () => {
+    for (const pid of pids.values()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killStragglers);
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    if (main.exitCode !== null) throw new Error(`myelin start exited with ${main.exitCode}:\n${log()}`);
+    if (Date.now() > deadline) throw new Error(`the cluster did not come up within 180 s:\n${log()}`);
+    pids = workerChildren(main.pid!);
+    if (workerNames.every((n) => pids.has(n)) && (await Promise.all(sockets.map(healthy))).every(Boolean)) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  pids.set('main', main.pid!);
+  const pools: Pool[] = [];
+  const cluster: ProcessCluster = {
+    dir,
+    database,
+    persisters,
+    main,
+    pids,
+    pool(name, connections = 64) {
+      const socketPath = join(run, `${name}.sock`);
+      const pool = new Pool('http://localhost', { socketPath, connections, keepAliveTimeout: 60_000 });
+      pools.push(pool);
+      return pool;
+    },
+    async stop() {
+      await Promise.all(pools.map((p) => p.close()));
+      if (main.exitCode === null) {
+        const exited = new Promise((r) => main.once('exit', r));
+        main.kill('SIGTERM');
+        const timer = setTimeout(() => main.kill('SIGKILL'), 60_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      // The supervisor stops its workers; any it left behind are ours to end.
+      killStragglers();
+      process.off('exit', killStragglers);
+    },
+  };
+  return { cluster, accounts };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring processes
+
+/** CPU time (user + system, all threads) of a process, in seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command: state(0) ppid(1) … utime(11) stime(12), i.e. fields 14 and 15 of stat(5).
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+}
+
+/** Resident memory of a process in MB. */
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client traffic
+
+async function call(pool: Pool, method: string, path: string, token: string, body?: unknown): Promise<any> {
+  const res = await pool.request({
+    method: method as 'GET',
+    path,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.body.text();
+  if (res.statusCode >= 400) throw new Error(`${method} ${path} → ${res.statusCode} ${text.slice(0, 300)}`);
+  return text ? JSON.parse(text) : {};
+}
+
+const enc = encodeURIComponent;
+let txn = 0;
+
+function send(pool: Pool, account: Account, roomId: string, body: string): Promise<{ event_id: string }> {
+  return call(pool, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/w${process.pid}-${txn++}`, account.token, { msgtype: 'm.text', body });
+}
+
+interface Room {
+  roomId: string;
+  senders: Account[];
+  persister: string;
+}
+
+/**
+ * ROOMS rooms with SENDERS_PER_ROOM senders each, the same number on every persister: rooms are
+ * created (through a client worker) until each persister owns its share; the extra ones stay unused.
+ */
+async function createRooms(pool: Pool, accounts: Account[], persisters: string[]): Promise<Room[]> {
+  const rooms: Room[] = [];
+  const perPersister = new Map(persisters.map((p) => [p, 0]));
+  let next = 0;
+  let created = 0;
+  const share = ROOMS / persisters.length;
+  while (rooms.length < ROOMS) {
+    if (created++ > ROOMS * 4) throw new Error('room ids do not spread over the persisters');
+    const owner = accounts[next]!;
+    const { room_id: roomId } = (await call(pool, 'POST', '/_matrix/client/v3/createRoom', owner.token, { preset: 'public_chat', name: `bench ${created}` })) as { room_id: string };
+    const persister = shardOf(roomId, persisters);
+    if (perPersister.get(persister)! >= share) continue;
+    perPersister.set(persister, perPersister.get(persister)! + 1);
+    const senders = accounts.slice(next, next + SENDERS_PER_ROOM);
+    next += SENDERS_PER_ROOM;
+    await Promise.all(senders.slice(1).map((m) => call(pool, 'POST', `/_matrix/client/v3/join/${enc(roomId)}`, m.token)));
+    rooms.push({ roomId, senders, persister });
+  }
+  return rooms;
+}
+
+/** Counts acknowledged sends, per persister, for the database check. */
+class Acks {
+  readonly byPersister = new Map<string, number>();
+  add(room: Room): void {
+    this.byPersister.set(room.persister, (this.byPersister.get(room.persister) ?? 0) + 1);
+  }
+  get total(): number {
+    return [...this.byPersister.values()].reduce((a, b) => a + b, 0);
+  }
+}
+
+/**
+ * Every sender sends as fast as it can (closed loop), each through one of the client workers
+ * (alternating, so each room is written through both); messages per second, median of rounds.
+ */
+async function sendThroughput(pools: Pool[], rooms: Room[], acks: Acks, { rounds = 3, seconds = 5 } = {}): Promise<number[]> {
+  const senders = rooms.flatMap((room) => room.senders.map((account) => ({ room, account })));
+  const round = async (ms: number) => {
+    let sent = 0;
+    const until = Date.now() + ms;
+    const start = process.hrtime.bigint();
+    await Promise.all(
+      senders.map(async ({ room, account }, i) => {
+        while (Date.now() < until) {
+          await send(pools[i % pools.length]!, account, room.roomId, `throughput ${sent}`);
+          acks.add(room);
+          sent++;
+        }
+      }),
+    );
+    return sent / (Number(process.hrtime.bigint() - start) / 1e9);
+  };
+  await round(2000); // warm-up: JIT, caches, connections
+  const rates: number[] = [];
+  for (let r = 0; r < rounds; r++) rates.push(await round(seconds * 1000));
+  return rates;
+}
+
+/** Sends `perSecond` messages a second (open loop) through `pool` for `seconds`, over every room and sender. */
+async function sendAtRate(pool: Pool, rooms: Room[], acks: Acks, perSecond: number, seconds: number): Promise<void> {
+  const senders = rooms.flatMap((room) => room.senders.map((account) => ({ room, account })));
+  const inFlight: Promise<void>[] = [];
+  const interval = 1000 / perSecond;
+  const start = performance.now();
+  for (let i = 0; i < perSecond * seconds; i++) {
+    const wait = start + i * interval - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const { room, account } = senders[i % senders.length]!;
+    inFlight.push(send(pool, account, room.roomId, `keep-up ${i}`).then(() => acks.add(room)));
+  }
+  await Promise.all(inFlight);
+}
+
+/** Messages stored per persister (`events.instance_name`). */
+async function storedMessages(pg: PostgresServer, database: string): Promise<Map<string, number>> {
+  const db = new PostgresDatabase({ host: pg.socketDir, user: pg.user, database });
+  try {
+    const rows = await db.all<{ instance_name: string; n: number }>(
+      `SELECT instance_name, COUNT(*) AS n FROM events WHERE type = 'm.room.message' GROUP BY instance_name`,
+    );
+    return new Map(rows.map((r) => [r.instance_name, Number(r.n)]));
+  } finally {
+    await db.close();
+  }
+}
+
+/** Compares the database with the acknowledged sends; the absolute difference (0 when all is well). */
+async function checkStored(pg: PostgresServer, cluster: ProcessCluster, acks: Acks, label: string): Promise<number> {
+  const stored = await storedMessages(pg, cluster.database);
+  const storedTotal = [...stored.values()].reduce((a, b) => a + b, 0);
+  const split = cluster.persisters.map((p) => `${p} ${stored.get(p) ?? 0} stored / ${acks.byPersister.get(p) ?? 0} acknowledged`).join(', ');
+  process.stderr.write(`bench workers (${label}): messages ${storedTotal} stored / ${acks.total} acknowledged (${split})\n`);
+  let difference = Math.abs(storedTotal - acks.total);
+  for (const p of cluster.persisters) difference = Math.max(difference, Math.abs((stored.get(p) ?? 0) - (acks.byPersister.get(p) ?? 0)));
+  return difference;
+}
+
+function enabled(part: 'throughput' | 'keepup'): boolean {
+  const parts = process.env.MYELIN_BENCH_WORKERS_PARTS;
+  return !parts || parts.split(',').includes(part);
+}
+
+const round1 = (n: number) => Math.round(n * 10) / 10;
+const round2 = (n: number) => Math.round(n * 100) / 100;
+
+// ---------------------------------------------------------------------------------------------
+
+export async function measureWorkers(): Promise<Figure[]> {
+  const figures: Figure[] = [];
+  const users = ROOMS * SENDERS_PER_ROOM;
+  const window = Number(process.env.MYELIN_BENCH_WORKERS_WINDOW_S ?? 30);
+  const pg = await startPostgres({ durable: true });
+  const rates = new Map<number, number>();
+  try {
+    for (const persisterCount of [2, 1] as const) {
+      if (persisterCount === 1 && !enabled('throughput')) break;
+      const redis = await startRedis();
+      const { cluster, accounts } = await startProcessCluster(pg, redis, persisterCount, users);
+      const label = `${persisterCount} event persister${persisterCount === 2 ? 's' : ''}`;
+      try {
+        const acks = new Acks();
+        if (persisterCount === 2) {
+          // Idle: started, nothing asked of it yet; a few seconds for start-up work to settle.
+          await new Promise((r) => setTimeout(r, 5000));
+          for (const [name, pid] of cluster.pids) {
+            if (name === 'main') figures.push(figure(GROUP, 'RSS of main, idle', rssMb(pid), 'MB'));
+            else figures.push(figure(GROUP, `RSS of idle worker ${name}`, rssMb(pid), 'MB', { op: '<=', value: 70 }));
+          }
+        }
+        const setup = cluster.pool('generic1', 16);
+        const rooms = await createRooms(setup, accounts, cluster.persisters);
+
+        if (persisterCount === 2 && enabled('keepup')) {
+          // The senders use main; generic1 and generic2 serve nothing and only follow the streams.
+          const viaMain = cluster.pool('main', 16);
+          await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, 5); // warm-up
+          const names = [...cluster.pids.keys()];
+          const before = new Map(names.map((n) => [n, cpuSeconds(cluster.pids.get(n)!)]));
+          const start = process.hrtime.bigint();
+          await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, window);
+          const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+          for (const name of names) {
+            const percent = ((cpuSeconds(cluster.pids.get(name)!) - before.get(name)!) / elapsed) * 100;
+            if (name === 'generic1' || name === 'generic2') {
+              figures.push(figure(GROUP, `CPU of idle client worker ${name} while absorbing ${KEEP_UP_RATE} events/s`, round2(percent), '% of a core', { op: '<=', value: 2 }));
+            } else {
+              figures.push(figure(GROUP, `CPU of ${name} at ${KEEP_UP_RATE} events/s (sent via main)`, round1(percent), '% of a core'));
+            }
+          }
+          for (const name of ['generic1', 'generic2']) {
+            figures.push(figure(GROUP, `RSS of idle worker ${name} after the keep-up run`, rssMb(cluster.pids.get(name)!), 'MB', { op: '<=', value: 70 }));
+          }
+        }
+
+        if (enabled('throughput')) {
+          const pools = [cluster.pool('generic1'), cluster.pool('generic2')];
+          const roundRates = await sendThroughput(pools, rooms, acks);
+          process.stderr.write(`bench workers (${label}): send rounds ${roundRates.map((r) => Math.round(r)).join(', ')} messages/s\n`);
+          const rate = median(roundRates);
+          rates.set(persisterCount, rate);
+          figures.push(
+            figure(GROUP, `send throughput, ${label}, ${rooms.length} rooms × ${SENDERS_PER_ROOM} senders via generic1+generic2`, Math.round(rate), 'messages/s'),
+          );
+        }
+        const difference = await checkStored(pg, cluster, acks, label);
+        figures.push(figure(GROUP, `messages stored ≠ acknowledged, ${label} (${acks.total} sent)`, difference, 'messages', { op: '<=', value: 0 }));
+      } finally {
+        await cluster.stop();
+        await redis.destroy();
+      }
+    }
+    if (rates.has(1) && rates.has(2)) {
+      figures.push(
+        figure(GROUP, `send throughput ratio, 2 vs 1 event persisters (target assumes ≥ 2 free cores; this machine has ${CORES} in all)`, round2(rates.get(2)! / rates.get(1)!), '×', {
+          op: '>=',
+          value: 1.7,
+        }),
+      );
+    }
+  } finally {
+    await pg.stop();
+  }
+  return figures;
+}
