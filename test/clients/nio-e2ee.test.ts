@@ -129,6 +129,7 @@ describe('matrix-nio (olm) and matrix-js-sdk (rust crypto) chat in an encrypted 
   let nioDevice: string;
   let nioKeys: { curve25519: string; ed25519: string };
   let roomId: string;
+  const extraClients: MatrixClient[] = [];
 
   before(async () => {
     server = await startServerProcess();
@@ -155,6 +156,7 @@ describe('matrix-nio (olm) and matrix-js-sdk (rust crypto) chat in an encrypted 
 
   after(async () => {
     js?.stopClient();
+    for (const client of extraClients) client.stopClient();
     await nio?.quit();
     await server?.stop();
     // With MYELIN_TEST_LOG_LEVEL=debug (and NIO_DEBUG=1 for nio's side) a failure can be traced.
@@ -230,5 +232,37 @@ describe('matrix-nio (olm) and matrix-js-sdk (rust crypto) chat in an encrypted 
     await js.sendMessage(roomId, { msgtype: MsgType.Text, body: 'js again' });
     const second = await nio.command('receive', { room_id: roomId, sender: jsUser, body: 'js again' }, 'received');
     assert.equal(second.decrypted, true);
+  });
+
+  test('a js-sdk device that logs in later: nio learns of it from device_lists in /sync, and olm sessions start from either side', async () => {
+    const login = await createClient({ baseUrl: server.baseUrl }).loginRequest({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: 'jsuser' },
+      password: 'pw-jsuser-secret',
+    });
+    const js2 = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: login.access_token, deviceId: login.device_id });
+    extraClients.push(js2);
+    await js2.initRustCrypto({ useIndexedDB: false });
+    await js2.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
+    await eventually(() => js2.getRoom(roomId)?.getMyMembership() === 'join', 'the new js-sdk device to see the room');
+
+    // nio only syncs here: the new device must reach it as device_lists.changed.
+    const own = await js2.getCrypto()!.getOwnDeviceKeys();
+    const seen = await nio.command('devices', { user_id: jsUser, device_id: login.device_id, via_sync: true }, 'devices');
+    assert.equal(seen.curve25519, own.curve25519);
+
+    // The new device has no olm session with nio: it claims one of nio's one-time keys and nio
+    // opens the session from the pre-key message that carries the room key.
+    const fromNew = 'from the new js-sdk device';
+    await js2.sendMessage(roomId, { msgtype: MsgType.Text, body: fromNew });
+    const received = await nio.command('receive', { room_id: roomId, sender: jsUser, body: fromNew }, 'received');
+    assert.equal(received.decrypted, true);
+
+    // nio shares a new room key with both js-sdk devices, and both read its message.
+    const toBoth = 'nio to both js-sdk devices';
+    const sent = await nio.command('send', { room_id: roomId, body: toBoth }, 'sent');
+    for (const client of [js, js2]) {
+      await eventually(() => decrypted(client, roomId).find((e) => e.getId() === sent.event_id && e.getContent().body === toBoth), `${client.getDeviceId()} to decrypt nio's message`);
+    }
   });
 });

@@ -10,7 +10,9 @@ to stderr. An unexpected failure is answered with {"event": "error", "message": 
 Commands:
     join    {room_id, peer}            wait for the invite, join, wait until the room is known
                                        as encrypted with the peer joined
-    devices {user_id, device_id}       query keys until the peer's device is known
+    devices {user_id, device_id, via_sync?}
+                                       query keys until the peer's device is known (via_sync:
+                                       only sync, nio learns of it from device_lists)
     send    {room_id, body}            send an encrypted m.text (sharing a megolm session with the
                                        room's devices first; they are not verified, hence
                                        ignore_unverified_devices)
@@ -145,7 +147,10 @@ class Nio:
         room = self.client.rooms[room_id]
         emit("joined", room_id=room_id, encrypted=room.encrypted, members=sorted(room.users.keys()))
 
-    async def devices(self, user_id, device_id):
+    async def devices(self, user_id, device_id, via_sync=False):
+        """Waits until nio knows the device. With via_sync, nio only syncs: it must learn of the
+        device from device_lists.changed in /sync (then nio queries the user's keys itself)."""
+
         def find():
             for device in self.client.device_store.active_user_devices(user_id):
                 if device.id == device_id:
@@ -156,12 +161,12 @@ class Nio:
         while find() is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {user_id}'s device {device_id}")
-            # The peer is a member of a shared encrypted room: nio tracks it. Ask anyway, in case
-            # the device list change has not reached a sync yet.
-            self.client.olm.users_for_key_query.add(user_id)
-            await self.query_keys()
-            if find() is None:
-                await self.sync_once()
+            if not via_sync:
+                self.client.olm.users_for_key_query.add(user_id)
+                await self.query_keys()
+                if find() is not None:
+                    break
+            await self.sync_once()
         device = find()
         emit("devices", user_id=user_id, device_id=device.id, curve25519=device.curve25519, ed25519=device.ed25519)
 
