@@ -9,6 +9,7 @@ import type { Database } from '../storage/database.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
 import type { UsersStore } from '../storage/users-store.js';
+import type { PositionsFor } from '../streams/id-generator.js';
 import type { Notifier } from '../streams/notifier.js';
 import type { Logger } from '../util/log.js';
 import type { AuthHandler } from './auth.js';
@@ -46,4 +47,6 @@ export interface CoreDeps {
   readonly auth: AuthHandler;
   /** The events writer for a room (one writer per room; in a single process, always the same). */
   readonly eventsWriter: EventsWriterApi;
+  /** Position allocators for the streams that may have several writers. */
+  readonly positions: PositionsFor;
 }

@@ -56,6 +56,16 @@ export class StreamIdGenerator {
   }
 }
 
+/** The streams that may have several writers (`stream_writers` lists more than one instance). */
+export type MultiWriterStream = 'events' | 'receipts' | 'device_lists';
+
+/**
+ * Builds a writer's position allocator for a stream whose highest stored position is
+ * `highestStored`: counting in memory when the stream has one writer, from a shared database
+ * sequence when it has several.
+ */
+export type PositionsFor = (stream: MultiWriterStream, highestStored: number) => Promise<PositionAllocator>;
+
 /** What a stream writer allocates positions from. */
 export interface PositionAllocator {
   /** The position every reader may rely on for this writer's rows. */

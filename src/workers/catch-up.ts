@@ -81,8 +81,11 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
           return rows.map((r) => ({ stream: 'push_rules', userId: r.user_id }));
         }
         case 'device_lists': {
-          const rows = await db.all<{ user_id: string }>(rangeQuery('device_lists', 'DISTINCT user_id'), [from, to]);
-          return Promise.all(rows.map(async (r) => ({ stream: 'device_lists' as const, userId: r.user_id, roomIds: await joinedRooms(r.user_id) })));
+          // One row per device changed: one update per user is enough (PostgreSQL refuses DISTINCT
+          // together with ORDER BY a column not selected, so deduplicate here).
+          const rows = await db.all<{ user_id: string }>(rangeQuery('device_lists', 'user_id'), [from, to]);
+          const users = [...new Set(rows.map((r) => r.user_id))];
+          return Promise.all(users.map(async (userId) => ({ stream: 'device_lists' as const, userId, roomIds: await joinedRooms(userId) })));
         }
       }
     },

@@ -23,14 +23,14 @@ import type { Database } from '../storage/database.js';
 import { EventsStore } from '../storage/events-store.js';
 import { RoomStateStore } from '../storage/room-state-store.js';
 import { UsersStore } from '../storage/users-store.js';
-import { SequenceIdGenerator, StreamIdGenerator, type PositionAllocator } from '../streams/id-generator.js';
+import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
 import { Notifier } from '../streams/notifier.js';
 import type { StreamPositionTracker } from '../streams/positions.js';
 import type { JsonValue } from '../core/json.js';
 import type { RpcClient, RpcServer } from '../replication/rpc.js';
 import { serveWriter } from '../replication/rpc-proxy.js';
 import { singleProcessPlacement, type WriterPlacement } from './placement.js';
-import { ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
+import { DEVICE_LISTS_WRITER_METHODS, deviceListsPlacement, ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
 import { componentLogger, type Logger } from '../util/log.js';
 
 export interface ProcessServices {
@@ -71,6 +71,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   const bus = cluster?.bus ?? new InMemoryBus();
   const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
   const eventCache = new EventCache(stores.events);
+  const positions: PositionsFor = (stream, highestStored) => streamPositions(db, placement, stream, highestStored);
   const notifier = new Notifier(bus, { instanceName, ...(cluster ? { tracker: cluster.tracker } : {}) });
 
   let localEvents: EventsWriter | undefined;
@@ -80,7 +81,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
       events: stores.events,
       roomState: stores.roomState,
       eventCache,
-      ids: await eventPositions(db, placement),
+      ids: await positions('events', await stores.events.maxStreamOrdering()),
       bus,
       instanceName,
       serverName: config.server_name,
@@ -111,10 +112,11 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
     auth: new AuthHandler(stores.users, now),
     eventsWriter,
+    positions,
   };
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
-  const e2ee = await createE2eeServices(core, { devices: accounts.devices });
+  const e2ee = await createE2eeServices(core, { devices: accounts.devices, placement: deviceListsPlacement(placement) });
   const reads = await createRoomReadServices(core);
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
@@ -125,6 +127,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     // Serve the writers this process runs to the others.
     services.rpcServer = cluster.rpcServer;
     if (localEvents) serveWriter<EventsWriterApi>(cluster.rpcServer, 'events', localEvents, EVENTS_WRITER_METHODS);
+    if (placement.writesHere('device_lists')) serveWriter(cluster.rpcServer, 'device_lists', services.deviceListsWriter, DEVICE_LISTS_WRITER_METHODS);
     for (const name of Object.keys(EPHEMERAL_WRITER_METHODS) as Array<keyof typeof EPHEMERAL_WRITER_METHODS>) {
       if (!writesEphemeral(placement, name)) continue;
       serveWriter(cluster.rpcServer, name, services.ephemeralWriters[name], EPHEMERAL_WRITER_METHODS[name] as never);
@@ -153,14 +156,15 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
  * Where this process's events positions come from: with one events writer, a counter from the
  * highest stored position; with several (PostgreSQL), the shared `events_stream_seq` sequence.
  */
-async function eventPositions(db: Database, placement: WriterPlacement): Promise<PositionAllocator> {
-  const max = await new EventsStore(db).maxStreamOrdering();
-  if (placement.writersOf('events').length === 1) return new StreamIdGenerator(max);
-  if (db.dialect !== 'postgres') throw new Error('several events writers need PostgreSQL');
+/** A stream writer's positions: in memory for the only writer, a PostgreSQL sequence for several. */
+async function streamPositions(db: Database, placement: WriterPlacement, stream: MultiWriterStream, highestStored: number): Promise<PositionAllocator> {
+  if (placement.writersOf(stream).length === 1) return new StreamIdGenerator(highestStored);
+  if (db.dialect !== 'postgres') throw new Error(`several ${stream} writers need PostgreSQL`);
+  const sequence = `${stream}_stream_seq`;
   // Never hand out a position at or below one already used (e.g. rows written before the switch).
   const row = await db.get<{ v: number }>(
-    "SELECT setval('events_stream_seq', GREATEST((SELECT last_value FROM events_stream_seq), ?)) AS v",
-    [Math.max(1, max)],
+    `SELECT setval('${sequence}', GREATEST((SELECT last_value FROM ${sequence}), ?)) AS v`,
+    [Math.max(1, highestStored)],
   );
-  return new SequenceIdGenerator(async () => Number((await db.get<{ v: number }>("SELECT nextval('events_stream_seq') AS v"))!.v), Number(row!.v));
+  return new SequenceIdGenerator(async () => Number((await db.get<{ v: number }>(`SELECT nextval('${sequence}') AS v`))!.v), Number(row!.v));
 }

@@ -6,12 +6,16 @@ import { getRoomVersion } from '../core/room-versions.js';
 import { Errors } from '../errors.js';
 import type { EphemeralPlacement, EphemeralWriters } from '../handlers/ephemeral/index.js';
 import { EPHEMERAL_WRITER_METHODS } from '../handlers/ephemeral/index.js';
+import type { DeviceListsPlacement } from '../handlers/e2ee/index.js';
+import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
 import type { CreateRoomPlan, EventDraft, EventsWriterApi, PersistedEvent, SendOptions } from '../handlers/events-writer.js';
 import type { ReceiptsWriterApi } from '../handlers/ephemeral/receipts.js';
 import type { StreamName } from '../streams/streams.js';
 import { writerRouter, type WriterPlacement } from './placement.js';
 
 export const EVENTS_WRITER_METHODS = ['sendEvent', 'createRoom'] as const satisfies readonly (keyof EventsWriterApi)[];
+
+export const DEVICE_LISTS_WRITER_METHODS = ['uploadKeys', 'uploadSigningKeys', 'uploadSignatures', 'devicesDeleted'] as const satisfies readonly (keyof DeviceListsWriterApi)[];
 
 const EPHEMERAL_STREAMS: Record<keyof EphemeralWriters, StreamName> = {
   typing: 'typing',
@@ -63,4 +67,23 @@ export function ephemeralPlacement(placement: WriterPlacement): EphemeralPlaceme
 /** Whether this process writes the stream behind an ephemeral writer (so serves it to others). */
 export function writesEphemeral(placement: WriterPlacement, name: keyof EphemeralWriters): boolean {
   return placement.writesHere(EPHEMERAL_STREAMS[name]);
+}
+
+/**
+ * The device_lists writer: local where this process writes the stream, a proxy elsewhere. With
+ * several writers each owns the users that hash to it, so one user's keys are always written by
+ * one process, in order (every method names the user first).
+ */
+export function deviceListsPlacement(placement: WriterPlacement): DeviceListsPlacement {
+  return async (buildLocal) => {
+    const local = placement.writesHere('device_lists') ? await buildLocal() : undefined;
+    const route = writerRouter<DeviceListsWriterApi>(placement, 'device_lists', 'device_lists', DEVICE_LISTS_WRITER_METHODS, local);
+    if (placement.writersOf('device_lists').length === 1) return route();
+    return {
+      uploadKeys: (userId, ...rest) => route(userId).uploadKeys(userId, ...rest),
+      uploadSigningKeys: (userId, ...rest) => route(userId).uploadSigningKeys(userId, ...rest),
+      uploadSignatures: (userId, ...rest) => route(userId).uploadSignatures(userId, ...rest),
+      devicesDeleted: (userId, ...rest) => route(userId).devicesDeleted(userId, ...rest),
+    };
+  };
 }

@@ -4,6 +4,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
+import { deviceKeysOf } from '../helpers/e2ee-keys.js';
+import { shardOf } from '../../src/workers/placement.js';
 
 const enc = encodeURIComponent;
 
@@ -147,6 +149,100 @@ describe('worker deployment: stream writers on a worker', () => {
       const synced = await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync?filter=' + enc(JSON.stringify({ room: { timeline: { limit: 1 } } })), { token: carol.access_token });
       assert.equal(synced.json.rooms.join[roomId].timeline.events.at(-1).content.body, `ryw ${i}`);
     }
+  });
+});
+
+describe('worker deployment: two device_lists writers and two receipts writers', () => {
+  let cluster: TestCluster;
+  const writers = ['keys1', 'keys2'];
+  before(async () => {
+    cluster = await startTestCluster({
+      workers: ['client1', 'client2', ...writers],
+      streamWriters: { device_lists: writers, receipts: writers },
+    });
+  });
+  after(() => cluster?.stop());
+
+  async function register(instance: string, username: string) {
+    const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
+      body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' }, device_id: `${username.toUpperCase()}DEV` },
+    });
+    assert.equal(res.status, 200, res.text);
+    return res.json as { user_id: string; access_token: string; device_id: string };
+  }
+
+  test('device keys uploaded through one worker, by users of both writers, reach a sync and a query on another', async () => {
+    const alice = await register('client2', 'alice');
+    const roomId: string = (await cluster.instance('client2').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
+    const others = [];
+    for (let i = 0; i < 8; i++) {
+      const user = await register(i % 2 ? 'client1' : 'client2', `user${i}`);
+      assert.equal((await cluster.instance('client1').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: user.access_token })).status, 200);
+      others.push(user);
+    }
+    // The users hash to both writers, so both allocate positions.
+    assert.deepEqual(new Set(others.map((u) => shardOf(u.user_id, writers))), new Set(writers));
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json.next_batch;
+
+    await Promise.all(
+      others.map(async (user) => {
+        const upload = await cluster.instance('client1').call('POST', '/_matrix/client/v3/keys/upload', {
+          token: user.access_token,
+          body: { device_keys: deviceKeysOf({ userId: user.user_id, deviceId: user.device_id }) },
+        });
+        assert.equal(upload.status, 200, upload.text);
+      }),
+    );
+
+    const changed = new Set<string>();
+    let position = since;
+    const deadline = Date.now() + 20_000;
+    while (changed.size < others.length && Date.now() < deadline) {
+      const res = await cluster.instance('client2').call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: alice.access_token });
+      assert.equal(res.status, 200, res.text);
+      position = res.json.next_batch;
+      for (const userId of res.json.device_lists?.changed ?? []) changed.add(userId);
+    }
+    assert.deepEqual([...changed].sort(), others.map((u) => u.user_id).sort());
+
+    const fromTo = await cluster.instance('client1').call('GET', `/_matrix/client/v3/keys/changes?from=${enc(since)}&to=${enc(position)}`, { token: alice.access_token });
+    assert.deepEqual([...fromTo.json.changed].sort(), others.map((u) => u.user_id).sort());
+    const query = await cluster.instance('client2').call('POST', '/_matrix/client/v3/keys/query', {
+      token: alice.access_token,
+      body: { device_keys: Object.fromEntries(others.map((u) => [u.user_id, []])) },
+    });
+    assert.equal(query.status, 200, query.text);
+    for (const user of others) assert.ok(query.json.device_keys[user.user_id][user.device_id], user.user_id);
+  });
+
+  test('receipts in rooms of both receipts writers reach a sync on another worker', async () => {
+    const bob = await register('client1', 'bob');
+    const carol = await register('client2', 'carol');
+    const rooms: string[] = [];
+    for (let i = 0; rooms.length < 6 && i < 40; i++) {
+      const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: bob.access_token, body: { preset: 'public_chat' } })).json.room_id;
+      assert.equal((await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: carol.access_token })).status, 200);
+      rooms.push(roomId);
+    }
+    assert.deepEqual(new Set(rooms.map((r) => shardOf(r, writers))), new Set(writers));
+    let position: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json.next_batch;
+    await Promise.all(
+      rooms.map(async (roomId, i) => {
+        const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/rr${i}`, { token: bob.access_token, body: { msgtype: 'm.text', body: 'read me' } });
+        const receipt = await cluster.instance('client1').call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(sent.json.event_id)}`, { token: bob.access_token, body: {} });
+        assert.equal(receipt.status, 200, receipt.text);
+      }),
+    );
+    const seen = new Set<string>();
+    const deadline = Date.now() + 20_000;
+    while (seen.size < rooms.length && Date.now() < deadline) {
+      const res = await cluster.instance('client2').call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: carol.access_token });
+      position = res.json.next_batch;
+      for (const [roomId, room] of Object.entries<any>(res.json.rooms?.join ?? {})) {
+        if (room.ephemeral?.events?.some((e: any) => e.type === 'm.receipt' && JSON.stringify(e.content).includes(bob.user_id))) seen.add(roomId);
+      }
+    }
+    assert.deepEqual([...seen].sort(), [...rooms].sort());
   });
 });
 

@@ -17,7 +17,7 @@ import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import type { Database } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import type { RoomStateStore } from '../../storage/room-state-store.js';
-import { StreamIdGenerator } from '../../streams/id-generator.js';
+import type { PositionsFor } from '../../streams/id-generator.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { StreamPositions } from '../../streams/streams.js';
@@ -56,6 +56,7 @@ export interface DeviceListsWriterDeps {
   bus: ReplicationBus;
   instanceName: string;
   now: () => number;
+  positions: PositionsFor;
 }
 
 /** The one-time key algorithm clients always get a count for, even when none are left (as Synapse). */
@@ -75,7 +76,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   ) {}
 
   static async create(deps: DeviceListsWriterDeps): Promise<DeviceListsWriter> {
-    const ids = new StreamIdGenerator(await deps.keys.maxStreamId());
+    const ids = await deps.positions('device_lists', await deps.keys.maxStreamId());
     return new DeviceListsWriter(deps, new StreamPublisher('device_lists', ids, deps.bus, deps.instanceName));
   }
 

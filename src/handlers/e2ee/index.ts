@@ -34,21 +34,36 @@ export interface E2eeServices {
   closeE2ee(): Promise<void>;
 }
 
-export async function createE2eeServices(core: CoreDeps, deps: { devices: DeviceHandler }): Promise<E2eeServices> {
+/**
+ * Where the device_lists writer lives: here (build it with `local`) or in other processes (worker
+ * mode; with several writers, each writes the users that hash to it).
+ */
+export type DeviceListsPlacement = (local: () => Promise<DeviceListsWriter>) => Promise<DeviceListsWriterApi>;
+
+const writeHere: DeviceListsPlacement = (local) => local();
+
+export async function createE2eeServices(
+  core: CoreDeps,
+  deps: { devices: DeviceHandler; placement?: DeviceListsPlacement },
+): Promise<E2eeServices> {
   const { db, bus, instanceName, now, notifier } = core;
   const log = componentLogger(core.log, 'e2ee');
   const stores = { keys: new DeviceKeysStore(db), crossSigning: new CrossSigningStore(db), backups: new KeyBackupStore(db) };
-  const writer = await DeviceListsWriter.create({
-    db,
-    keys: stores.keys,
-    crossSigning: stores.crossSigning,
-    memberships: core.memberships,
-    bus,
-    instanceName,
-    now,
+  const writer = await (deps.placement ?? writeHere)(async () => {
+    const local = await DeviceListsWriter.create({
+      db,
+      keys: stores.keys,
+      crossSigning: stores.crossSigning,
+      memberships: core.memberships,
+      bus,
+      instanceName,
+      now,
+      positions: core.positions,
+    });
+    // Syncs compare tokens against the notifier's positions: start it where the stream stands.
+    notifier.advance('device_lists', local.currentPosition);
+    return local;
   });
-  // Syncs compare tokens against the notifier's positions: start it where the stream stands.
-  notifier.advance('device_lists', writer.currentPosition);
 
   const changes = new DeviceListChanges({
     keys: stores.keys,

@@ -97,7 +97,7 @@ export async function createEphemeralServices(
     local.closers!.push(() => writer.close());
     return writer;
   });
-  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ db, store: stores.receipts, bus, instanceName }));
+  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ db, store: stores.receipts, bus, instanceName, positions: core.positions }));
   const accountDataWriter = await placement.writer('accountData', async () => AccountDataWriter.create({ db, store: stores.accountData, eventCache, bus, instanceName }));
   const presenceWriter = await placement.writer('presence', async () => {
     const writer = await PresenceWriter.create({ db, store: stores.presence, roomState, bus, instanceName, now, log });

@@ -8,7 +8,7 @@ import { Errors, MatrixError } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
 import type { Database } from '../../storage/database.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
-import { StreamIdGenerator } from '../../streams/id-generator.js';
+import type { PositionsFor } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from '../event-cache.js';
 import type { RoomStateReader } from '../room-state.js';
@@ -48,8 +48,8 @@ export class ReceiptsWriter implements ReceiptsWriterApi {
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { db: Database; store: ReceiptsStore; bus: ReplicationBus; instanceName: string }): Promise<ReceiptsWriter> {
-    const ids = new StreamIdGenerator(await deps.store.maxStreamId());
+  static async create(deps: { db: Database; store: ReceiptsStore; bus: ReplicationBus; instanceName: string; positions: PositionsFor }): Promise<ReceiptsWriter> {
+    const ids = await deps.positions('receipts', await deps.store.maxStreamId());
     return new ReceiptsWriter(deps.db, deps.store, new StreamPublisher('receipts', ids, deps.bus, deps.instanceName));
   }
 

@@ -8,5 +8,6 @@ import { eventsSequence } from './0003-events-sequence.js';
 import { accounts } from './0010-accounts.js';
 import { ephemeral } from './0020-ephemeral.js';
 import { e2ee } from './0040-e2ee.js';
+import { streamSequences } from './0041-stream-sequences.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee];
+export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee, streamSequences];
