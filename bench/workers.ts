@@ -1,8 +1,8 @@
 // Benchmark group `workers`: the worker deployment of the Workers issue as real processes —
-// `bin/myelin start` supervising main + persister1 + persister2 + generic1 + generic2 + ephemeral
-// (test/workers/fixture.ts `typicalDeployment()`), on a real PostgreSQL (durable) and a real Redis
-// over UNIX sockets — measured from this separate process over keep-alive HTTP on the workers'
-// client sockets.
+// one `bin/myelin start` supervising persister1 + persister2 + generic1 + generic2 + ephemeral
+// (test/helpers/process-cluster.ts, the layout of test/workers/fixture.ts `typicalDeployment()`),
+// on a real, durable PostgreSQL and a real Redis over UNIX sockets — measured from this separate
+// process over keep-alive HTTP on the processes' client sockets.
 //
 // - Send throughput through the two client workers, with two event persisters and with one (the
 //   same cluster without persister2), and their ratio. Rooms are picked so that each persister owns
@@ -13,7 +13,7 @@
 //   from /proc/<pid>/stat (utime + stime, all threads) over a fixed window.
 // - Resident memory of each idle worker from /proc/<pid>/status.
 //
-// Accounts are created in the database before the cluster starts (hashing passwords would measure
+// Accounts and access tokens are written to the database directly (hashing passwords would measure
 // scrypt); rooms, joins and messages go through the cluster. Every figure is sanity-checked against
 // the database: the messages stored (per persister) must be exactly the sends acknowledged.
 //
@@ -22,24 +22,16 @@
 // sets the keep-up window (default 30 s); MYELIN_BENCH_WORKERS_PARTS ("throughput", "keepup")
 // runs only some parts.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
 import { Pool } from 'undici';
-import YAML from 'yaml';
-import { formatSigningKeyFile, generateSigningKey } from '../src/core/signing.js';
 import { AuthHandler } from '../src/handlers/auth.js';
-import { migrate } from '../src/storage/migrations.js';
 import { PostgresDatabase } from '../src/storage/postgres.js';
 import { UsersStore } from '../src/storage/users-store.js';
 import { shardOf } from '../src/workers/placement.js';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
-import { startRedis, type RedisServer } from '../test/harness/redis.js';
-import { GENEROUS_RATE_LIMITS } from '../test/helpers/homeserver.js';
-import { MYELIN_BIN } from '../test/helpers/myelin.js';
-import { typicalDeployment } from '../test/workers/fixture.js';
+import { startProcessCluster, type ProcessCluster } from '../test/helpers/process-cluster.js';
 import { figure, median, type Figure } from './harness.js';
 
 const GROUP = 'workers';
@@ -56,11 +48,9 @@ interface Account {
   token: string;
 }
 
-interface ProcessCluster {
-  dir: string;
-  database: string;
+interface BenchCluster {
+  cluster: ProcessCluster;
   persisters: string[];
-  main: ChildProcess;
   /** Process ids by instance name (`main` and every worker). */
   pids: Map<string, number>;
   /** A keep-alive pool on an instance's client socket. */
@@ -71,64 +61,24 @@ interface ProcessCluster {
 // ---------------------------------------------------------------------------------------------
 // The cluster
 
-function healthy(socketPath: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ socketPath, path: '/health', timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => {
-      req.destroy();
-      resolve(false);
-    });
-    req.end();
+/**
+ * test/helpers/process-cluster.ts's deployment (one `myelin start` supervising the workers) with
+ * 1 or 2 persisters, on the given (durable) PostgreSQL, and `users` accounts with access tokens,
+ * written to the database directly.
+ */
+async function startBenchCluster(pg: PostgresServer, persisterCount: 1 | 2, users: number): Promise<{ bench: BenchCluster; accounts: Account[] }> {
+  const nodeOptions = process.env.MYELIN_BENCH_WORKERS_NODE_OPTIONS;
+  const cluster = await startProcessCluster({
+    serverName: SERVER_NAME,
+    persisters: persisterCount,
+    postgres: pg,
+    // The guide's log lines (and the supervisor's status lines with the pids) are at info.
+    logLevel: 'info',
+    ...(nodeOptions ? { env: { NODE_OPTIONS: nodeOptions } } : {}),
   });
-}
-
-/** The children of `pid` that are `myelin worker` processes, by worker name (from `-c workers/NAME.yaml`). */
-function workerChildren(pid: number): Map<string, number> {
-  const found = new Map<string, number>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid !== pid) continue;
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!args.includes('worker')) continue;
-      const file = args.find((a) => /\/workers\/[^/]+\.yaml$/.test(a));
-      if (file) found.set(/\/workers\/([^/]+)\.yaml$/.exec(file)![1]!, Number(entry));
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return found;
-}
-
-async function startProcessCluster(pg: PostgresServer, redis: RedisServer, persisterCount: 1 | 2, users: number): Promise<{ cluster: ProcessCluster; accounts: Account[] }> {
-  const database = await pg.createDatabase(`bench_workers_p${persisterCount}`);
-  const persisters = persisterCount === 2 ? ['persister1', 'persister2'] : ['persister1'];
-  const files = typicalDeployment((run) => ({
-    database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, dbname: database, cp_max: 10 } },
-    instance_map: {
-      main: { path: join(run, 'replication.sock') },
-      ...Object.fromEntries(persisters.map((p) => [p, { path: join(run, `${p}-replication.sock`) }])),
-      ephemeral: { path: join(run, 'ephemeral-replication.sock') },
-    },
-    stream_writers: { events: persisters, typing: 'ephemeral', to_device: 'ephemeral', account_data: 'ephemeral', receipts: 'ephemeral' },
-    ...GENEROUS_RATE_LIMITS,
-  }));
-  const { dir, run, configPath } = files;
-  if (persisterCount === 1) rmSync(join(dir, 'workers', 'persister2.yaml'));
-  writeFileSync(join(dir, 'conf.d', 'redis.yaml'), YAML.stringify({ redis: { enabled: true, path: redis.socketPath } }));
-  writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
-
-  // Schema and accounts before the cluster starts: main finds the schema current.
-  const db = new PostgresDatabase({ host: pg.socketDir, user: pg.user, database });
   const accounts: Account[] = [];
+  const db = new PostgresDatabase({ host: pg.socketDir, user: pg.user, database: cluster.database });
   try {
-    await migrate(db);
     const store = new UsersStore(db);
     const auth = new AuthHandler(store);
     for (let i = 0; i < users; i++) {
@@ -139,74 +89,24 @@ async function startProcessCluster(pg: PostgresServer, redis: RedisServer, persi
   } finally {
     await db.close();
   }
-
-  const logFile = join(dir, 'myelin.log');
-  const logFd = openSync(logFile, 'a');
-  const nodeOptions = process.env.MYELIN_BENCH_WORKERS_NODE_OPTIONS;
-  const main = spawn(process.execPath, [MYELIN_BIN, 'start', '-c', configPath], {
-    env: { ...process.env, MYELIN_LOG_LEVEL: process.env.MYELIN_BENCH_WORKERS_LOG_LEVEL ?? 'warn', ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}) },
-    stdio: ['ignore', logFd, logFd],
-  });
-  closeSync(logFd);
-  const log = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
-  const workerNames = ['generic1', 'generic2', ...persisters, 'ephemeral'];
-  const sockets = [
-    join(run, 'main.sock'),
-    join(run, 'replication.sock'),
-    join(run, 'generic1.sock'),
-    join(run, 'generic2.sock'),
-    ...persisters.map((p) => join(run, `${p}-replication.sock`)),
-    join(run, 'ephemeral-replication.sock'),
-    join(run, 'ephemeral.sock'),
-  ];
-  let pids = new Map<string, number>();
-  const killStragglers = () => {
-    for (const pid of pids.values()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  };
-  process.once('exit', killStragglers);
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    if (main.exitCode !== null) throw new Error(`myelin start exited with ${main.exitCode}:\n${log()}`);
-    if (Date.now() > deadline) throw new Error(`the cluster did not come up within 180 s:\n${log()}`);
-    pids = workerChildren(main.pid!);
-    if (workerNames.every((n) => pids.has(n)) && (await Promise.all(sockets.map(healthy))).every(Boolean)) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  pids.set('main', main.pid!);
+  const pids = new Map<string, number>([['main', cluster.supervisor.child.pid!]]);
+  for (const worker of cluster.workers) pids.set(worker, cluster.pidOf(worker));
   const pools: Pool[] = [];
-  const cluster: ProcessCluster = {
-    dir,
-    database,
-    persisters,
-    main,
+  const bench: BenchCluster = {
+    cluster,
+    persisters: cluster.workers.filter((w) => w.startsWith('persister')),
     pids,
     pool(name, connections = 64) {
-      const socketPath = join(run, `${name}.sock`);
-      const pool = new Pool('http://localhost', { socketPath, connections, keepAliveTimeout: 60_000 });
+      const pool = new Pool('http://localhost', { socketPath: cluster.clientSocket(name), connections, keepAliveTimeout: 60_000 });
       pools.push(pool);
       return pool;
     },
     async stop() {
       await Promise.all(pools.map((p) => p.close()));
-      if (main.exitCode === null) {
-        const exited = new Promise((r) => main.once('exit', r));
-        main.kill('SIGTERM');
-        const timer = setTimeout(() => main.kill('SIGKILL'), 60_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      // The supervisor stops its workers; any it left behind are ours to end.
-      killStragglers();
-      process.off('exit', killStragglers);
+      await cluster.stop();
     },
   };
-  return { cluster, accounts };
+  return { bench, accounts };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -334,26 +234,21 @@ async function sendAtRate(pool: Pool, rooms: Room[], acks: Acks, perSecond: numb
 }
 
 /** Messages stored per persister (`events.instance_name`). */
-async function storedMessages(pg: PostgresServer, database: string): Promise<Map<string, number>> {
-  const db = new PostgresDatabase({ host: pg.socketDir, user: pg.user, database });
-  try {
-    const rows = await db.all<{ instance_name: string; n: number }>(
-      `SELECT instance_name, COUNT(*) AS n FROM events WHERE type = 'm.room.message' GROUP BY instance_name`,
-    );
-    return new Map(rows.map((r) => [r.instance_name, Number(r.n)]));
-  } finally {
-    await db.close();
-  }
+async function storedMessages(cluster: ProcessCluster): Promise<Map<string, number>> {
+  const rows = await cluster.query<{ instance_name: string; n: string }>(
+    `SELECT instance_name, COUNT(*) AS n FROM events WHERE type = 'm.room.message' GROUP BY instance_name`,
+  );
+  return new Map(rows.map((r) => [r.instance_name, Number(r.n)]));
 }
 
 /** Compares the database with the acknowledged sends; the absolute difference (0 when all is well). */
-async function checkStored(pg: PostgresServer, cluster: ProcessCluster, acks: Acks, label: string): Promise<number> {
-  const stored = await storedMessages(pg, cluster.database);
+async function checkStored(bench: BenchCluster, acks: Acks, label: string): Promise<number> {
+  const stored = await storedMessages(bench.cluster);
   const storedTotal = [...stored.values()].reduce((a, b) => a + b, 0);
-  const split = cluster.persisters.map((p) => `${p} ${stored.get(p) ?? 0} stored / ${acks.byPersister.get(p) ?? 0} acknowledged`).join(', ');
+  const split = bench.persisters.map((p) => `${p} ${stored.get(p) ?? 0} stored / ${acks.byPersister.get(p) ?? 0} acknowledged`).join(', ');
   process.stderr.write(`bench workers (${label}): messages ${storedTotal} stored / ${acks.total} acknowledged (${split})\n`);
   let difference = Math.abs(storedTotal - acks.total);
-  for (const p of cluster.persisters) difference = Math.max(difference, Math.abs((stored.get(p) ?? 0) - (acks.byPersister.get(p) ?? 0)));
+  for (const p of bench.persisters) difference = Math.max(difference, Math.abs((stored.get(p) ?? 0) - (acks.byPersister.get(p) ?? 0)));
   return difference;
 }
 
@@ -376,33 +271,32 @@ export async function measureWorkers(): Promise<Figure[]> {
   try {
     for (const persisterCount of [2, 1] as const) {
       if (persisterCount === 1 && !enabled('throughput')) break;
-      const redis = await startRedis();
-      const { cluster, accounts } = await startProcessCluster(pg, redis, persisterCount, users);
+      const { bench, accounts } = await startBenchCluster(pg, persisterCount, users);
       const label = `${persisterCount} event persister${persisterCount === 2 ? 's' : ''}`;
       try {
         const acks = new Acks();
         if (persisterCount === 2) {
           // Idle: started, nothing asked of it yet; a few seconds for start-up work to settle.
           await new Promise((r) => setTimeout(r, 5000));
-          for (const [name, pid] of cluster.pids) {
+          for (const [name, pid] of bench.pids) {
             if (name === 'main') figures.push(figure(GROUP, 'RSS of main, idle', rssMb(pid), 'MB'));
             else figures.push(figure(GROUP, `RSS of idle worker ${name}`, rssMb(pid), 'MB', { op: '<=', value: 70 }));
           }
         }
-        const setup = cluster.pool('generic1', 16);
-        const rooms = await createRooms(setup, accounts, cluster.persisters);
+        const setup = bench.pool('generic1', 16);
+        const rooms = await createRooms(setup, accounts, bench.persisters);
 
         if (persisterCount === 2 && enabled('keepup')) {
           // The senders use main; generic1 and generic2 serve nothing and only follow the streams.
-          const viaMain = cluster.pool('main', 16);
+          const viaMain = bench.pool('main', 16);
           await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, 5); // warm-up
-          const names = [...cluster.pids.keys()];
-          const before = new Map(names.map((n) => [n, cpuSeconds(cluster.pids.get(n)!)]));
+          const names = [...bench.pids.keys()];
+          const before = new Map(names.map((n) => [n, cpuSeconds(bench.pids.get(n)!)]));
           const start = process.hrtime.bigint();
           await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, window);
           const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
           for (const name of names) {
-            const percent = ((cpuSeconds(cluster.pids.get(name)!) - before.get(name)!) / elapsed) * 100;
+            const percent = ((cpuSeconds(bench.pids.get(name)!) - before.get(name)!) / elapsed) * 100;
             if (name === 'generic1' || name === 'generic2') {
               figures.push(figure(GROUP, `CPU of idle client worker ${name} while absorbing ${KEEP_UP_RATE} events/s`, round2(percent), '% of a core', { op: '<=', value: 2 }));
             } else {
@@ -410,12 +304,12 @@ export async function measureWorkers(): Promise<Figure[]> {
             }
           }
           for (const name of ['generic1', 'generic2']) {
-            figures.push(figure(GROUP, `RSS of idle worker ${name} after the keep-up run`, rssMb(cluster.pids.get(name)!), 'MB', { op: '<=', value: 70 }));
+            figures.push(figure(GROUP, `RSS of idle worker ${name} after the keep-up run`, rssMb(bench.pids.get(name)!), 'MB', { op: '<=', value: 70 }));
           }
         }
 
         if (enabled('throughput')) {
-          const pools = [cluster.pool('generic1'), cluster.pool('generic2')];
+          const pools = [bench.pool('generic1'), bench.pool('generic2')];
           const roundRates = await sendThroughput(pools, rooms, acks);
           process.stderr.write(`bench workers (${label}): send rounds ${roundRates.map((r) => Math.round(r)).join(', ')} messages/s\n`);
           const rate = median(roundRates);
@@ -424,11 +318,10 @@ export async function measureWorkers(): Promise<Figure[]> {
             figure(GROUP, `send throughput, ${label}, ${rooms.length} rooms × ${SENDERS_PER_ROOM} senders via generic1+generic2`, Math.round(rate), 'messages/s'),
           );
         }
-        const difference = await checkStored(pg, cluster, acks, label);
+        const difference = await checkStored(bench, acks, label);
         figures.push(figure(GROUP, `messages stored ≠ acknowledged, ${label} (${acks.total} sent)`, difference, 'messages', { op: '<=', value: 0 }));
       } finally {
-        await cluster.stop();
-        await redis.destroy();
+        await bench.stop();
       }
     }
     if (rates.has(1) && rates.has(2)) {
