@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
 import { BACKENDS, startOn } from './e2ee-backends.js';
 import { createRoomWith, join, leave, sleep } from '../helpers/rooms.js';
-import { crossSigningSet, newDevice, signed, uploadDevice } from './e2ee-fixtures.js';
+import { crossSigningKey, crossSigningSet, ed25519, newDevice, signed, uploadDevice } from './e2ee-fixtures.js';
 
 const QUERY = '/_matrix/client/v3/keys/query';
 const CHANGES = '/_matrix/client/v3/keys/changes';
@@ -187,6 +187,35 @@ for (const backend of BACKENDS) {
       // Alice's verification of Bob is nobody else's business.
       const carolAfter = await sync(carol, carolBefore, 0);
       assert.ok(!(carolAfter.device_lists?.changed ?? []).includes(bob.userId), JSON.stringify(carolAfter.device_lists));
+    });
+
+    test('a device signed by its owner’s self-signing key is news to room members; a new user-signing key only to its owner', async () => {
+      const [alice, bob] = await users('alice', 'bob');
+      await createRoomWith(hs, alice, [bob]);
+      const device = await uploadDevice(hs, bob);
+      const set = crossSigningSet(bob.userId);
+      assert.equal((await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: set.body })).status, 200);
+      const aliceStart = (await sync(alice)).next_batch;
+
+      const signedDevice = signed(device.deviceKeys, bob.userId, `ed25519:${set.selfSigning.publicKey}`, set.selfSigning);
+      const res = await hs.call('POST', '/_matrix/client/v3/keys/signatures/upload', { token: bob.accessToken, body: { [bob.userId]: { [device.deviceId]: signedDevice } } });
+      assert.deepEqual(res.json, { failures: {} });
+      const seen = await syncUntil(alice, aliceStart, (l) => l.changed.has(bob.userId));
+
+      // A new user-signing key (signed by the stored master key; replacing one needs the password).
+      const bobStart = (await sync(bob)).next_batch;
+      const userSigning = ed25519();
+      const key = signed(crossSigningKey(bob.userId, 'user_signing', userSigning), bob.userId, `ed25519:${set.master.publicKey}`, set.master);
+      const first = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: { user_signing_key: key } });
+      assert.equal(first.status, 401);
+      const done = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', {
+        token: bob.accessToken,
+        body: { user_signing_key: key, auth: passwordAuth(bob, first.json.session) },
+      });
+      assert.equal(done.status, 200, done.text);
+      await syncUntil(bob, bobStart, (l) => l.changed.has(bob.userId));
+      const aliceAfter = await sync(alice, seen.token, 0);
+      assert.ok(!(aliceAfter.device_lists?.changed ?? []).includes(bob.userId), JSON.stringify(aliceAfter.device_lists));
     });
 
     describe('deleting a device removes its keys and tells everyone sharing a room', () => {
