@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createClient, MsgType, PendingEventOrdering, type MatrixClient } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
-import { startProcessCluster } from '../helpers/process-cluster.js';
+import { startE2eeCluster } from '../helpers/e2ee-cluster.js';
 import { startServerProcess } from '../helpers/server-process.js';
 
 (logger as unknown as { setLevel(level: string): void }).setLevel(process.env.E2EE_DEBUG ? 'debug' : 'silent');
@@ -98,18 +98,7 @@ after(() => {
 
 e2eeSuite('myelin (one process)', () => startServerProcess());
 e2eeSuite('a myelin worker cluster (processes, through the built-in router)', async () => {
-  const cluster = await startProcessCluster({
-    mainConfig: {
-      stream_writers: {
-        events: ['persister1', 'persister2'],
-        typing: 'ephemeral',
-        to_device: 'ephemeral',
-        account_data: 'ephemeral',
-        receipts: 'ephemeral',
-        device_lists: 'ephemeral',
-      },
-    },
-  });
+  const cluster = await startE2eeCluster();
   return { baseUrl: cluster.routerUrl!, stop: () => cluster.stop() };
 });
 

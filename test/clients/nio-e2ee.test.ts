@@ -8,6 +8,9 @@
 // nio runs as a child process (test/clients/nio_e2ee.py) that speaks JSON lines: this file writes
 // one command per line to its stdin and waits for the matching answer on its stdout. Every wait is
 // bounded by a generous timeout; none of the assertions depends on how fast anything is.
+//
+// The suite runs against one process and against a worker cluster of real processes (through the
+// built-in router, device_lists and to_device written by a stream-writer worker).
 
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -17,7 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createClient, MsgType, PendingEventOrdering, type MatrixClient, type MatrixEvent } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
-import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { startE2eeCluster } from '../helpers/e2ee-cluster.js';
+import { startServerProcess } from '../helpers/server-process.js';
 import { tempDir } from '../helpers/tmp.js';
 
 (logger as unknown as { setLevel(level: string): void }).setLevel(process.env.E2EE_DEBUG ? 'debug' : 'silent');
@@ -120,149 +124,172 @@ function decrypted(client: MatrixClient, roomId: string): MatrixEvent[] {
   );
 }
 
-describe('matrix-nio (olm) and matrix-js-sdk (rust crypto) chat in an encrypted room', () => {
-  let server: ServerProcess;
-  let js: MatrixClient;
-  let jsUser: string;
-  let nio: NioProcess;
-  let nioUser: string;
-  let nioDevice: string;
-  let nioKeys: { curve25519: string; ed25519: string };
-  let roomId: string;
-  const extraClients: MatrixClient[] = [];
+/** A homeserver to run the suite against. */
+interface Target {
+  baseUrl: string;
+  serverName: string;
+  /** Everything the server processes printed (for MYELIN_TEST_LOG_LEVEL). */
+  output(): string;
+  stop(): Promise<unknown>;
+}
 
-  before(async () => {
-    server = await startServerProcess();
-    const registered = await createClient({ baseUrl: server.baseUrl }).registerRequest({
-      username: 'jsuser',
-      password: 'pw-jsuser-secret',
-      auth: { type: 'm.login.dummy' },
-    });
-    jsUser = registered.user_id;
-    js = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: registered.access_token!, deviceId: registered.device_id! });
-    await js.initRustCrypto({ useIndexedDB: false });
-    await js.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
-    await eventually(() => js.isInitialSyncComplete(), "js-sdk's initial sync");
-
-    nio = new NioProcess(server.baseUrl, 'niouser', tempDir('myelin-nio-store-'));
-    const ready = await nio.next('ready');
-    nioUser = String(ready.user_id);
-    nioDevice = String(ready.device_id);
-    nioKeys = { curve25519: String(ready.curve25519), ed25519: String(ready.ed25519) };
-    // nio uploaded its device keys and a batch of signed one-time keys, and the server counted them.
-    assert.equal(nioUser, `@niouser:${server.serverName}`);
-    assert.ok(Number(ready.one_time_key_counts) > 0, `one-time key count after upload: ${JSON.stringify(ready)}`);
-  });
-
-  after(async () => {
-    js?.stopClient();
-    for (const client of extraClients) client.stopClient();
-    await nio?.quit();
-    await server?.stop();
-    // With MYELIN_TEST_LOG_LEVEL=debug (and NIO_DEBUG=1 for nio's side) a failure can be traced.
-    if (process.env.MYELIN_TEST_LOG_LEVEL && server) process.stderr.write(server.process.output());
-    // matrix-js-sdk leaves timers behind after stopClient (see e2ee-js-sdk.test.ts); everything
-    // here is finished, so leave once the runner has reported.
-    setTimeout(() => process.exit(), 2000).unref();
-  });
-
-  test('nio joins an encrypted room created by js-sdk; each finds the other device and its keys', async () => {
-    const created = await js.createRoom({
-      name: 'nio and js',
-      preset: 'private_chat' as never,
-      invite: [nioUser],
-      initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: MEGOLM } }],
-    });
-    roomId = created.room_id;
-    const joined = await nio.command('join', { room_id: roomId, peer: jsUser }, 'joined');
-    assert.equal(joined.encrypted, true);
-    assert.deepEqual(joined.members, [jsUser, nioUser].sort());
-    await eventually(() => js.getRoom(roomId)?.getMember(nioUser)?.membership === 'join', 'js-sdk to see nio join');
-    assert.equal(await js.getCrypto()!.isEncryptionEnabledInRoom(roomId), true);
-
-    // js-sdk sees nio's device with the identity keys nio holds (device_lists + /keys/query).
-    const device = await eventually(
-      async () => (await js.getCrypto()!.getUserDeviceInfo([nioUser], true)).get(nioUser)?.get(nioDevice),
-      "js-sdk to see nio's device",
-    );
-    assert.equal(device.getIdentityKey(), nioKeys.curve25519);
-    assert.equal(device.getFingerprint(), nioKeys.ed25519);
-
-    // nio sees js-sdk's device with the keys the rust crypto holds.
-    const own = await js.getCrypto()!.getOwnDeviceKeys();
-    const seen = await nio.command('devices', { user_id: jsUser, device_id: js.getDeviceId() }, 'devices');
-    assert.deepEqual({ curve25519: seen.curve25519, ed25519: seen.ed25519 }, { curve25519: own.curve25519, ed25519: own.ed25519 });
-  });
-
-  test('js-sdk decrypts a message nio sends', async () => {
-    const body = 'hello from nio (olm)';
-    const sent = await nio.command('send', { room_id: roomId, body }, 'sent');
-    const event = await eventually(() => decrypted(js, roomId).find((e) => e.getId() === sent.event_id), 'js-sdk to decrypt the message from nio');
-    assert.equal(event.getSender(), nioUser);
-    assert.equal(event.getContent().body, body);
-    assert.equal(event.getContent().msgtype, 'm.text');
-    assert.equal(event.getWireType(), 'm.room.encrypted');
-    assert.equal(event.getWireContent().algorithm, MEGOLM);
-    assert.equal(event.getWireContent().session_id, sent.session_id);
-
-    // The server holds ciphertext only.
-    const res = await fetch(`${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(String(sent.event_id))}`, {
-      headers: { Authorization: `Bearer ${js.getAccessToken()}` },
-    });
-    assert.equal(res.status, 200);
-    const stored = (await res.json()) as { type: string; content: Record<string, unknown> };
-    assert.equal(stored.type, 'm.room.encrypted');
-    assert.equal(typeof stored.content.ciphertext, 'string');
-    assert.ok(!JSON.stringify(stored).includes(body));
-  });
-
-  test('nio decrypts the reply js-sdk sends', async () => {
-    const body = 'hello from js-sdk (rust crypto)';
-    const { event_id: eventId } = await js.sendMessage(roomId, { msgtype: MsgType.Text, body });
-    // nio gets the room key as an olm-encrypted to-device message in its sync, then decrypts.
-    const received = await nio.command('receive', { room_id: roomId, sender: jsUser, body }, 'received');
-    assert.equal(received.event_id, eventId);
-    assert.equal(received.sender, jsUser);
-    assert.equal(received.body, body);
-    assert.equal(received.decrypted, true);
-
-    // And the conversation carries on both ways with the sessions now in place.
-    const again = await nio.command('send', { room_id: roomId, body: 'nio again' }, 'sent');
-    await eventually(() => decrypted(js, roomId).find((e) => e.getId() === again.event_id && e.getContent().body === 'nio again'), 'js-sdk to decrypt the second nio message');
-    await js.sendMessage(roomId, { msgtype: MsgType.Text, body: 'js again' });
-    const second = await nio.command('receive', { room_id: roomId, sender: jsUser, body: 'js again' }, 'received');
-    assert.equal(second.decrypted, true);
-  });
-
-  test('a js-sdk device that logs in later: nio learns of it from device_lists in /sync, and olm sessions start from either side', async () => {
-    const login = await createClient({ baseUrl: server.baseUrl }).loginRequest({
-      type: 'm.login.password',
-      identifier: { type: 'm.id.user', user: 'jsuser' },
-      password: 'pw-jsuser-secret',
-    });
-    const js2 = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: login.access_token, deviceId: login.device_id });
-    extraClients.push(js2);
-    await js2.initRustCrypto({ useIndexedDB: false });
-    await js2.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
-    await eventually(() => js2.getRoom(roomId)?.getMyMembership() === 'join', 'the new js-sdk device to see the room');
-
-    // nio only syncs here: the new device must reach it as device_lists.changed.
-    const own = await js2.getCrypto()!.getOwnDeviceKeys();
-    const seen = await nio.command('devices', { user_id: jsUser, device_id: login.device_id, via_sync: true }, 'devices');
-    assert.equal(seen.curve25519, own.curve25519);
-
-    // The new device has no olm session with nio: it claims one of nio's one-time keys and nio
-    // opens the session from the pre-key message that carries the room key.
-    const fromNew = 'from the new js-sdk device';
-    await js2.sendMessage(roomId, { msgtype: MsgType.Text, body: fromNew });
-    const received = await nio.command('receive', { room_id: roomId, sender: jsUser, body: fromNew }, 'received');
-    assert.equal(received.decrypted, true);
-
-    // nio shares a new room key with both js-sdk devices, and both read its message.
-    const toBoth = 'nio to both js-sdk devices';
-    const sent = await nio.command('send', { room_id: roomId, body: toBoth }, 'sent');
-    for (const client of [js, js2]) {
-      await eventually(() => decrypted(client, roomId).find((e) => e.getId() === sent.event_id && e.getContent().body === toBoth), `${client.getDeviceId()} to decrypt nio's message`);
-    }
-  });
+after(() => {
+  // matrix-js-sdk leaves timers behind after stopClient (see e2ee-js-sdk.test.ts); everything
+  // here is finished, so leave once the runner has reported.
+  setTimeout(() => process.exit(), 2000).unref();
 });
+
+nioSuite('one process', async () => {
+  const server = await startServerProcess();
+  return { baseUrl: server.baseUrl, serverName: server.serverName, output: () => server.process.output(), stop: () => server.stop() };
+});
+nioSuite('a worker cluster (processes, through the built-in router)', async () => {
+  const cluster = await startE2eeCluster();
+  return { baseUrl: cluster.routerUrl!, serverName: cluster.serverName, output: () => cluster.supervisor.output(), stop: () => cluster.stop() };
+});
+
+function nioSuite(label: string, start: () => Promise<Target>): void {
+  describe(`matrix-nio (olm) and matrix-js-sdk (rust crypto) chat in an encrypted room: ${label}`, () => {
+    let server: Target;
+    let js: MatrixClient;
+    let jsUser: string;
+    let nio: NioProcess;
+    let nioUser: string;
+    let nioDevice: string;
+    let nioKeys: { curve25519: string; ed25519: string };
+    let roomId: string;
+    const extraClients: MatrixClient[] = [];
+
+    before(async () => {
+      server = await start();
+      const registered = await createClient({ baseUrl: server.baseUrl }).registerRequest({
+        username: 'jsuser',
+        password: 'pw-jsuser-secret',
+        auth: { type: 'm.login.dummy' },
+      });
+      jsUser = registered.user_id;
+      js = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: registered.access_token!, deviceId: registered.device_id! });
+      await js.initRustCrypto({ useIndexedDB: false });
+      await js.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
+      await eventually(() => js.isInitialSyncComplete(), "js-sdk's initial sync");
+
+      nio = new NioProcess(server.baseUrl, 'niouser', tempDir('myelin-nio-store-'));
+      const ready = await nio.next('ready');
+      nioUser = String(ready.user_id);
+      nioDevice = String(ready.device_id);
+      nioKeys = { curve25519: String(ready.curve25519), ed25519: String(ready.ed25519) };
+      // nio uploaded its device keys and a batch of signed one-time keys, and the server counted them.
+      assert.equal(nioUser, `@niouser:${server.serverName}`);
+      assert.ok(Number(ready.one_time_key_counts) > 0, `one-time key count after upload: ${JSON.stringify(ready)}`);
+    });
+
+    after(async () => {
+      js?.stopClient();
+      for (const client of extraClients) client.stopClient();
+      await nio?.quit();
+      await server?.stop();
+      // With MYELIN_TEST_LOG_LEVEL=debug (and NIO_DEBUG=1 for nio's side) a failure can be traced.
+      if (process.env.MYELIN_TEST_LOG_LEVEL && server) process.stderr.write(server.output());
+    });
+
+    test('nio joins an encrypted room created by js-sdk; each finds the other device and its keys', async () => {
+      const created = await js.createRoom({
+        name: 'nio and js',
+        preset: 'private_chat' as never,
+        invite: [nioUser],
+        initial_state: [{ type: 'm.room.encryption', state_key: '', content: { algorithm: MEGOLM } }],
+      });
+      roomId = created.room_id;
+      const joined = await nio.command('join', { room_id: roomId, peer: jsUser }, 'joined');
+      assert.equal(joined.encrypted, true);
+      assert.deepEqual(joined.members, [jsUser, nioUser].sort());
+      await eventually(() => js.getRoom(roomId)?.getMember(nioUser)?.membership === 'join', 'js-sdk to see nio join');
+      assert.equal(await js.getCrypto()!.isEncryptionEnabledInRoom(roomId), true);
+
+      // js-sdk sees nio's device with the identity keys nio holds (device_lists + /keys/query).
+      const device = await eventually(
+        async () => (await js.getCrypto()!.getUserDeviceInfo([nioUser], true)).get(nioUser)?.get(nioDevice),
+        "js-sdk to see nio's device",
+      );
+      assert.equal(device.getIdentityKey(), nioKeys.curve25519);
+      assert.equal(device.getFingerprint(), nioKeys.ed25519);
+
+      // nio sees js-sdk's device with the keys the rust crypto holds.
+      const own = await js.getCrypto()!.getOwnDeviceKeys();
+      const seen = await nio.command('devices', { user_id: jsUser, device_id: js.getDeviceId() }, 'devices');
+      assert.deepEqual({ curve25519: seen.curve25519, ed25519: seen.ed25519 }, { curve25519: own.curve25519, ed25519: own.ed25519 });
+    });
+
+    test('js-sdk decrypts a message nio sends', async () => {
+      const body = 'hello from nio (olm)';
+      const sent = await nio.command('send', { room_id: roomId, body }, 'sent');
+      const event = await eventually(() => decrypted(js, roomId).find((e) => e.getId() === sent.event_id), 'js-sdk to decrypt the message from nio');
+      assert.equal(event.getSender(), nioUser);
+      assert.equal(event.getContent().body, body);
+      assert.equal(event.getContent().msgtype, 'm.text');
+      assert.equal(event.getWireType(), 'm.room.encrypted');
+      assert.equal(event.getWireContent().algorithm, MEGOLM);
+      assert.equal(event.getWireContent().session_id, sent.session_id);
+
+      // The server holds ciphertext only.
+      const res = await fetch(`${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(String(sent.event_id))}`, {
+        headers: { Authorization: `Bearer ${js.getAccessToken()}` },
+      });
+      assert.equal(res.status, 200);
+      const stored = (await res.json()) as { type: string; content: Record<string, unknown> };
+      assert.equal(stored.type, 'm.room.encrypted');
+      assert.equal(typeof stored.content.ciphertext, 'string');
+      assert.ok(!JSON.stringify(stored).includes(body));
+    });
+
+    test('nio decrypts the reply js-sdk sends', async () => {
+      const body = 'hello from js-sdk (rust crypto)';
+      const { event_id: eventId } = await js.sendMessage(roomId, { msgtype: MsgType.Text, body });
+      // nio gets the room key as an olm-encrypted to-device message in its sync, then decrypts.
+      const received = await nio.command('receive', { room_id: roomId, sender: jsUser, body }, 'received');
+      assert.equal(received.event_id, eventId);
+      assert.equal(received.sender, jsUser);
+      assert.equal(received.body, body);
+      assert.equal(received.decrypted, true);
+
+      // And the conversation carries on both ways with the sessions now in place.
+      const again = await nio.command('send', { room_id: roomId, body: 'nio again' }, 'sent');
+      await eventually(() => decrypted(js, roomId).find((e) => e.getId() === again.event_id && e.getContent().body === 'nio again'), 'js-sdk to decrypt the second nio message');
+      await js.sendMessage(roomId, { msgtype: MsgType.Text, body: 'js again' });
+      const second = await nio.command('receive', { room_id: roomId, sender: jsUser, body: 'js again' }, 'received');
+      assert.equal(second.decrypted, true);
+    });
+
+    test('a js-sdk device that logs in later: nio learns of it from device_lists in /sync, and olm sessions start from either side', async () => {
+      const login = await createClient({ baseUrl: server.baseUrl }).loginRequest({
+        type: 'm.login.password',
+        identifier: { type: 'm.id.user', user: 'jsuser' },
+        password: 'pw-jsuser-secret',
+      });
+      const js2 = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: login.access_token, deviceId: login.device_id });
+      extraClients.push(js2);
+      await js2.initRustCrypto({ useIndexedDB: false });
+      await js2.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
+      await eventually(() => js2.getRoom(roomId)?.getMyMembership() === 'join', 'the new js-sdk device to see the room');
+
+      // nio only syncs here: the new device must reach it as device_lists.changed.
+      const own = await js2.getCrypto()!.getOwnDeviceKeys();
+      const seen = await nio.command('devices', { user_id: jsUser, device_id: login.device_id, via_sync: true }, 'devices');
+      assert.equal(seen.curve25519, own.curve25519);
+
+      // The new device has no olm session with nio: it claims one of nio's one-time keys and nio
+      // opens the session from the pre-key message that carries the room key.
+      const fromNew = 'from the new js-sdk device';
+      await js2.sendMessage(roomId, { msgtype: MsgType.Text, body: fromNew });
+      const received = await nio.command('receive', { room_id: roomId, sender: jsUser, body: fromNew }, 'received');
+      assert.equal(received.decrypted, true);
+
+      // nio shares a new room key with both js-sdk devices, and both read its message.
+      const toBoth = 'nio to both js-sdk devices';
+      const sent = await nio.command('send', { room_id: roomId, body: toBoth }, 'sent');
+      for (const client of [js, js2]) {
+        await eventually(() => decrypted(client, roomId).find((e) => e.getId() === sent.event_id && e.getContent().body === toBoth), `${client.getDeviceId()} to decrypt nio's message`);
+      }
+    });
+  });
+}
