@@ -102,14 +102,25 @@ export class KeyBackupStore {
     );
   }
 
-  async putKey(tx: Queryable, userId: string, version: number, roomId: string, sessionId: string, key: RoomKeyData): Promise<void> {
-    await tx.run(
+  /**
+   * Stores the key unless the stored copy of the session's key is at least as good, in one
+   * statement, so that uploads racing from several processes cannot let a worse key win. Better
+   * is the spec's order: verified first, then the lower first message index, then fewer forwards.
+   * Returns whether the key was stored.
+   */
+  async putKeyIfBetter(tx: Queryable, userId: string, version: number, roomId: string, sessionId: string, key: RoomKeyData): Promise<boolean> {
+    const result = await tx.run(
       `INSERT INTO e2e_room_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count, is_verified, session_data)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (user_id, version, room_id, session_id) DO UPDATE SET first_message_index = excluded.first_message_index,
-         forwarded_count = excluded.forwarded_count, is_verified = excluded.is_verified, session_data = excluded.session_data`,
+         forwarded_count = excluded.forwarded_count, is_verified = excluded.is_verified, session_data = excluded.session_data
+       WHERE excluded.is_verified > e2e_room_keys.is_verified
+         OR (excluded.is_verified = e2e_room_keys.is_verified
+           AND (excluded.first_message_index < e2e_room_keys.first_message_index
+             OR (excluded.first_message_index = e2e_room_keys.first_message_index AND excluded.forwarded_count < e2e_room_keys.forwarded_count)))`,
       [userId, version, roomId, sessionId, key.first_message_index, key.forwarded_count, key.is_verified ? 1 : 0, key.session_data],
     );
+    return result.changes > 0;
   }
 
   /** Deletes keys (of one room or session when given); returns how many. */
