@@ -46,19 +46,21 @@ export class KeyBackupStore {
     ]);
   }
 
-  /** Creates the next version (numbers are never reused, even after a deletion). */
+  /**
+   * Creates the next version (numbers are never reused, even after a deletion). Two processes
+   * creating a version for one user at once may pick the same number: the loser's insert does
+   * nothing and it tries the next one.
+   */
   async create(userId: string, algorithm: string, authData: string): Promise<number> {
-    return this.db.transaction(async (tx) => {
-      const row = await tx.get<{ m: number | null }>('SELECT MAX(version) AS m FROM e2e_room_keys_versions WHERE user_id = ?', [userId]);
-      const version = Number(row?.m ?? 0) + 1;
-      await tx.run('INSERT INTO e2e_room_keys_versions (user_id, version, algorithm, auth_data, etag, deleted) VALUES (?, ?, ?, ?, 0, 0)', [
-        userId,
-        version,
-        algorithm,
-        authData,
-      ]);
-      return version;
-    });
+    for (;;) {
+      const row = await this.db.get<{ version: number }>(
+        `INSERT INTO e2e_room_keys_versions (user_id, version, algorithm, auth_data, etag, deleted)
+         SELECT ?, COALESCE(MAX(version), 0) + 1, ?, ?, 0, 0 FROM e2e_room_keys_versions WHERE user_id = ?
+         ON CONFLICT DO NOTHING RETURNING version`,
+        [userId, algorithm, authData, userId],
+      );
+      if (row) return Number(row.version);
+    }
   }
 
   async setAuthData(userId: string, version: number, authData: string): Promise<void> {
