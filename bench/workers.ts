@@ -23,7 +23,7 @@
 // runs only some parts.
 
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Pool } from 'undici';
 import { AuthHandler } from '../src/handlers/auth.js';
@@ -91,6 +91,7 @@ async function startBenchCluster(pg: PostgresServer, persisterCount: 1 | 2, user
   }
   const pids = new Map<string, number>([['main', cluster.supervisor.child.pid!]]);
   for (const worker of cluster.workers) pids.set(worker, cluster.pidOf(worker));
+  process.stderr.write(`bench workers: ${[...pids].map(([name, pid]) => `${name} pid ${pid}`).join(', ')}\n`);
   const pools: Pool[] = [];
   const bench: BenchCluster = {
     cluster,
@@ -120,11 +121,88 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
 }
 
+/** CPU seconds per thread name (`comm`), split into user and system time, of a process's threads. */
+function threadCpu(pid: number): Map<string, { user: number; system: number }> {
+  const byName = new Map<string, { user: number; system: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // Node names most of its threads "node"; the main thread is the one whose id is the pid's.
+      const name = Number(tid) === pid ? 'main-thread' : readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      const entry = byName.get(name) ?? { user: 0, system: 0 };
+      entry.user += Number(fields[11]) / CLK_TCK;
+      entry.system += Number(fields[12]) / CLK_TCK;
+      byName.set(name, entry);
+    } catch {
+      // the thread ended
+    }
+  }
+  return byName;
+}
+
+/** "name user+system" of each thread group's CPU between two `threadCpu` readings. */
+function describeThreadCpu(before: Map<string, { user: number; system: number }>, after: Map<string, { user: number; system: number }>): string {
+  return [...after]
+    .map(([name, t]) => ({ name, user: t.user - (before.get(name)?.user ?? 0), system: t.system - (before.get(name)?.system ?? 0) }))
+    .filter((t) => t.user + t.system > 0)
+    .sort((a, b) => b.user + b.system - (a.user + a.system))
+    .map((t) => `${t.name} ${t.user.toFixed(2)}u+${t.system.toFixed(2)}s`)
+    .join(', ');
+}
+
 /** Resident memory of a process in MB. */
 function rssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** A process's private memory (RssAnon) and its proportional share of all its pages (Pss), in MB. */
+function privateMemoryMb(pid: number): { anon: number; pss: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rollup = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+  const mb = (kb: string | undefined) => Math.round((Number(kb ?? 0) / 1024) * 10) / 10;
+  return { anon: mb(/RssAnon:\s+(\d+)/.exec(status)?.[1]), pss: mb(/^Pss:\s+(\d+)/m.exec(rollup)?.[1]) };
+}
+
+/** The PostgreSQL server's processes (postmaster and backends), found by its data directory. */
+function postgresPids(pg: PostgresServer): number[] {
+  const dataDir = `${pg.socketDir}/data`;
+  const processes: { pid: number; ppid: number; args: string[] }[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      processes.push({ pid: Number(entry), ppid, args: readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  const postmaster = processes.find((p) => p.args.includes(dataDir));
+  if (!postmaster) return [];
+  return [postmaster.pid, ...processes.filter((p) => p.ppid === postmaster.pid).map((p) => p.pid)];
+}
+
+/** CPU seconds of each process now (processes that are gone are left out). */
+function cpuSnapshot(pids: Iterable<number>): Map<number, number> {
+  const snapshot = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      snapshot.set(pid, cpuSeconds(pid));
+    } catch {
+      // gone
+    }
+  }
+  return snapshot;
+}
+
+/** CPU seconds used between two snapshots by the processes present in both. */
+function cpuUsed(before: Map<number, number>, after: Map<number, number>): number {
+  let total = 0;
+  for (const [pid, seconds] of after) total += seconds - (before.get(pid) ?? seconds);
+  return total;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,11 +269,29 @@ class Acks {
   }
 }
 
+interface ThroughputRun {
+  /** Messages per second of each measured round. */
+  rates: number[];
+  /** Messages sent in the measured rounds. */
+  messages: number;
+  /** CPU seconds used in the measured rounds by Myelin's processes, and by PostgreSQL's. */
+  myelinCpu: number;
+  postgresCpu: number;
+}
+
 /**
  * Every sender sends as fast as it can (closed loop), each through one of the client workers
- * (alternating, so each room is written through both); messages per second, median of rounds.
+ * (alternating, so each room is written through both); messages per second of each round, and the
+ * CPU time every process of the cluster used for them: on a shared machine the rate depends on
+ * what else runs, the CPU per message much less.
  */
-async function sendThroughput(pools: Pool[], rooms: Room[], acks: Acks, { rounds = 3, seconds = 5 } = {}): Promise<number[]> {
+async function sendThroughput(
+  pools: Pool[],
+  rooms: Room[],
+  acks: Acks,
+  processes: { myelin: number[]; postgres: () => number[] },
+  { rounds = 3, seconds = 5 } = {},
+): Promise<ThroughputRun> {
   const senders = rooms.flatMap((room) => room.senders.map((account) => ({ room, account })));
   const round = async (ms: number) => {
     let sent = 0;
@@ -210,12 +306,24 @@ async function sendThroughput(pools: Pool[], rooms: Room[], acks: Acks, { rounds
         }
       }),
     );
-    return sent / (Number(process.hrtime.bigint() - start) / 1e9);
+    return { sent, rate: sent / (Number(process.hrtime.bigint() - start) / 1e9) };
   };
   await round(2000); // warm-up: JIT, caches, connections
   const rates: number[] = [];
-  for (let r = 0; r < rounds; r++) rates.push(await round(seconds * 1000));
-  return rates;
+  let messages = 0;
+  const myelinBefore = cpuSnapshot(processes.myelin);
+  const postgresBefore = cpuSnapshot(processes.postgres());
+  for (let r = 0; r < rounds; r++) {
+    const { sent, rate } = await round(seconds * 1000);
+    rates.push(rate);
+    messages += sent;
+  }
+  return {
+    rates,
+    messages,
+    myelinCpu: cpuUsed(myelinBefore, cpuSnapshot(processes.myelin)),
+    postgresCpu: cpuUsed(postgresBefore, cpuSnapshot(processes.postgres())),
+  };
 }
 
 /** Sends `perSecond` messages a second (open loop) through `pool` for `seconds`, over every room and sender. */
@@ -268,6 +376,7 @@ export async function measureWorkers(): Promise<Figure[]> {
   const window = Number(process.env.MYELIN_BENCH_WORKERS_WINDOW_S ?? 30);
   const pg = await startPostgres({ durable: true });
   const rates = new Map<number, number>();
+  const cpuPerMessage = new Map<number, number>();
   try {
     for (const persisterCount of [2, 1] as const) {
       if (persisterCount === 1 && !enabled('throughput')) break;
@@ -278,10 +387,21 @@ export async function measureWorkers(): Promise<Figure[]> {
         if (persisterCount === 2) {
           // Idle: started, nothing asked of it yet; a few seconds for start-up work to settle.
           await new Promise((r) => setTimeout(r, 5000));
+          const privateMemory: { name: string; anon: number; pss: number }[] = [];
           for (const [name, pid] of bench.pids) {
-            if (name === 'main') figures.push(figure(GROUP, 'RSS of main, idle', rssMb(pid), 'MB'));
-            else figures.push(figure(GROUP, `RSS of idle worker ${name}`, rssMb(pid), 'MB', { op: '<=', value: 70 }));
+            if (name === 'main') {
+              figures.push(figure(GROUP, 'RSS of main, idle', rssMb(pid), 'MB'));
+              continue;
+            }
+            figures.push(figure(GROUP, `RSS of idle worker ${name}`, rssMb(pid), 'MB', { op: '<=', value: 70 }));
+            privateMemory.push({ name, ...privateMemoryMb(pid) });
           }
+          // RSS counts the node binary's pages that every process shares; these say what one more
+          // worker costs.
+          const most = (key: 'anon' | 'pss') => privateMemory.reduce((a, b) => (b[key] > a[key] ? b : a));
+          process.stderr.write(`bench workers: idle workers' RssAnon/Pss MB: ${privateMemory.map((m) => `${m.name} ${m.anon}/${m.pss}`).join(', ')}\n`);
+          figures.push(figure(GROUP, 'largest private memory (RssAnon) of an idle worker', most('anon').anon, 'MB'));
+          figures.push(figure(GROUP, 'largest proportional memory (Pss) of an idle worker', most('pss').pss, 'MB'));
         }
         const setup = bench.pool('generic1', 16);
         const rooms = await createRooms(setup, accounts, bench.persisters);
@@ -290,11 +410,25 @@ export async function measureWorkers(): Promise<Figure[]> {
           // The senders use main; generic1 and generic2 serve nothing and only follow the streams.
           const viaMain = bench.pool('main', 16);
           await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, 5); // warm-up
+          // The same workers with no traffic at all: what the keep-up figure would be without events.
+          const quietSeconds = 10;
+          const quietBefore = new Map(['generic1', 'generic2'].map((n) => [n, cpuSeconds(bench.pids.get(n)!)]));
+          const quietStart = process.hrtime.bigint();
+          await new Promise((r) => setTimeout(r, quietSeconds * 1000));
+          const quietElapsed = Number(process.hrtime.bigint() - quietStart) / 1e9;
+          for (const [name, cpu] of quietBefore) {
+            const percent = ((cpuSeconds(bench.pids.get(name)!) - cpu) / quietElapsed) * 100;
+            figures.push(figure(GROUP, `CPU of idle client worker ${name} with no traffic`, round2(percent), '% of a core'));
+          }
           const names = [...bench.pids.keys()];
           const before = new Map(names.map((n) => [n, cpuSeconds(bench.pids.get(n)!)]));
+          const threadsBefore = new Map(names.map((n) => [n, threadCpu(bench.pids.get(n)!)]));
           const start = process.hrtime.bigint();
           await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, window);
           const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+          for (const name of names) {
+            process.stderr.write(`bench workers: keep-up CPU of ${name} by thread: ${describeThreadCpu(threadsBefore.get(name)!, threadCpu(bench.pids.get(name)!))}\n`);
+          }
           for (const name of names) {
             const percent = ((cpuSeconds(bench.pids.get(name)!) - before.get(name)!) / elapsed) * 100;
             if (name === 'generic1' || name === 'generic2') {
@@ -310,18 +444,33 @@ export async function measureWorkers(): Promise<Figure[]> {
 
         if (enabled('throughput')) {
           const pools = [bench.pool('generic1'), bench.pool('generic2')];
-          const roundRates = await sendThroughput(pools, rooms, acks);
-          process.stderr.write(`bench workers (${label}): send rounds ${roundRates.map((r) => Math.round(r)).join(', ')} messages/s\n`);
-          const rate = median(roundRates);
+          const run = await sendThroughput(pools, rooms, acks, { myelin: [...bench.pids.values()], postgres: () => postgresPids(pg) });
+          process.stderr.write(
+            `bench workers (${label}): send rounds ${run.rates.map((r) => Math.round(r)).join(', ')} messages/s; ` +
+              `CPU ${run.myelinCpu.toFixed(1)} s Myelin + ${run.postgresCpu.toFixed(1)} s PostgreSQL for ${run.messages} messages\n`,
+          );
+          const rate = median(run.rates);
           rates.set(persisterCount, rate);
           figures.push(
             figure(GROUP, `send throughput, ${label}, ${rooms.length} rooms × ${SENDERS_PER_ROOM} senders via generic1+generic2`, Math.round(rate), 'messages/s'),
           );
+          const perMessage = (cpu: number) => round2((cpu * 1000) / run.messages);
+          figures.push(figure(GROUP, `CPU per message sent, all Myelin processes, ${label}`, perMessage(run.myelinCpu), 'ms'));
+          figures.push(figure(GROUP, `CPU per message sent, PostgreSQL, ${label}`, perMessage(run.postgresCpu), 'ms'));
+          cpuPerMessage.set(persisterCount, (run.myelinCpu + run.postgresCpu) / run.messages);
         }
         const difference = await checkStored(bench, acks, label);
         figures.push(figure(GROUP, `messages stored ≠ acknowledged, ${label} (${acks.total} sent)`, difference, 'messages', { op: '<=', value: 0 }));
       } finally {
         await bench.stop();
+      }
+    }
+    if (cpuPerMessage.has(1) && cpuPerMessage.has(2)) {
+      // What each message costs the whole machine: the send rate that CORES cores could carry if
+      // nothing else ran, which the measured rates approach only on a quiet machine.
+      for (const count of [2, 1]) {
+        const label = `${count} event persister${count === 2 ? 's' : ''}`;
+        figures.push(figure(GROUP, `send rate ${CORES} free cores could carry (Myelin + PostgreSQL CPU per message), ${label}`, Math.round(CORES / cpuPerMessage.get(count)!), 'messages/s'));
       }
     }
     if (rates.has(1) && rates.has(2)) {
