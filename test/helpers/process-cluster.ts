@@ -166,7 +166,6 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
     'homeserver.yaml': YAML.stringify(main),
     'conf.d/redis.yaml': YAML.stringify({ redis: { enabled: true, path: redis.socketPath } }),
     // With spaces and a final newline, as a hand-written secret file may have.
-    // With spaces and a final newline, as a hand-written secret file may have.
     'replication.secret': 'a replication secret for the process cluster\n',
     [`${serverName}.signing.key`]: formatSigningKeyFile([generateSigningKey()]),
   };
