@@ -4,6 +4,7 @@ import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } 
 import { Errors } from '../errors.js';
 import type { Queryable } from '../storage/database.js';
 import type { UsersStore } from '../storage/users-store.js';
+import type { ReplicationBus } from '../replication/bus.js';
 import { LruCache } from '../util/lru.js';
 import type { Requester } from './requester.js';
 
@@ -64,18 +65,38 @@ interface CachedOwner {
   deactivated: boolean;
 }
 
+interface CachedLookup {
+  /** The token's owner, or null for a token the database does not know. */
+  owner: CachedOwner | null;
+  /** When it was read from the database. */
+  readAt: number;
+}
+
+/**
+ * How long a token lookup is trusted without asking the database again. Deleted tokens are
+ * dropped from every process's cache at once (INVALIDATE_TOKENS on the bus); this bounds how long
+ * one stays usable on another process if that command is lost (it is not sent while Redis is down).
+ */
+const TOKEN_CACHE_TTL_MS = 30_000;
+
 export class AuthHandler {
   /** Token hash → token of every cached known token, for invalidation by hash (the database only
    * knows hashes); kept in step with the cache through its eviction callback. */
   private readonly tokenOfHash = new Map<string, string>();
-  private readonly tokenCache = new LruCache<string, CachedOwner | null>(50_000, (_token, owner) => {
-    if (owner) this.tokenOfHash.delete(owner.requester.tokenHash);
+  private readonly tokenCache = new LruCache<string, CachedLookup>(50_000, (_token, lookup) => {
+    if (lookup.owner) this.tokenOfHash.delete(lookup.owner.requester.tokenHash);
   });
 
   constructor(
     private readonly users: UsersStore,
     private readonly now: () => number = Date.now,
-  ) {}
+    /** Carries token deletions to the other processes (and theirs to this one). */
+    private readonly bus?: ReplicationBus,
+  ) {
+    bus?.onCommand((command) => {
+      if (command.name === 'INVALIDATE_TOKENS') this.forgetTokens(command.tokenHashes);
+    });
+  }
 
   /** Creates (or reuses) a device and issues a new access token for it. */
   async createSession(
@@ -94,25 +115,35 @@ export class AuthHandler {
   /** The requester for a token, or a 401 Matrix error. */
   async authenticate(token: string): Promise<Requester> {
     // Keyed by the token itself: hashing it on every request costs more than the lookup.
+    const now = this.now();
     let cached = this.tokenCache.get(token);
-    if (cached === undefined) {
+    if (cached === undefined || now - cached.readAt > TOKEN_CACHE_TTL_MS) {
       const tokenHash = hashToken(token);
       const owner = await this.users.getTokenOwner(tokenHash);
-      cached = owner
-        ? {
-            requester: { userId: owner.user_id, deviceId: owner.device_id, isGuest: owner.is_guest === 1, tokenHash },
-            deactivated: owner.deactivated === 1,
-          }
-        : null;
+      cached = {
+        owner: owner
+          ? {
+              requester: { userId: owner.user_id, deviceId: owner.device_id, isGuest: owner.is_guest === 1, tokenHash },
+              deactivated: owner.deactivated === 1,
+            }
+          : null,
+        readAt: now,
+      };
       this.tokenCache.set(token, cached);
-      if (cached) this.tokenOfHash.set(tokenHash, token);
+      if (cached.owner) this.tokenOfHash.set(tokenHash, token);
     }
-    if (cached === null || cached.deactivated) throw Errors.unknownToken();
-    return cached.requester;
+    if (cached.owner === null || cached.owner.deactivated) throw Errors.unknownToken();
+    return cached.owner.requester;
   }
 
-  /** Forgets tokens that were deleted (logout, device deletion, password change). */
+  /** Forgets tokens that were deleted (logout, device deletion, password change), in every process. */
   invalidateTokens(tokenHashes: Iterable<string>): void {
+    const hashes = [...tokenHashes];
+    this.forgetTokens(hashes);
+    if (hashes.length > 0) this.bus?.send({ name: 'INVALIDATE_TOKENS', tokenHashes: hashes });
+  }
+
+  private forgetTokens(tokenHashes: Iterable<string>): void {
     for (const hash of tokenHashes) {
       const token = this.tokenOfHash.get(hash);
       if (token !== undefined) this.tokenCache.delete(token);

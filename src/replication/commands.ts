@@ -79,6 +79,15 @@ export interface RemoteServerUpCommand {
   server: string;
 }
 
+/**
+ * `INVALIDATE_TOKENS <json array of token hashes>`: access tokens were deleted (logout, device
+ * deletion, password change, deactivation); every process drops them from its token cache. A
+ * Myelin command: Synapse carries the same news as rows of its `caches` stream.
+ */
+export interface InvalidateTokensCommand {
+  name: 'INVALIDATE_TOKENS';
+  tokenHashes: string[];
+}
 /** `PING <data>` (usually a timestamp). */
 export interface PingCommand {
   name: 'PING';
@@ -86,7 +95,7 @@ export interface PingCommand {
 }
 
 /** Commands that carry no stream data: the bus only delivers them (`send` / `onCommand`). */
-export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand;
+export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand | InvalidateTokensCommand;
 
 export type ReplicationCommand = NameCommand | ReplicateCommand | PositionCommand | RdataCommand | PingCommand | BusCommand;
 
@@ -98,6 +107,7 @@ const BUS_COMMAND_NAMES: ReadonlySet<string> = new Set<BusCommand['name']>([
   'FEDERATION_ACK',
   'USER_IP',
   'REMOTE_SERVER_UP',
+  'INVALIDATE_TOKENS',
 ]);
 
 export function isBusCommand(command: ReplicationCommand): command is BusCommand {
@@ -182,6 +192,8 @@ export function encodeCommand(command: ReplicationCommand): string {
     }
     case 'REMOTE_SERVER_UP':
       return `REMOTE_SERVER_UP ${word(command.server, 'server')}`;
+    case 'INVALIDATE_TOKENS':
+      return `INVALIDATE_TOKENS ${json(command.tokenHashes, 'token_hashes')}`;
     case 'PING':
       if (/[\r\n]/.test(command.data)) throw new CommandEncodeError('PING data must not contain a newline');
       return command.data === '' ? 'PING' : `PING ${command.data}`;
@@ -281,6 +293,11 @@ export function decodeCommand(input: string): ReplicationCommand {
     case 'FEDERATION_ACK': {
       const [instance, token] = words(rest, 2, line);
       return { name, instance: instance!, token: parseInteger(token!, 'token', line) };
+    }
+    case 'INVALIDATE_TOKENS': {
+      const value = parseJson(rest, 'token_hashes', line);
+      if (!Array.isArray(value) || !value.every((h) => typeof h === 'string')) throw new CommandParseError('INVALIDATE_TOKENS expects a JSON array of strings', line);
+      return { name, tokenHashes: value as string[] };
     }
     case 'USER_IP': {
       const [userId, body] = fields(rest, 2, line);

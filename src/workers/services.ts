@@ -110,7 +110,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     memberships: new UserMemberships(stores.roomState, bus),
     visibility: new EventVisibility(stores.roomState, eventCache),
     serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
-    auth: new AuthHandler(stores.users, now),
+    auth: new AuthHandler(stores.users, now, bus),
     eventsWriter,
     positions,
   };

@@ -78,6 +78,14 @@ describe('replication commands', () => {
     );
   });
 
+  it('INVALIDATE_TOKENS carries token hashes as JSON; anything else is refused', () => {
+    roundTrip({ name: 'INVALIDATE_TOKENS', tokenHashes: ['aGFzaDE', 'aGFzaDI'] }, 'INVALIDATE_TOKENS ["aGFzaDE","aGFzaDI"]');
+    assert.equal(isBusCommand(decodeCommand('INVALIDATE_TOKENS []')), true);
+    for (const line of ['INVALIDATE_TOKENS', 'INVALIDATE_TOKENS {"a":1}', 'INVALIDATE_TOKENS [1]', 'INVALIDATE_TOKENS [']) {
+      assert.throws(() => decodeCommand(line), CommandParseError, line);
+    }
+  });
+
   it('tells stream commands from the ones the bus only delivers', () => {
     assert.equal(isBusCommand(decodeCommand('USER_SYNC w @u:x None start 1')), true);
     assert.equal(isBusCommand(decodeCommand('REMOTE_SERVER_UP x')), true);

@@ -139,6 +139,24 @@ describe('worker deployment: stream writers on a worker', () => {
     assert.ok(aliceSince);
   });
 
+  test('a token logged out through one process stops working on the others', async () => {
+    const dave = await register('client1', 'dave');
+    const whoami = (instance: string) => cluster.instance(instance).call('GET', '/_matrix/client/v3/account/whoami', { token: dave.access_token });
+    // Every process has the token cached now.
+    for (const instance of ['main', 'client1', 'client2', 'streams']) assert.equal((await whoami(instance)).status, 200);
+    assert.equal((await cluster.instance('main').call('POST', '/_matrix/client/v3/logout', { token: dave.access_token })).status, 200);
+    for (const instance of ['main', 'client1', 'client2', 'streams']) {
+      const deadline = Date.now() + 10_000;
+      let res = await whoami(instance);
+      while (res.status === 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+        res = await whoami(instance);
+      }
+      assert.equal(res.status, 401, `${instance}: ${res.text}`);
+      assert.equal(res.json.errcode, 'M_UNKNOWN_TOKEN');
+    }
+  });
+
   test('a write through one worker is visible to an immediate read through another', async () => {
     const carol = await register('client1', 'carol');
     const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })).json.room_id;
