@@ -454,7 +454,7 @@ export class RedisBus implements ReplicationBus {
   private onStreamCommand(command: RdataCommand | PositionCommand): void {
     if (command.instance === this.instanceName) return; // our own, delivered when published
     if (!isStreamName(command.stream)) {
-      this.log.debug({ stream: command.stream, instance: command.instance }, `Ignoring ${command.name} for an unknown stream`);
+      this.log.debug({ stream: command.stream, writer: command.instance }, `Ignoring ${command.name} for an unknown stream`);
       return;
     }
     const remote = this.remoteFor(command.stream, command.instance);
@@ -483,11 +483,11 @@ export class RedisBus implements ReplicationBus {
 
   private onRdata(remote: RemoteStream, command: RdataCommand, epoch: number): void {
     if (remote.trustedEpoch !== epoch) {
-      this.log.debug({ stream: remote.stream, instance: remote.instance, token: command.token }, 'Discarding RDATA until a POSITION arrives');
+      this.log.debug({ stream: remote.stream, writer: remote.instance, token: command.token }, 'Discarding RDATA until a POSITION arrives');
       return;
     }
     if (!isRowOf(remote.stream, command.row)) {
-      this.log.warn({ stream: remote.stream, instance: remote.instance, token: command.token }, 'Ignoring an RDATA row of the wrong shape');
+      this.log.warn({ stream: remote.stream, writer: remote.instance, token: command.token }, 'Ignoring an RDATA row of the wrong shape');
       return;
     }
     remote.batch.push(command.row);
@@ -495,7 +495,7 @@ export class RedisBus implements ReplicationBus {
     const rows = remote.batch;
     remote.batch = [];
     if (remote.position !== undefined && command.token <= remote.position) {
-      this.log.debug({ stream: remote.stream, instance: remote.instance, token: command.token }, 'Discarding RDATA already seen');
+      this.log.debug({ stream: remote.stream, writer: remote.instance, token: command.token }, 'Discarding RDATA already seen');
       return;
     }
     remote.position = command.token;
@@ -511,7 +511,7 @@ export class RedisBus implements ReplicationBus {
     remote.retry = undefined;
     const seen = remote.position;
     if (seen === undefined) {
-      this.log.debug({ stream, instance, position: newToken }, 'Following a new stream writer from its current position');
+      this.log.debug({ stream, writer: instance, position: newToken }, 'Following a new stream writer from its current position');
       remote.position = newToken;
       remote.trustedEpoch = epoch;
       // Subscribers learn where the writer stands (a stream with several writers is read up to
@@ -549,7 +549,7 @@ export class RedisBus implements ReplicationBus {
       (err: unknown) => {
         if (this.closed) return;
         const delay = reconnectDelay(++remote.failures);
-        this.log.warn({ err, stream, instance }, `Failed to fetch replication rows between ${seen} and ${newToken}; retrying in ${delay} ms`);
+        this.log.warn({ err, stream, writer: instance }, `Failed to fetch replication rows between ${seen} and ${newToken}; retrying in ${delay} ms`);
         // A newer POSITION from the writer replaces this retry (see above).
         remote.retry = setTimeout(() => {
           remote.retry = undefined;
@@ -568,7 +568,7 @@ export class RedisBus implements ReplicationBus {
     try {
       this.local.publish(update);
     } catch (err) {
-      this.log.error({ err, stream: update.stream, instance: update.instance }, 'A replication subscriber failed');
+      this.log.error({ err, stream: update.stream, writer: update.instance }, 'A replication subscriber failed');
     }
   }
 }

@@ -233,11 +233,11 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
       const neverConnected = NOT_CONNECTED.has(err.code ?? '');
       const staleConnection = upstream.reusedSocket && !bodyStarted;
       if (neverConnected || staleConnection) {
-        context.log.warn({ route: context.route, instance: target.instance, at: target.label, code: err.code }, `cannot reach ${target.instance}; trying the next instance`);
+        context.log.warn({ route: context.route, target: target.instance, at: target.label, code: err.code }, `cannot reach ${target.instance}; trying the next instance`);
         attempt(staleConnection && !neverConnected ? index : index + 1);
         return;
       }
-      context.log.error({ route: context.route, instance: target.instance, err }, `request to ${target.instance} failed`);
+      context.log.error({ route: context.route, target: target.instance, err }, `request to ${target.instance} failed`);
       context.fail(502, new MatrixError(502, 'M_UNKNOWN', 'The server handling this request failed; try again later').toJSON());
     });
   };
