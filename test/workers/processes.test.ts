@@ -553,6 +553,11 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         for (const res of results) assert.equal(res.status, 200, JSON.stringify(res.json));
         const eventIds = results.map((r) => r.json.event_id as string);
         assert.equal(new Set(eventIds).size, 6);
+        // They did wait: the client workers' calls to the persister failed and were retried.
+        const retried = cluster.logLines()
+          .slice(from)
+          .filter((l) => ['generic1', 'generic2'].includes(String(l.instance)) && l.callee === 'persister2' && l.msg === 'replication call failed; retrying');
+        assert.ok(retried.length > 0, 'a client worker retried its call to the persister');
         // Retries with the same txnIds, through either worker, return the same events.
         for (let i = 0; i < 6; i++) {
           const again = await call(cluster.baseUrl(i % 2 === 0 ? 'generic2' : 'generic1'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/kill-p-${i}`, sender.accessToken, {
@@ -596,6 +601,12 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       } finally {
         await collector.stop();
       }
+    });
+
+    test('after the faults every process is back: myelin check passes again', () => {
+      const { status, stdout } = runMyelin(['check', '-c', cluster.configPath]);
+      assert.equal(status, 0, stdout);
+      assert.match(stdout, /^all \d+ checks passed$/m);
     });
   });
 });
