@@ -113,8 +113,10 @@ export async function startingPositions(db: Database, placement: WriterPlacement
   }
   for (const [stream, { table, column }] of Object.entries(TABLE_STREAMS) as Array<[StreamName, { table: string; column: string }]>) {
     const row = await db.get<{ position: number | null }>(`SELECT MAX(${column}) AS position FROM ${table}`);
-    const [writer] = placement.writersOf(stream);
-    positions.push({ stream, instance: writer!, position: Number(row?.position ?? 0) });
+    // These tables do not record which writer wrote a row. With several writers (receipts,
+    // device_lists) the positions come from one sequence, so the highest stored one is where
+    // each of them stands, as far as the database can tell.
+    for (const writer of placement.writersOf(stream)) positions.push({ stream, instance: writer, position: Number(row?.position ?? 0) });
   }
   return positions;
 }
