@@ -25,7 +25,11 @@ export const keysRoutes: RouteDefinition<ApiServices>[] = [
     paths: clientPaths('/keys/query'),
     resource: 'client',
     auth: 'user',
-    handle: async (req, { deviceKeys }) => ({ body: await deviceKeys.query(requesterOf(req), jsonBody(req)) }),
+    handle: async (req, { deviceKeys }) => ({
+      body: await deviceKeys.query(requesterOf(req), jsonBody(req)),
+      contentType: 'application/json',
+      headers: { 'Cache-Control': 'no-cache, no-store, must-revalidate' },
+    }),
   }),
   // POST /_matrix/client/v3/keys/claim
   defineRoute<ApiServices>({

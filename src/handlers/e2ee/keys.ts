@@ -40,6 +40,8 @@ export interface KeysHandlerDeps {
 }
 
 export class KeysHandler {
+  private readonly served = new ServedKeyJson(10_000);
+
   constructor(private readonly deps: KeysHandlerDeps) {}
 
   /** `POST /keys/upload` for the requester's device. */
@@ -56,8 +58,12 @@ export class KeysHandler {
     return { one_time_key_counts: await this.deps.writer.uploadKeys(userId, deviceId, upload) };
   }
 
-  /** `POST /keys/query`. */
-  async query(requester: Requester, body: JsonObject): Promise<KeysQueryResult> {
+  /**
+   * `POST /keys/query`, answered as JSON text (a `KeysQueryResult`). A client asks for every user it
+   * shares an encrypted room with, often a thousand or more: the answer is put together from the
+   * stored key JSON as text rather than parsed and re-serialised (see `ServedKeyJson`).
+   */
+  async query(requester: Requester, body: JsonObject): Promise<string> {
     optionalField(body, 'timeout', 'number');
     const requested = body.device_keys;
     if (!isJsonObject(requested)) throw Errors.badJson("'device_keys' must be a JSON object");
@@ -79,27 +85,28 @@ export class KeysHandler {
       crossSigning.signaturesBy(requester.userId, users),
     ]);
 
-    const result: KeysQueryResult = { device_keys: {}, master_keys: {}, self_signing_keys: {}, user_signing_keys: {}, failures: {} };
-    for (const userId of users) result.device_keys[userId] = {};
+    // Rows are unique per (user, device) and per (user, key type), so no member appears twice.
+    const devicesOf = new Map<string, string[]>(users.map((userId) => [userId, []]));
     const signaturesOf = indexSignatures(selfSignatures);
     for (const row of deviceRows) {
-      const keyJson = withSignatures(JSON.parse(row.key_json) as JsonObject, signaturesOf(row.user_id, row.device_id));
       const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
-      result.device_keys[row.user_id]![row.device_id] = { ...keyJson, unsigned };
+      const text = this.served.text(row.key_json, signaturesOf(row.user_id, row.device_id), unsigned);
+      devicesOf.get(row.user_id)!.push(`${JSON.stringify(row.device_id)}:${text}`);
     }
     // Signatures on cross-signing keys are shown only to their author (a user-signing key's
     // signature of another user's master key tells who verified whom).
     const requesterSignaturesOf = indexSignatures(requesterSignatures);
-    const sections: Record<CrossSigningKeyType, Record<string, JsonObject>> = {
-      master: result.master_keys,
-      self_signing: result.self_signing_keys,
-      user_signing: result.user_signing_keys,
-    };
+    const sections: Record<CrossSigningKeyType, string[]> = { master: [], self_signing: [], user_signing: [] };
     for (const row of crossSigningKeys) {
       if (row.key_type === 'user_signing' && row.user_id !== requester.userId) continue;
-      sections[row.key_type][row.user_id] = withSignatures(JSON.parse(row.key_json) as JsonObject, requesterSignaturesOf(row.user_id, row.public_key));
+      const text = this.served.text(row.key_json, requesterSignaturesOf(row.user_id, row.public_key));
+      sections[row.key_type].push(`${JSON.stringify(row.user_id)}:${text}`);
     }
-    return result;
+    const deviceKeys = [...devicesOf].map(([userId, devices]) => `${JSON.stringify(userId)}:{${devices.join(',')}}`);
+    return (
+      `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},` +
+      `"self_signing_keys":{${sections.self_signing.join(',')}},"user_signing_keys":{${sections.user_signing.join(',')}},"failures":{}}`
+    );
   }
 
   /**
@@ -151,9 +158,40 @@ export class KeysHandler {
   }
 }
 
+type Signature = { signer: string; keyId: string; signature: string };
+
+/**
+ * Key JSON as `/keys/query` serves it: the stored JSON with the signatures kept beside it merged
+ * into `signatures`, and `unsigned` set. Without either it is the stored text itself. With them it
+ * is memoised on exactly those inputs (the answer is a function of them, so it never goes stale
+ * and needs no invalidation), most recently used first: key JSON holds property names found
+ * nowhere else (key ids, user ids), which makes parsing it slow (V8 builds a new object shape per
+ * name), and the same keys are served to every member of the rooms their owner is in.
+ */
+class ServedKeyJson {
+  private readonly texts = new Map<string, string>();
+
+  constructor(private readonly capacity: number) {}
+
+  text(keyJson: string, signatures: readonly Signature[], unsigned?: JsonObject): string {
+    if (signatures.length === 0 && unsigned === undefined) return keyJson;
+    const input = `${keyJson}\u0000${JSON.stringify(signatures)}\u0000${JSON.stringify(unsigned ?? null)}`;
+    let text = this.texts.get(input);
+    if (text !== undefined) {
+      this.texts.delete(input);
+    } else {
+      const json = withSignatures(JSON.parse(keyJson) as JsonObject, signatures);
+      text = JSON.stringify(unsigned === undefined ? json : { ...json, unsigned });
+      if (this.texts.size >= this.capacity) this.texts.delete(this.texts.keys().next().value!);
+    }
+    this.texts.set(input, text);
+    return text;
+  }
+}
+
 /** Signatures by (target user, target device or key) → `{signer, keyId, signature}` list. */
-function indexSignatures(rows: readonly SignatureRow[]): (userId: string, targetId: string) => Array<{ signer: string; keyId: string; signature: string }> {
-  const index = new Map<string, Array<{ signer: string; keyId: string; signature: string }>>();
+function indexSignatures(rows: readonly SignatureRow[]): (userId: string, targetId: string) => Signature[] {
+  const index = new Map<string, Signature[]>();
   for (const row of rows) {
     const key = `${row.target_user_id}\u0000${row.target_device_id}`;
     let list = index.get(key);
