@@ -277,6 +277,8 @@ interface ThroughputRun {
   /** CPU seconds used in the measured rounds by Myelin's processes, and by PostgreSQL's. */
   myelinCpu: number;
   postgresCpu: number;
+  /** CPU seconds of each Myelin process (by pid) in the measured rounds. */
+  byPid: Map<number, number>;
 }
 
 /**
@@ -318,10 +320,12 @@ async function sendThroughput(
     rates.push(rate);
     messages += sent;
   }
+  const myelinAfter = cpuSnapshot(processes.myelin);
   return {
     rates,
     messages,
-    myelinCpu: cpuUsed(myelinBefore, cpuSnapshot(processes.myelin)),
+    myelinCpu: cpuUsed(myelinBefore, myelinAfter),
+    byPid: new Map([...myelinAfter].map(([pid, cpu]) => [pid, cpu - (myelinBefore.get(pid) ?? cpu)])),
     postgresCpu: cpuUsed(postgresBefore, cpuSnapshot(processes.postgres())),
   };
 }
@@ -449,6 +453,8 @@ export async function measureWorkers(): Promise<Figure[]> {
             `bench workers (${label}): send rounds ${run.rates.map((r) => Math.round(r)).join(', ')} messages/s; ` +
               `CPU ${run.myelinCpu.toFixed(1)} s Myelin + ${run.postgresCpu.toFixed(1)} s PostgreSQL for ${run.messages} messages\n`,
           );
+          const byInstance = [...bench.pids].map(([name, pid]) => `${name} ${(((run.byPid.get(pid) ?? 0) * 1000) / run.messages).toFixed(2)}`);
+          process.stderr.write(`bench workers (${label}): CPU ms per message by process: ${byInstance.join(', ')}\n`);
           const rate = median(run.rates);
           rates.set(persisterCount, rate);
           figures.push(
@@ -460,7 +466,7 @@ export async function measureWorkers(): Promise<Figure[]> {
           cpuPerMessage.set(persisterCount, (run.myelinCpu + run.postgresCpu) / run.messages);
         }
         const difference = await checkStored(bench, acks, label);
-        figures.push(figure(GROUP, `messages stored ≠ acknowledged, ${label} (${acks.total} sent)`, difference, 'messages', { op: '<=', value: 0 }));
+        figures.push(figure(GROUP, `messages stored ≠ acknowledged (per persister), ${label}`, difference, 'messages', { op: '<=', value: 0 }));
       } finally {
         await bench.stop();
       }
