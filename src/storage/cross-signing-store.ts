@@ -40,6 +40,21 @@ export class CrossSigningStore {
     return rows;
   }
 
+  /** The keys of `userIds` that `viewer` may see: master and self-signing keys, and its own user-signing key. */
+  async keysSeenBy(viewer: string, userIds: readonly string[]): Promise<CrossSigningKeyRow[]> {
+    const rows: CrossSigningKeyRow[] = [];
+    for (const batch of inBatches(userIds)) {
+      rows.push(
+        ...(await this.db.all<CrossSigningKeyRow>(
+          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys
+           WHERE user_id IN (${placeholders(batch.length)}) AND (key_type <> 'user_signing' OR user_id = ?)`,
+          [...batch, viewer],
+        )),
+      );
+    }
+    return rows;
+  }
+
   async key(userId: string, keyType: CrossSigningKeyType, tx: Queryable = this.db): Promise<CrossSigningKeyRow | undefined> {
     return tx.get<CrossSigningKeyRow>('SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id = ? AND key_type = ?', [
       userId,

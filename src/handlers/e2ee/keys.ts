@@ -81,7 +81,7 @@ export class KeysHandler {
     const [deviceRows, selfSignatures, crossSigningKeys, requesterSignatures] = await Promise.all([
       keys.deviceKeysOf(allDevicesOf, someDevices),
       crossSigning.selfSignaturesOf(users),
-      crossSigning.keysOf(users),
+      crossSigning.keysSeenBy(requester.userId, users),
       crossSigning.signaturesBy(requester.userId, users),
     ]);
 
@@ -90,16 +90,16 @@ export class KeysHandler {
     const signaturesOf = indexSignatures(selfSignatures);
     for (const row of deviceRows) {
       const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
-      const text = this.served.text(row.key_json, signaturesOf(row.user_id, row.device_id), unsigned);
+      const text = this.served.text(`d\u0000${row.user_id}\u0000${row.device_id}`, row.key_json, signaturesOf(row.user_id, row.device_id), unsigned);
       devicesOf.get(row.user_id)!.push(`${JSON.stringify(row.device_id)}:${text}`);
     }
-    // Signatures on cross-signing keys are shown only to their author (a user-signing key's
-    // signature of another user's master key tells who verified whom).
+    // Only the requester's own user-signing key is shown, and signatures on cross-signing keys only
+    // to their author (a user-signing key's signature of another user's master key tells who
+    // verified whom).
     const requesterSignaturesOf = indexSignatures(requesterSignatures);
     const sections: Record<CrossSigningKeyType, string[]> = { master: [], self_signing: [], user_signing: [] };
     for (const row of crossSigningKeys) {
-      if (row.key_type === 'user_signing' && row.user_id !== requester.userId) continue;
-      const text = this.served.text(row.key_json, requesterSignaturesOf(row.user_id, row.public_key));
+      const text = this.served.text(`c\u0000${row.user_id}\u0000${row.key_type}`, row.key_json, requesterSignaturesOf(row.user_id, row.public_key));
       sections[row.key_type].push(`${JSON.stringify(row.user_id)}:${text}`);
     }
     const deviceKeys = [...devicesOf].map(([userId, devices]) => `${JSON.stringify(userId)}:{${devices.join(',')}}`);
@@ -163,28 +163,30 @@ type Signature = { signer: string; keyId: string; signature: string };
 /**
  * Key JSON as `/keys/query` serves it: the stored JSON with the signatures kept beside it merged
  * into `signatures`, and `unsigned` set. Without either it is the stored text itself. With them it
- * is memoised on exactly those inputs (the answer is a function of them, so it never goes stale
- * and needs no invalidation), most recently used first: key JSON holds property names found
- * nowhere else (key ids, user ids), which makes parsing it slow (V8 builds a new object shape per
+ * is memoised per key (`id`), an entry being used only while the stored JSON and the extras are
+ * exactly those it was made from (the answer is a function of them, so it never goes stale and
+ * needs no invalidation); the least recently used go first. Key JSON holds property names found
+ * nowhere else (key ids, user ids), which makes parsing it slow (V8 builds an object shape per
  * name), and the same keys are served to every member of the rooms their owner is in.
  */
 class ServedKeyJson {
-  private readonly texts = new Map<string, string>();
+  private readonly entries = new Map<string, { keyJson: string; extras: string; text: string }>();
 
   constructor(private readonly capacity: number) {}
 
-  text(keyJson: string, signatures: readonly Signature[], unsigned?: JsonObject): string {
+  text(id: string, keyJson: string, signatures: readonly Signature[], unsigned?: JsonObject): string {
     if (signatures.length === 0 && unsigned === undefined) return keyJson;
-    const input = `${keyJson}\u0000${JSON.stringify(signatures)}\u0000${JSON.stringify(unsigned ?? null)}`;
-    let text = this.texts.get(input);
-    if (text !== undefined) {
-      this.texts.delete(input);
-    } else {
-      const json = withSignatures(JSON.parse(keyJson) as JsonObject, signatures);
-      text = JSON.stringify(unsigned === undefined ? json : { ...json, unsigned });
-      if (this.texts.size >= this.capacity) this.texts.delete(this.texts.keys().next().value!);
+    const extras = JSON.stringify([signatures, unsigned ?? null]);
+    const entry = this.entries.get(id);
+    this.entries.delete(id);
+    if (entry && entry.keyJson === keyJson && entry.extras === extras) {
+      this.entries.set(id, entry);
+      return entry.text;
     }
-    this.texts.set(input, text);
+    const json = withSignatures(JSON.parse(keyJson) as JsonObject, signatures);
+    const text = JSON.stringify(unsigned === undefined ? json : { ...json, unsigned });
+    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(id, { keyJson, extras, text });
     return text;
   }
 }
