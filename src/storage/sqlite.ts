@@ -8,14 +8,18 @@
 
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3 from 'better-sqlite3';
 import type { Database, Queryable, Row, SqlValue } from './database.js';
 
 type Connection = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 
+// Loaded on first use: a process on PostgreSQL (every worker) never maps the native module.
+let driver: typeof BetterSqlite3 | undefined;
+
 function openConnection(file: string, readonly: boolean): Connection {
-  const db = new BetterSqlite3(file, { readonly: false, fileMustExist: readonly });
+  driver ??= createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
+  const db = new driver(file, { readonly: false, fileMustExist: readonly });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 10000');

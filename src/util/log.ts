@@ -4,7 +4,8 @@
 
 import { createWriteStream } from 'node:fs';
 import pino, { type DestinationStream, type Level, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { createRequire } from 'node:module';
+import type pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
@@ -23,6 +24,8 @@ export function createLogger(options: LogOptions): Logger {
   if (options.file !== undefined) {
     destination = createWriteStream(options.file, { flags: 'a' });
   } else if (options.pretty ?? process.stdout.isTTY) {
+    // Loaded only for a terminal: processes under a supervisor or systemd log JSON lines.
+    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof pinoPretty;
     destination = pretty({
       sync: true,
       colorize: process.stdout.isTTY,
