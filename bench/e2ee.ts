@@ -100,6 +100,9 @@ interface ClaimFigures {
   bulkLatencies: number[];
   bulkRate: number;
   singleRate: number;
+  /** Server CPU per claimed key, µs, in the rounds of 100-device and of single-device claims. */
+  bulkCpuPerClaim: number;
+  singleCpuPerClaim: number;
 }
 
 /**
@@ -110,7 +113,7 @@ interface ClaimFigures {
  * - 32 clients each claiming one device's key per request: claims per second.
  * Keys used: 5 + 30 + 3 × 4 × 15 + 3 × 4,000 / 100 = 335 per device.
  */
-async function measureClaims(pool: Pool, claimers: readonly Account[], devices: readonly Account[]): Promise<ClaimFigures> {
+async function measureClaims(pool: Pool, serverPid: number, claimers: readonly Account[], devices: readonly Account[]): Promise<ClaimFigures> {
   for (let i = 0; i < 5; i++) await claim(pool, claimers[0]!, devices);
   const bulkLatencies: number[] = [];
   for (let i = 0; i < 30; i++) {
@@ -119,6 +122,7 @@ async function measureClaims(pool: Pool, claimers: readonly Account[], devices: 
     bulkLatencies.push(performance.now() - start);
   }
   const bulkRates: number[] = [];
+  let cpuBefore = cpuMs(serverPid);
   for (let round = 0; round < 3; round++) {
     const start = performance.now();
     await Promise.all(claimers.slice(0, 4).map(async (c) => {
@@ -126,14 +130,17 @@ async function measureClaims(pool: Pool, claimers: readonly Account[], devices: 
     }));
     bulkRates.push((4 * 15 * devices.length) / ((performance.now() - start) / 1000));
   }
+  const bulkCpuPerClaim = ((cpuMs(serverPid) - cpuBefore) * 1000) / (3 * 4 * 15 * devices.length);
   const singleRates: number[] = [];
+  cpuBefore = cpuMs(serverPid);
   for (let round = 0; round < 3; round++) {
     const claims = Array.from({ length: 4000 }, (_, i) => devices[i % devices.length]!);
     const start = performance.now();
     await forEachConcurrently(claims, 32, async (device, i) => claim(pool, claimers[i % claimers.length]!, [device]));
     singleRates.push(claims.length / ((performance.now() - start) / 1000));
   }
-  return { bulkLatencies, bulkRate: median(bulkRates), singleRate: median(singleRates) };
+  const singleCpuPerClaim = ((cpuMs(serverPid) - cpuBefore) * 1000) / (3 * 4000);
+  return { bulkLatencies, bulkRate: median(bulkRates), singleRate: median(singleRates), bulkCpuPerClaim, singleCpuPerClaim };
 }
 
 /** `/keys/query` for every user at once, as a client does after its initial sync; latencies in ms. */
@@ -198,10 +205,12 @@ export async function measureE2ee(): Promise<Figure[]> {
     }
     if (!enabled('claim')) return figures;
     const claimers = accounts.slice(USERS - 32);
-    const claims = await measureClaims(pool, claimers, accounts.slice(0, CLAIM_DEVICES));
+    const claims = await measureClaims(pool, server.child.pid!, claimers, accounts.slice(0, CLAIM_DEVICES));
     figures.push(figure(GROUP, '/keys/claim of 100 devices in one request, median', round1(median(claims.bulkLatencies)), 'ms'));
     figures.push(figure(GROUP, '/keys/claim of 100 devices per request, 4 clients', Math.round(claims.bulkRate), 'claims/s'));
     figures.push(figure(GROUP, '/keys/claim of 1 device per request, 32 clients', Math.round(claims.singleRate), 'claims/s'));
+    figures.push(figure(GROUP, '/keys/claim server CPU per key, 100 devices per request', Math.round(claims.bulkCpuPerClaim), 'µs'));
+    figures.push(figure(GROUP, '/keys/claim server CPU per key, 1 device per request', Math.round(claims.singleCpuPerClaim), 'µs'));
     return figures;
   } finally {
     await pool.close();
