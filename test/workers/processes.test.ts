@@ -338,8 +338,8 @@ function clientSuite(name: string, prefix: string, cluster: () => ProcessCluster
         const synced = await call(entry().b, 'GET', `/_matrix/client/v3/sync?timeout=0&filter=${enc(JSON.stringify({ room: { timeline: { limit: 1 } } }))}`, token);
         assert.equal(synced.json.rooms.join[roomId].timeline.events.at(-1).event_id, sent.json.event_id);
       }
-      const name = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token, { topic: `${prefix}topic` });
-      assert.equal(name.status, 200, JSON.stringify(name.json));
+      const topic = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token, { topic: `${prefix}topic` });
+      assert.equal(topic.status, 200, JSON.stringify(topic.json));
       const state = await call(entry().b, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token);
       assert.equal(state.json.topic, `${prefix}topic`);
       const data = await call(entry().a, 'PUT', `/_matrix/client/v3/user/${enc(alice.account.userId)}/account_data/org.example.${prefix}`, token, { n: 7 });
