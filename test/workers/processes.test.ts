@@ -14,6 +14,7 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { Redis } from 'ioredis';
 import {
   ClientEvent,
   createClient,
@@ -30,6 +31,7 @@ import {
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { shardOf } from '../../src/workers/placement.js';
 import { startNginx, type NginxServer } from '../harness/nginx.js';
+import { request } from '../helpers/http.js';
 import { runMyelin } from '../helpers/myelin.js';
 import { startProcessCluster, type ProcessCluster } from '../helpers/process-cluster.js';
 import { freePort } from '../helpers/server-process.js';
@@ -460,6 +462,44 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   clientSuite('test 2: A sends through generic1, B syncs through generic2', 'direct', () => cluster, () => ({ a: cluster.baseUrl('generic1'), b: cluster.baseUrl('generic2') }));
   clientSuite('test 3: both through the built-in router', 'router', () => cluster, () => ({ a: cluster.routerUrl!, b: cluster.routerUrl! }));
   clientSuite('test 3: both through nginx on the generated config', 'nginx', () => cluster, () => ({ a: nginxUrl, b: nginxUrl }));
+
+  describe('test 5: bad replication input', () => {
+    test('the replication listeners refuse a call without the secret (401) or with a wrong one (403)', async () => {
+      for (const instance of ['main', 'persister1', 'persister2', 'ephemeral']) {
+        const socketPath = cluster.replicationSocket(instance);
+        const path = '/_synapse/replication/events.sendEvent/t1';
+        const body = JSON.stringify({ args: [] });
+        const missing = await request({ socketPath }, 'POST', path, { body, headers: { 'Content-Type': 'application/json' } });
+        assert.equal(missing.status, 401, `${instance}: ${missing.text}`);
+        assert.equal(missing.json.errcode, 'M_MISSING_TOKEN');
+        const wrong = await request({ socketPath }, 'POST', path, { body, headers: { 'Content-Type': 'application/json', Authorization: 'Bearer not the secret' } });
+        assert.equal(wrong.status, 403, `${instance}: ${wrong.text}`);
+        assert.equal(wrong.json.errcode, 'M_FORBIDDEN');
+      }
+    });
+
+    test('malformed lines on the Redis channel are logged and ignored by every process; none restarts', async () => {
+      const pids = new Map(cluster.workers.map((w) => [w, cluster.pidOf(w)]));
+      const from = cluster.logLines().length;
+      const redis = new Redis({ path: cluster.redis.socketPath, lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        for (const line of ['garbage', 'POSITION events', 'RDATA events persister1 notanumber {}', 'RDATA events persister1 5 {not json', 'USER_IP @a:b [1]']) {
+          await redis.publish(cluster.serverName, line);
+        }
+      } finally {
+        redis.disconnect();
+      }
+      for (const instance of ['main', ...cluster.workers]) {
+        await cluster.waitForLog((l) => l.instance === instance && l.msg === 'Failed to parse replication line', { from, ms: 30_000, what: `${instance} to log the malformed line` });
+      }
+      for (const instance of ['main', ...cluster.clientWorkers]) {
+        const health = await fetch(`${cluster.baseUrl(instance)}/health`);
+        assert.equal(health.status, 200, instance);
+      }
+      for (const [worker, pid] of pids) assert.equal(cluster.pidOf(worker), pid, `${worker} was not restarted`);
+    });
+  });
 
   describe('test 4: faults, with real signals', () => {
     let sender: Account;
