@@ -32,6 +32,7 @@ import { UsersStore } from '../src/storage/users-store.js';
 import { shardOf } from '../src/workers/placement.js';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
 import { startProcessCluster, type ProcessCluster } from '../test/helpers/process-cluster.js';
+import { call } from './client.js';
 import { figure, median, type Figure } from './harness.js';
 
 const GROUP = 'workers';
@@ -208,17 +209,6 @@ function cpuUsed(before: Map<number, number>, after: Map<number, number>): numbe
 // ---------------------------------------------------------------------------------------------
 // Client traffic
 
-async function call(pool: Pool, method: string, path: string, token: string, body?: unknown): Promise<any> {
-  const res = await pool.request({
-    method: method as 'GET',
-    path,
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode >= 400) throw new Error(`${method} ${path} → ${res.statusCode} ${text.slice(0, 300)}`);
-  return text ? JSON.parse(text) : {};
-}
 
 const enc = encodeURIComponent;
 let txn = 0;

@@ -14,27 +14,13 @@ import { createClient, MsgType, PendingEventOrdering, type MatrixClient } from '
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { startE2eeCluster } from '../helpers/e2ee-cluster.js';
 import { startServerProcess } from '../helpers/server-process.js';
+import { eventually } from '../helpers/wait.js';
 
 (logger as unknown as { setLevel(level: string): void }).setLevel(process.env.E2EE_DEBUG ? 'debug' : 'silent');
 // The rust crypto logs through console.debug/info; keep the test output readable.
 console.debug = () => undefined;
 console.info = () => undefined;
 
-/** Polls `check` until it returns something truthy; rejects after `ms`. */
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Account {
   userId: string;

@@ -17,38 +17,10 @@ import {
 } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 (logger as unknown as { setLevel(level: string): void }).setLevel('error');
 
-/** Resolves when `check` passes, re-checking on every SDK event; rejects after `ms`. */
-function waitFor<T>(client: MatrixClient, check: () => T | undefined | false, what: string, ms = 20_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      let value: T | undefined | false;
-      try {
-        value = check();
-      } catch {
-        value = undefined;
-      }
-      if (value !== undefined && value !== false) {
-        cleanup();
-        resolve(value);
-      }
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    const events = [ClientEvent.Sync, RoomEvent.Timeline, RoomEvent.Receipt, RoomMemberEvent.Typing, RoomMemberEvent.Membership, RoomMemberEvent.Name, ClientEvent.Room];
-    const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
-    const cleanup = () => {
-      clearTimeout(timer);
-      for (const e of events) emitter.off(e, attempt);
-    };
-    for (const e of events) emitter.on(e, attempt);
-    attempt();
-  });
-}
 
 async function register(baseUrl: string, username: string): Promise<MatrixClient> {
   const anonymous = createClient({ baseUrl });

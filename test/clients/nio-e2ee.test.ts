@@ -23,6 +23,10 @@ import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { startE2eeCluster } from '../helpers/e2ee-cluster.js';
 import { startServerProcess } from '../helpers/server-process.js';
 import { tempDir } from '../helpers/tmp.js';
+import { eventually as eventuallyWithin } from '../helpers/wait.js';
+
+/** Polls `check` until it returns something truthy; nio and rust crypto get two minutes. */
+const eventually = <T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000): Promise<T> => eventuallyWithin(check, what, ms);
 
 (logger as unknown as { setLevel(level: string): void }).setLevel(process.env.E2EE_DEBUG ? 'debug' : 'silent');
 // The rust crypto logs through console.debug/info; keep the test output readable.
@@ -33,21 +37,6 @@ const script = join(dirname(fileURLToPath(import.meta.url)), 'nio_e2ee.py');
 const STEP_MS = 180_000; // the script's own waits give up after 150 s and say why
 const MEGOLM = 'm.megolm.v1.aes-sha2';
 
-/** Polls `check` until it returns something truthy; rejects after `ms`. */
-async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 type NioAnswer = { event: string } & Record<string, unknown>;
 

@@ -9,6 +9,15 @@ import { shardOf } from '../../src/workers/placement.js';
 
 const enc = encodeURIComponent;
 
+/** Registers `username` through `instance`, with the device id `<USERNAME>DEV`. */
+async function registerOn(cluster: TestCluster, instance: string, username: string) {
+  const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
+    body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' }, device_id: `${username.toUpperCase()}DEV` },
+  });
+  assert.equal(res.status, 200, res.text);
+  return res.json as { user_id: string; access_token: string; device_id: string };
+}
+
 describe('worker deployment: main, two events persisters, two client workers', () => {
   let cluster: TestCluster;
   before(async () => {
@@ -80,13 +89,7 @@ describe('worker deployment: stream writers on a worker', () => {
   });
   after(() => cluster?.stop());
 
-  async function register(instance: string, username: string) {
-    const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
-      body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' }, device_id: `${username.toUpperCase()}DEV` },
-    });
-    assert.equal(res.status, 200, res.text);
-    return res.json as { user_id: string; access_token: string; device_id: string };
-  }
+  const register = (instance: string, username: string) => registerOn(cluster, instance, username);
 
   /** Syncs through `instance` until `found` returns something, starting from `since`. */
   async function syncUntil<T>(instance: string, token: string, since: string, found: (body: any) => T | undefined): Promise<{ value: T; since: string }> {
@@ -181,13 +184,7 @@ describe('worker deployment: two device_lists writers and two receipts writers',
   });
   after(() => cluster?.stop());
 
-  async function register(instance: string, username: string) {
-    const res = await cluster.instance(instance).call('POST', '/_matrix/client/v3/register', {
-      body: { username, password: `${username}-password`, auth: { type: 'm.login.dummy' }, device_id: `${username.toUpperCase()}DEV` },
-    });
-    assert.equal(res.status, 200, res.text);
-    return res.json as { user_id: string; access_token: string; device_id: string };
-  }
+  const register = (instance: string, username: string) => registerOn(cluster, instance, username);
 
   test('device keys uploaded through one worker, by users of both writers, reach a sync and a query on another', async () => {
     const alice = await register('client2', 'alice');

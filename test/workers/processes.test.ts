@@ -35,6 +35,7 @@ import { request } from '../helpers/http.js';
 import { runMyelin } from '../helpers/myelin.js';
 import { startProcessCluster, type ProcessCluster } from '../helpers/process-cluster.js';
 import { freePort } from '../helpers/server-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 // The SDK's loggers, including the one of its MatrixRTC session manager (which logs an error for
 // the state of a room it has not seen yet, as happens when a test creates rooms quickly).
@@ -188,35 +189,6 @@ class MessageCollector {
 
 // ---- matrix-js-sdk ---------------------------------------------------------------------------
 
-/** Resolves when `check` passes, re-checking on every SDK event; rejects after `ms`. */
-function waitFor<T>(client: MatrixClient, check: () => T | undefined | false, what: string, ms = 30_000): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      let value: T | undefined | false;
-      try {
-        value = check();
-      } catch {
-        value = undefined;
-      }
-      if (value !== undefined && value !== false) {
-        cleanup();
-        resolve(value);
-      }
-    };
-    const timer = setTimeout(() => {
-      cleanup();
-      reject(new Error(`timed out waiting for ${what}`));
-    }, ms);
-    const events = [ClientEvent.Sync, ClientEvent.ToDeviceEvent, ClientEvent.Room, RoomEvent.Timeline, RoomEvent.Receipt, RoomMemberEvent.Typing, RoomMemberEvent.Membership];
-    const emitter = client as unknown as { on(e: string, f: () => void): void; off(e: string, f: () => void): void };
-    const cleanup = () => {
-      clearTimeout(timer);
-      for (const e of events) emitter.off(e, attempt);
-    };
-    for (const e of events) emitter.on(e, attempt);
-    attempt();
-  });
-}
 
 interface SdkUser {
   client: MatrixClient;
