@@ -17,12 +17,7 @@ import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
 import { Supervisor, workerProcessSpecs } from '../workers/supervisor.js';
 import { loadCluster } from '../workers/topology.js';
-import { checkCommand } from './check.js';
-import { proxyConfigCommand } from './proxy-config.js';
-import { registerUserCommand } from './register-user.js';
 import { formatRoutesTable } from './routes-table.js';
-import { systemdCommand } from './systemd.js';
-import { workerCommand } from './worker.js';
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
@@ -104,18 +99,20 @@ export async function run(argv: string[]): Promise<number> {
         parse(rest, {});
         process.stdout.write(`${configReference()}\n`);
         return EXIT_OK;
+      // The other commands' modules (and their clients: Redis, PostgreSQL checks, HTTP) load only
+      // when asked for, so a running server does not carry them.
       case 'start':
         return await startCommand(rest);
       case 'register-user':
-        return await registerUserCommand(rest);
+        return await (await import('./register-user.js')).registerUserCommand(rest);
       case 'worker':
-        return await workerCommand(rest);
+        return await (await import('./worker.js')).workerCommand(rest);
       case 'check':
-        return await checkCommand(rest, defaultConfigPaths);
+        return await (await import('./check.js')).checkCommand(rest, defaultConfigPaths);
       case 'proxy-config':
-        return proxyConfigCommand(rest, defaultConfigPaths);
+        return (await import('./proxy-config.js')).proxyConfigCommand(rest, defaultConfigPaths);
       case 'systemd':
-        return systemdCommand(rest);
+        return (await import('./systemd.js')).systemdCommand(rest);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }

@@ -1,11 +1,20 @@
 // PostgreSQL through node-postgres, over TCP or a UNIX socket directory (`host: /run/postgresql`).
 // Required for worker mode, where several processes share the database.
 
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { Database, Queryable, Row, SqlValue } from './database.js';
 
 // BIGINT comes back as a string by default; our ids, positions and timestamps fit in 2^53.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+// Loaded on first use: a server on SQLite never loads the PostgreSQL driver.
+let driver: typeof pg | undefined;
+function loadDriver(): typeof pg {
+  if (!driver) {
+    driver = createRequire(import.meta.url)('pg') as typeof pg;
+    driver.types.setTypeParser(driver.types.builtins.INT8, (value) => Number(value));
+  }
+  return driver;
+}
 
 export interface PostgresOptions {
   host?: string;
@@ -53,7 +62,7 @@ export class PostgresDatabase implements Database {
   private readonly direct: Queryable;
 
   constructor(options: PostgresOptions) {
-    this.pool = new pg.Pool({
+    this.pool = new (loadDriver().Pool)({
       host: options.host,
       port: options.port,
       user: options.user,

@@ -92,6 +92,8 @@ function startCheckpointer(file: string): Worker {
   const worker = new Worker(CHECKPOINTER_SOURCE, {
     eval: true,
     workerData: { file, module: createRequire(import.meta.url).resolve('better-sqlite3') },
+    // It only runs a pragma every 250 ms: a small heap keeps the thread's memory down.
+    resourceLimits: { maxYoungGenerationSizeMb: 1, maxOldGenerationSizeMb: 16, codeRangeSizeMb: 2 },
   });
   // Neither keeps the process alive nor may crash it: the writer's automatic checkpoint remains.
   worker.unref();

@@ -17,7 +17,7 @@ import { openDatabase } from '../storage/open.js';
 import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
 import { topologyOf } from '../config/roles.js';
-import { joinCluster, type Cluster } from './cluster.js';
+import type { Cluster } from './cluster.js';
 import { createProcessServices, type ProcessServices } from './services.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
@@ -89,7 +89,11 @@ async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'
     }
 
     const topology = topologyOf(config);
-    if (role === 'worker' || config.redis.enabled) cluster = await joinCluster(config, database, topology, log);
+    if (role === 'worker' || config.redis.enabled) {
+      // Loaded only here: a single process never loads Redis or the replication client.
+      const { joinCluster } = await import('./cluster.js');
+      cluster = await joinCluster(config, database, topology, log);
+    }
     processServices = await createProcessServices({
       config,
       db: database,
