@@ -27,6 +27,21 @@ export interface RoomKeyData {
   session_data: string;
 }
 
+/** The WHERE clause selecting a backup's keys, or one room's, or one session's. */
+function keysOf(userId: string, version: number, roomId?: string, sessionId?: string): { where: string; params: Array<string | number> } {
+  const conditions = ['user_id = ?', 'version = ?'];
+  const params: Array<string | number> = [userId, version];
+  if (roomId !== undefined) {
+    conditions.push('room_id = ?');
+    params.push(roomId);
+  }
+  if (sessionId !== undefined) {
+    conditions.push('session_id = ?');
+    params.push(sessionId);
+  }
+  return { where: conditions.join(' AND '), params };
+}
+
 export class KeyBackupStore {
   constructor(private readonly db: Database) {}
 
@@ -88,18 +103,9 @@ export class KeyBackupStore {
 
   /** Stored keys, optionally of one room or one session. */
   keys(userId: string, version: number, roomId?: string, sessionId?: string, tx: Queryable = this.db): Promise<RoomKeyRow[]> {
-    const conditions = ['user_id = ?', 'version = ?'];
-    const params: Array<string | number> = [userId, version];
-    if (roomId !== undefined) {
-      conditions.push('room_id = ?');
-      params.push(roomId);
-    }
-    if (sessionId !== undefined) {
-      conditions.push('session_id = ?');
-      params.push(sessionId);
-    }
+    const { where, params } = keysOf(userId, version, roomId, sessionId);
     return tx.all<RoomKeyRow>(
-      `SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM e2e_room_keys WHERE ${conditions.join(' AND ')}`,
+      `SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM e2e_room_keys WHERE ${where}`,
       params,
     );
   }
@@ -127,17 +133,8 @@ export class KeyBackupStore {
 
   /** Deletes keys (of one room or session when given); returns how many. */
   async deleteKeys(tx: Queryable, userId: string, version: number, roomId?: string, sessionId?: string): Promise<number> {
-    const conditions = ['user_id = ?', 'version = ?'];
-    const params: Array<string | number> = [userId, version];
-    if (roomId !== undefined) {
-      conditions.push('room_id = ?');
-      params.push(roomId);
-    }
-    if (sessionId !== undefined) {
-      conditions.push('session_id = ?');
-      params.push(sessionId);
-    }
-    return (await tx.run(`DELETE FROM e2e_room_keys WHERE ${conditions.join(' AND ')}`, params)).changes;
+    const { where, params } = keysOf(userId, version, roomId, sessionId);
+    return (await tx.run(`DELETE FROM e2e_room_keys WHERE ${where}`, params)).changes;
   }
 
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
