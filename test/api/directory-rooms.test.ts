@@ -5,22 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { fails, ok } from '../helpers/http.js';
 
 const room = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
 const alias = (name: string) => `/_matrix/client/v3/directory/room/${encodeURIComponent(name)}`;
 const listEntry = (roomId: string) => `/_matrix/client/v3/directory/list/room/${encodeURIComponent(roomId)}`;
-
-async function ok(res: Promise<{ status: number; text: string; json: any }>): Promise<any> {
-  const done = await res;
-  assert.equal(done.status, 200, done.text);
-  return done.json;
-}
-
-async function fails(res: Promise<{ status: number; text: string; json: any }>, status: number, errcode: string): Promise<void> {
-  const done = await res;
-  assert.equal(done.status, status, done.text);
-  assert.equal(done.json.errcode, errcode, done.text);
-}
 
 describe('room aliases', () => {
   let hs: TestHomeserver;

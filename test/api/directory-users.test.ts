@@ -5,12 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
-
-async function ok(res: Promise<{ status: number; text: string; json: any }>): Promise<any> {
-  const done = await res;
-  assert.equal(done.status, 200, done.text);
-  return done.json;
-}
+import { ok } from '../helpers/http.js';
 
 describe('user directory search', () => {
   let hs: TestHomeserver;

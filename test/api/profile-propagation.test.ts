@@ -4,20 +4,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { fails, ok } from '../helpers/http.js';
 
 const profile = (userId: string, field?: string) => `/_matrix/client/v3/profile/${encodeURIComponent(userId)}${field ? `/${field}` : ''}`;
-
-async function ok(res: Promise<{ status: number; text: string; json: any }>): Promise<any> {
-  const done = await res;
-  assert.equal(done.status, 200, done.text);
-  return done.json;
-}
-
-async function fails(res: Promise<{ status: number; text: string; json: any }>, status: number, errcode: string): Promise<void> {
-  const done = await res;
-  assert.equal(done.status, status, done.text);
-  assert.equal(done.json.errcode, errcode, done.text);
-}
 
 describe('profiles', () => {
   let hs: TestHomeserver;

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { ok } from '../helpers/http.js';
 
 type Mode = 'world_readable' | 'shared' | 'invited' | 'joined';
 
@@ -18,12 +19,6 @@ interface Story {
 }
 
 const room = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
-
-async function ok(res: Promise<{ status: number; text: string; json: any }>): Promise<any> {
-  const done = await res;
-  assert.equal(done.status, 200, done.text);
-  return done.json;
-}
 
 describe('history visibility on the read paths', () => {
   let hs: TestHomeserver;

@@ -1,5 +1,6 @@
 // A small HTTP client for tests that reaches TCP ports and UNIX sockets alike.
 
+import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 
 export interface Target {
@@ -55,4 +56,21 @@ export function request(
     if (options.body !== undefined) req.write(options.body);
     req.end();
   });
+}
+
+type PendingResponse = Promise<{ status: number; text: string; json: any }>;
+
+/** Awaits a response that must be 200; returns its JSON body. */
+export async function ok(res: PendingResponse): Promise<any> {
+  const done = await res;
+  assert.equal(done.status, 200, done.text);
+  return done.json;
+}
+
+/** Awaits a response that must be a Matrix error with this status and errcode. */
+export async function fails(res: PendingResponse, status: number, errcode: string): Promise<void> {
+  const done = await res;
+  assert.equal(done.status, status, done.text);
+  assert.equal(done.json.errcode, errcode, done.text);
+  assert.equal(typeof done.json.error, 'string');
 }
