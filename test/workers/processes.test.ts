@@ -30,6 +30,7 @@ import {
 } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { shardOf } from '../../src/workers/placement.js';
+import { startHaproxy, type HaproxyServer } from '../harness/haproxy.js';
 import { startNginx, type NginxServer } from '../harness/nginx.js';
 import { request } from '../helpers/http.js';
 import { runMyelin } from '../helpers/myelin.js';
@@ -350,6 +351,8 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   let cluster: ProcessCluster;
   let nginx: NginxServer | undefined;
   let nginxUrl = '';
+  let haproxy: HaproxyServer | undefined;
+  let haproxyUrl = '';
 
   before(async () => {
     cluster = await startProcessCluster();
@@ -358,10 +361,16 @@ describe('a worker deployment as real processes, supervised by one myelin start'
     assert.equal(generated.status, 0, generated.stderr);
     nginx = await startNginx(generated.stdout, port);
     nginxUrl = `http://127.0.0.1:${port}`;
+    const haproxyPort = await freePort();
+    const haproxyConfig = runMyelin(['proxy-config', 'haproxy', '-c', cluster.configPath, '--listen', `127.0.0.1:${haproxyPort}`, '--server-name', cluster.serverName]);
+    assert.equal(haproxyConfig.status, 0, haproxyConfig.stderr);
+    haproxy = await startHaproxy(haproxyConfig.stdout, haproxyPort);
+    haproxyUrl = `http://127.0.0.1:${haproxyPort}`;
   });
 
   after(async () => {
     await nginx?.stop();
+    await haproxy?.stop();
     if (cluster) assert.equal(await cluster.stop(), 0, 'myelin start stops cleanly on SIGTERM');
   });
 
@@ -434,6 +443,7 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   clientSuite('test 2: A sends through generic1, B syncs through generic2', 'direct', () => cluster, () => ({ a: cluster.baseUrl('generic1'), b: cluster.baseUrl('generic2') }));
   clientSuite('test 3: both through the built-in router', 'router', () => cluster, () => ({ a: cluster.routerUrl!, b: cluster.routerUrl! }));
   clientSuite('test 3: both through nginx on the generated config', 'nginx', () => cluster, () => ({ a: nginxUrl, b: nginxUrl }));
+  clientSuite('test 3: both through haproxy on the generated config', 'haproxy', () => cluster, () => ({ a: haproxyUrl, b: haproxyUrl }));
 
   describe('test 5: bad replication input', () => {
     test('the replication listeners refuse a call without the secret (401) or with a wrong one (403)', async () => {

@@ -1,16 +1,17 @@
 // The generated reverse-proxy configs, run for real: nginx and haproxy from Debian, in front of
-// stand-in instances on UNIX sockets that answer with their names.
+// stand-in instances on UNIX sockets that answer with their names, so each test sees which
+// instance a request reached. test/workers/processes.test.ts runs the client suite through both
+// proxies in front of real workers.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildProxyPlan, haproxyConfig, nginxConfig, templateRegex, type ProxyOptions } from '../../src/workers/proxy-config.js';
 import type { Cluster } from '../../src/workers/topology.js';
+import { startHaproxy } from '../harness/haproxy.js';
 import { startNginx, type NginxServer } from '../harness/nginx.js';
 import { freePort } from '../helpers/server-process.js';
-import { tempDir } from '../helpers/tmp.js';
 import { loadDeployment, typicalDeployment, writeDeployment } from './fixture.js';
 import { startStandIn, type Echo, type StandIn } from './stand-ins.js';
 
@@ -114,37 +115,6 @@ describe('myelin proxy-config nginx, run by nginx', () => {
     assert.doesNotMatch(haproxyConfig(deployment.cluster, options), /replication/);
   });
 });
-
-/** haproxy in the foreground on a config file, stopped when this process exits. */
-async function startHaproxy(config: string, port: number): Promise<{ stop(): Promise<void>; output(): string }> {
-  const dir = tempDir('myelin-haproxy-');
-  const file = join(dir, 'haproxy.cfg');
-  writeFileSync(file, config);
-  const child: ChildProcess = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  const kill = () => child.kill('SIGKILL');
-  process.once('exit', kill);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${output}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`).then(() => true, () => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`haproxy did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    output: () => output,
-    async stop() {
-      process.off('exit', kill);
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
 
 describe('myelin proxy-config haproxy, run by haproxy', () => {
   let deployment: Deployment;

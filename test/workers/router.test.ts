@@ -1,3 +1,8 @@
+// The built-in router's choices, observed on echo servers that answer with their instance's name
+// (a real worker does not say which process answered): stickiness, pools, failover, streaming.
+// test/workers/processes.test.ts runs the js-sdk client suite through the router in front of real
+// workers.
+
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';

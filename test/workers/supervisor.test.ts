@@ -8,8 +8,10 @@ import { nextRestartDelay, probeHealth, Supervisor, type BackoffPolicy, type Pro
 import { tempDir } from '../helpers/tmp.js';
 
 /**
- * A stand-in worker process: answers /health on a UNIX socket; exits with code 1 after
- * CRASH_AFTER_MS when set; ignores SIGTERM when IGNORE_TERM is set.
+ * A small child process in a worker's place, for what a real worker does not do on demand: it
+ * answers /health on a UNIX socket; exits with code 1 after CRASH_AFTER_MS when set; ignores
+ * SIGTERM when IGNORE_TERM is set. Real workers under the supervisor (kill -9 and restart) are
+ * tested in test/workers/processes.test.ts.
  */
 const CHILD = `
 import { createServer } from 'node:http';
