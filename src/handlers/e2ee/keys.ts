@@ -15,6 +15,7 @@ import { isLocalUser, optionalField } from '../ephemeral/checks.js';
 import type { Requester } from '../requester.js';
 import { oneTimeKeyCounts, type DeviceListChanges, type DeviceListsWriterApi, type DeviceListUpdates, type KeysUpload } from './device-lists.js';
 import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
+import { LruCache } from '../../util/lru.js';
 
 export interface KeysQueryResult {
   device_keys: Record<string, Record<string, JsonObject>>;
@@ -170,22 +171,19 @@ type Signature = { signer: string; keyId: string; signature: string };
  * name), and the same keys are served to every member of the rooms their owner is in.
  */
 class ServedKeyJson {
-  private readonly entries = new Map<string, { keyJson: string; extras: string; text: string }>();
+  private readonly entries: LruCache<string, { keyJson: string; extras: string; text: string }>;
 
-  constructor(private readonly capacity: number) {}
+  constructor(capacity: number) {
+    this.entries = new LruCache(capacity);
+  }
 
   text(id: string, keyJson: string, signatures: readonly Signature[], unsigned?: JsonObject): string {
     if (signatures.length === 0 && unsigned === undefined) return keyJson;
     const extras = JSON.stringify([signatures, unsigned ?? null]);
     const entry = this.entries.get(id);
-    this.entries.delete(id);
-    if (entry && entry.keyJson === keyJson && entry.extras === extras) {
-      this.entries.set(id, entry);
-      return entry.text;
-    }
+    if (entry && entry.keyJson === keyJson && entry.extras === extras) return entry.text;
     const json = withSignatures(JSON.parse(keyJson) as JsonObject, signatures);
     const text = JSON.stringify(unsigned === undefined ? json : { ...json, unsigned });
-    if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
     this.entries.set(id, { keyJson, extras, text });
     return text;
   }
