@@ -28,27 +28,21 @@ export class CrossSigningStore {
   constructor(private readonly db: Database) {}
 
   async keysOf(userIds: readonly string[], tx: Queryable = this.db): Promise<CrossSigningKeyRow[]> {
+    return this.keysWhere(tx, userIds, '', []);
+  }
+
+  /** The keys of `userIds` that `viewer` may see: master and self-signing keys, and its own user-signing key. */
+  keysSeenBy(viewer: string, userIds: readonly string[]): Promise<CrossSigningKeyRow[]> {
+    return this.keysWhere(this.db, userIds, " AND (key_type <> 'user_signing' OR user_id = ?)", [viewer]);
+  }
+
+  private async keysWhere(tx: Queryable, userIds: readonly string[], condition: string, params: readonly string[]): Promise<CrossSigningKeyRow[]> {
     const rows: CrossSigningKeyRow[] = [];
     for (const batch of inBatches(userIds)) {
       rows.push(
         ...(await tx.all<CrossSigningKeyRow>(
-          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id IN (${placeholders(batch.length)})`,
-          batch,
-        )),
-      );
-    }
-    return rows;
-  }
-
-  /** The keys of `userIds` that `viewer` may see: master and self-signing keys, and its own user-signing key. */
-  async keysSeenBy(viewer: string, userIds: readonly string[]): Promise<CrossSigningKeyRow[]> {
-    const rows: CrossSigningKeyRow[] = [];
-    for (const batch of inBatches(userIds)) {
-      rows.push(
-        ...(await this.db.all<CrossSigningKeyRow>(
-          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys
-           WHERE user_id IN (${placeholders(batch.length)}) AND (key_type <> 'user_signing' OR user_id = ?)`,
-          [...batch, viewer],
+          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id IN (${placeholders(batch.length)})${condition}`,
+          [...batch, ...params],
         )),
       );
     }
