@@ -7,10 +7,17 @@ import { buildCreateEvent } from '../../src/handlers/events-writer.js';
 import type { StreamUpdate } from '../../src/replication/bus.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 
+let lastCreateTs = 0;
+/** A create event timestamp later than the previous one: in v12 two equal ones would be one room. */
+function nextCreateTs(): number {
+  lastCreateTs = Math.max(Date.now(), lastCreateTs + 1);
+  return lastCreateTs;
+}
+
 /** Creates a v12 room with `creator` and `members` joined (with their localparts as display names). */
 export async function createRoomWith(hs: TestHomeserver, creator: TestUser, members: readonly TestUser[] = [], extraPowerLevels: Record<string, unknown> = {}): Promise<string> {
   const { services } = hs.homeserver;
-  const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: Date.now() }, services.serverName, services.signingKey);
+  const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: nextCreateTs() }, services.serverName, services.signingKey);
   const { roomId } = await services.eventsWriter.createRoom({
     roomVersion: '12',
     creator: creator.userId,
