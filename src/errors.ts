@@ -36,4 +36,10 @@ export const Errors = {
   unknownToken: (message = 'Unrecognised access token') =>
     new MatrixError(401, 'M_UNKNOWN_TOKEN', message, { soft_logout: false }),
   unknown: (message = 'Internal server error') => new MatrixError(500, 'M_UNKNOWN', message),
+  /**
+   * A new room's id is already a room's: in v12 two identical create events (same creator,
+   * content and timestamp) give one room id; before v12 a random id can repeat. Room creation
+   * builds another create event and tries again (see RoomCreationHandler); clients never see it.
+   */
+  roomIdTaken: (roomId: string) => new MatrixError(409, 'M_ROOM_IN_USE', `Room id ${roomId} is already in use`),
 } as const;

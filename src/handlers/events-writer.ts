@@ -15,7 +15,7 @@ import { generateLegacyEventId } from '../core/hashes.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
-import { MatrixError } from '../errors.js';
+import { Errors, MatrixError } from '../errors.js';
 import type { ReplicationBus, StreamRow } from '../replication/bus.js';
 import type { Database, Queryable } from '../storage/database.js';
 import type { EventsStore } from '../storage/events-store.js';
@@ -69,7 +69,17 @@ function isLocalUser(userId: string, serverName: string): boolean {
 
 export interface EventsWriterApi {
   sendEvent(roomId: string, draft: EventDraft, options?: SendOptions): Promise<PersistedEvent>;
+  /**
+   * Creates the room the plan's create event names. Refused with `Errors.roomIdTaken` (a 4xx, so
+   * an RPC caller does not retry it) when that room id is already a room's or being created.
+   */
   createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }>;
+}
+
+/** The error of `createRoom` for a room id that is taken, also when it crossed an RPC. */
+export function isRoomIdTaken(err: unknown): boolean {
+  const taken = Errors.roomIdTaken('');
+  return err instanceof MatrixError && err.status === taken.status && err.errcode === taken.errcode;
 }
 
 /**
@@ -245,6 +255,11 @@ export class EventsWriter implements EventsWriterApi {
     this.checkAuth(room, create);
 
     const staged = await this.roomQueue.run(roomId, async () => {
+      // The room id may already be a room's (see `Errors.roomIdTaken`). The queue runs creations
+      // of one id in turn, so an earlier one still committing is known here, and this one is
+      // refused before it stages anything over that room's context. A room that is only in the
+      // database is caught by its unique key when this one commits.
+      if (this.active.has(roomId) || this.rooms.get(roomId)) throw Errors.roomIdTaken(roomId);
       const built: RoomEvent[] = [create];
       // Each initial event is checked against the state the ones before it produced.
       const working: RoomContext = { ...room, state: new Map([[makeStateKey(create.type, ''), create]]) };
@@ -254,7 +269,8 @@ export class EventsWriter implements EventsWriterApi {
         built.push(event);
       }
       return await this.stage(room, built, undefined, async (tx) => {
-        await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
+        const roomInserted = await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
+        if (!roomInserted) throw Errors.roomIdTaken(roomId);
         for (const alias of plan.aliases) {
           const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
             alias,

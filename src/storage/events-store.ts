@@ -66,14 +66,16 @@ export class EventsStore {
     );
   }
 
-  async insertRoom(tx: Queryable, room: { roomId: string; version: string; creator: string; isPublic: boolean; createdTs: number }): Promise<void> {
-    await tx.run('INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES (?, ?, ?, ?, ?)', [
+  /** Records a new room; false if a room with that id exists. */
+  async insertRoom(tx: Queryable, room: { roomId: string; version: string; creator: string; isPublic: boolean; createdTs: number }): Promise<boolean> {
+    const inserted = await tx.run('INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
       room.roomId,
       room.version,
       room.creator,
       room.isPublic ? 1 : 0,
       room.createdTs,
     ]);
+    return inserted.changes > 0;
   }
 
   getRoom(roomId: string): Promise<RoomRow | undefined> {

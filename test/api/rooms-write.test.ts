@@ -2,7 +2,26 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { testPostgres } from '../harness/postgres.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { ok } from '../helpers/http.js';
+import { createRoomsConcurrently } from '../helpers/rooms.js';
+
+/**
+ * 100 creations by one user, 8 at a time, all with the same (empty) creation content: each gets
+ * a room of its own, with its own create event, and the user is joined to every one.
+ */
+async function createsManyRoomsAtOnce(hs: TestHomeserver, user: TestUser): Promise<void> {
+  const roomIds = await createRoomsConcurrently((i) => hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body: { name: `bulk ${i}` } }));
+  const joined = new Set<string>((await ok(hs.call('GET', '/_matrix/client/v3/joined_rooms', { token: user.accessToken }))).joined_rooms);
+  for (const [i, roomId] of roomIds.entries()) {
+    assert.ok(joined.has(roomId), `${user.userId} is joined to ${roomId}`);
+    const create = await hs.homeserver.services.roomState.currentStateEvent(roomId, 'm.room.create', '');
+    assert.equal(create?.event.eventId, `$${roomId.slice(1)}`, 'the room id is its create event id');
+    const name = await hs.homeserver.services.roomState.currentStateEvent(roomId, 'm.room.name', '');
+    assert.equal(name?.event.content.name, `bulk ${i}`, 'each room has the state of its own request');
+  }
+}
 
 describe('rooms: create, membership, send, state, redact', () => {
   let hs: TestHomeserver;
@@ -75,6 +94,10 @@ describe('rooms: create, membership, send, state, redact', () => {
     assert.equal(noToken.json.errcode, 'M_MISSING_TOKEN');
     const badToken = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: 'nope', body: {} });
     assert.equal(badToken.json.errcode, 'M_UNKNOWN_TOKEN');
+  });
+
+  test('100 creations by one user, 8 at a time: 100 rooms of their own, no 5xx', async () => {
+    await createsManyRoomsAtOnce(hs, await hs.createUser('bulk'));
   });
 
   test('invite, join, send, leave; non-members cannot send; bans stop rejoining', async () => {
@@ -197,5 +220,20 @@ describe('rate limits on sending and joining', () => {
       statuses.push((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(json.room_id)}`, { token: joiner.accessToken })).status);
     }
     assert.deepEqual(statuses, [200, 200, 429]);
+  });
+});
+
+describe('rooms: many created at once on PostgreSQL', () => {
+  let hs: TestHomeserver;
+  let alice: TestUser;
+  before(async () => {
+    const pg = await testPostgres();
+    hs = await startTestHomeserver({ database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('rooms_write') } } });
+    alice = await hs.createUser('alice');
+  });
+  after(() => hs.stop());
+
+  test('100 creations by one user, 8 at a time: 100 rooms of their own, no 5xx', async () => {
+    await createsManyRoomsAtOnce(hs, alice);
   });
 });

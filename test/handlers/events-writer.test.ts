@@ -4,6 +4,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { getRoomVersion } from '../../src/core/room-versions.js';
+import { MatrixError } from '../../src/errors.js';
+import { buildCreateEvent, type CreateRoomPlan } from '../../src/handlers/events-writer.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
 
 describe('events writer', () => {
@@ -66,6 +69,47 @@ describe('events writer', () => {
         assert.ok(!positions.has(e.position));
         positions.add(e.position);
       }
+    }
+  });
+
+  test('a create event whose room id is taken (still committing, or committed) is refused with 409, and the room is untouched', async () => {
+    const { services } = hs.homeserver;
+    const refusedAsTaken = (err: unknown) => {
+      assert.ok(err instanceof MatrixError, String(err));
+      assert.equal(err.status, 409);
+      assert.equal(err.errcode, 'M_ROOM_IN_USE');
+      return true;
+    };
+    for (const [versionId, roomId] of [['12', undefined], ['10', `!TakenRoomIdForTest:${hs.serverName}`]] as const) {
+      const version = getRoomVersion(versionId)!;
+      // Identical create events, as two creations by one user in one millisecond build in v12.
+      const plan = (name: string): CreateRoomPlan => ({
+        roomVersion: versionId,
+        creator: alice.userId,
+        createEvent: buildCreateEvent({ version, creator: alice.userId, content: {}, roomId, now: 1_700_000_000_000 }, services.serverName, services.signingKey).pdu,
+        initialEvents: [
+          { type: 'm.room.member', stateKey: alice.userId, sender: alice.userId, content: { membership: 'join' } },
+          { type: 'm.room.name', stateKey: '', sender: alice.userId, content: { name } },
+        ],
+        isPublic: false,
+        aliases: [],
+      });
+      const [first, second] = await Promise.allSettled([services.eventsWriter.createRoom(plan('first')), services.eventsWriter.createRoom(plan('second'))]);
+      assert.equal(first.status, 'fulfilled', `v${versionId}: ${first.status === 'rejected' ? String(first.reason) : ''}`);
+      assert.equal(second.status, 'rejected', `v${versionId}: the second creation of one room id is refused`);
+      refusedAsTaken(second.reason);
+      const created = first.value.roomId;
+      await assert.rejects(services.eventsWriter.createRoom(plan('third')), refusedAsTaken, `v${versionId}: also once the room is committed`);
+
+      const chain = await chainOf(created);
+      assert.equal(chain.length, 3, `v${versionId}: the first creation's events, no others`);
+      assert.equal((await services.roomState.currentStateEvent(created, 'm.room.name', ''))?.event.content.name, 'first');
+      // The room's writer state was not replaced by the refused creations: sends follow its events.
+      const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
+      const sent = await services.roomMessages.send(created, requester, 'm.room.message', { body: 'still mine' }, `taken-${versionId}`);
+      const after = await chainOf(created);
+      assert.equal(after.at(-1)!.id, sent.eventId);
+      assert.deepEqual(after.at(-1)!.pdu.prev_events, [chain.at(-1)!.id]);
     }
   });
 

@@ -6,6 +6,10 @@ import { after, before, describe, test } from 'node:test';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { deviceKeysOf } from '../helpers/e2ee-keys.js';
 import { shardOf } from '../../src/workers/placement.js';
+import { getRoomVersion } from '../../src/core/room-versions.js';
+import { MatrixError } from '../../src/errors.js';
+import { buildCreateEvent } from '../../src/handlers/events-writer.js';
+import { RoomCreationHandler } from '../../src/handlers/rooms/room-creation.js';
 
 const enc = encodeURIComponent;
 
@@ -76,6 +80,35 @@ describe('worker deployment: main, two events persisters, two client workers', (
     const byInstance = Object.fromEntries(rows.map((r) => [r.instance_name, Number(r.n)]));
     assert.ok((byInstance.persister1 ?? 0) > 0 && (byInstance.persister2 ?? 0) > 0, JSON.stringify(byInstance));
     assert.equal(byInstance.main, undefined, 'main writes no events');
+  });
+
+  test('two workers build one user’s create event in the same millisecond: a room each; the taken id is refused over the RPC with 409, not retried', async () => {
+    const dave = await register('client1', 'dave');
+    // Each worker's creation handler, with its clock stopped at the same instant.
+    const frozenMs = 1_700_000_000_000;
+    const handlerOn = (instance: string) => {
+      const { services } = cluster.instance(instance).homeserver;
+      return new RoomCreationHandler({ ...services, now: () => frozenMs }, services.membership);
+    };
+    const [one, two] = await Promise.all([handlerOn('client1').createRoom(dave.user_id, { name: 'one' }), handlerOn('client2').createRoom(dave.user_id, { name: 'two' })]);
+    assert.notEqual(one.room_id, two.room_id);
+    const db = cluster.instance('main').homeserver.database;
+    for (const [roomId, name] of [[one.room_id, 'one'], [two.room_id, 'two']] as const) {
+      const names = await db.all<{ json: string }>("SELECT json FROM events WHERE room_id = ? AND type = 'm.room.name'", [roomId]);
+      assert.deepEqual(names.map((r) => JSON.parse(r.json).content.name), [name], `${roomId} has its own request's state`);
+    }
+
+    // The create event both built first names a room that exists now: its persister refuses it
+    // with a 4xx, which the RPC hands back instead of retrying (a retry loop ends in 503).
+    const { services } = cluster.instance('client1').homeserver;
+    const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: dave.user_id, content: {}, now: frozenMs }, services.serverName, services.signingKey);
+    const plan = { roomVersion: '12', creator: dave.user_id, createEvent: create.pdu, initialEvents: [], isPublic: false, aliases: [] };
+    await assert.rejects(services.eventsWriter.createRoom(plan), (err: unknown) => {
+      assert.ok(err instanceof MatrixError, String(err));
+      assert.equal(err.status, 409);
+      assert.equal(err.errcode, 'M_ROOM_IN_USE');
+      return true;
+    });
   });
 });
 

@@ -7,6 +7,7 @@
 // 2. a client sending through generic1 and another syncing through generic2;
 // 3. the same suite through the built-in router and through nginx on `myelin proxy-config nginx`;
 // 4. kill -9 of a generic worker and of an events persister while a client sends; Redis down 3 s.
+// Also: one user creating 100 rooms, 8 at a time, through several processes at once.
 //
 // One cluster serves the whole file (starting six Node processes is the expensive part); each
 // suite uses its own users and rooms.
@@ -35,6 +36,7 @@ import { startNginx, type NginxServer } from '../harness/nginx.js';
 import { request } from '../helpers/http.js';
 import { runMyelin } from '../helpers/myelin.js';
 import { startProcessCluster, type ProcessCluster } from '../helpers/process-cluster.js';
+import { createRoomsConcurrently } from '../helpers/rooms.js';
 import { freePort } from '../helpers/server-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -480,6 +482,33 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         assert.equal(health.status, 200, instance);
       }
       for (const [worker, pid] of pids) assert.equal(cluster.pidOf(worker), pid, `${worker} was not restarted`);
+    });
+  });
+
+  describe('concurrent room creation', () => {
+    test('100 creations by one user, 8 at a time, through both generic workers and the router: 100 rooms of their own, each on its persister, no 5xx', async (t) => {
+      const creator = await registerAccount(cluster.baseUrl('generic1'), 'bulkcreator');
+      // Round robin over three ways in, so one user's creations are built by two processes at once.
+      const ways = [cluster.baseUrl('generic1'), cluster.baseUrl('generic2'), cluster.routerUrl!];
+      const from = cluster.logLines().length;
+      const roomIds = await createRoomsConcurrently(async (i) => {
+        const res = await call(ways[i % ways.length]!, 'POST', '/_matrix/client/v3/createRoom', creator.accessToken, { preset: 'private_chat', name: `bulk ${i}` });
+        return { ...res, text: JSON.stringify(res.json) };
+      });
+
+      const creates = await cluster.query<{ room_id: string; event_id: string }>("SELECT room_id, event_id FROM events WHERE type = 'm.room.create' AND room_id = ANY($1)", [roomIds]);
+      assert.equal(creates.length, roomIds.length, 'one create event per room');
+      for (const row of creates) assert.equal(row.event_id, `$${row.room_id.slice(1)}`);
+      const writers = await writersOfRooms(cluster, roomIds);
+      const used = new Set<string>();
+      for (const roomId of roomIds) {
+        const expected = shardOf(roomId, ['persister1', 'persister2']);
+        assert.deepEqual([...(writers.get(roomId) ?? [])], [expected], `room ${roomId}`);
+        used.add(expected);
+      }
+      assert.deepEqual([...used].sort(), ['persister1', 'persister2']);
+      const retried = cluster.logLines().slice(from).filter((l) => l.msg === 'the room id of a new room is taken; trying another create event').length;
+      t.diagnostic(`creations built again after their room id was taken: ${retried}`);
     });
   });
 

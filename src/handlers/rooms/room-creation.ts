@@ -1,14 +1,25 @@
 // Room creation (`POST /createRoom`): turns the request into the initial events of a new room,
 // in the order Synapse sends them, and has the events writer persist them in one go.
+//
+// Every creation gets a room id of its own. In room version 12 the room id is the create event's
+// event id, a hash of the event (spec: appendices, §Room IDs; MSC4291), and two creations by one
+// user with the same `creation_content` differ only in `origin_server_ts`, which is ours to
+// choose: this process never gives one creator the same timestamp twice. Another process may (one
+// client's creations can reach several workers at once), and before v12 a random id can repeat,
+// however unlikely; the events writer refuses a room id that is taken, and the creation is tried
+// again with a new create event.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
 import { stateKey as makeStateKey, type StateKey } from '../../core/events.js';
 import { isValidUserId, parseRoomAlias } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
-import { DEFAULT_ROOM_VERSION, getRoomVersion } from '../../core/room-versions.js';
+import { DEFAULT_ROOM_VERSION, getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { Errors, MatrixError } from '../../errors.js';
+import { componentLogger, type Logger } from '../../util/log.js';
+import { LruCache } from '../../util/lru.js';
 import type { CoreDeps } from '../core.js';
-import { buildCreateEvent, type EventDraft } from '../events-writer.js';
+import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../events-writer.js';
+import { limitExceeded } from '../rate-limit.js';
 import type { MembershipHandler } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
@@ -48,11 +59,30 @@ function optionalString(body: JsonObject, key: string): string | undefined {
   return value;
 }
 
+/** How many create events a creation tries while the room id each gives is taken. */
+const ROOM_ID_ATTEMPTS = 5;
+/** What a client that still met taken room ids is asked to wait before trying again. */
+const ROOM_ID_RETRY_AFTER_MS = 1_000;
+
+export interface RoomCreationOptions {
+  /** The random localpart of a room id before v12 (a test repeats one to make ids collide). */
+  roomLocalpart?: () => string;
+}
+
 export class RoomCreationHandler {
+  /** Each creator's latest create event timestamp here, so that the next one is later. */
+  private readonly lastCreateTs = new LruCache<string, number>(10_000);
+  private readonly roomLocalpart: () => string;
+  private readonly log: Logger;
+
   constructor(
     private readonly core: CoreDeps,
     private readonly membership: MembershipHandler,
-  ) {}
+    options: RoomCreationOptions = {},
+  ) {
+    this.roomLocalpart = options.roomLocalpart ?? randomRoomLocalpart;
+    this.log = componentLogger(core.log, 'rooms.creation');
+  }
 
   async createRoom(creator: string, body: JsonObject): Promise<{ room_id: string; room_alias?: string }> {
     const { serverName } = this.core;
@@ -149,21 +179,9 @@ export class RoomCreationHandler {
     const topic = optionalString(body, 'topic');
     if (topic !== undefined) events.push(state('m.room.topic', { topic, 'm.topic': [{ mimetype: 'text/plain', body: topic }] }));
 
-    const create = buildCreateEvent(
-      {
-        version,
-        creator,
-        content: createContent,
-        roomId: version.roomIdFromCreateEvent ? undefined : `!${randomRoomLocalpart()}:${serverName}`,
-        now: this.core.now(),
-      },
-      serverName,
-      this.core.signingKey,
-    );
-    const { roomId } = await this.core.eventsWriter.createRoom({
+    const roomId = await this.createWithOwnId(version, createContent, {
       roomVersion: version.id,
       creator,
-      createEvent: create.pdu,
       initialEvents: events,
       isPublic: visibility === 'public',
       aliases: alias ? [alias] : [],
@@ -173,6 +191,53 @@ export class RoomCreationHandler {
       await this.membership.invite(roomId, creator, invitee, { isDirect });
     }
     return alias ? { room_id: roomId, room_alias: alias } : { room_id: roomId };
+  }
+
+  /**
+   * Builds the create event and has the events writer create the room; while the room id it
+   * gives is taken, again with a new create event (a later timestamp; before v12, a new random
+   * id). A creation that meets taken ids every time is refused with 429, never a 5xx.
+   */
+  private async createWithOwnId(version: RoomVersion, content: JsonObject, plan: Omit<CreateRoomPlan, 'createEvent'>): Promise<string> {
+    const { serverName, signingKey } = this.core;
+    const { creator } = plan;
+    for (let attempt = 1; ; attempt++) {
+      const create = buildCreateEvent(
+        {
+          version,
+          creator,
+          content,
+          roomId: version.roomIdFromCreateEvent ? undefined : `!${this.roomLocalpart()}:${serverName}`,
+          now: this.createTimestamp(creator, attempt > 1),
+        },
+        serverName,
+        signingKey,
+      );
+      try {
+        return (await this.core.eventsWriter.createRoom({ ...plan, createEvent: create.pdu })).roomId;
+      } catch (err) {
+        if (!isRoomIdTaken(err)) throw err;
+        if (attempt >= ROOM_ID_ATTEMPTS) {
+          this.log.warn({ creator, attempts: attempt }, 'every room id tried for a new room was taken; the client is asked to try again');
+          throw limitExceeded(ROOM_ID_RETRY_AFTER_MS);
+        }
+        this.log.info({ creator, roomId: create.roomId, attempt }, 'the room id of a new room is taken; trying another create event');
+      }
+    }
+  }
+
+  /**
+   * The `origin_server_ts` of a creator's new create event: now, but after the creator's previous
+   * one here, so this process never builds the same v12 create event (hence room id) twice. After
+   * a collision with another process's creation it also moves on by a random few milliseconds, so
+   * two processes that collided do not collide again in step.
+   */
+  private createTimestamp(creator: string, afterCollision: boolean): number {
+    const previous = this.lastCreateTs.get(creator);
+    let ts = previous === undefined ? this.core.now() : Math.max(this.core.now(), previous + 1);
+    if (afterCollision) ts += randomInt(1, 17);
+    this.lastCreateTs.set(creator, ts);
+    return ts;
   }
 
   private defaultPowerLevels(creator: string, invitees: string[], preset: PresetConfig, privilegedCreators: boolean, body: JsonObject): JsonObject {
