@@ -119,6 +119,25 @@ for (const backend of BACKENDS) {
       assert.ok(members.includes(alice.userId), 'so is the own join');
     });
 
+    test('the same reload with MSC4222 state_after (as matrix-js-sdk 37 asks) carries the own join and the senders', async () => {
+      const alice = await register('alice');
+      const bob = await register('bob');
+      const filterId = await lazyFilter(alice);
+      const stateAfter = '&org.matrix.msc4222.use_state_after=true';
+      const t0 = (await sync(alice, filterId, undefined, stateAfter)).next_batch as string;
+      const roomId = await createRoom(alice, { preset: 'public_chat' });
+      await join(bob, roomId);
+      await sendMany(bob, roomId, 2, 'early bob');
+      await sync(alice, filterId, t0, stateAfter);
+      await sendMany(bob, roomId, 12, 'bob');
+      const reloaded = await sync(alice, filterId, t0, stateAfter);
+      const room = reloaded.rooms.join[roomId];
+      assert.equal(room.timeline.limited, true);
+      const members = (room['org.matrix.msc4222.state_after'].events as ClientEventJson[]).filter((e) => e.type === 'm.room.member');
+      assert.equal(members.find((e) => e.state_key === alice.userId)?.content.membership, 'join');
+      assert.equal(members.find((e) => e.state_key === bob.userId)?.content.membership, 'join');
+    });
+
     test('a limited incremental sync carries the member events of timeline senders whose membership did not change in the gap', async () => {
       const alice = await register('alice');
       const bob = await register('bob');
