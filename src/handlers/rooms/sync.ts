@@ -516,12 +516,11 @@ export class SyncHandler {
     const stored = candidates.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
     const serialized = await this.serialize(request, stored);
     const key = request.stateAfterKey ?? 'state';
-    // The member events the client now has from this room: in the block and in the timeline.
+    // The member events the client now holds as the room's state: those in the block, and with
+    // `state` those of the timeline too (clients apply its state events; with `state_after` they
+    // take the room's state from the block alone).
     const memberEvents = lazy
-      ? [
-          ...stored.filter((e) => e.event.type === 'm.room.member').map((e) => e.event.eventId),
-          ...range.timeline.filter((e) => e.event.type === 'm.room.member').map((e) => e.event.eventId),
-        ]
+      ? [...stored, ...(stateAfter ? [] : range.timeline)].filter((e) => e.event.type === 'm.room.member').map((e) => e.event.eventId)
       : [];
     return { block: { [key]: { events: serialized } }, memberChange, memberEvents };
   }
