@@ -25,6 +25,7 @@ import type { JsonObject } from '../../core/json.js';
 import { computeRoomSummary, hasCanonicalAlias, hasRoomName, type SummaryMember } from '../../core/room-summary.js';
 import { clampPositions, encodeSyncToken, zeroPositions, type StreamName, type StreamPositions } from '../../streams/streams.js';
 import { LruCache } from '../../util/lru.js';
+import { SentMembersLedger } from './lazy-members.js';
 import type { EventRow } from '../../storage/events-store.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
@@ -64,16 +65,34 @@ interface RoomSection {
   body: JsonObject;
   /** Whether the section carries anything the client has not seen (drives the long-poll). */
   hasNews: boolean;
+  /** With lazy loading: the ids of the member events the section carries (state and timeline). */
+  memberEvents?: readonly string[];
 }
 
 type Membership = 'join' | 'invite' | 'leave' | 'ban' | 'knock';
 
+/** A request as one computation of its response sees it. */
+interface Computation extends SyncRequest {
+  /** Lazy loading: the member events the device provably holds at `since` (SentMembersLedger). */
+  heldMembers: ReadonlySet<string>;
+}
+
+interface ComputedResponse {
+  response: JsonObject;
+  hasNews: boolean;
+  /** With lazy loading: the ids of the member events the response carries. */
+  sentMembers: ReadonlySet<string>;
+}
+
+const NO_MEMBERS: ReadonlySet<string> = new Set();
+
 export class SyncHandler {
-  /** Per device: members already sent per room, for lazy loading without redundant members. */
-  private readonly sentMembers = new LruCache<string, Map<string, Set<string>>>(10_000);
+  /** Lazy loading: the member events each device holds, by the sync token it holds them at. */
+  private readonly sentMembers = new SentMembersLedger();
   /** Per device: the to-device position last acknowledged. */
   private readonly acknowledged = new LruCache<string, number>(100_000);
   private readonly recentReads = new LruCache<string, Promise<EventRow[]>>(2_000);
+  private readonly recentMembers = new LruCache<string, Promise<StateRow | undefined>>(10_000);
 
   constructor(
     private readonly core: CoreDeps,
@@ -91,21 +110,32 @@ export class SyncHandler {
     if (request.since) await this.acknowledgeToDevice(request.userId, request.deviceId, request.since.to_device);
     const ignore = filterBlocksAll(request.filter.presence) ? IGNORE_PRESENCE : undefined;
 
+    // Lazy loading: only an incremental sync continuing a chain of responses may leave out the
+    // member events sent along it; an initial or full-state sync starts a new chain.
+    const lazy = lazyLoadMembers(request.filter);
+    const held = lazy && request.since && !request.fullState
+      ? this.sentMembers.heldAt(request.userId, request.deviceId, encodeSyncToken(request.since))
+      : NO_MEMBERS;
+    const answer = ({ response, sentMembers }: ComputedResponse): JsonObject => {
+      if (lazy) this.sentMembers.record(request.userId, request.deviceId, String(response.next_batch), held, sentMembers);
+      return response;
+    };
+
     const deadline = Date.now() + request.timeoutMs;
     for (;;) {
       const to = notifier.currentPositions();
       const since = request.since ? clampPositions(request.since, to) : undefined;
-      const { response, hasNews } = await this.compute({ ...request, since }, to);
+      const computed = await this.compute({ ...request, since, heldMembers: held }, to);
       const waitFor = deadline - Date.now();
       // An initial or full-state sync answers at once; so does anything with news.
-      if (hasNews || !since || request.fullState || waitFor <= 0 || request.signal.aborted) return response;
+      if (computed.hasNews || !since || request.fullState || waitFor <= 0 || request.signal.aborted) return answer(computed);
       const memberships = await this.memberships.of(request.userId);
       const roomIds = new Set(memberships.filter((m) => m.membership !== 'leave' && m.membership !== 'ban').map((m) => m.room_id));
       await notifier.waitForUpdates({ userId: request.userId, roomIds, seen: to, timeoutMs: waitFor, signal: request.signal, ...(ignore ? { ignore } : {}) });
       if (Date.now() >= deadline || request.signal.aborted) {
         // Timed out: answer the (empty) incremental sync up to now.
         const now = notifier.currentPositions();
-        return (await this.compute({ ...request, since }, now)).response;
+        return answer(await this.compute({ ...request, since, heldMembers: held }, now));
       }
     }
   }
@@ -119,15 +149,16 @@ export class SyncHandler {
     this.acknowledged.set(key, position);
   }
 
-  private async compute(request: SyncRequest, to: StreamPositions): Promise<{ response: JsonObject; hasNews: boolean }> {
+  private async compute(request: Computation, to: StreamPositions): Promise<ComputedResponse> {
     const { userId, deviceId, since, filter } = request;
     const initial = since === undefined;
     const from: StreamPositions = since ?? zeroPositions();
-    if (initial || request.fullState) this.sentMembers.delete(`${userId}\u0000${deviceId}`);
 
     const roomSections = await this.roomSections(request, from, to);
     const response: JsonObject = {};
     let hasNews = roomSections.hasNews;
+    const sentMembers = new Set<string>();
+    for (const section of [...roomSections.join, ...roomSections.leave]) for (const id of section.memberEvents ?? []) sentMembers.add(id);
 
     const changed = (stream: keyof StreamPositions) => initial || from[stream] !== to[stream];
     const accountData =
@@ -216,11 +247,11 @@ export class SyncHandler {
     response.device_one_time_keys_count = oneTimeKeyCounts;
     response.device_unused_fallback_key_types = unusedFallbackKeyTypes;
     response.next_batch = encodeSyncToken({ ...to, to_device: toDevice.upTo });
-    return { response, hasNews: hasNews || roomSections.join.some((s) => s.hasNews) };
+    return { response, hasNews: hasNews || roomSections.join.some((s) => s.hasNews), sentMembers };
   }
 
   private async roomSections(
-    request: SyncRequest,
+    request: Computation,
     from: StreamPositions,
     to: StreamPositions,
   ): Promise<{ join: RoomSection[]; invite: RoomSection[]; leave: RoomSection[]; knock: RoomSection[]; joinedIds: Set<string>; hasNews: boolean }> {
@@ -303,7 +334,7 @@ export class SyncHandler {
 
   /** A room in the join section. */
   private async joinedRoom(
-    request: SyncRequest,
+    request: Computation,
     roomId: string,
     from: StreamPositions,
     to: StreamPositions,
@@ -319,7 +350,7 @@ export class SyncHandler {
     const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : to.events;
 
     const body: JsonObject = {};
-    const stateEvents = await this.stateSection(request, roomId, {
+    const state = await this.stateSection(request, roomId, {
       full: fullHistory,
       limited,
       from: from.events,
@@ -333,16 +364,15 @@ export class SyncHandler {
       limited,
       prev_batch: encodeSyncToken({ ...to, events: startPosition }),
     };
-    Object.assign(body, stateEvents);
+    Object.assign(body, state.block);
 
-    const memberChanged = timeline.events.some((e) => e.event.type === 'm.room.member') || stateEvents.memberChange;
+    const memberChanged = timeline.events.some((e) => e.event.type === 'm.room.member') || state.memberChange;
     if (fullHistory || memberChanged) body.summary = await this.summary(roomId, request.userId);
-    delete (body as { memberChange?: unknown }).memberChange;
-    return { roomId, body, hasNews: timeline.events.length > 0 || fullHistory };
+    return { roomId, body, hasNews: timeline.events.length > 0 || fullHistory, memberEvents: state.memberEvents };
   }
 
   /** A room in the leave section: history and state up to the user's leave (or ban). */
-  private async leftRoom(request: SyncRequest, roomId: string, membership: MembershipRow, from: StreamPositions, flags: { initial: boolean }): Promise<RoomSection> {
+  private async leftRoom(request: Computation, roomId: string, membership: MembershipRow, from: StreamPositions, flags: { initial: boolean }): Promise<RoomSection> {
     const leftAt = Number(membership.from_stream);
     const wasJoinedAtSince = !flags.initial && (await this.core.stores.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
     const fromPosition = wasJoinedAtSince ? from.events : 0;
@@ -350,7 +380,7 @@ export class SyncHandler {
     const wasJoined = (await this.core.stores.roomState.membershipAt(roomId, request.userId, leftAt - 1)) === 'join';
     const timeline = await this.timeline(request, roomId, fromPosition, leftAt, membership.membership, wasJoined);
     const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : leftAt;
-    const stateEvents = await this.stateSection(request, roomId, {
+    const state = await this.stateSection(request, roomId, {
       full: !wasJoinedAtSince,
       limited: timeline.limited,
       from: fromPosition,
@@ -358,7 +388,6 @@ export class SyncHandler {
       end: leftAt,
       timeline: timeline.events,
     });
-    delete (stateEvents as { memberChange?: unknown }).memberChange;
     return {
       roomId,
       body: {
@@ -367,10 +396,11 @@ export class SyncHandler {
           limited: timeline.limited,
           prev_batch: encodeSyncToken({ ...this.core.notifier.currentPositions(), events: startPosition }),
         },
-        ...stateEvents,
+        ...state.block,
         account_data: { events: [] },
       },
       hasNews: true,
+      memberEvents: state.memberEvents,
     };
   }
 
@@ -452,21 +482,21 @@ export class SyncHandler {
    * The `state` block (or MSC4222 `state_after`): full state at the timeline's start for initial,
    * full-state and newly joined rooms; for a limited incremental sync, what changed between
    * `since` and the timeline's start; otherwise nothing. State events in the timeline are not
-   * repeated. With lazy loading, only the members the client needs.
+   * repeated. With lazy loading, only the members the client needs (see `lazyMembers`).
    */
   private async stateSection(
-    request: SyncRequest,
+    request: Computation,
     roomId: string,
     range: { full: boolean; limited: boolean; from: number; timelineStart: number; end: number; timeline: readonly StoredEvent[] },
-  ): Promise<JsonObject & { memberChange: boolean }> {
+  ): Promise<{ block: JsonObject; memberChange: boolean; memberEvents: string[] }> {
     const store = this.core.stores.roomState;
     const stateAfter = request.stateAfterKey !== undefined;
-    let rows: StateRow[];
+    const lazy = lazyLoadMembers(request.filter);
     // With lazy loading, a full state only needs the members the client will get, not a big room's
     // thousands: read the rest of the state plus those members.
-    const lazy = lazyLoadMembers(request.filter);
-    const lazyMembers = lazy ? [...new Set([request.userId, ...range.timeline.map((e) => e.event.sender)])] : undefined;
-    const fullStateAt = (position: number) => (lazyMembers ? store.stateAtWithMembers(roomId, position, lazyMembers) : store.stateAt(roomId, position));
+    const needed = lazy ? neededMembers(request.userId, range.full, stateAfter, range.timeline) : undefined;
+    const fullStateAt = (position: number) => (needed ? store.stateAtWithMembers(roomId, position, [...needed]) : store.stateAt(roomId, position));
+    let rows: StateRow[];
     if (stateAfter) {
       rows = range.full ? await fullStateAt(range.end) : await store.stateChangesBetween(roomId, range.from, range.end);
     } else if (range.full) {
@@ -480,39 +510,70 @@ export class SyncHandler {
     const memberChange = rows.some((r) => r.type === 'm.room.member');
     let candidates = rows.filter((r) => stateAfter || !inTimeline.has(r.event_id));
     candidates = candidates.filter((r) => stateFilterMatches(request.filter.room.state, r.type, roomId));
+    if (needed) candidates = await this.lazyMembers(request, roomId, range, needed, candidates, inTimeline);
 
-    // Lazy loading: members only for the timeline's senders (and yourself on a full sync). A
-    // limited incremental sync sends every membership change in the gap (as Synapse does).
-    if (lazy && (range.full || !range.limited)) {
-      const needed = new Set(range.timeline.map((e) => e.event.sender));
-      if (range.full) needed.add(request.userId);
-      const deviceKey = `${request.userId}\u0000${request.deviceId}`;
-      const sentForDevice = this.sentMembers.get(deviceKey) ?? new Map<string, Set<string>>();
-      const sent = sentForDevice.get(roomId) ?? new Set<string>();
-      const redundantOk = includeRedundantMembers(request.filter);
-      candidates = candidates.filter((r) => r.type !== 'm.room.member' || (needed.has(r.state_key) && (redundantOk || !sent.has(r.state_key))));
-      if (range.full || !stateAfter) {
-        // Members in the timeline or in `state` are now known to this device.
-        for (const r of candidates) if (r.type === 'm.room.member') sent.add(r.state_key);
-        for (const e of range.timeline) if (e.event.type === 'm.room.member' && e.event.stateKey) sent.add(e.event.stateKey);
-        sentForDevice.set(roomId, sent);
-        this.sentMembers.set(deviceKey, sentForDevice);
-      }
-      if (!range.full && !stateAfter) {
-        // An incremental, unlimited sync still needs members of senders the device has never seen.
-        const missing = [...needed].filter((u) => !sent.has(u) || redundantOk);
-        for (const userId of missing) {
-          const row = await store.stateEventAt(roomId, 'm.room.member', userId, range.timelineStart);
-          if (row && !inTimeline.has(row.event_id)) candidates.push(row);
-          sent.add(userId);
-        }
-      }
-    }
     const events = await this.core.eventCache.getMany(candidates.map((r) => r.event_id));
     const stored = candidates.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
     const serialized = await this.serialize(request, stored);
     const key = request.stateAfterKey ?? 'state';
-    return { [key]: { events: serialized }, memberChange };
+    // The member events the client now holds as the room's state: those in the block, and with
+    // `state` those of the timeline too (clients apply its state events; with `state_after` they
+    // take the room's state from the block alone).
+    const memberEvents = lazy
+      ? [...stored, ...(stateAfter ? [] : range.timeline)].filter((e) => e.event.type === 'm.room.member').map((e) => e.event.eventId)
+      : [];
+    return { block: { [key]: { events: serialized } }, memberChange, memberEvents };
+  }
+
+  /**
+   * Lazy loading (spec: client-server API §Lazy-loading room members; sync.yaml): `candidates`
+   * narrowed to the members the client needs, plus those it may lack.
+   * - A full state (initial sync, full_state, a room joined after `since`) carries the member
+   *   events of the timeline's senders and the user's own, never left out as redundant: the
+   *   client asked for everything, or has nothing of the room yet.
+   * - An incremental sync keeps every membership change in the gap (a limited sync MUST return
+   *   them "regardless as to whether or not they are redundant") and adds the senders' member
+   *   events. Only a sync whose timeline follows on from `since` without a gap may leave out a
+   *   sender's member event, and only one the device provably holds at `since`, unless the
+   *   filter asks for redundant members.
+   */
+  private async lazyMembers(
+    request: Computation,
+    roomId: string,
+    range: { full: boolean; limited: boolean; timelineStart: number; end: number },
+    needed: ReadonlySet<string>,
+    candidates: StateRow[],
+    inTimeline: ReadonlySet<string>,
+  ): Promise<StateRow[]> {
+    if (range.full) return candidates.filter((r) => r.type !== 'm.room.member' || needed.has(r.state_key));
+    if (!stateFilterMatches(request.filter.room.state, 'm.room.member', roomId)) return candidates;
+    const stateAfter = request.stateAfterKey !== undefined;
+    const present = new Set(candidates.filter((r) => r.type === 'm.room.member').map((r) => r.state_key));
+    const mayLeaveOut = !range.limited && !includeRedundantMembers(request.filter);
+    // `state` is the state at the timeline's start, `state_after` at its end.
+    const position = stateAfter ? range.end : range.timelineStart;
+    const missing = [...needed].filter((userId) => !present.has(userId));
+    const rows = await Promise.all(missing.map((userId) => this.memberAt(roomId, userId, position)));
+    const added = rows.filter(
+      (row): row is StateRow =>
+        row !== undefined && (stateAfter || !inTimeline.has(row.event_id)) && !(mayLeaveOut && request.heldMembers.has(row.event_id)),
+    );
+    return [...candidates, ...added];
+  }
+
+  /**
+   * A member event of the room at a position. State below `to` never changes, so the syncs of a
+   * room's members woken by the same event share one read.
+   */
+  private memberAt(roomId: string, userId: string, position: number): Promise<StateRow | undefined> {
+    const key = `${roomId}\u0000${userId}\u0000${position}`;
+    let row = this.recentMembers.get(key);
+    if (!row) {
+      row = this.core.stores.roomState.stateEventAt(roomId, 'm.room.member', userId, position);
+      this.recentMembers.set(key, row);
+      row.catch(() => this.recentMembers.delete(key));
+    }
+    return row;
   }
 
   private async summary(roomId: string, userId: string): Promise<JsonObject> {
@@ -550,6 +611,24 @@ function counts(c: UnreadCounts): JsonObject {
 
 function stateContent(state: RoomState, type: string): JsonObject | undefined {
   return state.get(makeStateKey(type, '') as StateKey)?.event.content;
+}
+
+/**
+ * With lazy loading, whose member events a room's `state` (or `state_after`) block needs: the
+ * timeline's senders, and the user's own on a full state (sync.yaml: "servers MUST include the
+ * syncing user's own membership event when they join a room, or when the full state of rooms is
+ * requested"). For `state`, a sender whose member event comes earlier in the timeline is covered
+ * by it (clients apply the timeline's state events in order); `state_after` stands apart from the
+ * timeline, so it names every sender.
+ */
+function neededMembers(userId: string, full: boolean, stateAfter: boolean, timeline: readonly StoredEvent[]): Set<string> {
+  const needed = new Set<string>(full ? [userId] : []);
+  const inTimeline = new Set<string>();
+  for (const { event } of timeline) {
+    if (stateAfter || !inTimeline.has(event.sender)) needed.add(event.sender);
+    if (event.type === 'm.room.member' && event.stateKey !== undefined) inTimeline.add(event.stateKey);
+  }
+  return needed;
 }
 
 function timelineFilterMatches(filter: RoomEventFilter, stored: StoredEvent): boolean {
