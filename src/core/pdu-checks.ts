@@ -20,7 +20,7 @@ import type { JsonObject } from './json.js';
 import { isJsonObject } from './json.js';
 import { redactEvent } from './redaction.js';
 import type { RoomVersion } from './room-versions.js';
-import type { ServerVerifyKey } from './server-keys.js';
+import type { KeyRequest, ServerVerifyKey } from './server-keys.js';
 import { isKeyUsableForEvent, minimumKeyValidityForEvent } from './server-keys.js';
 import { signatureKeyIds, verifyJsonSignature } from './signing.js';
 
@@ -164,14 +164,6 @@ export function requiredSignatures(event: RoomEvent, roomVersion: RoomVersion): 
   return { ok: true, required };
 }
 
-/** One key a signature check needs. */
-export interface KeyRequest {
-  readonly serverName: string;
-  readonly keyId: string;
-  /** The key must be valid until at least this time (0: any known key will do). */
-  readonly minimumValidUntilTs: number;
-}
-
 /** The ed25519 key ids `server` signed `pdu` with, bar the policy server key. */
 function serverKeyIds(pdu: JsonObject, server: string): string[] {
   return signatureKeyIds(pdu, server).filter((id) => id !== POLICY_SERVER_KEY_ID);
@@ -264,9 +256,16 @@ export function checkPduSignatures(event: RoomEvent, roomVersion: RoomVersion, l
  * Step 3: the content hash. On a mismatch the receiver continues with the redacted copy it
  * computes itself (not whatever was received), as the spec says.
  */
-export function checkPduContentHash(event: RoomEvent, roomVersion: RoomVersion): PduCheckOutcome & { outcome: 'ok' | 'redacted' } {
+export function checkPduContentHash(event: RoomEvent, roomVersion: RoomVersion): PduCheckOutcome {
   if (checkContentHash(event.pdu, canonicalOptionsFor(roomVersion))) return { outcome: 'ok', event };
-  const redacted = storedRoomEvent(redactEvent(event.pdu, roomVersion), roomVersion, event.eventId);
+  let redacted: RoomEvent;
+  try {
+    redacted = storedRoomEvent(redactEvent(event.pdu, roomVersion), roomVersion, event.eventId);
+  } catch (err) {
+    // Cannot happen for an event that passed the format check (redaction keeps every field the
+    // format needs); should it ever, the event is dropped rather than crashing the caller.
+    return { outcome: 'drop', stage: 'format', reason: `the redacted event is not valid: ${String(err)}` };
+  }
   return { outcome: 'redacted', event: redacted, reason: 'the content hash does not match; using the redacted event' };
 }
 

@@ -276,6 +276,36 @@ export function mergeVerifyKey(existing: ServerVerifyKey | undefined, incoming: 
 
 // ---- which moment a key must cover ----
 
+/** One key a signature check needs. */
+export interface KeyRequest {
+  readonly serverName: string;
+  readonly keyId: string;
+  /** The key must be valid until at least this time (0: any known key will do). */
+  readonly minimumValidUntilTs: number;
+}
+
+/**
+ * The body of `POST /_matrix/key/v2/query` asking a notary for `requests`. Each key carries its
+ * `minimum_valid_until_ts`, which "servers MUST set" so the notary refreshes a key it holds only
+ * for a shorter time (`v5-signing-requirements`). The same key asked twice is asked with the
+ * later time.
+ */
+export function buildKeyQueryBody(requests: Iterable<KeyRequest>): JsonObject {
+  const byServer = new Map<string, Map<string, number>>();
+  for (const { serverName, keyId, minimumValidUntilTs } of requests) {
+    const keys = byServer.get(serverName) ?? new Map<string, number>();
+    keys.set(keyId, Math.max(minimumValidUntilTs, keys.get(keyId) ?? minimumValidUntilTs));
+    byServer.set(serverName, keys);
+  }
+  const serverKeys: JsonObject = {};
+  for (const [serverName, keys] of byServer) {
+    const criteria: JsonObject = {};
+    for (const [keyId, minimum] of keys) criteria[keyId] = { minimum_valid_until_ts: minimum };
+    serverKeys[serverName] = criteria;
+  }
+  return { server_keys: serverKeys };
+}
+
 /**
  * The time a key must be valid until to check an event's signature (`v5-signing-requirements`):
  * the event's `origin_server_ts` in room versions 5 and later; 0 (any known key) before, where

@@ -5,6 +5,7 @@ import type { JsonObject } from '../../src/core/json.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import {
   MAX_KEY_VALIDITY_AFTER_FETCH_MS,
+  buildKeyQueryBody,
   buildOwnServerKeys,
   checkSelfSignature,
   isKeyUsableForEvent,
@@ -259,4 +260,26 @@ test('a stored answer is served while valid for the time asked and in the first 
   assert.ok(!isStoredKeysAnswerFresh(stored, NOW, NOW + DAY), 'half-life reached');
   assert.ok(!isStoredKeysAnswerFresh(stored, NOW + 3 * DAY, NOW), 'not valid long enough for the asker');
   assert.ok(isStoredKeysAnswerFresh(stored, NOW + 2 * DAY, NOW));
+});
+
+test('asking a notary: every key with its minimum_valid_until_ts, the later one when asked twice', () => {
+  assert.deepEqual(
+    buildKeyQueryBody([
+      { serverName: 'a.example', keyId: 'ed25519:1', minimumValidUntilTs: 100 },
+      { serverName: 'b.example', keyId: 'ed25519:x', minimumValidUntilTs: 0 },
+      { serverName: 'a.example', keyId: 'ed25519:1', minimumValidUntilTs: 50 },
+      { serverName: 'a.example', keyId: 'ed25519:2', minimumValidUntilTs: 7 },
+    ]),
+    {
+      server_keys: {
+        'a.example': { 'ed25519:1': { minimum_valid_until_ts: 100 }, 'ed25519:2': { minimum_valid_until_ts: 7 } },
+        'b.example': { 'ed25519:x': { minimum_valid_until_ts: 0 } },
+      },
+    },
+  );
+  assert.deepEqual(buildKeyQueryBody([]), { server_keys: {} });
+  // What we ask is what a notary (us included) reads back.
+  const parsed = parseKeyQueryRequest(buildKeyQueryBody([{ serverName: 'a.example', keyId: 'ed25519:1', minimumValidUntilTs: 100 }]), NOW);
+  assert.ok(parsed.ok);
+  assert.deepEqual([...parsed.query.get('a.example')!], [['ed25519:1', 100]]);
 });
