@@ -29,6 +29,9 @@ export const Errors = {
   invalidParam: (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message),
   tooLarge: (message = 'Request too large') => new MatrixError(413, 'M_TOO_LARGE', message),
   forbidden: (message: string) => new MatrixError(403, 'M_FORBIDDEN', message),
+  /** Every connection slot of a listener is taken by a request in flight. */
+  serverBusy: () =>
+    new MatrixError(503, 'M_UNKNOWN', 'The server has too many open connections; try again shortly', {}, { 'Retry-After': '1' }),
   notFound: (message = 'Not found') => new MatrixError(404, 'M_NOT_FOUND', message),
   unrecognized: (status: 404 | 405 | 400, message = 'Unrecognized request') =>
     new MatrixError(status, 'M_UNRECOGNIZED', message),

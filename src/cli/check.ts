@@ -4,9 +4,10 @@
 // - Redis answers PING, and, configured by socket, has its TCP listener off (`port 0`);
 // - each replication listener answers a request carrying the secret and refuses one without it;
 // - every HTTP listener of main and of each worker answers /health;
-// - the database is reachable and at the schema version this Myelin expects.
+// - the database is reachable and at the schema version this Myelin expects;
+// - the SQLite database files and the media store cannot be read by other users.
 
-import { existsSync, lstatSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -51,6 +52,7 @@ export async function checkCommand(args: string[], defaultPaths: () => string[])
   for (const result of await checkReplication(cluster)) report(result);
   for (const result of await checkHealth(cluster)) report(result);
   report(await checkDatabase(cluster.main));
+  for (const result of checkDataFileModes(cluster.main)) report(result);
   const failed = results.filter((r) => !r.ok).length;
   process.stdout.write(failed === 0 ? `all ${results.length} checks passed\n` : `${failed} of ${results.length} checks failed\n`);
   return failed === 0 ? EXIT_OK : EXIT_FAILURE;
@@ -384,4 +386,47 @@ export async function checkDatabase(config: Config, timeoutMs = 10_000): Promise
     clearTimeout(timer);
     await db.close().catch(() => undefined);
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Modes of the data files
+
+/** The permission bits a file or directory grants users other than its owner and group. */
+function otherUsersMay(mode: number, isDirectory: boolean): string | undefined {
+  const may = [mode & 0o004 ? (isDirectory ? 'list' : 'read') : '', mode & 0o002 ? 'write' : '', isDirectory && mode & 0o001 ? 'enter' : '']
+    .filter(Boolean);
+  return may.length > 0 ? may.join(', ') : undefined;
+}
+
+/**
+ * The SQLite database (with its -wal and -shm files) holds every message and every password and
+ * token hash; the media store holds every upload. Myelin creates them readable by its user only
+ * (0600 files, 0700 directories); one readable by other users on the machine is a failure.
+ */
+export function checkDataFileModes(config: Config): CheckResult[] {
+  const results: CheckResult[] = [];
+  const file = config.database.name === 'sqlite3' ? config.database.args.database : undefined;
+  if (file !== undefined && file !== ':memory:' && existsSync(file)) {
+    const files = [file, `${file}-wal`, `${file}-shm`].filter((f) => existsSync(f)).map((f) => ({ path: f, mode: statSync(f).mode & 0o777 }));
+    const open = files.flatMap(({ path, mode }) => {
+      const may = otherUsersMay(mode, false);
+      return may ? [`${path} is mode ${octal(mode)} (other users may ${may})`] : [];
+    });
+    results.push(
+      open.length > 0
+        ? { ok: false, text: `database files: ${open.join('; ')}; chmod 600 them` }
+        : { ok: true, text: `database files (${files.map((f) => f.path).join(', ')}): mode ${files.map((f) => octal(f.mode)).join(', ')}, not readable by other users` },
+    );
+  }
+  const media = config.media_store_path;
+  if (existsSync(media)) {
+    const mode = statSync(media).mode & 0o777;
+    const may = otherUsersMay(mode, true);
+    results.push(
+      may
+        ? { ok: false, text: `media store ${media}: mode ${octal(mode)}, other users may ${may} it; chmod 700 it` }
+        : { ok: true, text: `media store ${media}: mode ${octal(mode)}, not readable by other users` },
+    );
+  }
+  return results;
 }

@@ -12,6 +12,7 @@ import { configReference } from '../config/reference.js';
 import { ListenerError } from '../http/listener.js';
 import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
+import { applyFileLimit } from '../util/fd-limit.js';
 import { createLogger } from '../util/log.js';
 import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
@@ -195,6 +196,8 @@ async function startCommand(args: string[]): Promise<number> {
   const supervise = !values['no-workers'];
   const cluster = supervise || routerListeners.length > 0 ? loadCluster(config, { workersDir: values.workers }) : undefined;
   const log = loggerFor(config, 'main');
+  // Before any listener or worker: the workers inherit the limit (and set their own).
+  applyFileLimit(config.soft_file_limit, log);
   // Signal handlers go in before start-up, so a SIGTERM that arrives while starting (or right
   // after the "serving" line) still means a clean stop, never the default abrupt exit.
   const stopRequested = new Promise<NodeJS.Signals>((resolve) => {

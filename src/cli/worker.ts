@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { ConfigError, loadConfig, type Config } from '../config/load.js';
 import { checkWorkerRequirements, topologyOf } from '../config/roles.js';
 import type { RunningListener } from '../http/listener.js';
+import { applyFileLimit } from '../util/fd-limit.js';
 import type { Logger } from '../util/log.js';
 import type { RunningHomeserver } from '../workers/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
@@ -47,6 +48,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   if (problems.length > 0) throw new ConfigError(problems);
   const name = topologyOf(config).instanceName;
   const log = loggerFor({ ...config, log_config: config.worker_log_config ?? config.log_config }, name);
+  applyFileLimit(config.soft_file_limit, log);
 
   // A router listener on a worker is served by the router, which needs the whole deployment:
   // the shared files (every path but the worker's own file) and the workers directory.

@@ -33,8 +33,10 @@ export function generateConfig(options: GenerateOptions): GeneratedConfig {
   if (existsSync(configPath)) {
     throw new ConfigError([`${configPath}: already exists; refusing to overwrite it (remove it first to start over)`]);
   }
-  mkdirSync(configDir, { recursive: true });
-  mkdirSync(dataDir, { recursive: true });
+  // Readable by this user only, as the files in them: the config holds secrets, the data
+  // directory the database and media.
+  mkdirSync(configDir, { recursive: true, mode: 0o700 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
 
   // An existing key is kept: replacing it would break the server's identity for federation.
   const signingKeyPath = join(configDir, `${options.serverName}.signing.key`);

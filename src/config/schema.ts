@@ -135,6 +135,12 @@ const resource = z.object({
   compress: doc(z.boolean().default(false), 'Compress responses (accepted for compatibility; responses are not compressed yet).'),
 });
 
+export const DEFAULT_MAX_CONNECTIONS = 10_000;
+export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 65_000;
+/** A request may take up to 5 minutes in all (Node's `requestTimeout`), its headers no longer. */
+export const MAX_HEADER_TIMEOUT_MS = 300_000;
+
 export const listenerSchema = z
   .object({
     port: doc(port.optional(), 'TCP port. Give either `port` or `path`.', '8008'),
@@ -153,6 +159,26 @@ export const listenerSchema = z
       'Trust `X-Forwarded-For` from the reverse proxy in front of this listener for client IPs.',
     ),
     resources: doc(z.array(resource).default([]), 'The resource groups to serve, as a list of `{names, compress}`.'),
+    // Connection limits (Myelin keys: Synapse leaves these to Twisted and its reverse proxy).
+    max_connections: doc(
+      z.number().int().min(1).default(DEFAULT_MAX_CONNECTIONS),
+      `Most connections this listener keeps open at once. When it is full, a new connection makes room by closing the ` +
+        `connection that has been waiting longest without sending a request, or else the one idle longest between ` +
+        `requests; when every connection is in the middle of a request, the new one is answered 503 and closed. ` +
+        `All listeners of a process together also stay below its open-file limit (see \`soft_file_limit\`).`,
+    ),
+    header_timeout: doc(
+      duration.default(DEFAULT_HEADER_TIMEOUT_MS),
+      'How long a connection may take to send a complete set of request headers, counted from when it connects ' +
+        '(or from the first byte of a later request on a kept-alive connection); it is closed after that. At most 5m. Default 30s.',
+      '30s',
+    ),
+    keep_alive_timeout: doc(
+      duration.default(DEFAULT_KEEP_ALIVE_TIMEOUT_MS),
+      'How long a kept-alive connection may stay idle between requests before it is closed. Keep it above the idle ' +
+        "timeout of a reverse proxy's upstream connections (nginx: 60s), so that the proxy closes first. Default 65s.",
+      '65s',
+    ),
   })
   .superRefine((listener, ctx) => {
     if (listener.path === undefined && listener.port === undefined) {
@@ -164,11 +190,23 @@ export const listenerSchema = z
     if (listener.path !== undefined && (listener.bind_addresses !== undefined || listener.bind_address !== undefined)) {
       ctx.addIssue({ code: 'custom', message: '`bind_addresses` only applies to TCP listeners', path: ['bind_addresses'] });
     }
+    if (listener.header_timeout < 1 || listener.header_timeout > MAX_HEADER_TIMEOUT_MS) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration between 1ms and 5m', path: ['header_timeout'] });
+    }
+    if (listener.keep_alive_timeout < 1) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration of at least 1ms', path: ['keep_alive_timeout'] });
+    }
     if (listener.mode !== undefined && listener.path === undefined) {
       ctx.addIssue({ code: 'custom', message: '`mode` only applies to UNIX socket listeners (`path`)', path: ['mode'] });
     }
   });
-export type ListenerConfig = z.output<typeof listenerSchema>;
+type ParsedListener = z.output<typeof listenerSchema>;
+type ConnectionLimitKey = 'max_connections' | 'header_timeout' | 'keep_alive_timeout';
+/**
+ * A listener's settings. Code that builds one by hand (tests, helpers) may leave the connection
+ * limits out; the listener then applies the defaults above.
+ */
+export type ListenerConfig = Omit<ParsedListener, ConnectionLimitKey> & Partial<Pick<ParsedListener, ConnectionLimitKey>>;
 
 const databaseArgs = z.object({
   database: doc(
@@ -293,6 +331,11 @@ export const configSchema = z
         })
         .default({ local: { per_second: 0.1, burst_count: 10 }, remote: { per_second: 0.01, burst_count: 10 } }),
       'Room join rate limits: `local` and `remote`.',
+    ),
+    soft_file_limit: doc(
+      z.number().int().min(0).default(0),
+      'The soft limit on open files (connections, database files) each process sets at start-up, as Synapse: 0 sets ' +
+        'it to the hard limit; a larger value is capped at the hard limit. A limit below 4096 is warned about.',
     ),
     media_store_path: filePath('Directory where uploaded media is stored. Default `media_store` beside the config.'),
     max_upload_size: doc(byteSize.default(50 * 1024 * 1024), 'Largest media upload accepted.', '50M'),

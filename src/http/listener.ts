@@ -1,12 +1,19 @@
 // HTTP listeners on TCP addresses or UNIX sockets, as Synapse's `listeners` config describes
-// them, with a bounded graceful close.
+// them, with a bounded graceful close, and limits on connections (connections.ts): a timeout for
+// request headers, one for idle keep-alive connections, and a cap on open connections.
 
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import type { ListenerConfig } from '../config/schema.js';
+import {
+  DEFAULT_HEADER_TIMEOUT_MS,
+  DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  DEFAULT_MAX_CONNECTIONS,
+  type ListenerConfig,
+} from '../config/schema.js';
+import { ConnectionGuard, processConnectionCeiling } from './connections.js';
 
 export const DEFAULT_SOCKET_MODE = 0o666;
 const DEFAULT_BIND_ADDRESSES = ['::', '0.0.0.0'];
@@ -27,14 +34,67 @@ export interface RunningListener {
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
-function newServer(handler: Handler): Server {
-  const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 300_000 }, handler);
+interface ConnectionLimits {
+  maxConnections: number;
+  headerTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+function limitsOf(config: ListenerConfig): ConnectionLimits {
+  return {
+    maxConnections: config.max_connections ?? DEFAULT_MAX_CONNECTIONS,
+    headerTimeoutMs: config.header_timeout ?? DEFAULT_HEADER_TIMEOUT_MS,
+    keepAliveTimeoutMs: config.keep_alive_timeout ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+  };
+}
+
+/** A whole request may take up to this long to arrive (its headers: `header_timeout`). */
+const REQUEST_TIMEOUT_MS = 300_000;
+
+function serverOptions(limits: ConnectionLimits) {
+  return {
+    // Node counts `headersTimeout` from the moment a connection is accepted, so a connection that
+    // never sends a byte is closed after it too; the timeouts are checked every
+    // `connectionsCheckingInterval`, which bounds how late the close comes.
+    headersTimeout: limits.headerTimeoutMs,
+    requestTimeout: Math.max(REQUEST_TIMEOUT_MS, limits.headerTimeoutMs),
+    connectionsCheckingInterval: Math.min(5_000, Math.max(100, Math.floor(limits.headerTimeoutMs / 4))),
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+  };
+}
+
+function newServer(handler: Handler, limits: ConnectionLimits): Server {
+  const server = createServer(serverOptions(limits), handler);
   // A client that sends garbage gets a 400 and its connection closed, never a crash.
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
     else socket.destroy();
   });
   return server;
+}
+
+/**
+ * Puts every connection of `server` under `guard`: a connection the guard refuses never reaches
+ * the HTTP server, and the guard learns when requests start and end.
+ */
+function guardConnections(server: Server, guard: ConnectionGuard, log: Logger): void {
+  const httpListeners = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  server.on('connection', (socket: Socket) => {
+    if (!guard.admit(socket)) return;
+    for (const listener of httpListeners) listener.call(server, socket);
+  });
+  server.prependListener('request', (req, res) => guard.requestStarted(req, res));
+  server.on('clientError', (err, socket) => guard.clientError(err, socket as Socket));
+  // After listening, an accept error (e.g. out of file descriptors) is logged, never a crash.
+  let lastAcceptError = -Infinity;
+  server.on('listening', () =>
+    server.on('error', (err: NodeJS.ErrnoException) => {
+      if (Date.now() - lastAcceptError < 60_000) return;
+      lastAcceptError = Date.now();
+      log.error({ err, listener: guard.label }, `accepting a connection on ${guard.label} failed: ${err.code ?? err.message}`);
+    }),
+  );
 }
 
 function listen(server: Server, target: { port: number; host: string } | { path: string }): Promise<void> {
@@ -79,11 +139,19 @@ export async function startListener(config: ListenerConfig, handler: Handler, lo
   const servers: Server[] = [];
   const addresses: string[] = [];
   let socketPath: string | undefined;
+  // One cap for the listener, across its bind addresses.
+  const limits = limitsOf(config);
+  const guard = new ConnectionGuard(limits.maxConnections, processConnectionCeiling(), log);
+  const newGuardedServer = () => {
+    const server = newServer(handler, limits);
+    guardConnections(server, guard, log);
+    return server;
+  };
   try {
     if (config.path !== undefined) {
       socketPath = config.path;
       await prepareSocketPath(socketPath);
-      const server = newServer(handler);
+      const server = newGuardedServer();
       await listen(server, { path: socketPath });
       servers.push(server);
       chmodSync(socketPath, config.mode ?? DEFAULT_SOCKET_MODE);
@@ -92,7 +160,7 @@ export async function startListener(config: ListenerConfig, handler: Handler, lo
       const hosts = config.bind_addresses ?? (config.bind_address ? [config.bind_address] : DEFAULT_BIND_ADDRESSES);
       let port = config.port!;
       for (const host of hosts) {
-        const server = newServer(handler);
+        const server = newGuardedServer();
         try {
           await listen(server, { port, host });
         } catch (err) {
@@ -111,13 +179,16 @@ export async function startListener(config: ListenerConfig, handler: Handler, lo
     }
   } catch (err) {
     await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    guard.close();
     if (err instanceof ListenerError) throw err;
     throw new ListenerError(`cannot listen on ${config.path ?? config.port}: ${(err as Error).message}`);
   }
 
+  guard.label = addresses.join(', ');
   return {
     addresses,
     async close(graceMs: number) {
+      guard.close();
       await Promise.all(servers.map((server) => closeServer(server, graceMs)));
       if (socketPath !== undefined) {
         try {

@@ -1,6 +1,6 @@
 // Opens the configured database backend.
 
-import { mkdirSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseConfig } from '../config/load.js';
 import type { Database } from './database.js';
@@ -10,7 +10,7 @@ import { SqliteDatabase } from './sqlite.js';
 export function openDatabase(config: DatabaseConfig): Database {
   if (config.name === 'sqlite3') {
     const file = config.args.database!;
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    if (file !== ':memory:') createPrivateFile(file);
     return new SqliteDatabase(file);
   }
   const { args } = config;
@@ -23,6 +23,21 @@ export function openDatabase(config: DatabaseConfig): Database {
     minConnections: args.cp_min,
     maxConnections: args.cp_max,
   });
+}
+
+/**
+ * Creates the SQLite file, and the directories above it, readable by this user only (0600 and
+ * 0700, as the signing key): the database holds every message, password hash and token hash.
+ * SQLite gives its -wal and -shm files the mode of the database file, so they are 0600 too. An
+ * existing file keeps the mode the admin gave it (`myelin check` reports one others can read).
+ */
+export function createPrivateFile(file: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  try {
+    closeSync(openSync(file, 'wx', 0o600));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
 }
 
 export function isPostgres(config: DatabaseConfig): boolean {

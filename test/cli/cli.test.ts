@@ -118,6 +118,8 @@ describe('myelin CLI', () => {
     await server.waitFor(/Myelin is serving localhost/);
     assert.ok(existsSync(join(cwd, 'data', 'homeserver.yaml')));
     assert.ok(existsSync(join(cwd, 'data', 'localhost.signing.key')));
+    assert.equal(statSync(join(cwd, 'data')).mode & 0o777, 0o700, 'data/ is readable by its user only');
+    assert.equal(statSync(join(cwd, 'data', 'homeserver.db')).mode & 0o777, 0o600, 'so is the database');
     const res = await request({ baseUrl: 'http://127.0.0.1:8008' }, 'GET', '/_matrix/client/versions');
     assert.equal(res.status, 200);
     assert.ok(Array.isArray(res.json.versions));

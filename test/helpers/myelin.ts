@@ -34,9 +34,31 @@ export interface MyelinProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts a long-running command (e.g. `start`). */
-export function spawnMyelin(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): MyelinProcess {
-  const child = spawn(process.execPath, [MYELIN_BIN, ...args], {
+/** An open-file limit to start a process with (as `ulimit -n` would); both only lower the test's own. */
+export interface FileLimitOption {
+  soft: number;
+  hard?: number;
+}
+
+/**
+ * Starts a long-running command (e.g. `start`). With `fileLimit`, a shell sets the limit and then
+ * becomes the command (`exec`), so the child's pid is the command's.
+ */
+export function spawnMyelin(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; fileLimit?: FileLimitOption } = {}): MyelinProcess {
+  const { fileLimit } = options;
+  const [command, commandArgs] = fileLimit
+    ? [
+        '/bin/sh',
+        [
+          '-c',
+          `ulimit -S -n ${fileLimit.soft} && ${fileLimit.hard !== undefined ? `ulimit -H -n ${fileLimit.hard} && ` : ''}exec "$0" "$@"`,
+          process.execPath,
+          MYELIN_BIN,
+          ...args,
+        ],
+      ]
+    : [process.execPath, [MYELIN_BIN, ...args]];
+  const child = spawn(command, commandArgs, {
     cwd: options.cwd ?? REPO_ROOT,
     env: { ...process.env, MYELIN_LOG_LEVEL: 'info', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

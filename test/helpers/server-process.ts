@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import YAML from 'yaml';
 import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing.js';
 import { GENEROUS_RATE_LIMITS } from './homeserver.js';
-import { spawnMyelin, type MyelinProcess } from './myelin.js';
+import { spawnMyelin, type FileLimitOption, type MyelinProcess } from './myelin.js';
 import { tempDir } from './tmp.js';
 
 /** A TCP port that was free a moment ago (bound to port 0, then released). */
@@ -34,7 +34,9 @@ export interface ServerProcess {
   restart(): Promise<void>;
 }
 
-export async function startServerProcess(options: { serverName?: string; config?: Record<string, unknown>; dir?: string } = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  options: { serverName?: string; config?: Record<string, unknown>; dir?: string; fileLimit?: FileLimitOption } = {},
+): Promise<ServerProcess> {
   const dir = options.dir ?? tempDir('myelin-proc-');
   const serverName = options.serverName ?? 'localhost';
   const port = await freePort();
@@ -56,7 +58,10 @@ export async function startServerProcess(options: { serverName?: string; config?
   );
   const baseUrl = `http://127.0.0.1:${port}`;
   const start = async () => {
-    const proc = spawnMyelin(['start', '-c', configPath], { env: { MYELIN_LOG_LEVEL: process.env.MYELIN_TEST_LOG_LEVEL ?? 'warn' } });
+    const proc = spawnMyelin(['start', '-c', configPath], {
+      env: { MYELIN_LOG_LEVEL: process.env.MYELIN_TEST_LOG_LEVEL ?? 'warn' },
+      ...(options.fileLimit ? { fileLimit: options.fileLimit } : {}),
+    });
     await waitUntilServing(baseUrl, proc);
     return proc;
   };

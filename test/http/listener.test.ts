@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import pino from 'pino';
@@ -10,8 +11,17 @@ import { ListenerError, startListener, type RunningListener } from '../../src/ht
 import { defineRoute } from '../../src/http/route.js';
 import { request } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
+import { eventually } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
+
+/** `/hold` answers once the test calls `release`. */
+function gate() {
+  let release!: () => void;
+  const promise = new Promise<void>((resolve) => (release = resolve));
+  return { promise, release, entered: 0 };
+}
+let held = gate();
 
 const routes = [
   defineRoute<null>({ name: 'test.get', method: 'GET', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', handle: (req) => ({ body: { id: req.params.id, q: req.query.get('q') } }) }),
@@ -23,6 +33,7 @@ const routes = [
     name: 'test.slow', method: 'GET', paths: '/_matrix/client/v3/slow', resource: 'client',
     handle: async () => { await new Promise((r) => setTimeout(r, 300)); return { body: { slow: true } }; },
   }),
+  defineRoute<null>({ name: 'test.hold', method: 'GET', paths: '/_matrix/client/v3/hold', resource: 'client', handle: async () => { held.entered += 1; await held.promise; return { body: { held: true } }; } }),
   defineRoute<null>({ name: 'test.replication', method: 'GET', paths: '/_synapse/replication/ping', resource: 'replication', handle: () => ({ body: { pong: true } }) }),
   defineRoute<null>({ name: 'health', method: 'GET', paths: '/health', resource: 'health', handle: () => ({ body: 'OK', contentType: 'text/plain' }) }),
 ];
@@ -186,4 +197,115 @@ test('close lets in-flight requests finish, then stops accepting', async () => {
   assert.deepEqual(res.json, { slow: true });
   await closing;
   await assert.rejects(request({ socketPath: path }, 'GET', '/health'));
+});
+
+// ------------------------------------------------------------------------------------------------
+// Connection limits
+
+type Where = { baseUrl: string; port: number } | { socketPath: string };
+
+/** A connection that sends nothing; `closed` turns true when the server closes it. */
+interface SilentConnection {
+  socket: Socket;
+  closed: boolean;
+}
+
+function openConnection(where: Where): Promise<SilentConnection> {
+  return new Promise((resolve, reject) => {
+    const socket = 'socketPath' in where ? connect(where.socketPath) : connect(where.port, '127.0.0.1');
+    const connection = { socket, closed: false };
+    socket.on('data', () => undefined); // whatever the server says before closing
+    socket.once('close', () => (connection.closed = true));
+    socket.once('connect', () => resolve(connection));
+    socket.once('error', reject);
+  });
+}
+
+async function openSilentConnections(where: Where, count: number): Promise<SilentConnection[]> {
+  const connections: SilentConnection[] = [];
+  for (let i = 0; i < count; i++) connections.push(await openConnection(where));
+  after(() => connections.forEach((c) => c.socket.destroy()));
+  return connections;
+}
+
+async function startLimited(kind: 'TCP' | 'UNIX socket', limits: Partial<ListenerConfig>): Promise<Where> {
+  if (kind === 'UNIX socket') {
+    const socketPath = join(tempDir(), 'limited.sock');
+    await start(listenerConfig({ path: socketPath, ...limits }));
+    return { socketPath };
+  }
+  const listener = await start(listenerConfig({ port: 0, bind_addresses: ['127.0.0.1'], ...limits }));
+  const baseUrl = listener.addresses[0]!;
+  return { baseUrl, port: Number(new URL(baseUrl).port) };
+}
+
+describe('connection limits', () => {
+  for (const kind of ['TCP', 'UNIX socket'] as const) {
+    test(`${kind}: more silent connections than max_connections cannot keep /health from answering; the longest-silent ones are closed first`, async () => {
+      // The header timeout is far off: only the cap can close these connections during the test.
+      const where = await startLimited(kind, { max_connections: 50, header_timeout: 600_000 });
+      const silent = await openSilentConnections(where, 65);
+      const open = () => silent.filter((c) => !c.closed).length;
+      await eventually(() => open() <= 50, `at most 50 of 65 silent connections still open (${open()} are)`);
+      assert.deepEqual(
+        silent.map((c) => c.closed),
+        silent.map((_, i) => i < 15),
+        'the 15 connections closed to make room are the 15 oldest',
+      );
+
+      const res = await request(where, 'GET', '/health');
+      assert.equal(res.status, 200);
+      assert.equal(res.text, 'OK');
+      // Its connection took the slot of the longest-silent one left.
+      await eventually(() => silent[15]!.closed, 'the 16th silent connection closed to make room for /health');
+      assert.equal(open(), 49);
+    });
+
+    test(`${kind}: with no silent connection to close, the longest-idle keep-alive connection makes room`, async () => {
+      const where = await startLimited(kind, { max_connections: 2 });
+      const keptAlive = [await openConnection(where), await openConnection(where)];
+      after(() => keptAlive.forEach((c) => c.socket.destroy()));
+      for (const connection of keptAlive) {
+        let answer = '';
+        connection.socket.on('data', (d: Buffer) => (answer += d.toString()));
+        connection.socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+        await eventually(() => /\r\n\r\n(2\r\n)?OK/.test(answer), 'the answer to GET /health');
+      }
+      assert.equal((await request(where, 'GET', '/health')).text, 'OK');
+      await eventually(() => keptAlive[0]!.closed, 'the first (longest-idle) connection closed');
+      assert.equal(keptAlive[1]!.closed, false);
+    });
+
+    test(`${kind}: when every connection has a request in flight, a new one is answered 503 M_UNKNOWN, and served again once one ends`, async () => {
+      held = gate();
+      const where = await startLimited(kind, { max_connections: 2 });
+      const busy = [request(where, 'GET', '/_matrix/client/v3/hold'), request(where, 'GET', '/_matrix/client/v3/hold')];
+      // (A connection whose request has not arrived yet counts as silent and could be closed.)
+      await eventually(() => held.entered === 2, 'both /hold requests in flight');
+      const refused = await request(where, 'GET', '/health');
+      assert.equal(refused.status, 503);
+      assert.equal(refused.json.errcode, 'M_UNKNOWN');
+      assert.equal(typeof refused.json.error, 'string');
+      assert.equal(refused.headers['retry-after'], '1');
+      held.release();
+      for (const res of await Promise.all(busy)) assert.deepEqual(res.json, { held: true });
+      assert.equal((await request(where, 'GET', '/health')).text, 'OK');
+    });
+
+    test(`${kind}: a silent connection is closed after header_timeout, an idle keep-alive connection after keep_alive_timeout`, async () => {
+      const where = await startLimited(kind, { header_timeout: 500, keep_alive_timeout: 500 });
+      const [silent] = await openSilentConnections(where, 1);
+      const keptAlive = await openConnection(where);
+      after(() => keptAlive.socket.destroy());
+      let answer = '';
+      keptAlive.socket.on('data', (d: Buffer) => (answer += d.toString()));
+      keptAlive.socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+      await eventually(() => /\r\n\r\n(2\r\n)?OK/.test(answer), 'the answer to GET /health');
+      assert.match(answer, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(answer, /\r\nConnection: keep-alive\r\n/i);
+      // Generous deadlines: the defaults (30 s and 65 s) would be far beyond them.
+      await eventually(() => silent!.closed, 'the silent connection closed', 20_000);
+      await eventually(() => keptAlive.closed, 'the idle keep-alive connection closed', 20_000);
+    });
+  }
 });
