@@ -12,6 +12,7 @@ import { finaliseEvent, parsePdu } from '../core/event-format.js';
 import { redactEvent } from '../core/redaction.js';
 import { InvalidEventError, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
 import { generateLegacyEventId } from '../core/hashes.js';
+import { isValidEventId } from '../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
@@ -496,13 +497,19 @@ export function eventRow(event: RoomEvent): StreamRow {
   return row;
 }
 
+/**
+ * The relation an event's content declares (spec: client-server API §Forming relationships
+ * between events), or none when `m.relates_to` is not one: an `event_id` that is no event id, or a
+ * `rel_type` that is no string. Both end up in text columns, so a `rel_type` holding U+0000 (which
+ * event content may otherwise contain) is not taken as a relation either.
+ */
 export function relationOf(content: JsonObject): { eventId: string; relType: string } | undefined {
   const relatesTo = content['m.relates_to'];
   if (!isJsonObject(relatesTo)) return undefined;
   const eventId = relatesTo.event_id;
   const relType = relatesTo.rel_type;
-  if (typeof eventId !== 'string' || typeof relType !== 'string') return undefined;
-  return { eventId, relType };
+  if (!isValidEventId(eventId) || typeof relType !== 'string' || relType.includes('\u0000')) return undefined;
+  return { eventId: eventId as string, relType };
 }
 
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {
