@@ -7,6 +7,7 @@ import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import type { ListenerConfig } from '../config/schema.js';
+import { answerRefusedRequests } from './client-error.js';
 
 export const DEFAULT_SOCKET_MODE = 0o666;
 const DEFAULT_BIND_ADDRESSES = ['::', '0.0.0.0'];
@@ -29,11 +30,8 @@ type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
 function newServer(handler: Handler): Server {
   const server = createServer({ keepAliveTimeout: 65_000, headersTimeout: 66_000, requestTimeout: 300_000 }, handler);
-  // A client that sends garbage gets a 400 and its connection closed, never a crash.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  // A request the server refuses gets a JSON Matrix error and its connection closed, never a crash.
+  answerRefusedRequests(server);
   return server;
 }
 
