@@ -152,6 +152,8 @@ export class EventsWriter implements EventsWriterApi {
   private readonly rooms = new LruCache<string, RoomContext>(10_000);
   /** Sends with a transaction id that are still committing, by (room, user, device, txn id). */
   private readonly pendingTxns = new Map<string, Promise<PersistedEvent>>();
+  /** Events built and staged but not yet committed: in the room's state, not yet in the database. */
+  private readonly committing = new Map<string, Promise<PersistedEvent>>();
   /** Rooms with writes in flight: never evicted, since their state is ahead of the database. */
   private readonly active = new Map<string, RoomContext>();
   /** Builds one event at a time per room. */
@@ -197,7 +199,8 @@ export class EventsWriter implements EventsWriterApi {
       if (options.dedupeState && draft.stateKey !== undefined) {
         const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
         if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
-          return { done: await this.persistedOf(current.eventId) };
+          // The same event may still be committing (two identical joins at once).
+          return { done: this.committing.get(current.eventId) ?? (await this.persistedOf(current.eventId)) };
         }
       }
       const { commit } = await this.stage(room, [this.buildEvent(room, draft)], options.txn);
@@ -467,6 +470,13 @@ export class EventsWriter implements EventsWriterApi {
         throw err;
       },
     );
+    items.forEach(({ stored }, i) => {
+      const eventId = stored.event.eventId;
+      const one = committed.then((persisted) => persisted[i]!);
+      this.committing.set(eventId, one);
+      const forget = () => this.committing.delete(eventId);
+      one.then(forget, forget);
+    });
     // Wrapped, so awaiting `stage` (the allocation) does not also wait for the commit.
     return { commit: committed };
   }
