@@ -214,7 +214,10 @@ export function discardBody(req: IncomingMessage, lingerMs = BODY_LINGER_MS): vo
   const socket = req.socket;
   const timer = setTimeout(() => socket.destroy(), lingerMs);
   timer.unref();
-  const done = () => clearTimeout(timer);
+  const done = () => {
+    clearTimeout(timer);
+    socket.off('close', done); // a kept-alive socket carries many requests
+  };
   req.once('end', done);
   socket.once('close', done);
   closeLingering(socket, lingerMs);
