@@ -93,11 +93,12 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     handle(route, params as Record<string, string>, req, res, path, queryAt < 0 ? '' : url.slice(queryAt + 1)).catch(
       (err: unknown) => {
         log.error({ err, route: route.name }, 'unexpected error while answering a request');
-        if (!res.headersSent) {
-          discardBody(req);
-          sendJson(res, 500, Errors.unknown().toJSON());
+        if (res.headersSent) {
+          res.destroy();
+          return;
         }
-        else res.destroy();
+        discardBody(req);
+        sendJson(res, 500, Errors.unknown().toJSON());
       },
     );
   };
