@@ -25,6 +25,7 @@ const routes = [
     resource: 'client',
     handle: (req) => ({ body: { params: req.params } }),
   }),
+  defineRoute<null>({ name: 'test.device', method: 'GET', paths: '/_matrix/client/v3/devices/{deviceId}', resource: 'client', handle: (req) => ({ body: { params: req.params } }) }),
   defineRoute<null>({ name: 'test.versions', method: 'GET', paths: '/_matrix/client/versions', resource: 'client', handle: () => ({ body: { versions: [] } }) }),
 ];
 
@@ -115,6 +116,16 @@ describe('the URL', () => {
         assertMatrixError(await request({ baseUrl }, 'GET', path(values)), 400, 'M_INVALID_PARAM', `${index} ${nul}`);
       }
     }
+  });
+
+  test('a parameter over 512 bytes is 400 M_INVALID_PARAM; a device id may have 512 characters', async () => {
+    const values = enc(ids);
+    values[5] = 'x'.repeat(512);
+    assert.equal((await request({ baseUrl }, 'GET', path(values))).status, 200);
+    values[5] = encodeURIComponent('é'.repeat(257));
+    assertMatrixError(await request({ baseUrl }, 'GET', path(values)), 400, 'M_INVALID_PARAM');
+    assert.equal((await request({ baseUrl }, 'GET', `/_matrix/client/v3/devices/${encodeURIComponent('é'.repeat(512))}`)).status, 200);
+    assertMatrixError(await request({ baseUrl }, 'GET', `/_matrix/client/v3/devices/${'x'.repeat(513)}`), 400, 'M_INVALID_PARAM');
   });
 
   test('%00 in a query parameter is 400 M_INVALID_PARAM', async () => {
