@@ -107,6 +107,32 @@ for (const [backend, database] of backends) {
       assert.equal(member.displayname, 'Bobby 😀');
     });
 
+    test('long names that PostgreSQL would have to index whole (transaction ids beside a long device id, key names, backup session and room ids): 400, on both backends', async () => {
+      // Characters PostgreSQL cannot compress: they take their full size in an index entry.
+      const cjk = (length: number, from: number) => Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((from + i * 7919) % 0x5000))).join('');
+      const login = await ok(call('POST', `${V3}/login`, undefined, { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'alice' }, password: alice.password, device_id: cjk(512, 1) }));
+      const long = { userId: alice.userId, accessToken: login.access_token as string, deviceId: login.device_id as string, password: alice.password };
+      const txnId = Buffer.from(cjk(1000, 2)).toString('base64url').slice(0, 1500);
+      await refused('send', call('PUT', `${V3}/rooms/${enc(roomId)}/send/m.room.message/${txnId}`, long, { msgtype: 'm.text', body: 'x' }), 'M_INVALID_PARAM');
+      await refused('to-device', call('PUT', `${V3}/sendToDevice/m.x/${txnId}`, long, { messages: {} }), 'M_INVALID_PARAM');
+      await ok(call('PUT', `${V3}/rooms/${enc(roomId)}/send/m.room.message/${txnId.slice(0, 512)}`, long, { msgtype: 'm.text', body: 'x' }));
+      await refused('one-time key', call('POST', `${V3}/keys/upload`, long, { one_time_keys: { [`signed_curve25519:${cjk(1000, 3)}`]: { key: 'k' } } }), 'M_BAD_JSON');
+      const master = { user_id: alice.userId, usage: ['master'], keys: { [`ed25519:${cjk(1000, 4)}`]: 'k' } };
+      await refused('cross-signing key', call('POST', `${V3}/keys/device_signing/upload`, alice, { master_key: master }), 'M_INVALID_PARAM');
+      const { version } = await ok(call('POST', `${V3}/room_keys/version`, alice, { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: 'k' } }));
+      const session = { first_message_index: 0, forwarded_count: 0, is_verified: false, session_data: { s: 1 } };
+      const keys = `${V3}/room_keys/keys?version=${version}`;
+      await refused('backup session id', call('PUT', keys, alice, { rooms: { [roomId]: { sessions: { [cjk(1000, 5)]: session } } } }), 'M_INVALID_PARAM');
+      await refused('backup room id', call('PUT', keys, alice, { rooms: { [`!${cjk(1000, 6)}:x`]: { sessions: { s: session } } } }), 'M_INVALID_PARAM');
+      await refused('backup room key', call('PUT', `${V3}/room_keys/keys/${enc(roomId)}?version=${version}`, alice, { sessions: { [cjk(1000, 7)]: session } }), 'M_INVALID_PARAM');
+      await ok(call('PUT', keys, alice, { rooms: { [roomId]: { sessions: { s: session } } } }));
+    });
+
+    test('a burst of filter uploads by one user: each gets its own id (none runs out of retries)', async () => {
+      const ids = await Promise.all(Array.from({ length: 24 }, (_, i) => ok(call('POST', `${V3}/user/${enc(bob.userId)}/filter`, bob, { room: { timeline: { limit: i } } }))));
+      assert.equal(new Set(ids.map((r) => r.filter_id)).size, 24);
+    });
+
     test('a user-directory term of 50,000 characters finds nobody (no 500); % and _ stay literal', async () => {
       for (const term of ['b'.repeat(50_000), 'é'.repeat(50_000), '%_'.repeat(30_000)]) {
         assert.deepEqual(await ok(call('POST', `${V3}/user_directory/search`, alice, { search_term: term })), { limited: false, results: [] });
