@@ -46,10 +46,20 @@ function pick<T>(rand: () => number, list: readonly T[]): T {
 
 // ---- what is sent ----------------------------------------------------------------------------
 
+/**
+ * A string PostgreSQL cannot compress, so that it takes its full size in an index entry (whose
+ * limit is about 2.7 KB): `length` characters of the CJK block, 3 bytes each in UTF-8.
+ */
+function incompressible(length: number, seed: number): string {
+  const rand = prng(seed);
+  return Array.from({ length }, () => String.fromCharCode(0x4e00 + Math.floor(rand() * 0x5000))).join('');
+}
+
 /** Path parameter values, already percent-encoded: ids of every wrong shape, %00, huge, odd bytes. */
 const BAD_PARAMS = [
   '%00', 'a%00b', '!a%00:x', '@a%00b:x', '$a%00', '#a%00:x',
-  '%ff', '%ED%A0%80', '%C0%80', '%E2%98%83'.repeat(100), 'x'.repeat(2000), 'x'.repeat(3000),
+  '%ff', '%ED%A0%80', '%C0%80', '%E2%98%83'.repeat(100), 'x'.repeat(2000), 'x'.repeat(3000), encodeURIComponent(incompressible(220, 1)),
+  Buffer.from(incompressible(1500, 2)).toString('base64url').slice(0, 2040),
   `!${'x'.repeat(300)}:x`, `%40${'%C3%A9'.repeat(200)}:x`, '!nope', '%40nope', '%24', '%23', '..', '%2F', '%20', '-1', '1e400',
 ];
 
@@ -96,7 +106,10 @@ function shaped(key: string, s: string): unknown {
     case 'user_signing_key':
       return { user_id: s, usage: [s], keys: { [`ed25519:${s}`]: s } };
     case 'rooms':
-      return { [s]: { sessions: { [s]: { first_message_index: 0, forwarded_count: 0, is_verified: false, session_data: { s } } } } };
+      return {
+        [s]: { sessions: { s: { first_message_index: 0, forwarded_count: 0, is_verified: false, session_data: { s } } } },
+        '!fuzz:x': { sessions: { [s]: { first_message_index: 0, forwarded_count: 0, is_verified: false, session_data: { s } } } },
+      };
     case 'sessions':
       return { [s]: { first_message_index: 0, forwarded_count: 0, is_verified: false, session_data: { s } } };
     case 'invite':
@@ -135,7 +148,7 @@ const BAD_BODIES: Array<string | Buffer> = [
 ];
 
 /** Strings that must never reach a column as they are. */
-const HOSTILE_STRINGS = { nul: 'a\u0000b', surrogate: '\ud800', huge: 'é'.repeat(3000) } as const;
+const HOSTILE_STRINGS = { nul: 'a\u0000b', surrogate: '\ud800', huge: incompressible(2000, 3) } as const;
 
 /** JSON.stringify writes lone surrogates as `\udXXX` escapes, which is what a client would send. */
 function hostileBody(rand: () => number, kind: keyof typeof HOSTILE_STRINGS, all: boolean): string {
@@ -159,6 +172,8 @@ interface Account {
   deviceId: string;
   roomId: string;
   eventId: string;
+  /** A key backup version of its own (routes under room_keys/keys need `?version=`). */
+  backupVersion: string;
 }
 
 interface Probe {
@@ -193,6 +208,9 @@ function probesFor(route: RouteDefinition<never>, rand: () => number): Probe[] {
       probes.push({ ...base, body: hostileBody(rand, kind, true) });
       for (let i = 0; i < 3; i++) probes.push({ ...base, body: hostileBody(rand, kind, false) });
     }
+    // Each field on its own with a long string no database index could hold whole (a field that
+    // fails first would hide the others).
+    for (const key of KEYS) probes.push({ ...base, body: JSON.stringify({ [key]: shaped(key, HOSTILE_STRINGS.huge) }) });
     probes.push({ ...base, body: JSON.stringify({ [pick(rand, KEYS)]: '☃'.repeat(100_000) }) });
     for (let i = 0; i < 6; i++) probes.push({ ...base, body: oddBody(rand), auth: rand() < 0.9 });
   } else {
@@ -248,8 +266,9 @@ function plausible(name: string, account: Account, serverName: string): string {
 
 function pathOf(probe: Probe, account: Account, serverName: string): string {
   const path = probe.template.replace(/\{(\w+)\}/g, (_, name: string) => probe.params[name] ?? encodeURIComponent(plausible(name, account, serverName)));
-  // timeout=0 keeps long-polls (sync) from stalling the run; other routes ignore it.
-  return `${path}?${probe.query ? `${probe.query}&` : ''}timeout=0`;
+  // timeout=0 keeps long-polls (sync) from stalling the run, version= lets key-backup bodies reach
+  // the store; other routes ignore them.
+  return `${path}?${probe.query ? `${probe.query}&` : ''}timeout=0&version=${account.backupVersion}`;
 }
 
 // ---- running -----------------------------------------------------------------------------------
@@ -314,7 +333,9 @@ async function newAccount(pool: Pool): Promise<Account> {
   assert.equal(room.status, 200, JSON.stringify(room.json));
   const sent = await call(pool, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.json.room_id)}/send/m.room.message/first`, accessToken, { msgtype: 'm.text', body: 'hello' });
   assert.equal(sent.status, 200, JSON.stringify(sent.json));
-  return { userId, accessToken, deviceId, roomId: room.json.room_id, eventId: sent.json.event_id };
+  const backup = await call(pool, 'POST', '/_matrix/client/v3/room_keys/version', accessToken, { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: 'fuzz' } });
+  assert.equal(backup.status, 200, JSON.stringify(backup.json));
+  return { userId, accessToken, deviceId, roomId: room.json.room_id, eventId: sent.json.event_id, backupVersion: backup.json.version };
 }
 
 async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
@@ -325,7 +346,7 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
   const failures: string[] = [];
   let requests = 0;
   let raw = 0;
-  const placeholder: Account = { userId: `@nobody:${target.serverName}`, accessToken: 'none', deviceId: 'NONE', roomId: `!nowhere:${target.serverName}`, eventId: '$nothing' };
+  const placeholder: Account = { userId: `@nobody:${target.serverName}`, accessToken: 'none', deviceId: 'NONE', roomId: `!nowhere:${target.serverName}`, eventId: '$nothing', backupVersion: '1' };
   let account = target.clientApi ? await newAccount(pool) : placeholder;
   let renewing: Promise<void> | undefined;
   const renew = (stale: Account) => {
