@@ -25,9 +25,16 @@ export class MatrixError extends Error {
 export const Errors = {
   badJson: (message = 'Content must be a JSON object') => new MatrixError(400, 'M_BAD_JSON', message),
   notJson: (message = 'Content not JSON') => new MatrixError(400, 'M_NOT_JSON', message),
+  /** JSON from a request that `parseJsonInput` refused: not JSON at all, or JSON we do not take. */
+  jsonInput: (err: { readonly problem: string; readonly message: string }) =>
+    err.problem === 'syntax' ? new MatrixError(400, 'M_NOT_JSON', 'Content not JSON') : new MatrixError(400, 'M_BAD_JSON', err.message),
   missingParam: (message: string) => new MatrixError(400, 'M_MISSING_PARAM', message),
   invalidParam: (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message),
-  tooLarge: (message = 'Request too large') => new MatrixError(413, 'M_TOO_LARGE', message),
+  /** 413 for a body; 414 for a request URI, 431 for headers. */
+  tooLarge: (message = 'Request too large', status: 413 | 414 | 431 = 413) => new MatrixError(status, 'M_TOO_LARGE', message),
+  /** A request the HTTP parser could not read (the spec has no errcode for it). */
+  malformedRequest: (message = 'Malformed HTTP request') => new MatrixError(400, 'M_UNKNOWN', message),
+  requestTimeout: () => new MatrixError(408, 'M_UNKNOWN', 'The request took too long to arrive'),
   forbidden: (message: string) => new MatrixError(403, 'M_FORBIDDEN', message),
   /** Every connection slot of a listener is taken by a request in flight. */
   serverBusy: () =>

@@ -2,6 +2,7 @@
 // this process runs (see src/replication/rpc.ts for the wire format, authentication and
 // idempotency). The process composition fills `services.rpcServer` with the writers it serves.
 
+import { MAX_JSON_DEPTH } from '../core/json.js';
 import { Errors } from '../errors.js';
 import { defineRoute, type RouteDefinition } from '../http/route.js';
 import { RPC_ROUTE_PATH } from '../replication/rpc.js';
@@ -18,6 +19,10 @@ export const replicationRoutes: RouteDefinition<ApiServices>[] = [
     // The replication secret is checked by the RPC server; there is no user access token here.
     auth: 'none',
     body: 'json',
+    // A call carries what a client sent (already checked by the client route, U+0000 included
+    // where that route accepts it) inside an envelope a few levels deep.
+    acceptsNul: true,
+    maxJsonDepth: MAX_JSON_DEPTH + 28,
     handle: async (req, services) => {
       if (!services.rpcServer) throw Errors.unrecognized(404, 'This process serves no replication calls');
       return services.rpcServer.serve({

@@ -27,7 +27,7 @@
 
 import { Errors, MatrixError } from '../errors.js';
 import { isValidRoomId, isValidUserId } from './identifiers.js';
-import { isJsonObject, type JsonObject, type JsonValue } from './json.js';
+import { isJsonObject, JsonInputError, parseJsonInput, type JsonObject, type JsonValue } from './json.js';
 
 /** The default `limit` of every filter (Synapse; SPEC-NOTES §3.4). */
 export const DEFAULT_FILTER_LIMIT = 10;
@@ -224,9 +224,11 @@ export function parseSyncFilterParam(
   if (!param.startsWith('{')) return { kind: 'id', id: param };
   let json: unknown;
   try {
-    json = JSON.parse(param);
-  } catch {
-    throw Errors.notJson('Invalid filter JSON');
+    json = parseJsonInput(param);
+  } catch (err) {
+    if (err instanceof JsonInputError && err.problem === 'syntax') throw Errors.notJson('Invalid filter JSON');
+    if (err instanceof JsonInputError) throw Errors.jsonInput(err);
+    throw err;
   }
   return { kind: 'inline', filter: parseFilter(json, options) };
 }

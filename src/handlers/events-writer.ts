@@ -12,6 +12,7 @@ import { finaliseEvent, parsePdu } from '../core/event-format.js';
 import { redactEvent } from '../core/redaction.js';
 import { InvalidEventError, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
 import { generateLegacyEventId } from '../core/hashes.js';
+import { isValidEventId } from '../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
@@ -161,6 +162,8 @@ export class EventsWriter implements EventsWriterApi {
   private readonly rooms = new LruCache<string, RoomContext>(10_000);
   /** Sends with a transaction id that are still committing, by (room, user, device, txn id). */
   private readonly pendingTxns = new Map<string, Promise<PersistedEvent>>();
+  /** Events built and staged but not yet committed: in the room's state, not yet in the database. */
+  private readonly committing = new Map<string, Promise<PersistedEvent>>();
   /** Rooms with writes in flight: never evicted, since their state is ahead of the database. */
   private readonly active = new Map<string, RoomContext>();
   /** Builds one event at a time per room. */
@@ -206,7 +209,8 @@ export class EventsWriter implements EventsWriterApi {
       if (options.dedupeState && draft.stateKey !== undefined) {
         const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
         if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
-          return { done: await this.persistedOf(current.eventId) };
+          // The same event may still be committing (two identical joins at once).
+          return { done: this.committing.get(current.eventId) ?? (await this.persistedOf(current.eventId)) };
         }
       }
       const { commit } = await this.stage(room, [this.buildEvent(room, draft)], options.txn);
@@ -482,6 +486,13 @@ export class EventsWriter implements EventsWriterApi {
         throw err;
       },
     );
+    items.forEach(({ stored }, i) => {
+      const eventId = stored.event.eventId;
+      const one = committed.then((persisted) => persisted[i]!);
+      this.committing.set(eventId, one);
+      const forget = () => this.committing.delete(eventId);
+      one.then(forget, forget);
+    });
     // Wrapped, so awaiting `stage` (the allocation) does not also wait for the commit.
     return { commit: committed };
   }
@@ -512,13 +523,19 @@ export function eventRow(event: RoomEvent): StreamRow {
   return row;
 }
 
+/**
+ * The relation an event's content declares (spec: client-server API §Forming relationships
+ * between events), or none when `m.relates_to` is not one: an `event_id` that is no event id, or a
+ * `rel_type` that is no string. Both end up in text columns, so a `rel_type` holding U+0000 (which
+ * event content may otherwise contain) is not taken as a relation either.
+ */
 export function relationOf(content: JsonObject): { eventId: string; relType: string } | undefined {
   const relatesTo = content['m.relates_to'];
   if (!isJsonObject(relatesTo)) return undefined;
   const eventId = relatesTo.event_id;
   const relType = relatesTo.rel_type;
-  if (typeof eventId !== 'string' || typeof relType !== 'string') return undefined;
-  return { eventId, relType };
+  if (!isValidEventId(eventId) || typeof relType !== 'string' || relType.includes('\u0000')) return undefined;
+  return { eventId: eventId as string, relType };
 }
 
 export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): boolean {

@@ -15,6 +15,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Errors } from '../errors.js';
+import { CLIENT_ERROR_LINGER_MS } from './client-error.js';
 import { readFileLimit } from '../util/fd-limit.js';
 import type { Logger } from '../util/log.js';
 
@@ -134,9 +135,9 @@ export class ConnectionGuard {
   /** A connection that failed HTTP parsing (bad request, header timeout). */
   clientError(err: NodeJS.ErrnoException, socket: Socket): void {
     if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT' && !this.busy.has(socket)) this.report.record('headerTimeouts');
-    // Whatever answer the clientError handler writes, the connection ends; a peer that never
-    // closes its side must not keep the descriptor.
-    setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    // The refusal handler (client-error.ts) answers and closes within its own linger bound; this
+    // is the backstop should a peer never close its side, so it must outlast that linger.
+    setTimeout(() => socket.destroy(), CLIENT_ERROR_LINGER_MS + REFUSED_LINGER_MS).unref();
   }
 
   /** Closes refused connections still lingering and stops reporting (the listener is closing). */

@@ -3,15 +3,24 @@
 // the resource groups that listener names.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
 import type { ResourceName } from '../config/schema.js';
+import { JsonInputError, parseJsonInput } from '../core/json.js';
 import { Errors, MatrixError } from '../errors.js';
 import type { Requester } from '../handlers/requester.js';
+import { checkPathParams, checkQueryParams } from './path-params.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest, type RouteResponse } from './route.js';
 
 /** Synapse's limit for non-media request bodies: 200 × the 64 KiB PDU limit. */
 export const MAX_JSON_BODY_BYTES = 200 * 65536;
+
+/**
+ * How long the rest of a body the answer did not need is read and thrown away before the
+ * connection is closed (nginx's `lingering_time`).
+ */
+export const BODY_LINGER_MS = 30_000;
 
 export const CORS_HEADERS: Readonly<Record<string, string>> = {
   'Access-Control-Allow-Origin': '*',
@@ -76,15 +85,20 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     if (!match) {
       const otherMethod = HTTP_METHODS.some((m) => m !== lookupMethod && safeFind(findRoute, m, path));
       const error = Errors.unrecognized(otherMethod ? 405 : 404);
-      drainAndSend(req, res, error.status, error.toJSON());
+      discardBody(req);
+      sendJson(res, error.status, error.toJSON());
       return;
     }
     const { route, params } = match;
     handle(route, params as Record<string, string>, req, res, path, queryAt < 0 ? '' : url.slice(queryAt + 1)).catch(
       (err: unknown) => {
         log.error({ err, route: route.name }, 'unexpected error while answering a request');
-        if (!res.headersSent) sendJson(res, 500, Errors.unknown().toJSON());
-        else res.destroy();
+        if (res.headersSent) {
+          res.destroy();
+          return;
+        }
+        discardBody(req);
+        sendJson(res, 500, Errors.unknown().toJSON());
       },
     );
   };
@@ -103,6 +117,8 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
       const requester = route.auth === 'none' ? undefined : await authenticateRequest(req, queryParams, route.auth === 'user');
       const clientIp = clientIpOf(req, options.trustForwardedFor);
       if (requester) options.onAuthenticated?.(requester, clientIp, req.headers['user-agent']);
+      checkPathParams(params);
+      checkQueryParams(queryParams);
       const body = await readBody(req, route);
       const request: RouteRequest = {
         method: route.method,
@@ -121,7 +137,8 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
         if (!res.headersSent) {
           for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
-          drainAndSend(req, res, err.status, err.toJSON());
+          discardBody(req);
+          sendJson(res, err.status, err.toJSON());
         }
         return;
       }
@@ -185,21 +202,52 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 /**
- * Sends an error before (or without) reading the whole body. Node discards an unread body to keep
- * the connection usable; a body refused for its size is not worth reading, so that connection is
- * closed after the response instead.
+ * Throws away what is left of a request body that the answer does not need (an error, or a route
+ * without a body). The answer may go out while the client is still sending, and a client that
+ * reads only once it has sent everything must still find it: closing the connection with unread
+ * data would reset it and lose the answer. So the rest is read while it arrives, and the
+ * connection can then carry the next request; a body still arriving after `lingerMs` ends the
+ * connection (as nginx's lingering close does).
  */
-function drainAndSend(req: IncomingMessage, res: ServerResponse, status: number, body: unknown): void {
-  if (status === 413) res.setHeader('Connection', 'close');
+export function discardBody(req: IncomingMessage, lingerMs = BODY_LINGER_MS): void {
   req.resume();
-  sendJson(res, status, body);
+  if (req.complete || req.destroyed) return;
+  const socket = req.socket;
+  const timer = setTimeout(() => socket.destroy(), lingerMs);
+  timer.unref();
+  const done = () => {
+    clearTimeout(timer);
+    socket.off('close', done); // a kept-alive socket carries many requests
+  };
+  req.once('end', done);
+  socket.once('close', done);
+  closeLingering(socket, lingerMs);
+}
+
+/**
+ * When the response closes the connection (the client sent `Connection: close`), Node ends it with
+ * `destroySoon()`: the socket is destroyed as soon as the answer is written, and the body still
+ * arriving makes the kernel reset the connection, which can drop the answer before the client
+ * has read it. This socket closes the way RFC 9112 §9.6 asks instead: the write side first, then
+ * reading until the client closes too, for at most `lingerMs`.
+ */
+function closeLingering(socket: Socket, lingerMs: number): void {
+  socket.destroySoon = function lingeringClose(this: Socket) {
+    this.end();
+    const timer = setTimeout(() => this.destroy(), lingerMs);
+    timer.unref();
+    this.once('close', () => clearTimeout(timer));
+  };
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-async function readBody(req: IncomingMessage, route: Pick<RouteDefinition, 'body' | 'maxBodyBytes'>): Promise<unknown> {
+async function readBody(
+  req: IncomingMessage,
+  route: Pick<RouteDefinition, 'body' | 'maxBodyBytes' | 'maxJsonDepth' | 'acceptsNul'>,
+): Promise<unknown> {
   if (route.body === 'none') {
-    req.resume();
+    discardBody(req);
     return undefined;
   }
   const limit = route.maxBodyBytes ?? MAX_JSON_BODY_BYTES;
@@ -207,7 +255,8 @@ async function readBody(req: IncomingMessage, route: Pick<RouteDefinition, 'body
   if (declared > limit) throw Errors.tooLarge();
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
+  // Leaving the loop early must not destroy the request: its socket still has an answer to carry.
+  for await (const chunk of req.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     size += chunk.length;
     if (size > limit) throw Errors.tooLarge();
     chunks.push(chunk);
@@ -224,14 +273,25 @@ async function readBody(req: IncomingMessage, route: Pick<RouteDefinition, 'body
     if (route.body === 'json-optional') return {};
     throw Errors.notJson();
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    throw Errors.notJson();
-  }
+  const parsed = parseRequestJson(text, { maxDepth: route.maxJsonDepth, allowNul: route.acceptsNul });
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw Errors.badJson();
   return parsed;
+}
+
+/**
+ * JSON from a request: text that does not parse is 400 `M_NOT_JSON`; JSON we refuse (too deep, a
+ * lone surrogate, U+0000, an infinite number) is 400 `M_BAD_JSON`.
+ */
+function parseRequestJson(text: string, options: { maxDepth?: number | undefined; allowNul?: boolean | undefined }): unknown {
+  try {
+    return parseJsonInput(text, {
+      ...(options.maxDepth === undefined ? {} : { maxDepth: options.maxDepth }),
+      ...(options.allowNul === undefined ? {} : { allowNul: options.allowNul }),
+    });
+  } catch (err) {
+    if (err instanceof JsonInputError) throw Errors.jsonInput(err);
+    throw err;
+  }
 }
 
 function clientIpOf(req: IncomingMessage, trustForwardedFor: boolean): string {

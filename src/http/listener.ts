@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_CONNECTIONS,
   type ListenerConfig,
 } from '../config/schema.js';
+import { answerRefusedRequests } from './client-error.js';
 import { ConnectionGuard, processConnectionCeiling } from './connections.js';
 
 export const DEFAULT_SOCKET_MODE = 0o666;
@@ -65,11 +66,8 @@ function serverOptions(limits: ConnectionLimits) {
 
 function newServer(handler: Handler, limits: ConnectionLimits): Server {
   const server = createServer(serverOptions(limits), handler);
-  // A client that sends garbage gets a 400 and its connection closed, never a crash.
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
-    else socket.destroy();
-  });
+  // A request the server refuses gets a JSON Matrix error and its connection closed, never a crash.
+  answerRefusedRequests(server);
   return server;
 }
 

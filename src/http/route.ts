@@ -78,6 +78,15 @@ export interface RouteDefinition<Services = unknown> {
   readonly body: BodyKind;
   /** Largest accepted body in bytes; defaults to the JSON request limit. */
   readonly maxBodyBytes?: number;
+  /** Deepest nesting accepted in a JSON body; defaults to `MAX_JSON_DEPTH`. */
+  readonly maxJsonDepth?: number;
+  /**
+   * Whether strings in the JSON body may contain U+0000. By default they may not (400
+   * `M_BAD_JSON`): PostgreSQL text columns cannot hold it, so a NUL reaching one would fail there
+   * and not on SQLite. Routes whose body is kept only as JSON text, where it is the escape
+   * `\u0000`, accept it: event content and account data, which the spec lets hold any string.
+   */
+  readonly acceptsNul?: boolean;
   readonly handle: (request: RouteRequest, services: Services) => Promise<RouteResponse> | RouteResponse;
 }
 

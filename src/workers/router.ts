@@ -15,7 +15,7 @@ import FindMyWay from 'find-my-way';
 import { ROUTES } from '../api/registry.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { Errors, MatrixError } from '../errors.js';
-import { CORS_HEADERS, sendJson, toRouterPath } from '../http/dispatch.js';
+import { CORS_HEADERS, discardBody, MAX_JSON_BODY_BYTES, sendJson, toRouterPath } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition } from '../http/route.js';
 import { componentLogger, type Logger } from '../util/log.js';
@@ -116,7 +116,7 @@ export function createRouter(options: RouterOptions): Router {
     const path = queryAt < 0 ? url : url.slice(0, queryAt);
     const query = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1));
     const answer = (status: number, body: unknown) => {
-      req.resume();
+      discardBody(req);
       for (const [name, value] of Object.entries(CORS_HEADERS)) res.setHeader(name, value);
       sendJson(res, status, body);
     };
@@ -136,6 +136,11 @@ export function createRouter(options: RouterOptions): Router {
     const { route, params } = match;
     if (!table.isServed(route.resource)) {
       const error = Errors.unrecognized(404);
+      return answer(error.status, error.toJSON());
+    }
+    // A body the route would refuse for its size is refused here, before any of it travels on.
+    if (route.body !== 'none' && Number(req.headers['content-length'] ?? NaN) > (route.maxBodyBytes ?? MAX_JSON_BODY_BYTES)) {
+      const error = Errors.tooLarge();
       return answer(error.status, error.toJSON());
     }
     let pool = table.candidates(route);
@@ -225,8 +230,16 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
       answer.on('error', () => res.destroy());
     });
     upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (responded) {
+        // The instance answered and stopped reading the request (e.g. a 413 before the body): the
+        // answer still goes through (it fails on its own if it was cut), and the rest of the body
+        // is thrown away here.
+        req.unpipe(upstream);
+        discardBody(req);
+        return;
+      }
       if (res.destroyed || res.writableEnded) return; // the client went away; nothing to answer
-      if (responded || res.headersSent) {
+      if (res.headersSent) {
         res.destroy();
         return;
       }

@@ -9,6 +9,8 @@ import { BACKENDS, startOn } from './e2ee-backends.js';
 
 const VERSION = '/_matrix/client/v3/room_keys/version';
 const KEYS = '/_matrix/client/v3/room_keys/keys';
+/** A room id for the key paths (path room ids must be room ids). */
+const R = encodeURIComponent('!r:test.local');
 const ALGORITHM = 'm.megolm_backup.v1.curve25519-aes-sha2';
 
 const enc = encodeURIComponent;
@@ -259,7 +261,7 @@ for (const backend of BACKENDS) {
       });
 
       test('bodies that are not JSON objects: M_NOT_JSON / M_BAD_JSON', async () => {
-        for (const [method, path] of [['POST', VERSION], ['PUT', `${VERSION}/${version}`], ['PUT', `${KEYS}?version=${version}`], ['PUT', `${KEYS}/r?version=${version}`], ['PUT', `${KEYS}/r/s?version=${version}`]] as const) {
+        for (const [method, path] of [['POST', VERSION], ['PUT', `${VERSION}/${version}`], ['PUT', `${KEYS}?version=${version}`], ['PUT', `${KEYS}/${R}?version=${version}`], ['PUT', `${KEYS}/${R}/s?version=${version}`]] as const) {
           const broken = await hs.call(method, path, { token: user.accessToken, rawBody: '{"algorithm":', headers: { 'Content-Type': 'application/json' } });
           assert.equal(broken.status, 400, `${method} ${path}`);
           assert.equal(broken.json.errcode, 'M_NOT_JSON');
@@ -292,7 +294,7 @@ for (const backend of BACKENDS) {
       });
 
       test('keys without ?version: M_MISSING_PARAM', async () => {
-        for (const [method, path] of [['GET', KEYS], ['PUT', KEYS], ['DELETE', KEYS], ['GET', `${KEYS}/r`], ['PUT', `${KEYS}/r/s`], ['DELETE', `${KEYS}/r/s`]] as const) {
+        for (const [method, path] of [['GET', KEYS], ['PUT', KEYS], ['DELETE', KEYS], ['GET', `${KEYS}/${R}`], ['PUT', `${KEYS}/${R}/s`], ['DELETE', `${KEYS}/${R}/s`]] as const) {
           const res = await hs.call(method, path, { token: user.accessToken, body: method === 'GET' ? undefined : { rooms: {}, sessions: {}, ...keyData(0, 0, false) } });
           assert.equal(res.status, 400, `${method} ${path}`);
           assert.equal(res.json.errcode, 'M_MISSING_PARAM', `${method} ${path}`);
@@ -326,7 +328,7 @@ for (const backend of BACKENDS) {
           assert.equal(res.status, 400, JSON.stringify(body));
           assert.ok(['M_BAD_JSON', 'M_MISSING_PARAM'].includes(res.json.errcode), JSON.stringify(body));
         }
-        const roomBody = await hs.call('PUT', `${KEYS}/r?version=${version}`, { token: user.accessToken, body: { sessions: [good] } });
+        const roomBody = await hs.call('PUT', `${KEYS}/${R}?version=${version}`, { token: user.accessToken, body: { sessions: [good] } });
         assert.equal(roomBody.status, 400);
         assert.equal(roomBody.json.errcode, 'M_BAD_JSON');
         assert.equal((await info(user)).json.count, 0);

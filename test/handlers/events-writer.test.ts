@@ -53,6 +53,17 @@ describe('events writer', () => {
     }
   });
 
+  test('identical state sent many times at once: one event, every send answered with it', async () => {
+    const { services } = hs.homeserver;
+    const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} });
+    const roomId: string = json.room_id;
+    const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
+    // The later ones find the first in the room's state while it may still be committing.
+    const results = await Promise.all(Array.from({ length: 8 }, () => services.roomMessages.setState(roomId, requester, 'org.example.same', '', { same: true })));
+    assert.equal(new Set(results.map((r) => r.eventId)).size, 1);
+    assert.equal((await chainOf(roomId)).filter((e) => (e.pdu as { type?: string }).type === 'org.example.same').length, 1);
+  });
+
   test('sends to many rooms at once keep each room a line and every position used once', async () => {
     const { services } = hs.homeserver;
     const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };

@@ -133,6 +133,16 @@ describe('built-in router', () => {
     assert.equal(big.text.length, 4 * 1024 * 1024);
   });
 
+  test('a body over the route’s limit is refused by the router itself (413 M_TOO_LARGE); no instance sees it', async () => {
+    const seenBefore = [...standIns.values()].reduce((n, s) => n + s.seen.length, 0);
+    const body = Buffer.alloc(13 * 1024 * 1024, 'x');
+    const refused = await call('PUT', '/_matrix/client/v3/rooms/!r:x/send/m.big/t2', { token: tokenFor('erin'), body });
+    assert.equal(refused.status, 413, refused.text);
+    assert.equal(refused.json!.errcode, 'M_TOO_LARGE');
+    assert.equal(refused.headers.get('access-control-allow-origin'), '*');
+    assert.equal([...standIns.values()].reduce((n, s) => n + s.seen.length, 0), seenBefore);
+  });
+
   test('unknown paths and methods are answered by the router with Matrix errors; /health and CORS preflights too', async () => {
     const unknown = await call('GET', '/_matrix/client/v3/nope');
     assert.equal(unknown.status, 404);

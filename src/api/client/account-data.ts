@@ -31,6 +31,8 @@ export const accountDataRoutes: RouteDefinition<ApiServices>[] = [
     servedBy: 'writer:account_data',
     auth: 'user',
     body: 'json',
+    // Account data is stored only as JSON text; the spec lets it hold any string.
+    acceptsNul: true,
     handle: async (req, services) => {
       await services.accountData.put(requesterOf(req), req.params.userId!, null, req.params.type!, req.body as JsonObject);
       return { body: {} };
@@ -59,6 +61,8 @@ export const accountDataRoutes: RouteDefinition<ApiServices>[] = [
     servedBy: 'writer:account_data',
     auth: 'user',
     body: 'json',
+    // Account data is stored only as JSON text; the spec lets it hold any string.
+    acceptsNul: true,
     handle: async (req, services) => {
       await services.accountData.put(requesterOf(req), req.params.userId!, req.params.roomId!, req.params.type!, req.body as JsonObject);
       return { body: {} };
@@ -85,6 +89,8 @@ export const accountDataRoutes: RouteDefinition<ApiServices>[] = [
     servedBy: 'writer:account_data',
     auth: 'user',
     body: 'json',
+    // Account data is stored only as JSON text; the spec lets it hold any string.
+    acceptsNul: true,
     handle: async (req, services) => {
       const { userId, roomId, tag } = req.params;
       await services.accountData.addTag(requesterOf(req), userId!, roomId!, tag!, req.body as JsonObject);

@@ -1,6 +1,7 @@
 // Client-server API: server-side key backups (S:data/api/client-server/key_backup.yaml). Any
 // process may serve them (Syn:docs/workers.md `room_keys/`).
 
+import { isValidRoomId, MAX_IDENTIFIER_BYTES, utf8Length } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import type { RoomSessions } from '../../handlers/e2ee/key-backup.js';
 import { Errors, MatrixError } from '../../errors.js';
@@ -27,13 +28,20 @@ function sessionsOf(value: unknown, where: string): RoomSessions {
   const sessions = value.sessions;
   if (sessions === undefined) throw Errors.missingParam(`${where}: missing 'sessions'`);
   if (!isJsonObject(sessions)) throw Errors.badJson(`${where}: 'sessions' must be an object`);
+  // Megolm session ids are 43 characters; no id of any kind is longer than 255 bytes.
+  if (Object.keys(sessions).some((sessionId) => utf8Length(sessionId) > MAX_IDENTIFIER_BYTES)) {
+    throw Errors.invalidParam(`${where}: a session id is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
+  }
   return sessions as Record<string, JsonObject>;
 }
 
 function roomsOf(body: JsonObject): Record<string, RoomSessions> {
   if (body.rooms === undefined) throw Errors.missingParam("Missing 'rooms'");
   if (!isJsonObject(body.rooms)) throw Errors.badJson("'rooms' must be an object");
-  return Object.fromEntries(Object.entries(body.rooms).map(([roomId, room]) => [roomId, sessionsOf(room, roomId)]));
+  const rooms = Object.entries(body.rooms);
+  const notRoomId = rooms.find(([roomId]) => !isValidRoomId(roomId));
+  if (notRoomId) throw Errors.invalidParam(`'rooms' has a key that is not a room id`);
+  return Object.fromEntries(rooms.map(([roomId, room]) => [roomId, sessionsOf(room, roomId)]));
 }
 
 const base = { resource: 'client', auth: 'user' } as const;

@@ -13,6 +13,8 @@ const putState = (paths: string[], withKey: boolean) =>
     resource: 'client',
     auth: 'user',
     sticky: 'room',
+    // Event content is stored only as JSON text; the spec lets it hold any string.
+    acceptsNul: true,
     handle: async (req, { roomMessages }) => {
       const stateKey = withKey ? (req.params.stateKey ?? '') : '';
       const { eventId } = await roomMessages.setState(roomIdParam(req), requesterOf(req), req.params.eventType ?? '', stateKey, jsonBody(req));
@@ -29,6 +31,8 @@ export const roomSendRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     auth: 'user',
     sticky: 'room',
+    // Event content is stored only as JSON text; the spec lets it hold any string.
+    acceptsNul: true,
     handle: async (req, { roomMessages }) => {
       const { eventId } = await roomMessages.send(roomIdParam(req), requesterOf(req), req.params.eventType ?? '', jsonBody(req), req.params.txnId ?? '');
       return { body: { event_id: eventId } };

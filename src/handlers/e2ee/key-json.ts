@@ -4,6 +4,7 @@
 // make between what is uploaded and what is stored.
 
 import { encodeCanonicalJson, encodeCanonicalJsonWithout } from '../../core/canonical-json.js';
+import { MAX_IDENTIFIER_BYTES, utf8Length } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
 import { verifyJsonSignature } from '../../core/signing.js';
 import { Errors, MatrixError } from '../../errors.js';
@@ -69,6 +70,9 @@ export function checkKeyMap(value: unknown, field: string): UploadedKey[] {
   for (const [name, key] of Object.entries(value)) {
     const parts = name.split(':');
     if (parts.length !== 2 || !parts[0] || !parts[1]) throw Errors.badJson(`Invalid ${field} key ${JSON.stringify(name)}: expected "<algorithm>:<key id>"`);
+    // Key names are opaque, and short (Olm's are a few characters); the 255 bytes of any
+    // identifier keep them, with the user and device, within a database index entry.
+    if (utf8Length(name) > MAX_IDENTIFIER_BYTES) throw Errors.badJson(`Invalid ${field} key: longer than ${MAX_IDENTIFIER_BYTES} bytes`);
     if (typeof key !== 'string') {
       if (!isJsonObject(key) || typeof key.key !== 'string') throw Errors.badJson(`${field}.${name} must be a key string or an object with a key`);
       checkSignaturesShape(key.signatures, `${field}.${name}`);
@@ -115,7 +119,8 @@ export function checkCrossSigningKey(value: unknown, userId: string, usage: stri
   const entries = Object.entries(value.keys);
   if (entries.length !== 1) throw invalid();
   const [keyId, verifyKey] = entries[0]!;
-  if (typeof verifyKey !== 'string' || !keyId.startsWith(`${ED25519}:`) || keyId.length === ED25519.length + 1) throw invalid();
+  // The key's name is its public key (43 characters): it doubles as a device id, so no longer than an id.
+  if (typeof verifyKey !== 'string' || !keyId.startsWith(`${ED25519}:`) || keyId.length === ED25519.length + 1 || utf8Length(keyId) > MAX_IDENTIFIER_BYTES) throw invalid();
   if (value.signatures !== undefined) checkSignaturesShape(value.signatures, `The ${usage} key`);
   return { json: value, keyId, publicKey: keyId.slice(ED25519.length + 1), verifyKey };
 }

@@ -6,6 +6,7 @@ import { DEFAULT_MAX_TIMELINE_LIMIT, parseFilter, type Filter } from '../../core
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { FiltersStore } from '../../storage/filters-store.js';
+import { KeyedQueue } from '../../streams/stream-writer.js';
 import { LruCache } from '../../util/lru.js';
 import type { Requester } from '../requester.js';
 import { requireSelf } from './checks.js';
@@ -14,6 +15,11 @@ const FILTER_ID = /^(0|[1-9][0-9]{0,14})$/;
 
 export class FiltersHandler {
   private readonly parsed = new LruCache<string, Filter>(10_000);
+  /**
+   * One upload per user at a time in this process: uploads racing for a user's next id make each
+   * other retry, and a burst of them ran out of retries (a 500). Other processes still race, rarely.
+   */
+  private readonly uploads = new KeyedQueue();
 
   constructor(private readonly store: FiltersStore) {}
 
@@ -23,7 +29,7 @@ export class FiltersHandler {
     const filter = parseFilter(body);
     // Stored as uploaded, but with the timeline limit capped as it will be applied (Synapse), so
     // reading the filter back shows what the server does with it.
-    const id = await this.store.add(userId, JSON.stringify(withCappedTimelineLimit(body)));
+    const id = await this.uploads.run(userId, () => this.store.add(userId, JSON.stringify(withCappedTimelineLimit(body))));
     this.parsed.set(cacheKey(userId, String(id)), filter);
     return String(id);
   }

@@ -6,8 +6,8 @@
 // database (no per-process cache), so any process sees a change at once.
 
 import { stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
-import { parseRoomAlias, serverNameOf } from '../../core/identifiers.js';
-import { isJsonObject, type JsonObject } from '../../core/json.js';
+import { isValidRoomId, parseRoomAlias, serverNameOf } from '../../core/identifiers.js';
+import { isJsonObject, parseJsonInput, type JsonObject } from '../../core/json.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
@@ -299,9 +299,10 @@ function encodeListToken(bound: ListBound): string {
 
 function decodeListToken(token: string): ListBound {
   try {
-    const json: unknown = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-    if (isJsonObject(json) && Number.isSafeInteger(json.m) && typeof json.r === 'string' && typeof json.d === 'boolean') {
-      return { joined: json.m as number, roomId: json.r, forwards: json.d };
+    // From the client: parsed as any request JSON (no NUL, bounded depth), the room id checked.
+    const json: unknown = parseJsonInput(Buffer.from(token, 'base64url').toString('utf8'));
+    if (isJsonObject(json) && Number.isSafeInteger(json.m) && isValidRoomId(json.r) && typeof json.d === 'boolean') {
+      return { joined: json.m as number, roomId: json.r as string, forwards: json.d };
     }
   } catch {
     // Reported below.

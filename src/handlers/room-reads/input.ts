@@ -3,7 +3,7 @@
 // parameters 400 M_INVALID_PARAM (as Synapse's parse_integer / parse_string).
 
 import { parseRoomEventFilter, type RoomEventFilter } from '../../core/filters.js';
-import type { JsonObject, JsonValue } from '../../core/json.js';
+import { JsonInputError, parseJsonInput, type JsonObject, type JsonValue } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 
 export function optionalInteger(body: JsonObject, key: string): number | undefined {
@@ -53,9 +53,11 @@ export function roomEventFilterParam(query: URLSearchParams): RoomEventFilter | 
   if (raw === null || raw === '') return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(raw);
-  } catch {
-    throw Errors.notJson('filter is not valid JSON');
+    json = parseJsonInput(raw);
+  } catch (err) {
+    if (err instanceof JsonInputError && err.problem === 'syntax') throw Errors.notJson('filter is not valid JSON');
+    if (err instanceof JsonInputError) throw Errors.jsonInput(err);
+    throw err;
   }
   return parseRoomEventFilter(json);
 }

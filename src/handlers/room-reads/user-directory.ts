@@ -9,10 +9,12 @@
 // join rules or history visibility — from the replication bus, so every process hears of changes
 // made by any writer.
 
+import { MAX_IDENTIFIER_BYTES } from '../../core/identifiers.js';
 import { isJsonObject } from '../../core/json.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import type { UserDirectoryStore, RoomStateContentRow } from '../../storage/user-directory-store.js';
 import type { CoreDeps } from '../core.js';
+import { MAX_DISPLAYNAME_LENGTH } from './profiles.js';
 
 export interface UserDirectoryResult {
   user_id: string;
@@ -27,6 +29,13 @@ export interface UserDirectoryApi {
 
 /** Synapse clamps `limit` to [0, 50]. */
 export const MAX_USER_DIRECTORY_LIMIT = 50;
+/**
+ * The longest term that can match anything: a term is found inside a display name (at most
+ * `MAX_DISPLAYNAME_LENGTH` characters) or a user id (at most 255 bytes), so a longer one matches
+ * nobody. Such a term is answered without a query (a pattern of tens of thousands of characters
+ * is more than SQLite's LIKE accepts).
+ */
+export const MAX_MATCHABLE_TERM_LENGTH = Math.max(MAX_DISPLAYNAME_LENGTH, MAX_IDENTIFIER_BYTES);
 const DIRECTORY_STATE_TYPES = new Set(['m.room.join_rules', 'm.room.history_visibility']);
 
 export class UserDirectory implements UserDirectoryApi {
@@ -45,6 +54,7 @@ export class UserDirectory implements UserDirectoryApi {
   }
 
   async search(userId: string, term: string, limit: number): Promise<{ limited: boolean; results: UserDirectoryResult[] }> {
+    if (term.length > MAX_MATCHABLE_TERM_LENGTH) return { limited: false, results: [] };
     const publicRooms = await this.currentPublicRooms();
     const ownRooms = await this.core.roomState.roomsOf(userId, ['join']);
     const rooms = new Set([...publicRooms, ...ownRooms]);
