@@ -36,4 +36,11 @@ export const Errors = {
   unknownToken: (message = 'Unrecognised access token') =>
     new MatrixError(401, 'M_UNKNOWN_TOKEN', message, { soft_logout: false }),
   unknown: (message = 'Internal server error') => new MatrixError(500, 'M_UNKNOWN', message),
+  /**
+   * A dependency (the database) cannot serve for a while: 503 with `Retry-After` (RFC 9110
+   * §15.6.4), so clients repeat the request later instead of taking it as failed for good. The
+   * errcode is M_UNKNOWN, the spec's catch-all (client-server API, §Standard error response).
+   */
+  unavailable: (message = 'Service temporarily unavailable', retryAfterSeconds = 1) =>
+    new MatrixError(503, 'M_UNKNOWN', message, {}, { 'Retry-After': String(retryAfterSeconds) }),
 } as const;

@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { ResourceName } from '../config/schema.js';
 import { Errors, MatrixError } from '../errors.js';
 import type { Requester } from '../handlers/requester.js';
+import { DatabaseUnavailableError } from '../storage/database.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest, type RouteResponse } from './route.js';
 
 /** Synapse's limit for non-media request bodies: 200 × the 64 KiB PDU limit. */
@@ -116,9 +117,13 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         requester,
       };
       response = await route.handle(request, services);
-    } catch (err) {
+    } catch (thrown) {
+      // The database is down or full for a while: a retriable 503, not a 500 (the storage layer
+      // has already said so in the log, once per outage).
+      const err = thrown instanceof DatabaseUnavailableError ? Errors.unavailable('The database is temporarily unavailable; try again') : thrown;
       if (err instanceof MatrixError) {
-        if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
+        if (thrown !== err) log.debug({ err: thrown, route: route.name }, 'request failed: database unavailable');
+        else if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
         if (!res.headersSent) {
           for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
           drainAndSend(req, res, err.status, err.toJSON());

@@ -127,7 +127,7 @@ export class DatabaseHealth {
     this.failingKind = kind;
     const detail = messageOf(err instanceof DatabaseUnavailableError ? (err.cause ?? err) : err);
     if (kind === 'unreachable') this.log?.warn({ err: detail }, 'database unreachable; retrying');
-    else this.log?.warn({ err: detail, kind }, `${DESCRIPTIONS[kind]}; retrying, and answering 503 meanwhile`);
+    else this.log?.warn({ err: detail, kind }, `${DESCRIPTIONS[kind]}; answering 503 until it passes`);
   }
 
   succeeded(): void {
