@@ -10,6 +10,7 @@ import pg from 'pg';
 import pino from 'pino';
 import { DatabaseUnavailableError } from '../../src/storage/database.js';
 import { isTransientDatabaseError } from '../../src/storage/faults.js';
+import { checkSchemaVersion, migrate, waitForDatabase } from '../../src/storage/migrations.js';
 import { PostgresDatabase, type PostgresOptions } from '../../src/storage/postgres.js';
 import { startPostgresProxy, type PostgresProxy } from '../harness/pg-proxy.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
@@ -166,6 +167,26 @@ describe('PostgreSQL backend: the server goes away', () => {
     }
     assert.deepEqual(await db.get('SELECT 1 AS one'), { one: 1 });
     assert.deepEqual(await db.all('SELECT v FROM t'), []);
+  });
+
+  test('start-up while the server is down: the schema check says the database is unreachable (not "version 0"); waitForDatabase waits, says so, and returns once it answers', async () => {
+    const { log, messages } = capturingLogger();
+    const { db } = await open({ retryWindowMs: 200, log });
+    await migrate(db);
+    await server.shutdown();
+    try {
+      await assert.rejects(checkSchemaVersion(db), (err: unknown) => err instanceof DatabaseUnavailableError && err.kind === 'unreachable');
+      let waits = 0;
+      const waited = waitForDatabase(db, { log, onWaiting: () => waits++, maxDelayMs: 200 });
+      await eventually(() => waits >= 2, 'the wait to go on');
+      assert.ok(messages().includes('database unreachable; waiting for it before starting'), messages().join('\n'));
+      await server.start();
+      await waited;
+      assert.ok(messages().includes('the database answers; starting'), messages().join('\n'));
+    } finally {
+      if (!server.running) await server.start();
+    }
+    await checkSchemaVersion(db);
   });
 
   test('a restart while transactions are running: each commits exactly once', async () => {
