@@ -292,7 +292,7 @@ export class Supervisor {
         failures = 0;
         continue;
       }
-      const detail = results.map((r) => r.detail).join(', ');
+      const detail = [...new Set(results.map((r) => r.detail))].join(', ');
       const now = Date.now();
       failures++;
       if (failingSince === undefined) {
