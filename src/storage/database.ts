@@ -47,7 +47,8 @@ export class DatabaseError extends Error {
  * What kind of passing fault stopped a database operation (see `faults.ts`):
  * - `unreachable`: the connection was refused, lost or reset, or the server is starting up or
  *   shutting down;
- * - `busy`: the database is locked by someone else for longer than we wait (SQLite);
+ * - `busy`: the database is locked by someone else for longer than we wait (SQLite), or no pooled
+ *   connection came free in time (PostgreSQL);
  * - `resources`: the server or disk is out of space, memory or connections, or an I/O error;
  * - `conflict`: the transaction lost a race (serialization failure, deadlock) and may simply be
  *   run again.

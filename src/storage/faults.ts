@@ -25,9 +25,11 @@ const UNREACHABLE_SOCKET_CODES = new Set([
 /** node-postgres's own errors for a connection that failed or ended under it. */
 const UNREACHABLE_DRIVER_MESSAGES = [
   /^Connection terminated/, // "… unexpectedly", "… due to connection timeout"
-  /^timeout exceeded when trying to connect/,
   /is not queryable$/, // "Client has encountered a connection error and is not queryable"
 ];
+
+/** node-pg-pool's error when no pooled connection came free in time: busy, not unreachable. */
+const POOL_EXHAUSTED = /^timeout exceeded when trying to connect/;
 
 /**
  * PostgreSQL SQLSTATEs (appendix A of its manual) that pass: class 08 (connection exception),
@@ -70,7 +72,10 @@ export function databaseFaultOf(err: unknown): DatabaseFaultKind | undefined {
     if (UNREACHABLE_SOCKET_CODES.has(code)) return 'unreachable';
   }
   const message = (err as { message?: unknown }).message;
-  if (typeof message === 'string' && UNREACHABLE_DRIVER_MESSAGES.some((pattern) => pattern.test(message))) return 'unreachable';
+  if (typeof message === 'string') {
+    if (UNREACHABLE_DRIVER_MESSAGES.some((pattern) => pattern.test(message))) return 'unreachable';
+    if (POOL_EXHAUSTED.test(message)) return 'busy';
+  }
   // An error wrapped by a driver or by us: the cause decides.
   const cause = (err as { cause?: unknown }).cause;
   return cause !== undefined && cause !== err ? databaseFaultOf(cause) : undefined;
@@ -82,7 +87,7 @@ export function isTransientDatabaseError(err: unknown): boolean {
 
 const DESCRIPTIONS: Record<DatabaseFaultKind, string> = {
   unreachable: 'database unreachable',
-  busy: 'database locked by another connection',
+  busy: 'database busy (locked by another connection, or no free connection)',
   resources: 'database out of resources',
   conflict: 'transaction conflict',
 };

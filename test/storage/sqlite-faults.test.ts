@@ -74,7 +74,7 @@ describe('SQLite backend: passing faults', () => {
     await db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', ['after']));
     assert.deepEqual(await db.all('SELECT v FROM t ORDER BY rowid'), [{ v: 'before' }, { v: 'after' }]);
     const said = messages();
-    assert.ok(said.includes('database locked by another connection; answering 503 until it passes'), said.join('\n'));
+    assert.ok(said.includes('database busy (locked by another connection, or no free connection); answering 503 until it passes'), said.join('\n'));
     assert.ok(said.includes('database serves again'), said.join('\n'));
   });
 
