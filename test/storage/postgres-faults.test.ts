@@ -12,6 +12,8 @@ import { DatabaseUnavailableError } from '../../src/storage/database.js';
 import { isTransientDatabaseError } from '../../src/storage/faults.js';
 import { checkSchemaVersion, migrate, waitForDatabase } from '../../src/storage/migrations.js';
 import { PostgresDatabase, type PostgresOptions } from '../../src/storage/postgres.js';
+import { UsersStore } from '../../src/storage/users-store.js';
+import { AuthHandler } from '../../src/handlers/auth.js';
 import { startPostgresProxy, type PostgresProxy } from '../harness/pg-proxy.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { eventually } from '../helpers/wait.js';
@@ -187,6 +189,26 @@ describe('PostgreSQL backend: the server goes away', () => {
       if (!server.running) await server.start();
     }
     await checkSchemaVersion(db);
+  });
+
+  test('a signed-in client is still recognised while the database is down (the token cache’s periodic re-read does not turn into a failure)', async () => {
+    const { db } = await open({ retryWindowMs: 200 });
+    await migrate(db);
+    let now = 1_000_000;
+    const users = new UsersStore(db);
+    const auth = new AuthHandler(users, () => now);
+    await users.createUser({ userId: '@alice:example.org', passwordHash: null }, now);
+    const { accessToken, deviceId } = await auth.createSession('@alice:example.org');
+    assert.equal((await auth.authenticate(accessToken)).deviceId, deviceId);
+    now += 60_000; // past the cache's re-read interval
+    await server.shutdown();
+    try {
+      assert.equal((await auth.authenticate(accessToken)).userId, '@alice:example.org');
+      // A token never seen before cannot be checked: that is a database failure, not a 401.
+      await assert.rejects(auth.authenticate('syt_bob_unknown'), DatabaseUnavailableError);
+    } finally {
+      await server.start();
+    }
   });
 
   test('a restart while transactions are running: each commits exactly once', async () => {
