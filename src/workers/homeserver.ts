@@ -93,14 +93,26 @@ export function startWorker(config: Config, log: Logger, options: StartOptions =
 async function startProcess(config: Config, log: Logger, role: 'main' | 'worker', options: StartOptions): Promise<RunningHomeserver> {
   const signingKey = loadSigningKey(config);
   const storageLog = componentLogger(log, 'storage');
-  for (;;) {
+  for (let delayMs = 1_000; ; delayMs = Math.min(delayMs * 2, 30_000)) {
     try {
       return await startOnce(config, log, role, signingKey, options);
     } catch (err) {
       if (options.signal?.aborted) throw new StartupAbortedError();
       if (!(err instanceof DatabaseUnavailableError)) throw err;
-      storageLog.warn({ err: messageOf(err) }, 'the database failed during start-up; starting again once it answers');
+      storageLog.warn({ err: messageOf(err) }, `the database failed during start-up; starting again in ${delayMs / 1000} s`);
+      reportWaitingToSupervisor('database');
     }
+    // (a database that answers SELECT 1 but fails the start, e.g. a full disk, is not retried in a tight loop)
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, delayMs);
+      function done() {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      options.signal?.addEventListener('abort', done);
+    });
+    if (options.signal?.aborted) throw new StartupAbortedError();
   }
 }
 
