@@ -52,4 +52,11 @@ export const Errors = {
    * builds another create event and tries again (see RoomCreationHandler); clients never see it.
    */
   roomIdTaken: (roomId: string) => new MatrixError(409, 'M_ROOM_IN_USE', `Room id ${roomId} is already in use`),
+  /**
+   * A dependency (the database) cannot serve for a while: 503 with `Retry-After` (RFC 9110
+   * §15.6.4), so clients repeat the request later instead of taking it as failed for good. The
+   * errcode is M_UNKNOWN, the spec's catch-all (client-server API, §Standard error response).
+   */
+  unavailable: (message = 'Service temporarily unavailable', retryAfterSeconds = 1) =>
+    new MatrixError(503, 'M_UNKNOWN', message, {}, { 'Retry-After': String(retryAfterSeconds) }),
 } as const;

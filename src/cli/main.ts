@@ -14,7 +14,7 @@ import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
 import { applyFileLimit } from '../util/fd-limit.js';
 import { createLogger } from '../util/log.js';
-import { StartupConfigError, startHomeserver } from '../workers/homeserver.js';
+import { StartupAbortedError, StartupConfigError, startHomeserver, type RunningHomeserver } from '../workers/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
 import { Supervisor, workerProcessSpecs } from '../workers/supervisor.js';
 import { loadCluster } from '../workers/topology.js';
@@ -204,7 +204,17 @@ async function startCommand(args: string[]): Promise<number> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  const homeserver = await startHomeserver({ ...config, listeners: config.listeners.filter((l) => !isRouterListener(l)) }, log);
+  // A stop asked for while starting (e.g. while waiting for the database) ends the start cleanly.
+  const starting = new AbortController();
+  void stopRequested.then(() => starting.abort());
+  let homeserver: RunningHomeserver;
+  try {
+    homeserver = await startHomeserver({ ...config, listeners: config.listeners.filter((l) => !isRouterListener(l)) }, log, { signal: starting.signal });
+  } catch (err) {
+    if (!(err instanceof StartupAbortedError)) throw err;
+    log.info('stopped before it finished starting');
+    return EXIT_OK;
+  }
   let router: Router | undefined;
   let routing: Awaited<ReturnType<typeof startRouterListeners>> = [];
   let supervisor: Supervisor | undefined;

@@ -9,7 +9,7 @@ import { checkWorkerRequirements, topologyOf } from '../config/roles.js';
 import type { RunningListener } from '../http/listener.js';
 import { applyFileLimit } from '../util/fd-limit.js';
 import type { Logger } from '../util/log.js';
-import type { RunningHomeserver } from '../workers/homeserver.js';
+import type { RunningHomeserver, StartOptions } from '../workers/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
 import { SUPERVISED_ENV } from '../workers/supervisor.js';
 import { loadCluster } from '../workers/topology.js';
@@ -28,7 +28,7 @@ export function workerConfigPaths(paths: readonly string[]): string[] {
   return named ? [...paths] : [first, confD, ...paths.slice(1)];
 }
 
-type StartWorker = (config: Config, log: Logger) => Promise<RunningHomeserver>;
+type StartWorker = (config: Config, log: Logger, options?: StartOptions) => Promise<RunningHomeserver>;
 
 /** The worker process itself (src/workers/worker.ts), loaded when a worker actually starts. */
 async function workerStarter(): Promise<StartWorker> {
@@ -71,7 +71,18 @@ export async function workerCommand(args: string[]): Promise<number> {
   });
 
   const startWorker = await workerStarter();
-  const worker = await startWorker({ ...config, worker_listeners: config.worker_listeners.filter((l) => !isRouterListener(l)) }, log);
+  // A stop asked for while starting (e.g. while waiting for the database) ends the start cleanly.
+  const starting = new AbortController();
+  void stopRequested.then(() => starting.abort());
+  let worker: RunningHomeserver;
+  try {
+    worker = await startWorker({ ...config, worker_listeners: config.worker_listeners.filter((l) => !isRouterListener(l)) }, log, { signal: starting.signal });
+  } catch (err) {
+    if ((err as Error).name !== 'StartupAbortedError') throw err;
+    log.info('stopped before it finished starting');
+    process.stdin.destroy();
+    return EXIT_OK;
+  }
   let routing: RunningListener[] = [];
   try {
     if (router) routing = await startRouterListeners(routerListeners, router, log);

@@ -3,6 +3,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { Errors } from '../errors.js';
 import type { Queryable } from '../storage/database.js';
+import { isTransientDatabaseError } from '../storage/faults.js';
 import type { UsersStore } from '../storage/users-store.js';
 import type { ReplicationBus } from '../replication/bus.js';
 import { LruCache } from '../util/lru.js';
@@ -119,7 +120,16 @@ export class AuthHandler {
     let cached = this.tokenCache.get(token);
     if (cached === undefined || now - cached.readAt > TOKEN_CACHE_TTL_MS) {
       const tokenHash = hashToken(token);
-      const owner = await this.users.getTokenOwner(tokenHash);
+      let owner: Awaited<ReturnType<UsersStore['getTokenOwner']>>;
+      try {
+        owner = await this.users.getTokenOwner(tokenHash);
+      } catch (err) {
+        // The re-read is a backstop for a lost INVALIDATE_TOKENS; while the database cannot
+        // answer, what was read last stands (deletions need the database too).
+        if (cached === undefined || !isTransientDatabaseError(err)) throw err;
+        if (cached.owner === null || cached.owner.deactivated) throw Errors.unknownToken();
+        return cached.owner.requester;
+      }
       cached = {
         owner: owner
           ? {

@@ -18,7 +18,7 @@ import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
 import { Errors, MatrixError } from '../errors.js';
 import type { ReplicationBus, StreamRow } from '../replication/bus.js';
-import type { Database, Queryable } from '../storage/database.js';
+import { DatabaseUnavailableError, type Database, type Queryable } from '../storage/database.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
 import type { PositionAllocator } from '../streams/id-generator.js';
@@ -419,6 +419,8 @@ export class EventsWriter implements EventsWriterApi {
       // write matters; elsewhere, wait for it to finish first.
       if (previous && !db.orderedWrites) await previous.settled.catch(() => undefined);
       await db.transaction(async (tx) => {
+        // The database runs this again when a first attempt lost its connection before committing.
+        write.failed = false;
         try {
           if (previous?.failed) throw new ChainBrokenError(`an earlier event of ${room.roomId} failed to commit`);
           await extra?.(tx);
@@ -482,7 +484,14 @@ export class EventsWriter implements EventsWriterApi {
           this.active.delete(room.roomId);
           this.rooms.delete(room.roomId);
         }
-        reservation.abandon();
+        if (err instanceof DatabaseUnavailableError && err.committed === 'unknown') {
+          // The database was closed while the COMMIT's outcome was being learned (shutdown): the
+          // events may be stored. Their positions are never announced as done without their rows;
+          // at the next start the stream's position is read from the database, rows included.
+          this.deps.log.error({ roomId: room.roomId, events: items.map(({ stored }) => stored.event.eventId) }, 'the outcome of an event commit is unknown; its position is left unannounced');
+        } else {
+          reservation.abandon();
+        }
         throw err;
       },
     );

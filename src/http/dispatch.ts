@@ -10,6 +10,7 @@ import type { ResourceName } from '../config/schema.js';
 import { JsonInputError, parseJsonInput } from '../core/json.js';
 import { Errors, MatrixError } from '../errors.js';
 import type { Requester } from '../handlers/requester.js';
+import { DatabaseUnavailableError } from '../storage/database.js';
 import { checkPathParams, checkQueryParams } from './path-params.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest, type RouteResponse } from './route.js';
 
@@ -132,9 +133,13 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         requester,
       };
       response = await route.handle(request, services);
-    } catch (err) {
+    } catch (thrown) {
+      // The database is down or full for a while: a retriable 503, not a 500 (the storage layer
+      // has already said so in the log, once per outage).
+      const err = thrown instanceof DatabaseUnavailableError ? Errors.unavailable('The database is temporarily unavailable; try again') : thrown;
       if (err instanceof MatrixError) {
-        if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
+        if (thrown !== err) log.debug({ err: thrown, route: route.name }, 'request failed: database unavailable');
+        else if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');
         if (!res.headersSent) {
           for (const [name, value] of Object.entries(err.headers)) res.setHeader(name, value);
           discardBody(req);

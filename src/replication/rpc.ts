@@ -13,7 +13,10 @@
 // The txn id makes calls idempotent: the callee remembers each call's outcome for 30 minutes, and a
 // duplicate (a retry, or a copy arriving while the first still runs) gets that outcome instead of
 // running again. That is what lets the caller retry freely while the writer is down or restarting,
-// so no accepted write is lost and none is done twice. Positions travel both ways so that a write
+// so no accepted write is lost and none is done twice. The caller retries only failures that pass:
+// no connection (refused, reset, no socket yet), a proxy's 502/504, and 503 (the callee's database
+// or a writer further on is unavailable for a while). Anything else, a 500 from a bug included, is
+// the call's answer: retrying it would only repeat the failure until the deadline. Positions travel both ways so that a write
 // made through one process is visible to the caller's next read (read-your-writes).
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -108,7 +111,8 @@ export class RpcServer {
 
   /**
    * Answers one HTTP request. Matrix errors (including refusals) become error responses; anything
-   * else is re-thrown, for the HTTP layer to log and answer with a 500 that the caller retries.
+   * else is re-thrown, for the HTTP layer to answer: a passing database fault with a 503 that the
+   * caller retries, a bug with a 500 that it does not.
    */
   async serve(request: RpcHttpRequest): Promise<RpcHttpResponse> {
     let outcome: Outcome;
@@ -255,6 +259,12 @@ export interface RpcCaller {
   call(instance: string, name: string, args: JsonValue, options?: RpcCallOptions): Promise<JsonValue | undefined>;
 }
 
+/**
+ * Answers that say the callee (or something behind it) cannot serve for a while: worth another
+ * attempt with the same txn id. 500 and the rest are permanent.
+ */
+const RETRYABLE_STATUSES = new Set([502, 503, 504]);
+
 /** Connection failures that mean the instance is down or restarting: worth another attempt. */
 const RETRYABLE_CODES = new Set([
   'ECONNREFUSED', // a stale socket file, or nothing on the port
@@ -291,7 +301,8 @@ export class RpcClient implements RpcCaller {
 
   /**
    * Calls `name` on `instance`, retrying with the same txn id while the instance is unreachable or
-   * answers 5xx, until the deadline. A Matrix error from the callee is re-thrown as it was thrown.
+   * answers 502/503/504, until the deadline. A Matrix error from the callee (a 500 included) is
+   * re-thrown as it was thrown.
    */
   async call(instance: string, name: string, args: JsonValue, options: RpcCallOptions = {}): Promise<JsonValue | undefined> {
     const endpoint = this.endpointOf(instance);
@@ -305,7 +316,7 @@ export class RpcClient implements RpcCaller {
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
         this.options.log?.error({ callee: instance, call: name, txnId, attempts: attempt, reason: outcome.reason }, 'replication call gave up');
-        throw new MatrixError(503, 'M_UNKNOWN', `Instance ${instance} unavailable: ${outcome.reason}`);
+        throw Errors.unavailable(`Instance ${instance} unavailable: ${outcome.reason}`);
       }
       const level = attempt === 1 ? 'warn' : 'debug';
       this.options.log?.[level]({ callee: instance, call: name, txnId, attempt, reason: outcome.reason }, 'replication call failed; retrying');
@@ -345,7 +356,7 @@ export class RpcClient implements RpcCaller {
       if (isTimeout(err)) return { done: false, reason: 'no answer before the deadline' };
       throw new MatrixError(502, 'M_UNKNOWN', `Failed to talk to ${instance}: ${(err as Error).message}`);
     }
-    if (status >= 500) return { done: false, reason: `HTTP ${status}${describeErrorBody(text)}` };
+    if (RETRYABLE_STATUSES.has(status)) return { done: false, reason: `HTTP ${status}${describeErrorBody(text)}` };
     const json = parseJson(text);
     if (status !== 200) throw decodeError(instance, status, json, responseHeaders);
     const positions = isJsonObject(json) ? parsePositions(json.positions) : undefined;

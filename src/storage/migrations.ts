@@ -1,9 +1,12 @@
 // Versioned schema migrations. The main process applies the ones a database lacks at start-up,
 // in order, each in its own transaction; workers only check that the schema is current. The
 // applied versions are recorded in `schema_version`, so a process that finds a schema newer than
-// it knows refuses to run rather than corrupt it.
+// it knows refuses to run rather than corrupt it. Before either, a process waits for a database
+// that does not answer yet (`waitForDatabase`): "unreachable" is not "empty".
 
+import type { Logger } from '../util/log.js';
 import type { Database, Queryable } from './database.js';
+import { isTransientDatabaseError, messageOf } from './faults.js';
 import { SCHEMA } from './schema/index.js';
 
 export interface Migration {
@@ -82,13 +85,25 @@ export async function migrate(
   }
 }
 
-/** For workers: the schema must be exactly the one this code knows (main migrates it). */
+/** Whether `err` says a table does not exist (PostgreSQL's 42P01 undefined_table, SQLite's words). */
+function isMissingTable(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return code === '42P01' || (typeof message === 'string' && message.startsWith('no such table'));
+}
+
+/**
+ * For workers: the schema must be exactly the one this code knows (main migrates it). Only a
+ * missing `schema_version` table means version 0; a database that cannot be read is an error of
+ * its own (a `DatabaseUnavailableError` when it is down), never "version 0".
+ */
 export async function checkSchemaVersion(db: Database, known = LATEST_SCHEMA_VERSION): Promise<void> {
-  const exists = await db
-    .get('SELECT 1 AS one FROM schema_version LIMIT 1')
-    .then(() => true)
-    .catch(() => false);
-  const version = exists ? await currentVersion(db) : 0;
+  let version: number;
+  try {
+    version = await currentVersion(db);
+  } catch (err) {
+    if (!isMissingTable(err)) throw err;
+    version = 0;
+  }
   if (version > known) throw tooNew(version, known);
   if (version < known) {
     throw new SchemaVersionError(
@@ -103,4 +118,57 @@ export function splitStatements(sql: string): string[] {
     .split(/;\s*(?:\n|$)/)
     .map((s) => s.trim())
     .filter((s) => s.length > 0 && !/^(--[^\n]*\n?)+$/.test(s));
+}
+
+export interface WaitForDatabaseOptions {
+  log?: Logger;
+  /** Stops the wait (the process was asked to stop): the promise rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called after each failed attempt (the supervisor hears that this process is waiting, not stuck). */
+  onWaiting?: () => void;
+  /** The longest pause between attempts (default 5 s). */
+  maxDelayMs?: number;
+}
+
+/**
+ * Resolves once the database answers. While it is unreachable (down, starting, refusing
+ * connections) this waits and tries again, saying so in the log — at once, then every 30 s — and
+ * when it answers. A permanent error (wrong password, no such database) is thrown at once.
+ */
+export async function waitForDatabase(db: Database, options: WaitForDatabaseOptions = {}): Promise<void> {
+  const { log, signal } = options;
+  const maxDelayMs = options.maxDelayMs ?? 5_000;
+  let delay = Math.min(250, maxDelayMs);
+  let waitingSince: number | undefined;
+  let saidAt = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    try {
+      await db.get('SELECT 1 AS one');
+      if (waitingSince !== undefined) log?.info({ waitedMs: Date.now() - waitingSince }, 'the database answers; starting');
+      return;
+    } catch (err) {
+      if (!isTransientDatabaseError(err)) throw err;
+      const now = Date.now();
+      if (waitingSince === undefined) {
+        waitingSince = now;
+        saidAt = now;
+        log?.warn({ err: messageOf(err) }, 'database unreachable; waiting for it before starting');
+      } else if (now - saidAt >= 30_000) {
+        saidAt = now;
+        log?.warn({ err: messageOf(err), waitedMs: now - waitingSince }, 'still waiting for the database');
+      }
+      options.onWaiting?.();
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, delay);
+      function done() {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      signal?.addEventListener('abort', done);
+    });
+    delay = Math.min(delay * 2, maxDelayMs);
+  }
 }

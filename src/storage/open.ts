@@ -3,15 +3,17 @@
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseConfig } from '../config/load.js';
+import type { Logger } from '../util/log.js';
 import type { Database } from './database.js';
 import { PostgresDatabase } from './postgres.js';
 import { SqliteDatabase } from './sqlite.js';
 
-export function openDatabase(config: DatabaseConfig): Database {
+/** `log` hears when the database stops answering and when it is back. */
+export function openDatabase(config: DatabaseConfig, log?: Logger): Database {
   if (config.name === 'sqlite3') {
     const file = config.args.database!;
     if (file !== ':memory:') createPrivateFile(file);
-    return new SqliteDatabase(file);
+    return new SqliteDatabase(file, { log });
   }
   const { args } = config;
   return new PostgresDatabase({
@@ -22,6 +24,7 @@ export function openDatabase(config: DatabaseConfig): Database {
     database: args.dbname ?? args.database,
     minConnections: args.cp_min,
     maxConnections: args.cp_max,
+    log,
   });
 }
 

@@ -5,11 +5,18 @@
 // better-sqlite3 is synchronous, and a transaction here may await between statements, so writes
 // go through one connection guarded by a queue, while plain reads use a second connection that
 // only ever sees committed data.
+//
+// Passing faults — the database locked by another process for longer than `busy_timeout`
+// (SQLITE_BUSY), a full disk (SQLITE_FULL), an I/O error — fail the operations they hit with a
+// `DatabaseUnavailableError` (a retriable 503 for clients) and a log line, never the process, and
+// never a write reported done that was not committed.
 
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
+import type { Logger } from '../util/log.js';
 import type { Database, Queryable, Row, SqlValue } from './database.js';
+import { asUnavailable, databaseFaultOf, DatabaseHealth } from './faults.js';
 
 type Connection = BetterSqlite3.Database;
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
@@ -17,12 +24,19 @@ type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 // Loaded on first use: a process on PostgreSQL (every worker) never maps the native module.
 let driver: typeof BetterSqlite3 | undefined;
 
-function openConnection(file: string, readonly: boolean): Connection {
+export interface SqliteOptions {
+  /** Where to say that the database fails (locked, disk full) and when it serves again. */
+  log?: Logger;
+  /** How long a statement waits for a lock another process holds (default 10 s). */
+  busyTimeoutMs?: number;
+}
+
+function openConnection(file: string, readonly: boolean, busyTimeoutMs: number): Connection {
   driver ??= createRequire(import.meta.url)('better-sqlite3') as typeof BetterSqlite3;
   const db = new driver(file, { readonly: false, fileMustExist: readonly });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 10000');
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   // Checkpoints (copying the WAL into the database, with an fsync) run on a background thread
   // (see WalCheckpointer): done by the writer they took most of a commit's time and stalled every
   // request for tens of milliseconds. This automatic checkpoint is only the backstop should that
@@ -48,19 +62,32 @@ class StatementCache {
   }
 }
 
-function queryable(cache: StatementCache): Queryable {
+/** Statements on one connection; a passing fault leaves them as a `DatabaseUnavailableError`. */
+function queryable(cache: StatementCache, fault: (err: unknown) => unknown): Queryable {
   return {
     async all<T = Row>(sql: string, params: readonly SqlValue[] = []) {
-      return cache.get(sql).all(...params) as T[];
+      try {
+        return cache.get(sql).all(...params) as T[];
+      } catch (err) {
+        throw fault(err);
+      }
     },
     async get<T = Row>(sql: string, params: readonly SqlValue[] = []) {
-      return cache.get(sql).get(...params) as T | undefined;
+      try {
+        return cache.get(sql).get(...params) as T | undefined;
+      } catch (err) {
+        throw fault(err);
+      }
     },
     async run(sql: string, params: readonly SqlValue[] = []) {
-      const statement = cache.get(sql);
-      // A statement that returns rows (e.g. with RETURNING) cannot be `run` by better-sqlite3.
-      if (statement.reader) return { changes: statement.all(...params).length };
-      return { changes: statement.run(...params).changes };
+      try {
+        const statement = cache.get(sql);
+        // A statement that returns rows (e.g. with RETURNING) cannot be `run` by better-sqlite3.
+        if (statement.reader) return { changes: statement.all(...params).length };
+        return { changes: statement.run(...params).changes };
+      } catch (err) {
+        throw fault(err);
+      }
     },
   };
 }
@@ -125,22 +152,35 @@ export class SqliteDatabase implements Database {
   private draining: Promise<void> | undefined;
 
   private readonly checkpointer: Worker | undefined;
+  /** Whether writes (commits) fail on a passing fault; logged when that starts and ends. */
+  private readonly writeHealth: DatabaseHealth;
+  private readonly readHealth: DatabaseHealth;
 
-  constructor(readonly file: string) {
-    this.writer = openConnection(file, false);
+  constructor(
+    readonly file: string,
+    options: SqliteOptions = {},
+  ) {
+    const busyTimeoutMs = options.busyTimeoutMs ?? 10_000;
+    this.writeHealth = new DatabaseHealth(options.log);
+    this.readHealth = new DatabaseHealth(options.log);
+    this.writer = openConnection(file, false, busyTimeoutMs);
     this.checkpointer = file === ':memory:' ? undefined : startCheckpointer(file);
     // An in-memory database is private to its connection, so reads must share the writer.
-    this.reader = file === ':memory:' ? this.writer : openConnection(file, true);
-    this.writes = queryable(new StatementCache(this.writer));
-    this.reads = this.reader === this.writer ? this.writes : queryable(new StatementCache(this.reader));
+    this.reader = file === ':memory:' ? this.writer : openConnection(file, true, busyTimeoutMs);
+    this.writes = queryable(new StatementCache(this.writer), (err) => this.fault(err, this.writeHealth));
+    this.reads = this.reader === this.writer ? this.writes : queryable(new StatementCache(this.reader), (err) => this.fault(err, this.readHealth));
   }
 
-  all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
-    return this.reads.all<T>(sql, params);
+  async all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {
+    const rows = await this.reads.all<T>(sql, params);
+    this.readHealth.succeeded();
+    return rows;
   }
 
-  get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
-    return this.reads.get<T>(sql, params);
+  async get<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T | undefined> {
+    const row = await this.reads.get<T>(sql, params);
+    this.readHealth.succeeded();
+    return row;
   }
 
   run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }> {
@@ -153,7 +193,11 @@ export class SqliteDatabase implements Database {
 
   exec(sql: string): Promise<void> {
     return this.enqueue(true, async () => {
-      this.writer.exec(sql);
+      try {
+        this.writer.exec(sql);
+      } catch (err) {
+        throw this.fault(err, this.writeHealth);
+      }
     });
   }
 
@@ -171,51 +215,89 @@ export class SqliteDatabase implements Database {
     });
   }
 
+  /** A passing fault becomes a `DatabaseUnavailableError`, said once in the log; others stay. */
+  private fault(err: unknown, health: DatabaseHealth): unknown {
+    const kind = databaseFaultOf(err);
+    if (kind === undefined) return err;
+    health.failed(kind, err);
+    return asUnavailable(err);
+  }
+
   /**
    * Runs queued writes. Transactions that are waiting together share one commit (group commit):
    * each runs inside its own savepoint, so one that fails is rolled back alone, and none is
    * reported done before the commit that makes it durable. Under load this turns hundreds of
    * commits (and WAL checkpoints) per second into a few.
+   *
+   * Nothing here may throw: a failed BEGIN (the database locked by another process), COMMIT (a full
+   * disk) or rollback fails the transactions of that group, and the queue goes on with the next.
    */
   private async drain(): Promise<void> {
-    while (this.jobs.length > 0) {
-      if (this.jobs[0]!.alone) {
-        const job = this.jobs.shift()!;
-        try {
-          job.resolve(await job.run(this.writes));
-        } catch (err) {
-          job.reject(err);
-        }
-        continue;
-      }
-      // One turn of the event loop lets concurrent writers (other rooms' events, other users'
-      // receipts) join this commit; it costs a single write a few microseconds.
-      await new Promise((resolve) => setImmediate(resolve));
-      const done: Array<{ job: WriteJob; ok: boolean; value: unknown }> = [];
-      this.writer.exec('BEGIN IMMEDIATE');
-      try {
-        while (done.length < MAX_GROUP && this.jobs.length > 0 && !this.jobs[0]!.alone) {
+    try {
+      while (this.jobs.length > 0) {
+        if (this.jobs[0]!.alone) {
           const job = this.jobs.shift()!;
-          this.writer.exec('SAVEPOINT job');
           try {
-            const value = await job.run(this.writes);
-            this.writer.exec('RELEASE job');
-            done.push({ job, ok: true, value });
+            job.resolve(await job.run(this.writes));
+            this.writeHealth.succeeded();
           } catch (err) {
-            this.writer.exec('ROLLBACK TO job');
-            this.writer.exec('RELEASE job');
-            done.push({ job, ok: false, value: err });
+            job.reject(err);
           }
+          continue;
         }
-        this.writer.exec('COMMIT');
-      } catch (err) {
-        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
-        for (const { job } of done) job.reject(err);
-        continue;
+        // One turn of the event loop lets concurrent writers (other rooms' events, other users'
+        // receipts) join this commit; it costs a single write a few microseconds.
+        await new Promise((resolve) => setImmediate(resolve));
+        await this.commitGroup();
       }
-      for (const { job, ok, value } of done) (ok ? job.resolve : job.reject)(value);
+    } finally {
+      // No await between the empty check above and this line: a job queued from now on starts a new drain.
+      this.draining = undefined;
     }
-    // No await between the empty check above and this line: a job queued from now on starts a new drain.
-    this.draining = undefined;
+  }
+
+  /** Runs the next group of transactions in one commit; settles each of them. */
+  private async commitGroup(): Promise<void> {
+    const done: Array<{ job: WriteJob; ok: boolean; value: unknown }> = [];
+    let current: WriteJob | undefined;
+    try {
+      this.writer.exec('BEGIN IMMEDIATE');
+      while (done.length < MAX_GROUP && this.jobs.length > 0 && !this.jobs[0]!.alone) {
+        const job = (current = this.jobs.shift()!);
+        this.writer.exec('SAVEPOINT job');
+        try {
+          const value = await job.run(this.writes);
+          this.writer.exec('RELEASE job');
+          done.push({ job, ok: true, value });
+        } catch (err) {
+          // After some errors (a full disk, an I/O error) SQLite rolls the whole transaction back
+          // by itself: the group's earlier work is gone too, so all of it fails.
+          if (!this.writer.inTransaction) throw err;
+          this.writer.exec('ROLLBACK TO job');
+          this.writer.exec('RELEASE job');
+          done.push({ job, ok: false, value: err });
+        }
+        current = undefined;
+      }
+      this.writer.exec('COMMIT');
+    } catch (err) {
+      try {
+        if (this.writer.inTransaction) this.writer.exec('ROLLBACK');
+      } catch {
+        // The connection rolls back by itself when it cannot (SQLite's rule for a failed ROLLBACK).
+      }
+      const failure = this.fault(err, this.writeHealth);
+      current?.reject(failure);
+      for (const { job, ok, value } of done) job.reject(ok ? failure : value);
+      // BEGIN itself failed (the database is locked elsewhere): the group that would have run fails.
+      if (!current && done.length === 0) {
+        for (let n = 0; n < MAX_GROUP && this.jobs.length > 0 && !this.jobs[0]!.alone; n++) this.jobs.shift()!.reject(failure);
+      }
+      return;
+    }
+    // A group where a transaction failed on a passing fault (one insert too many for a full disk)
+    // does not yet say the fault has passed.
+    if (done.every(({ ok, value }) => ok || databaseFaultOf(value) === undefined)) this.writeHealth.succeeded();
+    for (const { job, ok, value } of done) (ok ? job.resolve : job.reject)(value);
   }
 }

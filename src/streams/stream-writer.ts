@@ -61,7 +61,15 @@ export class StreamPublisher {
    */
   async reserve(count: number): Promise<{ positions: number[]; complete(rows: readonly StreamRow[]): void; abandon(): void }> {
     const allocations: Array<{ position: number; finish: () => void }> = [];
-    for (let i = 0; i < count; i++) allocations.push(await this.ids.allocate());
+    try {
+      for (let i = 0; i < count; i++) allocations.push(await this.ids.allocate());
+    } catch (err) {
+      // A position drawn but never finished would hold the stream back for good (the next one may
+      // come from the database, which can fail).
+      for (const allocation of allocations) allocation.finish();
+      if (allocations.length > 0) this.publishCompleted();
+      throw err;
+    }
     const positions = allocations.map((a) => a.position);
     const finish = () => {
       for (const allocation of allocations) allocation.finish();

@@ -11,14 +11,16 @@ import type { ListenerConfig, ResourceName } from '../config/schema.js';
 import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
 import { createDispatcher } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
-import type { Database } from '../storage/database.js';
-import { checkSchemaVersion, migrate } from '../storage/migrations.js';
+import { DatabaseUnavailableError, type Database } from '../storage/database.js';
+import { isTransientDatabaseError, messageOf } from '../storage/faults.js';
+import { checkSchemaVersion, migrate, waitForDatabase } from '../storage/migrations.js';
 import { openDatabase } from '../storage/open.js';
 import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
 import { topologyOf } from '../config/roles.js';
 import type { Cluster } from './cluster.js';
 import { createProcessServices, type ProcessServices } from './services.js';
+import { reportWaitingToSupervisor } from './supervisor.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
 export class StartupConfigError extends Error {
@@ -26,6 +28,19 @@ export class StartupConfigError extends Error {
     super(message);
     this.name = 'StartupConfigError';
   }
+}
+
+/** The process was asked to stop before it finished starting (e.g. while it waited for its database). */
+export class StartupAbortedError extends Error {
+  constructor() {
+    super('stopped before it finished starting');
+    this.name = 'StartupAbortedError';
+  }
+}
+
+export interface StartOptions {
+  /** Aborted when the process is asked to stop while it is still starting. */
+  signal?: AbortSignal;
 }
 
 export interface RunningHomeserver {
@@ -61,24 +76,56 @@ export function listenerResources(listener: ListenerConfig): Set<ResourceName> {
 }
 
 /** The main process (single-process, or the main of a worker deployment when Redis is enabled). */
-export function startHomeserver(config: Config, log: Logger): Promise<RunningHomeserver> {
-  return startProcess(config, log, 'main');
+export function startHomeserver(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningHomeserver> {
+  return startProcess(config, log, 'main', options);
 }
 
 /** A worker (`myelin worker`): needs PostgreSQL and Redis, which the config checks guarantee. */
-export function startWorker(config: Config, log: Logger): Promise<RunningHomeserver> {
-  return startProcess(config, log, 'worker');
+export function startWorker(config: Config, log: Logger, options: StartOptions = {}): Promise<RunningHomeserver> {
+  return startProcess(config, log, 'worker', options);
 }
 
-async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'): Promise<RunningHomeserver> {
+/**
+ * Starts the process. A database that is down when it starts is waited for; one that fails in the
+ * middle of start-up (it went down again) makes the start begin anew once it answers, rather than
+ * end the process with a misleading error.
+ */
+async function startProcess(config: Config, log: Logger, role: 'main' | 'worker', options: StartOptions): Promise<RunningHomeserver> {
   const signingKey = loadSigningKey(config);
-  const database = openDatabase(config.database);
+  const storageLog = componentLogger(log, 'storage');
+  for (let delayMs = 1_000; ; delayMs = Math.min(delayMs * 2, 30_000)) {
+    try {
+      return await startOnce(config, log, role, signingKey, options);
+    } catch (err) {
+      if (options.signal?.aborted) throw new StartupAbortedError();
+      if (!(err instanceof DatabaseUnavailableError)) throw err;
+      storageLog.warn({ err: messageOf(err) }, `the database failed during start-up; starting again in ${delayMs / 1000} s`);
+      reportWaitingToSupervisor('database');
+    }
+    // (a database that answers SELECT 1 but fails the start, e.g. a full disk, is not retried in a tight loop)
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(done, delayMs);
+      function done() {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', done);
+        resolve();
+      }
+      options.signal?.addEventListener('abort', done);
+    });
+    if (options.signal?.aborted) throw new StartupAbortedError();
+  }
+}
+
+async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', signingKey: SigningKey, options: StartOptions): Promise<RunningHomeserver> {
+  const storageLog = componentLogger(log, 'storage');
+  const database = openDatabase(config.database, storageLog);
   const listeners: RunningListener[] = [];
   const shutdown = new AbortController();
   let processServices: ProcessServices | undefined;
   let cluster: Cluster | undefined;
   try {
-    const storageLog = componentLogger(log, 'storage');
+    // "Unreachable" must not read as "empty" (a worker would report schema version 0).
+    await waitForDatabase(database, { log: storageLog, signal: options.signal, onWaiting: () => reportWaitingToSupervisor('database') });
     if (role === 'main') {
       const { from, to } = await migrate(database);
       if (from !== to) storageLog.info({ from, to }, `database schema upgraded from version ${from} to ${to}`);
@@ -124,7 +171,11 @@ async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'
         shutdownSignal: shutdown.signal,
         authenticate: (token) => services.auth.authenticate(token),
         onAuthenticated: (requester, ip, userAgent) => {
-          services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => log.warn({ err }, 'could not record device last-seen'));
+          services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => {
+            // While the database is down the storage layer says so once; not once per request.
+            if (isTransientDatabaseError(err)) log.debug({ err: messageOf(err) }, 'could not record device last-seen');
+            else log.warn({ err }, 'could not record device last-seen');
+          });
         },
       });
       const running = await startListener(listener, dispatcher, listenerLog);
@@ -135,10 +186,11 @@ async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'
     }
     log.info({ signingKey: signingKey.keyId, instance: topology.instanceName }, `Myelin is serving ${config.server_name}`);
   } catch (err) {
-    await Promise.all(listeners.map((l) => l.close(0)));
-    await processServices?.close();
-    await cluster?.bus.close();
-    await database.close();
+    // Whatever fails while undoing a partial start, the start's own error is the one to report.
+    await Promise.all(listeners.map((l) => l.close(0).catch(() => undefined)));
+    await processServices?.close().catch(() => undefined);
+    await cluster?.bus.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
     throw err;
   }
 

@@ -5,6 +5,12 @@
 //   worker generic1: started (pid 1234) on unix:/run/myelin/generic1.sock
 //   worker generic1: killed by SIGKILL; restarting in 1 s
 //
+// A process can also be alive and of no use: hung (stopped, an endless loop) or stuck in start-up.
+// So a running worker's `/health` is probed every 5 s, and one that has not answered for 30 s
+// (three probes at least) is killed and restarted; one that has not come up within 60 s of
+// starting is too, unless it says (over the IPC channel) that it is waiting for something outside
+// it, such as its database — a database outage is waited out, not "fixed" by restarts.
+//
 // Children run in their own process group, so a Ctrl-C on the terminal reaches only the
 // supervisor, which forwards the stop in order. Each child's stdin is a pipe from the supervisor:
 // if the supervisor dies without stopping them (kill -9), the pipe closes and `myelin worker`
@@ -19,6 +25,27 @@ import { endpointOfListener, type Cluster, type Endpoint } from './topology.js';
 
 /** Set in a supervised child's environment: its stdin closing means the supervisor is gone. */
 export const SUPERVISED_ENV = 'MYELIN_SUPERVISED';
+
+/** What a supervised child tells its supervisor over the IPC channel while it starts. */
+export interface SupervisorMessage {
+  myelin: 'waiting';
+  /** What it waits for (e.g. `database`). */
+  for: string;
+}
+
+/**
+ * Tells the supervisor (if this process has one) that it is still starting and waiting for
+ * something outside it, so it is not taken for a process stuck in start-up and restarted.
+ */
+export function reportWaitingToSupervisor(what: string): void {
+  if (process.env[SUPERVISED_ENV] !== '1' || typeof process.send !== 'function' || !process.connected) return;
+  const message: SupervisorMessage = { myelin: 'waiting', for: what };
+  try {
+    process.send(message, undefined, {}, () => undefined);
+  } catch {
+    // The supervisor is gone: the stdin pipe tells this process to stop.
+  }
+}
 
 export const MYELIN_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'myelin');
 
@@ -56,6 +83,17 @@ export interface SupervisorOptions {
   stopGraceMs?: number;
   /** How often to probe `/health` while a child starts. */
   healthIntervalMs?: number;
+  /** How often to probe `/health` of a child that is up (default 5 s). */
+  watchIntervalMs?: number;
+  /** How long one probe may take (default 5 s). */
+  healthTimeoutMs?: number;
+  /** A child up before that has not answered `/health` for this long is restarted (default 30 s). */
+  unhealthyAfterMs?: number;
+  /**
+   * A child that has not answered `/health` this long after it started, or since it last said it
+   * was waiting for something, is restarted (default 60 s).
+   */
+  startTimeoutMs?: number;
 }
 
 export type ProcessState = 'starting' | 'running' | 'waiting' | 'stopping' | 'stopped';
@@ -72,6 +110,10 @@ interface Supervised {
   /** Resolves the first time the process is up. */
   firstReady: Promise<void>;
   markReady: () => void;
+  /** When the current child last said it was waiting for something (start-up progress). */
+  lastWaitingAt?: number;
+  /** What it said it was waiting for (reported once per start). */
+  waitingFor?: string;
 }
 
 export interface ProcessStatus {
@@ -135,6 +177,7 @@ export class Supervisor {
         entry.state = 'stopping';
         this.line(entry, `stopping (pid ${child.pid})`);
         child.kill('SIGTERM');
+        child.kill('SIGCONT'); // a stopped (hung) process acts on SIGTERM only once continued
         const killer = setTimeout(() => {
           this.line(entry, `did not stop within ${seconds(grace)}; killing it`);
           child.kill('SIGKILL');
@@ -153,15 +196,28 @@ export class Supervisor {
     if (this.stopping) return;
     const { spec } = entry;
     const child = spawn(spec.command, [...spec.args], {
-      stdio: ['pipe', 'inherit', 'inherit'],
+      // The IPC channel carries the child's "still waiting for …" while it starts.
+      stdio: ['pipe', 'inherit', 'inherit', 'ipc'],
       detached: true,
       env: { ...process.env, ...spec.env, [SUPERVISED_ENV]: '1' },
     });
     // Writing nothing to the pipe is the point; an EPIPE after the child died is not an error.
     child.stdin?.on('error', () => undefined);
+    child.on('error', () => undefined); // IPC errors after the child died
     entry.child = child;
     entry.state = 'starting';
     entry.startedAt = Date.now();
+    entry.lastWaitingAt = undefined;
+    entry.waitingFor = undefined;
+    child.on('message', (message: unknown) => {
+      const said = message as Partial<SupervisorMessage> | null;
+      if (entry.child !== child || said?.myelin !== 'waiting' || typeof said.for !== 'string') return;
+      entry.lastWaitingAt = Date.now();
+      if (entry.waitingFor !== said.for) {
+        entry.waitingFor = said.for;
+        this.line(entry, `starting (pid ${child.pid}), waiting for the ${said.for}`);
+      }
+    });
     entry.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.onExit(entry, child, code, signal);
@@ -181,9 +237,10 @@ export class Supervisor {
 
   private async waitUntilUp(entry: Supervised, child: ChildProcess): Promise<void> {
     const interval = this.options.healthIntervalMs ?? 100;
+    const startTimeoutMs = this.options.startTimeoutMs ?? 60_000;
     const startedAt = Date.now();
     let reportedSlow = false;
-    const alive = () => entry.child === child && child.exitCode === null && child.signalCode === null && !this.stopping;
+    const alive = () => this.isCurrent(entry, child);
     for (;;) {
       if (!alive()) return;
       if (child.pid !== undefined) {
@@ -194,15 +251,65 @@ export class Supervisor {
           const where = answering.length > 0 ? ` on ${answering.join(', ')}` : '';
           this.line(entry, `${entry.restarts > 0 ? 'restarted' : 'started'} (pid ${child.pid})${where}`);
           entry.markReady();
+          if (entry.spec.health.length > 0) void this.watchHealth(entry, child);
           return;
         }
       }
-      if (!reportedSlow && Date.now() - startedAt > 30_000) {
+      const now = Date.now();
+      if (!reportedSlow && now - startedAt > 30_000 && entry.lastWaitingAt === undefined) {
         reportedSlow = true;
         this.line(entry, `running (pid ${child.pid}) but not answering /health after 30 s`, 'warn');
       }
+      // Stuck in start-up: neither up nor saying what it waits for.
+      if (now - Math.max(startedAt, entry.lastWaitingAt ?? 0) > startTimeoutMs) {
+        const since = entry.lastWaitingAt === undefined ? 'after it started' : `after it last said it was waiting for the ${entry.waitingFor}`;
+        this.line(entry, `not answering /health ${seconds(startTimeoutMs)} ${since}; killing it (pid ${child.pid}) to start it again`, 'warn');
+        child.kill('SIGKILL');
+        return;
+      }
       await new Promise((r) => setTimeout(r, interval));
     }
+  }
+
+  /**
+   * Probes a running child's `/health`; one that has not answered for `unhealthyAfterMs` (and at
+   * least three probes in a row) is hung: it is killed, and restarted like one that crashed.
+   */
+  private async watchHealth(entry: Supervised, child: ChildProcess): Promise<void> {
+    const interval = this.options.watchIntervalMs ?? 5_000;
+    const timeout = this.options.healthTimeoutMs ?? 5_000;
+    const limit = this.options.unhealthyAfterMs ?? 30_000;
+    let failingSince: number | undefined;
+    let failures = 0;
+    for (;;) {
+      await new Promise((r) => setTimeout(r, interval).unref());
+      if (!this.isCurrent(entry, child) || entry.state !== 'running') return;
+      const results = await Promise.all(entry.spec.health.map((endpoint) => probeHealth(endpoint, timeout)));
+      if (!this.isCurrent(entry, child) || entry.state !== 'running') return;
+      if (results.some((r) => r.ok)) {
+        if (failingSince !== undefined) this.line(entry, `answers /health again after ${seconds(Date.now() - failingSince)}`);
+        failingSince = undefined;
+        failures = 0;
+        continue;
+      }
+      const detail = [...new Set(results.map((r) => r.detail))].join(', ');
+      const now = Date.now();
+      failures++;
+      if (failingSince === undefined) {
+        failingSince = now;
+        this.line(entry, `not answering /health (${detail}); restarting it if that lasts ${seconds(limit)}`, 'warn');
+      }
+      if (failures >= 3 && now - failingSince >= limit) {
+        this.line(entry, `not answering /health for ${seconds(Math.round((now - failingSince) / 1000) * 1000)} (${detail}); killing it (pid ${child.pid}) to restart it`, 'warn');
+        child.kill('SIGKILL');
+        return;
+      }
+    }
+  }
+
+  /** Whether `child` is still the entry's running process and the supervisor is not stopping. */
+  private isCurrent(entry: Supervised, child: ChildProcess): boolean {
+    return entry.child === child && child.exitCode === null && child.signalCode === null && !this.stopping;
   }
 
   private onExit(entry: Supervised, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {

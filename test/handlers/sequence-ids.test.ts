@@ -52,3 +52,18 @@ test('two writers on one sequence: readers never pass a position still being wri
   assert.equal(tracker.current('events'), 3);
   assert.ok(seen.every((u, i) => i === 0 || u.position >= seen[i - 1]!.position || u.instance !== seen[i - 1]!.instance));
 });
+
+test('a reservation whose positions cannot all be drawn (the database fails midway) gives back those it drew: the writer is not held back', async () => {
+  const next = await sequence();
+  let calls = 0;
+  const flaky = async () => {
+    if (++calls === 2) throw new Error('database unreachable');
+    return next();
+  };
+  const publisher = new StreamPublisher('events', new SequenceIdGenerator(flaky, 0), new InMemoryBus(), 'a');
+  // Two positions for one write (a room's first events); the second cannot be drawn.
+  await assert.rejects(publisher.reserve(2), /database unreachable/);
+  const later = await publisher.reserve(1);
+  later.complete([]);
+  assert.equal(publisher.current, later.positions[0], 'nothing drawn earlier holds the writer back');
+});

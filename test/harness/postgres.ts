@@ -16,7 +16,19 @@ export interface PostgresServer {
   user: string;
   /** Creates an empty database and returns its name. */
   createDatabase(prefix?: string): Promise<string>;
+  /** Stops the server for good and removes its files. */
   stop(): Promise<void>;
+  /**
+   * Outage tests, on a server of their own (`startPostgres`): `shutdown` stops the server as
+   * `pg_ctl stop -m fast` does (SIGINT: sessions are terminated with 57P01, the socket goes away),
+   * keeping its data; `start` runs it again on the same data directory and socket; `restart` is
+   * both, as `pg_ctl restart -m fast`. The shared server of a test run cannot be stopped.
+   */
+  shutdown(): Promise<void>;
+  start(): Promise<void>;
+  restart(): Promise<void>;
+  /** Whether the server is running (between `start` and `shutdown`). */
+  readonly running: boolean;
 }
 
 function postgresBinDir(): string {
@@ -58,11 +70,21 @@ async function waitForServer(socketDir: string, user: string, child: ChildProces
   }
 }
 
-function serverFor(socketDir: string, user: string, stop: () => Promise<void>): PostgresServer {
+interface Lifecycle {
+  stop(): Promise<void>;
+  shutdown(): Promise<void>;
+  start(): Promise<void>;
+  running(): boolean;
+}
+
+function serverFor(socketDir: string, user: string, lifecycle: Lifecycle): PostgresServer {
   let counter = 0;
   return {
     socketDir,
     user,
+    get running() {
+      return lifecycle.running();
+    },
     async createDatabase(prefix = 'test') {
       const name = `${prefix}_${process.pid}_${Date.now().toString(36)}_${counter++}`;
       const client = new pg.Client({ host: socketDir, user, database: 'postgres' });
@@ -74,7 +96,13 @@ function serverFor(socketDir: string, user: string, stop: () => Promise<void>): 
       }
       return name;
     },
-    stop,
+    stop: () => lifecycle.stop(),
+    shutdown: () => lifecycle.shutdown(),
+    start: () => lifecycle.start(),
+    async restart() {
+      await lifecycle.shutdown();
+      await lifecycle.start();
+    },
   };
 }
 
@@ -103,25 +131,44 @@ export async function startPostgres({ durable = false } = {}): Promise<PostgresS
   // The server's output goes to a file so that neither it nor the child keeps this process alive:
   // a test process must be able to exit, and the server is stopped when it does.
   const logFile = join(dir, 'server.log');
-  const logFd = openSync(logFile, 'a');
-  const child = spawn(join(bin, 'postgres'), ['-D', dataDir, ...settings], { stdio: ['ignore', logFd, logFd], cwd: dir, ...owner });
-  closeSync(logFd);
-  child.unref();
   const output = () => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+  let child: ChildProcess | undefined;
+  const isRunning = () => child !== undefined && child.exitCode === null && child.signalCode === null;
   const stopNow = () => {
-    if (child.exitCode === null) child.kill('SIGINT');
+    if (isRunning()) child!.kill('SIGINT');
   };
   process.once('exit', stopNow);
-  await waitForServer(dir, user, child, output);
-  return serverFor(dir, user, async () => {
-    process.off('exit', stopNow);
-    if (child.exitCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.ref(); // keep this process alive until the server has shut down
-      child.kill('SIGINT');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
+
+  async function start(): Promise<void> {
+    if (isRunning()) throw new Error('PostgreSQL is already running');
+    const logFd = openSync(logFile, 'a');
+    child = spawn(join(bin, 'postgres'), ['-D', dataDir, ...settings], { stdio: ['ignore', logFd, logFd], cwd: dir, ...owner });
+    closeSync(logFd);
+    child.unref();
+    await waitForServer(dir, user, child, output);
+  }
+
+  /** SIGINT is PostgreSQL's "fast" shutdown (`pg_ctl stop -m fast`). */
+  async function shutdown(): Promise<void> {
+    if (!isRunning()) return;
+    const running = child!;
+    const exited = new Promise((r) => running.once('exit', r));
+    running.ref(); // keep this process alive until the server has shut down
+    running.kill('SIGINT');
+    await exited;
+    running.unref();
+  }
+
+  await start();
+  return serverFor(dir, user, {
+    running: isRunning,
+    start,
+    shutdown,
+    async stop() {
+      process.off('exit', stopNow);
+      await shutdown();
+      rmSync(dir, { recursive: true, force: true });
+    },
   });
 }
 
@@ -131,7 +178,12 @@ let shared: Promise<PostgresServer> | undefined;
 export function testPostgres(): Promise<PostgresServer> {
   shared ??= (async () => {
     const socketDir = process.env.MYELIN_TEST_PG_SOCKET_DIR;
-    if (socketDir) return serverFor(socketDir, 'postgres', async () => undefined);
+    if (socketDir) {
+      const shared = async () => {
+        throw new Error('the shared PostgreSQL of the test run cannot be stopped; start one with startPostgres()');
+      };
+      return serverFor(socketDir, 'postgres', { stop: async () => undefined, shutdown: shared, start: shared, running: () => true });
+    }
     return startPostgres();
   })();
   return shared;

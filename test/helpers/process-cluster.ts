@@ -191,6 +191,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
   const configPath = join(dir, 'homeserver.yaml');
   const supervisor = spawnMyelin(['start', '-c', configPath], { env: { MYELIN_LOG_LEVEL: options.logLevel ?? 'info', ...options.env } });
   const pool = new pg.Pool({ host: postgres.socketDir, user: postgres.user, database, max: 2 });
+  // Tests may stop PostgreSQL: an idle connection it closes must not crash the test process.
+  pool.on('error', () => undefined);
 
   let parsedUpTo = 0;
   let parsed: LogLine[] = [];

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { JsonValue } from '../../src/core/json.js';
 import { MatrixError } from '../../src/errors.js';
+import { DatabaseUnavailableError } from '../../src/storage/database.js';
 import type { RunningListener } from '../../src/http/listener.js';
 import { rpcPath, RpcClient, RpcServer, type CallerPositions, type RpcClientOptions, type RpcServerOptions } from '../../src/replication/rpc.js';
 import { request } from '../helpers/http.js';
@@ -204,19 +205,50 @@ describe('errors', () => {
     assert.equal(runs, 1);
   });
 
-  test('a handler bug is a 500 that is not remembered: the retry runs it again and succeeds', async () => {
+  test('a handler bug is a 500 that is not retried: the call fails at once (it would only fail again until the deadline)', async () => {
     const server = newServer();
     let runs = 0;
-    server.register('test.flaky', async () => {
+    server.register('test.buggy', async () => {
       runs++;
-      if (runs === 1) throw new TypeError('transient bug');
-      return 'second time lucky';
+      throw new TypeError('a bug');
     });
     const path = socketPath();
     await serve(server, { path });
     const client = newClient({ main: { path } });
-    assert.equal(await client.call('main', 'test.flaky', 1), 'second time lucky');
+    await assert.rejects(client.call('main', 'test.buggy', 1, { txnId: 'buggy-1' }), (err) => assertMatrixError(err, 500, 'M_UNKNOWN'));
+    assert.equal(runs, 1);
+    // Not remembered either: the same txn id, called again on purpose, runs it again.
+    await assert.rejects(client.call('main', 'test.buggy', 1, { txnId: 'buggy-1' }), (err) => assertMatrixError(err, 500, 'M_UNKNOWN'));
     assert.equal(runs, 2);
+  });
+
+  test('a 500 Matrix error thrown by the callee is not retried either', async () => {
+    const server = newServer();
+    let runs = 0;
+    server.register('test.collision', async () => {
+      runs++;
+      throw new MatrixError(500, 'M_UNKNOWN', 'duplicate key value violates unique constraint');
+    });
+    const path = socketPath();
+    await serve(server, { path });
+    const client = newClient({ main: { path } });
+    await assert.rejects(client.call('main', 'test.collision', 1), (err) => assertMatrixError(err, 500, 'M_UNKNOWN', /duplicate key/));
+    assert.equal(runs, 1);
+  });
+
+  test('the callee’s database is unavailable for a while: a 503 that is retried with the same txn id until it succeeds', async () => {
+    const server = newServer();
+    let runs = 0;
+    server.register('test.dbdown', async () => {
+      runs++;
+      if (runs < 3) throw new DatabaseUnavailableError('unreachable', 'database unreachable: connect ENOENT');
+      return 'written';
+    });
+    const path = socketPath();
+    await serve(server, { path });
+    const client = newClient({ main: { path } });
+    assert.equal(await client.call('main', 'test.dbdown', 1), 'written');
+    assert.equal(runs, 3);
   });
 
   test('a 5xx Matrix error (e.g. a writer further on being down) is retried too', async () => {

@@ -158,7 +158,10 @@ describe('docs/workers.md', () => {
       );
     }
     for (const line of text.split('\n').filter((l) => l.startsWith('worker '))) {
-      assert.match(line, /^worker \w+: (started|restarted) \(pid \d+\) on unix:\S+(, unix:\S+)*$|^worker \w+: killed by SIGKILL; restarting in \d+ s$/);
+      assert.match(
+        line,
+        /^worker \w+: (started|restarted) \(pid \d+\) on unix:\S+(, unix:\S+)*$|^worker \w+: killed by SIGKILL; restarting in \d+ s$|^worker \w+: not answering \/health \(\w+\); restarting it if that lasts \d+ s$|^worker \w+: not answering \/health for \d+ s \(\w+\); killing it \(pid \d+\) to restart it$|^worker \w+: starting \(pid \d+\), waiting for the database$/,
+      );
     }
   });
 

@@ -9,9 +9,11 @@ import { tempDir } from '../helpers/tmp.js';
 
 /**
  * A small child process in a worker's place, for what a real worker does not do on demand: it
- * answers /health on a UNIX socket; exits with code 1 after CRASH_AFTER_MS when set; ignores
- * SIGTERM when IGNORE_TERM is set. Real workers under the supervisor (kill -9 and restart) are
- * tested in test/workers/processes.test.ts.
+ * answers /health on a UNIX socket (only after LISTEN_AFTER_MS when set, never with NO_LISTEN,
+ * telling the supervisor it waits for "the database" meanwhile with WAITING); exits with code 1
+ * after CRASH_AFTER_MS when set; ignores SIGTERM when IGNORE_TERM is set. Real workers under the
+ * supervisor (kill -9, SIGSTOP and restart) are tested in test/workers/processes.test.ts and
+ * test/workers/database-outage.test.ts.
  */
 const CHILD = `
 import { createServer } from 'node:http';
@@ -19,7 +21,16 @@ import { rmSync } from 'node:fs';
 const path = process.argv[2];
 rmSync(path, { force: true });
 const server = createServer((req, res) => res.end(req.url === '/health' ? 'OK' : String(process.pid)));
-server.listen(path);
+let waiting;
+if (process.env.WAITING) waiting = setInterval(() => process.send({ myelin: 'waiting', for: 'database' }), 100);
+const listen = () => {
+  clearInterval(waiting);
+  server.listen(path);
+};
+if (!process.env.NO_LISTEN) {
+  if (process.env.LISTEN_AFTER_MS) setTimeout(listen, Number(process.env.LISTEN_AFTER_MS));
+  else listen();
+} else setInterval(() => undefined, 1000);
 if (process.env.CRASH_AFTER_MS) setTimeout(() => process.exit(1), Number(process.env.CRASH_AFTER_MS));
 process.on('SIGTERM', () => {
   if (process.env.IGNORE_TERM) return;
@@ -142,6 +153,44 @@ describe('supervisor', () => {
       ['stopped', 'stopped'],
     );
     assert.equal((await probeHealth(polite.health[0]!)).ok, false);
+  });
+
+  test('a process that stops answering /health (hung: SIGSTOP) is killed and restarted', async () => {
+    const { log, waitFor } = capturingLogger();
+    const supervisor = new Supervisor({ log, backoff: FAST, watchIntervalMs: 100, healthTimeoutMs: 200, unhealthyAfterMs: 1_000 });
+    const spec = childSpec('hung');
+    try {
+      await supervisor.start([spec]);
+      const started = await waitFor(/^worker hung: started \(pid (\d+)\)/);
+      const pid = Number(/pid (\d+)/.exec(started.line)![1]);
+      process.kill(pid, 'SIGSTOP');
+      const noticed = await waitFor(/^worker hung: not answering \/health \(ETIMEDOUT\); restarting it if that lasts 1 s$/, started.index);
+      const killing = await waitFor(new RegExp(`^worker hung: not answering /health for \\d+ s \\(ETIMEDOUT\\); killing it \\(pid ${pid}\\) to restart it$`), noticed.index);
+      const killed = await waitFor(/^worker hung: killed by SIGKILL; restarting in 0\.1 s$/, killing.index);
+      const restarted = await waitFor(/^worker hung: restarted \(pid (\d+)\)/, killed.index);
+      assert.notEqual(Number(/pid (\d+)/.exec(restarted.line)![1]), pid);
+      assert.ok((await probeHealth(spec.health[0]!)).ok);
+    } finally {
+      await supervisor.stop();
+    }
+  });
+
+  test('a process that never comes up is restarted after the start timeout; one that says it waits (for its database) is left to wait', async () => {
+    const { log, lines, waitFor } = capturingLogger();
+    const supervisor = new Supervisor({ log, backoff: FAST, startTimeoutMs: 1_500 });
+    const stuck = childSpec('stuck', { NO_LISTEN: '1' });
+    const patient = childSpec('patient', { WAITING: '1', LISTEN_AFTER_MS: '4000' });
+    try {
+      void supervisor.start([stuck, patient]);
+      await waitFor(/^worker stuck: not answering \/health 1\.5 s after it started; killing it \(pid \d+\) to start it again$/);
+      await waitFor(/^worker stuck: killed by SIGKILL; restarting in 0\.1 s$/);
+      await waitFor(/^worker patient: starting \(pid \d+\), waiting for the database$/);
+      await waitFor(/^worker patient: started \(pid \d+\)/, 0, 20_000);
+      assert.ok(!lines.some((l) => l.startsWith('worker patient:') && l.includes('killing it')), lines.join('\n'));
+      assert.equal(supervisor.status().find((p) => p.name === 'patient')!.restarts, 0);
+    } finally {
+      await supervisor.stop();
+    }
   });
 
   test('a process that cannot be started is retried like one that crashed', async () => {

@@ -130,8 +130,10 @@ export class PresenceWriter implements PresenceWriterApi {
           await this.write(userId, { state: 'offline', status_msg: row.status_msg, last_active_ts: Number(row.last_active_ts), last_user_sync_ts: Number(row.last_user_sync_ts) });
         });
       } catch (err) {
-        // The database may be closing (shutdown); the next start times the user out again.
-        this.deps.log.debug({ err, userId }, 'presence timeout not recorded');
+        // The database is unavailable (or closing): the next sweep tries again, unless the user
+        // was seen meanwhile (the next start times the user out again anyway).
+        if (!this.lastSeen.has(userId)) this.lastSeen.set(userId, seen);
+        this.deps.log.debug({ err, userId }, 'presence timeout not recorded; trying again on the next sweep');
       }
     }
   }
