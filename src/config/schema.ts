@@ -347,8 +347,7 @@ const trustedKeyServer = z
       z.boolean().default(false),
       'Accept answers of this key server without `verify_keys` even with `federation_verify_certificates: false`.',
     ),
-  })
-  .strict();
+});
 export type TrustedKeyServerConfig = z.output<typeof trustedKeyServer>;
 
 export const DEFAULT_TRUSTED_KEY_SERVERS: readonly TrustedKeyServerConfig[] = [{ server_name: 'matrix.org', accept_keys_insecurely: false }];
@@ -439,7 +438,7 @@ export const configSchema = z
     ),
     ip_range_blacklist: ipRangeList(
       'Addresses (IP or CIDR) outbound federation never connects to, whatever DNS, SRV or `.well-known` say. ' +
-        '0.0.0.0 and :: are always refused.',
+        '0.0.0.0 and :: are refused even when left out of it.',
       DEFAULT_IP_RANGE_BLACKLIST,
     ),
     federation_ip_range_blacklist: ipRangeList(

@@ -98,9 +98,12 @@ export class FederationConnector {
       };
       const timer = setTimeout(() => fail('timeout', `connecting to ${destination} at ${where} timed out`), this.connectTimeoutMs);
       const onAbort = () => fail('timeout', `connecting to ${destination} at ${where} timed out`);
+      let tcpUp = false;
+      socket.once('connect', () => {
+        tcpUp = true;
+      });
       const onError = (err: NodeJS.ErrnoException) => {
         // Errors before the TCP connection is up are connection errors; later ones are the handshake's.
-        const tcpUp = socket.connecting === false;
         fail(tcpUp ? 'tls' : 'connect', `${tcpUp ? 'TLS with' : 'cannot connect to'} ${destination} at ${where}: ${err.code ?? err.message}`, err);
       };
       const cleanup = () => {
