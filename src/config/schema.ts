@@ -447,8 +447,8 @@ export const configSchema = z
     ip_range_whitelist: ipRangeList('Addresses (IP or CIDR) allowed even though `ip_range_blacklist` lists them.', []),
     trusted_key_servers: doc(
       z.array(trustedKeyServer).optional(),
-      'Notary servers asked for other servers\' signing keys before asking the servers themselves. ' +
-        'Default `[{server_name: matrix.org}]`; `[]` asks the servers directly only.',
+      'Notary servers asked for other servers\' signing keys before asking the servers themselves, each ' +
+        '`{server_name, verify_keys, accept_keys_insecurely}`. Default `[{server_name: matrix.org}]`; `[]` asks the servers directly only.',
       '[{server_name: matrix.org, verify_keys: {"ed25519:auto": Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}}]',
     ),
     suppress_key_server_warning: doc(z.boolean().default(false), 'Do not warn at start-up that matrix.org is the trusted key server.'),
@@ -464,7 +464,7 @@ export const configSchema = z
     ),
     allow_public_rooms_over_federation: doc(
       z.boolean().default(false),
-      'Let other servers read this server\'s public room directory (federation `/publicRooms`).',
+      'Let other servers read this server\'s public room directory (federation `/publicRooms`, which is not served yet).',
     ),
     presence: doc(
       z
@@ -479,13 +479,13 @@ export const configSchema = z
     ),
     rc_federation: doc(
       federationRateLimit.default({ window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 }),
-      'Limits on requests from each other server.',
+      'Limits on the requests of each other server (applied by the inbound federation API).',
     ),
     federation_rr_transactions_per_room_per_second: doc(
       z.number().min(0).default(50),
-      'How many read-receipt transactions per room and second are sent to other servers.',
+      'How many read-receipt transactions per room and second are sent to other servers (used by the federation sender).',
     ),
-    rc_key_requests: rateLimit('Room key requests (`m.room_key_request` to-device messages) per sending device, or per origin over federation.', {
+    rc_key_requests: rateLimit('Room key requests (`m.room_key_request` to-device messages) received over federation, per origin server.', {
       per_second: 20,
       burst_count: 100,
     }),
