@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
@@ -59,6 +60,45 @@ describe('TLS listeners', () => {
       assert.equal((await httpsCall(hs.baseUrl, 'GET', '/_matrix/key/v2/server')).status, 200);
       await assert.rejects(request({ baseUrl: hs.baseUrl.replace('https:', 'http:') }, 'GET', '/_matrix/client/versions'));
     });
+  });
+
+  test('connection limits count TLS connections by their state: at max_connections a silent one is closed, not one that was served', async () => {
+    const cert = makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+    const hs = await startTestHomeserver({
+      config: {
+        listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, max_connections: 2, resources: [{ names: ['client'] }] }],
+        tls_certificate_path: cert.certPath,
+        tls_private_key_path: cert.keyPath,
+      },
+    });
+    const served = new Agent({ keepAlive: true, maxSockets: 1 });
+    const { port } = new URL(hs.baseUrl);
+    const get = (agent: Agent) =>
+      new Promise<{ reused: boolean; status: number }>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port, path: '/_matrix/client/versions', agent, rejectUnauthorized: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ reused: req.reusedSocket, status: res.statusCode ?? 0 }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    let silent: import('node:net').Socket | undefined;
+    try {
+      // One connection served a request (now idle), then one that connects and says nothing.
+      assert.deepEqual(await get(served), { reused: false, status: 200 });
+      silent = connect(Number(port), '127.0.0.1');
+      const silentClosed = new Promise<void>((resolve) => silent!.once('close', () => resolve()));
+      silent.on('error', () => undefined);
+      await new Promise<void>((resolve) => silent!.once('connect', () => resolve()));
+      // A third connection: the silent one makes room; the one that was served keeps working.
+      assert.deepEqual(await get(new Agent({ keepAlive: false })), { reused: false, status: 200 });
+      await silentClosed;
+      assert.deepEqual(await get(served), { reused: true, status: 200 });
+    } finally {
+      silent?.destroy();
+      served.destroy();
+      await hs.stop();
+    }
   });
 
   describe('configuration refused at start-up', () => {
