@@ -115,6 +115,9 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     eventsWriter,
     positions,
   };
+  // Before the handler areas: it reads files the config names (CA certificates), and one that
+  // cannot be read stops start-up.
+  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
   const e2ee = await createE2eeServices(core, { devices: accounts.devices, placement: deviceListsPlacement(placement) });
@@ -122,7 +125,6 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
-  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
   const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms, federation };
 
   if (cluster) {

@@ -123,9 +123,12 @@ describe('federation configuration', () => {
     load({ federation_verify_certificates: false, trusted_key_servers: [] });
   });
 
-  test('federation_custom_ca_list naming a file that is missing stops start-up', () => {
-    const config = load({ federation_custom_ca_list: [join(tempDir(), 'ca.pem')] });
-    assert.throws(() => federationSettingsOf(config), (err: unknown) => err instanceof ConfigError && /federation_custom_ca_list: cannot read .*ca\.pem: ENOENT/.test(err.problems[0]!));
+  test('federation_custom_ca_list naming a file that is missing stops start-up', async () => {
+    const missing = join(tempDir(), 'ca.pem');
+    const config = load({ federation_custom_ca_list: [missing] });
+    const isCaError = (err: unknown) => err instanceof ConfigError && /federation_custom_ca_list: cannot read .*ca\.pem: ENOENT/.test(err.problems[0]!);
+    assert.throws(() => federationSettingsOf(config), isCaError);
+    await assert.rejects(startTestHomeserver({ config: { federation_custom_ca_list: [missing] } }), isCaError);
   });
 
   test('the key server warnings Synapse logs, unless suppress_key_server_warning', () => {
