@@ -36,6 +36,8 @@ export const Errors = {
   malformedRequest: (message = 'Malformed HTTP request') => new MatrixError(400, 'M_UNKNOWN', message),
   requestTimeout: () => new MatrixError(408, 'M_UNKNOWN', 'The request took too long to arrive'),
   forbidden: (message: string) => new MatrixError(403, 'M_FORBIDDEN', message),
+  /** A federation request without a valid `X-Matrix` signature (spec: server-server API §Request Authentication). */
+  unauthorized: (message: string) => new MatrixError(401, 'M_UNAUTHORIZED', message),
   /** Every connection slot of a listener is taken by a request in flight. */
   serverBusy: () =>
     new MatrixError(503, 'M_UNKNOWN', 'The server has too many open connections; try again shortly', {}, { 'Retry-After': '1' }),

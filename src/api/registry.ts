@@ -41,6 +41,7 @@ import { versionsRoutes } from './client/versions.js';
 import { voipRoutes } from './client/voip.js';
 import { wellKnownRoutes } from './client/well-known.js';
 import { adminRegisterRoutes } from './admin/register.js';
+import { serverKeysRoutes } from './keys/server-keys.js';
 import { healthRoutes } from './health.js';
 import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
@@ -84,6 +85,7 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...voipRoutes,
   ...wellKnownRoutes,
   ...adminRegisterRoutes,
+  ...serverKeysRoutes,
   ...healthRoutes,
   ...replicationRoutes,
 ];

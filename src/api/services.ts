@@ -8,6 +8,12 @@ import type { E2eeServices } from '../handlers/e2ee/index.js';
 import type { EphemeralServices } from '../handlers/ephemeral/index.js';
 import type { RoomReadServices } from '../handlers/room-reads/index.js';
 import type { RoomServices } from '../handlers/rooms/index.js';
+import type { FederationServices } from '../federation/index.js';
 import type { RpcServer } from '../replication/rpc.js';
 
-export type ApiServices = CoreDeps & AccountServices & EphemeralServices & E2eeServices & RoomReadServices & RoomServices & { rpcServer?: RpcServer };
+export type ApiServices = CoreDeps &
+  AccountServices &
+  EphemeralServices &
+  E2eeServices &
+  RoomReadServices &
+  RoomServices & { rpcServer?: RpcServer; federation: FederationServices };

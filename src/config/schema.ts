@@ -7,6 +7,9 @@
 // so the loader can resolve them relative to the file that set them.
 
 import { z } from 'zod';
+import { decodeBase64Lenient } from '../core/base64.js';
+import { DEFAULT_IP_RANGE_BLACKLIST, parseCidr } from '../core/ip-ranges.js';
+import { isValidServerName } from '../core/identifiers.js';
 
 export interface KeyMeta {
   description: string;
@@ -129,8 +132,14 @@ export type ResourceName = (typeof RESOURCE_NAMES)[number];
 
 const resource = z.object({
   names: doc(
-    z.array(z.enum(RESOURCE_NAMES)).min(1),
-    'The resource groups this listener serves: client, federation, keys, media, replication, health, metrics, openid, static.',
+    z
+      .array(z.enum(RESOURCE_NAMES))
+      .min(1)
+      // As in Synapse, `federation` also serves the server key API (`/_matrix/key/*`), which the
+      // `keys` resource serves alone.
+      .transform((names) => (names.includes('federation') && !names.includes('keys') ? [...names, 'keys' as const] : names)),
+    'The resource groups this listener serves: client, federation (which includes keys), keys (`/_matrix/key/*`), media, ' +
+      'replication, health, metrics, openid, static.',
   ),
   compress: doc(z.boolean().default(false), 'Compress responses (accepted for compatibility; responses are not compressed yet).'),
 });
@@ -153,7 +162,11 @@ export const listenerSchema = z
     path: filePath('UNIX socket path. Give either `port` or `path`. Its directory must exist.', '/run/matrix-synapse/replication.sock'),
     mode: doc(fileMode.optional(), 'File mode of the UNIX socket (octal). Default 0666.', '0660'),
     type: doc(z.enum(['http', 'metrics']), 'Listener type: `http` or `metrics`.'),
-    tls: doc(z.boolean().default(false), 'Serve TLS on this listener (not supported yet; put a reverse proxy in front).'),
+    tls: doc(
+      z.boolean().default(false),
+      'Serve HTTPS on this listener, with the certificate and key of `tls_certificate_path` and `tls_private_key_path` ' +
+        '(re-read on SIGHUP). Not on listeners with the `replication` or `router` resource.',
+    ),
     x_forwarded: doc(
       z.boolean().default(false),
       'Trust `X-Forwarded-For` from the reverse proxy in front of this listener for client IPs.',
@@ -254,9 +267,19 @@ const instanceLocation = z
     host: doc(z.string().optional(), 'Host of the instance’s replication listener.'),
     port: doc(port.optional(), 'Port of the instance’s replication listener.'),
     path: filePath('UNIX socket of the instance’s replication listener.'),
-    tls: doc(z.boolean().default(false), 'Use TLS to reach it (not supported yet).'),
+    tls: doc(
+      z.boolean().default(false),
+      'Use TLS to reach it. Not supported: `true` is refused; reach instances over UNIX sockets or a private network.',
+    ),
   })
   .superRefine((entry, ctx) => {
+    if (entry.tls) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'TLS between Myelin processes is not supported; reach the instance over a UNIX socket (`path`) or a private network',
+        path: ['tls'],
+      });
+    }
     const hasTcp = entry.host !== undefined || entry.port !== undefined;
     if (entry.path === undefined && (entry.host === undefined || entry.port === undefined)) {
       ctx.addIssue({ code: 'custom', message: 'an instance_map entry needs `path`, or `host` and `port`' });
@@ -280,6 +303,89 @@ const streamWriters = z.object({
   device_lists: doc(writerList.optional(), 'Instances that write device lists (one or more).'),
 });
 
+// ---- federation ----
+
+/** A configured ed25519 public key: base64 (padded or not) of 32 bytes. */
+function isPublicKeyBase64(value: string): boolean {
+  try {
+    return decodeBase64Lenient(value).length === 32;
+  } catch {
+    return false;
+  }
+}
+
+const ED25519_KEY_ID = /^ed25519:[A-Za-z0-9_]+$/;
+
+/** A list of IP addresses or CIDR ranges; every entry that is not one is reported. */
+function ipRangeList(description: string, defaults?: readonly string[]) {
+  const list = z.array(z.string()).superRefine((entries, ctx) => {
+    entries.forEach((entry, i) => {
+      if (!parseCidr(entry)) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR range such as 10.0.0.0/8, got ${JSON.stringify(entry)}`, path: [i] });
+    });
+  });
+  return doc(defaults === undefined ? list.optional() : list.default([...defaults]), description);
+}
+
+const trustedKeyServer = z
+  .object({
+    server_name: doc(z.string().refine(isValidServerName, { error: 'expected a server name' }), 'The key server (notary).'),
+    verify_keys: doc(
+      z
+        .record(z.string(), z.string())
+        .superRefine((keys, ctx) => {
+          for (const [keyId, key] of Object.entries(keys)) {
+            if (!ED25519_KEY_ID.test(keyId)) ctx.addIssue({ code: 'custom', message: `expected a key id such as ed25519:abc, got ${JSON.stringify(keyId)}`, path: [keyId] });
+            else if (!isPublicKeyBase64(key)) ctx.addIssue({ code: 'custom', message: 'expected an unpadded base64 ed25519 public key', path: [keyId] });
+          }
+        })
+        .optional(),
+      "The key server's own public keys (key id → base64): every answer must be signed by one of them. Without them, " +
+        'answers are trusted on the strength of TLS alone.',
+      "{'ed25519:auto': Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}",
+    ),
+    accept_keys_insecurely: doc(
+      z.boolean().default(false),
+      'Accept answers of this key server without `verify_keys` even with `federation_verify_certificates: false`.',
+    ),
+});
+export type TrustedKeyServerConfig = z.output<typeof trustedKeyServer>;
+
+export const DEFAULT_TRUSTED_KEY_SERVERS: readonly TrustedKeyServerConfig[] = [{ server_name: 'matrix.org', accept_keys_insecurely: false }];
+
+const oldSigningKey = z.object({
+  key: doc(z.string().refine(isPublicKeyBase64, { error: 'expected an unpadded base64 ed25519 public key' }), 'The public key.'),
+  expired_ts: doc(z.number().int().min(0), 'When the key stopped being used (ms since the epoch).'),
+});
+
+export const TLS_VERSIONS = ['1', '1.1', '1.2', '1.3'] as const;
+export type TlsVersionSetting = (typeof TLS_VERSIONS)[number];
+
+const tlsVersion = z.union([z.number(), z.string()]).transform((value, ctx) => {
+  const text = String(value);
+  if (!(TLS_VERSIONS as readonly string[]).includes(text)) {
+    ctx.addIssue({ code: 'custom', message: `expected one of 1, 1.1, 1.2, 1.3, got ${JSON.stringify(value)}` });
+    return z.NEVER;
+  }
+  return text as TlsVersionSetting;
+});
+
+/** A file path inside a list (resolved like `filePath` keys). */
+function listedFilePath() {
+  const schema = z.string({ error: 'expected a file path' }).min(1, { error: 'expected a non-empty file path' });
+  keyMeta.add(schema, { description: 'A file path.', isPath: true });
+  return schema;
+}
+
+/** Synapse's `rc_federation`: per-origin limits on inbound federation requests. */
+const federationRateLimit = z.object({
+  window_size: doc(duration.default(1000), 'The window over which requests are counted (ms, or a duration).'),
+  sleep_limit: doc(z.number().int().min(0).default(10), 'Requests in the window beyond which each further request is delayed.'),
+  sleep_delay: doc(duration.default(500), 'How long such a request is delayed (ms, or a duration).'),
+  reject_limit: doc(z.number().int().min(0).default(50), 'Requests waiting (delayed or queued) beyond which further ones are refused with 429.'),
+  concurrent: doc(z.number().int().min(1).default(3), 'Requests of one server processed at once; the rest wait in turn.'),
+});
+export type FederationRateLimitConfig = z.output<typeof federationRateLimit>;
+
 export const WORKER_APPS = ['generic_worker', 'media_repository'] as const;
 
 export const configSchema = z
@@ -292,8 +398,97 @@ export const configSchema = z
     public_baseurl: doc(z.url().optional(), 'The public URL clients use to reach this server.', 'https://matrix.example.com/'),
     serve_server_wellknown: doc(
       z.boolean().default(false),
-      'Serve `/.well-known/matrix/server`, delegating federation to port 443 of the server name.',
+      'Serve `/.well-known/matrix/server` (on `client` listeners), delegating federation to the host of `public_baseurl` ' +
+        '(its port, else 443), or without `public_baseurl` to port 443 of the server name.',
     ),
+    tls_certificate_path: filePath(
+      'The PEM certificate (with its chain) that listeners with `tls: true` serve. Re-read on SIGHUP.',
+      '/etc/myelin/tls/fullchain.pem',
+    ),
+    tls_private_key_path: filePath('The PEM private key of `tls_certificate_path`. Re-read on SIGHUP.', '/etc/myelin/tls/privkey.pem'),
+    federation_verify_certificates: doc(
+      z.boolean().default(true),
+      "Check the TLS certificates of other servers (and of their `.well-known`). Turn off only for tests.",
+    ),
+    federation_certificate_verification_whitelist: doc(
+      z
+        .array(z.string())
+        .nullable()
+        .default([])
+        .superRefine((entries, ctx) => {
+          (entries ?? []).forEach((entry, i) => {
+            if (!/^[\x21-\x7e]+$/.test(entry)) ctx.addIssue({ code: 'custom', message: 'expected an ASCII domain name or glob (IDNA names are not allowed)', path: [i] });
+          });
+        }),
+      'Domains (globs with `*` and `?`) whose certificates are not checked, e.g. `*.example.test`.',
+    ),
+    federation_client_minimum_tls_version: doc(
+      tlsVersion.default('1'),
+      'The oldest TLS version used to reach other servers: 1, 1.1, 1.2 or 1.3 (the system OpenSSL may refuse old versions anyway).',
+    ),
+    federation_custom_ca_list: doc(
+      z.array(listedFilePath()).min(1, { error: 'expected at least one CA certificate file' }).optional(),
+      "PEM files of the certificate authorities other servers' certificates must chain to, instead of the system's.",
+      '[/etc/myelin/federation-ca.pem]',
+    ),
+    federation_domain_whitelist: doc(
+      z.array(z.string().refine(isValidServerName, { error: 'expected a server name' })).nullable().optional(),
+      'When set, the only servers this one federates with (both ways); requests from others are refused with 403.',
+      '[example.com, example.org]',
+    ),
+    ip_range_blacklist: ipRangeList(
+      'Addresses (IP or CIDR) outbound federation never connects to, whatever DNS, SRV or `.well-known` say. ' +
+        '0.0.0.0 and :: are refused even when left out of it.',
+      DEFAULT_IP_RANGE_BLACKLIST,
+    ),
+    federation_ip_range_blacklist: ipRangeList(
+      "Synapse's older name: when set, it replaces `ip_range_blacklist` for federation, and `ip_range_whitelist` does not apply to federation.",
+    ),
+    ip_range_whitelist: ipRangeList('Addresses (IP or CIDR) allowed even though `ip_range_blacklist` lists them.', []),
+    trusted_key_servers: doc(
+      z.array(trustedKeyServer).optional(),
+      'Notary servers asked for other servers\' signing keys before asking the servers themselves, each ' +
+        '`{server_name, verify_keys, accept_keys_insecurely}`. Default `[{server_name: matrix.org}]`; `[]` asks the servers directly only.',
+      '[{server_name: matrix.org, verify_keys: {"ed25519:auto": Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}}]',
+    ),
+    suppress_key_server_warning: doc(z.boolean().default(false), 'Do not warn at start-up that matrix.org is the trusted key server.'),
+    key_refresh_interval: doc(
+      duration.default(86_400_000),
+      'How long the signing keys this server publishes are valid (`valid_until_ts`); the answer is renewed half-way.',
+      '1d',
+    ),
+    old_signing_keys: doc(
+      z.record(z.string().regex(ED25519_KEY_ID, { error: 'expected a key id such as ed25519:abc' }), oldSigningKey).default({}),
+      'Signing keys this server used before: published as `old_verify_keys` so others can still check old events.',
+      "{'ed25519:old': {key: <base64 public key>, expired_ts: 1700000000000}}",
+    ),
+    allow_public_rooms_over_federation: doc(
+      z.boolean().default(false),
+      'Let other servers read this server\'s public room directory (federation `/publicRooms`, which is not served yet).',
+    ),
+    presence: doc(
+      z
+        .object({
+          enabled: doc(
+            z.union([z.boolean(), z.literal('untracked')]).default(true),
+            'Presence is always on: `false` and `untracked` are refused (not supported yet).',
+          ),
+        })
+        .default({ enabled: true }),
+      'Presence settings.',
+    ),
+    rc_federation: doc(
+      federationRateLimit.default({ window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 }),
+      'Limits on the requests of each other server (applied by the inbound federation API).',
+    ),
+    federation_rr_transactions_per_room_per_second: doc(
+      z.number().min(0).default(50),
+      'How many read-receipt transactions per room and second are sent to other servers (used by the federation sender).',
+    ),
+    rc_key_requests: rateLimit('Room key requests (`m.room_key_request` to-device messages) received over federation, per origin server.', {
+      per_second: 20,
+      burst_count: 100,
+    }),
     listeners: doc(z.array(listenerSchema).default([]), 'HTTP listeners of the main process (see "Listeners" below).'),
     database: doc(database.optional(), 'The database. Default: SQLite `homeserver.db` beside the config file.'),
     signing_key_path: filePath('The ed25519 signing key file (`ed25519 <version> <base64 seed>`).', '/etc/myelin/example.com.signing.key'),
@@ -379,6 +574,15 @@ export const configSchema = z
     worker_log_config: filePath('Worker files only: the worker’s logging config.'),
   })
   .superRefine((config, ctx) => {
+    checkTlsListeners(config, ctx);
+    checkTrustedKeyServers(config, ctx);
+    if (config.presence.enabled !== true) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `turning presence off is not supported yet (${JSON.stringify(config.presence.enabled)}); remove the key or set it to true`,
+        path: ['presence', 'enabled'],
+      });
+    }
     if (config.registration_shared_secret !== undefined && config.registration_shared_secret_path !== undefined) {
       ctx.addIssue({
         code: 'custom',
@@ -394,6 +598,66 @@ export const configSchema = z
       });
     }
   });
+
+/**
+ * A listener that asks for TLS must serve it (Synapse: "tls_certificate_path must be specified if
+ * TLS-enabled listeners are configured"); where it cannot, start-up stops here.
+ */
+function checkTlsListeners(config: ValidatedConfig, ctx: z.RefinementCtx): void {
+  for (const key of ['listeners', 'worker_listeners'] as const) {
+    config[key].forEach((listener, i) => {
+      if (!listener.tls) return;
+      if (listener.path !== undefined) {
+        ctx.addIssue({ code: 'custom', message: 'TLS is served on TCP listeners (`port`) only, not on UNIX sockets', path: [key, i, 'tls'] });
+      }
+      const names = listener.resources.flatMap((r) => r.names);
+      for (const name of ['replication', 'router'] as const) {
+        if (names.includes(name)) {
+          ctx.addIssue({
+            code: 'custom',
+            message:
+              name === 'replication'
+                ? 'TLS is not supported on the replication listener (other processes reach it over plain HTTP); use a UNIX socket'
+                : 'TLS is not supported on a router listener; terminate TLS in a reverse proxy in front of it',
+            path: [key, i, 'tls'],
+          });
+        }
+      }
+      for (const pathKey of ['tls_certificate_path', 'tls_private_key_path'] as const) {
+        if (config[pathKey] === undefined) {
+          ctx.addIssue({ code: 'custom', message: `a listener with \`tls: true\` needs \`${pathKey}\``, path: [key, i, 'tls'] });
+        }
+      }
+    });
+  }
+}
+
+const RELYING_ON_OLD_MATRIX_ORG_KEY =
+  'with federation_verify_certificates off, trusting matrix.org on its old key ed25519:auto alone is refused ' +
+  '(as in Synapse); turn certificate checks on, or set accept_keys_insecurely on this key server';
+
+/**
+ * Synapse's rule: with certificate checks off, a key server's answers must be signed by keys
+ * configured for it, unless the admin says `accept_keys_insecurely`.
+ */
+function checkTrustedKeyServers(config: ValidatedConfig, ctx: z.RefinementCtx): void {
+  if (config.federation_verify_certificates) return;
+  (config.trusted_key_servers ?? DEFAULT_TRUSTED_KEY_SERVERS).forEach((server, i) => {
+    if (server.accept_keys_insecurely) return;
+    const keyIds = Object.keys(server.verify_keys ?? {});
+    if (keyIds.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'with federation_verify_certificates off, a key server without verify_keys would be trusted without any check; ' +
+          'give its verify_keys, or set accept_keys_insecurely if you are sure',
+        path: ['trusted_key_servers', i],
+      });
+    } else if (server.server_name === 'matrix.org' && keyIds.includes('ed25519:auto')) {
+      ctx.addIssue({ code: 'custom', message: RELYING_ON_OLD_MATRIX_ORG_KEY, path: ['trusted_key_servers', i] });
+    }
+  });
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type ValidatedConfig = z.output<typeof configSchema>;

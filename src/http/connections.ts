@@ -93,6 +93,11 @@ export class ConnectionGuard {
   private readonly report: LimitReport;
   /** Where the listener listens, for log lines (set once it is bound). */
   label = 'a listener';
+  /**
+   * Whether a refused connection is answered with a plain-text HTTP 503 before it is closed; a TLS
+   * listener's client would read that as a broken handshake, so there it is simply closed.
+   */
+  answersRefusals = true;
 
   constructor(
     readonly maxConnections: number,
@@ -124,9 +129,11 @@ export class ConnectionGuard {
     return true;
   }
 
-  /** A request arrived on `socket` (its headers are complete). */
-  requestStarted(req: IncomingMessage, res: ServerResponse): void {
-    const socket = req.socket;
+  /**
+   * A request arrived on `socket` (its headers are complete). On a TLS listener the request's
+   * socket is the TLS socket over the admitted TCP one, which the caller passes instead.
+   */
+  requestStarted(req: IncomingMessage, res: ServerResponse, socket: Socket = req.socket): void {
     if (!this.silent.delete(socket) && !this.idle.delete(socket) && !this.busy.has(socket)) return; // not ours (closed)
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     res.once('close', () => this.requestEnded(socket));
@@ -187,7 +194,7 @@ export class ConnectionGuard {
   }
 
   private refuse(socket: Socket): false {
-    if (this.refused.size >= MAX_LINGERING_REFUSALS) {
+    if (!this.answersRefusals || this.refused.size >= MAX_LINGERING_REFUSALS) {
       socket.destroy();
       return false;
     }

@@ -1,10 +1,14 @@
 // HTTP listeners on TCP addresses or UNIX sockets, as Synapse's `listeners` config describes
 // them, with a bounded graceful close, and limits on connections (connections.ts): a timeout for
-// request headers, one for idle keep-alive connections, and a cap on open connections.
+// request headers, one for idle keep-alive connections, and a cap on open connections. A listener
+// with `tls: true` serves HTTPS with the certificate it is given, which `reloadTls` replaces for
+// new connections without closing the listener (SIGHUP, as Synapse).
 
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -15,6 +19,7 @@ import {
 } from '../config/schema.js';
 import { answerRefusedRequests } from './client-error.js';
 import { ConnectionGuard, processConnectionCeiling } from './connections.js';
+import type { TlsMaterial } from './tls.js';
 
 export const DEFAULT_SOCKET_MODE = 0o666;
 const DEFAULT_BIND_ADDRESSES = ['::', '0.0.0.0'];
@@ -27,10 +32,20 @@ export class ListenerError extends Error {
 }
 
 export interface RunningListener {
-  /** Where it listens: `http://127.0.0.1:8008` or `unix:/run/x.sock`, one per bound address. */
+  /** Where it listens: `http://127.0.0.1:8008`, `https://…` or `unix:/run/x.sock`, one per bound address. */
   readonly addresses: readonly string[];
+  /**
+   * TLS listeners only: reads the certificate and key again and serves them on new connections
+   * (connections already open keep theirs). Throws, keeping the old ones, when they cannot be read.
+   */
+  reloadTls?(): void;
   /** Stops accepting, waits up to `graceMs` for in-flight requests, then closes what is left. */
   close(graceMs: number): Promise<void>;
+}
+
+export interface ListenerOptions {
+  /** For a listener with `tls: true`: reads the certificate and key to serve (at start and on reload). */
+  readonly tls?: () => TlsMaterial;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -64,11 +79,23 @@ function serverOptions(limits: ConnectionLimits) {
   };
 }
 
-function newServer(handler: Handler, limits: ConnectionLimits): Server {
-  const server = createServer(serverOptions(limits), handler);
+function newServer(handler: Handler, limits: ConnectionLimits, tls: TlsMaterial | undefined): Server {
+  // An HTTPS server is an HTTP server behind a TLS handshake; everything below treats it as one.
+  const server = tls
+    ? (createHttpsServer({ ...serverOptions(limits), cert: tls.cert, key: tls.key }, handler) as unknown as Server)
+    : createServer(serverOptions(limits), handler);
   // A request the server refuses gets a JSON Matrix error and its connection closed, never a crash.
   answerRefusedRequests(server);
   return server;
+}
+
+/**
+ * The TCP connection under a request's socket. On a TLS listener the guard admitted the TCP
+ * socket (the `connection` event comes before the handshake) while requests arrive on the TLS
+ * socket wrapped around it; Node keeps the wrapped socket as `_parent`.
+ */
+function connectionOf(socket: Socket): Socket {
+  return (socket as TLSSocket & { _parent?: Socket })._parent ?? socket;
 }
 
 /**
@@ -82,8 +109,8 @@ function guardConnections(server: Server, guard: ConnectionGuard, log: Logger): 
     if (!guard.admit(socket)) return;
     for (const listener of httpListeners) listener.call(server, socket);
   });
-  server.prependListener('request', (req, res) => guard.requestStarted(req, res));
-  server.on('clientError', (err, socket) => guard.clientError(err, socket as Socket));
+  server.prependListener('request', (req, res) => guard.requestStarted(req, res, connectionOf(req.socket)));
+  server.on('clientError', (err, socket) => guard.clientError(err, connectionOf(socket as Socket)));
   // After listening, an accept error (e.g. out of file descriptors) is logged, never a crash.
   let lastAcceptError = -Infinity;
   server.on('listening', () =>
@@ -133,15 +160,20 @@ async function prepareSocketPath(path: string): Promise<void> {
   unlinkSync(path); // a stale socket left by a process that died
 }
 
-export async function startListener(config: ListenerConfig, handler: Handler, log: Logger): Promise<RunningListener> {
+export async function startListener(config: ListenerConfig, handler: Handler, log: Logger, options: ListenerOptions = {}): Promise<RunningListener> {
+  // A listener that asks for TLS never serves plain HTTP instead.
+  if (config.tls && !options.tls) throw new ListenerError(`the listener on ${config.path ?? config.port} has \`tls: true\` but no certificate to serve`);
+  const tls = config.tls ? options.tls!() : undefined;
+  const scheme = tls ? 'https' : 'http';
   const servers: Server[] = [];
   const addresses: string[] = [];
   let socketPath: string | undefined;
   // One cap for the listener, across its bind addresses.
   const limits = limitsOf(config);
   const guard = new ConnectionGuard(limits.maxConnections, processConnectionCeiling(), log);
+  if (tls) guard.answersRefusals = false;
   const newGuardedServer = () => {
-    const server = newServer(handler, limits);
+    const server = newServer(handler, limits, tls);
     guardConnections(server, guard, log);
     return server;
   };
@@ -172,7 +204,7 @@ export async function startListener(config: ListenerConfig, handler: Handler, lo
         const address = server.address();
         if (address && typeof address === 'object') port = address.port; // port 0: later hosts share it
         servers.push(server);
-        addresses.push(`http://${host.includes(':') ? `[${host}]` : host}:${port}`);
+        addresses.push(`${scheme}://${host.includes(':') ? `[${host}]` : host}:${port}`);
       }
     }
   } catch (err) {
@@ -185,6 +217,14 @@ export async function startListener(config: ListenerConfig, handler: Handler, lo
   guard.label = addresses.join(', ');
   return {
     addresses,
+    ...(tls
+      ? {
+          reloadTls() {
+            const material = options.tls!();
+            for (const server of servers) (server as unknown as HttpsServer).setSecureContext({ cert: material.cert, key: material.key });
+          },
+        }
+      : {}),
     async close(graceMs: number) {
       guard.close();
       await Promise.all(servers.map((server) => closeServer(server, graceMs)));

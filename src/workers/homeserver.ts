@@ -11,6 +11,7 @@ import type { ListenerConfig, ResourceName } from '../config/schema.js';
 import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
 import { createDispatcher } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
+import { loadTlsMaterial, reloadTlsOnHangup, TlsFilesError, type TlsFiles } from '../http/tls.js';
 import { DatabaseUnavailableError, type Database } from '../storage/database.js';
 import { isTransientDatabaseError, messageOf } from '../storage/faults.js';
 import { checkSchemaVersion, migrate, waitForDatabase } from '../storage/migrations.js';
@@ -68,6 +69,29 @@ export function loadSigningKey(config: Config): SigningKey {
   }
 }
 
+/**
+ * The certificate of TLS listeners (the config check made sure both paths are set when a listener
+ * asks for TLS). A file that cannot be used stops start-up with the key that names it.
+ */
+function tlsOptionsOf(config: Config): { files: TlsFiles | undefined; options: { tls?: () => ReturnType<typeof loadTlsMaterial> } } {
+  const { tls_certificate_path: certificatePath, tls_private_key_path: privateKeyPath } = config;
+  if (certificatePath === undefined || privateKeyPath === undefined) return { files: undefined, options: {} };
+  const files = { certificatePath, privateKeyPath };
+  return {
+    files,
+    options: {
+      tls: () => {
+        try {
+          return loadTlsMaterial(files);
+        } catch (err) {
+          if (err instanceof TlsFilesError) throw new StartupConfigError(`${config.origin.describe(['tls_certificate_path'])}: ${err.message}`);
+          throw err;
+        }
+      },
+    },
+  };
+}
+
 /** The resource groups a listener serves. `/health` is on every HTTP listener, as in Synapse. */
 export function listenerResources(listener: ListenerConfig): Set<ResourceName> {
   const names = new Set<ResourceName>(listener.resources.flatMap((r) => r.names));
@@ -123,6 +147,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
   const shutdown = new AbortController();
   let processServices: ProcessServices | undefined;
   let cluster: Cluster | undefined;
+  let stopReloadingTls: () => void = () => {};
   try {
     // "Unreachable" must not read as "empty" (a worker would report schema version 0).
     await waitForDatabase(database, { log: storageLog, signal: options.signal, onWaiting: () => reportWaitingToSupervisor('database') });
@@ -154,6 +179,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
     void cluster?.bus.start();
 
     const listenerLog = componentLogger(log, 'http.listener');
+    const tls = tlsOptionsOf(config);
     // A worker never serves main-only routes (state held in main's memory, such as nonces).
     const routes = role === 'worker' ? ROUTES.filter((route) => route.servedBy !== 'main') : ROUTES;
     for (const listener of role === 'worker' ? config.worker_listeners : config.listeners) {
@@ -178,12 +204,13 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
           });
         },
       });
-      const running = await startListener(listener, dispatcher, listenerLog);
+      const running = await startListener(listener, dispatcher, listenerLog, listener.tls ? tls.options : {});
       listeners.push(running);
       if (resources.has('replication')) componentLogger(log, 'http.resources').info('Attaching to path /_synapse/replication');
       const names = [...resources].join(', ');
       for (const address of running.addresses) listenerLog.info(`listening on ${address} (${names})`);
     }
+    if (tls.files) stopReloadingTls = reloadTlsOnHangup(listeners, tls.files, listenerLog);
     log.info({ signingKey: signingKey.keyId, instance: topology.instanceName }, `Myelin is serving ${config.server_name}`);
   } catch (err) {
     // Whatever fails while undoing a partial start, the start's own error is the one to report.
@@ -199,6 +226,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
     database,
     services: processServices.services,
     async stop(graceMs = 10_000) {
+      stopReloadingTls();
       // Ends long-polls at once (they watch this signal), so closing does not wait for them.
       shutdown.abort();
       await Promise.all(listeners.map((l) => l.close(graceMs)));

@@ -117,7 +117,12 @@ function specificity(regex: string): number {
 export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUTES as readonly Route[]): ProxyPlan {
   const table = new RoutingTable(cluster);
   const pools = new Map<string, Pool>();
-  const poolFor = (resource: string, instances: readonly string[], hash: PoolHash, nameHint: string): Pool => {
+  const poolFor = (requested: string, instances: readonly string[], hash: PoolHash, nameHint: string): Pool => {
+    // Main serving a resource on its client listener (e.g. `federation`, which includes `keys`)
+    // is the main pool: what no location claims goes there anyway.
+    const onMain = instances.length === 1 && instances[0] === MAIN_INSTANCE;
+    const sameAsClient = onMain && table.endpointOf(MAIN_INSTANCE, requested)?.label === table.endpointOf(MAIN_INSTANCE, 'client')?.label;
+    const resource = sameAsClient ? 'client' : requested;
     const effectiveHash = instances.length > 1 ? hash : undefined;
     const key = `${instances.join(',')}|${resource}|${effectiveHash ?? ''}|${nameHint === INITIAL_SYNC_POOL}`;
     let pool = pools.get(key);

@@ -32,6 +32,7 @@ import { serveWriter } from '../replication/rpc-proxy.js';
 import { singleProcessPlacement, type WriterPlacement } from './placement.js';
 import { DEVICE_LISTS_WRITER_METHODS, deviceListsPlacement, ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
 import { componentLogger, type Logger } from '../util/log.js';
+import { createFederationServices } from '../federation/index.js';
 
 export interface ProcessServices {
   services: ApiServices;
@@ -114,6 +115,9 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     eventsWriter,
     positions,
   };
+  // Before the handler areas: it reads files the config names (CA certificates), and one that
+  // cannot be read stops start-up.
+  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
   const e2ee = await createE2eeServices(core, { devices: accounts.devices, placement: deviceListsPlacement(placement) });
@@ -121,7 +125,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
-  const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms };
+  const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms, federation };
 
   if (cluster) {
     // Serve the writers this process runs to the others.
@@ -148,6 +152,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
       notifier.close();
       services.closeEphemeral();
       await services.closeE2ee();
+      await federation.close();
     },
   };
 }

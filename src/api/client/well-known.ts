@@ -3,6 +3,7 @@
 // §Resolving server names). Served only when configured, as Synapse does.
 
 import { Errors } from '../../errors.js';
+import { serverWellKnownDelegation } from '../../federation/well-known.js';
 import { defineRoute } from '../../http/route.js';
 import type { ApiServices } from '../services.js';
 
@@ -26,9 +27,7 @@ export const wellKnownRoutes = [
     resource: 'client',
     handle: (_req, { config }) => {
       if (!config.serve_server_wellknown) throw Errors.notFound('No .well-known/matrix/server is configured');
-      // Federation traffic that reaches https://<server_name>/ can be served on 443.
-      const hasPort = /:\d+$/.test(config.server_name);
-      return { body: { 'm.server': hasPort ? config.server_name : `${config.server_name}:443` } };
+      return { body: { 'm.server': serverWellKnownDelegation(config) } };
     },
   }),
 ];

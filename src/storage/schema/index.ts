@@ -9,5 +9,15 @@ import { accounts } from './0010-accounts.js';
 import { ephemeral } from './0020-ephemeral.js';
 import { e2ee } from './0040-e2ee.js';
 import { streamSequences } from './0041-stream-sequences.js';
+import { serverKeys } from './0050-server-keys.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee, streamSequences];
+export const SCHEMA: readonly Migration[] = [
+  serverMeta,
+  clientServer,
+  eventsSequence,
+  accounts,
+  ephemeral,
+  e2ee,
+  streamSequences,
+  serverKeys,
+];

@@ -1,0 +1,158 @@
+// Homeservers that federate over real TLS on loopback: an in-process Myelin whose listener serves
+// HTTPS with a certificate the test made, named `localhost:<port>`, and an HTTPS client for tests.
+// Certificates are not checked between them (`federation_verify_certificates: false`) and
+// loopback is allowed (`ip_range_whitelist`), as the issue's test setup says, unless a test says
+// otherwise in `config`.
+
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import type { TLSSocket } from 'node:tls';
+import pino from 'pino';
+import { configSchema } from '../../src/config/schema.js';
+import { generateSigningKey, type SigningKey } from '../../src/core/signing.js';
+import type { DnsOptions } from '../../src/federation/dns.js';
+import { createFederationServices, type FederationServices } from '../../src/federation/index.js';
+import type { Database } from '../../src/storage/database.js';
+import { migrate } from '../../src/storage/migrations.js';
+import { SqliteDatabase } from '../../src/storage/sqlite.js';
+import { startTestHomeserver, type TestHomeserver } from './homeserver.js';
+import { freePort } from './server-process.js';
+import { makeCertificate, type TestCertificate } from './tls-certs.js';
+import { tempDir } from './tmp.js';
+
+export interface FederatingServer {
+  readonly serverName: string;
+  readonly port: number;
+  /** `https://127.0.0.1:<port>` */
+  readonly baseUrl: string;
+  readonly hs: TestHomeserver;
+  readonly federation: FederationServices;
+  readonly certificate: TestCertificate;
+  stop(): Promise<void>;
+}
+
+export const LOOPBACK_FEDERATION = {
+  federation_verify_certificates: false,
+  ip_range_whitelist: ['127.0.0.0/8', '::1/128'],
+  trusted_key_servers: [],
+  suppress_key_server_warning: true,
+};
+
+export async function startFederatingServer(options: { config?: Record<string, unknown>; certificate?: TestCertificate } = {}): Promise<FederatingServer> {
+  const port = await freePort();
+  const serverName = `localhost:${port}`;
+  const certificate = options.certificate ?? makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  const hs = await startTestHomeserver({
+    serverName,
+    config: {
+      listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client', 'federation'] }] }],
+      tls_certificate_path: certificate.certPath,
+      tls_private_key_path: certificate.keyPath,
+      ...LOOPBACK_FEDERATION,
+      ...options.config,
+    },
+  });
+  return {
+    serverName,
+    port,
+    baseUrl: `https://127.0.0.1:${port}`,
+    hs,
+    federation: hs.homeserver.services.federation,
+    certificate,
+    stop: () => hs.stop(),
+  };
+}
+
+export interface HttpsAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: any;
+  /** The certificate the server presented. */
+  peerFingerprint256: string;
+}
+
+/** An HTTPS request that accepts any certificate (the test checks which one it got). */
+export function httpsCall(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: { body?: unknown; headers?: Record<string, string>; servername?: string } = {},
+): Promise<HttpsAnswer> {
+  const url = new URL(path, baseUrl);
+  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        method,
+        host: url.hostname,
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        rejectUnauthorized: false,
+        agent: false,
+        ...(options.servername ? { servername: options.servername } : {}),
+        headers: {
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) }),
+          ...options.headers,
+        },
+      },
+      (res) => {
+        const peerFingerprint256 = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, peerFingerprint256 });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+export interface StandaloneFederation {
+  readonly federation: FederationServices;
+  readonly db: Database;
+  readonly signingKey: SigningKey;
+  close(): Promise<void>;
+}
+
+/**
+ * The federation services of a server that is not started: its own SQLite database, a config read
+ * through the real schema (so defaults apply), and optionally its own DNS servers and
+ * `.well-known` port. For tests of the outbound side.
+ */
+export async function standaloneFederation(
+  config: Record<string, unknown>,
+  options: { dns?: DnsOptions; wellKnownPort?: number } = {},
+): Promise<StandaloneFederation> {
+  const db = new SqliteDatabase(join(tempDir('myelin-fed-'), 'homeserver.db'));
+  await migrate(db);
+  const signingKey = generateSigningKey();
+  const federation = createFederationServices({
+    config: configSchema.parse({ server_name: 'standalone.test', ...config }),
+    db,
+    signingKey,
+    log: pino({ level: process.env.MYELIN_TEST_LOG_LEVEL ?? 'silent' }),
+    ...(options.dns ? { dns: options.dns } : {}),
+    ...(options.wellKnownPort === undefined ? {} : { wellKnownPort: options.wellKnownPort }),
+  });
+  return {
+    federation,
+    db,
+    signingKey,
+    async close() {
+      await federation.close();
+      await db.close();
+    },
+  };
+}
