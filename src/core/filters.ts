@@ -25,7 +25,7 @@
 // Type patterns: the spec lets `*` match any sequence of characters anywhere in the pattern.
 // Synapse only honours a trailing `*`; we implement the spec, which is a superset.
 
-import { Errors, MatrixError } from '../errors.js';
+import { Errors, type MatrixError } from '../errors.js';
 import { isValidRoomId, isValidUserId } from './identifiers.js';
 import { isJsonObject, JsonInputError, parseJsonInput, type JsonObject, type JsonValue } from './json.js';
 
