@@ -3,12 +3,11 @@
 // §Resolving server names). Served only when configured, as Synapse does.
 
 import { Errors } from '../../errors.js';
-import { defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { defineRoute } from '../define-route.js';
 
 export const wellKnownRoutes = [
   // GET /.well-known/matrix/client
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'wellknown.client',
     method: 'GET',
     paths: '/.well-known/matrix/client',
@@ -19,7 +18,7 @@ export const wellKnownRoutes = [
     },
   }),
   // GET /.well-known/matrix/server
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'wellknown.server',
     method: 'GET',
     paths: '/.well-known/matrix/server',

@@ -2,12 +2,12 @@
 // user-interactive auth (S:content/client-server-api/_index.md §Password-based, §Identifier types;
 // `Syn:synapse/handlers/auth.py` `validate_login`).
 
+import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, MatrixError, optionalObject, optionalString, parseInput } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import { hashPassword, verifyPassword } from '../auth.js';
 import type { RateLimits } from '../rate-limit.js';
-import { optionalObject, optionalString } from './fields.js';
 
 /** Synapse refuses longer passwords before hashing them. */
 export const MAX_PASSWORD_LENGTH = 512;
@@ -22,13 +22,16 @@ export function invalidCredentials(): AuthFailure {
   return new AuthFailure(403, 'M_FORBIDDEN', 'Invalid username or password');
 }
 
+const identifierField = z.object({ identifier: optionalObject });
+const userField = z.object({ user: optionalString });
+
 /**
  * The user a login or auth submission names, from `identifier` or the deprecated top-level
  * `user` / `medium` + `address`. Returns a qualified user id (not checked to exist).
  * Third-party identifiers are understood but this server binds none, so they never match.
  */
 export function userIdOfSubmission(submission: JsonObject, serverName: string): string {
-  let identifier = optionalObject(submission, 'identifier');
+  let identifier = parseInput(identifierField, submission).identifier;
   const legacyUser = submission.user;
   if (legacyUser !== undefined && legacyUser !== null && legacyUser !== '') {
     if (typeof legacyUser !== 'string') throw Errors.badJson('"user" must be a string');
@@ -42,7 +45,7 @@ export function userIdOfSubmission(submission: JsonObject, serverName: string): 
 
   switch (identifier.type) {
     case 'm.id.user': {
-      const user = optionalString(identifier, 'user');
+      const user = parseInput(userField, identifier).user;
       if (!user) throw Errors.missingParam("User identifier is missing 'user' key");
       return user.startsWith('@') ? user : `@${user}:${serverName}`;
     }
@@ -57,7 +60,7 @@ export function userIdOfSubmission(submission: JsonObject, serverName: string): 
       }
       throw invalidCredentials();
     default:
-      throw new MatrixError(400, 'M_UNKNOWN', 'Unknown login identifier type');
+      throw Errors.unknown('Unknown login identifier type', 400);
   }
 }
 
