@@ -1,6 +1,6 @@
 // Client-server API: GET /sync (S:data/api/client-server/sync.yaml; spec: client-server API, §Syncing).
 
-import { DEFAULT_FILTER, parseSyncFilterParam, type Filter } from '../../core/filters.js';
+import { DEFAULT_FILTER, InvalidFilterError, parseSyncFilterParam, type Filter } from '../../core/filters.js';
 import { Errors } from '../../errors.js';
 import { booleanParam, enumParam, numberParam } from '../../http/query.js';
 import { clientPaths, type RouteDefinition } from '../../http/route.js';
@@ -20,7 +20,11 @@ async function filterOf(query: URLSearchParams, services: ApiServices, userId: s
   if (param === null || param === '') return DEFAULT_FILTER;
   let parsed = inlineFilters.get(param);
   if (!parsed) {
-    parsed = parseSyncFilterParam(param);
+    try {
+      parsed = parseSyncFilterParam(param);
+    } catch (err) {
+      throw err instanceof InvalidFilterError ? Errors.fromCore(err) : err;
+    }
     inlineFilters.set(param, parsed);
   }
   if (parsed.kind === 'inline') return parsed.filter;

@@ -1,6 +1,7 @@
 // Query parameters of the timeline reads (/messages and /context), read with src/http/query.ts.
 
-import { parseRoomEventFilter, type RoomEventFilter } from '../../core/filters.js';
+import { InvalidFilterError, parseRoomEventFilter, type RoomEventFilter } from '../../core/filters.js';
+import { Errors } from '../../errors.js';
 import { integerParam, jsonParam } from '../../http/query.js';
 
 /** `limit` of /messages and /context: ≥ 0, default `fallback`, at most `max`. */
@@ -11,5 +12,10 @@ export function limitParam(query: URLSearchParams, fallback: number, max: number
 /** The `filter` query parameter of /messages and /context: a JSON RoomEventFilter. */
 export function roomEventFilterParam(query: URLSearchParams): RoomEventFilter | undefined {
   const json = jsonParam(query, 'filter');
-  return json === undefined ? undefined : parseRoomEventFilter(json);
+  if (json === undefined) return undefined;
+  try {
+    return parseRoomEventFilter(json);
+  } catch (err) {
+    throw err instanceof InvalidFilterError ? Errors.fromCore(err) : err;
+  }
 }

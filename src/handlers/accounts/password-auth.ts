@@ -16,10 +16,14 @@ export const MAX_PASSWORD_LENGTH = 512;
  * A failed attempt to prove who one is (wrong password, unknown user). User-interactive auth
  * reports it inside its 401 so the client may try again; other errors (bad input) end the request.
  */
-export class AuthFailure extends MatrixError {}
+export class AuthFailure extends MatrixError {
+  constructor(error: MatrixError) {
+    super(error.status, error.errcode, error.message, error.extra, error.headers);
+  }
+}
 
 export function invalidCredentials(): AuthFailure {
-  return new AuthFailure(403, 'M_FORBIDDEN', 'Invalid username or password');
+  return new AuthFailure(Errors.forbidden('Invalid username or password'));
 }
 
 const identifierField = z.object({ identifier: optionalObject });
@@ -90,7 +94,7 @@ export class PasswordAuthenticator {
     const user = await this.findUser(claimed);
     if (user?.deactivated) {
       // Deactivation removed the password: there is nothing left to check it against.
-      throw new AuthFailure(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+      throw new AuthFailure(Errors.userDeactivated());
     }
     const stored = user?.passwordHash ?? null;
     const matches = password.length <= MAX_PASSWORD_LENGTH && (await verifyPassword(password, stored ?? (await this.decoy())));
