@@ -11,7 +11,7 @@ import { z } from 'zod';
 import { isJsonObject, type JsonObject } from './core/json.js';
 
 /** Every errcode this server answers with (spec: client-server API, §Common error codes and §Other error codes). */
-export const ERRCODES = [
+const ERRCODES = [
   'M_BAD_ALIAS',
   'M_BAD_JSON',
   'M_FORBIDDEN',
@@ -39,10 +39,6 @@ export const ERRCODES = [
 
 export type Errcode = (typeof ERRCODES)[number];
 
-export function isErrcode(value: string): value is Errcode {
-  return (ERRCODES as readonly string[]).includes(value);
-}
-
 export class MatrixError extends Error {
   constructor(
     readonly status: number,
@@ -63,7 +59,7 @@ export class MatrixError extends Error {
 }
 
 /** Statuses M_UNKNOWN is answered with: the spec's catch-all, for failures it names no code for. */
-export type UnknownStatus = 400 | 403 | 408 | 409 | 500 | 502 | 503;
+type UnknownStatus = 400 | 403 | 408 | 409 | 500 | 502 | 503;
 
 export const Errors = {
   // ---- one factory per errcode ----
@@ -151,11 +147,6 @@ export const Errors = {
   /** A typed failure from `core/` (event checks, push rules): its code and status, our error. */
   fromCore: (err: { readonly status: number; readonly errcode: Errcode; readonly message: string }) =>
     new MatrixError(err.status, err.errcode, err.message),
-  /**
-   * The first problem a zod schema found in request input (a body, or a body a user-interactive
-   * auth session kept): see `inputIssueError`.
-   */
-  invalidInput: (issues: readonly z.core.$ZodIssue[]) => inputIssueError(issues),
 } as const;
 
 // ---- input validated by zod schemas ----------------------------------------------------------
@@ -196,11 +187,8 @@ export const optionalInteger = absentIfNull(z.int().optional());
 /** An optional JSON object; `null` reads as absent. */
 export const optionalObject = absentIfNull(jsonObject.optional());
 
-/**
- * The errcode a schema check asks for, carried in a custom issue's `params` (see `checked` in
- * `src/schemas.ts`).
- */
-export interface IssueParams {
+/** The errcode a schema check asks for, carried in a custom issue's `params` (see `checked`). */
+interface IssueParams {
   readonly errcode?: Errcode;
 }
 
@@ -225,7 +213,7 @@ export function parseInput<S extends z.ZodType>(schema: S, value: unknown): z.ou
  * - a value out of its range or set (a length, a minimum, an enum): 400 `M_INVALID_PARAM`;
  * - a custom check: its own message, with the errcode it names (else `M_INVALID_PARAM`).
  */
-export function inputIssueError(issues: readonly z.core.$ZodIssue[]): MatrixError {
+function inputIssueError(issues: readonly z.core.$ZodIssue[]): MatrixError {
   const issue = issues[0];
   if (!issue) return Errors.badJson();
   const where = fieldPath(issue.path);
@@ -246,8 +234,12 @@ export function inputIssueError(issues: readonly z.core.$ZodIssue[]): MatrixErro
       return Errors.invalidParam(`${label}: ${issue.origin === 'string' ? 'shorter than' : 'below'} ${String(issue.minimum)}`);
     case 'invalid_format':
       return Errors.invalidParam(`${label}: not a valid ${issue.format}`);
-    case 'invalid_key':
-      return Errors.invalidParam(`${label}: has an invalid key`);
+    case 'invalid_key': {
+      // A record's key (the path ends with it) that its key schema refused.
+      const inner = issue.issues[0];
+      const errcode = inner?.code === 'custom' ? ((inner.params as IssueParams | undefined)?.errcode ?? 'M_INVALID_PARAM') : 'M_INVALID_PARAM';
+      return new MatrixError(400, errcode, `${label}: ${inner?.code === 'custom' ? inner.message : 'not a valid key'}`);
+    }
     case 'invalid_element':
       return Errors.invalidParam(`${label}: has an invalid element`);
     case 'custom': {
@@ -259,7 +251,7 @@ export function inputIssueError(issues: readonly z.core.$ZodIssue[]): MatrixErro
   }
 }
 
-/** `rooms["!a:b"].sessions` style: dots between names, brackets around indices. */
+/** `filter.types[1]`: dots between names, brackets around indices. */
 function fieldPath(path: readonly PropertyKey[]): string {
   let text = '';
   for (const part of path) {

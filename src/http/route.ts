@@ -51,13 +51,13 @@ export type AuthKind = 'none' | 'user' | 'guest' | 'server';
 export type BodyKind = 'none' | 'json' | 'json-optional' | 'raw';
 
 /** A zod schema for a JSON body: its output is what the handler gets. */
-export type BodySchema = z.ZodType<object>;
+type BodySchema = z.ZodType<object>;
 
 /**
  * A declaration's `body`: `'none'`, `'raw'`, or a zod schema for a JSON object. A schema that
  * accepts an absent body (`.default({})`) makes the body optional: older clients send none.
  */
-export type BodyDeclaration = 'none' | 'raw' | BodySchema;
+type BodyDeclaration = 'none' | 'raw' | BodySchema;
 
 type ParamNames<P extends string> = P extends `${string}{${infer Name}}${infer Rest}` ? Name | ParamNames<Rest> : never;
 type ParamsOfEach<P extends string> = P extends string ? { readonly [K in ParamNames<P>]: string } : never;
@@ -66,13 +66,13 @@ type ParamsOfEach<P extends string> = P extends string ? { readonly [K in ParamN
  * The path parameters of a route with templates `P`: the names every template has (the keys of a
  * union of object types are those common to all of them), each a percent-decoded string.
  */
-export type PathParams<P extends string> = { readonly [K in keyof ParamsOfEach<P>]: string };
+type PathParams<P extends string> = { readonly [K in keyof ParamsOfEach<P>]: string };
 
 /** What the handler gets as `body`. */
-export type BodyOf<B extends BodyDeclaration> = B extends 'raw' ? Buffer : B extends BodySchema ? z.output<B> : undefined;
+type BodyOf<B extends BodyDeclaration> = B extends 'raw' ? Buffer : B extends BodySchema ? z.output<B> : undefined;
 
 /** Who is calling, by auth kind. */
-export type CallerOf<A extends AuthKind> = A extends 'user' | 'guest'
+type CallerOf<A extends AuthKind> = A extends 'user' | 'guest'
   ? { readonly requester: Requester }
   : A extends 'server'
     ? { readonly origin: string }
@@ -94,7 +94,7 @@ interface RequestBase<Params, Body> {
 }
 
 /** The request a handler gets: typed by the route's path templates, auth kind and body. */
-export type RouteRequest<
+type RouteRequest<
   Params = Readonly<Record<string, string>>,
   A extends AuthKind = AuthKind,
   Body = unknown,
@@ -151,7 +151,7 @@ type MethodAndBody<M extends HttpMethod, B extends BodyDeclaration> = M extends 
   : { readonly method: M; readonly body?: B };
 
 /** What a route declaration says; `defineRoute` fills in the defaults. */
-export type RouteDeclaration<S, P extends string, M extends HttpMethod, A extends AuthKind, B extends BodyDeclaration> = MethodAndBody<M, B> & {
+type RouteDeclaration<S, P extends string, M extends HttpMethod, A extends AuthKind, B extends BodyDeclaration> = MethodAndBody<M, B> & {
   readonly name: string;
   readonly paths: P | readonly P[];
   readonly resource: ResourceName;

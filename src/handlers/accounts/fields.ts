@@ -15,7 +15,7 @@ export function boundedString(maxLength: number, errcode: 'M_BAD_JSON' | 'M_INVA
   return absentIfNull(checked(z.string(), (value) => value.length <= maxLength, errcode, message).optional());
 }
 
-export const deviceIdField = boundedString(MAX_DEVICE_ID_LENGTH, 'M_INVALID_PARAM', `cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters`);
+const deviceIdField = boundedString(MAX_DEVICE_ID_LENGTH, 'M_INVALID_PARAM', `cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters`);
 
 export const deviceDisplayNameField = boundedString(
   MAX_DEVICE_DISPLAY_NAME_LENGTH,
