@@ -20,7 +20,9 @@ export const accountDataRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     servedBy: 'any',
     auth: 'guest',
-    handle: async ({ requester, params }, services) => ({ body: await services.accountData.get(requester, params.userId, null, params.type) }),
+    handle: async ({ requester, params }, services) => ({
+      body: await services.accountData.get(requester, params.userId, null, params.type),
+    }),
   }),
 
   // PUT /_matrix/client/v3/user/{userId}/account_data/{type}

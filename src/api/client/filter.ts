@@ -29,6 +29,8 @@ export const filterRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     servedBy: 'any',
     auth: 'guest',
-    handle: async ({ requester, params }, services) => ({ body: await services.filters.getJson(requester, params.userId, params.filterId) }),
+    handle: async ({ requester, params }, services) => ({
+      body: await services.filters.getJson(requester, params.userId, params.filterId),
+    }),
   }),
 ];

@@ -15,7 +15,12 @@ import type { ApiServices } from '../services.js';
 const versionOf = (query: URLSearchParams) => requiredStringParam(query, 'version');
 
 // Megolm session ids are 43 characters; no id of any kind is longer than 255 bytes.
-const sessionId = checked(z.string(), (id) => utf8Length(id) <= MAX_IDENTIFIER_BYTES, 'M_INVALID_PARAM', `a session id is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
+const sessionId = checked(
+  z.string(),
+  (id) => utf8Length(id) <= MAX_IDENTIFIER_BYTES,
+  'M_INVALID_PARAM',
+  `a session id is longer than ${MAX_IDENTIFIER_BYTES} bytes`,
+);
 const roomId = checked(z.string(), isValidRoomId, 'M_INVALID_PARAM', 'a key is not a room id');
 
 /** `{sessions: {<session id>: <key data>}}`: each key's data is checked by the handler (`checkRoomKey`). */
@@ -138,7 +143,8 @@ export const keyBackupRoutes: RouteDefinition<ApiServices>[] = [
     paths: clientPaths('/room_keys/keys/{roomId}/{sessionId}'),
     handle: async ({ requester, params, query }, { keyBackup }) => {
       const { roomId, sessionId } = params;
-      const key: JsonObject | undefined = (await keyBackup.getKeys(requester.userId, versionOf(query), roomId, sessionId))[roomId]?.[sessionId];
+      const rooms = await keyBackup.getKeys(requester.userId, versionOf(query), roomId, sessionId);
+      const key: JsonObject | undefined = rooms[roomId]?.[sessionId];
       if (!key) throw Errors.notFound('No room_keys found');
       return { body: key };
     },
