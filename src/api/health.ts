@@ -1,12 +1,11 @@
 // GET /health: answers 200 "OK" while the process serves requests (used by load balancers,
 // the supervisor and `myelin check`).
 
-import { defineRoute } from '../http/route.js';
-import type { ApiServices } from './services.js';
+import { defineRoute } from './define-route.js';
 
 export const healthRoutes = [
   // GET /health
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'health',
     method: 'GET',
     paths: '/health',

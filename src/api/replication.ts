@@ -4,13 +4,15 @@
 
 import { MAX_JSON_DEPTH } from '../core/json.js';
 import { Errors } from '../errors.js';
-import { defineRoute, type RouteDefinition } from '../http/route.js';
+import type { RouteDefinition } from '../http/route.js';
 import { RPC_ROUTE_PATH } from '../replication/rpc.js';
+import { defineRoute } from './define-route.js';
+import { jsonObject } from '../errors.js';
 import type { ApiServices } from './services.js';
 
 export const replicationRoutes: RouteDefinition<ApiServices>[] = [
   // POST /_synapse/replication/{name}/{txnId}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'replication.call',
     method: 'POST',
     paths: RPC_ROUTE_PATH,
@@ -18,19 +20,15 @@ export const replicationRoutes: RouteDefinition<ApiServices>[] = [
     servedBy: 'any',
     // The replication secret is checked by the RPC server; there is no user access token here.
     auth: 'none',
-    body: 'json',
+    // The envelope `{args, positions}` is read by the RPC server.
+    body: jsonObject,
     // A call carries what a client sent (already checked by the client route, U+0000 included
     // where that route accepts it) inside an envelope a few levels deep.
     acceptsNul: true,
     maxJsonDepth: MAX_JSON_DEPTH + 28,
-    handle: async (req, services) => {
+    handle: async ({ params, headers, body }, services) => {
       if (!services.rpcServer) throw Errors.unrecognized(404, 'This process serves no replication calls');
-      return services.rpcServer.serve({
-        name: req.params.name!,
-        txnId: req.params.txnId!,
-        authorization: req.headers.authorization,
-        body: req.body,
-      });
+      return services.rpcServer.serve({ name: params.name, txnId: params.txnId, authorization: headers.authorization, body });
     },
   }),
 ];

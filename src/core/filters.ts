@@ -8,8 +8,9 @@
 //
 // Validation follows Synapse's schema (`Syn:synapse/api/filtering.py`): known keys must have the
 // right JSON type, `rooms`/`senders` lists must hold valid room/user ids, and unknown keys are
-// ignored for forward compatibility. Failures are 400 `M_BAD_JSON` (Synapse answers `M_UNKNOWN`,
-// which tells a client less; the spec's `M_BAD_JSON` is "valid JSON with invalid values").
+// ignored for forward compatibility. Failures are `InvalidFilterError`s, which the API answers
+// 400 `M_BAD_JSON` (Synapse answers `M_UNKNOWN`, which tells a client less; the spec's
+// `M_BAD_JSON` is "valid JSON with invalid values").
 //
 // Limits — decisions where the spec is vague:
 //   - `limit` must be a JSON integer ≥ 0. The spec says "greater than 0", but Synapse accepts 0
@@ -25,7 +26,6 @@
 // Type patterns: the spec lets `*` match any sequence of characters anywhere in the pattern.
 // Synapse only honours a trailing `*`; we implement the spec, which is a superset.
 
-import { Errors, MatrixError } from '../errors.js';
 import { isValidRoomId, isValidUserId } from './identifiers.js';
 import { isJsonObject, JsonInputError, parseJsonInput, type JsonObject, type JsonValue } from './json.js';
 
@@ -88,8 +88,24 @@ export interface ParseFilterOptions {
 
 // ---- parsing ----
 
-function bad(path: string, what: string): MatrixError {
-  return Errors.badJson(`Invalid filter: ${path} ${what}`);
+/**
+ * A filter that is not one: 400 with `errcode` — `M_BAD_JSON`, or `M_NOT_JSON` for an inline
+ * filter that is not JSON at all. The API answers it as a Matrix error (`Errors.fromCore`).
+ */
+export class InvalidFilterError extends Error {
+  readonly status = 400;
+
+  constructor(
+    message: string,
+    readonly errcode: 'M_BAD_JSON' | 'M_NOT_JSON' = 'M_BAD_JSON',
+  ) {
+    super(message);
+    this.name = 'InvalidFilterError';
+  }
+}
+
+function bad(path: string, what: string): InvalidFilterError {
+  return new InvalidFilterError(`Invalid filter: ${path} ${what}`);
 }
 
 function objectAt(value: JsonValue | undefined, path: string): JsonObject {
@@ -163,11 +179,11 @@ function parseRoomEventFilterAt(value: JsonValue | undefined, path: string): Roo
 }
 
 /**
- * Validates a sync filter and returns it normalised and frozen. Throws `MatrixError` 400
- * `M_BAD_JSON` naming the offending key. Unknown keys are ignored.
+ * Validates a sync filter and returns it normalised and frozen. Throws `InvalidFilterError`
+ * (`M_BAD_JSON`) naming the offending key. Unknown keys are ignored.
  */
 export function parseFilter(json: unknown, options: ParseFilterOptions = {}): Filter {
-  if (!isJsonObject(json)) throw Errors.badJson('Invalid filter: must be a JSON object');
+  if (!isJsonObject(json)) throw new InvalidFilterError('Invalid filter: must be a JSON object');
   const top = json;
 
   const eventFormat = top.event_format;
@@ -203,7 +219,7 @@ export function parseFilter(json: unknown, options: ParseFilterOptions = {}): Fi
  * `/context`. (Synapse does not validate these at all; we apply the same checks as for sync.)
  */
 export function parseRoomEventFilter(json: unknown): RoomEventFilter {
-  if (!isJsonObject(json)) throw Errors.badJson('Invalid filter: must be a JSON object');
+  if (!isJsonObject(json)) throw new InvalidFilterError('Invalid filter: must be a JSON object');
   return parseRoomEventFilterAt(json, 'filter');
 }
 
@@ -226,8 +242,7 @@ export function parseSyncFilterParam(
   try {
     json = parseJsonInput(param);
   } catch (err) {
-    if (err instanceof JsonInputError && err.problem === 'syntax') throw Errors.notJson('Invalid filter JSON');
-    if (err instanceof JsonInputError) throw Errors.jsonInput(err);
+    if (err instanceof JsonInputError) throw new InvalidFilterError(err.problem === 'syntax' ? 'Invalid filter JSON' : err.message, err.problem === 'syntax' ? 'M_NOT_JSON' : 'M_BAD_JSON');
     throw err;
   }
   return { kind: 'inline', filter: parseFilter(json, options) };

@@ -240,19 +240,19 @@ export class EventsWriter implements EventsWriterApi {
 
   async createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }> {
     const version = getRoomVersion(plan.roomVersion);
-    if (!version) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Unsupported room version ${plan.roomVersion}`);
+    if (!version) throw Errors.unsupportedRoomVersion(`Unsupported room version ${plan.roomVersion}`);
     let create: RoomEvent;
     try {
       create = parsePdu(plan.createEvent, version);
     } catch (err) {
-      if (err instanceof InvalidEventError) throw new MatrixError(400, err.errcode, err.message);
+      if (err instanceof InvalidEventError) throw Errors.fromCore({ status: 400, errcode: err.errcode, message: err.message });
       throw err;
     }
     if (create.type !== 'm.room.create' || create.stateKey !== '' || !isLocalUser(create.sender, this.deps.serverName)) {
-      throw new MatrixError(400, 'M_BAD_JSON', 'createRoom needs a create event sent by a local user');
+      throw Errors.badJson('createRoom needs a create event sent by a local user');
     }
     if (!verifyJsonSignature(redactEvent(create.pdu, version), this.deps.serverName, this.deps.signingKey.keyId, this.deps.signingKey.publicKey)) {
-      throw new MatrixError(400, 'M_BAD_JSON', 'the create event is not signed by this server');
+      throw Errors.badJson('the create event is not signed by this server');
     }
     const roomId = create.roomId;
     const room: RoomContext = { roomId, version, state: new Map(), latest: create, lastWrite: undefined, inFlight: 0 };
@@ -281,7 +281,7 @@ export class EventsWriter implements EventsWriterApi {
             roomId,
             plan.creator,
           ]);
-          if (inserted.changes === 0) throw new MatrixError(400, 'M_ROOM_IN_USE', `Room alias ${alias} already taken`);
+          if (inserted.changes === 0) throw Errors.roomInUse(`Room alias ${alias} already taken`);
         }
       });
     });
@@ -315,7 +315,7 @@ export class EventsWriter implements EventsWriterApi {
     const cached = this.active.get(roomId) ?? this.rooms.get(roomId);
     if (cached) return cached;
     const version = await this.deps.eventCache.roomVersion(roomId);
-    if (!version) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    if (!version) throw Errors.notFound(`Unknown room ${roomId}`);
     const rows = await this.deps.roomState.currentState(roomId);
     const events = await this.deps.eventCache.getMany(rows.map((r) => r.event_id));
     const state = new Map<StateKey, RoomEvent>();
@@ -325,7 +325,7 @@ export class EventsWriter implements EventsWriterApi {
     }
     const latestRow = await this.deps.events.latestEvent(roomId);
     const latest = latestRow ? (await this.deps.eventCache.fromRow(latestRow))?.event : undefined;
-    if (!latest) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    if (!latest) throw Errors.notFound(`Unknown room ${roomId}`);
     const room: RoomContext = { roomId, version, state, latest, lastWrite: undefined, inFlight: 0 };
     this.rooms.set(roomId, room);
     return room;
@@ -369,7 +369,7 @@ export class EventsWriter implements EventsWriterApi {
       return finaliseEvent(pdu, version, this.deps.serverName, this.deps.signingKey).event;
     } catch (err) {
       if (err instanceof InvalidEventError) {
-        throw new MatrixError(err.errcode === 'M_TOO_LARGE' ? 413 : 400, err.errcode, err.message);
+        throw Errors.fromCore({ status: err.errcode === 'M_TOO_LARGE' ? 413 : 400, errcode: err.errcode, message: err.message });
       }
       throw err;
     }
@@ -377,7 +377,7 @@ export class EventsWriter implements EventsWriterApi {
 
   private checkAuth(room: RoomContext, event: RoomEvent): void {
     const result = checkEventAuth(event, room.state, room.version);
-    if (!result.allowed) throw new MatrixError(403, 'M_FORBIDDEN', result.reason, { rule: result.rule });
+    if (!result.allowed) throw Errors.forbidden(result.reason, { rule: result.rule });
   }
 
   private apply(room: RoomContext, event: RoomEvent): void {

@@ -7,7 +7,7 @@
 // are not counted. Buckets live in process memory: in worker mode each process limits the requests
 // it serves, as Synapse's workers do.
 
-import { MatrixError } from '../errors.js';
+import { Errors, type MatrixError } from '../errors.js';
 
 export interface RateLimitSettings {
   readonly per_second: number;
@@ -104,17 +104,12 @@ function retryAfter(startMs: number, count: number, burst: number, rate: number,
   return Math.max(0, Math.ceil(allowedAtMs - nowMs));
 }
 
-/** 429 `M_LIMIT_EXCEEDED` with `retry_after_ms` and `Retry-After` (whole seconds, rounded up). */
+/**
+ * 429 `M_LIMIT_EXCEEDED` with `retry_after_ms` and `Retry-After`. A limiter with a zero rate
+ * never refills (a negative wait): there is no wait to announce.
+ */
 export function limitExceeded(retryAfterMs: number): MatrixError {
-  // A limiter with a zero rate never refills: there is no wait to announce.
-  if (retryAfterMs < 0) return new MatrixError(429, 'M_LIMIT_EXCEEDED', 'Too Many Requests');
-  return new MatrixError(
-    429,
-    'M_LIMIT_EXCEEDED',
-    'Too Many Requests',
-    { retry_after_ms: retryAfterMs },
-    { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) },
-  );
+  return Errors.limitExceeded(retryAfterMs);
 }
 
 export interface RateLimitConfig {

@@ -3,7 +3,7 @@
 
 import { stateKey as makeStateKey, type StateKey } from '../core/events.js';
 import type { RoomVersion } from '../core/room-versions.js';
-import { MatrixError } from '../errors.js';
+import { Errors } from '../errors.js';
 import type { ReplicationBus } from '../replication/bus.js';
 import type { RoomStateStore, StateRow } from '../storage/room-state-store.js';
 import { LruCache } from '../util/lru.js';
@@ -43,7 +43,7 @@ export class RoomStateReader {
   /** The room's version; 404 M_NOT_FOUND for a room this server does not know. */
   async roomVersion(roomId: string): Promise<RoomVersion> {
     const version = await this.eventCache.roomVersion(roomId);
-    if (!version) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    if (!version) throw Errors.notFound(`Unknown room ${roomId}`);
     return version;
   }
 

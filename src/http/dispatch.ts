@@ -7,12 +7,12 @@ import type { Socket } from 'node:net';
 import FindMyWay from 'find-my-way';
 import type { Logger } from 'pino';
 import type { ResourceName } from '../config/schema.js';
-import { JsonInputError, parseJsonInput } from '../core/json.js';
-import { Errors, MatrixError } from '../errors.js';
+import { JsonInputError, parseJsonInput, type JsonValue } from '../core/json.js';
+import { Errors, MatrixError, parseInput } from '../errors.js';
 import type { Requester } from '../handlers/requester.js';
 import { DatabaseUnavailableError } from '../storage/database.js';
 import { checkPathParams, checkQueryParams } from './path-params.js';
-import { HTTP_METHODS, type HttpMethod, type RouteDefinition, type RouteRequest, type RouteResponse } from './route.js';
+import { HTTP_METHODS, type AnyRouteRequest, type HttpMethod, type RouteDefinition, type RouteResponse } from './route.js';
 
 /** Synapse's limit for non-media request bodies: 200 × the 64 KiB PDU limit. */
 export const MAX_JSON_BODY_BYTES = 200 * 65536;
@@ -43,6 +43,27 @@ export interface DispatcherOptions<S> {
   authenticate?: (accessToken: string) => Promise<Requester>;
   /** Called after each successful authentication (e.g. to record a device's last-seen time). */
   onAuthenticated?: (requester: Requester, clientIp: string, userAgent: string | undefined) => void;
+  /**
+   * Authenticates a request from another homeserver (routes with `auth: 'server'`): checks its
+   * `X-Matrix` signature and returns the origin, or throws a 401 Matrix error. Without one, such
+   * routes answer 401 `M_UNAUTHORIZED`.
+   */
+  authenticateServer?: (request: SignedRequest) => Promise<{ origin: string }>;
+}
+
+/**
+ * What a server-signed request's signature covers (spec: server-server API, §Request
+ * Authentication), as received: the method, the request target exactly as sent, and the body.
+ */
+export interface SignedRequest {
+  readonly method: HttpMethod;
+  /** The request target as it arrived (path and query, percent-escapes untouched). */
+  readonly uri: string;
+  readonly headers: IncomingMessage['headers'];
+  /** The body's bytes as received; undefined for a route without a body. */
+  readonly rawBody: Buffer | undefined;
+  /** The body parsed as JSON (`json` routes; undefined when empty). */
+  readonly content: JsonValue | undefined;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -115,13 +136,31 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     let response: RouteResponse;
     try {
       const queryParams = new URLSearchParams(query);
-      const requester = route.auth === 'none' ? undefined : await authenticateRequest(req, queryParams, route.auth === 'user');
       const clientIp = clientIpOf(req, options.trustForwardedFor);
-      if (requester) options.onAuthenticated?.(requester, clientIp, req.headers['user-agent']);
+      let requester: Requester | undefined;
+      if (route.auth === 'user' || route.auth === 'guest') {
+        requester = await authenticateUser(req, queryParams);
+        options.onAuthenticated?.(requester, clientIp, req.headers['user-agent']);
+        if (route.auth === 'user' && requester.isGuest) throw Errors.guestAccessForbidden();
+      }
       checkPathParams(params);
       checkQueryParams(queryParams);
-      const body = await readBody(req, route);
-      const request: RouteRequest = {
+      const bytes = await readBodyBytes(req, route);
+      const json = bytes === undefined || route.body === 'raw' ? undefined : decodeJsonBody(bytes, route);
+      let origin: string | undefined;
+      if (route.auth === 'server') {
+        if (!options.authenticateServer) throw Errors.unauthorized('Federation is not enabled on this server');
+        ({ origin } = await options.authenticateServer({
+          method: route.method,
+          uri: req.url ?? '/',
+          headers: req.headers,
+          rawBody: bytes,
+          content: json,
+        }));
+      }
+      let body: unknown = route.body === 'raw' ? bytes : json;
+      if (route.bodySchema) body = parseInput(route.bodySchema, body);
+      const request: AnyRouteRequest = {
         method: route.method,
         path,
         params,
@@ -130,7 +169,8 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         body,
         clientIp,
         signal: shutdownSignal,
-        requester,
+        ...(requester ? { requester } : {}),
+        ...(origin === undefined ? {} : { origin }),
       };
       response = await route.handle(request, services);
     } catch (thrown) {
@@ -161,12 +201,9 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     sendJson(res, response.status ?? 200, response.body, response.headers);
   }
 
-  async function authenticateRequest(req: IncomingMessage, query: URLSearchParams, required: boolean): Promise<Requester | undefined> {
+  async function authenticateUser(req: IncomingMessage, query: URLSearchParams): Promise<Requester> {
     const token = accessTokenOf(req, query);
-    if (token === undefined) {
-      if (required) throw Errors.missingToken();
-      return undefined;
-    }
+    if (token === undefined) throw Errors.missingToken();
     if (!options.authenticate) throw Errors.unknownToken();
     return options.authenticate(token);
   }
@@ -247,10 +284,11 @@ function closeLingering(socket: Socket, lingerMs: number): void {
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-async function readBody(
-  req: IncomingMessage,
-  route: Pick<RouteDefinition, 'body' | 'maxBodyBytes' | 'maxJsonDepth' | 'acceptsNul'>,
-): Promise<unknown> {
+/**
+ * The body's bytes (undefined for a route without one, whose body is thrown away), within the
+ * route's limit (413 `M_TOO_LARGE`).
+ */
+async function readBodyBytes(req: IncomingMessage, route: Pick<RouteDefinition, 'body' | 'maxBodyBytes'>): Promise<Buffer | undefined> {
   if (route.body === 'none') {
     discardBody(req);
     return undefined;
@@ -266,8 +304,14 @@ async function readBody(
     if (size > limit) throw Errors.tooLarge();
     chunks.push(chunk);
   }
-  const bytes = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
-  if (route.body === 'raw') return bytes;
+  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size);
+}
+
+/**
+ * A JSON body: a JSON object, or undefined for an empty body where the route's schema accepts
+ * none (`json-optional`). Anything else is 400 `M_NOT_JSON` / `M_BAD_JSON`.
+ */
+function decodeJsonBody(bytes: Buffer, route: Pick<RouteDefinition, 'body' | 'maxJsonDepth' | 'acceptsNul'>): JsonValue | undefined {
   let text: string;
   try {
     text = utf8.decode(bytes);
@@ -275,12 +319,12 @@ async function readBody(
     throw Errors.notJson('Content not JSON: invalid UTF-8');
   }
   if (text.trim() === '') {
-    if (route.body === 'json-optional') return {};
+    if (route.body === 'json-optional') return undefined;
     throw Errors.notJson();
   }
   const parsed = parseRequestJson(text, { maxDepth: route.maxJsonDepth, allowNul: route.acceptsNul });
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw Errors.badJson();
-  return parsed;
+  return parsed as JsonValue;
 }
 
 /**

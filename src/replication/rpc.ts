@@ -137,7 +137,7 @@ export class RpcServer {
 
   private authorize(header: string | undefined): void {
     if (this.secretDigest === undefined) return;
-    if (header === undefined) throw new MatrixError(401, 'M_MISSING_TOKEN', 'Missing replication secret');
+    if (header === undefined) throw Errors.missingToken('Missing replication secret');
     // The secret is everything after the scheme: a configured secret may contain spaces.
     const match = /^Bearer (.+)$/.exec(header);
     // Comparing digests keeps the comparison constant-time whatever the lengths.
@@ -354,14 +354,14 @@ export class RpcClient implements RpcCaller {
       const code = errorCode(err);
       if (code !== undefined && RETRYABLE_CODES.has(code)) return { done: false, reason: `${code} (${(err as Error).message})` };
       if (isTimeout(err)) return { done: false, reason: 'no answer before the deadline' };
-      throw new MatrixError(502, 'M_UNKNOWN', `Failed to talk to ${instance}: ${(err as Error).message}`);
+      throw Errors.badGateway(`Failed to talk to ${instance}: ${(err as Error).message}`);
     }
     if (RETRYABLE_STATUSES.has(status)) return { done: false, reason: `HTTP ${status}${describeErrorBody(text)}` };
     const json = parseJson(text);
     if (status !== 200) throw decodeError(instance, status, json, responseHeaders);
     const positions = isJsonObject(json) ? parsePositions(json.positions) : undefined;
     if (!isJsonObject(json) || positions === undefined) {
-      throw new MatrixError(502, 'M_UNKNOWN', `Unexpected answer from ${instance}`);
+      throw Errors.badGateway(`Unexpected answer from ${instance}`);
     }
     await this.options.onCalleePositions?.(instance, positions);
     return { done: true, result: json.result };
@@ -371,8 +371,8 @@ export class RpcClient implements RpcCaller {
     const known = this.endpoints.get(instance);
     if (known) return known;
     const address = this.options.instanceMap[instance];
-    if (!address) throw new MatrixError(500, 'M_UNKNOWN', `Instance ${instance} is not in instance_map`);
-    if (address.tls) throw new MatrixError(500, 'M_UNKNOWN', `Instance ${instance}: TLS in instance_map is not supported`);
+    if (!address) throw Errors.unknown(`Instance ${instance} is not in instance_map`);
+    if (address.tls) throw Errors.unknown(`Instance ${instance}: TLS in instance_map is not supported`);
     let endpoint: Endpoint;
     if (address.path !== undefined) {
       // The host part is only for the Host header; the socket decides where the request goes.
@@ -381,7 +381,7 @@ export class RpcClient implements RpcCaller {
       const host = address.host.includes(':') ? `[${address.host}]` : address.host;
       endpoint = { origin: `http://${host}:${address.port}`, dispatcher: new Agent() };
     } else {
-      throw new MatrixError(500, 'M_UNKNOWN', `Instance ${instance} has neither path nor host and port in instance_map`);
+      throw Errors.unknown(`Instance ${instance} has neither path nor host and port in instance_map`);
     }
     this.endpoints.set(instance, endpoint);
     return endpoint;
@@ -390,7 +390,7 @@ export class RpcClient implements RpcCaller {
 
 function decodeError(instance: string, status: number, json: unknown, headers: Record<string, string | string[] | undefined>): MatrixError {
   if (!isJsonObject(json) || typeof json.errcode !== 'string' || typeof json.error !== 'string') {
-    return new MatrixError(502, 'M_UNKNOWN', `Unexpected HTTP ${status} from ${instance}`);
+    return Errors.badGateway(`Unexpected HTTP ${status} from ${instance}`);
   }
   const { errcode, error, ...extra } = json;
   const errorHeaders: Record<string, string> = {};
@@ -400,7 +400,7 @@ function decodeError(instance: string, status: number, json: unknown, headers: R
     const value = headers[key];
     if (key !== '' && typeof value === 'string') errorHeaders[canonicalHeaderName(key)] = value;
   }
-  return new MatrixError(status, errcode, error, extra, errorHeaders);
+  return Errors.relayed(status, errcode, error, extra, errorHeaders);
 }
 
 /** `retry-after` → `Retry-After`, the spelling handlers use when they throw. */

@@ -1,7 +1,7 @@
 // The streams. Every change a client can sync is a row in one of these, at an integer position
 // that only grows. A sync token bundles one position per stream.
 
-import { MatrixError } from '../errors.js';
+import { Errors, type MatrixError } from '../errors.js';
 
 /** The streams that have named writer instances (`stream_writers` in the config). */
 export type StreamName =
@@ -38,7 +38,7 @@ export function encodeSyncToken(positions: StreamPositions): string {
 }
 
 export function invalidToken(token: string): MatrixError {
-  return new MatrixError(400, 'M_INVALID_PARAM', `Invalid stream token: ${token.slice(0, 100)}`);
+  return Errors.invalidParam(`Invalid stream token: ${token.slice(0, 100)}`);
 }
 
 export function decodeSyncToken(token: string): StreamPositions {

@@ -14,7 +14,7 @@ import { Agent, request, type ClientRequest, type IncomingHttpHeaders, type Inco
 import FindMyWay from 'find-my-way';
 import { ROUTES } from '../api/registry.js';
 import type { ListenerConfig } from '../config/schema.js';
-import { Errors, MatrixError } from '../errors.js';
+import { Errors } from '../errors.js';
 import { CORS_HEADERS, discardBody, MAX_JSON_BODY_BYTES, sendJson, toRouterPath } from '../http/dispatch.js';
 import { startListener, type RunningListener } from '../http/listener.js';
 import { HTTP_METHODS, type HttpMethod, type RouteDefinition } from '../http/route.js';
@@ -202,7 +202,7 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
     const target = targets[index];
     if (target === undefined) {
       context.log.error({ route: context.route, tried: targets.map((t) => t.label) }, 'no instance that serves this request is reachable');
-      context.fail(502, new MatrixError(502, 'M_UNKNOWN', 'No server that can handle this request is reachable; try again later').toJSON());
+      context.fail(502, Errors.badGateway('No server that can handle this request is reachable; try again later').toJSON());
       return;
     }
     const location = 'socketPath' in target ? { socketPath: target.socketPath } : { host: target.host, port: target.port };
@@ -251,7 +251,7 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
         return;
       }
       context.log.error({ route: context.route, target: target.instance, err }, `request to ${target.instance} failed`);
-      context.fail(502, new MatrixError(502, 'M_UNKNOWN', 'The server handling this request failed; try again later').toJSON());
+      context.fail(502, Errors.badGateway('The server handling this request failed; try again later').toJSON());
     });
   };
   attempt(0);

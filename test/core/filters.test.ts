@@ -4,6 +4,7 @@ import {
   DEFAULT_FILTER,
   DEFAULT_FILTER_LIMIT,
   DEFAULT_MAX_TIMELINE_LIMIT,
+  InvalidFilterError,
   applyEventFields,
   eventMatchesFilter,
   filterBlocksAll,
@@ -18,12 +19,11 @@ import {
   timelineLimit,
   unreadThreadNotifications,
 } from '../../src/core/filters.js';
-import { MatrixError } from '../../src/errors.js';
 
 function assertBadFilter(json: unknown, errcode = 'M_BAD_JSON'): void {
   assert.throws(
     () => parseFilter(json),
-    (e: unknown) => e instanceof MatrixError && e.status === 400 && e.errcode === errcode,
+    (e: unknown) => e instanceof InvalidFilterError && e.status === 400 && e.errcode === errcode,
     JSON.stringify(json),
   );
 }
@@ -222,8 +222,8 @@ describe('parseRoomEventFilter', () => {
     const f = parseRoomEventFilter({ lazy_load_members: true, types: ['m.room.message'] });
     assert.equal(f.lazyLoadMembers, true);
     assert.equal(f.limit, 10);
-    assert.throws(() => parseRoomEventFilter({ lazy_load_members: 'yes' }), MatrixError);
-    assert.throws(() => parseRoomEventFilter([]), MatrixError);
+    assert.throws(() => parseRoomEventFilter({ lazy_load_members: 'yes' }), InvalidFilterError);
+    assert.throws(() => parseRoomEventFilter([]), InvalidFilterError);
   });
 });
 
@@ -239,11 +239,11 @@ describe('parseSyncFilterParam', () => {
   test('broken inline JSON is M_NOT_JSON; an invalid filter M_BAD_JSON', () => {
     assert.throws(
       () => parseSyncFilterParam('{"room":'),
-      (e: unknown) => e instanceof MatrixError && e.status === 400 && e.errcode === 'M_NOT_JSON',
+      (e: unknown) => e instanceof InvalidFilterError && e.status === 400 && e.errcode === 'M_NOT_JSON',
     );
     assert.throws(
       () => parseSyncFilterParam('{"room":{"timeline":{"limit":-1}}}'),
-      (e: unknown) => e instanceof MatrixError && e.errcode === 'M_BAD_JSON',
+      (e: unknown) => e instanceof InvalidFilterError && e.errcode === 'M_BAD_JSON',
     );
   });
 });

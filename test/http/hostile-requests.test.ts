@@ -8,25 +8,27 @@ import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { createDispatcher, MAX_JSON_BODY_BYTES } from '../../src/http/dispatch.js';
 import { startListener, type RunningListener } from '../../src/http/listener.js';
-import { defineRoute } from '../../src/http/route.js';
+import { jsonObject } from '../../src/errors.js';
+import { routeDefiner } from '../../src/http/route.js';
 import { request } from '../helpers/http.js';
 import { rawExchange, type RawAnswer } from '../helpers/raw-http.js';
 
 const log = pino({ level: 'silent' });
+const defineRoute = routeDefiner<null>();
 
 const routes = [
-  defineRoute<null>({ name: 'test.echo', method: 'POST', paths: '/_matrix/client/v3/echo', resource: 'client', handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute<null>({ name: 'test.content', method: 'PUT', paths: '/_matrix/client/v3/content', resource: 'client', acceptsNul: true, handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute<null>({ name: 'test.deep', method: 'POST', paths: '/_synapse/replication/deep', resource: 'client', maxJsonDepth: 150, handle: () => ({ body: {} }) }),
-  defineRoute<null>({
+  defineRoute({ name: 'test.echo', method: 'POST', paths: '/_matrix/client/v3/echo', resource: 'client', body: jsonObject, handle: (req) => ({ body: { got: req.body } }) }),
+  defineRoute({ name: 'test.content', method: 'PUT', paths: '/_matrix/client/v3/content', resource: 'client', body: jsonObject, acceptsNul: true, handle: (req) => ({ body: { got: req.body } }) }),
+  defineRoute({ name: 'test.deep', method: 'POST', paths: '/_synapse/replication/deep', resource: 'client', body: jsonObject, maxJsonDepth: 150, handle: () => ({ body: {} }) }),
+  defineRoute({
     name: 'test.ids',
     method: 'GET',
     paths: '/_matrix/client/v3/rooms/{roomId}/event/{eventId}/user/{userId}/alias/{roomAlias}/{roomIdOrAlias}/{other}',
     resource: 'client',
     handle: (req) => ({ body: { params: req.params } }),
   }),
-  defineRoute<null>({ name: 'test.device', method: 'GET', paths: '/_matrix/client/v3/devices/{deviceId}', resource: 'client', handle: (req) => ({ body: { params: req.params } }) }),
-  defineRoute<null>({ name: 'test.versions', method: 'GET', paths: '/_matrix/client/versions', resource: 'client', handle: () => ({ body: { versions: [] } }) }),
+  defineRoute({ name: 'test.device', method: 'GET', paths: '/_matrix/client/v3/devices/{deviceId}', resource: 'client', handle: (req) => ({ body: { params: req.params } }) }),
+  defineRoute({ name: 'test.versions', method: 'GET', paths: '/_matrix/client/versions', resource: 'client', handle: () => ({ body: { versions: [] } }) }),
 ];
 
 let listener: RunningListener;

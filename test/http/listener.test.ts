@@ -8,12 +8,15 @@ import pino from 'pino';
 import type { ListenerConfig } from '../../src/config/schema.js';
 import { createDispatcher } from '../../src/http/dispatch.js';
 import { ListenerError, startListener, type RunningListener } from '../../src/http/listener.js';
-import { defineRoute } from '../../src/http/route.js';
+import { optionalBody } from '../../src/api/schemas.js';
+import { jsonObject } from '../../src/errors.js';
+import { routeDefiner } from '../../src/http/route.js';
 import { request } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
 import { eventually } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
+const defineRoute = routeDefiner<null>();
 
 /** `/hold` answers once the test calls `release`. */
 function gate() {
@@ -24,18 +27,18 @@ function gate() {
 let held = gate();
 
 const routes = [
-  defineRoute<null>({ name: 'test.get', method: 'GET', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', handle: (req) => ({ body: { id: req.params.id, q: req.query.get('q') } }) }),
-  defineRoute<null>({ name: 'test.put', method: 'PUT', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute<null>({ name: 'test.optional', method: 'POST', paths: '/_matrix/client/v3/optional', resource: 'client', body: 'json-optional', handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute<null>({ name: 'test.small', method: 'POST', paths: '/_matrix/client/v3/small', resource: 'client', maxBodyBytes: 100, handle: () => ({ body: {} }) }),
-  defineRoute<null>({ name: 'test.crash', method: 'GET', paths: '/_matrix/client/v3/crash', resource: 'client', handle: () => { throw new Error('bug'); } }),
-  defineRoute<null>({
+  defineRoute({ name: 'test.get', method: 'GET', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', handle: (req) => ({ body: { id: req.params.id, q: req.query.get('q') } }) }),
+  defineRoute({ name: 'test.put', method: 'PUT', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', body: jsonObject, handle: (req) => ({ body: { got: req.body } }) }),
+  defineRoute({ name: 'test.optional', method: 'POST', paths: '/_matrix/client/v3/optional', resource: 'client', body: optionalBody(jsonObject), handle: (req) => ({ body: { got: req.body } }) }),
+  defineRoute({ name: 'test.small', method: 'POST', paths: '/_matrix/client/v3/small', resource: 'client', body: jsonObject, maxBodyBytes: 100, handle: () => ({ body: {} }) }),
+  defineRoute({ name: 'test.crash', method: 'GET', paths: '/_matrix/client/v3/crash', resource: 'client', handle: () => { throw new Error('bug'); } }),
+  defineRoute({
     name: 'test.slow', method: 'GET', paths: '/_matrix/client/v3/slow', resource: 'client',
     handle: async () => { await new Promise((r) => setTimeout(r, 300)); return { body: { slow: true } }; },
   }),
-  defineRoute<null>({ name: 'test.hold', method: 'GET', paths: '/_matrix/client/v3/hold', resource: 'client', handle: async () => { held.entered += 1; await held.promise; return { body: { held: true } }; } }),
-  defineRoute<null>({ name: 'test.replication', method: 'GET', paths: '/_synapse/replication/ping', resource: 'replication', handle: () => ({ body: { pong: true } }) }),
-  defineRoute<null>({ name: 'health', method: 'GET', paths: '/health', resource: 'health', handle: () => ({ body: 'OK', contentType: 'text/plain' }) }),
+  defineRoute({ name: 'test.hold', method: 'GET', paths: '/_matrix/client/v3/hold', resource: 'client', handle: async () => { held.entered += 1; await held.promise; return { body: { held: true } }; } }),
+  defineRoute({ name: 'test.replication', method: 'GET', paths: '/_synapse/replication/ping', resource: 'replication', handle: () => ({ body: { pong: true } }) }),
+  defineRoute({ name: 'health', method: 'GET', paths: '/health', resource: 'health', handle: () => ({ body: 'OK', contentType: 'text/plain' }) }),
 ];
 
 const running: RunningListener[] = [];

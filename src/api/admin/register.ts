@@ -2,15 +2,14 @@
 // the main process only, because the nonce from GET lives in that process's memory; on the client
 // resource, as Synapse serves its admin API.
 
-import { isJsonObject } from '../../core/json.js';
-import { defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { jsonObject } from '../../errors.js';
+import { defineRoute } from '../define-route.js';
 
 const PATH = '/_synapse/admin/v1/register';
 
 export const adminRegisterRoutes = [
   // GET /_synapse/admin/v1/register
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'admin.register.nonce',
     method: 'GET',
     paths: PATH,
@@ -19,14 +18,14 @@ export const adminRegisterRoutes = [
     handle: (_req, { sharedSecretRegistration }) => ({ body: { nonce: sharedSecretRegistration.newNonce() } }),
   }),
   // POST /_synapse/admin/v1/register
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'admin.register',
     method: 'POST',
     paths: PATH,
     resource: 'client',
     servedBy: 'main',
-    handle: async (req, { sharedSecretRegistration }) => ({
-      body: await sharedSecretRegistration.register(isJsonObject(req.body) ? req.body : {}),
-    }),
+    // `nonce`, `username`, `password`, `mac`, ...: checked by the handler, the MAC first.
+    body: jsonObject,
+    handle: async ({ body }, { sharedSecretRegistration }) => ({ body: await sharedSecretRegistration.register(body) }),
   }),
 ];

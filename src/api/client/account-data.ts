@@ -1,8 +1,9 @@
 // Account data (S:data/api/client-server/account-data.yaml) and room tags (tags.yaml). Reads on
 // any worker; writes on the account_data writer.
 
-import type { JsonObject } from '../../core/json.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition } from '../../http/route.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
+import { jsonObject } from '../../errors.js';
 import type { ApiServices } from '../services.js';
 
 const GLOBAL = clientPaths('/user/{userId}/account_data/{type}');
@@ -12,103 +13,103 @@ const TAG = clientPaths('/user/{userId}/rooms/{roomId}/tags/{tag}');
 
 export const accountDataRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/user/{userId}/account_data/{type}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.account_data.get',
     method: 'GET',
     paths: GLOBAL,
     resource: 'client',
     servedBy: 'any',
-    auth: 'user',
-    handle: async (req, services) => ({ body: await services.accountData.get(requesterOf(req), req.params.userId!, null, req.params.type!) }),
+    auth: 'guest',
+    handle: async ({ requester, params }, services) => ({
+      body: await services.accountData.get(requester, params.userId, null, params.type),
+    }),
   }),
 
   // PUT /_matrix/client/v3/user/{userId}/account_data/{type}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.account_data.put',
     method: 'PUT',
     paths: GLOBAL,
     resource: 'client',
     servedBy: 'writer:account_data',
-    auth: 'user',
-    body: 'json',
-    // Account data is stored only as JSON text; the spec lets it hold any string.
+    auth: 'guest',
+    // The content is any JSON object, stored only as JSON text; the spec lets it hold any string.
+    body: jsonObject,
     acceptsNul: true,
-    handle: async (req, services) => {
-      await services.accountData.put(requesterOf(req), req.params.userId!, null, req.params.type!, req.body as JsonObject);
+    handle: async ({ requester, params, body }, services) => {
+      await services.accountData.put(requester, params.userId, null, params.type, body);
       return { body: {} };
     },
   }),
 
   // GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.room_account_data.get',
     method: 'GET',
     paths: ROOM,
     resource: 'client',
     servedBy: 'any',
-    auth: 'user',
-    handle: async (req, services) => ({
-      body: await services.accountData.get(requesterOf(req), req.params.userId!, req.params.roomId!, req.params.type!),
+    auth: 'guest',
+    handle: async ({ requester, params }, services) => ({
+      body: await services.accountData.get(requester, params.userId, params.roomId, params.type),
     }),
   }),
 
   // PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/account_data/{type}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.room_account_data.put',
     method: 'PUT',
     paths: ROOM,
     resource: 'client',
     servedBy: 'writer:account_data',
-    auth: 'user',
-    body: 'json',
-    // Account data is stored only as JSON text; the spec lets it hold any string.
+    auth: 'guest',
+    // The content is any JSON object, stored only as JSON text; the spec lets it hold any string.
+    body: jsonObject,
     acceptsNul: true,
-    handle: async (req, services) => {
-      await services.accountData.put(requesterOf(req), req.params.userId!, req.params.roomId!, req.params.type!, req.body as JsonObject);
+    handle: async ({ requester, params, body }, services) => {
+      await services.accountData.put(requester, params.userId, params.roomId, params.type, body);
       return { body: {} };
     },
   }),
 
   // GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.tags.get',
     method: 'GET',
     paths: TAGS,
     resource: 'client',
     servedBy: 'any',
-    auth: 'user',
-    handle: async (req, services) => ({ body: await services.accountData.tags(requesterOf(req), req.params.userId!, req.params.roomId!) }),
+    auth: 'guest',
+    handle: async ({ requester, params }, services) => ({ body: await services.accountData.tags(requester, params.userId, params.roomId) }),
   }),
 
   // PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.tags.put',
     method: 'PUT',
     paths: TAG,
     resource: 'client',
     servedBy: 'writer:account_data',
-    auth: 'user',
-    body: 'json',
-    // Account data is stored only as JSON text; the spec lets it hold any string.
+    auth: 'guest',
+    // The tag's content (`order` and anything else), stored only as JSON text.
+    body: jsonObject,
     acceptsNul: true,
-    handle: async (req, services) => {
-      const { userId, roomId, tag } = req.params;
-      await services.accountData.addTag(requesterOf(req), userId!, roomId!, tag!, req.body as JsonObject);
+    handle: async ({ requester, params, body }, services) => {
+      await services.accountData.addTag(requester, params.userId, params.roomId, params.tag, body);
       return { body: {} };
     },
   }),
 
   // DELETE /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.tags.delete',
     method: 'DELETE',
     paths: TAG,
     resource: 'client',
     servedBy: 'writer:account_data',
-    auth: 'user',
-    handle: async (req, services) => {
-      const { userId, roomId, tag } = req.params;
-      await services.accountData.removeTag(requesterOf(req), userId!, roomId!, tag!);
+    auth: 'guest',
+    handle: async ({ requester, params }, services) => {
+      await services.accountData.removeTag(requester, params.userId, params.roomId, params.tag);
       return { body: {} };
     },
   }),

@@ -1,8 +1,8 @@
 // Client-server API: GET /_matrix/client/v3/capabilities (S:data/api/client-server/capabilities.yaml).
 
 import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../../core/room-versions.js';
-import { clientPaths, defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { clientPaths } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 
 const ROOM_VERSIONS_CAPABILITY = {
   default: DEFAULT_ROOM_VERSION.id,
@@ -11,12 +11,12 @@ const ROOM_VERSIONS_CAPABILITY = {
 
 export const capabilitiesRoutes = [
   // GET /_matrix/client/v3/capabilities
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.capabilities',
     method: 'GET',
     paths: clientPaths('/capabilities'),
     resource: 'client',
-    auth: 'user',
+    auth: 'guest',
     handle: () => ({
       body: {
         capabilities: {

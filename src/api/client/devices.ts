@@ -2,94 +2,87 @@
 // routes these to a writer of the device_lists stream (deleting a device changes the user's
 // device list).
 
-import { isJsonObject } from '../../core/json.js';
+import { z } from 'zod';
 import { deviceDisplayNameField, stringList } from '../../handlers/accounts/fields.js';
-import { Errors } from '../../errors.js';
-import { clientPaths, defineRoute, requesterOf, type RouteRequest } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { Errors, jsonObject, parseInput } from '../../errors.js';
+import { clientPaths } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
+import { jsonObjectWith, optionalBody } from '../schemas.js';
 
 const SERVED_BY = 'writer:device_lists' as const;
 
-function deviceIdParam(req: RouteRequest): string {
-  return req.params.deviceId ?? '';
-}
-
-function bodyOf(req: RouteRequest) {
-  return isJsonObject(req.body) ? req.body : {};
-}
+/** The devices to delete; required, but it may come from the user-interactive auth session. */
+const devicesField = z.object({ devices: stringList });
 
 export const devicesRoutes = [
   // GET /_matrix/client/v3/devices
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.devices',
     method: 'GET',
     paths: clientPaths('/devices'),
     resource: 'client',
     servedBy: SERVED_BY,
-    auth: 'user',
-    handle: async (req, { devices }) => ({ body: { devices: await devices.list(requesterOf(req).userId) } }),
+    auth: 'guest',
+    handle: async ({ requester }, { devices }) => ({ body: { devices: await devices.list(requester.userId) } }),
   }),
   // GET /_matrix/client/v3/devices/{deviceId}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.devices.get',
     method: 'GET',
     paths: clientPaths('/devices/{deviceId}'),
     resource: 'client',
     servedBy: SERVED_BY,
-    auth: 'user',
-    handle: async (req, { devices }) => {
-      const device = await devices.get(requesterOf(req).userId, deviceIdParam(req));
+    auth: 'guest',
+    handle: async ({ requester, params }, { devices }) => {
+      const device = await devices.get(requester.userId, params.deviceId);
       if (!device) throw Errors.notFound('No device found');
       return { body: device };
     },
   }),
   // PUT /_matrix/client/v3/devices/{deviceId}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.devices.update',
     method: 'PUT',
     paths: clientPaths('/devices/{deviceId}'),
     resource: 'client',
     servedBy: SERVED_BY,
-    auth: 'user',
-    handle: async (req, { devices }) => {
-      const displayName = deviceDisplayNameField(bodyOf(req), 'display_name');
-      if (!(await devices.rename(requesterOf(req).userId, deviceIdParam(req), displayName))) throw Errors.notFound('Unknown device');
+    auth: 'guest',
+    body: z.object({ display_name: deviceDisplayNameField }),
+    handle: async ({ requester, params, body }, { devices }) => {
+      if (!(await devices.rename(requester.userId, params.deviceId, body.display_name))) throw Errors.notFound('Unknown device');
       return { body: {} };
     },
   }),
   // DELETE /_matrix/client/v3/devices/{deviceId}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.devices.delete',
     method: 'DELETE',
     paths: clientPaths('/devices/{deviceId}'),
     resource: 'client',
     servedBy: SERVED_BY,
-    auth: 'user',
-    // Older clients send no body at all: the same as an empty one.
-    body: 'json-optional',
-    handle: async (req, { accountManagement, devices }) => {
-      const requester = requesterOf(req);
-      await accountManagement.reauthenticate(requester, { method: req.method, uri: req.path, body: bodyOf(req) });
-      await devices.deleteDevices(requester.userId, [deviceIdParam(req)]);
+    auth: 'guest',
+    // Only `auth` (user-interactive auth); older clients send no body at all, the same as an empty one.
+    body: optionalBody(jsonObject),
+    handle: async ({ requester, params, method, path, body }, { accountManagement, devices }) => {
+      await accountManagement.reauthenticate(requester, { method, uri: path, body });
+      await devices.deleteDevices(requester.userId, [params.deviceId]);
       return { body: {} };
     },
   }),
   // POST /_matrix/client/v3/delete_devices
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.devices.delete_many',
     method: 'POST',
     paths: clientPaths('/delete_devices'),
     resource: 'client',
     servedBy: SERVED_BY,
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { accountManagement, devices }) => {
-      const requester = requesterOf(req);
-      const body = bodyOf(req);
-      // Checked before authentication so a malformed request does not start a session.
-      if (body.devices !== undefined) stringList(body, 'devices');
-      const { params } = await accountManagement.reauthenticate(requester, { method: req.method, uri: req.path, body });
-      await devices.deleteDevices(requester.userId, stringList(params, 'devices'));
+    auth: 'guest',
+    // `devices` is checked before authentication, so a malformed request does not start a
+    // session; a follow-up carrying only `auth` takes it from the session.
+    body: optionalBody(jsonObjectWith({ devices: stringList.optional() })),
+    handle: async ({ requester, method, path, body }, { accountManagement, devices }) => {
+      const { params } = await accountManagement.reauthenticate(requester, { method, uri: path, body });
+      await devices.deleteDevices(requester.userId, parseInput(devicesField, params).devices);
       return { body: {} };
     },
   }),

@@ -1,189 +1,180 @@
 // Client-server API: server-side key backups (S:data/api/client-server/key_backup.yaml). Any
-// process may serve them (Syn:docs/workers.md `room_keys/`).
+// process may serve them (Syn:docs/workers.md `room_keys/`). Backups belong to full accounts:
+// guests may not keep one (as Synapse), hence `auth: 'user'`.
 
+import { z } from 'zod';
 import { isValidRoomId, MAX_IDENTIFIER_BYTES, utf8Length } from '../../core/identifiers.js';
-import { isJsonObject, type JsonObject } from '../../core/json.js';
-import type { RoomSessions } from '../../handlers/e2ee/key-backup.js';
-import { Errors, MatrixError } from '../../errors.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
+import type { JsonObject } from '../../core/json.js';
+import { checked, Errors, jsonObject } from '../../errors.js';
+import { requiredStringParam } from '../../http/query.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
-import { jsonBody } from './params.js';
-
-/** Backups belong to full accounts: guests may not keep one (as Synapse). */
-function backupOwner(req: RouteRequest): string {
-  const requester = requesterOf(req);
-  if (requester.isGuest) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access not allowed');
-  return requester.userId;
-}
 
 /** `?version=`: which backup the keys belong to (required). */
-function versionParam(req: RouteRequest): string {
-  const version = req.query.get('version');
-  if (version === null) throw Errors.missingParam("Missing 'version'");
-  return version;
-}
+const versionOf = (query: URLSearchParams) => requiredStringParam(query, 'version');
 
-function sessionsOf(value: unknown, where: string): RoomSessions {
-  if (!isJsonObject(value)) throw Errors.badJson(`${where} must be an object`);
-  const sessions = value.sessions;
-  if (sessions === undefined) throw Errors.missingParam(`${where}: missing 'sessions'`);
-  if (!isJsonObject(sessions)) throw Errors.badJson(`${where}: 'sessions' must be an object`);
-  // Megolm session ids are 43 characters; no id of any kind is longer than 255 bytes.
-  if (Object.keys(sessions).some((sessionId) => utf8Length(sessionId) > MAX_IDENTIFIER_BYTES)) {
-    throw Errors.invalidParam(`${where}: a session id is longer than ${MAX_IDENTIFIER_BYTES} bytes`);
-  }
-  return sessions as Record<string, JsonObject>;
-}
+// Megolm session ids are 43 characters; no id of any kind is longer than 255 bytes.
+const sessionId = checked(
+  z.string(),
+  (id) => utf8Length(id) <= MAX_IDENTIFIER_BYTES,
+  'M_INVALID_PARAM',
+  `a session id is longer than ${MAX_IDENTIFIER_BYTES} bytes`,
+);
+const roomId = checked(z.string(), isValidRoomId, 'M_INVALID_PARAM', 'a key is not a room id');
 
-function roomsOf(body: JsonObject): Record<string, RoomSessions> {
-  if (body.rooms === undefined) throw Errors.missingParam("Missing 'rooms'");
-  if (!isJsonObject(body.rooms)) throw Errors.badJson("'rooms' must be an object");
-  const rooms = Object.entries(body.rooms);
-  const notRoomId = rooms.find(([roomId]) => !isValidRoomId(roomId));
-  if (notRoomId) throw Errors.invalidParam(`'rooms' has a key that is not a room id`);
-  return Object.fromEntries(rooms.map(([roomId, room]) => [roomId, sessionsOf(room, roomId)]));
-}
+/** `{sessions: {<session id>: <key data>}}`: each key's data is checked by the handler (`checkRoomKey`). */
+const roomSessions = z.object({ sessions: z.record(sessionId, jsonObject) });
 
-const base = { resource: 'client', auth: 'user' } as const;
+const route = { resource: 'client', auth: 'user' } as const;
 
 export const keyBackupRoutes: RouteDefinition<ApiServices>[] = [
   // POST /_matrix/client/v3/room_keys/version
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.version.create',
     method: 'POST',
     paths: clientPaths('/room_keys/version'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.createVersion(backupOwner(req), jsonBody(req)) }),
+    // `algorithm` and `auth_data`, checked by the handler (as for an update).
+    body: jsonObject,
+    handle: async ({ requester, body }, { keyBackup }) => ({ body: await keyBackup.createVersion(requester.userId, body) }),
   }),
   // GET /_matrix/client/v3/room_keys/version
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.version.current',
     method: 'GET',
     paths: clientPaths('/room_keys/version'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.versionInfo(backupOwner(req), undefined) }),
+    handle: async ({ requester }, { keyBackup }) => ({ body: await keyBackup.versionInfo(requester.userId, undefined) }),
   }),
   // GET /_matrix/client/v3/room_keys/version/{version}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.version.get',
     method: 'GET',
     paths: clientPaths('/room_keys/version/{version}'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.versionInfo(backupOwner(req), req.params.version!) }),
+    handle: async ({ requester, params }, { keyBackup }) => ({ body: await keyBackup.versionInfo(requester.userId, params.version) }),
   }),
   // PUT /_matrix/client/v3/room_keys/version/{version}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.version.update',
     method: 'PUT',
     paths: clientPaths('/room_keys/version/{version}'),
-    handle: async (req, { keyBackup }) => {
-      await keyBackup.updateVersion(backupOwner(req), req.params.version!, jsonBody(req));
+    body: jsonObject,
+    handle: async ({ requester, params, body }, { keyBackup }) => {
+      await keyBackup.updateVersion(requester.userId, params.version, body);
       return { body: {} };
     },
   }),
   // DELETE /_matrix/client/v3/room_keys/version/{version}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.version.delete',
     method: 'DELETE',
     paths: clientPaths('/room_keys/version/{version}'),
-    handle: async (req, { keyBackup }) => {
-      await keyBackup.deleteVersion(backupOwner(req), req.params.version!);
+    handle: async ({ requester, params }, { keyBackup }) => {
+      await keyBackup.deleteVersion(requester.userId, params.version);
       return { body: {} };
     },
   }),
   // PUT /_matrix/client/v3/room_keys/keys
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.put',
     method: 'PUT',
     paths: clientPaths('/room_keys/keys'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.putKeys(backupOwner(req), versionParam(req), roomsOf(jsonBody(req))) }),
+    body: z.object({ rooms: z.record(roomId, roomSessions) }),
+    handle: async ({ requester, query, body }, { keyBackup }) => {
+      const rooms = Object.fromEntries(Object.entries(body.rooms).map(([id, room]) => [id, room.sessions]));
+      return { body: await keyBackup.putKeys(requester.userId, versionOf(query), rooms) };
+    },
   }),
   // PUT /_matrix/client/v3/room_keys/keys/{roomId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.put_room',
     method: 'PUT',
     paths: clientPaths('/room_keys/keys/{roomId}'),
-    handle: async (req, { keyBackup }) => {
-      const roomId = req.params.roomId!;
-      return { body: await keyBackup.putKeys(backupOwner(req), versionParam(req), { [roomId]: sessionsOf(jsonBody(req), 'The body') }) };
-    },
+    body: roomSessions,
+    handle: async ({ requester, params, query, body }, { keyBackup }) => ({
+      body: await keyBackup.putKeys(requester.userId, versionOf(query), { [params.roomId]: body.sessions }),
+    }),
   }),
   // PUT /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.put_session',
     method: 'PUT',
     paths: clientPaths('/room_keys/keys/{roomId}/{sessionId}'),
-    handle: async (req, { keyBackup }) => {
-      const { roomId, sessionId } = req.params as { roomId: string; sessionId: string };
-      return { body: await keyBackup.putKeys(backupOwner(req), versionParam(req), { [roomId]: { [sessionId]: jsonBody(req) } }) };
-    },
+    // The key data itself, checked by the handler.
+    body: jsonObject,
+    handle: async ({ requester, params, query, body }, { keyBackup }) => ({
+      body: await keyBackup.putKeys(requester.userId, versionOf(query), { [params.roomId]: { [params.sessionId]: body } }),
+    }),
   }),
   // GET /_matrix/client/v3/room_keys/keys
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.get',
     method: 'GET',
     paths: clientPaths('/room_keys/keys'),
-    handle: async (req, { keyBackup }) => {
-      const rooms = await keyBackup.getKeys(backupOwner(req), versionParam(req));
-      return { body: { rooms: Object.fromEntries(Object.entries(rooms).map(([roomId, sessions]) => [roomId, { sessions }])) } };
+    handle: async ({ requester, query }, { keyBackup }) => {
+      const rooms = await keyBackup.getKeys(requester.userId, versionOf(query));
+      return { body: { rooms: Object.fromEntries(Object.entries(rooms).map(([id, sessions]) => [id, { sessions }])) } };
     },
   }),
   // GET /_matrix/client/v3/room_keys/keys/{roomId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.get_room',
     method: 'GET',
     paths: clientPaths('/room_keys/keys/{roomId}'),
-    handle: async (req, { keyBackup }) => {
-      const roomId = req.params.roomId!;
-      const rooms = await keyBackup.getKeys(backupOwner(req), versionParam(req), roomId);
-      return { body: { sessions: rooms[roomId] ?? {} } };
+    handle: async ({ requester, params, query }, { keyBackup }) => {
+      const rooms = await keyBackup.getKeys(requester.userId, versionOf(query), params.roomId);
+      return { body: { sessions: rooms[params.roomId] ?? {} } };
     },
   }),
   // GET /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.get_session',
     method: 'GET',
     paths: clientPaths('/room_keys/keys/{roomId}/{sessionId}'),
-    handle: async (req, { keyBackup }) => {
-      const { roomId, sessionId } = req.params as { roomId: string; sessionId: string };
-      const key = (await keyBackup.getKeys(backupOwner(req), versionParam(req), roomId, sessionId))[roomId]?.[sessionId];
+    handle: async ({ requester, params, query }, { keyBackup }) => {
+      const { roomId, sessionId } = params;
+      const rooms = await keyBackup.getKeys(requester.userId, versionOf(query), roomId, sessionId);
+      const key: JsonObject | undefined = rooms[roomId]?.[sessionId];
       if (!key) throw Errors.notFound('No room_keys found');
       return { body: key };
     },
   }),
   // DELETE /_matrix/client/v3/room_keys/keys
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.delete',
     method: 'DELETE',
     paths: clientPaths('/room_keys/keys'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.deleteKeys(backupOwner(req), versionParam(req)) }),
+    handle: async ({ requester, query }, { keyBackup }) => ({ body: await keyBackup.deleteKeys(requester.userId, versionOf(query)) }),
   }),
   // DELETE /_matrix/client/v3/room_keys/keys/{roomId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.delete_room',
     method: 'DELETE',
     paths: clientPaths('/room_keys/keys/{roomId}'),
-    handle: async (req, { keyBackup }) => ({ body: await keyBackup.deleteKeys(backupOwner(req), versionParam(req), req.params.roomId!) }),
+    handle: async ({ requester, params, query }, { keyBackup }) => ({
+      body: await keyBackup.deleteKeys(requester.userId, versionOf(query), params.roomId),
+    }),
   }),
   // DELETE /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
-  defineRoute<ApiServices>({
-    ...base,
+  defineRoute({
+    ...route,
     name: 'client.room_keys.keys.delete_session',
     method: 'DELETE',
     paths: clientPaths('/room_keys/keys/{roomId}/{sessionId}'),
-    handle: async (req, { keyBackup }) => {
-      const { roomId, sessionId } = req.params as { roomId: string; sessionId: string };
-      return { body: await keyBackup.deleteKeys(backupOwner(req), versionParam(req), roomId, sessionId) };
-    },
+    handle: async ({ requester, params, query }, { keyBackup }) => ({
+      body: await keyBackup.deleteKeys(requester.userId, versionOf(query), params.roomId, params.sessionId),
+    }),
   }),
 ];

@@ -1,12 +1,12 @@
 // Client-server API: login (S:data/api/client-server/login.yaml).
 
-import { isJsonObject } from '../../core/json.js';
-import { clientPaths, defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { jsonObject } from '../../errors.js';
+import { clientPaths } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 
 export const loginRoutes = [
   // GET /_matrix/client/v3/login
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.login.flows',
     method: 'GET',
     paths: clientPaths('/login'),
@@ -14,11 +14,13 @@ export const loginRoutes = [
     handle: (_req, { login }) => ({ body: login.flows() }),
   }),
   // POST /_matrix/client/v3/login
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.login',
     method: 'POST',
     paths: clientPaths('/login'),
     resource: 'client',
-    handle: async (req, { login }) => ({ body: await login.login(isJsonObject(req.body) ? req.body : {}, req.clientIp) }),
+    // Read by the login handler, with the password authenticator that user-interactive auth shares.
+    body: jsonObject,
+    handle: async ({ body, clientIp }, { login }) => ({ body: await login.login(body, clientIp) }),
   }),
 ];

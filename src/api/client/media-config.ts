@@ -3,7 +3,8 @@
 // accepted. Clients ask at start-up, before any upload. Served where media is (a media worker, or
 // main).
 
-import { defineRoute, type RouteDefinition } from '../../http/route.js';
+import type { RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 function mediaConfig({ config }: ApiServices): { body: { 'm.upload.size': number } } {
@@ -12,23 +13,23 @@ function mediaConfig({ config }: ApiServices): { body: { 'm.upload.size': number
 
 export const mediaConfigRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v1/media/config
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.media.config',
     method: 'GET',
     paths: '/_matrix/client/v1/media/config',
     resource: 'client',
     servedBy: 'media',
-    auth: 'user',
+    auth: 'guest',
     handle: (_req, services) => mediaConfig(services),
   }),
   // GET /_matrix/media/v3/config (deprecated for the one above)
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'media.config',
     method: 'GET',
     paths: ['/_matrix/media/v3/config', '/_matrix/media/r0/config'],
     resource: 'media',
     servedBy: 'media',
-    auth: 'user',
+    auth: 'guest',
     handle: (_req, services) => mediaConfig(services),
   }),
 ];

@@ -1,30 +1,34 @@
 // Client-server API: joining, leaving, inviting, kicking, banning, knocking
 // (S:data/api/client-server/{joining,leaving,inviting,kicking,banning,knocking}.yaml).
 
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
+import { z } from 'zod';
+import { optionalString, requiredString } from '../../errors.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
+import { optionalBody } from '../schemas.js';
 import type { ApiServices } from '../services.js';
-import { jsonBody, roomIdParam, stringField } from './params.js';
 
-function reasonOf(req: RouteRequest): { reason?: string } {
-  const reason = stringField(jsonBody(req), 'reason');
-  return reason === undefined ? {} : { reason };
+/** Joining, knocking, leaving and forgetting: an optional `reason`, and older clients send no body. */
+const withReason = optionalBody(z.object({ reason: optionalString }));
+
+/** `{reason?}` as the handlers take it. */
+function reasonOf(body: { reason?: string | undefined }): { reason?: string } {
+  return body.reason === undefined ? {} : { reason: body.reason };
 }
 
 /** POST /rooms/{roomId}/{kick|ban|unban|invite} with `{user_id, reason?}`. */
 function actOnUser(action: 'invite' | 'kick' | 'ban' | 'unban') {
-  return defineRoute<ApiServices>({
+  return defineRoute({
     name: `client.rooms.${action}`,
     method: 'POST',
     paths: clientPaths(`/rooms/{roomId}/${action}`),
     resource: 'client',
-    auth: 'user',
-    handle: async (req, { membership }) => {
-      const target = stringField(jsonBody(req), 'user_id', { required: true });
-      const sender = requesterOf(req).userId;
-      const roomId = roomIdParam(req);
-      const options = reasonOf(req);
-      if (action === 'invite') await membership.invite(roomId, sender, target, options);
-      else await membership[action](roomId, sender, target, options);
+    auth: 'guest',
+    body: z.object({ user_id: requiredString, reason: optionalString }),
+    handle: async ({ requester, params, body }, { membership }) => {
+      const options = reasonOf(body);
+      if (action === 'invite') await membership.invite(params.roomId, requester.userId, body.user_id, options);
+      else await membership[action](params.roomId, requester.userId, body.user_id, options);
       return { body: {} };
     },
   });
@@ -32,67 +36,68 @@ function actOnUser(action: 'invite' | 'kick' | 'ban' | 'unban') {
 
 export const membershipRoutes: RouteDefinition<ApiServices>[] = [
   // POST /_matrix/client/v3/join/{roomIdOrAlias}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.join',
     method: 'POST',
     paths: clientPaths('/join/{roomIdOrAlias}'),
     resource: 'client',
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { membership }) => {
-      const { roomId } = await membership.join(req.params.roomIdOrAlias ?? '', requesterOf(req).userId, reasonOf(req));
+    auth: 'guest',
+    body: withReason,
+    handle: async ({ requester, params, body }, { membership }) => {
+      const { roomId } = await membership.join(params.roomIdOrAlias, requester.userId, reasonOf(body));
       return { body: { room_id: roomId } };
     },
   }),
   // POST /_matrix/client/v3/rooms/{roomId}/join
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.rooms.join',
     method: 'POST',
     paths: clientPaths('/rooms/{roomId}/join'),
     resource: 'client',
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { membership }) => {
-      const { roomId } = await membership.join(roomIdParam(req), requesterOf(req).userId, reasonOf(req));
+    auth: 'guest',
+    body: withReason,
+    handle: async ({ requester, params, body }, { membership }) => {
+      const { roomId } = await membership.join(params.roomId, requester.userId, reasonOf(body));
       return { body: { room_id: roomId } };
     },
   }),
   // POST /_matrix/client/v3/knock/{roomIdOrAlias}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.knock',
     method: 'POST',
     paths: clientPaths('/knock/{roomIdOrAlias}'),
     resource: 'client',
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { membership }) => {
-      const { roomId } = await membership.knock(req.params.roomIdOrAlias ?? '', requesterOf(req).userId, reasonOf(req));
+    auth: 'guest',
+    body: withReason,
+    handle: async ({ requester, params, body }, { membership }) => {
+      const { roomId } = await membership.knock(params.roomIdOrAlias, requester.userId, reasonOf(body));
       return { body: { room_id: roomId } };
     },
   }),
   // POST /_matrix/client/v3/rooms/{roomId}/leave
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.rooms.leave',
     method: 'POST',
     paths: clientPaths('/rooms/{roomId}/leave'),
     resource: 'client',
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { membership }) => {
-      await membership.leave(roomIdParam(req), requesterOf(req).userId, reasonOf(req));
+    auth: 'guest',
+    body: withReason,
+    handle: async ({ requester, params, body }, { membership }) => {
+      await membership.leave(params.roomId, requester.userId, reasonOf(body));
       return { body: {} };
     },
   }),
   // POST /_matrix/client/v3/rooms/{roomId}/forget
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.rooms.forget',
     method: 'POST',
     paths: clientPaths('/rooms/{roomId}/forget'),
     resource: 'client',
-    auth: 'user',
-    body: 'json-optional',
-    handle: async (req, { membership }) => {
-      await membership.forget(roomIdParam(req), requesterOf(req).userId);
+    auth: 'guest',
+    // Nothing is read from it.
+    body: optionalBody(z.object({})),
+    handle: async ({ requester, params }, { membership }) => {
+      await membership.forget(params.roomId, requester.userId);
       return { body: {} };
     },
   }),

@@ -1,42 +1,46 @@
 // Presence (S:data/api/client-server/presence.yaml). Reads on any worker; writes on the presence
 // writer.
 
-import type { JsonObject } from '../../core/json.js';
-import { optionalField, requiredField } from '../../handlers/ephemeral/checks.js';
-import { isPresenceState, PRESENCE_STATES } from '../../handlers/ephemeral/presence.js';
-import { Errors } from '../../errors.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition } from '../../http/route.js';
+import { z } from 'zod';
+import { PRESENCE_STATES } from '../../handlers/ephemeral/presence.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 const PATHS = clientPaths('/presence/{userId}/status');
 
 export const presenceRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/presence/{userId}/status
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.presence.get',
     method: 'GET',
     paths: PATHS,
     resource: 'client',
     servedBy: 'any',
-    auth: 'user',
-    handle: async (req, services) => ({ body: await services.presence.get(requesterOf(req), req.params.userId!) }),
+    auth: 'guest',
+    handle: async ({ requester, params }, services) => ({ body: await services.presence.get(requester, params.userId) }),
   }),
 
   // PUT /_matrix/client/v3/presence/{userId}/status
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.presence.set',
     method: 'PUT',
     paths: PATHS,
     resource: 'client',
     servedBy: 'writer:presence',
-    auth: 'user',
-    body: 'json',
-    handle: async (req, services) => {
-      const body = req.body as JsonObject;
-      const presence = requiredField(body, 'presence', 'string');
-      if (!isPresenceState(presence)) throw Errors.invalidParam(`'presence' must be one of ${PRESENCE_STATES.join(', ')}`);
-      const statusMsg = body.status_msg === null ? null : (optionalField(body, 'status_msg', 'string') ?? null);
-      await services.presence.set(requesterOf(req), req.params.userId!, presence, statusMsg);
+    auth: 'guest',
+    body: z.object({
+      // A string (400 M_BAD_JSON otherwise), and one of the states (400 M_INVALID_PARAM).
+      presence: z.string().pipe(z.enum(PRESENCE_STATES)),
+      // `null` or absent clears it.
+      status_msg: z
+        .string()
+        .nullable()
+        .optional()
+        .transform((value) => value ?? null),
+    }),
+    handle: async ({ requester, params, body }, services) => {
+      await services.presence.set(requester, params.userId, body.presence, body.status_msg);
       return { body: {} };
     },
   }),

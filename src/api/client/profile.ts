@@ -5,76 +5,79 @@
 // Other well-formed names read as absent (404) and cannot be written (403), rather than being
 // accepted and lost.
 
+import { z } from 'zod';
 import { utf8Length } from '../../core/identifiers.js';
 import type { ProfileField } from '../../handlers/room-reads/profiles.js';
-import { Errors, MatrixError } from '../../errors.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
+import { Errors, jsonObject, parseInput } from '../../errors.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
-import { jsonBody } from './params.js';
 
 const KEY_NAME = /^(avatar_url|displayname|m\.tz|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$/;
 const fieldPaths = clientPaths('/profile/{userId}/{keyName}');
 
+const displayname = z.object({ displayname: z.string() });
+const avatarUrl = z.object({ avatar_url: z.string() });
+
 /** The path's field name checked against the spec's grammar; `undefined` for a field not stored here. */
-function fieldOf(req: RouteRequest): ProfileField | undefined {
-  const name = req.params.keyName ?? '';
-  if (utf8Length(name) > 255) throw new MatrixError(400, 'M_KEY_TOO_LARGE', 'Profile key too long');
-  if (!KEY_NAME.test(name)) throw Errors.invalidParam('Invalid profile key');
-  return name === 'displayname' || name === 'avatar_url' ? name : undefined;
+function fieldOf(keyName: string): ProfileField | undefined {
+  if (utf8Length(keyName) > 255) throw Errors.keyTooLarge('Profile key too long');
+  if (!KEY_NAME.test(keyName)) throw Errors.invalidParam('Invalid profile key');
+  return keyName === 'displayname' || keyName === 'avatar_url' ? keyName : undefined;
 }
 
-function writableFieldOf(req: RouteRequest): ProfileField {
-  const field = fieldOf(req);
-  if (field === undefined) throw Errors.forbidden(`This server does not store the profile field ${req.params.keyName}`);
+function writableFieldOf(keyName: string): ProfileField {
+  const field = fieldOf(keyName);
+  if (field === undefined) throw Errors.forbidden(`This server does not store the profile field ${keyName}`);
   return field;
 }
 
 export const profileRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/profile/{userId}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.profile.get',
     method: 'GET',
     paths: clientPaths('/profile/{userId}'),
     resource: 'client',
-    handle: async (req, { profiles }) => ({ body: await profiles.profile(req.params.userId ?? '') }),
+    handle: async ({ params }, { profiles }) => ({ body: await profiles.profile(params.userId) }),
   }),
   // GET /_matrix/client/v3/profile/{userId}/{keyName}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.profile.field.get',
     method: 'GET',
     paths: fieldPaths,
     resource: 'client',
-    handle: async (req, { profiles }) => {
-      const field = fieldOf(req);
-      if (field === undefined) throw Errors.notFound(`The user has no ${req.params.keyName}`);
-      return { body: await profiles.field(req.params.userId ?? '', field) };
+    handle: async ({ params }, { profiles }) => {
+      const field = fieldOf(params.keyName);
+      if (field === undefined) throw Errors.notFound(`The user has no ${params.keyName}`);
+      return { body: await profiles.field(params.userId, field) };
     },
   }),
   // PUT /_matrix/client/v3/profile/{userId}/{keyName}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.profile.field.put',
     method: 'PUT',
     paths: fieldPaths,
     resource: 'client',
-    auth: 'user',
-    handle: async (req, { profiles }) => {
-      const field = writableFieldOf(req);
-      const value = jsonBody(req)[field];
-      if (value === undefined) throw Errors.missingParam(`Missing key '${field}'`);
-      if (typeof value !== 'string') throw Errors.badJson(`'${field}' must be a string`);
-      await profiles.setField(requesterOf(req), req.params.userId ?? '', field, value);
+    auth: 'guest',
+    // `{<keyName>: <string>}`: which field depends on the path, so it is checked once the path is.
+    body: jsonObject,
+    handle: async ({ requester, params, body }, { profiles }) => {
+      const field = writableFieldOf(params.keyName);
+      const value = field === 'displayname' ? parseInput(displayname, body).displayname : parseInput(avatarUrl, body).avatar_url;
+      await profiles.setField(requester, params.userId, field, value);
       return { body: {} };
     },
   }),
   // DELETE /_matrix/client/v3/profile/{userId}/{keyName}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.profile.field.delete',
     method: 'DELETE',
     paths: fieldPaths,
     resource: 'client',
-    auth: 'user',
-    handle: async (req, { profiles }) => {
-      await profiles.setField(requesterOf(req), req.params.userId ?? '', writableFieldOf(req), null);
+    auth: 'guest',
+    handle: async ({ requester, params }, { profiles }) => {
+      await profiles.setField(requester, params.userId, writableFieldOf(params.keyName), null);
       return { body: {} };
     },
   }),

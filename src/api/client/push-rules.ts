@@ -5,92 +5,144 @@
 // `GET /pushrules/` is served with and without the trailing slash: matrix-js-sdk asks for it with
 // the slash (as the spec writes it), other clients without. Synapse also answers
 // `GET /pushrules/global/{kind}/` with the rules of one kind; so do we.
+//
+// Rule bodies are checked by the push rule engine (src/core/push/ruleset.ts), whose errors follow
+// Synapse's; the routes take them as JSON objects.
 
-import type { JsonObject } from '../../core/json.js';
 import { parseEnabledBody } from '../../core/push/ruleset.js';
-import { pushRuleMatrixError, type PushRuleEdit } from '../../handlers/ephemeral/push-rules.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
+import { pushRuleMatrixError } from '../../handlers/ephemeral/push-rules.js';
+import { jsonObject } from '../../errors.js';
+import { stringParam } from '../../http/query.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 const RULE = '/pushrules/global/{kind}/{ruleId}';
 
-function edit(name: string, method: 'PUT' | 'DELETE', suffix: string, toEdit: (req: RouteRequest) => PushRuleEdit): RouteDefinition<ApiServices> {
-  return defineRoute<ApiServices>({
-    name,
-    method,
-    paths: clientPaths(suffix),
-    resource: 'client',
-    servedBy: 'writer:push_rules',
-    auth: 'user',
-    body: method === 'PUT' ? 'json' : 'none',
-    handle: async (req, services) => {
-      await services.pushRules.edit(requesterOf(req).userId, toEdit(req));
-      return { body: {} };
-    },
-  });
-}
-
-function read(name: string, suffix: string, get: (req: RouteRequest, services: ApiServices) => Promise<unknown>): RouteDefinition<ApiServices> {
-  return defineRoute<ApiServices>({
-    name,
-    method: 'GET',
-    paths: clientPaths(suffix),
-    resource: 'client',
-    servedBy: 'any',
-    auth: 'user',
-    handle: async (req, services) => ({ body: await get(req, services) }),
-  });
-}
+/** GET on any worker. */
+const read = { method: 'GET', resource: 'client', servedBy: 'any', auth: 'guest' } as const;
+/** PUT and DELETE on the push_rules writer. */
+const write = { resource: 'client', servedBy: 'writer:push_rules', auth: 'guest' } as const;
 
 export const pushRulesRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/pushrules/ (and without the slash)
-  read('client.push_rules.all', '/pushrules/', (req, s) => s.pushRules.all(requesterOf(req).userId)),
-  read('client.push_rules.all_no_slash', '/pushrules', (req, s) => s.pushRules.all(requesterOf(req).userId)),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.all',
+    paths: clientPaths('/pushrules/'),
+    handle: async ({ requester }, s) => ({ body: await s.pushRules.all(requester.userId) }),
+  }),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.all_no_slash',
+    paths: clientPaths('/pushrules'),
+    handle: async ({ requester }, s) => ({ body: await s.pushRules.all(requester.userId) }),
+  }),
 
   // GET /_matrix/client/v3/pushrules/global/
-  read('client.push_rules.global', '/pushrules/global/', async (req, s) => (await s.pushRules.all(requesterOf(req).userId)).global),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.global',
+    paths: clientPaths('/pushrules/global/'),
+    handle: async ({ requester }, s) => ({ body: (await s.pushRules.all(requester.userId)).global }),
+  }),
 
   // GET /_matrix/client/v3/pushrules/global/{kind}/
-  read('client.push_rules.kind', '/pushrules/global/{kind}/', (req, s) => s.pushRules.ofKind(requesterOf(req).userId, req.params.kind!)),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.kind',
+    paths: clientPaths('/pushrules/global/{kind}/'),
+    handle: async ({ requester, params }, s) => ({ body: await s.pushRules.ofKind(requester.userId, params.kind) }),
+  }),
 
   // GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-  read('client.push_rules.get', RULE, (req, s) => s.pushRules.rule(requesterOf(req).userId, req.params.kind!, req.params.ruleId!)),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.get',
+    paths: clientPaths(RULE),
+    handle: async ({ requester, params }, s) => ({ body: await s.pushRules.rule(requester.userId, params.kind, params.ruleId) }),
+  }),
 
   // GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled
-  read('client.push_rules.enabled.get', `${RULE}/enabled`, async (req, s) => ({
-    enabled: (await s.pushRules.rule(requesterOf(req).userId, req.params.kind!, req.params.ruleId!)).enabled,
-  })),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.enabled.get',
+    paths: clientPaths(`${RULE}/enabled`),
+    handle: async ({ requester, params }, s) => ({
+      body: { enabled: (await s.pushRules.rule(requester.userId, params.kind, params.ruleId)).enabled },
+    }),
+  }),
 
   // GET /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions
-  read('client.push_rules.actions.get', `${RULE}/actions`, async (req, s) => ({
-    actions: (await s.pushRules.rule(requesterOf(req).userId, req.params.kind!, req.params.ruleId!)).actions,
-  })),
+  defineRoute({
+    ...read,
+    name: 'client.push_rules.actions.get',
+    paths: clientPaths(`${RULE}/actions`),
+    handle: async ({ requester, params }, s) => ({
+      body: { actions: (await s.pushRules.rule(requester.userId, params.kind, params.ruleId)).actions },
+    }),
+  }),
 
   // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-  edit('client.push_rules.put', 'PUT', RULE, (req) => ({
-    op: 'put',
-    kind: req.params.kind!,
-    ruleId: req.params.ruleId!,
-    body: req.body,
-    before: req.query.get('before') ?? undefined,
-    after: req.query.get('after') ?? undefined,
-  })),
+  defineRoute({
+    ...write,
+    name: 'client.push_rules.put',
+    method: 'PUT',
+    paths: clientPaths(RULE),
+    // The rule (`actions`, `conditions` or `pattern`), checked by the rule engine.
+    body: jsonObject,
+    handle: async ({ requester, params, query, body }, s) => {
+      await s.pushRules.edit(requester.userId, {
+        op: 'put',
+        kind: params.kind,
+        ruleId: params.ruleId,
+        body,
+        before: stringParam(query, 'before'),
+        after: stringParam(query, 'after'),
+      });
+      return { body: {} };
+    },
+  }),
 
   // DELETE /_matrix/client/v3/pushrules/global/{kind}/{ruleId}
-  edit('client.push_rules.delete', 'DELETE', RULE, (req) => ({ op: 'delete', kind: req.params.kind!, ruleId: req.params.ruleId! })),
+  defineRoute({
+    ...write,
+    name: 'client.push_rules.delete',
+    method: 'DELETE',
+    paths: clientPaths(RULE),
+    handle: async ({ requester, params }, s) => {
+      await s.pushRules.edit(requester.userId, { op: 'delete', kind: params.kind, ruleId: params.ruleId });
+      return { body: {} };
+    },
+  }),
 
   // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/enabled
-  edit('client.push_rules.enabled.put', 'PUT', `${RULE}/enabled`, (req) => {
-    const enabled = parseEnabledBody(req.body);
-    if (!enabled.ok) throw pushRuleMatrixError(enabled.error);
-    return { op: 'enabled', kind: req.params.kind!, ruleId: req.params.ruleId!, enabled: enabled.value };
+  defineRoute({
+    ...write,
+    name: 'client.push_rules.enabled.put',
+    method: 'PUT',
+    paths: clientPaths(`${RULE}/enabled`),
+    // `{enabled: <boolean>}`, read by the rule engine (`parseEnabledBody`).
+    body: jsonObject,
+    handle: async ({ requester, params, body }, s) => {
+      const enabled = parseEnabledBody(body);
+      if (!enabled.ok) throw pushRuleMatrixError(enabled.error);
+      await s.pushRules.edit(requester.userId, { op: 'enabled', kind: params.kind, ruleId: params.ruleId, enabled: enabled.value });
+      return { body: {} };
+    },
   }),
 
   // PUT /_matrix/client/v3/pushrules/global/{kind}/{ruleId}/actions
-  edit('client.push_rules.actions.put', 'PUT', `${RULE}/actions`, (req) => ({
-    op: 'actions',
-    kind: req.params.kind!,
-    ruleId: req.params.ruleId!,
-    actions: (req.body as JsonObject).actions,
-  })),
+  defineRoute({
+    ...write,
+    name: 'client.push_rules.actions.put',
+    method: 'PUT',
+    paths: clientPaths(`${RULE}/actions`),
+    // `{actions: [...]}`: the actions are checked by the rule engine.
+    body: jsonObject,
+    handle: async ({ requester, params, body }, s) => {
+      await s.pushRules.edit(requester.userId, { op: 'actions', kind: params.kind, ruleId: params.ruleId, actions: body.actions });
+      return { body: {} };
+    },
+  }),
 ];

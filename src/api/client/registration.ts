@@ -1,37 +1,31 @@
 // Client-server API: account registration (S:data/api/client-server/registration.yaml).
 
-import { isJsonObject } from '../../core/json.js';
-import { Errors } from '../../errors.js';
-import { clientPaths, defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { jsonObject } from '../../errors.js';
+import { requiredStringParam } from '../../http/query.js';
+import { clientPaths } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 
 export const registrationRoutes = [
   // POST /_matrix/client/v3/register
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.register',
     method: 'POST',
     paths: clientPaths('/register'),
     resource: 'client',
-    handle: async (req, { registration }) => ({
-      body: await registration.register({
-        method: req.method,
-        uri: req.path,
-        body: isJsonObject(req.body) ? req.body : {},
-        kind: req.query.get('kind'),
-        clientIp: req.clientIp,
-      }),
+    // Read by the registration handler: its fields may also come from the user-interactive auth session.
+    body: jsonObject,
+    handle: async ({ method, path, body, query, clientIp }, { registration }) => ({
+      body: await registration.register({ method, uri: path, body, kind: query.get('kind'), clientIp }),
     }),
   }),
   // GET /_matrix/client/v3/register/available
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.register.available',
     method: 'GET',
     paths: clientPaths('/register/available'),
     resource: 'client',
-    handle: async (req, { registration }) => {
-      const username = req.query.get('username');
-      if (username === null) throw Errors.missingParam('Missing string query parameter "username"');
-      await registration.checkAvailable(username);
+    handle: async ({ query }, { registration }) => {
+      await registration.checkAvailable(requiredStringParam(query, 'username'));
       return { body: { available: true } };
     },
   }),

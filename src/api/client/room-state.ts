@@ -1,39 +1,53 @@
 // Client-server API: reading room state (S:data/api/client-server/rooms.yaml — GET /state and
 // GET /state/{eventType}/{stateKey}). The PUT side is in room-send.ts.
 
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition } from '../../http/route.js';
-import { enumParam } from '../../handlers/room-reads/input.js';
+import type { Requester } from '../../handlers/requester.js';
+import { enumParam } from '../../http/query.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
-import { roomIdParam } from './params.js';
 
-const getState = (name: string, paths: string[], withKey: boolean) =>
-  defineRoute<ApiServices>({
-    name,
-    method: 'GET',
-    paths,
-    resource: 'client',
-    auth: 'user',
-    handle: async (req, { roomReads }) => {
-      // `content` (the default) answers with the content alone; `event` with the client event.
-      const format = enumParam(req.query, 'format', ['content', 'event'] as const) ?? 'content';
-      const stateKey = withKey ? (req.params.stateKey ?? '') : '';
-      const event = await roomReads.stateEvent(requesterOf(req), roomIdParam(req), req.params.eventType ?? '', stateKey);
-      return { body: format === 'event' ? event : event.content };
-    },
-  });
+/**
+ * One state event: `content` (the default) answers with the content alone; `event` with the
+ * client event.
+ */
+async function stateEvent(
+  { roomReads }: ApiServices,
+  requester: Requester,
+  query: URLSearchParams,
+  where: { roomId: string; eventType: string; stateKey: string },
+): Promise<{ body: unknown }> {
+  const format = enumParam(query, 'format', ['content', 'event']) ?? 'content';
+  const event = await roomReads.stateEvent(requester, where.roomId, where.eventType, where.stateKey);
+  return { body: format === 'event' ? event : event.content };
+}
 
 export const roomStateRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/rooms/{roomId}/state
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.rooms.state.get_all',
     method: 'GET',
     paths: clientPaths('/rooms/{roomId}/state'),
     resource: 'client',
-    auth: 'user',
-    handle: async (req, { roomReads }) => ({ body: await roomReads.state(requesterOf(req), roomIdParam(req)) }),
+    auth: 'guest',
+    handle: async ({ requester, params }, { roomReads }) => ({ body: await roomReads.state(requester, params.roomId) }),
   }),
   // GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}
-  getState('client.rooms.state.get', clientPaths('/rooms/{roomId}/state/{eventType}/{stateKey}'), true),
+  defineRoute({
+    name: 'client.rooms.state.get',
+    method: 'GET',
+    paths: clientPaths('/rooms/{roomId}/state/{eventType}/{stateKey}'),
+    resource: 'client',
+    auth: 'guest',
+    handle: ({ requester, params, query }, services) => stateEvent(services, requester, query, params),
+  }),
   // GET /_matrix/client/v3/rooms/{roomId}/state/{eventType} (and with a trailing slash): empty state key
-  getState('client.rooms.state.get.emptyKey', [...clientPaths('/rooms/{roomId}/state/{eventType}'), ...clientPaths('/rooms/{roomId}/state/{eventType}/')], false),
+  defineRoute({
+    name: 'client.rooms.state.get.emptyKey',
+    method: 'GET',
+    paths: [...clientPaths('/rooms/{roomId}/state/{eventType}'), ...clientPaths('/rooms/{roomId}/state/{eventType}/')],
+    resource: 'client',
+    auth: 'guest',
+    handle: ({ requester, params, query }, services) => stateEvent(services, requester, query, { ...params, stateKey: '' }),
+  }),
 ];

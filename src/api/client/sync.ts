@@ -1,32 +1,30 @@
-// Client-server API: GET /sync (S:data/api/client-server/sync.yaml; SPEC-NOTES §3.4).
+// Client-server API: GET /sync (S:data/api/client-server/sync.yaml; spec: client-server API, §Syncing).
 
-import { DEFAULT_FILTER, parseSyncFilterParam, type Filter } from '../../core/filters.js';
+import { DEFAULT_FILTER, InvalidFilterError, parseSyncFilterParam, type Filter } from '../../core/filters.js';
 import { Errors } from '../../errors.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition, type RouteRequest } from '../../http/route.js';
+import { booleanParam, enumParam, numberParam } from '../../http/query.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
 import { decodeSyncToken } from '../../streams/streams.js';
 import { LruCache } from '../../util/lru.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 /** Long-polls are capped so a client cannot hold a connection for hours. */
 const MAX_TIMEOUT_MS = 5 * 60_000;
 
-function booleanParam(req: RouteRequest, name: string): boolean {
-  const value = req.query.get(name);
-  if (value === null) return false;
-  if (value === 'true') return true;
-  if (value === 'false') return false;
-  throw Errors.invalidParam(`"${name}" must be true or false`);
-}
-
 /** Clients send the same inline filter on every request; parse each distinct one once. */
 const inlineFilters = new LruCache<string, ReturnType<typeof parseSyncFilterParam>>(1_000);
 
-async function filterOf(req: RouteRequest, services: ApiServices, userId: string): Promise<Filter> {
-  const param = req.query.get('filter');
+async function filterOf(query: URLSearchParams, services: ApiServices, userId: string): Promise<Filter> {
+  const param = query.get('filter');
   if (param === null || param === '') return DEFAULT_FILTER;
   let parsed = inlineFilters.get(param);
   if (!parsed) {
-    parsed = parseSyncFilterParam(param);
+    try {
+      parsed = parseSyncFilterParam(param);
+    } catch (err) {
+      throw err instanceof InvalidFilterError ? Errors.fromCore(err) : err;
+    }
     inlineFilters.set(param, parsed);
   }
   if (parsed.kind === 'inline') return parsed.filter;
@@ -37,26 +35,20 @@ async function filterOf(req: RouteRequest, services: ApiServices, userId: string
 
 export const syncRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/sync
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.sync',
     method: 'GET',
     paths: clientPaths('/sync'),
     resource: 'client',
-    auth: 'user',
+    auth: 'guest',
     sticky: 'user',
-    handle: async (req, services) => {
-      const requester = requesterOf(req);
-      const since = req.query.get('since');
-      const timeoutParam = req.query.get('timeout');
-      const timeout = timeoutParam === null || timeoutParam === '' ? 0 : Number(timeoutParam);
-      if (!Number.isFinite(timeout) || timeout < 0) throw Errors.invalidParam('"timeout" must be a non-negative number of milliseconds');
-      const setPresence = req.query.get('set_presence') ?? undefined;
-      if (setPresence !== undefined && !['online', 'offline', 'unavailable'].includes(setPresence)) {
-        throw Errors.invalidParam('"set_presence" must be online, offline or unavailable');
-      }
-      const stateAfterKey = booleanParam(req, 'use_state_after')
+    handle: async ({ requester, query, signal }, services) => {
+      const since = query.get('since');
+      const timeout = numberParam(query, 'timeout', { min: 0 }) ?? 0;
+      const setPresence = enumParam(query, 'set_presence', ['online', 'offline', 'unavailable']);
+      const stateAfterKey = booleanParam(query, 'use_state_after')
         ? 'state_after'
-        : booleanParam(req, 'org.matrix.msc4222.use_state_after')
+        : booleanParam(query, 'org.matrix.msc4222.use_state_after')
           ? 'org.matrix.msc4222.state_after'
           : undefined;
       const body = await services.sync.sync({
@@ -64,11 +56,11 @@ export const syncRoutes: RouteDefinition<ApiServices>[] = [
         deviceId: requester.deviceId,
         since: since ? decodeSyncToken(since) : undefined,
         timeoutMs: Math.min(timeout, MAX_TIMEOUT_MS),
-        fullState: booleanParam(req, 'full_state'),
-        filter: await filterOf(req, services, requester.userId),
+        fullState: booleanParam(query, 'full_state') ?? false,
+        filter: await filterOf(query, services, requester.userId),
         setPresence,
         stateAfterKey,
-        signal: req.signal,
+        signal,
       });
       return { body };
     },

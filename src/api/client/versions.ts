@@ -1,7 +1,6 @@
 // Client-server API: GET /_matrix/client/versions (S:data/api/client-server/versions.yaml).
 
-import { defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { defineRoute } from '../define-route.js';
 
 /** The spec versions whose client-server API this server implements. */
 export const SUPPORTED_SPEC_VERSIONS = [
@@ -22,7 +21,7 @@ export const SUPPORTED_SPEC_VERSIONS = [
 
 export const versionsRoutes = [
   // GET /_matrix/client/versions
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.versions',
     method: 'GET',
     paths: '/_matrix/client/versions',

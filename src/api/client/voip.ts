@@ -7,9 +7,10 @@
 
 import { createHmac } from 'node:crypto';
 import type { Config } from '../../config/load.js';
-import { MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { Requester } from '../../handlers/requester.js';
-import { clientPaths, defineRoute, requesterOf, type RouteDefinition } from '../../http/route.js';
+import { clientPaths, type RouteDefinition } from '../../http/route.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 export interface TurnCredentials {
@@ -21,7 +22,7 @@ export interface TurnCredentials {
 }
 
 export function turnCredentials(config: Config, requester: Requester, now: number): TurnCredentials | Record<string, never> {
-  if (requester.isGuest && !config.turn_allow_guests) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access not allowed');
+  if (requester.isGuest && !config.turn_allow_guests) throw Errors.guestAccessForbidden();
   const secret = config.turn_shared_secret;
   const lifetime = config.turn_user_lifetime;
   if (config.turn_uris.length === 0 || secret === undefined || lifetime <= 0) return {};
@@ -33,12 +34,13 @@ export function turnCredentials(config: Config, requester: Requester, now: numbe
 
 export const voipRoutes: RouteDefinition<ApiServices>[] = [
   // GET /_matrix/client/v3/voip/turnServer
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'client.voip.turn_server',
     method: 'GET',
     paths: clientPaths('/voip/turnServer', ['v3', 'r0', 'api/v1']),
     resource: 'client',
-    auth: 'user',
-    handle: (req, { config, now }) => ({ body: turnCredentials(config, requesterOf(req), now()) }),
+    // Guests only when `turn_allow_guests` (checked by `turnCredentials`).
+    auth: 'guest',
+    handle: ({ requester }, { config, now }) => ({ body: turnCredentials(config, requester, now()) }),
   }),
 ];

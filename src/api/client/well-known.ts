@@ -4,12 +4,11 @@
 
 import { Errors } from '../../errors.js';
 import { serverWellKnownDelegation } from '../../federation/well-known.js';
-import { defineRoute } from '../../http/route.js';
-import type { ApiServices } from '../services.js';
+import { defineRoute } from '../define-route.js';
 
 export const wellKnownRoutes = [
   // GET /.well-known/matrix/client
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'wellknown.client',
     method: 'GET',
     paths: '/.well-known/matrix/client',
@@ -20,7 +19,7 @@ export const wellKnownRoutes = [
     },
   }),
   // GET /.well-known/matrix/server
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'wellknown.server',
     method: 'GET',
     paths: '/.well-known/matrix/server',

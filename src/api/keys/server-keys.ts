@@ -5,18 +5,17 @@
 
 import { isValidServerName } from '../../core/identifiers.js';
 import { parseKeyQueryRequest, parseMinimumValidUntilParam, type KeyQuery } from '../../core/server-keys.js';
-import { Errors } from '../../errors.js';
-import { defineRoute, type RouteRequest } from '../../http/route.js';
+import { Errors, jsonObject } from '../../errors.js';
+import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
-function serverNameParam(request: RouteRequest): string {
-  const serverName = request.params.serverName!;
+function checkServerName(serverName: string): string {
   if (!isValidServerName(serverName)) throw Errors.invalidParam(`Not a server name: ${JSON.stringify(serverName)}`);
   return serverName;
 }
 
-function minimumValidUntil(request: RouteRequest, now: number): number {
-  const minimum = parseMinimumValidUntilParam(request.query.get('minimum_valid_until_ts') ?? undefined, now);
+function minimumValidUntil(query: URLSearchParams, now: number): number {
+  const minimum = parseMinimumValidUntilParam(query.get('minimum_valid_until_ts') ?? undefined, now);
   if (minimum === undefined) throw Errors.invalidParam('minimum_valid_until_ts must be an integer');
   return minimum;
 }
@@ -27,7 +26,7 @@ async function notaryAnswer(services: ApiServices, query: KeyQuery, minimumForAl
 
 export const serverKeysRoutes = [
   // GET /_matrix/key/v2/server
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'keys.server',
     method: 'GET',
     paths: ['/_matrix/key/v2/server', '/_matrix/key/v2/server/{keyId}'],
@@ -35,36 +34,37 @@ export const serverKeysRoutes = [
     handle: (_request, services) => ({ body: services.federation.ownKeys.answer() }),
   }),
   // GET /_matrix/key/v2/query/{serverName}
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'keys.query.server',
     method: 'GET',
     paths: '/_matrix/key/v2/query/{serverName}',
     resource: 'keys',
-    handle: (request, services) => {
-      const serverName = serverNameParam(request);
-      return notaryAnswer(services, new Map([[serverName, new Map()]]), minimumValidUntil(request, services.now()));
+    handle: ({ params, query }, services) => {
+      const serverName = checkServerName(params.serverName);
+      return notaryAnswer(services, new Map([[serverName, new Map()]]), minimumValidUntil(query, services.now()));
     },
   }),
   // GET /_matrix/key/v2/query/{serverName}/{keyId} (before spec v1.6)
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'keys.query.server.key',
     method: 'GET',
     paths: '/_matrix/key/v2/query/{serverName}/{keyId}',
     resource: 'keys',
-    handle: (request, services) => {
-      const serverName = serverNameParam(request);
-      const minimum = minimumValidUntil(request, services.now());
-      return notaryAnswer(services, new Map([[serverName, new Map([[request.params.keyId!, minimum]])]]));
+    handle: ({ params, query }, services) => {
+      const serverName = checkServerName(params.serverName);
+      const minimum = minimumValidUntil(query, services.now());
+      return notaryAnswer(services, new Map([[serverName, new Map([[params.keyId, minimum]])]]));
     },
   }),
   // POST /_matrix/key/v2/query
-  defineRoute<ApiServices>({
+  defineRoute({
     name: 'keys.query',
     method: 'POST',
     paths: '/_matrix/key/v2/query',
     resource: 'keys',
-    handle: (request, services) => {
-      const parsed = parseKeyQueryRequest(request.body, services.now());
+    body: jsonObject,
+    handle: ({ body }, services) => {
+      const parsed = parseKeyQueryRequest(body, services.now());
       if (!parsed.ok) throw Errors.badJson(parsed.message);
       return notaryAnswer(services, parsed.query);
     },

@@ -2,8 +2,9 @@
 // (S:data/api/client-server/{logout,password_management,account_deactivation}.yaml;
 // `Syn:synapse/rest/client/{logout,account}.py`, `Syn:synapse/handlers/deactivate_account.py`).
 
+import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import { Errors } from '../../errors.js';
+import { Errors, optionalBoolean, optionalString, parseInput } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import type { Logger } from '../../util/log.js';
 import { hashPassword, type AuthHandler } from '../auth.js';
@@ -11,9 +12,16 @@ import type { EventsWriterApi } from '../events-writer.js';
 import type { Requester } from '../requester.js';
 import type { RoomStateReader } from '../room-state.js';
 import type { DeviceHandler } from './devices.js';
-import { optionalBoolean, optionalString } from './fields.js';
+import { boundedString } from './fields.js';
 import { MAX_PASSWORD_LENGTH } from './password-auth.js';
 import { LOGIN_TYPE_PASSWORD, UiaIncompleteError, type UiaFlows, type UserInteractiveAuth } from './uia.js';
+
+const passwordChangeFields = z.object({
+  new_password: boundedString(MAX_PASSWORD_LENGTH, 'M_BAD_JSON', `must be at most ${MAX_PASSWORD_LENGTH} characters`),
+  logout_devices: optionalBoolean,
+});
+
+const deactivationFields = z.object({ erase: optionalBoolean, id_server: optionalString });
 
 /** Where a user-interactive request came from. */
 export interface UiaContext {
@@ -73,8 +81,7 @@ export class AccountHandler {
    * other device and token of the user is removed; the requester's token stays valid.
    */
   async changePassword(requester: Requester, context: UiaContext): Promise<void> {
-    const newPassword = optionalString(context.body, 'new_password', { maxLength: MAX_PASSWORD_LENGTH });
-    optionalBoolean(context.body, 'logout_devices');
+    const { new_password: newPassword } = parseInput(passwordChangeFields, context.body);
     let result;
     try {
       result = await this.reauthenticate(requester, context, ['new_password']);
@@ -91,7 +98,7 @@ export class AccountHandler {
       if (typeof stored === 'string') passwordHash = stored;
     }
     if (passwordHash === undefined) throw Errors.missingParam('Missing params: password');
-    const logoutDevices = optionalBoolean(result.params, 'logout_devices') ?? true;
+    const logoutDevices = parseInput(passwordChangeFields, result.params).logout_devices ?? true;
 
     await this.deps.users.setPasswordHash(requester.userId, passwordHash);
     if (logoutDevices) {
@@ -106,8 +113,7 @@ export class AccountHandler {
    * (`erase`) is accepted but not implemented: events are not redacted for later joiners.
    */
   async deactivate(requester: Requester, context: UiaContext): Promise<{ id_server_unbind_result: 'success' }> {
-    optionalBoolean(context.body, 'erase');
-    optionalString(context.body, 'id_server');
+    parseInput(deactivationFields, context.body);
     await this.reauthenticate(requester, context);
     const { userId } = requester;
     await this.deps.users.setDeactivated(userId);

@@ -1,65 +1,33 @@
-// Reading the fields of account requests. The values may come from the request body or from the
-// body a user-interactive auth session stored earlier, so they are checked here, in the handlers,
-// rather than only at the HTTP layer. Wrong types are 400 `M_BAD_JSON`; absent values and `null`
-// both read as "not given", as Synapse does.
+// The fields of account requests, as zod schemas. The values may come from the request body or
+// from the body a user-interactive auth session stored earlier, so the handlers read them with
+// `parseInput` rather than leaving it to the route. Wrong types are 400 `M_BAD_JSON`; absent
+// values and `null` both read as "not given", as Synapse does.
 
-import { isJsonObject, type JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
-
-export function optionalString(body: JsonObject, key: string, options: { maxLength?: number; tooLong?: MatrixError } = {}): string | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw Errors.badJson(`"${key}" must be a string`);
-  if (options.maxLength !== undefined && value.length > options.maxLength) {
-    throw options.tooLong ?? Errors.badJson(`"${key}" must be at most ${options.maxLength} characters`);
-  }
-  return value;
-}
-
-export function requiredString(body: JsonObject, key: string, options: { maxLength?: number; tooLong?: MatrixError } = {}): string {
-  const value = optionalString(body, key, options);
-  if (value === undefined) throw Errors.missingParam(`Missing "${key}"`);
-  return value;
-}
-
-export function optionalBoolean(body: JsonObject, key: string): boolean | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw Errors.badJson(`"${key}" must be true or false`);
-  return value;
-}
-
-export function optionalObject(body: JsonObject, key: string): JsonObject | undefined {
-  const value = body[key];
-  if (value === undefined || value === null) return undefined;
-  if (!isJsonObject(value)) throw Errors.badJson(`"${key}" must be a JSON object`);
-  return value;
-}
-
-/** A required list of strings (e.g. device ids). */
-export function stringList(body: JsonObject, key: string): string[] {
-  const value = body[key];
-  if (value === undefined || value === null) throw Errors.missingParam(`Missing "${key}"`);
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-    throw Errors.badJson(`"${key}" must be a list of strings`);
-  }
-  return value as string[];
-}
+import { z } from 'zod';
+import { absentIfNull, checked } from '../../errors.js';
 
 /** Synapse's limits on what a client may name a device (`Syn:synapse/handlers/device.py`). */
 export const MAX_DEVICE_ID_LENGTH = 512;
 export const MAX_DEVICE_DISPLAY_NAME_LENGTH = 100;
 
-export function deviceIdField(body: JsonObject): string | undefined {
-  return optionalString(body, 'device_id', {
-    maxLength: MAX_DEVICE_ID_LENGTH,
-    tooLong: Errors.invalidParam(`device_id cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters.`),
-  });
+/** An optional string of at most `maxLength` characters; longer is `errcode` with `message`. */
+export function boundedString(maxLength: number, errcode: 'M_BAD_JSON' | 'M_INVALID_PARAM' | 'M_INVALID_USERNAME', message: string) {
+  return absentIfNull(checked(z.string(), (value) => value.length <= maxLength, errcode, message).optional());
 }
 
-export function deviceDisplayNameField(body: JsonObject, key: string): string | undefined {
-  return optionalString(body, key, {
-    maxLength: MAX_DEVICE_DISPLAY_NAME_LENGTH,
-    tooLong: new MatrixError(400, 'M_INVALID_PARAM', `Device display name is too long (max ${MAX_DEVICE_DISPLAY_NAME_LENGTH})`),
-  });
-}
+const deviceIdField = boundedString(MAX_DEVICE_ID_LENGTH, 'M_INVALID_PARAM', `cannot be longer than ${MAX_DEVICE_ID_LENGTH} characters`);
+
+export const deviceDisplayNameField = boundedString(
+  MAX_DEVICE_DISPLAY_NAME_LENGTH,
+  'M_INVALID_PARAM',
+  `Device display name is too long (max ${MAX_DEVICE_DISPLAY_NAME_LENGTH})`,
+);
+
+/** The device a login or registration signs in (`device_id`, `initial_device_display_name`). */
+export const newDeviceFields = z.object({
+  device_id: deviceIdField,
+  initial_device_display_name: deviceDisplayNameField,
+});
+
+/** A required list of strings (e.g. device ids); `null` answers as missing. */
+export const stringList = absentIfNull(z.array(z.string()));

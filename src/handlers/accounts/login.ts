@@ -1,13 +1,16 @@
 // Login (S:data/api/client-server/login.yaml; `Syn:synapse/rest/client/login.py`): password login
 // only, with Synapse's three rate limits (per IP, failed attempts per user, successes per user).
 
+import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, optionalBoolean, parseInput, requiredString } from '../../errors.js';
 import type { AuthHandler } from '../auth.js';
 import type { RateLimits } from '../rate-limit.js';
-import { deviceDisplayNameField, deviceIdField, optionalBoolean } from './fields.js';
+import { newDeviceFields } from './fields.js';
 import type { PasswordAuthenticator } from './password-auth.js';
 import { LOGIN_TYPE_PASSWORD } from './uia.js';
+
+const loginTypeFields = z.object({ type: requiredString, refresh_token: optionalBoolean });
 
 export interface LoginResponse {
   user_id: string;
@@ -36,13 +39,9 @@ export class LoginHandler {
 
   /** `POST /login`. */
   async login(body: JsonObject, clientIp: string): Promise<LoginResponse> {
-    const type = body.type;
-    if (type === undefined || type === null) throw Errors.missingParam('Missing "type"');
-    if (typeof type !== 'string') throw Errors.badJson('"type" must be a string');
-    optionalBoolean(body, 'refresh_token');
-    if (type !== LOGIN_TYPE_PASSWORD) throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
-    const deviceId = deviceIdField(body);
-    const displayName = deviceDisplayNameField(body, 'initial_device_display_name');
+    const { type } = parseInput(loginTypeFields, body);
+    if (type !== LOGIN_TYPE_PASSWORD) throw Errors.unknown(`Unknown login type ${type}`, 400);
+    const { device_id: deviceId, initial_device_display_name: displayName } = parseInput(newDeviceFields, body);
 
     this.deps.rateLimits.loginAddress.check(clientIp);
     const userId = await this.deps.passwords.authenticate(body);

@@ -2,12 +2,12 @@
 // user-interactive auth (S:content/client-server-api/_index.md §Password-based, §Identifier types;
 // `Syn:synapse/handlers/auth.py` `validate_login`).
 
+import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, MatrixError, optionalObject, optionalString, parseInput } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import { hashPassword, verifyPassword } from '../auth.js';
 import type { RateLimits } from '../rate-limit.js';
-import { optionalObject, optionalString } from './fields.js';
 
 /** Synapse refuses longer passwords before hashing them. */
 export const MAX_PASSWORD_LENGTH = 512;
@@ -16,11 +16,18 @@ export const MAX_PASSWORD_LENGTH = 512;
  * A failed attempt to prove who one is (wrong password, unknown user). User-interactive auth
  * reports it inside its 401 so the client may try again; other errors (bad input) end the request.
  */
-export class AuthFailure extends MatrixError {}
+export class AuthFailure extends MatrixError {
+  constructor(error: MatrixError) {
+    super(error.status, error.errcode, error.message, error.extra, error.headers);
+  }
+}
 
 export function invalidCredentials(): AuthFailure {
-  return new AuthFailure(403, 'M_FORBIDDEN', 'Invalid username or password');
+  return new AuthFailure(Errors.forbidden('Invalid username or password'));
 }
+
+const identifierField = z.object({ identifier: optionalObject });
+const userField = z.object({ user: optionalString });
 
 /**
  * The user a login or auth submission names, from `identifier` or the deprecated top-level
@@ -28,7 +35,7 @@ export function invalidCredentials(): AuthFailure {
  * Third-party identifiers are understood but this server binds none, so they never match.
  */
 export function userIdOfSubmission(submission: JsonObject, serverName: string): string {
-  let identifier = optionalObject(submission, 'identifier');
+  let identifier = parseInput(identifierField, submission).identifier;
   const legacyUser = submission.user;
   if (legacyUser !== undefined && legacyUser !== null && legacyUser !== '') {
     if (typeof legacyUser !== 'string') throw Errors.badJson('"user" must be a string');
@@ -42,7 +49,7 @@ export function userIdOfSubmission(submission: JsonObject, serverName: string): 
 
   switch (identifier.type) {
     case 'm.id.user': {
-      const user = optionalString(identifier, 'user');
+      const user = parseInput(userField, identifier).user;
       if (!user) throw Errors.missingParam("User identifier is missing 'user' key");
       return user.startsWith('@') ? user : `@${user}:${serverName}`;
     }
@@ -57,7 +64,7 @@ export function userIdOfSubmission(submission: JsonObject, serverName: string): 
       }
       throw invalidCredentials();
     default:
-      throw new MatrixError(400, 'M_UNKNOWN', 'Unknown login identifier type');
+      throw Errors.unknown('Unknown login identifier type', 400);
   }
 }
 
@@ -87,7 +94,7 @@ export class PasswordAuthenticator {
     const user = await this.findUser(claimed);
     if (user?.deactivated) {
       // Deactivation removed the password: there is nothing left to check it against.
-      throw new AuthFailure(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+      throw new AuthFailure(Errors.userDeactivated());
     }
     const stored = user?.passwordHash ?? null;
     const matches = password.length <= MAX_PASSWORD_LENGTH && (await verifyPassword(password, stored ?? (await this.decoy())));

@@ -6,13 +6,14 @@
 // name is a 400 at once. The password is hashed into the session's server-side data when auth is
 // still incomplete, so a follow-up carrying only `auth` can finish the registration.
 
+import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import { MAX_IDENTIFIER_BYTES, isValidUserLocalpart, utf8Length } from '../../core/identifiers.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, optionalBoolean, parseInput } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import { hashPassword, type AuthHandler } from '../auth.js';
 import type { RateLimits } from '../rate-limit.js';
-import { deviceDisplayNameField, deviceIdField, optionalBoolean, optionalString } from './fields.js';
+import { boundedString, newDeviceFields } from './fields.js';
 import { MAX_PASSWORD_LENGTH } from './password-auth.js';
 import { LOGIN_TYPE_DUMMY, UiaIncompleteError, type UserInteractiveAuth } from './uia.js';
 
@@ -72,13 +73,12 @@ export class RegistrationHandler {
     const { body, clientIp } = request;
     this.deps.rateLimits.registration.check(clientIp, { update: false });
     const kind = request.kind ?? 'user';
-    if (kind === 'guest') throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is disabled');
+    if (kind === 'guest') throw Errors.guestAccessForbidden('Guest access is disabled');
     if (kind !== 'user') throw Errors.unrecognized(400, `Do not understand membership kind: ${kind}`);
-    optionalBoolean(body, 'refresh_token');
-    const username = usernameField(body);
+    const { username } = parseInput(nameFields, body);
     if (!this.enabled) throw Errors.forbidden('Registration has been disabled');
 
-    const password = optionalString(body, 'password', { maxLength: MAX_PASSWORD_LENGTH, tooLong: Errors.badJson('Invalid password') });
+    const { password } = parseInput(passwordField, body);
     const sessionBody: JsonObject = { ...body };
     // A client bug sent the display name alone on a follow-up, wiping out the stored request
     // (Synapse ignores it in that case too).
@@ -111,7 +111,7 @@ export class RegistrationHandler {
     if (userId === undefined) {
       if (password !== undefined) passwordHash = await hashPassword(password);
       if (passwordHash === undefined) throw Errors.missingParam('Missing params: password');
-      const desired = usernameField(result.params)?.toLowerCase();
+      const desired = parseInput(nameFields, result.params).username?.toLowerCase();
       this.deps.rateLimits.registration.check(clientIp);
       userId = await this.registerUser({ localpart: desired, passwordHash });
       await this.deps.uia.setSessionData(result.sessionId, REGISTERED_USER_KEY, userId);
@@ -132,23 +132,23 @@ export class RegistrationHandler {
    */
   async checkUsername(localpart: string, options: { alreadyRegistered?: string } = {}): Promise<string> {
     if (!isValidUserLocalpart(localpart) && localpart !== '') {
-      throw new MatrixError(400, 'M_INVALID_USERNAME', "User ID can only contain characters a-z, 0-9, or '=_-./+'");
+      throw Errors.invalidUsername("User ID can only contain characters a-z, 0-9, or '=_-./+'");
     }
-    if (localpart === '') throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID cannot be empty');
-    if (localpart.startsWith('_')) throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID may not begin with _');
+    if (localpart === '') throw Errors.invalidUsername('User ID cannot be empty');
+    if (localpart.startsWith('_')) throw Errors.invalidUsername('User ID may not begin with _');
     const userId = `@${localpart}:${this.deps.serverName}`;
     if (options.alreadyRegistered !== undefined) {
       if (options.alreadyRegistered === userId) return userId;
-      throw new MatrixError(400, 'M_UNKNOWN', 'A different user ID has already been registered for this session');
+      throw Errors.unknown('A different user ID has already been registered for this session', 400);
     }
     if (utf8Length(userId) > MAX_IDENTIFIER_BYTES) {
-      throw new MatrixError(400, 'M_INVALID_USERNAME', `User ID may not be longer than ${MAX_IDENTIFIER_BYTES} characters`);
+      throw Errors.invalidUsername(`User ID may not be longer than ${MAX_IDENTIFIER_BYTES} characters`);
     }
     if ((await this.deps.users.findUsersIgnoringCase(userId)).length > 0) {
-      throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+      throw Errors.userInUse();
     }
     // Numeric localparts are what this server generates when no username is given.
-    if (/^\d+$/.test(localpart)) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Numeric user IDs are reserved for guest users.');
+    if (/^\d+$/.test(localpart)) throw Errors.invalidUsername('Numeric user IDs are reserved for guest users.');
     return userId;
   }
 
@@ -176,7 +176,7 @@ export class RegistrationHandler {
       );
     if (options.localpart !== undefined) {
       const userId = await this.checkUsername(options.localpart);
-      if (!(await create(options.localpart, userId))) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+      if (!(await create(options.localpart, userId))) throw Errors.userInUse();
       return userId;
     }
     // Another registration may take the same number at the same moment: try the next ones.
@@ -186,7 +186,7 @@ export class RegistrationHandler {
       const userId = `@${localpart}:${this.deps.serverName}`;
       if ((await this.deps.users.findUsersIgnoringCase(userId)).length === 0 && (await create(localpart, userId))) return userId;
     }
-    throw new MatrixError(500, 'M_UNKNOWN', 'Unable to find a free user ID');
+    throw Errors.unknown('Unable to find a free user ID');
   }
 
   /** The response to a registration: the account, and a new login unless `inhibit_login`. */
@@ -203,20 +203,23 @@ export class RegistrationHandler {
   }
 }
 
-/** `username` from a request body, type-checked; undefined when not given. */
-function usernameField(body: JsonObject): string | undefined {
-  return optionalString(body, 'username', {
-    maxLength: MAX_USERNAME_LENGTH,
-    tooLong: new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid username'),
-  });
-}
+/** `username` (and `refresh_token`) from a request body, type-checked; undefined when not given. */
+const nameFields = z.object({
+  refresh_token: optionalBoolean,
+  username: boundedString(MAX_USERNAME_LENGTH, 'M_INVALID_USERNAME', 'Invalid username'),
+});
+
+const passwordField = z.object({ password: boundedString(MAX_PASSWORD_LENGTH, 'M_BAD_JSON', 'Invalid password') });
+
+const loginFields = newDeviceFields.extend({ inhibit_login: optionalBoolean });
 
 /** The login fields of a registration body (`device_id`, `initial_device_display_name`, `inhibit_login`). */
 export function loginOptionsOf(body: JsonObject): LoginOptions {
+  const fields = parseInput(loginFields, body);
   return {
-    deviceId: deviceIdField(body),
-    initialDeviceDisplayName: deviceDisplayNameField(body, 'initial_device_display_name'),
-    inhibitLogin: optionalBoolean(body, 'inhibit_login'),
+    deviceId: fields.device_id,
+    initialDeviceDisplayName: fields.initial_device_display_name,
+    inhibitLogin: fields.inhibit_login,
   };
 }
 

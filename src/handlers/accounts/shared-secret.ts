@@ -8,7 +8,7 @@
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, type MatrixError } from '../../errors.js';
 import { hashPassword } from '../auth.js';
 import { loginOptionsOf, USER_TYPES, type RegisterResponse, type RegistrationHandler } from './registration.js';
 
@@ -54,7 +54,7 @@ export class SharedSecretRegistration {
     if (typeof body.mac !== 'string') throw Errors.badJson('mac must be a string');
 
     const expected = registrationMac(this.secret, { nonce, username, password, admin, userType });
-    if (!sameText(expected, body.mac)) throw new MatrixError(403, 'M_UNKNOWN', 'HMAC incorrect');
+    if (!sameText(expected, body.mac)) throw Errors.unknown('HMAC incorrect', 403);
     if (body.refresh_token !== undefined && typeof body.refresh_token !== 'boolean') throw badRequest('refresh_token must be a boolean');
 
     const userId = await this.registration.registerUser({
@@ -97,7 +97,7 @@ function secretField(body: JsonObject, key: string, invalid: string): string {
 
 /** Synapse's plain 400s here carry no specific code. */
 function badRequest(message: string): MatrixError {
-  return new MatrixError(400, 'M_UNKNOWN', message);
+  return Errors.unknown(message, 400);
 }
 
 function sameText(a: string, b: string): boolean {

@@ -168,7 +168,7 @@ export class UserInteractiveAuth {
   private async existingSession(sessionId: string, request: UiaRequest): Promise<UiAuthSessionRow> {
     const session = await this.users.getUiAuthSession(sessionId);
     if (!session || session.created_ts < this.now() - UIA_SESSION_LIFETIME_MS) {
-      throw new MatrixError(400, 'M_UNKNOWN', `Unknown session ID: ${sessionId}`);
+      throw Errors.unknown(`Unknown session ID: ${sessionId}`, 400);
     }
     if (session.method !== request.method || session.uri !== request.uri) {
       throw Errors.forbidden('Requested operation has changed during the UI authentication session.');
@@ -187,7 +187,7 @@ export class UserInteractiveAuth {
       case LOGIN_TYPE_PASSWORD:
         return this.passwords.authenticate(auth);
       default:
-        throw new MatrixError(400, 'M_UNRECOGNIZED', `Unknown authentication type ${type} for ${request.method} ${request.uri}`);
+        throw Errors.unrecognized(400, `Unknown authentication type ${type} for ${request.method} ${request.uri}`);
     }
   }
 }

@@ -51,7 +51,7 @@ export function checkSigningKeysUpload(
   stored: ReadonlyMap<CrossSigningKeyType, CrossSigningKeyRow>,
 ): Array<{ type: CrossSigningKeyType; key: CrossSigningKey }> {
   const master = upload.master_key ? checkCrossSigningKey(upload.master_key, userId, 'master') : storedKey(stored.get('master'), userId, 'master');
-  if (!master) throw new MatrixError(400, 'M_MISSING_PARAM', 'No master key available');
+  if (!master) throw Errors.missingParam('No master key available');
   const accepted: Array<{ type: CrossSigningKeyType; key: CrossSigningKey }> = [];
   if (upload.master_key) accepted.push({ type: 'master', key: master });
   for (const [field, type] of FIELDS.slice(1)) {
@@ -70,11 +70,11 @@ function failureOf(err: unknown): { errcode: string; error: string } {
 }
 
 function notFound(message: string): MatrixError {
-  return new MatrixError(404, 'M_NOT_FOUND', message);
+  return Errors.notFound(message);
 }
 
 function keyMismatch(): MatrixError {
-  return new MatrixError(400, 'M_INVALID_PARAM', 'The signed object does not match the stored key');
+  return Errors.invalidParam('The signed object does not match the stored key');
 }
 
 /**

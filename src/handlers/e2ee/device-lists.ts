@@ -11,7 +11,7 @@
 // `DeviceListChanges` only reads: the `device_lists` section of /sync and `/keys/changes`.
 
 import type { JsonObject } from '../../core/json.js';
-import { MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
 import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import type { Database } from '../../storage/database.js';
@@ -103,7 +103,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
             const name = `${key.algorithm}:${key.keyId}`;
             const existing = stored.get(name);
             if (existing === undefined) fresh.push({ algorithm: key.algorithm, keyId: key.keyId, keyJson: canonicalKeyJson(key.key, `one_time_keys.${name}`) });
-            else if (!sameOneTimeKey(existing, key.key)) throw new MatrixError(400, 'M_INVALID_PARAM', `One-time key ${name} already exists with different content`);
+            else if (!sameOneTimeKey(existing, key.key)) throw Errors.invalidParam(`One-time key ${name} already exists with different content`);
           }
           await keys.addOneTimeKeys(tx, userId, deviceId, fresh, now());
           for (const key of upload.fallback_keys) {
@@ -128,7 +128,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
       if (changes.length === 0) return;
       // Cross-signing keys share the device id namespace (signatures name them by public key).
       const clashes = await keys.existingDevices(db, userId, changes.map((c) => c.key.publicKey));
-      if (clashes.size > 0) throw new MatrixError(403, 'M_FORBIDDEN', 'Key ID in use');
+      if (clashes.size > 0) throw Errors.forbidden('Key ID in use');
       // Master and self-signing keys are news to everyone sharing a room; a new user-signing key
       // only to the user's own devices.
       const public_ = changes.filter((c) => c.type !== 'user_signing').map((c) => c.key.publicKey);

@@ -7,7 +7,7 @@
 // comparison and the write that follows it see the same stored key; the etag counts the changes.
 
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, type MatrixError } from '../../errors.js';
 import type { BackupVersionRow, KeyBackupStore, RoomKeyData, RoomKeyRow } from '../../storage/key-backup-store.js';
 import { KeyedQueue } from '../../streams/stream-writer.js';
 import { canonicalKeyJson } from './key-json.js';
@@ -29,7 +29,7 @@ export interface BackupUpdate {
 export type RoomSessions = Record<string, JsonObject>;
 
 function unknownVersion(): MatrixError {
-  return new MatrixError(404, 'M_NOT_FOUND', 'Unknown backup version');
+  return Errors.notFound('Unknown backup version');
 }
 
 /** Version ids are the decimal numbers this server hands out; anything else names no backup. */
@@ -78,7 +78,7 @@ export class KeyBackupHandler {
   /** `GET /room_keys/version[/{version}]`: the current backup, or a given one. */
   async versionInfo(userId: string, version: string | undefined): Promise<BackupInfo> {
     const row = version === undefined ? await this.store.current(userId) : await this.liveVersion(userId, version);
-    if (!row) throw new MatrixError(404, 'M_NOT_FOUND', version === undefined ? 'No current backup version' : 'Unknown backup version');
+    if (!row) throw Errors.notFound(version === undefined ? 'No current backup version' : 'Unknown backup version');
     return {
       version: String(row.version),
       algorithm: row.algorithm,
@@ -122,7 +122,7 @@ export class KeyBackupHandler {
       if (!current || number !== Number(current.version)) {
         const named = number === undefined ? undefined : await this.store.version(userId, number);
         if (!named || Number(named.deleted) === 1) throw unknownVersion();
-        throw new MatrixError(403, 'M_WRONG_ROOM_KEYS_VERSION', 'Wrong backup version.', { current_version: current ? String(current.version) : null });
+        throw Errors.wrongRoomKeysVersion(current ? String(current.version) : null);
       }
       const backup = Number(current.version);
       return this.store.transaction(async (tx) => {

@@ -7,12 +7,12 @@ import { encodeCanonicalJson, encodeCanonicalJsonWithout } from '../../core/cano
 import { MAX_IDENTIFIER_BYTES, utf8Length } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
 import { verifyJsonSignature } from '../../core/signing.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors, type MatrixError } from '../../errors.js';
 
 export const ED25519 = 'ed25519';
 
 export function invalidSignature(message = 'Invalid signature'): MatrixError {
-  return new MatrixError(400, 'M_INVALID_SIGNATURE', message);
+  return Errors.invalidSignature(message);
 }
 
 /** A key as stored: canonical JSON (signatures cover the canonical form). Malformed JSON numbers
@@ -114,7 +114,7 @@ export interface CrossSigningKey {
 /** A cross-signing key: the user's, for `usage`, with exactly one ed25519 public key. */
 export function checkCrossSigningKey(value: unknown, userId: string, usage: string): CrossSigningKey {
   if (!isJsonObject(value)) throw Errors.badJson(`The ${usage} key must be an object`);
-  const invalid = () => new MatrixError(400, 'M_INVALID_PARAM', `Invalid ${usage} key`);
+  const invalid = () => Errors.invalidParam(`Invalid ${usage} key`);
   if (value.user_id !== userId || !Array.isArray(value.usage) || !value.usage.includes(usage) || !isJsonObject(value.keys)) throw invalid();
   const entries = Object.entries(value.keys);
   if (entries.length !== 1) throw invalid();

@@ -11,7 +11,7 @@ import type { Database } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import { clampPositions, decodeSyncToken } from '../../streams/streams.js';
 import type { Notifier } from '../../streams/notifier.js';
-import { isLocalUser, optionalField } from '../ephemeral/checks.js';
+import { isLocalUser } from '../ephemeral/checks.js';
 import type { Requester } from '../requester.js';
 import { oneTimeKeyCounts, type DeviceListChanges, type DeviceListsWriterApi, type DeviceListUpdates, type KeysUpload } from './device-lists.js';
 import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
@@ -62,10 +62,10 @@ export class KeysHandler {
   /**
    * `POST /keys/query`, answered as JSON text (a `KeysQueryResult`). A client asks for every user it
    * shares an encrypted room with, often a thousand or more: the answer is put together from the
-   * stored key JSON as text rather than parsed and re-serialised (see `ServedKeyJson`).
+   * stored key JSON as text rather than parsed and re-serialised (see `ServedKeyJson`). The route
+   * has checked `timeout`.
    */
   async query(requester: Requester, body: JsonObject): Promise<string> {
-    optionalField(body, 'timeout', 'number');
     const requested = body.device_keys;
     if (!isJsonObject(requested)) throw Errors.badJson("'device_keys' must be a JSON object");
     const allDevicesOf: string[] = [];
@@ -113,10 +113,9 @@ export class KeysHandler {
   /**
    * `POST /keys/claim`: per requested device, its oldest one-time key of the algorithm, removed as
    * it is handed out, or else its fallback key (kept, and marked used). All claims of a request
-   * run in one transaction. `timeout` only matters for other servers' users.
+   * run in one transaction. `timeout` (checked by the route) only matters for other servers' users.
    */
   async claim(body: JsonObject): Promise<KeysClaimResult> {
-    optionalField(body, 'timeout', 'number');
     const requested = body.one_time_keys;
     if (!isJsonObject(requested)) throw Errors.badJson("'one_time_keys' must be a JSON object");
     const wanted: Array<{ userId: string; deviceId: string; algorithm: string }> = [];

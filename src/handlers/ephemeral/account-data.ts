@@ -6,7 +6,7 @@
 
 import { utf8Length, isValidRoomId } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
 import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-store.js';
 import type { Database } from '../../storage/database.js';
@@ -138,9 +138,9 @@ export class AccountDataHandler {
     requireSelf(requester, userId, 'Cannot add account data for other users.');
     if (roomId !== null) requireRoomId(roomId);
     if (type === FULLY_READ_TYPE) {
-      throw new MatrixError(405, 'M_BAD_JSON', 'Cannot set m.fully_read through this API. Use /rooms/{roomId}/read_markers');
+      throw Errors.badJson('Cannot set m.fully_read through this API. Use /rooms/{roomId}/read_markers', 405);
     }
-    if (type === PUSH_RULES_TYPE) throw new MatrixError(405, 'M_BAD_JSON', 'Cannot set m.push_rules through this API. Use /pushrules');
+    if (type === PUSH_RULES_TYPE) throw Errors.badJson('Cannot set m.push_rules through this API. Use /pushrules', 405);
     await this.writer.setAccountData(userId, roomId, type, content);
   }
 

@@ -2,7 +2,7 @@
 // in /sync. Validation is `parseFilter` (src/core/filters.ts). Any process may serve these: ids are
 // allocated by the database, and a stored filter never changes, so parsed filters are cached.
 
-import { DEFAULT_MAX_TIMELINE_LIMIT, parseFilter, type Filter } from '../../core/filters.js';
+import { DEFAULT_MAX_TIMELINE_LIMIT, InvalidFilterError, parseFilter, type Filter } from '../../core/filters.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { FiltersStore } from '../../storage/filters-store.js';
@@ -26,7 +26,12 @@ export class FiltersHandler {
   /** `POST /user/{userId}/filter`: validates and stores; returns the new id. */
   async create(requester: Requester, userId: string, body: JsonObject): Promise<string> {
     requireSelf(requester, userId, 'Cannot create filters for other users');
-    const filter = parseFilter(body);
+    let filter: Filter;
+    try {
+      filter = parseFilter(body);
+    } catch (err) {
+      throw err instanceof InvalidFilterError ? Errors.fromCore(err) : err;
+    }
     // Stored as uploaded, but with the timeline limit capped as it will be applied (Synapse), so
     // reading the filter back shows what the server does with it.
     const id = await this.uploads.run(userId, () => this.store.add(userId, JSON.stringify(withCappedTimelineLimit(body))));

@@ -5,7 +5,7 @@
 import { deleteRule, findRule, isPushRuleKind, mergeRuleSet, putRule, setRuleActions, setRuleEnabled } from '../../core/push/ruleset.js';
 import type { PushRule, PushRuleError, PushRuleKind, PushRuleResult, PushRuleSet, StoredUserRules } from '../../core/push/ruleset.js';
 import { CompiledRuleSet } from '../../core/push/evaluator.js';
-import { MatrixError } from '../../errors.js';
+import { Errors, type MatrixError } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
 import type { Database, Queryable } from '../../storage/database.js';
 import type { PushRulesStore } from '../../storage/push-rules-store.js';
@@ -34,7 +34,7 @@ export interface PushRulesWriterApi {
 }
 
 export function pushRuleMatrixError(error: PushRuleError): MatrixError {
-  return new MatrixError(error.status, error.errcode, error.message);
+  return Errors.fromCore(error);
 }
 
 function unwrap<T>(result: PushRuleResult<T>): T {
@@ -182,7 +182,7 @@ export class PushRulesHandler {
   /** `GET /pushrules/global/{kind}/{ruleId}`. */
   async rule(userId: string, kind: string, ruleId: string): Promise<PushRule> {
     const rule = findRule(await this.reader.ruleSet(userId), checkedKind(kind), ruleId);
-    if (!rule) throw new MatrixError(404, 'M_NOT_FOUND', 'Unknown push rule');
+    if (!rule) throw Errors.notFound('Unknown push rule');
     return rule;
   }
 
@@ -192,6 +192,6 @@ export class PushRulesHandler {
 }
 
 function checkedKind(kind: string): PushRuleKind {
-  if (!isPushRuleKind(kind)) throw new MatrixError(400, 'M_INVALID_PARAM', `Unknown push rule kind: ${kind}`);
+  if (!isPushRuleKind(kind)) throw Errors.invalidParam(`Unknown push rule kind: ${kind}`);
   return kind;
 }

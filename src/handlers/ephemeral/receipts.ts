@@ -4,7 +4,7 @@
 
 import { isValidRoomId } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
 import type { Database } from '../../storage/database.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
@@ -135,7 +135,7 @@ export class ReceiptsHandler {
 
   private async eventInRoom(roomId: string, eventId: string): Promise<StoredEvent> {
     const event = await this.eventCache.get(eventId);
-    if (!event || event.event.roomId !== roomId) throw new MatrixError(404, 'M_NOT_FOUND', `Could not find event ${eventId} in room ${roomId}`);
+    if (!event || event.event.roomId !== roomId) throw Errors.notFound(`Could not find event ${eventId} in room ${roomId}`);
     return event;
   }
 

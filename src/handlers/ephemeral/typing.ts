@@ -5,7 +5,7 @@
 // including an expiry, takes a position and is published with the room's full list of typers, so
 // syncs wake and any process can keep the current lists from the bus alone (`TypingReader`).
 
-import { MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { StreamPublisher } from '../../streams/stream-writer.js';
@@ -141,7 +141,7 @@ export class TypingHandler {
     requireSelf(requester, userId, "Cannot set another user's typing state");
     await requireJoined(this.roomState, roomId, userId);
     if (timeoutMs !== undefined && (!Number.isFinite(timeoutMs) || timeoutMs < 0)) {
-      throw new MatrixError(400, 'M_BAD_JSON', 'timeout must be a non-negative number of milliseconds');
+      throw Errors.badJson('timeout must be a non-negative number of milliseconds');
     }
     const timeout = Math.min(timeoutMs ?? DEFAULT_TYPING_TIMEOUT_MS, MAX_TYPING_TIMEOUT_MS);
     await this.writer.setTyping(roomId, userId, typing, timeout);

@@ -101,13 +101,13 @@ export class RoomDirectory implements RoomDirectoryApi {
     const { localpart } = this.parseAlias(alias);
     if (localpart === '' || /\s/.test(localpart)) throw Errors.invalidParam('Invalid characters in room alias');
     if (!this.isLocal(alias)) throw Errors.invalidParam('Room alias must be local');
-    if (!(await this.core.roomState.roomExists(roomId))) throw new MatrixError(400, 'M_UNKNOWN', 'Room does not exist');
+    if (!(await this.core.roomState.roomExists(roomId))) throw Errors.unknown('Room does not exist', 400);
     // Synapse's default `require_membership_for_aliases: true`; server admins are exempt.
     if (!(await this.isAdmin(requester.userId)) && (await this.core.roomState.membership(roomId, requester.userId)) !== 'join') {
       throw Errors.forbidden('You must be in the room to create an alias for it');
     }
     if (!(await this.store.createAlias(alias, roomId, requester.userId))) {
-      throw new MatrixError(409, 'M_UNKNOWN', `Room alias ${alias} already exists`);
+      throw Errors.unknown(`Room alias ${alias} already exists`, 409);
     }
   }
 

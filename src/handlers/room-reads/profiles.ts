@@ -14,7 +14,7 @@
 
 import { isValidUserId, serverNameOf } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
@@ -62,7 +62,7 @@ export class Profiles implements ProfilesApi {
       throw Errors.forbidden(`Cannot set another user's ${field}`);
     }
     if (serverNameOf(userId) !== this.core.serverName) throw Errors.invalidParam('User is not hosted on this homeserver');
-    if (field === 'avatar_url' && requester.isGuest) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access not allowed');
+    if (field === 'avatar_url' && requester.isGuest) throw Errors.guestAccessForbidden();
     const stored = normalise(field, value);
     const existing = await this.core.stores.users.getProfile(userId);
     if (existing === undefined) throw Errors.notFound('Profile was not found');

@@ -7,7 +7,7 @@ import type { ClientEvent } from '../../core/client-events.js';
 import { stateKey as makeStateKey } from '../../core/events.js';
 import { eventMatchesFilter, type RoomEventFilter } from '../../core/filters.js';
 import type { VisibleEvent } from '../../core/visibility.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { Viewer } from '../event-serializer.js';
@@ -215,7 +215,7 @@ export class RoomReads implements RoomReadsApi {
     await this.access.requireReader(roomId, reader.userId, { allowDeparted: false });
     const row = await this.core.stores.events.eventNearTimestamp(roomId, ts, dir);
     if (row === undefined) {
-      throw new MatrixError(404, 'M_NOT_FOUND', `Unable to find event from ${ts} in ${dir === 'f' ? 'forward' : 'backward'} direction`);
+      throw Errors.notFound(`Unable to find event from ${ts} in ${dir === 'f' ? 'forward' : 'backward'} direction`);
     }
     return { event_id: row.event_id, origin_server_ts: Number(row.origin_server_ts) };
   }

@@ -6,7 +6,7 @@ import type { JsonObject } from '../../core/json.js';
 import { isValidUserId } from '../../core/identifiers.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { isJsonObject } from '../../core/json.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { CoreDeps } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
 import type { RateLimits } from '../rate-limit.js';
@@ -30,7 +30,7 @@ export class MembershipHandler {
   async resolveRoom(roomIdOrAlias: string): Promise<string> {
     if (roomIdOrAlias.startsWith('#')) {
       const roomId = await this.core.stores.events.roomIdForAlias(roomIdOrAlias);
-      if (!roomId) throw new MatrixError(404, 'M_NOT_FOUND', `Room alias ${roomIdOrAlias} not found`);
+      if (!roomId) throw Errors.notFound(`Room alias ${roomIdOrAlias} not found`);
       return roomId;
     }
     if (!roomIdOrAlias.startsWith('!')) throw Errors.invalidParam(`${roomIdOrAlias} is not a room id or alias`);
@@ -41,7 +41,7 @@ export class MembershipHandler {
     const roomId = await this.resolveRoom(roomIdOrAlias);
     if (!(await this.core.roomState.roomExists(roomId))) {
       // A room on another server would be joined over federation, which this server does not do yet.
-      throw new MatrixError(404, 'M_NOT_FOUND', `No known servers for room ${roomId}`);
+      throw Errors.notFound(`No known servers for room ${roomId}`);
     }
     const state = await this.core.roomState.currentState(roomId);
     const current = membershipIn(state, userId);
@@ -113,7 +113,7 @@ export class MembershipHandler {
   async forget(roomId: string, userId: string): Promise<void> {
     const membership = await this.core.roomState.membership(roomId, userId);
     if (membership === 'join' || membership === 'invite' || membership === 'knock') {
-      throw new MatrixError(400, 'M_UNKNOWN', `User ${userId} is in room ${roomId}`);
+      throw Errors.unknown(`User ${userId} is in room ${roomId}`, 400);
     }
     await this.core.stores.roomState.forget(userId, roomId);
   }
@@ -135,7 +135,7 @@ export class MembershipHandler {
   }
 
   private async requireRoom(roomId: string): Promise<RoomState> {
-    if (!(await this.core.roomState.roomExists(roomId))) throw new MatrixError(404, 'M_NOT_FOUND', `Unknown room ${roomId}`);
+    if (!(await this.core.roomState.roomExists(roomId))) throw Errors.notFound(`Unknown room ${roomId}`);
     return this.core.roomState.currentState(roomId);
   }
 
@@ -172,7 +172,7 @@ export class MembershipHandler {
       if (event.type !== 'm.room.member' || event.content.membership !== 'join' || event.stateKey === undefined) continue;
       if (this.isLocal(event.stateKey) && levels.userLevel(event.stateKey) >= levels.invite) return event.stateKey;
     }
-    throw new MatrixError(403, 'M_FORBIDDEN', 'No member of this room on this server can authorise the join');
+    throw Errors.forbidden('No member of this room on this server can authorise the join');
   }
 }
 

@@ -14,7 +14,7 @@ import { stateKey as makeStateKey, type StateKey } from '../../core/events.js';
 import { isValidUserId, parseRoomAlias } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { DEFAULT_ROOM_VERSION, getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import { componentLogger, type Logger } from '../../util/log.js';
 import { LruCache } from '../../util/lru.js';
 import type { CoreDeps } from '../core.js';
@@ -94,7 +94,7 @@ export class RoomCreationHandler {
 
     const versionId = optionalString(body, 'room_version') ?? DEFAULT_ROOM_VERSION.id;
     const version = getRoomVersion(versionId);
-    if (!version) throw new MatrixError(400, 'M_UNSUPPORTED_ROOM_VERSION', `Your homeserver does not support the features required to join this room (room version ${versionId})`);
+    if (!version) throw Errors.unsupportedRoomVersion(`Your homeserver does not support the features required to join this room (room version ${versionId})`);
 
     const invitees = body.invite === undefined ? [] : body.invite;
     if (!Array.isArray(invitees) || !invitees.every((u) => typeof u === 'string')) throw Errors.badJson('"invite" must be a list of user ids');
@@ -108,10 +108,10 @@ export class RoomCreationHandler {
     if (aliasName !== undefined) {
       alias = `#${aliasName}:${serverName}`;
       if (aliasName.includes(':') || aliasName.includes('#') || /\s/.test(aliasName) || !parseRoomAlias(alias)) {
-        throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid characters in room alias`);
+        throw Errors.invalidParam(`Invalid characters in room alias`);
       }
       const taken = await this.core.db.get('SELECT 1 AS one FROM room_aliases WHERE room_alias = ?', [alias]);
-      if (taken) throw new MatrixError(400, 'M_ROOM_IN_USE', 'Room alias already taken');
+      if (taken) throw Errors.roomInUse('Room alias already taken');
     }
 
     const createContent: JsonObject = {};

@@ -4,7 +4,7 @@
 import { isValidRoomAlias } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
-import { Errors, MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 import type { RateLimits } from '../rate-limit.js';
 import type { Requester } from '../requester.js';
 import type { CoreDeps } from '../core.js';
@@ -45,7 +45,7 @@ export class RoomMessagesHandler {
     await this.rateLimits.checkMessage(requester.userId);
     const target = await this.core.eventCache.get(targetId);
     if (target) {
-      if (target.event.roomId !== roomId) throw new MatrixError(400, 'M_UNKNOWN', 'Cannot redact event from a different room');
+      if (target.event.roomId !== roomId) throw Errors.unknown('Cannot redact event from a different room', 400);
       if (target.event.type === 'm.room.create') throw Errors.forbidden('Redacting create events is not permitted');
       if (target.event.type === 'm.room.server_acl') throw Errors.forbidden('Redacting server ACL events is not permitted');
     }
@@ -89,13 +89,13 @@ export class RoomMessagesHandler {
     const aliases: unknown[] = [];
     if (content.alias !== undefined && content.alias !== null) aliases.push(content.alias);
     if (content.alt_aliases !== undefined) {
-      if (!Array.isArray(content.alt_aliases)) throw new MatrixError(400, 'M_INVALID_PARAM', '"alt_aliases" must be a list');
+      if (!Array.isArray(content.alt_aliases)) throw Errors.invalidParam('"alt_aliases" must be a list');
       aliases.push(...content.alt_aliases);
     }
     for (const alias of aliases) {
-      if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw new MatrixError(400, 'M_INVALID_PARAM', `Invalid alias ${String(alias)}`);
+      if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw Errors.invalidParam(`Invalid alias ${String(alias)}`);
       if (alias.endsWith(`:${this.core.serverName}`) && (await this.core.stores.events.roomIdForAlias(alias)) !== roomId) {
-        throw new MatrixError(400, 'M_BAD_ALIAS', `Room alias ${alias} does not point to the room`);
+        throw Errors.badAlias(`Room alias ${alias} does not point to the room`);
       }
     }
   }
