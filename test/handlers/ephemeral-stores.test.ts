@@ -63,7 +63,7 @@ for (const backend of backends) {
       await db.transaction((tx) => store.put(tx, row));
       await db.transaction((tx) => store.put(tx, { ...row, receipt_type: 'm.read.private', event_id: '$2', event_stream_ordering: 12, stream_id: 2 }));
       await db.transaction((tx) => store.put(tx, { ...row, event_id: '$3', event_stream_ordering: 11, stream_id: 3 }));
-      assert.equal(await store.currentEventOrdering(db, '!r:x', 'm.read', '@a:x', ''), 11);
+      assert.equal(await store.currentEventOrdering('!r:x', 'm.read', '@a:x', '', db), 11);
       assert.deepEqual((await store.changedBetween(['!r:x', '!other:x'], 1, 3)).map((r) => r.event_id), ['$2', '$3']);
       assert.deepEqual(
         (await store.readMarks('@a:x')).map((m) => [m.room_id, m.thread_id, Number(m.stream_ordering)]),
