@@ -168,9 +168,10 @@ export class DeviceKeysStore {
   async deleteDeviceKeys(tx: Queryable, userId: string, deviceIds: readonly string[]): Promise<void> {
     for (const batch of inBatches(deviceIds)) {
       const list = placeholders(batch.length);
-      for (const table of ['e2e_device_keys', 'e2e_one_time_keys', 'e2e_fallback_keys']) {
-        await tx.run(`DELETE FROM ${table} WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
-      }
+      // Table names written out, so each statement says which table it changes.
+      await tx.run(`DELETE FROM e2e_device_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
+      await tx.run(`DELETE FROM e2e_one_time_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
+      await tx.run(`DELETE FROM e2e_fallback_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
     }
   }
 
