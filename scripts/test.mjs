@@ -1,6 +1,10 @@
 // `npm test`: type-checks, builds dist/ (integration tests spawn bin/myelin), then runs every
 // test file under test/ with Node's built-in runner. Extra arguments narrow the run to test files
 // whose path contains one of them, e.g. `npm test -- core/canonical`.
+//
+// One PostgreSQL server serves the whole run (MYELIN_TEST_PG_SOCKET_DIR, see
+// test/harness/postgres.ts): the many suites that run on both backends each create a database on
+// it instead of every test file starting and stopping a server of its own.
 import { spawnSync } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -38,9 +42,20 @@ if (filters.length === 0) {
 }
 ensureBuilt();
 
+let postgres;
+if (!process.env.MYELIN_TEST_PG_SOCKET_DIR) {
+  const { tsImport } = await import('tsx/esm/api');
+  const { startPostgres } = await tsImport('../test/harness/postgres.ts', import.meta.url);
+  postgres = await startPostgres({ maxConnections: 500 });
+  process.env.MYELIN_TEST_PG_SOCKET_DIR = postgres.socketDir;
+}
+// Ctrl-C reaches the test run too; this process then stops the server and exits with its status.
+process.on('SIGINT', () => undefined);
+
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-reporter=spec', ...passThrough, ...files],
   { stdio: 'inherit', cwd: root },
 );
+await postgres?.stop();
 process.exit(result.status ?? 1);

@@ -16,7 +16,7 @@ import { MAIN_INSTANCE, topologyOf } from '../config/roles.js';
 import type { InstanceLocation, ListenerConfig } from '../config/schema.js';
 import { DEFAULT_SOCKET_MODE } from '../http/listener.js';
 import { rpcPath } from '../replication/rpc.js';
-import { checkSchemaVersion, LATEST_SCHEMA_VERSION } from '../storage/migrations.js';
+import { checkSchemaVersion, LATEST_SCHEMA_VERSION, pingDatabase } from '../storage/migrations.js';
 import { openDatabase } from '../storage/open.js';
 import { probeHealth } from '../workers/supervisor.js';
 import { endpointOfListener, loadCluster, type Cluster } from '../workers/topology.js';
@@ -374,7 +374,7 @@ export async function checkDatabase(config: Config, timeoutMs = 10_000): Promise
       timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
     });
     try {
-      await Promise.race([db.get('SELECT 1 AS one'), timeout]);
+      await Promise.race([pingDatabase(db), timeout]);
     } catch (err) {
       return { ok: false, text: `${label}: not reachable: ${(err as Error).message}` };
     }

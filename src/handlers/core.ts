@@ -1,14 +1,14 @@
 // The shared infrastructure every handler area is built on: configuration, storage, the events
 // writer, caches, the replication bus and the notifier. Composed once per process (see
-// src/workers/services.ts) and handed to each area's factory.
+// src/workers/services.ts) and handed to each area's factory, which gives each handler the parts
+// it uses (`CoreParts`). Handlers reach the database only through stores, and the writers that
+// change several stores at once through `transactions`; never the `Database` itself.
 
 import type { Config } from '../config/load.js';
 import type { SigningKey } from '../core/signing.js';
 import type { ReplicationBus } from '../replication/bus.js';
-import type { Database } from '../storage/database.js';
-import type { EventsStore } from '../storage/events-store.js';
-import type { RoomStateStore } from '../storage/room-state-store.js';
-import type { UsersStore } from '../storage/users-store.js';
+import type { TransactionRunner } from '../storage/database.js';
+import type { Stores } from '../storage/stores.js';
 import type { PositionsFor } from '../streams/id-generator.js';
 import type { Notifier } from '../streams/notifier.js';
 import type { Logger } from '../util/log.js';
@@ -26,16 +26,13 @@ export interface CoreDeps {
   /** This process's instance name: `main`, or the worker's name. */
   readonly instanceName: string;
   readonly signingKey: SigningKey;
-  readonly db: Database;
+  /** Transactions across stores, for the writers (handlers never query the database). */
+  readonly transactions: TransactionRunner;
   readonly bus: ReplicationBus;
   readonly notifier: Notifier;
   readonly log: Logger;
   readonly now: () => number;
-  readonly stores: {
-    readonly users: UsersStore;
-    readonly events: EventsStore;
-    readonly roomState: RoomStateStore;
-  };
+  readonly stores: Stores;
   readonly eventCache: EventCache;
   readonly roomState: RoomStateReader;
   /** Users' current memberships, cached and kept current through the bus. */
@@ -50,3 +47,9 @@ export interface CoreDeps {
   /** Position allocators for the streams that may have several writers. */
   readonly positions: PositionsFor;
 }
+
+/**
+ * What a handler takes of the core: the named parts `K` and the named stores `S`, so its
+ * constructor says what it depends on (the area's factory still passes the whole core).
+ */
+export type CoreParts<K extends keyof CoreDeps, S extends keyof Stores = never> = Pick<CoreDeps, K> & { readonly stores: Pick<Stores, S> };

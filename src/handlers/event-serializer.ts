@@ -12,9 +12,9 @@ import { applyEventFields } from '../core/filters.js';
 import type { JsonObject } from '../core/json.js';
 import type { ReplicationBus } from '../replication/bus.js';
 import type { EventsStore } from '../storage/events-store.js';
-import type { RoomStateStore } from '../storage/room-state-store.js';
 import { LruCache } from '../util/lru.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
+import type { RoomStateReader } from './room-state.js';
 
 export interface SerializeOptions {
   /** /sync omits `room_id` (the room is the key of its section). */
@@ -37,7 +37,7 @@ export class EventSerializer {
 
   constructor(
     private readonly events: EventsStore,
-    private readonly roomState: RoomStateStore,
+    private readonly roomState: Pick<RoomStateReader, 'replacedAt'>,
     private readonly eventCache: EventCache,
     private readonly now: () => number,
     bus: ReplicationBus,

@@ -6,12 +6,12 @@
 // of events costs two queries, not two per event.
 
 import { filterVisibleEvents, type EventStateContext, type VisibleEvent } from '../core/visibility.js';
-import type { RoomStateStore } from '../storage/room-state-store.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
+import type { RoomStateReader } from './room-state.js';
 
 export class EventVisibility {
   constructor(
-    private readonly stateStore: RoomStateStore,
+    private readonly roomState: Pick<RoomStateReader, 'intervalsOverlapping'>,
     private readonly eventCache: EventCache,
   ) {}
 
@@ -34,7 +34,7 @@ export class EventVisibility {
       max = Math.max(max, e.streamOrdering);
     }
     // The state *before* the first event matters for boundary events, so start one earlier.
-    const rows = await this.stateStore.intervalsOverlapping(
+    const rows = await this.roomState.intervalsOverlapping(
       roomId,
       [
         ['m.room.history_visibility', ''],

@@ -18,7 +18,8 @@ import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
 import { Errors, MatrixError } from '../errors.js';
 import type { ReplicationBus, StreamRow } from '../replication/bus.js';
-import { DatabaseUnavailableError, type Database, type Queryable } from '../storage/database.js';
+import { DatabaseUnavailableError, type Queryable, type TransactionRunner } from '../storage/database.js';
+import type { DirectoryStore } from '../storage/directory-store.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
 import type { PositionAllocator } from '../streams/id-generator.js';
@@ -141,9 +142,12 @@ interface StagedWrite {
 class ChainBrokenError extends Error {}
 
 export interface EventsWriterDeps {
-  db: Database;
+  transactions: TransactionRunner;
   events: EventsStore;
+  /** The room's state as the writer records it (readers go through RoomStateReader). */
   roomState: RoomStateStore;
+  /** A new room's aliases are created with it. */
+  directory: DirectoryStore;
   eventCache: EventCache;
   ids: PositionAllocator;
   bus: ReplicationBus;
@@ -276,12 +280,8 @@ export class EventsWriter implements EventsWriterApi {
         const roomInserted = await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
         if (!roomInserted) throw Errors.roomIdTaken(roomId);
         for (const alias of plan.aliases) {
-          const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
-            alias,
-            roomId,
-            plan.creator,
-          ]);
-          if (inserted.changes === 0) throw Errors.roomInUse(`Room alias ${alias} already taken`);
+          const inserted = await this.deps.directory.createAlias(alias, roomId, plan.creator, tx);
+          if (!inserted) throw Errors.roomInUse(`Room alias ${alias} already taken`);
         }
       });
     });
@@ -401,7 +401,7 @@ export class EventsWriter implements EventsWriterApi {
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
   ): Promise<{ commit: Promise<PersistedEvent[]> }> {
-    const { db, events, roomState, instanceName, eventCache } = this.deps;
+    const { transactions, events, roomState, instanceName, eventCache } = this.deps;
     const reservation = await this.publisher.reserve(built.length);
     const items = built.map((event, i) => {
       const stateBefore = room.state;
@@ -417,8 +417,8 @@ export class EventsWriter implements EventsWriterApi {
     const commit = (async () => {
       // SQLite runs transactions in the order they start, so only the outcome of the previous
       // write matters; elsewhere, wait for it to finish first.
-      if (previous && !db.orderedWrites) await previous.settled.catch(() => undefined);
-      await db.transaction(async (tx) => {
+      if (previous && !transactions.orderedWrites) await previous.settled.catch(() => undefined);
+      await transactions.transaction(async (tx) => {
         // The database runs this again when a first attempt lost its connection before committing.
         write.failed = false;
         try {

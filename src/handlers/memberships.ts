@@ -1,5 +1,7 @@
 // Each user's current room memberships, cached between requests and dropped when the events stream
 // reports a membership change for the user. /sync and unread counts read them on every request.
+// Also a user's membership history and the rooms they forgot: everything about "the user's rooms"
+// (the room-side view is RoomStateReader).
 
 import type { ReplicationBus } from '../replication/bus.js';
 import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
@@ -31,5 +33,20 @@ export class UserMemberships {
     // A change after `position` means the current rows are not the state at `position`.
     if (current.some((row) => Number(row.from_stream) > position)) return this.store.membershipsAt(userId, position);
     return current;
+  }
+
+  /** The user's membership changes with `from < position <= to`, oldest first. */
+  changesBetween(userId: string, from: number, to: number): Promise<MembershipRow[]> {
+    return this.store.membershipChangesBetween(userId, from, to);
+  }
+
+  /** The rooms the user forgot (they appear nowhere for the user until the user is back). */
+  forgottenRooms(userId: string): Promise<Set<string>> {
+    return this.store.forgottenRooms(userId);
+  }
+
+  /** Forgets a room for the user (a join or invite brings it back: see the events writer). */
+  forget(userId: string, roomId: string): Promise<void> {
+    return this.store.forget(userId, roomId);
   }
 }

@@ -1,5 +1,8 @@
 // Reads room state for every handler: the current state (cached, and dropped from the cache when
-// the events stream says a room's state changed), state at a past position, and memberships.
+// the events stream says a room's state changed), state at a past position, and memberships. The
+// one door to room state: handlers never read `RoomStateStore` beside it. Past state never changes,
+// so it is read as it is stored; the `...Rows` methods give the stored rows (type, state key, event
+// id, membership, position) for readers that pick events before loading them (/sync).
 
 import { stateKey as makeStateKey, type StateKey } from '../core/events.js';
 import type { RoomVersion } from '../core/room-versions.js';
@@ -95,6 +98,57 @@ export class RoomStateReader {
   /** Rooms where the user's current membership is one of `memberships`. */
   async roomsOf(userId: string, memberships: readonly string[] = ['join']): Promise<string[]> {
     return (await this.store.membershipsOf(userId)).filter((m) => memberships.includes(m.membership)).map((m) => m.room_id);
+  }
+
+  /**
+   * The user's member state entry as the database has it now, bypassing the cache: a membership
+   * another process has just committed counts before its bus row arrives here.
+   */
+  storedMemberRow(roomId: string, userId: string): Promise<StateRow | undefined> {
+    return this.store.currentStateEvent(roomId, 'm.room.member', userId);
+  }
+
+  /** The user's membership in the room after the event at `position`. */
+  membershipAt(roomId: string, userId: string, position: number): Promise<string | undefined> {
+    return this.store.membershipAt(roomId, userId, position);
+  }
+
+  /** The state after the event at `position`, as stored rows. */
+  stateRowsAt(roomId: string, position: number): Promise<StateRow[]> {
+    return this.store.stateAt(roomId, position);
+  }
+
+  /** The state after the event at `position`, as stored rows, with only the given users' member events. */
+  stateRowsAtWithMembers(roomId: string, position: number, userIds: readonly string[]): Promise<StateRow[]> {
+    return this.store.stateAtWithMembers(roomId, position, userIds);
+  }
+
+  /** One state entry after the event at `position`, as its stored row. */
+  stateRowAt(roomId: string, type: string, stateKey: string, position: number): Promise<StateRow | undefined> {
+    return this.store.stateEventAt(roomId, type, stateKey, position);
+  }
+
+  /** State entries that changed with `from < position <= to` (the latest per key), as stored rows. */
+  stateRowChangesBetween(roomId: string, from: number, to: number): Promise<StateRow[]> {
+    return this.store.stateChangesBetween(roomId, from, to);
+  }
+
+  /**
+   * The intervals of the given state keys that overlap positions `from..to` (inclusive): "what was
+   * X at each of these events" in one read.
+   */
+  intervalsOverlapping(
+    roomId: string,
+    keys: ReadonlyArray<readonly [type: string, stateKey: string]>,
+    from: number,
+    to: number,
+  ): Promise<Array<StateRow & { to_stream: number | null }>> {
+    return this.store.intervalsOverlapping(roomId, keys, from, to);
+  }
+
+  /** The state events replaced by events at the given positions (for `unsigned.prev_content`). */
+  replacedAt(roomId: string, positions: readonly number[]): Promise<Array<{ event_id: string; to_stream: number }>> {
+    return this.store.replacedAt(roomId, positions);
   }
 
   private async load(rows: readonly StateRow[]): Promise<RoomState> {

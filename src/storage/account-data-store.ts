@@ -35,6 +35,11 @@ export class AccountDataStore {
     );
   }
 
+  /** Every user's entries changed with `from < stream_id <= to`, in stream order (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string; room_id: string; type: string }>> {
+    return this.db.all('SELECT user_id, room_id, type FROM account_data WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+  }
+
   /** Entries changed with `from < stream_id <= to`. */
   changedBetween(userId: string, from: number, to: number): Promise<AccountDataRow[]> {
     return this.db.all<AccountDataRow>(

@@ -2,7 +2,7 @@
 // (schema 0040).
 
 import type { Database, Queryable } from './database.js';
-import { inBatches, placeholders } from './device-keys-store.js';
+import { inBatches, placeholders } from './batches.js';
 
 export type CrossSigningKeyType = 'master' | 'self_signing' | 'user_signing';
 
@@ -71,6 +71,16 @@ export class CrossSigningStore {
          ON CONFLICT (target_user_id, target_device_id, user_id, key_id) DO UPDATE SET signature = excluded.signature`,
         [row.user_id, row.key_id, row.target_user_id, row.target_device_id, row.signature],
       );
+    }
+  }
+
+  /** Every signature of the devices (they are being deleted, with their keys). */
+  async deleteSignaturesOfDevices(tx: Queryable, userId: string, deviceIds: readonly string[]): Promise<void> {
+    for (const batch of inBatches(deviceIds)) {
+      await tx.run(`DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ? AND target_device_id IN (${placeholders(batch.length)})`, [
+        userId,
+        ...batch,
+      ]);
     }
   }
 

@@ -15,8 +15,11 @@ export interface Queryable {
   run(sql: string, params?: readonly SqlValue[]): Promise<{ changes: number }>;
 }
 
-export interface Database extends Queryable {
-  readonly dialect: 'sqlite' | 'postgres';
+/**
+ * What a handler that writes through several stores at once needs of the database: a transaction
+ * to pass to the stores' methods, and no more (handlers never query the database themselves).
+ */
+export interface TransactionRunner {
   /**
    * Whether transactions run one after another in the order they were started (SQLite's single
    * write connection), so a transaction may rely on the ones started before it having run first.
@@ -31,6 +34,10 @@ export interface Database extends Queryable {
    * the transaction that a second run would not set right.
    */
   transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+}
+
+export interface Database extends Queryable, TransactionRunner {
+  readonly dialect: 'sqlite' | 'postgres';
   /** Runs several statements separated by `;` (schema changes); no parameters. */
   exec(sql: string): Promise<void>;
   close(): Promise<void>;

@@ -1,6 +1,8 @@
-// Device identity keys, one-time and fallback keys, and the device_lists stream (schemas 0002 and
-// 0040).
+// Device identity keys, one-time and fallback keys, and the device_lists stream with its
+// signer-only part (`e2e_device_keys`, `e2e_one_time_keys`, `e2e_fallback_keys`,
+// `device_lists_stream`, `e2e_user_signature_stream`; schemas 0002 and 0040).
 
+import { BATCH, inBatches, placeholders } from './batches.js';
 import type { Database, Queryable } from './database.js';
 
 export interface DeviceKeysRow {
@@ -15,25 +17,12 @@ export interface ClaimedKey {
   keyJson: string;
 }
 
-/** How many parameters one `IN (...)` list takes: well below SQLite's and PostgreSQL's limits. */
-const BATCH = 500;
-
-export function inBatches<T>(items: readonly T[], size = BATCH): T[][] {
-  const batches: T[][] = [];
-  for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
-  return batches;
-}
-
-export function placeholders(count: number): string {
-  return Array.from({ length: count }, () => '?').join(',');
-}
-
 export class DeviceKeysStore {
   constructor(private readonly db: Database) {}
 
   // ---- device identity keys ----
 
-  async deviceKeysJson(tx: Queryable, userId: string, deviceId: string): Promise<string | undefined> {
+  async deviceKeysJson(userId: string, deviceId: string, tx: Queryable = this.db): Promise<string | undefined> {
     const row = await tx.get<{ key_json: string }>('SELECT key_json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
     return row?.key_json;
   }
@@ -49,7 +38,8 @@ export class DeviceKeysStore {
   /**
    * Device keys of existing devices, with their display names: every device of the users in
    * `allDevicesOf`, and the listed devices in `someDevices`. Keys left behind by a device deleted
-   * mid-upload are never served: only rows whose device still exists are returned.
+   * mid-upload are never served: only rows whose device still exists are returned. (`devices`
+   * belongs to UsersStore; it is only joined here, for the display name and the existence test.)
    */
   async deviceKeysOf(allDevicesOf: readonly string[], someDevices: ReadonlyArray<readonly [string, string]>): Promise<DeviceKeysRow[]> {
     const rows: DeviceKeysRow[] = [];
@@ -63,21 +53,6 @@ export class DeviceKeysStore {
       rows.push(...(await this.db.all<DeviceKeysRow>(`${select} WHERE ${conditions}`, batch.flat())));
     }
     return rows;
-  }
-
-  /** The devices among `deviceIds` that still exist. On PostgreSQL this waits for a transaction
-   * that is deleting one of them to finish (a row lock), so the answer is what it committed. */
-  async existingDevices(tx: Queryable, userId: string, deviceIds: readonly string[]): Promise<Set<string>> {
-    const existing = new Set<string>();
-    const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
-    for (const batch of inBatches(deviceIds)) {
-      const rows = await tx.all<{ device_id: string }>(
-        `SELECT device_id FROM devices WHERE user_id = ? AND device_id IN (${placeholders(batch.length)})${lock}`,
-        [userId, ...batch],
-      );
-      for (const row of rows) existing.add(row.device_id);
-    }
-    return existing;
   }
 
   // ---- one-time keys ----
@@ -186,14 +161,17 @@ export class DeviceKeysStore {
     return rows.map((r) => r.algorithm);
   }
 
-  /** Every key a device published, and every signature of it (the device is being deleted). */
+  /**
+   * Every key a device published (the device is being deleted; its signatures go with
+   * `CrossSigningStore.deleteSignaturesOfDevices` in the same transaction).
+   */
   async deleteDeviceKeys(tx: Queryable, userId: string, deviceIds: readonly string[]): Promise<void> {
     for (const batch of inBatches(deviceIds)) {
       const list = placeholders(batch.length);
-      for (const table of ['e2e_device_keys', 'e2e_one_time_keys', 'e2e_fallback_keys']) {
-        await tx.run(`DELETE FROM ${table} WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
-      }
-      await tx.run(`DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ? AND target_device_id IN (${list})`, [userId, ...batch]);
+      // Table names written out, so each statement says which table it changes.
+      await tx.run(`DELETE FROM e2e_device_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
+      await tx.run(`DELETE FROM e2e_one_time_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
+      await tx.run(`DELETE FROM e2e_fallback_keys WHERE user_id = ? AND device_id IN (${list})`, [userId, ...batch]);
     }
   }
 
@@ -203,6 +181,17 @@ export class DeviceKeysStore {
     const devices = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM device_lists_stream');
     const signatures = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM e2e_user_signature_stream');
     return Math.max(Number(devices?.m ?? 0), Number(signatures?.m ?? 0));
+  }
+
+  /** The highest position of a device change (`device_lists_stream` alone; catch-up at start-up). */
+  async maxDeviceChangeStreamId(): Promise<number> {
+    const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM device_lists_stream');
+    return Number(row?.m ?? 0);
+  }
+
+  /** The users of each device change with `from < stream_id <= to`, in stream order, repeats kept (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string }>> {
+    return this.db.all('SELECT user_id FROM device_lists_stream WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
   }
 
   async recordDeviceChanges(tx: Queryable, position: number, userId: string, deviceIds: readonly string[]): Promise<void> {

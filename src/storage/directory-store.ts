@@ -1,7 +1,7 @@
-// Local room aliases (`room_aliases`). The room directory's published flag lives on `rooms`
-// (EventsStore.setRoomPublic / listPublicRooms).
+// Local room aliases (`room_aliases`): the only store that knows the table. The room directory's
+// published flag lives on `rooms` (EventsStore.setRoomPublic / listPublicRooms).
 
-import type { Database } from './database.js';
+import type { Database, Queryable } from './database.js';
 
 export interface AliasRow {
   room_alias: string;
@@ -12,14 +12,23 @@ export interface AliasRow {
 export class DirectoryStore {
   constructor(private readonly db: Database) {}
 
-  /** Points `alias` at `roomId`; false if the alias already exists. */
-  async createAlias(alias: string, roomId: string, creator: string): Promise<boolean> {
-    const inserted = await this.db.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
+  /**
+   * Points `alias` at `roomId`; false if the alias already exists. `tx`: in a transaction of the
+   * caller's (a new room's aliases commit with the room).
+   */
+  async createAlias(alias: string, roomId: string, creator: string, tx: Queryable = this.db): Promise<boolean> {
+    const inserted = await tx.run('INSERT INTO room_aliases (room_alias, room_id, creator) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
       alias,
       roomId,
       creator,
     ]);
     return inserted.changes > 0;
+  }
+
+  /** The room a local alias points to. */
+  async roomIdForAlias(alias: string): Promise<string | undefined> {
+    const row = await this.db.get<{ room_id: string }>('SELECT room_id FROM room_aliases WHERE room_alias = ?', [alias]);
+    return row?.room_id;
   }
 
   getAlias(alias: string): Promise<AliasRow | undefined> {

@@ -1,4 +1,5 @@
-// Room events (the events stream), the rooms they belong to, redactions and send transaction ids.
+// Room events (the events stream), the rooms they belong to (`rooms`, with the room directory's
+// published flag), redactions and send transaction ids.
 
 import type { Database, Queryable } from './database.js';
 
@@ -137,6 +138,21 @@ export class EventsStore {
     return Number(row?.m ?? 0);
   }
 
+  /** The highest position each events writer has stored (catch-up at start-up). */
+  async maxStreamOrderingByWriter(): Promise<Array<{ instance_name: string; position: number | null }>> {
+    return this.db.all<{ instance_name: string; position: number | null }>(
+      'SELECT instance_name, MAX(stream_ordering) AS position FROM events GROUP BY instance_name',
+    );
+  }
+
+  /** The events one writer stored with `from < stream_ordering <= to`, in order (catch-up). */
+  eventsOfWriterBetween(instanceName: string, from: number, to: number): Promise<Array<{ event_id: string; room_id: string; json: string }>> {
+    return this.db.all<{ event_id: string; room_id: string; json: string }>(
+      'SELECT event_id, room_id, json FROM events WHERE instance_name = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering',
+      [instanceName, from, to],
+    );
+  }
+
   /** The event closest to `ts` in the given direction (timestamp_to_event). */
   eventNearTimestamp(roomId: string, ts: number, direction: 'f' | 'b'): Promise<EventRow | undefined> {
     return direction === 'f'
@@ -148,12 +164,6 @@ export class EventsStore {
           `SELECT ${EVENT_COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1`,
           [roomId, ts],
         );
-  }
-
-  /** The room a local alias points to. */
-  async roomIdForAlias(alias: string): Promise<string | undefined> {
-    const row = await this.db.get<{ room_id: string }>('SELECT room_id FROM room_aliases WHERE room_alias = ?', [alias]);
-    return row?.room_id;
   }
 
   async insertRedaction(tx: Queryable, redacts: string, eventId: string, streamOrdering: number): Promise<void> {

@@ -130,6 +130,11 @@ export interface WaitForDatabaseOptions {
   maxDelayMs?: number;
 }
 
+/** Whether the database answers at all: the lightest statement there is (throws if it does not). */
+export async function pingDatabase(db: Database): Promise<void> {
+  await db.get('SELECT 1 AS one');
+}
+
 /**
  * Resolves once the database answers. While it is unreachable (down, starting, refusing
  * connections) this waits and tries again, saying so in the log — at once, then every 30 s — and
@@ -144,7 +149,7 @@ export async function waitForDatabase(db: Database, options: WaitForDatabaseOpti
   for (;;) {
     signal?.throwIfAborted();
     try {
-      await db.get('SELECT 1 AS one');
+      await pingDatabase(db);
       if (waitingSince !== undefined) log?.info({ waitedMs: Date.now() - waitingSince }, 'the database answers; starting');
       return;
     } catch (err) {

@@ -54,6 +54,11 @@ export class PresenceStore {
     await this.db.run('UPDATE presence SET last_active_ts = ?, last_user_sync_ts = ? WHERE user_id = ?', [lastActiveTs, lastUserSyncTs, userId]);
   }
 
+  /** The users whose presence changed with `from < stream_id <= to`, in stream order (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string }>> {
+    return this.db.all('SELECT user_id FROM presence WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+  }
+
   changedBetween(from: number, to: number): Promise<PresenceRow[]> {
     return this.db.all<PresenceRow>('SELECT * FROM presence WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
   }

@@ -11,6 +11,11 @@ export class PushRulesStore {
     return Number(row?.m ?? 0);
   }
 
+  /** The users whose rules changed with `from < stream_id <= to`, in stream order (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string }>> {
+    return this.db.all('SELECT user_id FROM push_rules WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+  }
+
   get(userId: string, db: Queryable = this.db): Promise<{ rules_json: string; stream_id: number } | undefined> {
     return db.get('SELECT rules_json, stream_id FROM push_rules WHERE user_id = ?', [userId]);
   }

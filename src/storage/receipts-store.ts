@@ -33,7 +33,7 @@ export class ReceiptsStore {
   }
 
   /** The stream ordering of the event the receipt points at now, if there is one. */
-  async currentEventOrdering(tx: Queryable, roomId: string, receiptType: string, userId: string, threadId: string): Promise<number | undefined> {
+  async currentEventOrdering(roomId: string, receiptType: string, userId: string, threadId: string, tx: Queryable = this.db): Promise<number | undefined> {
     const row = await tx.get<{ o: number }>(
       'SELECT event_stream_ordering AS o FROM receipts WHERE room_id = ? AND receipt_type = ? AND user_id = ? AND thread_id = ?',
       [roomId, receiptType, userId, threadId],
@@ -65,6 +65,11 @@ export class ReceiptsStore {
       );
     }
     return rows;
+  }
+
+  /** Who changed a receipt in which room with `from < stream_id <= to`, in stream order (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ room_id: string; user_id: string }>> {
+    return this.db.all('SELECT room_id, user_id FROM receipts WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
   }
 
   /** The user's read receipts (public and private) in every room, the furthest per thread. */

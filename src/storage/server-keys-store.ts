@@ -5,7 +5,7 @@ import type { JsonObject } from '../core/json.js';
 import { isJsonObject } from '../core/json.js';
 import type { ServerVerifyKey } from '../core/server-keys.js';
 import type { Database } from './database.js';
-import { inBatches, placeholders } from './device-keys-store.js';
+import { inBatches, placeholders } from './batches.js';
 
 interface VerifyKeyRow {
   server_name: string;

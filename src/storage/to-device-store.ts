@@ -21,6 +21,17 @@ export class ToDeviceStore {
     return Math.max(Number(inbox?.m ?? 0), Number(mark?.position ?? 0));
   }
 
+  /** The highest position of a message still waiting in an inbox (catch-up at start-up). */
+  async maxInboxStreamId(): Promise<number> {
+    const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM to_device_inbox');
+    return Number(row?.m ?? 0);
+  }
+
+  /** The devices with messages waiting at `from < stream_id <= to`, in stream order (catch-up). */
+  streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string; device_id: string }>> {
+    return this.db.all('SELECT user_id, device_id FROM to_device_inbox WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+  }
+
   /** Records the transaction; false if the sender's device already used this txn id. */
   async claimTxn(tx: Queryable, userId: string, deviceId: string, txnId: string, now: number): Promise<boolean> {
     const inserted = await tx.run(

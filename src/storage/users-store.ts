@@ -1,5 +1,6 @@
 // Accounts, profiles, devices, access tokens and user-interactive-auth sessions.
 
+import { inBatches, placeholders } from './batches.js';
 import type { Database, Queryable } from './database.js';
 
 export interface UserRow {
@@ -164,6 +165,24 @@ export class UsersStore {
       await alsoDo?.(tx, userId, deviceIds);
       return removed;
     });
+  }
+
+  /**
+   * The devices among `deviceIds` that still exist, read in the caller's transaction. On PostgreSQL
+   * this waits for a transaction that is deleting one of them to finish (a row lock), so the answer
+   * is what it committed.
+   */
+  async existingDevices(userId: string, deviceIds: readonly string[], tx: Queryable = this.db): Promise<Set<string>> {
+    const existing = new Set<string>();
+    const lock = this.db.dialect === 'postgres' ? ' FOR UPDATE' : '';
+    for (const batch of inBatches(deviceIds)) {
+      const rows = await tx.all<{ device_id: string }>(
+        `SELECT device_id FROM devices WHERE user_id = ? AND device_id IN (${placeholders(batch.length)})${lock}`,
+        [userId, ...batch],
+      );
+      for (const row of rows) existing.add(row.device_id);
+    }
+    return existing;
   }
 
   async addAccessToken(tokenHash: string, userId: string, deviceId: string, now: number, tx: Queryable = this.db): Promise<void> {

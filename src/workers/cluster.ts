@@ -11,6 +11,7 @@ import { RedisBus } from '../replication/redis-bus.js';
 import { RpcClient, RpcServer, type ReplicationPositions } from '../replication/rpc.js';
 import { remoteWriter } from '../replication/rpc-proxy.js';
 import type { Database } from '../storage/database.js';
+import { createStores } from '../storage/stores.js';
 import { StreamPositionTracker } from '../streams/positions.js';
 import { STREAM_NAMES, type StreamName } from '../streams/streams.js';
 import { componentLogger, type Logger } from '../util/log.js';
@@ -69,7 +70,7 @@ export async function joinCluster(config: Config, db: Database, topology: Topolo
       return catchUp.rowsBetween(stream, instance, from, to);
     },
   };
-  const initialPositions = await startingPositions(db, placement);
+  const initialPositions = await startingPositions(createStores(db), placement);
   for (const { stream, instance, position } of initialPositions) tracker.observe(stream, instance, position);
   const bus = new RedisBus({
     serverName: config.server_name,
@@ -100,7 +101,7 @@ export async function joinCluster(config: Config, db: Database, topology: Topolo
     attach(composed) {
       services = composed;
       catchUp = databaseCatchUp({
-        db,
+        stores: composed.stores,
         placement,
         eventCache: composed.eventCache,
         memberships: composed.memberships,

@@ -20,9 +20,8 @@ import { RoomStateReader } from '../handlers/room-state.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
 import { InMemoryBus, type ReplicationBus } from '../replication/bus.js';
 import type { Database } from '../storage/database.js';
-import { EventsStore } from '../storage/events-store.js';
-import { RoomStateStore } from '../storage/room-state-store.js';
-import { UsersStore } from '../storage/users-store.js';
+import { createStores, transactionsOf } from '../storage/stores.js';
+import type { StreamSequencesStore } from '../storage/stream-sequences-store.js';
 import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
 import { Notifier } from '../streams/notifier.js';
 import type { StreamPositionTracker } from '../streams/positions.js';
@@ -70,17 +69,19 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   const placement = options.placement ?? singleProcessPlacement();
   const instanceName = placement.instanceName;
   const bus = cluster?.bus ?? new InMemoryBus();
-  const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
+  const stores = createStores(db);
+  const transactions = transactionsOf(db);
   const eventCache = new EventCache(stores.events);
-  const positions: PositionsFor = (stream, highestStored) => streamPositions(db, placement, stream, highestStored);
+  const positions: PositionsFor = (stream, highestStored) => streamPositions(stores.streamSequences, placement, stream, highestStored);
   const notifier = new Notifier(bus, { instanceName, ...(cluster ? { tracker: cluster.tracker } : {}) });
 
   let localEvents: EventsWriter | undefined;
   if (placement.writesHere('events')) {
     localEvents = new EventsWriter({
-      db,
+      transactions,
       events: stores.events,
       roomState: stores.roomState,
+      directory: stores.directory,
       eventCache,
       ids: await positions('events', await stores.events.maxStreamOrdering()),
       bus,
@@ -95,22 +96,23 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   const eventsWriter: EventsWriterApi =
     placement.writersOf('events').length === 1 && localEvents ? localEvents : new RoutedEventsWriter(placement, localEvents);
 
+  const roomState = new RoomStateReader(stores.roomState, eventCache, bus);
   const core: CoreDeps = {
     config,
     serverName: config.server_name,
     instanceName,
     signingKey,
-    db,
+    transactions,
     bus,
     notifier,
     log,
     now,
     stores,
     eventCache,
-    roomState: new RoomStateReader(stores.roomState, eventCache, bus),
+    roomState,
     memberships: new UserMemberships(stores.roomState, bus),
-    visibility: new EventVisibility(stores.roomState, eventCache),
-    serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
+    visibility: new EventVisibility(roomState, eventCache),
+    serializer: new EventSerializer(stores.events, roomState, eventCache, now, bus),
     auth: new AuthHandler(stores.users, now, bus),
     eventsWriter,
     positions,
@@ -158,18 +160,17 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
 }
 
 /**
- * Where this process's events positions come from: with one events writer, a counter from the
- * highest stored position; with several (PostgreSQL), the shared `events_stream_seq` sequence.
+ * A stream writer's positions: with one writer, a counter from the highest stored position; with
+ * several (PostgreSQL), the stream's shared sequence (e.g. `events_stream_seq`).
  */
-/** A stream writer's positions: in memory for the only writer, a PostgreSQL sequence for several. */
-async function streamPositions(db: Database, placement: WriterPlacement, stream: MultiWriterStream, highestStored: number): Promise<PositionAllocator> {
+async function streamPositions(
+  sequences: StreamSequencesStore,
+  placement: WriterPlacement,
+  stream: MultiWriterStream,
+  highestStored: number,
+): Promise<PositionAllocator> {
   if (placement.writersOf(stream).length === 1) return new StreamIdGenerator(highestStored);
-  if (db.dialect !== 'postgres') throw new Error(`several ${stream} writers need PostgreSQL`);
-  const sequence = `${stream}_stream_seq`;
   // Never hand out a position at or below one already used (e.g. rows written before the switch).
-  const row = await db.get<{ v: number }>(
-    `SELECT setval('${sequence}', GREATEST((SELECT last_value FROM ${sequence}), ?)) AS v`,
-    [Math.max(1, highestStored)],
-  );
-  return new SequenceIdGenerator(async () => Number((await db.get<{ v: number }>(`SELECT nextval('${sequence}') AS v`))!.v), Number(row!.v));
+  const start = await sequences.raiseTo(stream, Math.max(1, highestStored));
+  return new SequenceIdGenerator(() => sequences.next(stream), start);
 }

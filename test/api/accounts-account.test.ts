@@ -2,8 +2,9 @@
 // requester's password.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const LOGIN = '/_matrix/client/v3/login';
 const WHOAMI = '/_matrix/client/v3/account/whoami';
@@ -12,10 +13,10 @@ function passwordAuth(user: TestUser, session: string, password = user.password)
   return { type: 'm.login.password', identifier: { type: 'm.id.user', user: user.userId }, password, session };
 }
 
-describe('POST /account/password', () => {
+forEachBackend('POST /account/password', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
@@ -93,10 +94,10 @@ describe('POST /account/password', () => {
   });
 });
 
-describe('POST /account/deactivate', () => {
+forEachBackend('POST /account/deactivate', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
@@ -149,10 +150,10 @@ describe('POST /account/deactivate', () => {
   });
 });
 
-describe('devices', () => {
+forEachBackend('devices', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 

@@ -2,16 +2,17 @@
 // registration.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const LOGIN = '/_matrix/client/v3/login';
 const WHOAMI = '/_matrix/client/v3/account/whoami';
 
-describe('login', () => {
+forEachBackend('login', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({ config: { public_baseurl: 'https://matrix.test.local/' } });
+    hs = await backend.startHomeserver({ config: { public_baseurl: 'https://matrix.test.local/' } });
   });
   after(() => hs.stop());
 
@@ -85,10 +86,10 @@ describe('login', () => {
   });
 });
 
-describe('whoami, capabilities and logout', () => {
+forEachBackend('whoami, capabilities and logout', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
@@ -147,10 +148,10 @@ describe('whoami, capabilities and logout', () => {
   });
 });
 
-describe('rate limits', () => {
+forEachBackend('rate limits', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({
+    hs = await backend.startHomeserver({
       config: {
         rc_login: { address: { per_second: 0.17, burst_count: 3 }, failed_attempts: { per_second: 0.17, burst_count: 3 } },
         rc_registration: { per_second: 0.17, burst_count: 3 },
@@ -193,10 +194,10 @@ describe('rate limits', () => {
   });
 });
 
-describe('failed login attempts', () => {
+forEachBackend('failed login attempts', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({ config: {
+    hs = await backend.startHomeserver({ config: {
         rc_login: {
           address: { per_second: 1000, burst_count: 1000 },
           account: { per_second: 1000, burst_count: 1000 },

@@ -3,15 +3,16 @@
 
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const REGISTER = '/_matrix/client/v3/register';
 
-describe('POST /register with the dummy flow', () => {
+forEachBackend('POST /register with the dummy flow', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
@@ -132,10 +133,10 @@ describe('POST /register with the dummy flow', () => {
   });
 });
 
-describe('usernames', () => {
+forEachBackend('usernames', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
@@ -182,10 +183,10 @@ describe('usernames', () => {
   });
 });
 
-describe('registration switched off', () => {
+forEachBackend('registration switched off', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({ config: { enable_registration: false } });
+    hs = await backend.startHomeserver({ config: { enable_registration: false } });
   });
   after(() => hs.stop());
 
@@ -198,7 +199,7 @@ describe('registration switched off', () => {
   });
 
   test('open registration also needs enable_registration_without_verification', async () => {
-    const unverified = await startTestHomeserver({ config: { enable_registration_without_verification: false } });
+    const unverified = await backend.startHomeserver({ config: { enable_registration_without_verification: false } });
     try {
       const res = await unverified.call('POST', REGISTER, { body: { username: 'nobody', password: 'pw', auth: { type: 'm.login.dummy' } } });
       assert.equal(res.status, 403);
@@ -215,11 +216,11 @@ function mac(secret: string, nonce: string, username: string, password: string, 
   return createHmac('sha1', secret).update(parts.join('\0')).digest('hex');
 }
 
-describe('shared-secret registration (/_synapse/admin/v1/register)', () => {
+forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (backend) => {
   const secret = 'test-shared-secret';
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({ config: { enable_registration: false } });
+    hs = await backend.startHomeserver({ config: { enable_registration: false } });
   });
   after(() => hs.stop());
 
@@ -310,7 +311,7 @@ describe('shared-secret registration (/_synapse/admin/v1/register)', () => {
   });
 
   test('without a configured secret, POST is 400', async () => {
-    const bare = await startTestHomeserver({ config: { registration_shared_secret: undefined } });
+    const bare = await backend.startHomeserver({ config: { registration_shared_secret: undefined } });
     try {
       const n = (await bare.call('GET', ADMIN_REGISTER)).json.nonce as string;
       const res = await bare.call('POST', ADMIN_REGISTER, { body: { nonce: n, username: 'x', password: 'pw', mac: mac(secret, n, 'x', 'pw', false) } });

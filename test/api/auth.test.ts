@@ -1,13 +1,14 @@
 // Access-token authentication as every authenticated endpoint sees it.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
-describe('access tokens', () => {
+forEachBackend('access tokens', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 

@@ -3,15 +3,16 @@
 // search, room types, pagination both ways).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { fails, ok } from '../helpers/http.js';
 
 const room = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
 const alias = (name: string) => `/_matrix/client/v3/directory/room/${encodeURIComponent(name)}`;
 const listEntry = (roomId: string) => `/_matrix/client/v3/directory/list/room/${encodeURIComponent(roomId)}`;
 
-describe('room aliases', () => {
+forEachBackend('room aliases', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -19,7 +20,7 @@ describe('room aliases', () => {
   let admin: TestUser;
   let roomId: string;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');
@@ -100,7 +101,7 @@ describe('room aliases', () => {
   });
 });
 
-describe('the published room directory', () => {
+forEachBackend('the published room directory', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -118,7 +119,7 @@ describe('the published room directory', () => {
   };
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     for (let i = 0; i < 4; i++) users.push(await hs.createUser(`user${i}`));

@@ -3,11 +3,12 @@
 // directory following rooms that become public or private.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/http.js';
 
-describe('user directory search', () => {
+forEachBackend('user directory search', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -22,7 +23,7 @@ describe('user directory search', () => {
   const join = (user: TestUser, roomId: string) => ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: user.accessToken, body: {} }));
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice', { displayname: 'Alice Liddell' });
     bob = await hs.createUser('bob', { displayname: 'Bob the Builder' });
     carol = await hs.createUser('carol', { displayname: 'Carol 100%_sure' });

@@ -2,20 +2,21 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { deviceKeysOf, ed25519, newDevice, oneTimeKeys, signed, uploadDevice, type TestDevice } from './e2ee-fixtures.js';
 
 const UPLOAD = '/_matrix/client/v3/keys/upload';
 const QUERY = '/_matrix/client/v3/keys/query';
 const CLAIM = '/_matrix/client/v3/keys/claim';
 
-describe('end-to-end encryption keys', () => {
+forEachBackend('end-to-end encryption keys', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
   });

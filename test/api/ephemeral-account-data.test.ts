@@ -1,11 +1,12 @@
 // Account data (global and per room) and room tags, and the account data /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { createRoomWith, recordBus } from '../helpers/rooms.js';
 
-describe('account data and tags', () => {
+forEachBackend('account data and tags', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -18,7 +19,7 @@ describe('account data and tags', () => {
   const positions = () => hs.homeserver.services.notifier.currentPositions();
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     roomId = await createRoomWith(hs, alice);

@@ -1,17 +1,18 @@
 // POST /user/{userId}/filter, GET /user/{userId}/filter/{filterId}, and filters.getFilter for /sync.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
-describe('filters', () => {
+forEachBackend('filters', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   const filterPath = (user: string, id?: string) => `/_matrix/client/v3/user/${encodeURIComponent(user)}/filter${id === undefined ? '' : `/${encodeURIComponent(id)}`}`;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
   });

@@ -1,12 +1,13 @@
 // GET/PUT /presence/{userId}/status, presence set by syncing, its timeout, and the presence /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { OFFLINE_AFTER_MS, type PresenceWriter } from '../../src/handlers/ephemeral/presence.js';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { createRoomWith, recordBus } from '../helpers/rooms.js';
 
-describe('presence', () => {
+forEachBackend('presence', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -16,7 +17,7 @@ describe('presence', () => {
   const position = () => hs.homeserver.services.notifier.currentPositions().presence;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');

@@ -1,13 +1,14 @@
 // The push rules API, and m.push_rules in /sync's account data.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { recordBus } from '../helpers/rooms.js';
 
 const KINDS = ['override', 'content', 'room', 'sender', 'underride'];
 
-describe('push rules', () => {
+forEachBackend('push rules', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   const base = '/_matrix/client/v3/pushrules';
@@ -17,7 +18,7 @@ describe('push rules', () => {
   const put = (path: string, body: unknown) => hs.call('PUT', path, { token: alice.accessToken, body });
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
   });
   after(() => hs.stop());

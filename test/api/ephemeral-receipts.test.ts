@@ -2,11 +2,12 @@
 // the receipts and fully-read markers /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { createRoomWith, recordBus, sendText } from '../helpers/rooms.js';
 
-describe('receipts and read markers', () => {
+forEachBackend('receipts and read markers', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -18,7 +19,7 @@ describe('receipts and read markers', () => {
   const position = () => hs.homeserver.services.notifier.currentPositions();
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');

@@ -1,11 +1,12 @@
 // PUT /sendToDevice/{eventType}/{txnId}, and the to-device messages /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { recordBus } from '../helpers/rooms.js';
 
-describe('send-to-device', () => {
+forEachBackend('send-to-device', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -14,7 +15,7 @@ describe('send-to-device', () => {
   const position = () => hs.homeserver.services.notifier.currentPositions().to_device;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     bobPhone = await hs.homeserver.services.auth.createSession(bob.userId);

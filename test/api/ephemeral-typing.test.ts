@@ -1,11 +1,12 @@
 // PUT /rooms/{roomId}/typing/{userId}, and the typing that /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { createRoomWith, leave, recordBus, sleep } from '../helpers/rooms.js';
 
-describe('typing', () => {
+forEachBackend('typing', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -14,7 +15,7 @@ describe('typing', () => {
   const typingPath = (room: string, user: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent(user)}`;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');

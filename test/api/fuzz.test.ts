@@ -20,8 +20,8 @@ import { ROUTES } from '../../src/api/registry.js';
 import { MAX_JSON_BODY_BYTES } from '../../src/http/dispatch.js';
 import { isIdParam } from '../../src/http/path-params.js';
 import type { RouteDefinition } from '../../src/http/route.js';
-import { testPostgres } from '../harness/postgres.js';
-import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
+import type { TestHomeserver } from '../helpers/homeserver.js';
 import { startProcessCluster, type ProcessCluster } from '../helpers/process-cluster.js';
 import { rawExchange, type RawTarget } from '../helpers/raw-http.js';
 
@@ -467,29 +467,15 @@ function report(t: TestContext, target: FuzzTarget, result: FuzzResult): void {
 
 // ---- the deployments -----------------------------------------------------------------------------
 
-describe('fuzz: one process on SQLite', () => {
+forEachBackend('fuzz: one process', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
   test('every route of the registry: no 5xx, only Matrix errors', async (t) => {
-    const target: FuzzTarget = { label: 'SQLite', baseUrl: hs.baseUrl, serverName: hs.serverName, routes: ROUTES, clientApi: true };
-    report(t, target, await fuzz(target));
-  });
-});
-
-describe('fuzz: one process on PostgreSQL', () => {
-  let hs: TestHomeserver;
-  before(async () => {
-    const pg = await testPostgres();
-    hs = await startTestHomeserver({ database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('fuzz') } } });
-  });
-  after(() => hs.stop());
-
-  test('every route of the registry: no 5xx, only Matrix errors', async (t) => {
-    const target: FuzzTarget = { label: 'PostgreSQL', baseUrl: hs.baseUrl, serverName: hs.serverName, routes: ROUTES, clientApi: true };
+    const target: FuzzTarget = { label: backend.name, baseUrl: hs.baseUrl, serverName: hs.serverName, routes: ROUTES, clientApi: true };
     report(t, target, await fuzz(target));
   });
 });

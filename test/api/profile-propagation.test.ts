@@ -2,20 +2,21 @@
 // on who may change what, and the change reaching the user's member event in every joined room.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { fails, ok } from '../helpers/http.js';
 
 const profile = (userId: string, field?: string) => `/_matrix/client/v3/profile/${encodeURIComponent(userId)}${field ? `/${field}` : ''}`;
 
-describe('profiles', () => {
+forEachBackend('profiles', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   let admin: TestUser;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice', { displayname: 'Alice' });
     bob = await hs.createUser('bob', { displayname: 'Bob' });
     admin = await hs.createUser('admin', { admin: true });

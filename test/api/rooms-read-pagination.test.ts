@@ -3,9 +3,9 @@
 // members, redacted events, transaction ids, and the errors.
 
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const MESSAGES = 300;
 
@@ -48,14 +48,14 @@ async function pageAll(hs: TestHomeserver, token: string, roomId: string, params
 
 const bodies = (events: any[]) => events.filter((e) => e.type === 'm.room.message').map((e) => e.content.body as string);
 
-describe('/messages pagination', () => {
+forEachBackend('/messages pagination', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let roomId: string;
   const sent: string[] = [];
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     roomId = await createRoom(hs, alice);
     const writer = hs.homeserver.services.eventsWriter;
@@ -173,13 +173,13 @@ describe('/messages pagination', () => {
   });
 });
 
-describe('/messages event details', () => {
+forEachBackend('/messages event details', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   let roomId: string;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     roomId = await createRoom(hs, alice, { preset: 'public_chat' });
@@ -225,9 +225,10 @@ describe('/messages event details', () => {
   });
 });
 
-describe('/messages tokens across a restart', () => {
+forEachBackend('/messages tokens across a restart', (backend) => {
   test('an end token from before a restart continues the walk on the same database', async () => {
-    const first = await startTestHomeserver();
+    const database = await backend.databaseConfig();
+    const first = await backend.startHomeserver({ database });
     const alice = await first.createUser('alice');
     const roomId = await createRoom(first, alice);
     const sentBodies: string[] = [];
@@ -240,7 +241,7 @@ describe('/messages tokens across a restart', () => {
     const end = page.json.end as string;
     await first.stop();
 
-    const second = await startTestHomeserver({ database: { name: 'sqlite3', args: { database: join(first.dir, 'homeserver.db') } } });
+    const second = await backend.startHomeserver({ database });
     try {
       const rest = await pageAll(second, alice.accessToken, roomId, { dir: 'b', limit: 6, from: end });
       assert.deepEqual(bodies(rest.events), [...sentBodies].reverse().slice(10));

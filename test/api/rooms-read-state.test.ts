@@ -2,13 +2,14 @@
 // /joined_rooms, /event, /context and /timestamp_to_event, with their errors.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { fails, ok } from '../helpers/http.js';
 
 const room = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
 
-describe('reading a room', () => {
+forEachBackend('reading a room', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -21,7 +22,7 @@ describe('reading a room', () => {
     (await ok(hs.call('PUT', `${room(roomId)}/send/m.room.message/${Math.random()}`, { token: user.accessToken, body: { msgtype: 'm.text', body } }))).event_id as string;
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice', { displayname: 'Alice' });
     bob = await hs.createUser('bob', { displayname: 'Bob' });
     carol = await hs.createUser('carol');

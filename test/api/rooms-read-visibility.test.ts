@@ -6,8 +6,9 @@
 // The room's name is "before" from the start until alice changes it after bob left.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/http.js';
 
 type Mode = 'world_readable' | 'shared' | 'invited' | 'joined';
@@ -20,7 +21,7 @@ interface Story {
 
 const room = (roomId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}`;
 
-describe('history visibility on the read paths', () => {
+forEachBackend('history visibility on the read paths', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -55,7 +56,7 @@ describe('history visibility on the read paths', () => {
   }
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');

@@ -1,9 +1,9 @@
 // Creating rooms, membership, sending messages and state, redactions — over real HTTP.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { testPostgres } from '../harness/postgres.js';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { ok } from '../helpers/http.js';
 import { createRoomsConcurrently } from '../helpers/rooms.js';
 
@@ -23,13 +23,13 @@ async function createsManyRoomsAtOnce(hs: TestHomeserver, user: TestUser): Promi
   }
 }
 
-describe('rooms: create, membership, send, state, redact', () => {
+forEachBackend('rooms: create, membership, send, state, redact', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   let carol: TestUser;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');
@@ -181,10 +181,10 @@ describe('rooms: create, membership, send, state, redact', () => {
   });
 });
 
-describe('rate limits on sending and joining', () => {
+forEachBackend('rate limits on sending and joining', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver({ config: { rc_message: { per_second: 0.1, burst_count: 3 }, rc_joins: { local: { per_second: 0.1, burst_count: 2 }, remote: { per_second: 0.1, burst_count: 2 } } } });
+    hs = await backend.startHomeserver({ config: { rc_message: { per_second: 0.1, burst_count: 3 }, rc_joins: { local: { per_second: 0.1, burst_count: 2 }, remote: { per_second: 0.1, burst_count: 2 } } } });
   });
   after(() => hs.stop());
 
@@ -220,20 +220,5 @@ describe('rate limits on sending and joining', () => {
       statuses.push((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(json.room_id)}`, { token: joiner.accessToken })).status);
     }
     assert.deepEqual(statuses, [200, 200, 429]);
-  });
-});
-
-describe('rooms: many created at once on PostgreSQL', () => {
-  let hs: TestHomeserver;
-  let alice: TestUser;
-  before(async () => {
-    const pg = await testPostgres();
-    hs = await startTestHomeserver({ database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('rooms_write') } } });
-    alice = await hs.createUser('alice');
-  });
-  after(() => hs.stop());
-
-  test('100 creations by one user, 8 at a time: 100 rooms of their own, no 5xx', async () => {
-    await createsManyRoomsAtOnce(hs, alice);
   });
 });

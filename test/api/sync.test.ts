@@ -1,17 +1,18 @@
 // /sync semantics (SPEC-NOTES §3.4), over real HTTP.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 const enc = encodeURIComponent;
 
-describe('/sync', () => {
+forEachBackend('/sync', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
   });
@@ -166,10 +167,10 @@ describe('/sync', () => {
   });
 });
 
-describe('/sync unread counts', () => {
+forEachBackend('/sync unread counts', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 

@@ -2,7 +2,7 @@
 // through Element would exercise, waiting on the SDK's own sync-driven events.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import {
   ClientEvent,
   createClient,
@@ -16,6 +16,7 @@ import {
   type Room,
 } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -43,14 +44,14 @@ function messagesOf(room: Room | null): string[] {
     .map((e) => String(e.getContent().body));
 }
 
-describe('matrix-js-sdk 37.5.0 against myelin', () => {
+forEachBackend('matrix-js-sdk 37.5.0 against myelin', (backend) => {
   let server: ServerProcess;
   let alice: MatrixClient;
   let bob: MatrixClient;
   let roomId: string;
 
   before(async () => {
-    server = await startServerProcess();
+    server = await startServerProcess({ config: { database: await backend.databaseConfig() } });
     alice = await register(server.baseUrl, 'alice');
     bob = await register(server.baseUrl, 'bob');
   });

@@ -1,11 +1,12 @@
 // Notifications computed as events are persisted, and the unread counts /sync reports.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 import { createRoomWith, sendText } from '../helpers/rooms.js';
 
-describe('push actions and unread counts', () => {
+forEachBackend('push actions and unread counts', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
@@ -18,7 +19,7 @@ describe('push actions and unread counts', () => {
     hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/${type}/${encodeURIComponent(eventId)}`, { token: user.accessToken, body });
 
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');

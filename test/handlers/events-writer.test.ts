@@ -3,17 +3,18 @@
 // events built on top of it while it was committing.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import { MatrixError } from '../../src/errors.js';
 import { buildCreateEvent, type CreateRoomPlan } from '../../src/handlers/events-writer.js';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
-describe('events writer', () => {
+forEachBackend('events writer', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
   });
   after(() => hs.stop());

@@ -4,22 +4,23 @@
 // to make those collisions certain instead of rare.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import type { JsonObject } from '../../src/core/json.js';
 import type { CoreDeps } from '../../src/handlers/core.js';
 import { RoomCreationHandler, type RoomCreationOptions } from '../../src/handlers/rooms/room-creation.js';
 import { MatrixError } from '../../src/errors.js';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
+import { forEachBackend } from '../helpers/backends.js';
 
 /** Moments in the past, so that no real clock reading is confused with them; one per test. */
 const FROZEN_MS = 1_700_000_000_000;
 const OTHER_FROZEN_MS = 1_700_000_100_000;
 
-describe('room creation: a room id of its own for every creation', () => {
+forEachBackend('room creation: a room id of its own for every creation', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   before(async () => {
-    hs = await startTestHomeserver();
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice');
   });
   after(() => hs.stop());

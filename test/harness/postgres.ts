@@ -108,9 +108,10 @@ function serverFor(socketDir: string, user: string, lifecycle: Lifecycle): Postg
 
 /**
  * Starts a new cluster. `durable: false` (the default for tests) turns off fsync so tests run
- * fast; benchmarks that measure commits pass `durable: true`.
+ * fast; benchmarks that measure commits pass `durable: true`. `maxConnections`: the server's
+ * `max_connections` (200; the test run's shared server, used by many test files at once, takes more).
  */
-export async function startPostgres({ durable = false } = {}): Promise<PostgresServer> {
+export async function startPostgres({ durable = false, maxConnections = 200 } = {}): Promise<PostgresServer> {
   const bin = postgresBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'myelin-pg-'));
   const dataDir = join(dir, 'data');
@@ -125,7 +126,7 @@ export async function startPostgres({ durable = false } = {}): Promise<PostgresS
   const settings = [
     'listen_addresses=',
     `unix_socket_directories=${dir}`,
-    'max_connections=200',
+    `max_connections=${maxConnections}`,
     ...(durable ? [] : ['fsync=off', 'synchronous_commit=off', 'full_page_writes=off']),
   ].flatMap((s) => ['-c', s]);
   // The server's output goes to a file so that neither it nor the child keeps this process alive:

@@ -41,9 +41,15 @@ export const GENEROUS_RATE_LIMITS = {
   rc_joins: { local: generous, remote: generous },
 };
 
-export async function startTestHomeserver(
-  options: { serverName?: string; config?: Record<string, unknown>; database?: Record<string, unknown> } = {},
-): Promise<TestHomeserver> {
+export interface TestHomeserverOptions {
+  serverName?: string;
+  /** Config keys over the defaults. */
+  config?: Record<string, unknown>;
+  /** The config's `database` section; by default SQLite in the homeserver's directory. */
+  database?: Record<string, unknown>;
+}
+
+export async function startTestHomeserver(options: TestHomeserverOptions = {}): Promise<TestHomeserver> {
   const dir = tempDir('myelin-hs-');
   const serverName = options.serverName ?? 'test.local';
   writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));

@@ -14,9 +14,9 @@ import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
 import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
-import type { RoomStateStore } from '../../storage/room-state-store.js';
+import type { UsersStore } from '../../storage/users-store.js';
 import type { PositionsFor } from '../../streams/id-generator.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
@@ -49,9 +49,11 @@ export interface DeviceListsWriterApi {
 }
 
 export interface DeviceListsWriterDeps {
-  db: Database;
+  transactions: TransactionRunner;
   keys: DeviceKeysStore;
   crossSigning: CrossSigningStore;
+  /** Which devices exist (cross-signing keys share their id namespace). */
+  users: UsersStore;
   memberships: UserMemberships;
   bus: ReplicationBus;
   instanceName: string;
@@ -85,14 +87,14 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   }
 
   uploadKeys(userId: string, deviceId: string, upload: KeysUpload): Promise<Record<string, number>> {
-    const { db, keys, now } = this.deps;
+    const { transactions, keys, now } = this.deps;
     return this.queue.run(userId, async () => {
       const deviceKeys = upload.device_keys === undefined ? undefined : canonicalKeyJson(upload.device_keys, 'device_keys');
       // Unchanged device keys (clients re-upload them) are no news to anyone.
-      const changed = deviceKeys !== undefined && (await keys.deviceKeysJson(db, userId, deviceId)) !== deviceKeys;
+      const changed = deviceKeys !== undefined && (await keys.deviceKeysJson(userId, deviceId)) !== deviceKeys;
       const rows = changed ? await this.rowsFor(userId) : [];
       return this.publisher.write(changed ? 1 : 0, async (positions) => {
-        const counts = await db.transaction(async (tx) => {
+        const counts = await transactions.transaction(async (tx) => {
           if (changed) {
             await keys.setDeviceKeys(tx, userId, deviceId, deviceKeys, now());
             await keys.recordDeviceChanges(tx, positions[0]!, userId, [deviceId]);
@@ -120,14 +122,14 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   }
 
   uploadSigningKeys(userId: string, upload: SigningKeysUpload): Promise<void> {
-    const { db, keys, crossSigning } = this.deps;
+    const { transactions, keys, crossSigning, users } = this.deps;
     return this.queue.run(userId, async () => {
       const stored = new Map((await crossSigning.keysOf([userId])).map((row) => [row.key_type, row]));
       const accepted = checkSigningKeysUpload(userId, upload, stored);
       const changes = accepted.filter((key) => stored.get(key.type)?.key_json !== canonicalKeyJson(key.key.json, `${key.type} key`));
       if (changes.length === 0) return;
       // Cross-signing keys share the device id namespace (signatures name them by public key).
-      const clashes = await keys.existingDevices(db, userId, changes.map((c) => c.key.publicKey));
+      const clashes = await users.existingDevices(userId, changes.map((c) => c.key.publicKey));
       if (clashes.size > 0) throw Errors.forbidden('Key ID in use');
       // Master and self-signing keys are news to everyone sharing a room; a new user-signing key
       // only to the user's own devices.
@@ -135,7 +137,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
       const ownOnly = changes.some((c) => c.type === 'user_signing');
       const rows = public_.length > 0 ? await this.rowsFor(userId) : [{ stream: 'device_lists' as const, userId, roomIds: [] }];
       await this.publisher.write(1, async ([position]) => {
-        await db.transaction(async (tx) => {
+        await transactions.transaction(async (tx) => {
           for (const change of changes) {
             await crossSigning.setKey(tx, userId, change.type, change.key.publicKey, canonicalKeyJson(change.key.json, `${change.type} key`));
           }
@@ -148,7 +150,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   }
 
   uploadSignatures(userId: string, signatures: JsonObject): Promise<SignatureFailures> {
-    const { db, keys, crossSigning } = this.deps;
+    const { transactions, keys, crossSigning } = this.deps;
     return this.queue.run(userId, async () => {
       // The signer's own keys are needed too: their user-signing key signs other users' keys.
       const owners = [...new Set([userId, ...Object.keys(signatures)])];
@@ -159,7 +161,7 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
       const otherUsers = checked.accepted.filter((s) => s.target_user_id !== userId).map((s) => s.target_user_id);
       const rows: StreamRow[] = ownTargets.length > 0 ? await this.rowsFor(userId) : [{ stream: 'device_lists', userId, roomIds: [] }];
       await this.publisher.write(1, async ([position]) => {
-        await db.transaction(async (tx) => {
+        await transactions.transaction(async (tx) => {
           await crossSigning.addSignatures(tx, checked.accepted);
           if (ownTargets.length > 0) await keys.recordDeviceChanges(tx, position!, userId, ownTargets);
           if (otherUsers.length > 0) await keys.recordSignatureChanges(tx, position!, userId, otherUsers);
@@ -171,13 +173,13 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
   }
 
   devicesDeleted(userId: string, deviceIds: string[]): Promise<void> {
-    const { db, keys } = this.deps;
+    const { transactions, keys, users } = this.deps;
     return this.queue.run(userId, async () => {
       const rows = await this.rowsFor(userId);
       await this.publisher.write(1, async ([position]) => {
-        const gone = await db.transaction(async (tx) => {
+        const gone = await transactions.transaction(async (tx) => {
           // A deletion that failed (rolled back) left its devices in place: nothing to announce.
-          const existing = await keys.existingDevices(tx, userId, deviceIds);
+          const existing = await users.existingDevices(userId, deviceIds, tx);
           const deleted = deviceIds.filter((id) => !existing.has(id));
           await keys.recordDeviceChanges(tx, position!, userId, deleted);
           return deleted;
@@ -218,7 +220,6 @@ export class DeviceListChanges {
       keys: DeviceKeysStore;
       memberships: UserMemberships;
       roomState: RoomStateReader;
-      roomStateStore: RoomStateStore;
       notifier: Notifier;
     },
   ) {}
@@ -277,7 +278,7 @@ export class DeviceListChanges {
     myRooms: () => Promise<Set<string>>,
   ): Promise<{ joinedRooms: string[]; leftRooms: string[]; arrived: string[]; departed: string[] }> {
     const result = { joinedRooms: [] as string[], leftRooms: [] as string[], arrived: [] as string[], departed: [] as string[] };
-    const store = this.deps.roomStateStore;
+    const { roomState, memberships } = this.deps;
     // Member events in the range, per room: the notifier's recent rows, or the database.
     const members = new Map<string, Set<string>>();
     const add = (roomId: string, member: string) => {
@@ -290,9 +291,9 @@ export class DeviceListChanges {
       for (const row of rows) if (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined) add(row.roomId, row.stateKey);
       if (members.size === 0) return result;
     } else {
-      for (const change of await store.membershipChangesBetween(userId, from, to)) add(change.room_id, userId);
+      for (const change of await memberships.changesBetween(userId, from, to)) add(change.room_id, userId);
       for (const roomId of await myRooms()) {
-        for (const change of await store.stateChangesBetween(roomId, from, to)) if (change.type === 'm.room.member') add(roomId, change.state_key);
+        for (const change of await roomState.stateRowChangesBetween(roomId, from, to)) if (change.type === 'm.room.member') add(roomId, change.state_key);
       }
     }
     const rooms = await myRooms();
@@ -302,7 +303,7 @@ export class DeviceListChanges {
       const keys = [...users].map((u) => ['m.room.member', u] as const);
       // The membership intervals covering `from`..`to`: the first is each user's membership at
       // `from`, the last the one at `to`.
-      const intervals = await store.intervalsOverlapping(roomId, keys, from, to);
+      const intervals = await roomState.intervalsOverlapping(roomId, keys, from, to);
       const before = new Map<string, string | null>();
       const after = new Map<string, string | null>();
       for (const interval of intervals) {

@@ -7,9 +7,6 @@
 // mode can put an RPC in between. Everything else here only reads, except one-time key claims and
 // backups, which are plain rows any process may write.
 
-import { CrossSigningStore } from '../../storage/cross-signing-store.js';
-import { DeviceKeysStore } from '../../storage/device-keys-store.js';
-import { KeyBackupStore } from '../../storage/key-backup-store.js';
 import { componentLogger } from '../../util/log.js';
 import type { DeviceHandler } from '../accounts/devices.js';
 import type { CoreDeps } from '../core.js';
@@ -46,14 +43,15 @@ export async function createE2eeServices(
   core: CoreDeps,
   deps: { devices: DeviceHandler; placement?: DeviceListsPlacement },
 ): Promise<E2eeServices> {
-  const { db, bus, instanceName, now, notifier } = core;
+  const { transactions, bus, instanceName, now, notifier } = core;
   const log = componentLogger(core.log, 'e2ee');
-  const stores = { keys: new DeviceKeysStore(db), crossSigning: new CrossSigningStore(db), backups: new KeyBackupStore(db) };
+  const stores = { keys: core.stores.deviceKeys, crossSigning: core.stores.crossSigning, backups: core.stores.keyBackups };
   const writer = await (deps.placement ?? writeHere)(async () => {
     const local = await DeviceListsWriter.create({
-      db,
+      transactions,
       keys: stores.keys,
       crossSigning: stores.crossSigning,
+      users: core.stores.users,
       memberships: core.memberships,
       bus,
       instanceName,
@@ -69,12 +67,11 @@ export async function createE2eeServices(
     keys: stores.keys,
     memberships: core.memberships,
     roomState: core.roomState,
-    roomStateStore: core.stores.roomState,
     notifier,
   });
   const deviceKeys = new KeysHandler({
     serverName: core.serverName,
-    db,
+    transactions,
     keys: stores.keys,
     crossSigning: stores.crossSigning,
     writer,
@@ -88,6 +85,7 @@ export async function createE2eeServices(
   const announcing = new Set<Promise<void>>();
   deps.devices.addDeletionStep(async (tx, userId, deviceIds) => {
     await stores.keys.deleteDeviceKeys(tx, userId, deviceIds);
+    await stores.crossSigning.deleteSignaturesOfDevices(tx, userId, deviceIds);
     const announced = writer
       .devicesDeleted(userId, [...deviceIds])
       .catch((err: unknown) => log.error({ err, userId, deviceIds }, 'could not announce deleted devices on the device_lists stream'))

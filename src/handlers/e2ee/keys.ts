@@ -7,7 +7,7 @@ import { isValidUserId } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { CrossSigningKeyType, CrossSigningStore, SignatureRow } from '../../storage/cross-signing-store.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import { clampPositions, decodeSyncToken } from '../../streams/streams.js';
 import type { Notifier } from '../../streams/notifier.js';
@@ -32,7 +32,7 @@ export interface KeysClaimResult {
 
 export interface KeysHandlerDeps {
   serverName: string;
-  db: Database;
+  transactions: TransactionRunner;
   keys: DeviceKeysStore;
   crossSigning: CrossSigningStore;
   writer: DeviceListsWriterApi;
@@ -129,7 +129,7 @@ export class KeysHandler {
     const result: KeysClaimResult = { one_time_keys: {}, failures: {} };
     if (wanted.length === 0) return result;
     const { keys } = this.deps;
-    const claimed = await this.deps.db.transaction(async (tx) => {
+    const claimed = await this.deps.transactions.transaction(async (tx) => {
       const found: Array<{ userId: string; deviceId: string; name: string; key: JsonObject }> = [];
       for (const { userId, deviceId, algorithm } of wanted) {
         const key = (await keys.claimOneTimeKey(tx, userId, deviceId, algorithm)) ?? (await keys.claimFallbackKey(tx, userId, deviceId, algorithm));

@@ -9,7 +9,7 @@ import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
 import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-store.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { EventCache } from '../event-cache.js';
@@ -39,15 +39,15 @@ export class AccountDataWriter implements AccountDataWriterApi {
   private readonly queue = new KeyedQueue();
 
   constructor(
-    private readonly db: Database,
+    private readonly transactions: TransactionRunner,
     private readonly store: AccountDataStore,
     private readonly eventCache: EventCache,
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { db: Database; store: AccountDataStore; eventCache: EventCache; bus: ReplicationBus; instanceName: string }): Promise<AccountDataWriter> {
+  static async create(deps: { transactions: TransactionRunner; store: AccountDataStore; eventCache: EventCache; bus: ReplicationBus; instanceName: string }): Promise<AccountDataWriter> {
     const ids = new StreamIdGenerator(await deps.store.maxStreamId());
-    return new AccountDataWriter(deps.db, deps.store, deps.eventCache, new StreamPublisher('account_data', ids, deps.bus, deps.instanceName));
+    return new AccountDataWriter(deps.transactions, deps.store, deps.eventCache, new StreamPublisher('account_data', ids, deps.bus, deps.instanceName));
   }
 
   get currentPosition(): number {
@@ -102,7 +102,7 @@ export class AccountDataWriter implements AccountDataWriterApi {
       const next = await change(current);
       if (next === undefined || (current !== undefined && jsonEqual(current, next))) return;
       await this.publisher.write(1, async ([position]) => {
-        await this.db.transaction((tx) => this.store.put(tx, userId, roomId, type, JSON.stringify(next), position!));
+        await this.transactions.transaction((tx) => this.store.put(tx, userId, roomId, type, JSON.stringify(next), position!));
         const row = { stream: 'account_data' as const, userId, type, ...(roomId === GLOBAL_ROOM ? {} : { roomId }) };
         return { value: undefined, rows: [row] };
       });

@@ -9,13 +9,6 @@
 import type { StreamName } from '../../streams/streams.js';
 import type { CoreDeps } from '../core.js';
 import type { EventSideEffects } from '../events-writer.js';
-import { AccountDataStore } from '../../storage/account-data-store.js';
-import { FiltersStore } from '../../storage/filters-store.js';
-import { PresenceStore } from '../../storage/presence-store.js';
-import { PushActionsStore } from '../../storage/push-actions-store.js';
-import { PushRulesStore } from '../../storage/push-rules-store.js';
-import { ReceiptsStore } from '../../storage/receipts-store.js';
-import { ToDeviceStore } from '../../storage/to-device-store.js';
 import { componentLogger } from '../../util/log.js';
 import { AccountDataHandler, AccountDataWriter, type AccountDataWriterApi } from './account-data.js';
 import { FiltersHandler } from './filters.js';
@@ -79,17 +72,8 @@ export async function createEphemeralServices(
   core: CoreDeps,
   placement: EphemeralPlacement = localPlacement,
 ): Promise<EphemeralServices> {
-  const { db, bus, instanceName, now, roomState, eventCache } = core;
+  const { transactions, bus, instanceName, now, roomState, eventCache, stores } = core;
   const log = componentLogger(core.log, 'ephemeral');
-  const stores = {
-    accountData: new AccountDataStore(db),
-    receipts: new ReceiptsStore(db),
-    toDevice: new ToDeviceStore(db),
-    presence: new PresenceStore(db),
-    pushRules: new PushRulesStore(db),
-    pushActions: new PushActionsStore(db),
-    filters: new FiltersStore(db),
-  };
 
   const local: Partial<EphemeralWriters & { closers: Array<() => void> }> = { closers: [] };
   const typingWriter = await placement.writer('typing', async () => {
@@ -97,18 +81,18 @@ export async function createEphemeralServices(
     local.closers!.push(() => writer.close());
     return writer;
   });
-  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ db, store: stores.receipts, bus, instanceName, positions: core.positions }));
-  const accountDataWriter = await placement.writer('accountData', async () => AccountDataWriter.create({ db, store: stores.accountData, eventCache, bus, instanceName }));
+  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ transactions, store: stores.receipts, bus, instanceName, positions: core.positions }));
+  const accountDataWriter = await placement.writer('accountData', async () => AccountDataWriter.create({ transactions, store: stores.accountData, eventCache, bus, instanceName }));
   const presenceWriter = await placement.writer('presence', async () => {
-    const writer = await PresenceWriter.create({ db, store: stores.presence, roomState, bus, instanceName, now, log });
+    const writer = await PresenceWriter.create({ transactions, store: stores.presence, roomState, bus, instanceName, now, log });
     local.closers!.push(() => writer.close());
     return writer;
   });
   const toDeviceWriter = await placement.writer('toDevice', async () =>
     ToDeviceWriter.create({
-      db,
+      transactions,
       store: stores.toDevice,
-      users: core.stores.users,
+      users: stores.users,
       bus,
       instanceName,
       serverName: core.serverName,
@@ -116,7 +100,7 @@ export async function createEphemeralServices(
       log,
     }),
   );
-  const pushRulesWriter = await placement.writer('pushRules', async () => PushRulesWriter.create({ db, store: stores.pushRules, bus, instanceName }));
+  const pushRulesWriter = await placement.writer('pushRules', async () => PushRulesWriter.create({ transactions, store: stores.pushRules, bus, instanceName }));
   // Syncs compare tokens against the notifier's positions: start it where each local writer stands
   // (remote writers report theirs over the bus).
   const startAt = (stream: StreamName, writer: unknown) => {

@@ -18,7 +18,7 @@
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import type { PresenceRow, PresenceStore } from '../../storage/presence-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
@@ -48,7 +48,7 @@ export interface PresenceWriterApi {
 }
 
 export interface PresenceWriterDeps {
-  db: Database;
+  transactions: TransactionRunner;
   store: PresenceStore;
   roomState: RoomStateReader;
   bus: ReplicationBus;
@@ -141,7 +141,7 @@ export class PresenceWriter implements PresenceWriterApi {
   private async write(userId: string, fields: Pick<PresenceRow, 'state' | 'status_msg' | 'last_active_ts' | 'last_user_sync_ts'>): Promise<void> {
     const roomIds = await this.deps.roomState.roomsOf(userId);
     await this.publisher.write(1, async ([position]) => {
-      await this.deps.db.transaction((tx) =>
+      await this.deps.transactions.transaction((tx) =>
         this.deps.store.put(tx, { user_id: userId, ...fields, currently_active: fields.state === 'online' ? 1 : 0, stream_id: position! }),
       );
       return { value: undefined, rows: [{ stream: 'presence', userId, roomIds }] };

@@ -7,7 +7,7 @@ import type { PushRule, PushRuleError, PushRuleKind, PushRuleResult, PushRuleSet
 import { CompiledRuleSet } from '../../core/push/evaluator.js';
 import { Errors, type MatrixError } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
-import type { Database, Queryable } from '../../storage/database.js';
+import type { Queryable, TransactionRunner } from '../../storage/database.js';
 import type { PushRulesStore } from '../../storage/push-rules-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
@@ -50,14 +50,14 @@ export class PushRulesWriter implements PushRulesWriterApi {
   private readonly queue = new KeyedQueue();
 
   private constructor(
-    private readonly db: Database,
+    private readonly transactions: TransactionRunner,
     private readonly store: PushRulesStore,
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { db: Database; store: PushRulesStore; bus: ReplicationBus; instanceName: string }): Promise<PushRulesWriter> {
+  static async create(deps: { transactions: TransactionRunner; store: PushRulesStore; bus: ReplicationBus; instanceName: string }): Promise<PushRulesWriter> {
     const ids = new StreamIdGenerator(Math.max(DEFAULT_RULES_POSITION, await deps.store.maxStreamId()));
-    return new PushRulesWriter(deps.db, deps.store, new StreamPublisher('push_rules', ids, deps.bus, deps.instanceName));
+    return new PushRulesWriter(deps.transactions, deps.store, new StreamPublisher('push_rules', ids, deps.bus, deps.instanceName));
   }
 
   get currentPosition(): number {
@@ -72,7 +72,7 @@ export class PushRulesWriter implements PushRulesWriterApi {
       // Adding the same rule twice, or setting what is already set, changes nothing.
       if (jsonEqual(current as unknown as JsonValue, next as unknown as JsonValue)) return;
       await this.publisher.write(1, async ([position]) => {
-        await this.db.transaction((tx) => this.store.put(tx, userId, JSON.stringify(next), position!));
+        await this.transactions.transaction((tx) => this.store.put(tx, userId, JSON.stringify(next), position!));
         return { value: undefined, rows: [{ stream: 'push_rules', userId }] };
       });
     });

@@ -6,7 +6,7 @@ import { isValidRoomId } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
 import type { PositionsFor } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
@@ -43,14 +43,14 @@ export class ReceiptsWriter implements ReceiptsWriterApi {
   private readonly queue = new KeyedQueue();
 
   private constructor(
-    private readonly db: Database,
+    private readonly transactions: TransactionRunner,
     private readonly store: ReceiptsStore,
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { db: Database; store: ReceiptsStore; bus: ReplicationBus; instanceName: string; positions: PositionsFor }): Promise<ReceiptsWriter> {
+  static async create(deps: { transactions: TransactionRunner; store: ReceiptsStore; bus: ReplicationBus; instanceName: string; positions: PositionsFor }): Promise<ReceiptsWriter> {
     const ids = await deps.positions('receipts', await deps.store.maxStreamId());
-    return new ReceiptsWriter(deps.db, deps.store, new StreamPublisher('receipts', ids, deps.bus, deps.instanceName));
+    return new ReceiptsWriter(deps.transactions, deps.store, new StreamPublisher('receipts', ids, deps.bus, deps.instanceName));
   }
 
   get currentPosition(): number {
@@ -60,10 +60,10 @@ export class ReceiptsWriter implements ReceiptsWriterApi {
   putReceipt(receipt: NewReceipt): Promise<boolean> {
     const threadId = receipt.threadId ?? UNTHREADED;
     return this.queue.run(`${receipt.roomId}\u0000${receipt.userId}`, async () => {
-      const current = await this.store.currentEventOrdering(this.db, receipt.roomId, receipt.receiptType, receipt.userId, threadId);
+      const current = await this.store.currentEventOrdering(receipt.roomId, receipt.receiptType, receipt.userId, threadId);
       if (current !== undefined && current >= receipt.eventStreamOrdering) return false;
       return this.publisher.write(1, async ([position]) => {
-        await this.db.transaction((tx) =>
+        await this.transactions.transaction((tx) =>
           this.store.put(tx, {
             room_id: receipt.roomId,
             receipt_type: receipt.receiptType,

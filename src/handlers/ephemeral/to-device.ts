@@ -7,7 +7,7 @@
 
 import type { JsonObject } from '../../core/json.js';
 import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
-import type { Database } from '../../storage/database.js';
+import type { TransactionRunner } from '../../storage/database.js';
 import type { ToDeviceStore } from '../../storage/to-device-store.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
@@ -24,7 +24,7 @@ export interface ToDeviceWriterApi {
 }
 
 export interface ToDeviceWriterDeps {
-  db: Database;
+  transactions: TransactionRunner;
   store: ToDeviceStore;
   users: UsersStore;
   bus: ReplicationBus;
@@ -52,13 +52,13 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
   }
 
   send(senderUserId: string, senderDeviceId: string, eventType: string, txnId: string, messages: ToDeviceMessages): Promise<void> {
-    const { store, db, now } = this.deps;
+    const { store, transactions, now } = this.deps;
     // One send per sender device at a time, so a retransmission racing the original sees its txn.
     return this.queue.run(`${senderUserId}\u0000${senderDeviceId}`, async () => {
       if (await store.txnSeen(senderUserId, senderDeviceId, txnId)) return;
       const deliveries = await this.expand(senderUserId, eventType, messages);
       await this.publisher.write(deliveries.length, async (positions) => {
-        const sent = await db.transaction(async (tx) => {
+        const sent = await transactions.transaction(async (tx) => {
           if (!(await store.claimTxn(tx, senderUserId, senderDeviceId, txnId, now()))) return false;
           for (const [i, d] of deliveries.entries()) await store.insert(tx, positions[i]!, d.userId, d.deviceId, d.json);
           if (positions.length > 0) await store.recordPosition(tx, this.deps.instanceName, Math.max(...positions));

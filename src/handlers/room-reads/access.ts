@@ -26,7 +26,7 @@
 import type { VisibleEvent } from '../../core/visibility.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors } from '../../errors.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 
 export type ReadStanding = 'joined' | 'departed' | 'peeking';
@@ -41,7 +41,7 @@ export interface ReadScope {
 }
 
 export class RoomAccess {
-  constructor(private readonly core: CoreDeps) {}
+  constructor(private readonly core: CoreParts<'roomState' | 'memberships' | 'visibility'>) {}
 
   /**
    * The scope of a user who may read the room, or 403 M_FORBIDDEN. `allowDeparted: false` refuses
@@ -58,12 +58,12 @@ export class RoomAccess {
   /** The user's scope, never refusing: for single events, whose own visibility decides. */
   async scopeOf(roomId: string, userId: string): Promise<ReadScope> {
     if (!(await this.core.roomState.roomExists(roomId))) return peeking(undefined);
-    const member = await this.core.stores.roomState.currentStateEvent(roomId, 'm.room.member', userId);
+    const member = await this.core.roomState.storedMemberRow(roomId, userId);
     const membership = member?.membership ?? undefined;
     if (membership === 'join') return { standing: 'joined', currentMembership: 'join', lastJoin: Infinity, upTo: undefined };
-    if (membership === 'leave' && member !== undefined && !(await this.core.stores.roomState.forgottenRooms(userId)).has(roomId)) {
+    if (membership === 'leave' && member !== undefined && !(await this.core.memberships.forgottenRooms(userId)).has(roomId)) {
       const leftAt = Number(member.from_stream);
-      const joins = (await this.core.stores.roomState.membershipChangesBetween(userId, -1, leftAt)).filter(
+      const joins = (await this.core.memberships.changesBetween(userId, -1, leftAt)).filter(
         (change) => change.room_id === roomId && change.membership === 'join',
       );
       const lastJoin = joins.length === 0 ? -Infinity : Math.max(...joins.map((change) => Number(change.from_stream)));

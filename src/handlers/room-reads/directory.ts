@@ -12,7 +12,7 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { DirectoryStore } from '../../storage/directory-store.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { RoomState } from '../room-state.js';
 import type { RoomAccess } from './access.js';
 
@@ -78,7 +78,7 @@ const LISTED_JOIN_RULES = new Set(['public', 'knock', 'knock_restricted']);
 
 export class RoomDirectory implements RoomDirectoryApi {
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'roomState' | 'serverName' | 'eventsWriter' | 'log', 'events' | 'users'>,
     private readonly store: DirectoryStore,
     private readonly access: RoomAccess,
   ) {}

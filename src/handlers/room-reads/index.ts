@@ -5,8 +5,6 @@
 // canonical alias rewritten after an alias is deleted) go through the events writer; aliases, the
 // published flag and profiles are plain rows that every process reads from the database.
 
-import { DirectoryStore } from '../../storage/directory-store.js';
-import { UserDirectoryStore } from '../../storage/user-directory-store.js';
 import type { CoreDeps } from '../core.js';
 import { RoomAccess } from './access.js';
 import { RoomDirectory, type RoomDirectoryApi } from './directory.js';
@@ -26,8 +24,8 @@ export async function createRoomReadServices(core: CoreDeps): Promise<RoomReadSe
   const access = new RoomAccess(core);
   return {
     roomReads: new RoomReads(core, access, new Timeline(core, access)),
-    roomDirectory: new RoomDirectory(core, new DirectoryStore(core.db), access),
+    roomDirectory: new RoomDirectory(core, core.stores.directory, access),
     profiles: new Profiles(core),
-    userDirectory: new UserDirectory(core, new UserDirectoryStore(core.db)),
+    userDirectory: new UserDirectory(core, core.stores.userDirectory),
   };
 }

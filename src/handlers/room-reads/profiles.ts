@@ -15,7 +15,7 @@
 import { isValidUserId, serverNameOf } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
 
@@ -38,7 +38,7 @@ export const MAX_DISPLAYNAME_LENGTH = 256;
 export const MAX_AVATAR_URL_LENGTH = 1000;
 
 export class Profiles implements ProfilesApi {
-  constructor(private readonly core: CoreDeps) {}
+  constructor(private readonly core: CoreParts<'serverName' | 'roomState' | 'eventsWriter' | 'log', 'users'>) {}
 
   async profile(userId: string): Promise<{ displayname?: string; avatar_url?: string }> {
     const profile = await this.localProfile(userId);

@@ -8,7 +8,7 @@ import { stateKey as makeStateKey } from '../../core/events.js';
 import { eventMatchesFilter, type RoomEventFilter } from '../../core/filters.js';
 import type { VisibleEvent } from '../../core/visibility.js';
 import { Errors } from '../../errors.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { Viewer } from '../event-serializer.js';
 import type { RoomState } from '../room-state.js';
@@ -86,7 +86,7 @@ export interface RoomReadsApi {
 
 export class RoomReads implements RoomReadsApi {
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'roomState' | 'eventCache' | 'notifier' | 'serializer', 'events'>,
     private readonly access: RoomAccess,
     private readonly timeline: Timeline,
   ) {}

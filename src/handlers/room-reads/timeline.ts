@@ -11,7 +11,7 @@
 
 import { eventMatchesFilter, filterBlocksAll, type RoomEventFilter } from '../../core/filters.js';
 import type { VisibleEvent } from '../../core/visibility.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { ReadScope, RoomAccess } from './access.js';
 
@@ -42,7 +42,7 @@ const MIN_BATCH = 50;
 
 export class Timeline {
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'notifier' | 'eventCache', 'events'>,
     private readonly access: RoomAccess,
   ) {}
 

@@ -13,7 +13,7 @@ import { MAX_IDENTIFIER_BYTES } from '../../core/identifiers.js';
 import { isJsonObject } from '../../core/json.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import type { UserDirectoryStore, RoomStateContentRow } from '../../storage/user-directory-store.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import { MAX_DISPLAYNAME_LENGTH } from './profiles.js';
 
 export interface UserDirectoryResult {
@@ -43,7 +43,7 @@ export class UserDirectory implements UserDirectoryApi {
   private readonly changed = new Set<string>();
 
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'bus' | 'roomState'>,
     private readonly store: UserDirectoryStore,
   ) {
     core.bus.subscribe((update) => {

@@ -7,7 +7,7 @@ import { isValidUserId } from '../../core/identifiers.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { isJsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
 import type { RateLimits } from '../rate-limit.js';
 import type { RoomState } from '../room-state.js';
@@ -22,14 +22,14 @@ export interface MembershipOptions {
 
 export class MembershipHandler {
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'roomState' | 'memberships' | 'eventsWriter' | 'serverName', 'users' | 'directory'>,
     private readonly rateLimits: RateLimits,
   ) {}
 
   /** `!room:server` or `#alias:server` → the room id; 404 for unknown aliases. */
   async resolveRoom(roomIdOrAlias: string): Promise<string> {
     if (roomIdOrAlias.startsWith('#')) {
-      const roomId = await this.core.stores.events.roomIdForAlias(roomIdOrAlias);
+      const roomId = await this.core.stores.directory.roomIdForAlias(roomIdOrAlias);
       if (!roomId) throw Errors.notFound(`Room alias ${roomIdOrAlias} not found`);
       return roomId;
     }
@@ -115,7 +115,7 @@ export class MembershipHandler {
     if (membership === 'join' || membership === 'invite' || membership === 'knock') {
       throw Errors.unknown(`User ${userId} is in room ${roomId}`, 400);
     }
-    await this.core.stores.roomState.forget(userId, roomId);
+    await this.core.memberships.forget(userId, roomId);
   }
 
   private async changeOther(

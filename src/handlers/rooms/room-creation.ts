@@ -17,7 +17,7 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion, type RoomVersion } from '../../co
 import { Errors } from '../../errors.js';
 import { componentLogger, type Logger } from '../../util/log.js';
 import { LruCache } from '../../util/lru.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../events-writer.js';
 import { limitExceeded } from '../rate-limit.js';
 import type { MembershipHandler } from './membership.js';
@@ -76,7 +76,7 @@ export class RoomCreationHandler {
   private readonly log: Logger;
 
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'serverName' | 'signingKey' | 'log' | 'now' | 'eventsWriter', 'users' | 'directory'>,
     private readonly membership: MembershipHandler,
     options: RoomCreationOptions = {},
   ) {
@@ -110,7 +110,7 @@ export class RoomCreationHandler {
       if (aliasName.includes(':') || aliasName.includes('#') || /\s/.test(aliasName) || !parseRoomAlias(alias)) {
         throw Errors.invalidParam(`Invalid characters in room alias`);
       }
-      const taken = await this.core.db.get('SELECT 1 AS one FROM room_aliases WHERE room_alias = ?', [alias]);
+      const taken = (await this.core.stores.directory.roomIdForAlias(alias)) !== undefined;
       if (taken) throw Errors.roomInUse('Room alias already taken');
     }
 

@@ -7,13 +7,13 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import { Errors } from '../../errors.js';
 import type { RateLimits } from '../rate-limit.js';
 import type { Requester } from '../requester.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
 import type { MembershipHandler } from './membership.js';
 
 export class RoomMessagesHandler {
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'roomState' | 'eventsWriter' | 'eventCache' | 'serverName', 'directory'>,
     private readonly membership: MembershipHandler,
     private readonly rateLimits: RateLimits,
   ) {}
@@ -94,7 +94,7 @@ export class RoomMessagesHandler {
     }
     for (const alias of aliases) {
       if (typeof alias !== 'string' || !isValidRoomAlias(alias)) throw Errors.invalidParam(`Invalid alias ${String(alias)}`);
-      if (alias.endsWith(`:${this.core.serverName}`) && (await this.core.stores.events.roomIdForAlias(alias)) !== roomId) {
+      if (alias.endsWith(`:${this.core.serverName}`) && (await this.core.stores.directory.roomIdForAlias(alias)) !== roomId) {
         throw Errors.badAlias(`Room alias ${alias} does not point to the room`);
       }
     }

@@ -27,7 +27,7 @@ import { clampPositions, encodeSyncToken, zeroPositions, type StreamName, type S
 import { LruCache } from '../../util/lru.js';
 import { SentMembersLedger } from './lazy-members.js';
 import type { EventRow } from '../../storage/events-store.js';
-import type { CoreDeps } from '../core.js';
+import type { CoreParts } from '../core.js';
 import type { StoredEvent } from '../event-cache.js';
 import type { RoomState } from '../room-state.js';
 import type { AccountDataEntry, E2eeSyncSources, SyncSources, UnreadCounts } from '../sync-sources.js';
@@ -95,7 +95,7 @@ export class SyncHandler {
   private readonly recentMembers = new LruCache<string, Promise<StateRow | undefined>>(10_000);
 
   constructor(
-    private readonly core: CoreDeps,
+    private readonly core: CoreParts<'notifier' | 'memberships' | 'roomState' | 'eventCache' | 'visibility' | 'serializer', 'events'>,
     // End-to-end encryption's sources are merged in by the services composition (see E2eeSyncSources).
     private readonly sources: SyncSources & Partial<E2eeSyncSources>,
   ) {}
@@ -257,7 +257,7 @@ export class SyncHandler {
   ): Promise<{ join: RoomSection[]; invite: RoomSection[]; leave: RoomSection[]; knock: RoomSection[]; joinedIds: Set<string>; hasNews: boolean }> {
     const { userId, filter } = request;
     const initial = request.since === undefined;
-    const stateStore = this.core.stores.roomState;
+    const { roomState } = this.core;
     const memberships = await this.memberships.at(userId, to.events);
     const eventsChanged = initial || from.events !== to.events;
     // Which rooms changed, from the notifier's recent log when it reaches back far enough.
@@ -272,7 +272,7 @@ export class SyncHandler {
           if (row.type === 'm.room.member' && row.stateKey === userId) changedRooms.add(row.roomId);
         }
       } else {
-        for (const change of await stateStore.membershipChangesBetween(userId, from.events, to.events)) changedRooms.add(change.room_id);
+        for (const change of await this.memberships.changesBetween(userId, from.events, to.events)) changedRooms.add(change.room_id);
         for (const roomId of await this.core.stores.events.roomsWithEventsBetween(from.events, to.events)) roomsWithEvents.add(roomId);
       }
     }
@@ -296,7 +296,7 @@ export class SyncHandler {
       const changed = changedRooms.has(roomId);
       if (kind === 'join') {
         // Newly joined: the membership was not `join` at `since` (a join, or a rejoin).
-        const newlyJoined = !initial && changed && (await stateStore.membershipAt(roomId, userId, from.events)) !== 'join';
+        const newlyJoined = !initial && changed && (await roomState.membershipAt(roomId, userId, from.events)) !== 'join';
         const section = await this.joinedRoom(request, roomId, from, to, {
           initial,
           newlyJoined,
@@ -320,7 +320,7 @@ export class SyncHandler {
         (kind === 'invite' ? invite : knock).push(section);
         hasNews = true;
       } else if (kind === 'leave' || kind === 'ban') {
-        forgotten ??= await stateStore.forgottenRooms(userId);
+        forgotten ??= await this.memberships.forgottenRooms(userId);
         if (forgotten.has(roomId)) continue;
         // Rooms left before `since` never reappear; on an initial sync only with include_leave.
         if (initial ? !filter.room.includeLeave : !changed) continue;
@@ -374,10 +374,10 @@ export class SyncHandler {
   /** A room in the leave section: history and state up to the user's leave (or ban). */
   private async leftRoom(request: Computation, roomId: string, membership: MembershipRow, from: StreamPositions, flags: { initial: boolean }): Promise<RoomSection> {
     const leftAt = Number(membership.from_stream);
-    const wasJoinedAtSince = !flags.initial && (await this.core.stores.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
+    const wasJoinedAtSince = !flags.initial && (await this.core.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
     const fromPosition = wasJoinedAtSince ? from.events : 0;
     // Shared history is theirs only if they were ever in the room, not if they just declined an invite.
-    const wasJoined = (await this.core.stores.roomState.membershipAt(roomId, request.userId, leftAt - 1)) === 'join';
+    const wasJoined = (await this.core.roomState.membershipAt(roomId, request.userId, leftAt - 1)) === 'join';
     const timeline = await this.timeline(request, roomId, fromPosition, leftAt, membership.membership, wasJoined);
     const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : leftAt;
     const state = await this.stateSection(request, roomId, {
@@ -489,20 +489,20 @@ export class SyncHandler {
     roomId: string,
     range: { full: boolean; limited: boolean; from: number; timelineStart: number; end: number; timeline: readonly StoredEvent[] },
   ): Promise<{ block: JsonObject; memberChange: boolean; memberEvents: string[] }> {
-    const store = this.core.stores.roomState;
+    const { roomState } = this.core;
     const stateAfter = request.stateAfterKey !== undefined;
     const lazy = lazyLoadMembers(request.filter);
     // With lazy loading, a full state only needs the members the client will get, not a big room's
     // thousands: read the rest of the state plus those members.
     const needed = lazy ? neededMembers(request.userId, range.full, stateAfter, range.timeline) : undefined;
-    const fullStateAt = (position: number) => (needed ? store.stateAtWithMembers(roomId, position, [...needed]) : store.stateAt(roomId, position));
+    const fullStateAt = (position: number) => (needed ? roomState.stateRowsAtWithMembers(roomId, position, [...needed]) : roomState.stateRowsAt(roomId, position));
     let rows: StateRow[];
     if (stateAfter) {
-      rows = range.full ? await fullStateAt(range.end) : await store.stateChangesBetween(roomId, range.from, range.end);
+      rows = range.full ? await fullStateAt(range.end) : await roomState.stateRowChangesBetween(roomId, range.from, range.end);
     } else if (range.full) {
       rows = await fullStateAt(range.timelineStart);
     } else if (range.limited) {
-      rows = await store.stateChangesBetween(roomId, range.from, range.timelineStart);
+      rows = await roomState.stateRowChangesBetween(roomId, range.from, range.timelineStart);
     } else {
       rows = [];
     }
@@ -569,7 +569,7 @@ export class SyncHandler {
     const key = `${roomId}\u0000${userId}\u0000${position}`;
     let row = this.recentMembers.get(key);
     if (!row) {
-      row = this.core.stores.roomState.stateEventAt(roomId, 'm.room.member', userId, position);
+      row = this.core.roomState.stateRowAt(roomId, 'm.room.member', userId, position);
       this.recentMembers.set(key, row);
       row.catch(() => this.recentMembers.delete(key));
     }

@@ -1,22 +1,20 @@
-// This area's SQL on PostgreSQL: pagination and visibility over state intervals, aliases, the
-// published list, the user directory search (LIKE with escapes) and profile propagation.
+// The room-reading area's SQL in one room, on both backends: pagination and visibility over state
+// intervals, aliases, the published list, the user directory search (LIKE with escapes) and
+// profile propagation.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { testPostgres } from '../harness/postgres.js';
-import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import { forEachBackend } from '../helpers/backends.js';
+import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 import { ok } from '../helpers/http.js';
 
-describe('room reads, directory and profiles on PostgreSQL', () => {
+forEachBackend('room reads, directory and profiles in one room', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
   let roomId: string;
   before(async () => {
-    const pg = await testPostgres();
-    hs = await startTestHomeserver({
-      database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('reads') } },
-    });
+    hs = await backend.startHomeserver();
     alice = await hs.createUser('alice', { displayname: 'Alice 50%_off' });
     bob = await hs.createUser('bob', { displayname: 'Bob' });
     roomId = (

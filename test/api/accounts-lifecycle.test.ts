@@ -1,17 +1,15 @@
-// The account flows on PostgreSQL: the same SQL (and migration 10) must hold on both backends.
+// An account's whole life in one flow, on both backends: the same SQL (and migration 10) must hold
+// on each.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { testPostgres } from '../harness/postgres.js';
-import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';
+import { after, before, test } from 'node:test';
+import { forEachBackend } from '../helpers/backends.js';
+import type { TestHomeserver } from '../helpers/homeserver.js';
 
-describe('accounts on PostgreSQL', () => {
+forEachBackend('an account from registration to deactivation', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    const pg = await testPostgres();
-    hs = await startTestHomeserver({
-      database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('accounts') } },
-    });
+    hs = await backend.startHomeserver();
   });
   after(() => hs.stop());
 
