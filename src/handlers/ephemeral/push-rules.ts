@@ -3,7 +3,8 @@
 // stream), cached, and served.
 
 import { deleteRule, findRule, isPushRuleKind, mergeRuleSet, putRule, setRuleActions, setRuleEnabled } from '../../core/push/ruleset.js';
-import type { PushRule, PushRuleError, PushRuleKind, PushRuleResult, PushRuleSet, StoredUserRules } from '../../core/push/ruleset.js';
+import type { PushRuleError, PushRuleResult, StoredUserRules } from '../../core/push/ruleset.js';
+import type { PushRule, PushRuleKind, PushRuleSet } from '../../core/push/rules.js';
 import { CompiledRuleSet } from '../../core/push/evaluator.js';
 import { MatrixError } from '../../errors.js';
 import type { ReplicationBus } from '../../replication/bus.js';
