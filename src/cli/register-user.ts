@@ -6,7 +6,8 @@
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { registrationMac } from '../handlers/accounts/shared-secret.js';
 

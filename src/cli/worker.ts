@@ -4,7 +4,8 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import { checkWorkerRequirements, topologyOf } from '../config/roles.js';
 import type { RunningListener } from '../http/listener.js';
 import { applyFileLimit } from '../util/fd-limit.js';

@@ -9,7 +9,7 @@
 // each other; `topologyOf` hands the result to the rest of the code.
 
 import type { StreamName } from '../streams/streams.js';
-import type { Config } from './load.js';
+import type { Config } from './types.js';
 import type { InstanceLocation, ListenerConfig } from './schema.js';
 
 /** The main process's instance name, in `instance_map`, `stream_writers` and log lines. */

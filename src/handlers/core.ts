@@ -2,7 +2,7 @@
 // writer, caches, the replication bus and the notifier. Composed once per process (see
 // src/workers/services.ts) and handed to each area's factory.
 
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
 import type { ReplicationBus } from '../replication/bus.js';
 import type { Database } from '../storage/database.js';

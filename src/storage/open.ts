@@ -2,7 +2,7 @@
 
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DatabaseConfig } from '../config/load.js';
+import type { DatabaseConfig } from '../config/types.js';
 import type { Logger } from '../util/log.js';
 import type { Database } from './database.js';
 import { PostgresDatabase } from './postgres.js';

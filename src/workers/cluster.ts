@@ -3,7 +3,7 @@
 // its own), stream positions counted per writer, and read-your-writes after each remote write.
 
 import type { ApiServices } from '../api/services.js';
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { Topology } from '../config/roles.js';
 import type { StreamRow } from '../replication/bus.js';
 import type { StreamCatchUp } from '../replication/catch-up.js';

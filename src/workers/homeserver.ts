@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { ROUTES } from '../api/registry.js';
 import type { ApiServices } from '../api/services.js';
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { ListenerConfig, ResourceName } from '../config/schema.js';
 import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
 import { createDispatcher } from '../http/dispatch.js';

@@ -2,7 +2,7 @@
 // bus and notifier), then each handler area on top.
 
 import type { ApiServices } from '../api/services.js';
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
 import { createAccountServices } from '../handlers/accounts/index.js';
 import { AuthHandler } from '../handlers/auth.js';
