@@ -20,7 +20,7 @@ import { LruCache } from '../../util/lru.js';
 import type { CoreDeps } from '../core.js';
 import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../events-writer.js';
 import { limitExceeded } from '../rate-limit.js';
-import type { MembershipHandler } from './membership.js';
+import { memberContent, type MembershipHandler } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -273,13 +273,6 @@ export class RoomCreationHandler {
     }
     return content;
   }
-}
-
-export function memberContent(membership: string, profile: { displayname: string | null; avatar_url: string | null } | undefined): JsonObject {
-  const content: JsonObject = { membership };
-  if (profile?.displayname) content.displayname = profile.displayname;
-  if (profile?.avatar_url) content.avatar_url = profile.avatar_url;
-  return content;
 }
 
 function randomRoomLocalpart(): string {
