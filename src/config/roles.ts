@@ -119,10 +119,6 @@ export function topologyOf(config: Config): Topology {
   };
 }
 
-export function isWriter(topology: Topology, stream: StreamName, instance = topology.instanceName): boolean {
-  return topology.writers[stream].includes(instance);
-}
-
 /** The streams `instance` writes. */
 export function streamsWrittenBy(topology: Topology, instance: string): StreamName[] {
   return WRITER_STREAMS.filter((stream) => topology.writers[stream].includes(instance));

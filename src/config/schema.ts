@@ -280,8 +280,6 @@ const streamWriters = z.object({
   device_lists: doc(writerList.optional(), 'Instances that write device lists (one or more).'),
 });
 
-export const WORKER_APPS = ['generic_worker', 'media_repository'] as const;
-
 export const configSchema = z
   .object({
     server_name: doc(
@@ -395,5 +393,4 @@ export const configSchema = z
     }
   });
 
-export type ConfigInput = z.input<typeof configSchema>;
 export type ValidatedConfig = z.output<typeof configSchema>;

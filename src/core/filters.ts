@@ -209,7 +209,6 @@ export function parseRoomEventFilter(json: unknown): RoomEventFilter {
 
 /** The filter every endpoint uses when the client gives none. */
 export const DEFAULT_FILTER: Filter = parseFilter({});
-export const DEFAULT_ROOM_EVENT_FILTER: RoomEventFilter = parseRoomEventFilter({});
 
 /**
  * The `/sync` `filter` query parameter: a filter id, or inline JSON when it starts with `{`

@@ -99,8 +99,6 @@ export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckC
 
 export type ReplicationCommand = NameCommand | ReplicateCommand | PositionCommand | RdataCommand | PingCommand | BusCommand;
 
-export type CommandName = ReplicationCommand['name'];
-
 const BUS_COMMAND_NAMES: ReadonlySet<string> = new Set<BusCommand['name']>([
   'USER_SYNC',
   'CLEAR_USER_SYNC',

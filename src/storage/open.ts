@@ -42,7 +42,3 @@ export function createPrivateFile(file: string): void {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }
-
-export function isPostgres(config: DatabaseConfig): boolean {
-  return config.name !== 'sqlite3';
-}

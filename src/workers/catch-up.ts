@@ -2,7 +2,6 @@
 // started): rebuilt from the database for the streams stored there, asked of the writer for
 // typing, which lives only in the writer's memory. Also where each stream stands at start-up.
 
-import type { JsonValue } from '../core/json.js';
 import { storedRoomEvent } from '../core/event-format.js';
 import type { JsonObject } from '../core/json.js';
 import type { EventCache } from '../handlers/event-cache.js';
@@ -119,9 +118,4 @@ export async function startingPositions(db: Database, placement: WriterPlacement
     for (const writer of placement.writersOf(stream)) positions.push({ stream, instance: writer, position: Number(row?.position ?? 0) });
   }
   return positions;
-}
-
-/** A JSON array of rows, for the typing catch-up call. */
-export function rowsAsJson(rows: StreamRow[]): JsonValue {
-  return rows as unknown as JsonValue;
 }

@@ -16,12 +16,6 @@ export function optionalString(body: JsonObject, key: string, options: { maxLeng
   return value;
 }
 
-export function requiredString(body: JsonObject, key: string, options: { maxLength?: number; tooLong?: MatrixError } = {}): string {
-  const value = optionalString(body, key, options);
-  if (value === undefined) throw Errors.missingParam(`Missing "${key}"`);
-  return value;
-}
-
 export function optionalBoolean(body: JsonObject, key: string): boolean | undefined {
   const value = body[key];
   if (value === undefined || value === null) return undefined;

@@ -38,20 +38,6 @@ const PRESETS: Record<Preset, PresetConfig> = {
   public_chat: { joinRule: 'public', historyVisibility: 'shared', invitesAreCreators: false, guestCanJoin: false, powerLevelOverride: {} },
 };
 
-export interface CreateRoomRequest {
-  visibility?: unknown;
-  room_alias_name?: unknown;
-  name?: unknown;
-  topic?: unknown;
-  invite?: unknown;
-  room_version?: unknown;
-  creation_content?: unknown;
-  initial_state?: unknown;
-  preset?: unknown;
-  is_direct?: unknown;
-  power_level_content_override?: unknown;
-}
-
 function optionalString(body: JsonObject, key: string): string | undefined {
   const value = body[key];
   if (value === undefined || value === null) return undefined;
