@@ -4,7 +4,7 @@
 
 import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { Database } from '../storage/database.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';

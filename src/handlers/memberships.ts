@@ -1,7 +1,7 @@
 // Each user's current room memberships, cached between requests and dropped when the events stream
 // reports a membership change for the user. /sync and unread counts read them on every request.
 
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
 import { BusInvalidatedCache } from './bus-cache.js';
 

@@ -6,7 +6,7 @@
 // typing). Writers answer REPLICATE with the positions they report here.
 
 import type { StreamName } from '../streams/streams.js';
-import type { StreamRow } from './bus.js';
+import type { StreamRow } from '../streams/bus.js';
 
 export interface StreamCatchUp {
   /**

@@ -17,12 +17,11 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { STREAM_NAMES, type StreamName } from '../streams/streams.js';
 import { componentLogger, type Logger } from '../util/log.js';
-import { InMemoryBus, type ReplicationBus, type StreamRow, type StreamUpdate } from './bus.js';
+import { InMemoryBus, type BusCommand, type ReplicationBus, type StreamRow, type StreamUpdate } from '../streams/bus.js';
 import type { StartingPosition, StreamCatchUp } from './catch-up.js';
 import {
   decodeCommand,
   encodeCommand,
-  type BusCommand,
   type PositionCommand,
   type RdataCommand,
   type ReplicationCommand,

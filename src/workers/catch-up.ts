@@ -7,7 +7,7 @@ import type { JsonObject } from '../core/json.js';
 import type { EventCache } from '../handlers/event-cache.js';
 import { eventRow } from '../handlers/events-writer.js';
 import type { UserMemberships } from '../handlers/memberships.js';
-import type { StreamRow } from '../replication/bus.js';
+import type { StreamRow } from '../streams/bus.js';
 import type { StartingPosition, StreamCatchUp } from '../replication/catch-up.js';
 import type { RpcCaller } from '../replication/rpc.js';
 import type { Database } from '../storage/database.js';

@@ -5,7 +5,7 @@
 import type { ApiServices } from '../api/services.js';
 import type { Config } from '../config/types.js';
 import type { Topology } from '../config/roles.js';
-import type { StreamRow } from '../replication/bus.js';
+import type { StreamRow } from '../streams/bus.js';
 import type { StreamCatchUp } from '../replication/catch-up.js';
 import { RedisBus } from '../replication/redis-bus.js';
 import { RpcClient, RpcServer, type ReplicationPositions } from '../replication/rpc.js';

@@ -18,7 +18,7 @@ import { EventsWriter, type EventsWriterApi } from '../handlers/events-writer.js
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { RoomStateReader } from '../handlers/room-state.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
-import { InMemoryBus, type ReplicationBus } from '../replication/bus.js';
+import { InMemoryBus, type ReplicationBus } from '../streams/bus.js';
 import type { Database } from '../storage/database.js';
 import { EventsStore } from '../storage/events-store.js';
 import { RoomStateStore } from '../storage/room-state-store.js';

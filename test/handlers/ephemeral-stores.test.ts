@@ -5,7 +5,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { InMemoryBus, type StreamUpdate } from '../../src/replication/bus.js';
+import { InMemoryBus, type StreamUpdate } from '../../src/streams/bus.js';
 import { AccountDataStore } from '../../src/storage/account-data-store.js';
 import type { Database } from '../../src/storage/database.js';
 import { FiltersStore } from '../../src/storage/filters-store.js';

@@ -12,7 +12,7 @@
 
 import type { JsonObject } from '../../core/json.js';
 import { MatrixError } from '../../errors.js';
-import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import type { Database } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';

@@ -7,7 +7,7 @@ import type { PushRuleError, PushRuleResult, StoredUserRules } from '../../core/
 import type { PushRule, PushRuleKind, PushRuleSet } from '../../core/push/rules.js';
 import { CompiledRuleSet } from '../../core/push/evaluator.js';
 import { MatrixError } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import type { Database, Queryable } from '../../storage/database.js';
 import type { PushRulesStore } from '../../storage/push-rules-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';

@@ -6,7 +6,7 @@
 // federation, which comes later; they are dropped with a log line.
 
 import type { JsonObject } from '../../core/json.js';
-import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { Database } from '../../storage/database.js';
 import type { ToDeviceStore } from '../../storage/to-device-store.js';
 import type { UsersStore } from '../../storage/users-store.js';
