@@ -21,7 +21,7 @@ import { checkSchemaVersion, LATEST_SCHEMA_VERSION } from '../storage/migrations
 import { openDatabase } from '../storage/open.js';
 import { probeHealth } from '../workers/supervisor.js';
 import { endpointOfListener, loadCluster, type Cluster } from '../workers/topology.js';
-import { EXIT_FAILURE, EXIT_OK, parse } from './main.js';
+import { EXIT_FAILURE, EXIT_OK, parse } from './args.js';
 
 export interface CheckResult {
   ok: boolean;
