@@ -111,6 +111,11 @@ export function splitStatements(sql: string): string[] {
     .filter((s) => s.length > 0 && !/^(--[^\n]*\n?)+$/.test(s));
 }
 
+/** Resolves when the database answers a query (rejects as the query does when it does not). */
+export async function pingDatabase(db: Database): Promise<void> {
+  await db.get('SELECT 1 AS one');
+}
+
 export interface WaitForDatabaseOptions {
   log?: Logger;
   /** Stops the wait (the process was asked to stop): the promise rejects with the signal's reason. */
@@ -135,7 +140,7 @@ export async function waitForDatabase(db: Database, options: WaitForDatabaseOpti
   for (;;) {
     signal?.throwIfAborted();
     try {
-      await db.get('SELECT 1 AS one');
+      await pingDatabase(db);
       if (waitingSince !== undefined) log?.info({ waitedMs: Date.now() - waitingSince }, 'the database answers; starting');
       return;
     } catch (err) {
