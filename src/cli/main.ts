@@ -11,7 +11,7 @@ import { ListenerError } from '../http/listener.js';
 import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
 import { applyFileLimit } from '../util/fd-limit.js';
-import { StartupAbortedError, StartupConfigError, startHomeserver, type RunningHomeserver } from '../workers/homeserver.js';
+import { StartupAbortedError, StartupConfigError, startHomeserver, type RunningHomeserver } from '../process/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
 import { Supervisor, workerProcessSpecs } from '../workers/supervisor.js';
 import { loadCluster } from '../workers/topology.js';

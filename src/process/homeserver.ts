@@ -20,7 +20,7 @@ import { componentLogger, type Logger } from '../util/log.js';
 import { topologyOf } from '../config/roles.js';
 import type { Cluster } from './cluster.js';
 import { createProcessServices, type ProcessServices } from './services.js';
-import { reportWaitingToSupervisor } from './supervisor.js';
+import { reportWaitingToSupervisor } from './supervised.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
 export class StartupConfigError extends Error {
