@@ -13,6 +13,7 @@ import type { RpcCaller } from '../replication/rpc.js';
 import type { Database } from '../storage/database.js';
 import type { StreamName } from '../streams/streams.js';
 import type { WriterPlacement } from './placement.js';
+import { writerRows } from './writers.js';
 
 /** The streams stored in a table with a position column, and how to rebuild their rows. */
 const TABLE_STREAMS: Partial<Record<StreamName, { table: string; column: string }>> = {
@@ -55,10 +56,9 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
           }
           return out;
         }
-        case 'typing': {
-          const rows = await deps.rpc.call(instance, 'typing.rowsBetween', [from, to]);
-          return (rows ?? []) as unknown as StreamRow[];
-        }
+        case 'typing':
+          // In memory (WRITERS.typing.inMemory): asked of its writer.
+          return writerRows(deps.rpc, stream, instance, from, to);
         case 'receipts': {
           const rows = await db.all<{ room_id: string; user_id: string }>(rangeQuery('receipts', 'room_id, user_id'), [from, to]);
           return rows.map((r) => ({ stream: 'receipts', roomId: r.room_id, userId: r.user_id }));

@@ -1,9 +1,9 @@
-// Which process writes which stream, and how to reach a writer in another process.
+// Which process writes which stream.
 //
-// Every stream has its writers (`stream_writers` in the config; `main` when unset). The events
-// stream may have several, each owning the rooms whose id hashes to it, so one room's history is
-// always written by one process, in order. A writer in this process is called directly; one
-// elsewhere through a proxy that forwards each call over replication HTTP.
+// Every stream has its writers (`stream_writers` in the config; `main` when unset). Events,
+// receipts and device_lists may have several, each owning the rooms (or users) whose id hashes to
+// it, so one room's history is always written by one process, in order. How a writer is reached
+// (directly here, or over replication HTTP) is derived from this in `writers.ts`.
 
 import { createHash } from 'node:crypto';
 import type { Topology } from '../config/roles.js';
@@ -17,8 +17,6 @@ export interface WriterPlacement {
   writerFor(stream: StreamName, shardKey?: string): string;
   /** Whether this process is one of the stream's writers. */
   writesHere(stream: StreamName): boolean;
-  /** A proxy for a writer interface served by another instance. */
-  remote<T extends object>(instance: string, prefix: string, methods: readonly (keyof T & string)[]): T;
 }
 
 /** `shardKey`'s writer among `writers`: sha256 of the key, modulo the number of writers. */
@@ -28,17 +26,14 @@ export function shardOf(shardKey: string, writers: readonly string[]): string {
   return writers[hash.readUInt32BE(0) % writers.length]!;
 }
 
-export function placementFor(
-  topology: Pick<Topology, 'writers' | 'instanceName'>,
-  remote: <T extends object>(instance: string, prefix: string, methods: readonly (keyof T & string)[]) => T,
-): WriterPlacement {
+/** The placement a worker deployment's topology describes. */
+export function placementFor(topology: Pick<Topology, 'writers' | 'instanceName'>): WriterPlacement {
   const { writers, instanceName } = topology;
   return {
     instanceName,
     writersOf: (stream) => writers[stream],
     writerFor: (stream, shardKey = '') => shardOf(shardKey, writers[stream]),
     writesHere: (stream) => writers[stream].includes(instanceName),
-    remote,
   };
 }
 
@@ -50,32 +45,5 @@ export function singleProcessPlacement(instanceName = 'main'): WriterPlacement {
     writersOf: everything,
     writerFor: () => instanceName,
     writesHere: () => true,
-    remote: () => {
-      throw new Error('a single process has no remote writers');
-    },
-  };
-}
-
-/**
- * The writer to call for `shardKey`: the local one when this process writes that shard, otherwise
- * a proxy to the instance that does (proxies are made once per instance).
- */
-export function writerRouter<T extends object>(
-  placement: WriterPlacement,
-  stream: StreamName,
-  prefix: string,
-  methods: readonly (keyof T & string)[],
-  local: T | undefined,
-): (shardKey?: string) => T {
-  const proxies = new Map<string, T>();
-  return (shardKey) => {
-    const instance = placement.writerFor(stream, shardKey);
-    if (instance === placement.instanceName) {
-      if (!local) throw new Error(`this process is configured to write ${stream} but has no writer for it`);
-      return local;
-    }
-    let proxy = proxies.get(instance);
-    if (!proxy) proxies.set(instance, (proxy = placement.remote<T>(instance, prefix, methods)));
-    return proxy;
   };
 }

@@ -1,37 +1,23 @@
-// Composes the services of one process: the shared core (storage, caches, the events writer, the
-// bus and notifier), then each handler area on top.
+// The handler areas of one process, built on its kernel: the events writer, then accounts, the
+// per-user and ephemeral streams, end-to-end encryption, reading rooms, and changing rooms (with
+// /sync). Each area asks `writers` for the writer of each stream it writes, so it gets this
+// process's own or a proxy to the process that writes it.
 
 import type { ApiServices } from '../api/services.js';
-import type { Config } from '../config/types.js';
-import type { SigningKey } from '../core/signing.js';
 import { createAccountServices } from '../handlers/accounts/index.js';
-import { AuthHandler } from '../handlers/auth.js';
 import type { CoreDeps } from '../handlers/core.js';
 import { createE2eeServices } from '../handlers/e2ee/index.js';
-import { createEphemeralServices, EPHEMERAL_WRITER_METHODS } from '../handlers/ephemeral/index.js';
-import { TypingWriter } from '../handlers/ephemeral/typing.js';
-import { EventCache } from '../handlers/event-cache.js';
-import { EventSerializer } from '../handlers/event-serializer.js';
-import { EventVisibility } from '../handlers/event-visibility.js';
-import { UserMemberships } from '../handlers/memberships.js';
-import { EventsWriter, type EventsWriterApi } from '../handlers/events-writer.js';
+import { createEphemeralServices } from '../handlers/ephemeral/index.js';
+import { EventsWriter } from '../handlers/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
-import { RoomStateReader } from '../handlers/room-state.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
-import { InMemoryBus, type ReplicationBus } from '../streams/bus.js';
+import type { RpcServer } from '../replication/rpc.js';
 import type { Database } from '../storage/database.js';
-import { EventsStore } from '../storage/events-store.js';
-import { RoomStateStore } from '../storage/room-state-store.js';
-import { UsersStore } from '../storage/users-store.js';
 import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
-import { Notifier } from '../streams/notifier.js';
-import type { StreamPositionTracker } from '../streams/positions.js';
-import type { JsonValue } from '../core/json.js';
-import type { RpcClient, RpcServer } from '../replication/rpc.js';
-import { serveWriter } from '../replication/rpc-proxy.js';
-import { singleProcessPlacement, type WriterPlacement } from './placement.js';
-import { DEVICE_LISTS_WRITER_METHODS, deviceListsPlacement, ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
-import { componentLogger, type Logger } from '../util/log.js';
+import { componentLogger } from '../util/log.js';
+import type { Kernel } from './kernel.js';
+import type { WriterPlacement } from './placement.js';
+import type { ProcessWriters } from './writers.js';
 
 export interface ProcessServices {
   services: ApiServices;
@@ -40,42 +26,20 @@ export interface ProcessServices {
   close(): Promise<void>;
 }
 
-export interface ProcessOptions {
-  config: Config;
-  db: Database;
-  signingKey: SigningKey;
-  log: Logger;
-  now?: () => number;
-  /** Where each stream is written; by default everything is written by this single process. */
-  placement?: WriterPlacement;
-  /**
-   * Worker mode: the replication bus (Redis) and RPC. Built by `cluster` from the bus, the
-   * stream position tracker (so every writer's position counts) and the positions this process's
-   * state starts from. Without it, an in-memory bus and no RPC.
-   */
-  cluster?: ClusterWiring;
+export interface AreaOptions {
+  /** The writers of every stream (this process's own, built here, and proxies to the others'). */
+  writers: ProcessWriters;
+  /** Worker mode: what serves this process's writers to the others (the replication route reads it). */
+  rpcServer?: RpcServer;
 }
 
-export interface ClusterWiring {
-  bus: ReplicationBus;
-  tracker: StreamPositionTracker;
-  rpcClient: RpcClient;
-  rpcServer: RpcServer;
-}
-
-export async function createProcessServices(options: ProcessOptions): Promise<ProcessServices> {
-  const { config, db, signingKey, log, cluster } = options;
-  const now = options.now ?? Date.now;
-  const placement = options.placement ?? singleProcessPlacement();
-  const instanceName = placement.instanceName;
-  const bus = cluster?.bus ?? new InMemoryBus();
-  const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
-  const eventCache = new EventCache(stores.events);
+export async function createProcessServices(kernel: Kernel, options: AreaOptions): Promise<ProcessServices> {
+  const { config, db, signingKey, log, now, bus, notifier, placement, instanceName, stores, eventCache } = kernel;
+  const { writers } = options;
   const positions: PositionsFor = (stream, highestStored) => streamPositions(db, placement, stream, highestStored);
-  const notifier = new Notifier(bus, { instanceName, ...(cluster ? { tracker: cluster.tracker } : {}) });
 
   let localEvents: EventsWriter | undefined;
-  if (placement.writesHere('events')) {
+  const eventsWriter = await writers.writer('events', async () => {
     localEvents = new EventsWriter({
       db,
       events: stores.events,
@@ -90,56 +54,26 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
       now,
     });
     notifier.advance('events', localEvents.currentPosition);
-  }
-  const eventsWriter: EventsWriterApi =
-    placement.writersOf('events').length === 1 && localEvents ? localEvents : new RoutedEventsWriter(placement, localEvents);
+    return localEvents;
+  });
 
-  const core: CoreDeps = {
-    config,
-    serverName: config.server_name,
-    instanceName,
-    signingKey,
-    db,
-    bus,
-    notifier,
-    log,
-    now,
-    stores,
-    eventCache,
-    roomState: new RoomStateReader(stores.roomState, eventCache, bus),
-    memberships: new UserMemberships(stores.roomState, bus),
-    visibility: new EventVisibility(stores.roomState, eventCache),
-    serializer: new EventSerializer(stores.events, stores.roomState, eventCache, now, bus),
-    auth: new AuthHandler(stores.users, now, bus),
-    eventsWriter,
-    positions,
-  };
+  const core: CoreDeps = { ...kernel, eventsWriter, positions };
   const accounts = await createAccountServices(core);
-  const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
-  const e2ee = await createE2eeServices(core, { devices: accounts.devices, placement: deviceListsPlacement(placement) });
+  const ephemeral = await createEphemeralServices(core, writers);
+  const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers });
   const reads = await createRoomReadServices(core);
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
-  const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms };
-
-  if (cluster) {
-    // Serve the writers this process runs to the others.
-    services.rpcServer = cluster.rpcServer;
-    if (localEvents) serveWriter<EventsWriterApi>(cluster.rpcServer, 'events', localEvents, EVENTS_WRITER_METHODS);
-    if (placement.writesHere('device_lists')) serveWriter(cluster.rpcServer, 'device_lists', services.deviceListsWriter, DEVICE_LISTS_WRITER_METHODS);
-    for (const name of Object.keys(EPHEMERAL_WRITER_METHODS) as Array<keyof typeof EPHEMERAL_WRITER_METHODS>) {
-      if (!writesEphemeral(placement, name)) continue;
-      serveWriter(cluster.rpcServer, name, services.ephemeralWriters[name], EPHEMERAL_WRITER_METHODS[name] as never);
-    }
-    const typing = services.ephemeralWriters.typing;
-    if (typing instanceof TypingWriter) {
-      cluster.rpcServer.register('typing.rowsBetween', async (args) => {
-        const [from, to] = args as [number, number];
-        return typing.rowsBetween(from, to) as unknown as JsonValue;
-      });
-    }
-  }
+  const services: ApiServices = {
+    ...core,
+    ...accounts,
+    ...ephemeral,
+    ...e2ee,
+    ...reads,
+    ...rooms,
+    ...(options.rpcServer ? { rpcServer: options.rpcServer } : {}),
+  };
 
   return {
     services,

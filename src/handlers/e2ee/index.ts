@@ -10,6 +10,7 @@
 import { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import { KeyBackupStore } from '../../storage/key-backup-store.js';
+import { localWriters, type WriterSource } from '../../streams/writer-source.js';
 import { componentLogger } from '../../util/log.js';
 import type { DeviceHandler } from '../accounts/devices.js';
 import type { CoreDeps } from '../core.js';
@@ -35,21 +36,17 @@ export interface E2eeServices {
 }
 
 /**
- * Where the device_lists writer lives: here (build it with `local`) or in other processes (worker
- * mode; with several writers, each writes the users that hash to it).
+ * Where the device_lists writer lives: here or in other processes (worker mode; with several
+ * writers, each writes the users that hash to it). By default, here.
  */
-export type DeviceListsPlacement = (local: () => Promise<DeviceListsWriter>) => Promise<DeviceListsWriterApi>;
-
-const writeHere: DeviceListsPlacement = (local) => local();
-
 export async function createE2eeServices(
   core: CoreDeps,
-  deps: { devices: DeviceHandler; placement?: DeviceListsPlacement },
+  deps: { devices: DeviceHandler; writers?: WriterSource<{ device_lists: DeviceListsWriterApi }> },
 ): Promise<E2eeServices> {
   const { db, bus, instanceName, now, notifier } = core;
   const log = componentLogger(core.log, 'e2ee');
   const stores = { keys: new DeviceKeysStore(db), crossSigning: new CrossSigningStore(db), backups: new KeyBackupStore(db) };
-  const writer = await (deps.placement ?? writeHere)(async () => {
+  const writer = await (deps.writers ?? localWriters()).writer('device_lists', async () => {
     const local = await DeviceListsWriter.create({
       db,
       keys: stores.keys,
