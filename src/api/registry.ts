@@ -1,6 +1,6 @@
 // The route registry: every endpoint this server has, in one list. The HTTP router of each
-// listener, `myelin routes`, and (later) the reverse-proxy config generator and the built-in
-// router all read this list; nothing else declares routes.
+// listener, `myelin routes`, the routing table of a worker deployment (the built-in router and
+// `myelin proxy-config`) all read this list; nothing else declares routes.
 
 import type { RouteDefinition } from '../http/route.js';
 import { accountDataRoutes } from './client/account-data.js';

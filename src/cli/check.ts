@@ -283,7 +283,7 @@ export async function checkReplication(cluster: Cluster): Promise<CheckResult[]>
       const without = await post(location, path, body, {});
       if (refused(without.status)) results.push({ ok: true, text: `${label}: answers with the secret, refuses requests without it` });
       else if (without.status === withSecret.status && without.status === 404) {
-        results.push({ ok: true, text: `${label}: answers (it serves no replication calls yet, so there is nothing to refuse)` });
+        results.push({ ok: true, text: `${label}: answers (it serves no replication calls, so there is nothing to refuse)` });
       } else results.push({ ok: false, text: `${label}: accepts requests without the secret (HTTP ${without.status})` });
     } catch (err) {
       results.push({ ok: false, text: `${label}: not answering (${(err as Error).message})` });
