@@ -31,6 +31,18 @@ const LAYERS = [
   'cli',
 ] as const;
 
+/**
+ * Imports that go against the order and are tolerated for now, each with the reason. An entry whose
+ * import is gone fails the test, so the list only shrinks.
+ */
+const TOLERATED: ReadonlyArray<{ from: string; to: string; why: string }> = [
+  {
+    from: 'core/filters.ts',
+    to: 'errors.ts',
+    why: 'filter validation throws Matrix errors itself, until it returns typed problems its callers answer',
+  },
+];
+
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 
 describe('the import graph of src/', () => {
@@ -41,10 +53,16 @@ describe('the import graph of src/', () => {
   });
 
   test('every file belongs to a layer, and no import goes up the layers', () => {
-    const lines = forbiddenImports(graph, LAYERS).map((f) =>
+    const tolerated = (f: { from: string; to: string }) => TOLERATED.some((t) => t.from === f.from && t.to === f.to);
+    const lines = forbiddenImports(graph, LAYERS).filter((f) => !tolerated(f)).map((f) =>
       f.toLayer === '' ? `${f.from}: '${f.fromLayer}' has no place in LAYERS` : `${f.from} → ${f.to} (${f.fromLayer} must not import ${f.toLayer})`,
     );
     assert.equal(lines.length, 0, `imports from a lower layer to a higher one:\n  ${lines.join('\n  ')}`);
+  });
+
+  test('every tolerated upward import still exists (remove it from TOLERATED when it is gone)', () => {
+    const gone = TOLERATED.filter((t) => !(graph.get(t.from) ?? []).includes(t.to)).map((t) => `${t.from} → ${t.to}`);
+    assert.deepEqual(gone, []);
   });
 
   test('has no import cycle', () => {
