@@ -1,6 +1,6 @@
 // The shared infrastructure every handler area is built on: configuration, storage, the events
 // writer, caches, the replication bus and the notifier. Composed once per process (see
-// src/workers/services.ts) and handed to each area's factory.
+// src/process/services.ts, on the kernel of src/process/kernel.ts) and handed to each area's factory.
 
 import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
