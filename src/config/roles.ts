@@ -56,7 +56,7 @@ export function normaliseWorkerApp(value: string): WorkerAppName | undefined {
 }
 
 /** Which streams allow several writers; the others need exactly one. */
-const MULTI_WRITER_STREAMS: ReadonlySet<StreamName> = new Set(['events', 'receipts', 'device_lists']);
+export const MULTI_WRITER_STREAMS: ReadonlySet<StreamName> = new Set(['events', 'receipts', 'device_lists']);
 const WRITER_STREAMS: readonly StreamName[] = [
   'events',
   'typing',
