@@ -29,7 +29,7 @@ import { Pool } from 'undici';
 import { AuthHandler } from '../src/handlers/auth.js';
 import { PostgresDatabase } from '../src/storage/postgres.js';
 import { UsersStore } from '../src/storage/users-store.js';
-import { shardOf } from '../src/workers/placement.js';
+import { shardOf } from '../src/process/placement.js';
 import { startPostgres, type PostgresServer } from '../test/harness/postgres.js';
 import { startProcessCluster, type ProcessCluster } from '../test/helpers/process-cluster.js';
 import { call } from './client.js';

@@ -1,6 +1,7 @@
-// The route registry: every endpoint this server has, in one list. The dispatcher of each
-// listener, `myelin routes`, the reverse-proxy config generator and the built-in router all read
-// this list (and a test checks docs/workers.md against it); nothing else declares routes.
+// The route registry: every endpoint this server has, in one list. The HTTP router of each
+// listener, `myelin routes`, the routing table of a worker deployment (the built-in router and
+// `myelin proxy-config`) all read this list (and a test checks docs/workers.md against it);
+// nothing else declares routes.
 
 import type { RouteDefinition } from '../http/route.js';
 import { accountDataRoutes } from './client/account-data.js';

@@ -1,5 +1,5 @@
 // What API route handlers receive: the shared core plus every handler area. Each process composes
-// the services its role needs (src/workers/services.ts) and passes them in; there is no global
+// the services its role needs (src/process/services.ts) and passes them in; there is no global
 // service locator.
 
 import type { AccountServices } from '../handlers/accounts/index.js';

@@ -9,9 +9,11 @@
 
 import { existsSync, lstatSync, readFileSync, statSync } from 'node:fs';
 import { request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect } from 'node:net';
+import { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import { MAIN_INSTANCE, topologyOf } from '../config/roles.js';
 import type { InstanceLocation, ListenerConfig } from '../config/schema.js';
 import { DEFAULT_SOCKET_MODE } from '../http/listener.js';
@@ -20,7 +22,7 @@ import { checkSchemaVersion, LATEST_SCHEMA_VERSION, pingDatabase } from '../stor
 import { openDatabase } from '../storage/open.js';
 import { probeHealth } from '../workers/supervisor.js';
 import { endpointOfListener, loadCluster, type Cluster } from '../workers/topology.js';
-import { EXIT_FAILURE, EXIT_OK, parse } from './main.js';
+import { EXIT_FAILURE, EXIT_OK, parse } from './args.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -135,76 +137,42 @@ export function checkSockets(cluster: Cluster): CheckResult[] {
 // ------------------------------------------------------------------------------------------------
 // Redis
 
-/** One RESP command as an array of bulk strings (safe for any password). */
-function respCommand(...parts: string[]): string {
-  return `*${parts.length}\r\n${parts.map((p) => `$${Buffer.byteLength(p)}\r\n${p}\r\n`).join('')}`;
+/** What Redis answers to PING and to `CONFIG GET port` (an Error where it refused the command). */
+interface RedisAnswers {
+  pong: unknown;
+  port: unknown;
 }
 
-type Reply = string | number | null | Error | Reply[];
-
-/** Reads one RESP reply at `at`; undefined when the buffer does not hold all of it yet. */
-function readReply(buffer: string, at: number): { reply: Reply; next: number } | undefined {
-  const end = buffer.indexOf('\r\n', at);
-  if (end < 0) return undefined;
-  const head = buffer.slice(at + 1, end);
-  switch (buffer[at]) {
-    case '+':
-      return { reply: head, next: end + 2 };
-    case '-':
-      return { reply: new Error(head), next: end + 2 };
-    case ':':
-      return { reply: Number(head), next: end + 2 };
-    case '$': {
-      const length = Number(head);
-      if (length < 0) return { reply: null, next: end + 2 };
-      if (buffer.length < end + 2 + length + 2) return undefined;
-      return { reply: buffer.slice(end + 2, end + 2 + length), next: end + 2 + length + 2 };
-    }
-    case '*': {
-      const items: Reply[] = [];
-      let next = end + 2;
-      for (let i = 0; i < Number(head); i++) {
-        const item = readReply(buffer, next);
-        if (!item) return undefined;
-        items.push(item.reply);
-        next = item.next;
-      }
-      return { reply: items, next };
-    }
-    default:
-      return { reply: new Error(`unexpected reply ${JSON.stringify(buffer.slice(at, end))}`), next: end + 2 };
-  }
-}
-
-/** Sends commands over a fresh connection and returns each reply. */
-function redisExchange(target: { path: string } | { host: string; port: number }, commands: string[][], timeoutMs = 3_000): Promise<Reply[]> {
-  return new Promise((resolve, reject) => {
-    const socket: Socket = 'path' in target ? connect(target.path) : connect(target.port, target.host);
-    let buffer = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.setEncoding('utf8');
-    socket.on('connect', () => socket.write(commands.map((c) => respCommand(...c)).join('')));
-    socket.on('data', (data: string) => {
-      buffer += data;
-      const replies: Reply[] = [];
-      for (let at = 0; replies.length < commands.length; ) {
-        const read = readReply(buffer, at);
-        if (!read) return;
-        replies.push(read.reply);
-        at = read.next;
-      }
-      clearTimeout(timer);
-      socket.end();
-      resolve(replies);
-    });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      clearTimeout(timer);
-      reject(new Error(err.code ?? err.message));
-    });
+/** Asks Redis over one fresh connection (no retries: a check reports what it finds). */
+async function askRedis(redis: Config['redis'], timeoutMs = 3_000): Promise<RedisAnswers> {
+  const client = new Redis({
+    ...(redis.path !== undefined ? { path: redis.path } : { host: redis.host, port: redis.port }),
+    ...(redis.password !== undefined ? { password: redis.password } : {}),
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    commandTimeout: timeoutMs,
+    enableReadyCheck: false,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
   });
+  let failure: NodeJS.ErrnoException | undefined;
+  client.on('error', (err: NodeJS.ErrnoException) => (failure ??= err));
+  try {
+    try {
+      await client.connect();
+    } catch (err) {
+      const cause = failure ?? (err as NodeJS.ErrnoException);
+      // Redis refused us (e.g. AUTH with a wrong password): that is its answer.
+      if (cause.name === 'ReplyError') return { pong: cause, port: cause };
+      throw new Error(cause.code ?? cause.message);
+    }
+    // A refused AUTH closes the connection: what Redis said then explains the command's failure.
+    const answer = (command: Promise<unknown>) => command.catch((err: unknown) => failure ?? (err instanceof Error ? err : new Error(String(err))));
+    return { pong: await answer(client.ping()), port: await answer(client.config('GET', 'port')) };
+  } finally {
+    client.disconnect();
+  }
 }
 
 /** True when something accepts TCP connections at host:port. */
@@ -229,16 +197,14 @@ function tcpOpen(host: string, port: number, timeoutMs = 1_000): Promise<boolean
 export async function checkRedis(config: Config): Promise<CheckResult[]> {
   const { redis } = config;
   if (!redis.enabled) return [];
-  const target = redis.path !== undefined ? { path: redis.path } : { host: redis.host, port: redis.port };
-  const label = 'path' in target ? `Redis at ${target.path}` : `Redis at ${target.host}:${target.port}`;
-  const auth = redis.password !== undefined ? [['AUTH', redis.password]] : [];
-  let replies: Reply[];
+  const label = redis.path !== undefined ? `Redis at ${redis.path}` : `Redis at ${redis.host}:${redis.port}`;
+  let answers: RedisAnswers;
   try {
-    replies = (await redisExchange(target, [...auth, ['PING'], ['CONFIG', 'GET', 'port']])).slice(auth.length);
+    answers = await askRedis(redis);
   } catch (err) {
     return [{ ok: false, text: `${label}: not answering (${(err as Error).message})` }];
   }
-  const [pong, port] = replies;
+  const { pong, port } = answers;
   if (pong !== 'PONG') {
     return [{ ok: false, text: `${label}: answered PING with ${pong instanceof Error ? `an error: ${pong.message}` : JSON.stringify(pong)}` }];
   }
@@ -317,7 +283,7 @@ export async function checkReplication(cluster: Cluster): Promise<CheckResult[]>
       const without = await post(location, path, body, {});
       if (refused(without.status)) results.push({ ok: true, text: `${label}: answers with the secret, refuses requests without it` });
       else if (without.status === withSecret.status && without.status === 404) {
-        results.push({ ok: true, text: `${label}: answers (it serves no replication calls yet, so there is nothing to refuse)` });
+        results.push({ ok: true, text: `${label}: answers (it serves no replication calls, so there is nothing to refuse)` });
       } else results.push({ ok: false, text: `${label}: accepts requests without the secret (HTTP ${without.status})` });
     } catch (err) {
       results.push({ ok: false, text: `${label}: not answering (${(err as Error).message})` });

@@ -3,28 +3,21 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ROUTES } from '../api/registry.js';
 import { generateConfig } from '../config/generate.js';
-import { ConfigError, defaultConfigPath, loadConfig, type Config } from '../config/load.js';
-import { readLogConfig } from '../config/log-config.js';
+import { ConfigError, defaultConfigPath, loadConfig } from '../config/load.js';
 import { configReference } from '../config/reference.js';
 import { ListenerError } from '../http/listener.js';
 import { SchemaVersionError } from '../storage/migrations.js';
 import { ServerNameMismatchError } from '../storage/server-meta-store.js';
 import { applyFileLimit } from '../util/fd-limit.js';
-import { createLogger } from '../util/log.js';
-import { StartupAbortedError, StartupConfigError, startHomeserver, type RunningHomeserver } from '../workers/homeserver.js';
+import { StartupAbortedError, StartupConfigError, startHomeserver, type RunningHomeserver } from '../process/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
 import { Supervisor, workerProcessSpecs } from '../workers/supervisor.js';
 import { loadCluster } from '../workers/topology.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parse, UsageError } from './args.js';
+import { loggerFor } from './logger.js';
 import { formatRoutesTable } from './routes-table.js';
-
-export const EXIT_OK = 0;
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
-
-export class UsageError extends Error {}
 
 const HELP = `myelin — a Matrix homeserver
 
@@ -62,14 +55,6 @@ Options:
 function version(): string {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
   return (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, allowPositionals: false, strict: true }).values;
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -161,11 +146,6 @@ function generateConfigCommand(args: string[]): number {
   });
   process.stdout.write(`wrote ${configPath}\nsigning key: ${signingKeyPath}\n`);
   return EXIT_OK;
-}
-
-export function loggerFor(config: Config, instance: string) {
-  const settings = config.log_config ? readLogConfig(config.log_config, config.origin.describe(['log_config'])) : {};
-  return createLogger({ instance, ...settings });
 }
 
 /** The config a command reads when no `-c` is given (it is not generated). */

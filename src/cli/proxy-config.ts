@@ -3,7 +3,7 @@
 import { loadConfig } from '../config/load.js';
 import { haproxyConfig, nginxConfig } from '../workers/proxy-config.js';
 import { loadCluster } from '../workers/topology.js';
-import { EXIT_OK, UsageError, parse } from './main.js';
+import { EXIT_OK, UsageError, parse } from './args.js';
 
 export function proxyConfigCommand(args: string[], defaultPaths: () => string[]): number {
   const [tool, ...rest] = args;

@@ -6,13 +6,11 @@
 import { request as httpRequest, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { parseArgs } from 'node:util';
-import { loadConfig, type Config } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { ListenerConfig } from '../config/schema.js';
 import { registrationMac } from '../handlers/accounts/shared-secret.js';
-
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './args.js';
 
 export const REGISTER_USER_USAGE = `Usage:
   myelin register-user -c CONFIG --user NAME --password PASSWORD [--admin] [--user-type TYPE] [--url URL]

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve, sep } from 'node:path';
 import { loadConfig } from '../config/load.js';
 import { MYELIN_BIN } from '../workers/supervisor.js';
-import { parse } from './main.js';
+import { parse } from './args.js';
 
 export interface SystemdOptions {
   /** The shared config file, as ExecStart names it. */

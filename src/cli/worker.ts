@@ -4,16 +4,16 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
 import { checkWorkerRequirements, topologyOf } from '../config/roles.js';
 import type { RunningListener } from '../http/listener.js';
 import { applyFileLimit } from '../util/fd-limit.js';
-import type { Logger } from '../util/log.js';
-import type { RunningHomeserver, StartOptions } from '../workers/homeserver.js';
+import { StartupAbortedError, startWorker, type RunningHomeserver } from '../process/homeserver.js';
 import { createRouter, isRouterListener, startRouterListeners, type Router } from '../workers/router.js';
-import { SUPERVISED_ENV } from '../workers/supervisor.js';
+import { SUPERVISED_ENV } from '../process/supervised.js';
 import { loadCluster } from '../workers/topology.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, loggerFor, parse } from './main.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, parse } from './args.js';
+import { loggerFor } from './logger.js';
 
 /**
  * The files a worker reads: the `-c` arguments in order, with the `conf.d/` beside the first one
@@ -26,16 +26,6 @@ export function workerConfigPaths(paths: readonly string[]): string[] {
   if (!existsSync(confD) || !statSync(confD).isDirectory()) return [...paths];
   const named = paths.some((p) => resolve(p) === confD || dirname(resolve(p)) === confD);
   return named ? [...paths] : [first, confD, ...paths.slice(1)];
-}
-
-type StartWorker = (config: Config, log: Logger, options?: StartOptions) => Promise<RunningHomeserver>;
-
-/** The worker process itself (src/workers/worker.ts), loaded when a worker actually starts. */
-async function workerStarter(): Promise<StartWorker> {
-  const modulePath = '../workers/worker.js';
-  const loaded = (await import(modulePath).catch(() => undefined)) as { startWorker?: StartWorker } | undefined;
-  if (!loaded?.startWorker) throw new Error('this build of Myelin cannot run workers yet (src/workers/worker.ts is missing)');
-  return loaded.startWorker;
 }
 
 export async function workerCommand(args: string[]): Promise<number> {
@@ -70,7 +60,6 @@ export async function workerCommand(args: string[]): Promise<number> {
     }
   });
 
-  const startWorker = await workerStarter();
   // A stop asked for while starting (e.g. while waiting for the database) ends the start cleanly.
   const starting = new AbortController();
   void stopRequested.then(() => starting.abort());
@@ -78,7 +67,7 @@ export async function workerCommand(args: string[]): Promise<number> {
   try {
     worker = await startWorker({ ...config, worker_listeners: config.worker_listeners.filter((l) => !isRouterListener(l)) }, log, { signal: starting.signal });
   } catch (err) {
-    if ((err as Error).name !== 'StartupAbortedError') throw err;
+    if (!(err instanceof StartupAbortedError)) throw err;
     log.info('stopped before it finished starting');
     process.stdin.destroy();
     return EXIT_OK;

@@ -9,7 +9,7 @@
 // each other; `topologyOf` hands the result to the rest of the code.
 
 import type { StreamName } from '../streams/streams.js';
-import type { Config } from './load.js';
+import type { Config } from './types.js';
 import type { InstanceLocation, ListenerConfig } from './schema.js';
 
 /** The main process's instance name, in `instance_map`, `stream_writers` and log lines. */
@@ -56,7 +56,7 @@ export function normaliseWorkerApp(value: string): WorkerAppName | undefined {
 }
 
 /** Which streams allow several writers; the others need exactly one. */
-const MULTI_WRITER_STREAMS: ReadonlySet<StreamName> = new Set(['events', 'receipts', 'device_lists']);
+export const MULTI_WRITER_STREAMS: ReadonlySet<StreamName> = new Set(['events', 'receipts', 'device_lists']);
 const WRITER_STREAMS: readonly StreamName[] = [
   'events',
   'typing',
@@ -117,10 +117,6 @@ export function topologyOf(config: Config): Topology {
     runBackgroundTasksOn: canonicalInstanceName(config.run_background_tasks_on),
     initialSyncInstances: instanceList(config.initial_sync_instances, []),
   };
-}
-
-export function isWriter(topology: Topology, stream: StreamName, instance = topology.instanceName): boolean {
-  return topology.writers[stream].includes(instance);
 }
 
 /** The streams `instance` writes. */

@@ -386,8 +386,6 @@ const federationRateLimit = z.object({
 });
 export type FederationRateLimitConfig = z.output<typeof federationRateLimit>;
 
-export const WORKER_APPS = ['generic_worker', 'media_repository'] as const;
-
 export const configSchema = z
   .object({
     server_name: doc(
@@ -659,5 +657,4 @@ function checkTrustedKeyServers(config: ValidatedConfig, ctx: z.RefinementCtx): 
   });
 }
 
-export type ConfigInput = z.input<typeof configSchema>;
 export type ValidatedConfig = z.output<typeof configSchema>;

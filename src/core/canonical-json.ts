@@ -35,9 +35,6 @@ export interface CanonicalJsonOptions {
   readonly relaxed?: boolean;
 }
 
-/** The largest integer canonical JSON allows (and its negation the smallest). */
-export const CANONICAL_JSON_MAX_INT = Number.MAX_SAFE_INTEGER;
-
 /**
  * Deeper nesting is refused rather than risking a stack overflow. Synapse's encoder (bounded by
  * Python's recursion limit of 1000) fails before this, so no event that exists nests this deep.

@@ -17,8 +17,9 @@
 //   - `unsigned.age` is `now - ageTs`, with `ageTs` defaulting to `origin_server_ts` when the
 //     caller does not know when the event arrived, so `age` is always present (js-sdk uses it for
 //     local timestamps; Synapse omits it only when it lacks `age_ts`).
-//   - `redacts` is served top-level and in `content` for every room version (SPEC-NOTES §2.4,
-//     S:content/rooms/v11.md), taken from the event's version-correct place.
+//   - `redacts` is served top-level and in `content` for every room version (spec: room version 11,
+//     §Moving the `redacts` property of `m.room.redaction` events to a `content` property),
+//     taken from the event's version-correct place.
 //   - A redacted event gets the room version's redacted content, `unsigned.redacted_because`, and
 //     loses `prev_content`/`prev_sender` (Synapse keeps only `age_ts` and `replaces_state` of a
 //     pruned event's `unsigned`); `transaction_id` and `membership` are still added, as Synapse.
@@ -52,7 +53,7 @@ export interface ClientEventOptions {
   readonly now: number;
   /** When this server received the event (Synapse's `age_ts`); default `origin_server_ts`. */
   readonly ageTs?: number;
-  /** Only when the requesting device sent the event (SPEC-NOTES §3.3). */
+  /** Only when the requesting device sent the event (spec: client-server API §Transaction identifiers). */
   readonly transactionId?: string;
   /** Set if the event is redacted: the redaction event. */
   readonly redactedBecause?: RoomEvent;

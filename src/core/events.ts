@@ -46,10 +46,6 @@ export function splitStateKey(key: StateKey): [type: string, stateKey: string] {
   return [key.slice(0, at), key.slice(at + 1)];
 }
 
-export function isStateEvent(event: RoomEvent): boolean {
-  return event.stateKey !== undefined;
-}
-
 /** Room state: one event per `(type, state_key)`. */
 export type StateMap<T = RoomEvent> = ReadonlyMap<StateKey, T>;
 

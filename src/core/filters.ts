@@ -17,7 +17,8 @@
 //     (its own filter tests use `ephemeral: {limit: 0}`), and many bots and bridges send
 //     `{"room":{"timeline":{"limit":0}}}` to fetch only a `next_batch`; rejecting it would break
 //     them. Negative and fractional limits are rejected (Synapse would take them as "number").
-//   - Default 10 for every filter, as Synapse and the /sync notes (SPEC-NOTES §3.4).
+//   - Default 10 for every filter, as Synapse: the spec leaves the default to the server
+//     (EventFilter `limit`: "Servers should apply a default value").
 //   - Only the timeline limit is capped: at 100 by default, like Synapse's
 //     `filter_timeline_limit`; pass `maxTimelineLimit` (negative or `Infinity` for none) to change
 //     it. Synapse caps at upload time too, so a stored filter reads back capped. Other limits are
@@ -29,7 +30,7 @@
 import { isValidRoomId, isValidUserId } from './identifiers.js';
 import { isJsonObject, JsonInputError, parseJsonInput, type JsonObject, type JsonValue } from './json.js';
 
-/** The default `limit` of every filter (Synapse; SPEC-NOTES §3.4). */
+/** The default `limit` of every filter (Synapse's; the spec leaves it to the server). */
 export const DEFAULT_FILTER_LIMIT = 10;
 /** The default cap on `room.timeline.limit` (Synapse's `filter_timeline_limit` default). */
 export const DEFAULT_MAX_TIMELINE_LIMIT = 100;
@@ -225,7 +226,6 @@ export function parseRoomEventFilter(json: unknown): RoomEventFilter {
 
 /** The filter every endpoint uses when the client gives none. */
 export const DEFAULT_FILTER: Filter = parseFilter({});
-export const DEFAULT_ROOM_EVENT_FILTER: RoomEventFilter = parseRoomEventFilter({});
 
 /**
  * The `/sync` `filter` query parameter: a filter id, or inline JSON when it starts with `{`

@@ -1,5 +1,5 @@
 // Limits on inbound federation requests per origin server (`rc_federation`), with Synapse's
-// semantics (synapse/util/ratelimitutils.py), so the values admins tuned for Synapse mean the same:
+// semantics, so the values admins tuned for Synapse mean the same:
 // - requests of an origin within the last `window_size` ms are counted; beyond `sleep_limit` of
 //   them, each further request first waits `sleep_delay` ms;
 // - at most `concurrent` requests of an origin are processed at once; the others wait their turn;
@@ -9,7 +9,7 @@
 // Like every limiter here, it counts per process.
 
 import type { FederationRateLimitConfig } from '../config/schema.js';
-import { limitExceeded } from '../handlers/rate-limit.js';
+import { Errors } from '../errors.js';
 
 export interface FederationRateLimiterOptions {
   readonly now?: () => number;
@@ -72,7 +72,7 @@ export class FederationRateLimiter {
     state.requestTimes = state.requestTimes.filter((t) => now - t < windowMs);
     if (state.queue.length + state.sleeping > rejectLimit) {
       this.forgetIfIdle(origin, state);
-      throw limitExceeded(Math.floor(windowMs / Math.max(1, sleepLimit)));
+      throw Errors.limitExceeded(Math.floor(windowMs / Math.max(1, sleepLimit)));
     }
     state.requestTimes.push(now);
     if (state.requestTimes.length > sleepLimit) {

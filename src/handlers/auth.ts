@@ -5,7 +5,7 @@ import { Errors } from '../errors.js';
 import type { Queryable } from '../storage/database.js';
 import { isTransientDatabaseError } from '../storage/faults.js';
 import type { UsersStore } from '../storage/users-store.js';
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import { LruCache } from '../util/lru.js';
 import type { Requester } from './requester.js';
 

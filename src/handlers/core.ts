@@ -1,12 +1,12 @@
 // The shared infrastructure every handler area is built on: configuration, storage, the events
 // writer, caches, the replication bus and the notifier. Composed once per process (see
-// src/workers/services.ts) and handed to each area's factory, which gives each handler the parts
+// src/process/services.ts, on the kernel of src/process/kernel.ts) and handed to each area's factory, which gives each handler the parts
 // it uses (`CoreParts`). Handlers reach the database only through stores, and the writers that
 // change several stores at once through `transactions`; never the `Database` itself.
 
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { TransactionRunner } from '../storage/database.js';
 import type { Stores } from '../storage/stores.js';
 import type { PositionsFor } from '../streams/id-generator.js';

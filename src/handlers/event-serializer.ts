@@ -10,7 +10,7 @@
 import { toClientEvent, type ClientEvent, type ClientEventFormat } from '../core/client-events.js';
 import { applyEventFields } from '../core/filters.js';
 import type { JsonObject } from '../core/json.js';
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { EventsStore } from '../storage/events-store.js';
 import { LruCache } from '../util/lru.js';
 import type { EventCache, StoredEvent } from './event-cache.js';

@@ -17,7 +17,7 @@ import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
 import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
 import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
 import { Errors, MatrixError } from '../errors.js';
-import type { ReplicationBus, StreamRow } from '../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../streams/bus.js';
 import { DatabaseUnavailableError, type Queryable, type TransactionRunner } from '../storage/database.js';
 import type { DirectoryStore } from '../storage/directory-store.js';
 import type { EventsStore } from '../storage/events-store.js';

@@ -3,7 +3,7 @@
 // Also a user's membership history and the rooms they forgot: everything about "the user's rooms"
 // (the room-side view is RoomStateReader).
 
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
 import { BusInvalidatedCache } from './bus-cache.js';
 

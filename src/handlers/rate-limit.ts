@@ -54,7 +54,7 @@ export class RateLimiter {
    */
   check(key: string, options: RateLimitCheck = {}): void {
     const decision = this.decide(key, options);
-    if (!decision.allowed) throw limitExceeded(decision.retryAfterMs);
+    if (!decision.allowed) throw Errors.limitExceeded(decision.retryAfterMs);
   }
 
   /** Like `check`, but answers instead of throwing. */
@@ -102,14 +102,6 @@ function retryAfter(startMs: number, count: number, burst: number, rate: number,
   // The moment the bucket has drained enough for one more action.
   const allowedAtMs = startMs + ((count - burst + 1) / rate) * 1000;
   return Math.max(0, Math.ceil(allowedAtMs - nowMs));
-}
-
-/**
- * 429 `M_LIMIT_EXCEEDED` with `retry_after_ms` and `Retry-After`. A limiter with a zero rate
- * never refills (a negative wait): there is no wait to announce.
- */
-export function limitExceeded(retryAfterMs: number): MatrixError {
-  return Errors.limitExceeded(retryAfterMs);
 }
 
 export interface RateLimitConfig {
@@ -161,6 +153,6 @@ export class RateLimits {
     const decision = this.message.decide(userId, options);
     if (decision.allowed) return;
     if (await this.isAdmin(userId)) return;
-    throw limitExceeded(decision.retryAfterMs);
+    throw Errors.limitExceeded(decision.retryAfterMs);
   }
 }

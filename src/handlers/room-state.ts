@@ -7,7 +7,7 @@
 import { stateKey as makeStateKey, type StateKey } from '../core/events.js';
 import type { RoomVersion } from '../core/room-versions.js';
 import { Errors } from '../errors.js';
-import type { ReplicationBus } from '../replication/bus.js';
+import type { ReplicationBus } from '../streams/bus.js';
 import type { RoomStateStore, StateRow } from '../storage/room-state-store.js';
 import { LruCache } from '../util/lru.js';
 import type { EventCache, StoredEvent } from './event-cache.js';

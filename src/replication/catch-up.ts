@@ -3,10 +3,11 @@
 // Pub/sub is fire-and-forget: a line published while a reader was disconnected is gone. Readers
 // notice the gap from POSITION commands and fetch the rows they missed through this interface
 // (from the database, or from the writer over replication HTTP for in-memory streams such as
-// typing). Writers answer REPLICATE with the positions they report here.
+// typing). Writers answer REPLICATE with the positions they report here. The process gives it to
+// `RedisBus.start` once it is composed (src/process/cluster.ts builds it).
 
 import type { StreamName } from '../streams/streams.js';
-import type { StreamRow } from './bus.js';
+import type { StreamRow } from '../streams/bus.js';
 
 export interface StreamCatchUp {
   /**

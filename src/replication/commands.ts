@@ -2,6 +2,12 @@
 // replication protocol names and shapes them (docs/tcp_replication.md). Over Redis each command is
 // one pub/sub message. Fields that are single words must not contain whitespace; JSON fields come
 // last on a line so they may contain spaces (JSON never contains a raw newline).
+//
+// The commands every process may send and receive through any bus (`BusCommand`: USER_SYNC,
+// USER_IP, INVALIDATE_TOKENS, ...) are part of the bus contract, in `streams/bus.ts`; the ones
+// here only exist on the wire (NAME, REPLICATE, POSITION, RDATA, PING).
+
+import type { BusCommand } from '../streams/bus.js';
 
 /** `NAME <instance>`: who is speaking (a label only; Redis has no per-sender connection). */
 export interface NameCommand {
@@ -39,67 +45,13 @@ export interface RdataCommand {
   row: unknown;
 }
 
-/** `USER_SYNC <instance_id> <user_id> <device_id|None> <start|end> <last_sync_ms>` */
-export interface UserSyncCommand {
-  name: 'USER_SYNC';
-  instanceId: string;
-  userId: string;
-  deviceId: string | null;
-  isSyncing: boolean;
-  lastSyncMs: number;
-}
-
-/** `CLEAR_USER_SYNC <instance_id>`: forget every syncing user the instance reported (shutdown). */
-export interface ClearUserSyncCommand {
-  name: 'CLEAR_USER_SYNC';
-  instanceId: string;
-}
-
-/** `FEDERATION_ACK <instance> <token>` */
-export interface FederationAckCommand {
-  name: 'FEDERATION_ACK';
-  instance: string;
-  token: number;
-}
-
-/** `USER_IP <user_id> [access_token, ip, user_agent, device_id, last_seen]` */
-export interface UserIpCommand {
-  name: 'USER_IP';
-  userId: string;
-  accessToken: string;
-  ip: string;
-  userAgent: string;
-  deviceId: string | null;
-  lastSeen: number;
-}
-
-/** `REMOTE_SERVER_UP <server>`: a remote server answers again; reset its retry timings. */
-export interface RemoteServerUpCommand {
-  name: 'REMOTE_SERVER_UP';
-  server: string;
-}
-
-/**
- * `INVALIDATE_TOKENS <json array of token hashes>`: access tokens were deleted (logout, device
- * deletion, password change, deactivation); every process drops them from its token cache. A
- * Myelin command: Synapse carries the same news as rows of its `caches` stream.
- */
-export interface InvalidateTokensCommand {
-  name: 'INVALIDATE_TOKENS';
-  tokenHashes: string[];
-}
 /** `PING <data>` (usually a timestamp). */
 export interface PingCommand {
   name: 'PING';
   data: string;
 }
 
-/** Commands that carry no stream data: the bus only delivers them (`send` / `onCommand`). */
-export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand | InvalidateTokensCommand;
-
 export type ReplicationCommand = NameCommand | ReplicateCommand | PositionCommand | RdataCommand | PingCommand | BusCommand;
-
-export type CommandName = ReplicationCommand['name'];
 
 const BUS_COMMAND_NAMES: ReadonlySet<string> = new Set<BusCommand['name']>([
   'USER_SYNC',

@@ -8,16 +8,7 @@ import type { Logger } from '../util/log.js';
 import type { Database, Queryable } from './database.js';
 import { isTransientDatabaseError, messageOf } from './faults.js';
 import { SCHEMA } from './schema/index.js';
-
-export interface Migration {
-  readonly version: number;
-  readonly name: string;
-  /** Statements separated by `;`, shared by both dialects... */
-  readonly sql?: string;
-  /** ...or, where the dialects differ, one text per dialect. */
-  readonly sqlite?: string;
-  readonly postgres?: string;
-}
+import type { Migration } from './schema/migration.js';
 
 export class SchemaVersionError extends Error {
   constructor(message: string) {

@@ -2,7 +2,7 @@
 
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { DatabaseConfig } from '../config/load.js';
+import type { DatabaseConfig } from '../config/types.js';
 import type { Logger } from '../util/log.js';
 import type { Database } from './database.js';
 import { PostgresDatabase } from './postgres.js';
@@ -41,8 +41,4 @@ export function createPrivateFile(file: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-}
-
-export function isPostgres(config: DatabaseConfig): boolean {
-  return config.name !== 'sqlite3';
 }

@@ -2,7 +2,7 @@
 // advance from the replication bus, never from direct calls, so a write made by any process wakes
 // the syncs of every process the same way.
 
-import type { ReplicationBus, StreamRow, StreamUpdate } from '../replication/bus.js';
+import type { ReplicationBus, StreamRow, StreamUpdate } from './bus.js';
 import { StreamPositionTracker } from './positions.js';
 import { STREAM_NAMES, zeroPositions, type StreamName, type StreamPositions } from './streams.js';
 

@@ -7,7 +7,7 @@
 // `current` (everything below it finished) reaches them, and are then published together at that
 // position.
 
-import type { ReplicationBus, StreamRow } from '../replication/bus.js';
+import type { ReplicationBus, StreamRow } from './bus.js';
 import type { PositionAllocator } from './id-generator.js';
 import type { StreamName } from './streams.js';
 

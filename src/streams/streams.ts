@@ -56,7 +56,3 @@ export function clampPositions(positions: StreamPositions, current: StreamPositi
   for (const name of STREAM_NAMES) clamped[name] = Math.min(positions[name], current[name]);
   return clamped;
 }
-
-export function positionsAhead(a: StreamPositions, b: StreamPositions): boolean {
-  return STREAM_NAMES.some((name) => a[name] > b[name]);
-}

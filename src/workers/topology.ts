@@ -6,7 +6,8 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ROUTES } from '../api/registry.js';
-import { ConfigError, loadConfig, type Config } from '../config/load.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import {
   MAIN_INSTANCE,
   checkWorkerRequirements,

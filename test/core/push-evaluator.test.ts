@@ -16,7 +16,8 @@ import {
   parseDotPath,
   type PushContext,
 } from '../../src/core/push/evaluator.js';
-import { mergeRuleSet, type PushCondition, type PushRuleSet, type StoredUserRules } from '../../src/core/push/ruleset.js';
+import { mergeRuleSet, type StoredUserRules } from '../../src/core/push/ruleset.js';
+import type { PushCondition, PushRuleSet } from '../../src/core/push/rules.js';
 import { makeEvent } from './helpers/events.js';
 
 const ALICE = '@alice:example.org';

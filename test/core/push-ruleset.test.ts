@@ -13,11 +13,11 @@ import {
   setRuleEnabled,
   validateActions,
   validateNewRule,
-  PUSH_RULE_KINDS,
   type PushRuleResult,
   type StoredUserRule,
   type StoredUserRules,
 } from '../../src/core/push/ruleset.js';
+import { PUSH_RULE_KINDS } from '../../src/core/push/rules.js';
 
 const ALICE = '@alice:example.org';
 

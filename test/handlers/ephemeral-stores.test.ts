@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { InMemoryBus, type StreamUpdate } from '../../src/replication/bus.js';
+import { InMemoryBus, type StreamUpdate } from '../../src/streams/bus.js';
 import { AccountDataStore } from '../../src/storage/account-data-store.js';
 import type { Database } from '../../src/storage/database.js';
 import { FiltersStore } from '../../src/storage/filters-store.js';

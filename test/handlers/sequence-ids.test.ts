@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { InMemoryBus, type StreamUpdate } from '../../src/replication/bus.js';
+import { InMemoryBus, type StreamUpdate } from '../../src/streams/bus.js';
 import { PostgresDatabase } from '../../src/storage/postgres.js';
 import { SequenceIdGenerator } from '../../src/streams/id-generator.js';
 import { StreamPositionTracker } from '../../src/streams/positions.js';

@@ -9,7 +9,7 @@ import pino from 'pino';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing.js';
-import { startHomeserver, startWorker, type RunningHomeserver } from '../../src/workers/homeserver.js';
+import { startHomeserver, startWorker, type RunningHomeserver } from '../../src/process/homeserver.js';
 import { testPostgres } from '../harness/postgres.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
 import { GENEROUS_RATE_LIMITS } from './homeserver.js';

@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import YAML from 'yaml';
 import { ConfigError, loadConfig } from '../../src/config/load.js';
 import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing.js';
-import { StartupConfigError } from '../../src/workers/homeserver.js';
+import { StartupConfigError } from '../../src/process/homeserver.js';
 import { httpsCall } from '../helpers/federation.js';
 import { request } from '../helpers/http.js';
 import { startTestHomeserver, type TestHomeserver } from '../helpers/homeserver.js';

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import pino from 'pino';
-import type { StreamRow, StreamUpdate } from '../../src/replication/bus.js';
-import { InMemoryBus } from '../../src/replication/bus.js';
+import type { StreamRow, StreamUpdate } from '../../src/streams/bus.js';
+import { InMemoryBus } from '../../src/streams/bus.js';
 import type { StartingPosition, StreamCatchUp } from '../../src/replication/catch-up.js';
-import type { BusCommand } from '../../src/replication/commands.js';
+import type { BusCommand } from '../../src/streams/bus.js';
 import { RedisBus } from '../../src/replication/redis-bus.js';
 import type { StreamName } from '../../src/streams/streams.js';
 import { startRedis, type RedisServer } from '../harness/redis.js';
@@ -79,7 +79,6 @@ class TestProcess {
       redis: options.redis.config,
       log,
       userIpChannel: options.userIpChannel ?? false,
-      catchUp: store.catchUpFor(this),
       initialPositions: options.initialPositions ?? [],
       positionIntervalMs: 500,
     });
@@ -89,6 +88,11 @@ class TestProcess {
   }
 
   private readonly store: SharedStore;
+
+  /** Starts the bus, catching up from the shared store. */
+  start(): Promise<void> {
+    return this.bus.start(this.store.catchUpFor(this));
+  }
 
   /** Writes one update of `rows` to a stream this process writes, as a stream writer does. */
   write(stream: StreamName, rows: StreamRow[]): StreamUpdate {
@@ -163,7 +167,7 @@ describe('RedisBus over a real Redis', () => {
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events', 'typing'] });
     const readers = [spawnProcess('worker1', store, { serverName, redis }), spawnProcess('worker2', store, { serverName, redis })];
-    await Promise.all([writer, ...readers].map((p) => p.bus.start()));
+    await Promise.all([writer, ...readers].map((p) => p.start()));
 
     for (const p of [writer, ...readers]) {
       assert.equal(p.messages(`Connecting to redis server at ${redis.socketPath}`).length, 2, 'one line per connection');
@@ -199,9 +203,9 @@ describe('RedisBus over a real Redis', () => {
     const serverName = newServerName();
     const store = new SharedStore();
     const reader = spawnProcess('worker1', store, { serverName, redis });
-    await reader.bus.start();
+    await reader.start();
     const writer = spawnProcess('stream_writer', store, { serverName, redis, writes: ['receipts'] });
-    await writer.bus.start();
+    await writer.start();
     await until(() => reader.bus.positionOf('receipts', 'stream_writer') === 0, 'the reader to hear the new writer');
     const first = writer.write('receipts', [{ stream: 'receipts', roomId: '!r:x', userId: '@a:x' }]);
     await until(() => reader.received.length === 1, 'the first receipt');
@@ -211,7 +215,7 @@ describe('RedisBus over a real Redis', () => {
     await writer.bus.close();
     const restarted = spawnProcess('stream_writer', store, { serverName, redis, writes: ['receipts'] });
     restarted.positions.set('receipts', 1);
-    await restarted.bus.start();
+    await restarted.start();
     const second = restarted.write('receipts', [{ stream: 'receipts', roomId: '!r:x', userId: '@b:x' }]);
     await until(() => reader.received.length === 2, 'the second receipt');
     assert.deepEqual(reader.received, [first, second]);
@@ -222,7 +226,7 @@ describe('RedisBus over a real Redis', () => {
     const store = new SharedStore();
     const reader = spawnProcess('worker1', store, { serverName, redis });
     const writer = spawnProcess('typing_writer', store, { serverName, redis, writes: ['typing'] });
-    await Promise.all([reader.bus.start(), writer.bus.start()]);
+    await Promise.all([reader.start(), writer.start()]);
     await until(() => reader.bus.positionOf('typing', 'typing_writer') === 0, 'the reader to follow');
     const typing = (userIds: string[]): StreamRow => ({ stream: 'typing', roomId: '!r:x', userIds });
     const before = [writer.write('typing', [typing(['@a:x'])]), writer.write('typing', [typing([])])];
@@ -230,7 +234,7 @@ describe('RedisBus over a real Redis', () => {
 
     await writer.bus.close();
     const restarted = spawnProcess('typing_writer', new SharedStore(), { serverName, redis, writes: ['typing'] });
-    await restarted.bus.start();
+    await restarted.start();
     await until(() => reader.bus.positionOf('typing', 'typing_writer') === 0, 'the reader to start over');
     const after = restarted.write('typing', [typing(['@b:x'])]);
     await until(() => reader.received.length === 3, 'typing after the restart');
@@ -242,7 +246,7 @@ describe('RedisBus over a real Redis', () => {
     const serverName = newServerName();
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events'] });
-    await writer.bus.start();
+    await writer.start();
     const written = [1, 2, 3, 4, 5].map((n) => writer.write('events', [eventRow(n)]));
 
     // Loaded its state at position 2: catches up with 3..5.
@@ -253,7 +257,7 @@ describe('RedisBus over a real Redis', () => {
     });
     // Knows nothing of the writer: starts at its current position.
     const fresh = spawnProcess('worker2', store, { serverName, redis });
-    await Promise.all([loadedAt2.bus.start(), fresh.bus.start()]);
+    await Promise.all([loadedAt2.start(), fresh.start()]);
 
     await until(() => loadedAt2.bus.positionOf('events', 'persister1') === 5, 'the catch-up');
     assert.deepEqual(loadedAt2.received, [{ stream: 'events', instance: 'persister1', position: 5, rows: rowsOf(written.slice(2)) }]);
@@ -274,7 +278,7 @@ describe('RedisBus over a real Redis', () => {
     const serverName = newServerName();
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events'] });
-    await writer.bus.start();
+    await writer.start();
     const written = [writer.write('events', [eventRow(1)]), writer.write('events', [eventRow(2)])];
     store.failNext = 2;
     const reader = spawnProcess('worker1', store, {
@@ -282,7 +286,7 @@ describe('RedisBus over a real Redis', () => {
       redis,
       initialPositions: [{ stream: 'events', instance: 'persister1', position: 0 }],
     });
-    await reader.bus.start();
+    await reader.start();
     written.push(writer.write('events', [eventRow(3)]));
     await until(() => reader.bus.positionOf('events', 'persister1') === 3, 'the retried catch-up');
     await sleep(100);
@@ -297,7 +301,7 @@ describe('RedisBus over a real Redis', () => {
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events'] });
     const reader = spawnProcess('worker1', store, { serverName, redis });
-    await Promise.all([writer.bus.start(), reader.bus.start()]);
+    await Promise.all([writer.start(), reader.start()]);
     await until(() => reader.bus.positionOf('events', 'persister1') === 0, 'the reader to follow the writer');
     const first = writer.write('events', [eventRow(1)]);
 
@@ -334,7 +338,7 @@ describe('RedisBus over a real Redis', () => {
     const main = spawnProcess('main', store, { serverName, redis, userIpChannel: true });
     const worker1 = spawnProcess('worker1', store, { serverName, redis });
     const worker2 = spawnProcess('worker2', store, { serverName, redis });
-    await Promise.all([main, worker1, worker2].map((p) => p.bus.start()));
+    await Promise.all([main, worker1, worker2].map((p) => p.start()));
     assert.equal(main.messages(`Sending redis SUBSCRIBE for ['${serverName}/USER_IP', '${serverName}']`).length, 1);
 
     const userIp: BusCommand = {
@@ -381,7 +385,7 @@ describe('RedisBus over a real Redis', () => {
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events', 'to_device'] });
     const readers = [spawnProcess('worker1', store, { serverName, redis }), spawnProcess('worker2', store, { serverName, redis, userIpChannel: true })];
     const everyone = [writer, ...readers];
-    await Promise.all(everyone.map((p) => p.bus.start()));
+    await Promise.all(everyone.map((p) => p.start()));
     await until(() => readers.every((r) => r.bus.positionOf('events', 'persister1') === 0 && r.bus.positionOf('to_device', 'persister1') === 0), 'readers to follow');
 
     const before = [1, 2, 3].map((n) => writer.write('events', [eventRow(n)]));
@@ -430,7 +434,7 @@ describe('RedisBus over a real Redis', () => {
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events'] });
     const reader = spawnProcess('worker1', store, { serverName, redis });
-    await Promise.all([writer.bus.start(), reader.bus.start()]);
+    await Promise.all([writer.start(), reader.start()]);
     await until(() => reader.bus.positionOf('events', 'persister1') === 0, 'the reader to follow');
 
     const admin = new Redis({ path: redis.socketPath, lazyConnect: true });
@@ -475,7 +479,7 @@ describe('RedisBus over a real Redis', () => {
     const serverName = newServerName();
     const store = new SharedStore();
     const p = spawnProcess('worker9', store, { serverName, redis });
-    await p.bus.start();
+    await p.start();
     assert.equal(p.bus.connected, true);
     await p.bus.close();
     assert.equal(p.bus.connected, false);

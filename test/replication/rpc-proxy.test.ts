@@ -10,6 +10,7 @@ import type { AccountDataWriterApi } from '../../src/handlers/ephemeral/account-
 import type { ReceiptsWriterApi } from '../../src/handlers/ephemeral/receipts.js';
 import { buildCreateEvent, type EventsWriterApi } from '../../src/handlers/events-writer.js';
 import type { RunningListener } from '../../src/http/listener.js';
+import { WRITERS } from '../../src/process/writers.js';
 import { remoteWriter, serveWriter, type MethodName } from '../../src/replication/rpc-proxy.js';
 import { rpcPath, RpcClient, RpcServer, type ReplicationPositions } from '../../src/replication/rpc.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
@@ -18,9 +19,10 @@ import { tempDir } from '../helpers/tmp.js';
 import { sleep, startReplicationListener, type ReplicationListenerOptions } from './rpc-helpers.js';
 
 const SECRET = 'proxy-secret';
-const EVENTS_METHODS: readonly MethodName<EventsWriterApi>[] = ['sendEvent', 'createRoom'];
-const ACCOUNT_DATA_METHODS: readonly MethodName<AccountDataWriterApi>[] = ['setAccountData', 'addTag', 'removeTag', 'advanceFullyRead'];
-const RECEIPTS_METHODS: readonly MethodName<ReceiptsWriterApi>[] = ['putReceipt'];
+// The methods the writer registry carries between processes.
+const EVENTS_METHODS: readonly MethodName<EventsWriterApi>[] = WRITERS.events.methods;
+const ACCOUNT_DATA_METHODS: readonly MethodName<AccountDataWriterApi>[] = WRITERS.account_data.methods;
+const RECEIPTS_METHODS: readonly MethodName<ReceiptsWriterApi>[] = WRITERS.receipts.methods;
 
 describe('writers over replication HTTP', () => {
   let hs: TestHomeserver;

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startTestCluster, type TestCluster } from '../helpers/cluster.js';
 import { deviceKeysOf } from '../helpers/e2ee-keys.js';
-import { shardOf } from '../../src/workers/placement.js';
+import { shardOf } from '../../src/process/placement.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import { MatrixError } from '../../src/errors.js';
 import { buildCreateEvent } from '../../src/handlers/events-writer.js';
@@ -348,7 +348,7 @@ describe('worker deployment: faults', () => {
     const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json.next_batch;
     const persister = cluster.instance('persister1');
     const { loadConfig } = await import('../../src/config/load.js');
-    const { startWorker } = await import('../../src/workers/homeserver.js');
+    const { startWorker } = await import('../../src/process/homeserver.js');
     const pino = (await import('pino')).default;
     await persister.homeserver.stop(0);
     // Sends made while it is down are retried by client1 until it is back.

@@ -14,7 +14,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { shardOf } from '../../src/workers/placement.js';
+import { shardOf } from '../../src/process/placement.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { startProcessCluster, type LogLine, type ProcessCluster } from '../helpers/process-cluster.js';
 

@@ -30,7 +30,7 @@ import {
   type Room,
 } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
-import { shardOf } from '../../src/workers/placement.js';
+import { shardOf } from '../../src/process/placement.js';
 import { startHaproxy, type HaproxyServer } from '../harness/haproxy.js';
 import { startNginx, type NginxServer } from '../harness/nginx.js';
 import { request } from '../helpers/http.js';

@@ -1,4 +1,4 @@
-// Client-server API: GET /sync (S:data/api/client-server/sync.yaml; spec: client-server API, §Syncing).
+// Client-server API: GET /sync (S:data/api/client-server/sync.yaml; spec: client-server API §Syncing).
 
 import { DEFAULT_FILTER, InvalidFilterError, parseSyncFilterParam, type Filter } from '../../core/filters.js';
 import { Errors } from '../../errors.js';

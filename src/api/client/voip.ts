@@ -6,7 +6,7 @@
 // asking the homeserver. Without TURN configured the answer is an empty object.
 
 import { createHmac } from 'node:crypto';
-import type { Config } from '../../config/load.js';
+import type { Config } from '../../config/types.js';
 import { Errors } from '../../errors.js';
 import type { Requester } from '../../handlers/requester.js';
 import { clientPaths, type RouteDefinition } from '../../http/route.js';

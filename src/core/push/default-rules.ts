@@ -11,7 +11,7 @@
 // `{"set_tweak": "highlight", "value": false}` to some rules and order tweaks differently; neither
 // changes what a client or pusher does.)
 
-import type { PushAction, PushRule, PushRuleKind, PushRuleSet } from './ruleset.js';
+import type { PushAction, PushRule, PushRuleKind, PushRuleSet } from './rules.js';
 
 export const MASTER_RULE_ID = '.m.rule.master';
 

@@ -23,7 +23,7 @@ import type { RoomEvent } from '../events.js';
 import type { PowerLevels } from '../power-levels.js';
 import { LEGACY_MENTION_RULE_IDS } from './default-rules.js';
 import { globMatcher, literalMatcher, wordsOf, type GlobMatcher } from './glob.js';
-import { PUSH_RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleSet } from './ruleset.js';
+import { PUSH_RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleSet } from './rules.js';
 
 /** What the conditions need to know besides the event. */
 export interface PushContext {

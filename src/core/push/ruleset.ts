@@ -19,34 +19,7 @@
 
 import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
 import { defaultRuleKind, MASTER_RULE_ID, sharedDefaultRules } from './default-rules.js';
-
-export const PUSH_RULE_KINDS = ['override', 'content', 'room', 'sender', 'underride'] as const;
-export type PushRuleKind = (typeof PUSH_RULE_KINDS)[number];
-
-/** `"notify"` (and the historical `"dont_notify"`, `"coalesce"`) or `{set_tweak, value?}`. */
-export type PushAction = string | JsonObject;
-
-/** A condition as stored and served. Unknown kinds are kept verbatim (and never match). */
-export interface PushCondition extends JsonObject {
-  kind: string;
-}
-
-/** A push rule in the client-server format. */
-export interface PushRule {
-  rule_id: string;
-  default: boolean;
-  enabled: boolean;
-  /** `override` and `underride` rules only. */
-  conditions?: PushCondition[];
-  /** `content` rules only. */
-  pattern?: string;
-  actions: PushAction[];
-}
-
-/** The body of `GET /pushrules/` and the content of `m.push_rules`. */
-export interface PushRuleSet {
-  global: Record<PushRuleKind, PushRule[]>;
-}
+import { PUSH_RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleKind, type PushRuleSet } from './rules.js';
 
 /** A user-defined rule as stored (its kind is where it is stored). */
 export interface StoredUserRule {

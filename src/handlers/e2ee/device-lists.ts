@@ -12,7 +12,7 @@
 
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
 import type { TransactionRunner } from '../../storage/database.js';
 import type { DeviceKeysStore } from '../../storage/device-keys-store.js';

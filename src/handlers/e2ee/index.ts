@@ -7,6 +7,7 @@
 // mode can put an RPC in between. Everything else here only reads, except one-time key claims and
 // backups, which are plain rows any process may write.
 
+import { localWriters, type WriterSource } from '../../streams/writer-source.js';
 import { componentLogger } from '../../util/log.js';
 import type { DeviceHandler } from '../accounts/devices.js';
 import type { CoreDeps } from '../core.js';
@@ -32,21 +33,17 @@ export interface E2eeServices {
 }
 
 /**
- * Where the device_lists writer lives: here (build it with `local`) or in other processes (worker
- * mode; with several writers, each writes the users that hash to it).
+ * Where the device_lists writer lives: here or in other processes (worker mode; with several
+ * writers, each writes the users that hash to it). By default, here.
  */
-export type DeviceListsPlacement = (local: () => Promise<DeviceListsWriter>) => Promise<DeviceListsWriterApi>;
-
-const writeHere: DeviceListsPlacement = (local) => local();
-
 export async function createE2eeServices(
   core: CoreDeps,
-  deps: { devices: DeviceHandler; placement?: DeviceListsPlacement },
+  deps: { devices: DeviceHandler; writers?: WriterSource<{ device_lists: DeviceListsWriterApi }> },
 ): Promise<E2eeServices> {
   const { transactions, bus, instanceName, now, notifier } = core;
   const log = componentLogger(core.log, 'e2ee');
   const stores = { keys: core.stores.deviceKeys, crossSigning: core.stores.crossSigning, backups: core.stores.keyBackups };
-  const writer = await (deps.placement ?? writeHere)(async () => {
+  const writer = await (deps.writers ?? localWriters()).writer('device_lists', async () => {
     const local = await DeviceListsWriter.create({
       transactions,
       keys: stores.keys,

@@ -7,7 +7,7 @@
 import { utf8Length, isValidRoomId } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-store.js';
 import type { TransactionRunner } from '../../storage/database.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';

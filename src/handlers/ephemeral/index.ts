@@ -3,10 +3,11 @@
 //
 // Each stream has one writer (the only code that allocates its positions, writes its rows and
 // publishes them on the bus) behind an interface with plain-JSON arguments, so worker mode can put
-// an RPC in between; everything else only reads. In a single process this composes the writers
-// themselves; `ephemeralWriters` exposes them for the replication endpoint that will serve them to workers.
+// an RPC in between; everything else only reads. Which process runs each writer is the process
+// composition's answer (`WriterSource`); `ephemeralWriters` exposes the writers this area calls.
 
 import type { StreamName } from '../../streams/streams.js';
+import { localWriters, type WriterSource } from '../../streams/writer-source.js';
 import type { CoreDeps } from '../core.js';
 import type { EventSideEffects } from '../events-writer.js';
 import { componentLogger } from '../../util/log.js';
@@ -29,12 +30,15 @@ export interface EphemeralWriters {
   pushRules: PushRulesWriterApi;
 }
 
-/** Where each ephemeral writer lives: here (build it with `local`) or in another process. */
-export interface EphemeralPlacement {
-  writer<K extends keyof EphemeralWriters>(name: K, local: () => Promise<EphemeralWriters[K]>): Promise<EphemeralWriters[K]>;
+/** The writer interface of each stream this area writes, by stream. */
+export interface EphemeralStreamWriters {
+  typing: TypingWriterApi;
+  receipts: ReceiptsWriterApi;
+  account_data: AccountDataWriterApi;
+  presence: PresenceWriterApi;
+  to_device: ToDeviceWriterApi;
+  push_rules: PushRulesWriterApi;
 }
-
-const localPlacement: EphemeralPlacement = { writer: (_name, local) => local() };
 
 export interface EphemeralServices {
   typing: TypingHandler;
@@ -53,42 +57,32 @@ export interface EphemeralServices {
   closeEphemeral(): void;
 }
 
-/** The methods each writer interface exposes to other processes (worker mode). */
-export const EPHEMERAL_WRITER_METHODS = {
-  typing: ['setTyping'],
-  receipts: ['putReceipt'],
-  accountData: ['setAccountData', 'addTag', 'removeTag', 'advanceFullyRead'],
-  presence: ['setPresence', 'userSyncing'],
-  toDevice: ['send'],
-  pushRules: ['edit'],
-} as const satisfies { [K in keyof EphemeralWriters]: readonly (keyof EphemeralWriters[K] & string)[] };
-
 /**
- * Builds the services. `placement.writer(name, local)` decides, per stream, whether this process
+ * Builds the services. `writers.writer(stream, local)` decides, per stream, whether this process
  * writes it: it is given a factory for the local writer and returns the writer to use (the local
- * one, or a proxy to the process that writes the stream). By default every writer is local.
+ * one, or one that calls the process that writes the stream). By default every writer is local.
  */
 export async function createEphemeralServices(
   core: CoreDeps,
-  placement: EphemeralPlacement = localPlacement,
+  writers: WriterSource<EphemeralStreamWriters> = localWriters(),
 ): Promise<EphemeralServices> {
   const { transactions, bus, instanceName, now, roomState, eventCache, stores } = core;
   const log = componentLogger(core.log, 'ephemeral');
 
   const local: Partial<EphemeralWriters & { closers: Array<() => void> }> = { closers: [] };
-  const typingWriter = await placement.writer('typing', async () => {
+  const typingWriter = await writers.writer('typing', async () => {
     const writer = new TypingWriter(bus, instanceName);
     local.closers!.push(() => writer.close());
     return writer;
   });
-  const receiptsWriter = await placement.writer('receipts', async () => ReceiptsWriter.create({ transactions, store: stores.receipts, bus, instanceName, positions: core.positions }));
-  const accountDataWriter = await placement.writer('accountData', async () => AccountDataWriter.create({ transactions, store: stores.accountData, eventCache, bus, instanceName }));
-  const presenceWriter = await placement.writer('presence', async () => {
+  const receiptsWriter = await writers.writer('receipts', async () => ReceiptsWriter.create({ transactions, store: stores.receipts, bus, instanceName, positions: core.positions }));
+  const accountDataWriter = await writers.writer('account_data', async () => AccountDataWriter.create({ transactions, store: stores.accountData, eventCache, bus, instanceName }));
+  const presenceWriter = await writers.writer('presence', async () => {
     const writer = await PresenceWriter.create({ transactions, store: stores.presence, roomState, bus, instanceName, now, log });
     local.closers!.push(() => writer.close());
     return writer;
   });
-  const toDeviceWriter = await placement.writer('toDevice', async () =>
+  const toDeviceWriter = await writers.writer('to_device', async () =>
     ToDeviceWriter.create({
       transactions,
       store: stores.toDevice,
@@ -100,7 +94,7 @@ export async function createEphemeralServices(
       log,
     }),
   );
-  const pushRulesWriter = await placement.writer('pushRules', async () => PushRulesWriter.create({ transactions, store: stores.pushRules, bus, instanceName }));
+  const pushRulesWriter = await writers.writer('push_rules', async () => PushRulesWriter.create({ transactions, store: stores.pushRules, bus, instanceName }));
   // Syncs compare tokens against the notifier's positions: start it where each local writer stands
   // (remote writers report theirs over the bus).
   const startAt = (stream: StreamName, writer: unknown) => {

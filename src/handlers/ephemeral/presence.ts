@@ -17,7 +17,7 @@
 
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import type { TransactionRunner } from '../../storage/database.js';
 import type { PresenceRow, PresenceStore } from '../../storage/presence-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';

@@ -21,7 +21,7 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import type { Queryable } from '../../storage/database.js';
 import type { PushActionsStore, ThreadCountRow } from '../../storage/push-actions-store.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import { BusInvalidatedCache } from '../bus-cache.js';
 import type { EventCache, StoredEvent } from '../event-cache.js';
 import type { EventSideEffects } from '../events-writer.js';

@@ -3,10 +3,11 @@
 // stream), cached, and served.
 
 import { deleteRule, findRule, isPushRuleKind, mergeRuleSet, putRule, setRuleActions, setRuleEnabled } from '../../core/push/ruleset.js';
-import type { PushRule, PushRuleError, PushRuleKind, PushRuleResult, PushRuleSet, StoredUserRules } from '../../core/push/ruleset.js';
+import type { PushRuleError, PushRuleResult, StoredUserRules } from '../../core/push/ruleset.js';
+import type { PushRule, PushRuleKind, PushRuleSet } from '../../core/push/rules.js';
 import { CompiledRuleSet } from '../../core/push/evaluator.js';
 import { Errors, type MatrixError } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import type { Queryable, TransactionRunner } from '../../storage/database.js';
 import type { PushRulesStore } from '../../storage/push-rules-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';

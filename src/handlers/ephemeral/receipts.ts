@@ -5,7 +5,7 @@
 import { isValidRoomId } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import type { TransactionRunner } from '../../storage/database.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
 import type { PositionsFor } from '../../streams/id-generator.js';

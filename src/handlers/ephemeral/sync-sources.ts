@@ -4,7 +4,7 @@
 // per user while nothing changes.
 
 import type { JsonObject } from '../../core/json.js';
-import type { ReplicationBus } from '../../replication/bus.js';
+import type { ReplicationBus } from '../../streams/bus.js';
 import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-store.js';
 import type { ReceiptsStore } from '../../storage/receipts-store.js';
 import { UNTHREADED } from '../../storage/receipts-store.js';

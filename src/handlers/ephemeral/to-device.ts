@@ -2,11 +2,11 @@
 //
 // Each message to each device takes its own to_device position and waits in the device's inbox
 // until the device syncs past it. A (sender, device, txn id) is accepted once: a retransmission
-// answers 200 and sends nothing (SPEC-NOTES §3.3). Messages to other servers' users need
+// answers 200 and sends nothing (spec: client-server API §Transaction identifiers). Messages to other servers' users need
 // federation, which comes later; they are dropped with a log line.
 
 import type { JsonObject } from '../../core/json.js';
-import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { TransactionRunner } from '../../storage/database.js';
 import type { ToDeviceStore } from '../../storage/to-device-store.js';
 import type { UsersStore } from '../../storage/users-store.js';

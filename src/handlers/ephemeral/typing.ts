@@ -6,7 +6,7 @@
 // syncs wake and any process can keep the current lists from the bus alone (`TypingReader`).
 
 import { Errors } from '../../errors.js';
-import type { ReplicationBus, StreamRow } from '../../replication/bus.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { StreamPublisher } from '../../streams/stream-writer.js';
 import type { RoomStateReader } from '../room-state.js';

@@ -11,7 +11,6 @@ import type { CoreParts } from '../core.js';
 import type { PersistedEvent } from '../events-writer.js';
 import type { RateLimits } from '../rate-limit.js';
 import type { RoomState } from '../room-state.js';
-import { memberContent } from './room-creation.js';
 
 export interface MembershipOptions {
   reason?: string;
@@ -179,4 +178,12 @@ export class MembershipHandler {
 export function membershipIn(state: RoomState, userId: string): string | undefined {
   const membership = state.get(`m.room.member\u0000${userId}`)?.event.content.membership;
   return typeof membership === 'string' ? membership : undefined;
+}
+
+/** The content of a member event: the membership, with the user's display name and avatar when set. */
+export function memberContent(membership: string, profile: { displayname: string | null; avatar_url: string | null } | undefined): JsonObject {
+  const content: JsonObject = { membership };
+  if (profile?.displayname) content.displayname = profile.displayname;
+  if (profile?.avatar_url) content.avatar_url = profile.avatar_url;
+  return content;
 }

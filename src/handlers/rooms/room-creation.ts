@@ -19,8 +19,7 @@ import { componentLogger, type Logger } from '../../util/log.js';
 import { LruCache } from '../../util/lru.js';
 import type { CoreParts } from '../core.js';
 import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../events-writer.js';
-import { limitExceeded } from '../rate-limit.js';
-import type { MembershipHandler } from './membership.js';
+import { memberContent, type MembershipHandler } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';
 
@@ -37,20 +36,6 @@ const PRESETS: Record<Preset, PresetConfig> = {
   trusted_private_chat: { joinRule: 'invite', historyVisibility: 'shared', invitesAreCreators: true, guestCanJoin: true, powerLevelOverride: { invite: 0 } },
   public_chat: { joinRule: 'public', historyVisibility: 'shared', invitesAreCreators: false, guestCanJoin: false, powerLevelOverride: {} },
 };
-
-export interface CreateRoomRequest {
-  visibility?: unknown;
-  room_alias_name?: unknown;
-  name?: unknown;
-  topic?: unknown;
-  invite?: unknown;
-  room_version?: unknown;
-  creation_content?: unknown;
-  initial_state?: unknown;
-  preset?: unknown;
-  is_direct?: unknown;
-  power_level_content_override?: unknown;
-}
 
 function optionalString(body: JsonObject, key: string): string | undefined {
   const value = body[key];
@@ -219,7 +204,7 @@ export class RoomCreationHandler {
         if (!isRoomIdTaken(err)) throw err;
         if (attempt >= ROOM_ID_ATTEMPTS) {
           this.log.warn({ creator, attempts: attempt }, 'every room id tried for a new room was taken; the client is asked to try again');
-          throw limitExceeded(ROOM_ID_RETRY_AFTER_MS);
+          throw Errors.limitExceeded(ROOM_ID_RETRY_AFTER_MS);
         }
         this.log.info({ creator, roomId: create.roomId, attempt }, 'the room id of a new room is taken; trying another create event');
       }
@@ -273,13 +258,6 @@ export class RoomCreationHandler {
     }
     return content;
   }
-}
-
-export function memberContent(membership: string, profile: { displayname: string | null; avatar_url: string | null } | undefined): JsonObject {
-  const content: JsonObject = { membership };
-  if (profile?.displayname) content.displayname = profile.displayname;
-  if (profile?.avatar_url) content.avatar_url = profile.avatar_url;
-  return content;
 }
 
 function randomRoomLocalpart(): string {

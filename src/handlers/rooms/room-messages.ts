@@ -2,7 +2,7 @@
 // (with Synapse's duplicate suppression), and redactions with their permission checks.
 
 import { isValidRoomAlias } from '../../core/identifiers.js';
-import { isJsonObject, type JsonObject } from '../../core/json.js';
+import type { JsonObject } from '../../core/json.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { Errors } from '../../errors.js';
 import type { RateLimits } from '../rate-limit.js';
@@ -99,9 +99,4 @@ export class RoomMessagesHandler {
       }
     }
   }
-}
-
-export function requireObject(value: unknown, what: string): JsonObject {
-  if (!isJsonObject(value)) throw Errors.badJson(`${what} must be a JSON object`);
-  return value;
 }

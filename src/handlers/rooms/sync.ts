@@ -3,8 +3,8 @@
 // A response covers `(since, to]` where `to` is a snapshot of the streams' completed positions
 // taken when the response is computed, so nothing written later can be half-included. An
 // incremental sync with nothing new waits on the notifier (woken through the replication bus)
-// and computes again. See SPEC-NOTES §3.4 for the semantics followed here (Synapse's where the
-// spec is vague).
+// and computes again. The semantics are the spec's (client-server API §Syncing, §Lazy-loading room
+// members; `GET /sync` in sync.yaml), Synapse's where the spec is vague.
 
 import type { ClientEvent } from '../../core/client-events.js';
 import { toStrippedState } from '../../core/client-events.js';

@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // Facts about the deployment that must not change under a database, such as the server name
 // it was created for (user ids and room aliases embed it).

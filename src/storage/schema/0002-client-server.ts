@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // The client-server core: accounts, rooms and events, room state, and the per-user streams.
 //

@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // With several events writers (worker mode, PostgreSQL), positions in the events stream come from
 // one sequence, so they are unique and increase across writers. SQLite deployments run a single

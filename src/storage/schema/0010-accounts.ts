@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // Accounts: what user-interactive auth keeps on the server side, and the lookups registration and
 // login make on every request.

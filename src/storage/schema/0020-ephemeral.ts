@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // Per-user and ephemeral streams: what schema 0002 did not already hold.
 //

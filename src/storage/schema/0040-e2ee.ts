@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // End-to-end encryption: what devices publish so others can encrypt to them, and the user's
 // encrypted room-key backups. The server never sees plaintext; it stores, serves and fans out.

@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // The other streams that may have several writers (`stream_writers.receipts` and
 // `.device_lists` with more than one instance) take their positions from a shared sequence too,

@@ -1,4 +1,4 @@
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 
 // Other servers' signing keys (spec: server-server API §Retrieving server keys), fetched directly
 // or through a notary, kept so that signatures can be checked without asking again.

@@ -1,7 +1,7 @@
 // Every schema migration, in order. Add a new file per migration and list it here; never edit a
 // migration that has been released.
 
-import type { Migration } from '../migrations.js';
+import type { Migration } from './migration.js';
 import { serverMeta } from './0001-server-meta.js';
 import { clientServer } from './0002-client-server.js';
 import { eventsSequence } from './0003-events-sequence.js';

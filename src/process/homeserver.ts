@@ -1,12 +1,12 @@
 // Starts one homeserver process — the main process, or a worker — with its database, services
 // and listeners. With Redis enabled the process joins a worker deployment: the Redis replication
-// bus, replication HTTP to the other instances' writers, and stream positions counted per writer.
-// This is the one place that decides which process runs what.
+// bus, replication HTTP to the other instances' writers, and stream positions counted per writer
+// (`cluster.ts`). This is the one place that decides which process runs what.
 
 import { readFileSync } from 'node:fs';
 import { ROUTES } from '../api/registry.js';
 import type { ApiServices } from '../api/services.js';
-import type { Config } from '../config/load.js';
+import type { Config } from '../config/types.js';
 import type { ListenerConfig, ResourceName } from '../config/schema.js';
 import { parseSigningKeyFile, type SigningKey } from '../core/signing.js';
 import { createDispatcher } from '../http/dispatch.js';
@@ -19,9 +19,13 @@ import { openDatabase } from '../storage/open.js';
 import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
 import { topologyOf } from '../config/roles.js';
-import type { Cluster } from './cluster.js';
+import { InMemoryBus } from '../streams/bus.js';
+import type { ClusterTransport } from './cluster.js';
+import { createKernel } from './kernel.js';
+import { singleProcessPlacement } from './placement.js';
 import { createProcessServices, type ProcessServices } from './services.js';
-import { reportWaitingToSupervisor } from './supervisor.js';
+import { ProcessWriters } from './writers.js';
+import { reportWaitingToSupervisor } from './supervised.js';
 
 /** A start-up failure caused by the configuration or the files it names (exit status 2). */
 export class StartupConfigError extends Error {
@@ -146,7 +150,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
   const listeners: RunningListener[] = [];
   const shutdown = new AbortController();
   let processServices: ProcessServices | undefined;
-  let cluster: Cluster | undefined;
+  let transport: ClusterTransport | undefined;
   let stopReloadingTls: () => void = () => {};
   try {
     // "Unreachable" must not read as "empty" (a worker would report schema version 0).
@@ -160,23 +164,32 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
       await checkSchemaVersion(database);
     }
 
+    // One pass, each piece built once with what it needs: the kernel (database, bus, notifier,
+    // caches), then in worker mode the cluster (replication to and from the other processes), then
+    // the handler areas with their writers, then the routes. The bus starts following the other
+    // processes once there is a process to deliver to.
     const topology = topologyOf(config);
-    if (role === 'worker' || config.redis.enabled) {
-      // Loaded only here: a single process never loads Redis or the replication client.
-      const { joinCluster } = await import('./cluster.js');
-      cluster = await joinCluster(config, database, topology, log);
-    }
-    processServices = await createProcessServices({
+    // Loaded only in worker mode: a single process never loads Redis or the replication client.
+    const clustering = role === 'worker' || config.redis.enabled ? await import('./cluster.js') : undefined;
+    transport = await clustering?.clusterTransport(config, database, topology, log);
+    const kernel = createKernel({
       config,
       db: database,
       signingKey,
       log,
-      ...(cluster ? { placement: cluster.placement, cluster: cluster.wiring } : {}),
+      placement: transport?.placement ?? singleProcessPlacement(),
+      bus: transport?.bus ?? new InMemoryBus(),
+      ...(transport ? { tracker: transport.tracker } : {}),
     });
+    const cluster = clustering && transport ? clustering.joinCluster(config, kernel, transport, log) : undefined;
+    const writers = new ProcessWriters(kernel.placement, cluster?.remote);
+    processServices = await createProcessServices(kernel, { writers, ...(cluster ? { rpcServer: cluster.rpcServer } : {}) });
     const { services } = processServices;
-    cluster?.attach(services);
-    // Redis may be down at start-up: the bus keeps trying and catches up once it is there.
-    void cluster?.bus.start();
+    if (cluster && transport) {
+      writers.serve(cluster.rpcServer);
+      // Redis may be down at start-up: the bus keeps trying and catches up once it is there.
+      void transport.bus.start(cluster.catchUp);
+    }
 
     const listenerLog = componentLogger(log, 'http.listener');
     const tls = tlsOptionsOf(config);
@@ -216,7 +229,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
     // Whatever fails while undoing a partial start, the start's own error is the one to report.
     await Promise.all(listeners.map((l) => l.close(0).catch(() => undefined)));
     await processServices?.close().catch(() => undefined);
-    await cluster?.bus.close().catch(() => undefined);
+    await transport?.bus.close().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw err;
   }
@@ -231,7 +244,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
       shutdown.abort();
       await Promise.all(listeners.map((l) => l.close(graceMs)));
       await processServices?.close();
-      await cluster?.bus.close();
+      await transport?.bus.close();
       await database.close();
     },
   };

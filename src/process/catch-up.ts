@@ -2,18 +2,18 @@
 // started): rebuilt from the database for the streams stored there, asked of the writer for
 // typing, which lives only in the writer's memory. Also where each stream stands at start-up.
 
-import type { JsonValue } from '../core/json.js';
 import { storedRoomEvent } from '../core/event-format.js';
 import type { JsonObject } from '../core/json.js';
 import type { EventCache } from '../handlers/event-cache.js';
 import { eventRow } from '../handlers/events-writer.js';
 import type { UserMemberships } from '../handlers/memberships.js';
-import type { StreamRow } from '../replication/bus.js';
+import type { StreamRow } from '../streams/bus.js';
 import type { StartingPosition, StreamCatchUp } from '../replication/catch-up.js';
 import type { RpcCaller } from '../replication/rpc.js';
 import type { Stores } from '../storage/stores.js';
 import type { StreamName } from '../streams/streams.js';
 import type { WriterPlacement } from './placement.js';
+import { writerRows } from './writers.js';
 
 /** The stores of the streams kept in the database. */
 export type CatchUpStores = Pick<Stores, 'events' | 'receipts' | 'accountData' | 'toDevice' | 'presence' | 'pushRules' | 'deviceKeys'>;
@@ -58,10 +58,9 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
           }
           return out;
         }
-        case 'typing': {
-          const rows = await deps.rpc.call(instance, 'typing.rowsBetween', [from, to]);
-          return (rows ?? []) as unknown as StreamRow[];
-        }
+        case 'typing':
+          // In memory (WRITERS.typing.inMemory): asked of its writer.
+          return writerRows(deps.rpc, stream, instance, from, to);
         case 'receipts': {
           const rows = await stores.receipts.streamChangesBetween(from, to);
           return rows.map((r) => ({ stream: 'receipts', roomId: r.room_id, userId: r.user_id }));
@@ -114,9 +113,4 @@ export async function startingPositions(stores: CatchUpStores, placement: Writer
     for (const writer of placement.writersOf(stream)) positions.push({ stream, instance: writer, position });
   }
   return positions;
-}
-
-/** A JSON array of rows, for the typing catch-up call. */
-export function rowsAsJson(rows: StreamRow[]): JsonValue {
-  return rows as unknown as JsonValue;
 }

@@ -1,9 +1,10 @@
 // The replication bus: how every process learns that a stream advanced. Writers publish one
 // update per completed position (Synapse's RDATA); readers subscribe. In a single process the bus
-// is in memory; in worker mode the same interface is carried over Redis pub/sub.
+// is in memory (`InMemoryBus`, below); in worker mode `replication/redis-bus.ts` carries the same
+// interface over Redis pub/sub. The streams own this contract: their writers, readers and caches
+// speak only to it, never to a transport.
 
-import type { StreamName } from '../streams/streams.js';
-import type { BusCommand } from './commands.js';
+import type { StreamName } from './streams.js';
 
 /** What changed at a stream position, enough for readers to know whom to wake and what to drop
  * from caches. */
@@ -25,6 +26,62 @@ export interface StreamUpdate {
   position: number;
   rows: readonly StreamRow[];
 }
+
+// Commands that carry no stream data (Synapse's replication commands of the same names; the
+// line format is in `replication/commands.ts`).
+
+/** `USER_SYNC <instance_id> <user_id> <device_id|None> <start|end> <last_sync_ms>` */
+export interface UserSyncCommand {
+  name: 'USER_SYNC';
+  instanceId: string;
+  userId: string;
+  deviceId: string | null;
+  isSyncing: boolean;
+  lastSyncMs: number;
+}
+
+/** `CLEAR_USER_SYNC <instance_id>`: forget every syncing user the instance reported (shutdown). */
+export interface ClearUserSyncCommand {
+  name: 'CLEAR_USER_SYNC';
+  instanceId: string;
+}
+
+/** `FEDERATION_ACK <instance> <token>` */
+export interface FederationAckCommand {
+  name: 'FEDERATION_ACK';
+  instance: string;
+  token: number;
+}
+
+/** `USER_IP <user_id> [access_token, ip, user_agent, device_id, last_seen]` */
+export interface UserIpCommand {
+  name: 'USER_IP';
+  userId: string;
+  accessToken: string;
+  ip: string;
+  userAgent: string;
+  deviceId: string | null;
+  lastSeen: number;
+}
+
+/** `REMOTE_SERVER_UP <server>`: a remote server answers again; reset its retry timings. */
+export interface RemoteServerUpCommand {
+  name: 'REMOTE_SERVER_UP';
+  server: string;
+}
+
+/**
+ * `INVALIDATE_TOKENS <json array of token hashes>`: access tokens were deleted (logout, device
+ * deletion, password change, deactivation); every process drops them from its token cache. A
+ * Myelin command: Synapse carries the same news as rows of its `caches` stream.
+ */
+export interface InvalidateTokensCommand {
+  name: 'INVALIDATE_TOKENS';
+  tokenHashes: string[];
+}
+
+/** Commands that carry no stream data: the bus only delivers them (`send` / `onCommand`). */
+export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand | InvalidateTokensCommand;
 
 export interface ReplicationBus {
   publish(update: StreamUpdate): void;

@@ -1,0 +1,110 @@
+// The handler areas of one process, built on its kernel: the events writer, then accounts, the
+// per-user and ephemeral streams, end-to-end encryption, reading rooms, and changing rooms (with
+// /sync). Each area asks `writers` for the writer of each stream it writes, so it gets this
+// process's own or a proxy to the process that writes it.
+
+import type { ApiServices } from '../api/services.js';
+import { createAccountServices } from '../handlers/accounts/index.js';
+import type { CoreDeps } from '../handlers/core.js';
+import { createE2eeServices } from '../handlers/e2ee/index.js';
+import { createEphemeralServices } from '../handlers/ephemeral/index.js';
+import { EventsWriter } from '../handlers/events-writer.js';
+import { createRoomReadServices } from '../handlers/room-reads/index.js';
+import { createRoomServices } from '../handlers/rooms/index.js';
+import type { RpcServer } from '../replication/rpc.js';
+import type { StreamSequencesStore } from '../storage/stream-sequences-store.js';
+import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
+import { componentLogger } from '../util/log.js';
+import { createFederationServices } from '../federation/index.js';
+import type { Kernel } from './kernel.js';
+import type { WriterPlacement } from './placement.js';
+import type { ProcessWriters } from './writers.js';
+
+export interface ProcessServices {
+  services: ApiServices;
+  /** This process's own events writer, if it writes events (for tests and maintenance). */
+  eventsWriter: EventsWriter | undefined;
+  close(): Promise<void>;
+}
+
+export interface AreaOptions {
+  /** The writers of every stream (this process's own, built here, and proxies to the others'). */
+  writers: ProcessWriters;
+  /** Worker mode: what serves this process's writers to the others (the replication route reads it). */
+  rpcServer?: RpcServer;
+}
+
+export async function createProcessServices(kernel: Kernel, options: AreaOptions): Promise<ProcessServices> {
+  const { config, db, signingKey, log, now, bus, notifier, placement, instanceName, stores, eventCache } = kernel;
+  const { writers } = options;
+  const positions: PositionsFor = (stream, highestStored) => streamPositions(stores.streamSequences, placement, stream, highestStored);
+
+  let localEvents: EventsWriter | undefined;
+  const eventsWriter = await writers.writer('events', async () => {
+    localEvents = new EventsWriter({
+      transactions: kernel.transactions,
+      events: stores.events,
+      roomState: stores.roomState,
+      directory: stores.directory,
+      eventCache,
+      ids: await positions('events', await stores.events.maxStreamOrdering()),
+      bus,
+      instanceName,
+      serverName: config.server_name,
+      signingKey,
+      log: componentLogger(log, 'events.writer'),
+      now,
+    });
+    notifier.advance('events', localEvents.currentPosition);
+    return localEvents;
+  });
+
+  const core: CoreDeps = { ...kernel, eventsWriter, positions };
+  // Before the handler areas: it reads files the config names (CA certificates), and one that
+  // cannot be read stops start-up.
+  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
+  const accounts = await createAccountServices(core);
+  const ephemeral = await createEphemeralServices(core, writers);
+  const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers });
+  const reads = await createRoomReadServices(core);
+  localEvents?.addSideEffect(ephemeral.pushActions);
+  const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
+  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
+  const services: ApiServices = {
+    ...core,
+    ...accounts,
+    ...ephemeral,
+    ...e2ee,
+    ...reads,
+    ...rooms,
+    federation,
+    ...(options.rpcServer ? { rpcServer: options.rpcServer } : {}),
+  };
+
+  return {
+    services,
+    eventsWriter: localEvents,
+    async close() {
+      notifier.close();
+      services.closeEphemeral();
+      await services.closeE2ee();
+      await federation.close();
+    },
+  };
+}
+
+/**
+ * A stream writer's positions: with one writer, a counter from the highest stored position; with
+ * several (PostgreSQL), the stream's shared sequence (e.g. `events_stream_seq`).
+ */
+async function streamPositions(
+  sequences: StreamSequencesStore,
+  placement: WriterPlacement,
+  stream: MultiWriterStream,
+  highestStored: number,
+): Promise<PositionAllocator> {
+  if (placement.writersOf(stream).length === 1) return new StreamIdGenerator(highestStored);
+  // Never hand out a position at or below one already used (e.g. rows written before the switch).
+  const start = await sequences.raiseTo(stream, Math.max(1, highestStored));
+  return new SequenceIdGenerator(() => sequences.next(stream), start);
+}
