@@ -9,5 +9,6 @@ import { accounts } from './0010-accounts.js';
 import { ephemeral } from './0020-ephemeral.js';
 import { e2ee } from './0040-e2ee.js';
 import { streamSequences } from './0041-stream-sequences.js';
+import { eventGraph } from './0051-event-graph.js';
 
-export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee, streamSequences];
+export const SCHEMA: readonly Migration[] = [serverMeta, clientServer, eventsSequence, accounts, ephemeral, e2ee, streamSequences, eventGraph];
