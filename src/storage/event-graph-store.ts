@@ -67,24 +67,29 @@ export class EventGraphStore {
    * replaced; any other known event is left as it is.
    */
   async insert(tx: Queryable, row: NewGraphRow): Promise<void> {
-    await tx.run(
+    const inserted = await tx.get<{ nid: number }>(
       `INSERT INTO event_graph (event_id, room_id, depth, status, rejected_reason, state_group, json) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, rejected_reason = excluded.rejected_reason,
          state_group = excluded.state_group, json = excluded.json
-       WHERE event_graph.status = 'outlier' AND excluded.status <> 'outlier'`,
+       WHERE event_graph.status = 'outlier' AND excluded.status <> 'outlier'
+       RETURNING nid`,
       [row.eventId, row.roomId, row.depth, row.status, row.rejectedReason ?? null, row.stateGroup ?? null, row.json ?? null],
     );
-    await this.insertEdges(tx, 'event_edges', 'prev_event_id', row.eventId, row.prevEventIds);
-    await this.insertEdges(tx, 'event_auth_edges', 'auth_event_id', row.eventId, row.authEventIds);
+    // Nothing returned: the event was known already (and not an outlier), edges and all.
+    if (!inserted) return;
+    await this.insertEdges(tx, 'event_edges', 'prev', Number(inserted.nid), row.prevEventIds);
+    await this.insertEdges(tx, 'event_auth_edges', 'auth', Number(inserted.nid), row.authEventIds);
   }
 
-  private async insertEdges(tx: Queryable, table: string, column: string, eventId: string, targets: readonly string[]): Promise<void> {
+  /** Edges from an event to `targets`, with each target's nid when we hold it. */
+  private async insertEdges(tx: Queryable, table: string, column: 'prev' | 'auth', eventNid: number, targets: readonly string[]): Promise<void> {
     const unique = [...new Set(targets)];
     if (unique.length === 0) return;
     const params: SqlValue[] = [];
-    for (const target of unique) params.push(eventId, target);
+    for (const target of unique) params.push(eventNid, target, target);
     await tx.run(
-      `INSERT INTO ${table} (event_id, ${column}) VALUES ${unique.map(() => '(?, ?)').join(', ')} ON CONFLICT DO NOTHING`,
+      `INSERT INTO ${table} (event_nid, ${column}_event_id, ${column}_nid)
+       VALUES ${unique.map(() => '(?, ?, (SELECT nid FROM event_graph WHERE event_id = ?))').join(', ')} ON CONFLICT DO NOTHING`,
       params,
     );
   }
@@ -151,21 +156,37 @@ export class EventGraphStore {
   /** The prev edges of `eventIds`: `[event, prev]` pairs. */
   async prevEdges(eventIds: readonly string[]): Promise<Array<{ event_id: string; prev_event_id: string }>> {
     return inChunks(eventIds, (chunk) =>
-      this.db.all(`SELECT event_id, prev_event_id FROM event_edges WHERE event_id IN (${placeholders(chunk.length)})`, chunk),
+      this.db.all(
+        `SELECT g.event_id, e.prev_event_id FROM event_graph g JOIN event_edges e ON e.event_nid = g.nid
+         WHERE g.event_id IN (${placeholders(chunk.length)})`,
+        chunk,
+      ),
     );
   }
 
   /** The events that list any of `eventIds` as a prev event: `[child, prev]` pairs. */
   async childEdges(eventIds: readonly string[]): Promise<Array<{ event_id: string; prev_event_id: string }>> {
     return inChunks(eventIds, (chunk) =>
-      this.db.all(`SELECT event_id, prev_event_id FROM event_edges WHERE prev_event_id IN (${placeholders(chunk.length)})`, chunk),
+      this.db.all(
+        `SELECT c.event_id, p.event_id AS prev_event_id FROM event_graph p
+           JOIN event_edges e ON e.prev_nid = p.nid JOIN event_graph c ON c.nid = e.event_nid
+         WHERE p.event_id IN (${placeholders(chunk.length)})
+         UNION ALL
+         SELECT c.event_id, e.prev_event_id FROM event_edges e JOIN event_graph c ON c.nid = e.event_nid
+         WHERE e.prev_nid IS NULL AND e.prev_event_id IN (${placeholders(chunk.length)})`,
+        [...chunk, ...chunk],
+      ),
     );
   }
 
   /** The auth edges of `eventIds`: `[event, auth event]` pairs. */
   async authEdges(eventIds: readonly string[]): Promise<Array<{ event_id: string; auth_event_id: string }>> {
     return inChunks(eventIds, (chunk) =>
-      this.db.all(`SELECT event_id, auth_event_id FROM event_auth_edges WHERE event_id IN (${placeholders(chunk.length)})`, chunk),
+      this.db.all(
+        `SELECT g.event_id, e.auth_event_id FROM event_graph g JOIN event_auth_edges e ON e.event_nid = g.nid
+         WHERE g.event_id IN (${placeholders(chunk.length)})`,
+        chunk,
+      ),
     );
   }
 

@@ -66,6 +66,13 @@ for (const backend of backends) {
       assert.deepEqual((await graph.prevEdges(['$b'])).map((e) => e.prev_event_id).sort(), ['$a', '$o']);
       assert.deepEqual((await graph.childEdges(['$a'])).map((e) => e.event_id).sort(), ['$b', '$o']);
       assert.deepEqual((await graph.authEdges(['$o', '$b'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), ['$b>$a', '$o>$a']);
+      // A child stored before its parent (a gap) is found from the parent all the same.
+      await db.transaction(async (tx) => {
+        await graph.insert(tx, { eventId: '$late-child', roomId: ROOM, depth: 9, status: 'timeline', stateGroup: 1, prevEventIds: ['$late', '$a'], authEventIds: [] });
+        await graph.insert(tx, { eventId: '$late', roomId: ROOM, depth: 8, status: 'outlier', json: '{}', prevEventIds: [], authEventIds: [] });
+      });
+      assert.deepEqual((await graph.childEdges(['$late'])).map((e) => `${e.event_id}>${e.prev_event_id}`), ['$late-child>$late']);
+      assert.deepEqual((await graph.childEdges(['$a'])).map((e) => e.event_id).sort(), ['$b', '$late-child', '$o']);
 
       // The outlier arrives again through /send: its row is replaced; a rejected event's is not.
       await db.transaction(async (tx) => {
@@ -76,7 +83,7 @@ for (const backend of backends) {
       assert.equal(again.get('$o')!.status, 'soft_failed');
       assert.equal(again.get('$o')!.state_group, 7);
       assert.equal(again.get('$b')!.status, 'rejected');
-      assert.deepEqual(await graph.countByStatus(ROOM), { timeline: 1, soft_failed: 1, rejected: 1 });
+      assert.deepEqual(await graph.countByStatus(ROOM), { timeline: 2, soft_failed: 1, rejected: 1, outlier: 1 });
     });
 
     test('forward and backward extremities', async () => {
@@ -159,18 +166,18 @@ for (const backend of backends) {
 
     test('migration 0051 gives existing events graph rows, edges and auth edges, and each room its latest event as extremity', async () => {
       const db = await open(SCHEMA.filter((m) => m.version < 51));
-      const insert = (position: number, eventId: string, roomId: string, pdu: Record<string, unknown>) =>
+      const insert = (position: number, eventId: string, roomId: string, pdu: Record<string, unknown>, stateKey: string | null = null) =>
         db.run(
           `INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, origin_server_ts, json, instance_name)
-           VALUES (?, ?, ?, 'm.room.message', NULL, '@a:example.org', ?, 0, ?, 'main')`,
-          [position, eventId, roomId, position, JSON.stringify(pdu)],
+           VALUES (?, ?, ?, 'm.room.message', ?, '@a:example.org', ?, 0, ?, 'main')`,
+          [position, eventId, roomId, stateKey, position, JSON.stringify(pdu)],
         );
       // A v12-style room (id lists) and a v1-style room ([id, hashes] pairs); content with \u0000.
       await insert(1, '$c1', '!new:x', { prev_events: [], auth_events: [], content: { body: 'nul \u0000 here' } });
       await insert(2, '$m1', '!new:x', { prev_events: ['$c1'], auth_events: ['$c1'], content: {} });
       await insert(3, '$old1:x', '!old:x', { prev_events: [], auth_events: [], content: {} });
-      await insert(4, '$m2', '!new:x', { prev_events: ['$m1'], auth_events: ['$c1', '$m1'], content: {} });
-      await insert(5, '$old2:x', '!old:x', { prev_events: [['$old1:x', { sha256: 'abc' }]], auth_events: [['$old1:x', { sha256: 'abc' }]], content: {} });
+      await insert(4, '$m2', '!new:x', { prev_events: ['$m1'], auth_events: ['$c1', '$m1'], content: {} }, '');
+      await insert(5, '$old2:x', '!old:x', { prev_events: [['$old1:x', { sha256: 'abc' }]], auth_events: [['$old1:x', { sha256: 'abc' }]], content: {} }, '');
       await migrate(db);
       const graph = new EventGraphStore(db);
       assert.deepEqual(await graph.forwardExtremities('!new:x'), ['$m2']);
@@ -183,7 +190,8 @@ for (const backend of backends) {
       }
       assert.equal(rows.get('$m2')!.stream_ordering, 4);
       assert.deepEqual((await graph.prevEdges(['$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.prev_event_id}`).sort(), ['$m2>$m1', '$old2:x>$old1:x']);
-      assert.deepEqual((await graph.authEdges(['$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), ['$m2>$c1', '$m2>$m1', '$old2:x>$old1:x']);
+      // Auth edges of state events only (only state events are ever auth events).
+      assert.deepEqual((await graph.authEdges(['$m1', '$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), ['$m2>$c1', '$m2>$m1', '$old2:x>$old1:x']);
     });
   });
 }
