@@ -2,6 +2,7 @@
 // reports a membership change for the user. /sync and unread counts read them on every request.
 
 import type { ReplicationBus } from '../replication/bus.js';
+import { membersIn } from '../streams/notifier.js';
 import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
 import { BusInvalidatedCache } from './bus-cache.js';
 
@@ -15,7 +16,10 @@ export class UserMemberships {
     this.cache = new BusInvalidatedCache(
       bus,
       100_000,
-      (row) => (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined ? [row.stateKey] : []),
+      (row) =>
+        row.stream === 'events'
+          ? [...(row.type === 'm.room.member' && row.stateKey !== undefined ? [row.stateKey] : []), ...membersIn(row.stateDelta)]
+          : [],
       (userId) => store.membershipsOf(userId),
     );
   }
