@@ -6,8 +6,10 @@ import type { Config } from '../config/load.js';
 import type { SigningKey } from '../core/signing.js';
 import type { ReplicationBus } from '../replication/bus.js';
 import type { Database } from '../storage/database.js';
+import type { EventGraphStore } from '../storage/event-graph-store.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
+import type { StateGroupsStore } from '../storage/state-groups-store.js';
 import type { UsersStore } from '../storage/users-store.js';
 import type { PositionsFor } from '../streams/id-generator.js';
 import type { Notifier } from '../streams/notifier.js';
@@ -18,6 +20,7 @@ import type { EventSerializer } from './event-serializer.js';
 import type { EventVisibility } from './event-visibility.js';
 import type { UserMemberships } from './memberships.js';
 import type { EventsWriterApi } from './events-writer.js';
+import type { RoomGraph } from './room-graph.js';
 import type { RoomStateReader } from './room-state.js';
 
 export interface CoreDeps {
@@ -35,8 +38,12 @@ export interface CoreDeps {
     readonly users: UsersStore;
     readonly events: EventsStore;
     readonly roomState: RoomStateStore;
+    readonly eventGraph: EventGraphStore;
+    readonly stateGroups: StateGroupsStore;
   };
   readonly eventCache: EventCache;
+  /** Rooms' event graphs: any event's status and state, state resolution, what federation serves. */
+  readonly roomGraph: RoomGraph;
   readonly roomState: RoomStateReader;
   /** Users' current memberships, cached and kept current through the bus. */
   readonly memberships: UserMemberships;

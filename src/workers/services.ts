@@ -16,12 +16,16 @@ import { EventVisibility } from '../handlers/event-visibility.js';
 import { UserMemberships } from '../handlers/memberships.js';
 import { EventsWriter, type EventsWriterApi } from '../handlers/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
+import { RoomGraph } from '../handlers/room-graph.js';
 import { RoomStateReader } from '../handlers/room-state.js';
+import { StateGroups } from '../handlers/state-groups.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
 import { InMemoryBus, type ReplicationBus } from '../replication/bus.js';
 import type { Database } from '../storage/database.js';
 import { EventsStore } from '../storage/events-store.js';
+import { EventGraphStore } from '../storage/event-graph-store.js';
 import { RoomStateStore } from '../storage/room-state-store.js';
+import { StateGroupsStore } from '../storage/state-groups-store.js';
 import { UsersStore } from '../storage/users-store.js';
 import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
 import { Notifier } from '../streams/notifier.js';
@@ -69,8 +73,15 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   const placement = options.placement ?? singleProcessPlacement();
   const instanceName = placement.instanceName;
   const bus = cluster?.bus ?? new InMemoryBus();
-  const stores = { users: new UsersStore(db), events: new EventsStore(db), roomState: new RoomStateStore(db) };
-  const eventCache = new EventCache(stores.events);
+  const stores = {
+    users: new UsersStore(db),
+    events: new EventsStore(db),
+    roomState: new RoomStateStore(db),
+    eventGraph: new EventGraphStore(db),
+    stateGroups: new StateGroupsStore(db),
+  };
+  const eventCache = new EventCache(stores.events, stores.eventGraph);
+  const roomGraph = new RoomGraph(stores.eventGraph, new StateGroups(stores.stateGroups, db, stores.roomState));
   const positions: PositionsFor = (stream, highestStored) => streamPositions(db, placement, stream, highestStored);
   const notifier = new Notifier(bus, { instanceName, ...(cluster ? { tracker: cluster.tracker } : {}) });
 
@@ -80,6 +91,8 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
       db,
       events: stores.events,
       roomState: stores.roomState,
+      graph: roomGraph,
+      stateGroupsStore: stores.stateGroups,
       eventCache,
       ids: await positions('events', await stores.events.maxStreamOrdering()),
       bus,
@@ -106,6 +119,7 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
     now,
     stores,
     eventCache,
+    roomGraph,
     roomState: new RoomStateReader(stores.roomState, eventCache, bus),
     memberships: new UserMemberships(stores.roomState, bus),
     visibility: new EventVisibility(stores.roomState, eventCache),

@@ -9,11 +9,13 @@ import { EPHEMERAL_WRITER_METHODS } from '../handlers/ephemeral/index.js';
 import type { DeviceListsPlacement } from '../handlers/e2ee/index.js';
 import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
 import type { CreateRoomPlan, EventDraft, EventsWriterApi, PersistedEvent, SendOptions } from '../handlers/events-writer.js';
+import type { PduOutcome } from '../handlers/federation/pdu-intake.js';
+import type { JsonObject } from '../core/json.js';
 import type { ReceiptsWriterApi } from '../handlers/ephemeral/receipts.js';
 import type { StreamName } from '../streams/streams.js';
 import { writerRouter, type WriterPlacement } from './placement.js';
 
-export const EVENTS_WRITER_METHODS = ['sendEvent', 'createRoom'] as const satisfies readonly (keyof EventsWriterApi)[];
+export const EVENTS_WRITER_METHODS = ['sendEvent', 'createRoom', 'receivePdus'] as const satisfies readonly (keyof EventsWriterApi)[];
 
 export const DEVICE_LISTS_WRITER_METHODS = ['uploadKeys', 'uploadSigningKeys', 'uploadSignatures', 'devicesDeleted'] as const satisfies readonly (keyof DeviceListsWriterApi)[];
 
@@ -36,6 +38,10 @@ export class RoutedEventsWriter implements EventsWriterApi {
 
   sendEvent(roomId: string, draft: EventDraft, options?: SendOptions): Promise<PersistedEvent> {
     return this.route(roomId).sendEvent(roomId, draft, options);
+  }
+
+  receivePdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]> {
+    return this.route(roomId).receivePdus(origin, roomId, pdus);
   }
 
   createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }> {
