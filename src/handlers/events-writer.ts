@@ -33,7 +33,7 @@ import { KeyedQueue, StreamPublisher } from '../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 import { PduIntake, type FederationInbound, type PduOutcome } from './federation/pdu-intake.js';
 import { stateDiff, stateIdsOf, type RoomGraph } from './room-graph.js';
-import { applyChanges, type PlannedStateGroup, type StateIds } from './state-groups.js';
+import type { PlannedStateGroup, StateIds } from './state-groups.js';
 
 /** A new event as a handler asks for it. */
 export interface EventDraft {

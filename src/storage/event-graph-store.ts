@@ -71,7 +71,7 @@ export class EventGraphStore {
       `INSERT INTO event_graph (event_id, room_id, depth, status, rejected_reason, state_group, json) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, rejected_reason = excluded.rejected_reason,
          state_group = excluded.state_group, json = excluded.json
-       WHERE event_graph.status = 'outlier' AND excluded.status <> 'outlier'
+       WHERE event_graph.status = 'outlier' AND excluded.status <> 'outlier' AND event_graph.room_id = excluded.room_id
        RETURNING nid`,
       [row.eventId, row.roomId, row.depth, row.status, row.rejectedReason ?? null, row.stateGroup ?? null, row.json ?? null],
     );

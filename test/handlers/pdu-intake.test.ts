@@ -314,6 +314,22 @@ for (const backend of backends) {
       assert.equal((await sync(hs, alice, roomId)).timeline.at(-1), local.eventId);
     });
 
+    test('with more than ten forward extremities a local event follows the ten deepest, and the next one the rest', async () => {
+      const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
+      const base = await extremities(hs, roomId);
+      const forks = Array.from({ length: 12 }, (_, i) => remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `fork ${i}` }, prevs: base, depth: 100 + i }));
+      assert.deepEqual((await receive(hs, roomId, forks.map((f) => f.pdu))).map((o) => o.outcome), forks.map(() => 'accepted'));
+      assert.equal((await extremities(hs, roomId)).length, 12);
+      const first = await sendText(hs, roomId, alice, 'ten of them');
+      const prevs = await prevEventsOf(hs, first.eventId);
+      assert.deepEqual([...prevs].sort(), forks.slice(2).map((f) => f.event.eventId).sort(), 'the ten deepest');
+      assert.deepEqual(await extremities(hs, roomId), [first.eventId, forks[0]!.event.eventId, forks[1]!.event.eventId].sort());
+      const second = await sendText(hs, roomId, alice, 'the rest');
+      assert.equal((await prevEventsOf(hs, second.eventId)).length, 3);
+      assert.deepEqual(await extremities(hs, roomId), [second.eventId]);
+      assert.ok((await sync(hs, alice, roomId)).timeline.includes(second.eventId));
+    });
+
     test('the read side federation serves: state before and after events, auth chains, get_missing_events, backfill', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB], { events: { 'm.room.name': 0 } });
       const m1 = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'one' } });
@@ -367,6 +383,12 @@ for (const backend of backends) {
       for (const o of outcomes) assert.ok(['accepted', 'known', 'failed', 'rejected'].includes(o.outcome), JSON.stringify(o));
       const local = await sendText(hs, roomId, alice, 'after the cycle');
       assert.ok((await messages(hs, alice, roomId)).includes(local.eventId));
+      // An event id another room's event has already (possible where senders choose ids).
+      const otherRoom = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { room_version: '2' } });
+      const taken = (await messages(hs, alice, otherRoom.json.room_id)).at(-1)!;
+      const squatter = remote.build({ type: 'm.room.message', sender: BOB, content: { body: 'squat' }, eventId: taken, prevs: [local.eventId] });
+      assert.deepEqual((await receive(hs, roomId, [squatter.pdu])).map((o) => o.outcome), ['dropped']);
+      assert.equal((await hs.homeserver.services.stores.eventGraph.get([taken])).get(taken)!.room_id, otherRoom.json.room_id);
     });
   });
 

@@ -289,11 +289,18 @@ class IntakeRun {
   // ---- the steps ----
 
   async processPushed(event: RoomEvent): Promise<PduOutcome> {
+    if (await this.inAnotherRoom(event.eventId)) return { eventId: event.eventId, outcome: 'dropped', reason: 'the event id belongs to an event of another room' };
     const existing = (await this.lookup([event.eventId])).get(event.eventId);
     if (existing && existing.status !== 'outlier') {
       return { eventId: event.eventId, outcome: existing.status === 'rejected' ? 'rejected' : 'known', reason: existing.status === 'rejected' ? 'rejected earlier' : undefined };
     }
     return this.process(event, 'push');
+  }
+
+  /** Rooms v1/v2, where senders choose event ids: an id that another room's event has is not taken. */
+  private async inAnotherRoom(eventId: string): Promise<boolean> {
+    const row = (await this.host.graph.store.get([eventId])).get(eventId);
+    return row !== undefined && row.room_id !== this.roomId;
   }
 
   /**
@@ -692,7 +699,7 @@ class IntakeRun {
     const pulled = (await this.verifyAll(pdus)).filter((e) => e.eventId !== event.eventId);
     for (const missing of orderForProcessing(pulled)) {
       const existing = (await this.lookup([missing.eventId])).get(missing.eventId);
-      if (existing && existing.status !== 'outlier') continue;
+      if ((existing && existing.status !== 'outlier') || (await this.inAnotherRoom(missing.eventId))) continue;
       const outcome = await this.guarded(missing, () => this.process(missing, 'pull'));
       this.host.log.debug({ roomId: this.roomId, eventId: missing.eventId, outcome: outcome.outcome, reason: outcome.reason }, 'processed a missing event');
     }
