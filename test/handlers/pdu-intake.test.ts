@@ -402,7 +402,8 @@ for (const backend of backends) {
         // Our branch: Alice names the room.
         const ours = await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.name', stateKey: '', sender: alice.userId, content: { name: 'Alice names it' } });
         // Their branch, on the same parent: Bob names it too and raises Carol.
-        const name = remote.build({ type: 'm.room.name', stateKey: '', sender: BOB, content: { name: 'Bob names it' }, prevs: [fork] });
+        // Older by the clock than Alice's: resolution keeps hers, and Bob's event changes no state.
+        const name = remote.build({ type: 'm.room.name', stateKey: '', sender: BOB, content: { name: 'Bob names it' }, prevs: [fork], originServerTs: Date.now() - 60_000 });
         const levels = remote.build({
           type: 'm.room.power_levels',
           stateKey: '',
@@ -410,6 +411,8 @@ for (const backend of backends) {
           content: { users: { [BOB]: 50, [CAROL]: 50 }, events: { 'm.room.name': 50, 'm.room.power_levels': 50 } },
           prevs: [name.event.eventId],
         });
+        // Readers have the room's state cached: the bus rows must tell them what resolution changed.
+        await currentState(hs, alice, roomId);
         assert.deepEqual((await receive(hs, roomId, [name.pdu, levels.pdu])).map((o) => o.outcome), ['accepted', 'accepted']);
         assert.deepEqual(await extremities(hs, roomId), [ours.eventId, levels.event.eventId].sort());
         // Both servers resolve the same: the remote's independent resolution of the two branches.
@@ -417,6 +420,7 @@ for (const backend of backends) {
         const expected = remote.stateBefore([ours.eventId, levels.event.eventId]);
         const expectedState = new Map([...expected].map(([key, id]) => [key.replace('\u0000', '|'), id]));
         assert.deepEqual(await currentState(hs, alice, roomId), expectedState);
+        assert.equal(expected.get('m.room.name\u0000'), ours.eventId, "Alice's name stays");
         const afterSync = await sync(hs, alice, roomId, { stateAfter: true });
         assert.deepEqual(new Map(afterSync.state.map((e) => [`${e.type}|${e.state_key}`, e.event_id])), expectedState, 'sync state_after');
 
