@@ -18,6 +18,7 @@ import type { EventSerializer } from './event-serializer.js';
 import type { EventVisibility } from './event-visibility.js';
 import type { UserMemberships } from './memberships.js';
 import type { EventsWriterApi } from './events-writer.js';
+import type { RoomGraph } from './room-graph.js';
 import type { RoomStateReader } from './room-state.js';
 
 export interface CoreDeps {
@@ -34,6 +35,8 @@ export interface CoreDeps {
   readonly now: () => number;
   readonly stores: Stores;
   readonly eventCache: EventCache;
+  /** Rooms' event graphs: any event's status and state, state resolution, what federation serves. */
+  readonly roomGraph: RoomGraph;
   readonly roomState: RoomStateReader;
   /** Users' current memberships, cached and kept current through the bus. */
   readonly memberships: UserMemberships;

@@ -126,7 +126,7 @@ export class EventSerializer {
     const previous = new Map<string, StoredEvent>();
     for (const [roomId, states] of byRoom) {
       const rows = await this.roomState.replacedAt(roomId, states.map((s) => s.streamOrdering));
-      const replaced = await this.eventCache.getMany(rows.map((r) => r.event_id));
+      const replaced = await this.eventCache.getStateEvents(rows.map((r) => r.event_id));
       for (const row of rows) {
         // Each position holds one event, so the row replaced by the event at `to_stream` is its predecessor.
         const replacer = states.find((s) => s.streamOrdering === Number(row.to_stream));

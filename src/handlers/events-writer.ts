@@ -2,15 +2,18 @@
 //
 // Each room has exactly one writer (in a single process, this one). For each new event it chooses
 // prev and auth events, hashes and signs, checks the auth rules against the room's current state,
-// and persists, one event at a time per room, in order. That makes each room's history a line
-// without any cross-process locking. API handlers reach it through `EventsWriterApi`, which worker
-// mode backs with an RPC; arguments and results are therefore plain JSON.
+// and persists, one event at a time per room, in order, without any cross-process locking. Events
+// from other servers (`receivePdus`, see federation/pdu-intake.ts) go through the same per-room
+// queue. A room's events form a graph (schema 0051): a new local event follows the room's forward
+// extremities, and every event records its graph row, edges and state group in its transaction.
+// API handlers reach it through `EventsWriterApi`, which worker mode backs with an RPC; arguments
+// and results are therefore plain JSON.
 
 import { checkEventAuth, checkRedactionAllowed } from '../core/auth-rules.js';
 import { selectAuthEventIds } from '../core/auth-events.js';
-import { finaliseEvent, parsePdu } from '../core/event-format.js';
+import { finaliseEvent, MAX_DEPTH, parsePdu } from '../core/event-format.js';
 import { redactEvent } from '../core/redaction.js';
-import { InvalidEventError, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
+import { InvalidEventError, splitStateKey, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
 import { generateLegacyEventId } from '../core/hashes.js';
 import { isValidEventId } from '../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
@@ -22,11 +25,26 @@ import { DatabaseUnavailableError, type Queryable, type TransactionRunner } from
 import type { DirectoryStore } from '../storage/directory-store.js';
 import type { EventsStore } from '../storage/events-store.js';
 import type { RoomStateStore } from '../storage/room-state-store.js';
+import type { StateGroupsStore } from '../storage/state-groups-store.js';
 import type { PositionAllocator } from '../streams/id-generator.js';
 import type { Logger } from '../util/log.js';
 import { LruCache } from '../util/lru.js';
 import { KeyedQueue, StreamPublisher } from '../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
+import { PduIntake, type FederationInbound, type PduOutcome } from './federation/pdu-intake.js';
+import { stateDiff, stateIdsOf, type RoomGraph } from './room-graph.js';
+import type { PlannedStateGroup, StateIds } from './state-groups.js';
+import {
+  type CurrentState,
+  type Extremity,
+  type GraphWrite,
+  type PersistedEvent,
+  type RoomContext,
+  type StagedWrite,
+  type StageItem,
+} from './room-context.js';
+
+export type { PersistedEvent } from './room-context.js';
 
 /** A new event as a handler asks for it. */
 export interface EventDraft {
@@ -43,11 +61,6 @@ export interface SendOptions {
   txn?: { userId: string; deviceId: string; txnId: string };
   /** For state: when the same sender already set identical content, return that event instead. */
   dedupeState?: boolean;
-}
-
-export interface PersistedEvent {
-  eventId: string;
-  streamOrdering: number;
 }
 
 export interface CreateRoomPlan {
@@ -72,10 +85,26 @@ function isLocalUser(userId: string, serverName: string): boolean {
 export interface EventsWriterApi {
   sendEvent(roomId: string, draft: EventDraft, options?: SendOptions): Promise<PersistedEvent>;
   /**
+   * Events of a room pushed by another server (`/send`), already through the receiving process's
+   * format, signature and hash checks (spec: server-server API §Checks performed on receipt of a
+   * PDU, steps 1–3). Runs steps 4–6 in the room's queue and answers one outcome per PDU, in order.
+   */
+  receivePdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]>;
+  /**
    * Creates the room the plan's create event names. Refused with `Errors.roomIdTaken` (a 4xx, so
    * an RPC caller does not retry it) when that room id is already a room's or being created.
    */
   createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }>;
+}
+
+/** Events staged but not committed, for state resolution: the intake's and `pending`. */
+function pendingLookup(room: RoomContext, pending?: ReadonlyMap<string, RoomEvent>): (eventId: string) => { event: RoomEvent; rejected: boolean } | undefined {
+  return (eventId) => {
+    const event = pending?.get(eventId);
+    if (event) return { event, rejected: false };
+    const known = room.known.get(eventId);
+    return known ? { event: known.event, rejected: known.status === 'rejected' } : undefined;
+  };
 }
 
 /** The error of `createRoom` for a room id that is taken, also when it crossed an RPC. */
@@ -118,25 +147,8 @@ export function buildCreateEvent(
 /** Extra rows written in the same transaction as an event (e.g. push notifications). */
 export type EventSideEffects = (tx: Queryable, event: StoredEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>) => Promise<void>;
 
-interface RoomContext {
-  readonly roomId: string;
-  readonly version: RoomVersion;
-  /**
-   * Current state events by (type, state_key), including events still being committed. Replaced,
-   * never mutated, when state changes, so an event's "state before" stays a stable snapshot.
-   */
-  state: Map<StateKey, RoomEvent>;
-  latest: RoomEvent;
-  /** The last staged write of the room: the next one may only commit if this one did. */
-  lastWrite: StagedWrite | undefined;
-  /** Writes staged but not yet committed (the context may not be evicted meanwhile). */
-  inFlight: number;
-}
-
-interface StagedWrite {
-  failed: boolean;
-  settled: Promise<unknown>;
-}
+/** At most this many prev events in a new local event (as Synapse); the spec allows 20. */
+export const MAX_PREV_EVENTS = 10;
 
 /** An earlier event of the room, which this one follows, failed to commit. */
 class ChainBrokenError extends Error {}
@@ -148,6 +160,11 @@ export interface EventsWriterDeps {
   roomState: RoomStateStore;
   /** A new room's aliases are created with it. */
   directory: DirectoryStore;
+  /** The rooms' event graphs and state groups (schema 0051). */
+  graph: RoomGraph;
+  stateGroupsStore: StateGroupsStore;
+  /** Fetching from other servers and checking what is fetched; without it, gaps stay unfilled. */
+  federation?: FederationInbound;
   eventCache: EventCache;
   ids: PositionAllocator;
   bus: ReplicationBus;
@@ -175,11 +192,35 @@ export class EventsWriter implements EventsWriterApi {
   private readonly publisher: StreamPublisher;
   private readonly sideEffects: EventSideEffects[] = [];
   private readonly now: () => number;
+  private readonly intake: PduIntake;
 
   constructor(private readonly deps: EventsWriterDeps) {
     this.now = deps.now ?? Date.now;
     this.publisher = new StreamPublisher('events', deps.ids, deps.bus, deps.instanceName);
     if (deps.sideEffects) this.sideEffects.push(deps.sideEffects);
+    this.intake = new PduIntake({
+      graph: deps.graph,
+      eventCache: deps.eventCache,
+      get federation() {
+        return deps.federation;
+      },
+      log: deps.log,
+      loadRoom: (roomId) => this.loadRoom(roomId),
+      stage: (room, items) => this.stage(room, items, undefined),
+      currentStateFrom: (room, extremities, pending) => this.currentStateFrom(room, extremities, pending),
+    });
+  }
+
+  /** Plugs in requests to other servers for missing events (the federation client; tests). */
+  useFederation(federation: FederationInbound | undefined): void {
+    this.deps.federation = federation;
+  }
+
+  async receivePdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]> {
+    if (!Array.isArray(pdus)) throw Errors.badJson('pdus must be a list');
+    // Checked and staged in the room's queue; the commits are awaited outside it, as for sends.
+    const staged = await this.roomQueue.run(roomId, () => this.intake.receive(origin, roomId, pdus));
+    return staged.settle();
   }
 
   async sendEvent(roomId: string, draft: EventDraft, options: SendOptions = {}): Promise<PersistedEvent> {
@@ -217,7 +258,8 @@ export class EventsWriter implements EventsWriterApi {
           return { done: this.committing.get(current.eventId) ?? (await this.persistedOf(current.eventId)) };
         }
       }
-      const { commit } = await this.stage(room, [this.buildEvent(room, draft)], options.txn);
+      if (room.extremities.length > MAX_PREV_EVENTS && !room.sendBase) await this.prepareSendBase(room);
+      const { commit } = await this.stage(room, [{ event: this.buildEvent(room, draft) }], options.txn);
       if (txnKey) {
         const first = commit.then((persisted) => persisted[0]!);
         this.pendingTxns.set(txnKey, first);
@@ -259,7 +301,7 @@ export class EventsWriter implements EventsWriterApi {
       throw Errors.badJson('the create event is not signed by this server');
     }
     const roomId = create.roomId;
-    const room: RoomContext = { roomId, version, state: new Map(), latest: create, lastWrite: undefined, inFlight: 0 };
+    const room = this.newContext(roomId, version, new Map(), []);
     this.checkAuth(room, create);
 
     const staged = await this.roomQueue.run(roomId, async () => {
@@ -270,13 +312,13 @@ export class EventsWriter implements EventsWriterApi {
       if (this.active.has(roomId) || this.rooms.get(roomId)) throw Errors.roomIdTaken(roomId);
       const built: RoomEvent[] = [create];
       // Each initial event is checked against the state the ones before it produced.
-      const working: RoomContext = { ...room, state: new Map([[makeStateKey(create.type, ''), create]]) };
+      const working = this.newContext(roomId, version, new Map([[makeStateKey(create.type, ''), create]]), [{ event: create, group: undefined, position: undefined }]);
       for (const draft of plan.initialEvents) {
         const event = this.buildEvent(working, draft);
         this.apply(working, event);
         built.push(event);
       }
-      return await this.stage(room, built, undefined, async (tx) => {
+      return await this.stage(room, built.map((event) => ({ event })), undefined, async (tx) => {
         const roomInserted = await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
         if (!roomInserted) throw Errors.roomIdTaken(roomId);
         for (const alias of plan.aliases) {
@@ -317,41 +359,135 @@ export class EventsWriter implements EventsWriterApi {
     const version = await this.deps.eventCache.roomVersion(roomId);
     if (!version) throw Errors.notFound(`Unknown room ${roomId}`);
     const rows = await this.deps.roomState.currentState(roomId);
-    const events = await this.deps.eventCache.getMany(rows.map((r) => r.event_id));
+    const events = await this.deps.eventCache.getStateEvents(rows.map((r) => r.event_id));
     const state = new Map<StateKey, RoomEvent>();
     for (const row of rows) {
       const stored = events.get(row.event_id);
       if (stored) state.set(makeStateKey(row.type, row.state_key), stored.event);
     }
-    const latestRow = await this.deps.events.latestEvent(roomId);
-    const latest = latestRow ? (await this.deps.eventCache.fromRow(latestRow))?.event : undefined;
-    if (!latest) throw Errors.notFound(`Unknown room ${roomId}`);
-    const room: RoomContext = { roomId, version, state, latest, lastWrite: undefined, inFlight: 0 };
+    const extremities = await this.loadExtremities(roomId);
+    if (extremities.length === 0) throw Errors.notFound(`Unknown room ${roomId}`);
+    const room = this.newContext(roomId, version, state, extremities);
     this.rooms.set(roomId, room);
     return room;
   }
 
-  /** Builds, hashes, signs and auth-checks a new event following the room's latest event. */
+  private newContext(roomId: string, version: RoomVersion, state: Map<StateKey, RoomEvent>, extremities: Extremity[]): RoomContext {
+    return {
+      roomId,
+      version,
+      state,
+      stateGroup: extremities.length === 1 ? extremities[0]!.group : undefined,
+      extremities,
+      sendBase: undefined,
+      known: new Map(),
+      lastWrite: undefined,
+      inFlight: 0,
+    };
+  }
+
+  /** The room's forward extremities (a room written before schema 0051 without one: its latest event). */
+  private async loadExtremities(roomId: string): Promise<Extremity[]> {
+    let ids = await this.deps.graph.store.forwardExtremities(roomId);
+    if (ids.length === 0) {
+      const latest = await this.deps.events.latestEvent(roomId);
+      ids = latest ? [latest.event_id] : [];
+    }
+    const [stored, rows] = await Promise.all([this.deps.eventCache.getMany(ids), this.deps.graph.store.get(ids)]);
+    const extremities: Extremity[] = [];
+    for (const id of ids) {
+      const event = stored.get(id);
+      if (!event) continue;
+      extremities.push({ event: event.event, group: rows.get(id)?.state_group ?? undefined, position: event.streamOrdering });
+    }
+    return extremities.sort((a, b) => (a.position ?? 0) - (b.position ?? 0));
+  }
+
+  /**
+   * More than `MAX_PREV_EVENTS` extremities: a local event follows the deepest ten (as Synapse),
+   * and the state before it is the state resolved across those ten.
+   */
+  private async prepareSendBase(room: RoomContext): Promise<void> {
+    const prevs = [...room.extremities].sort((a, b) => b.event.depth - a.event.depth || (b.position ?? 0) - (a.position ?? 0)).slice(0, MAX_PREV_EVENTS);
+    const states = await Promise.all(prevs.map((x) => this.extremityState(room, x)));
+    const resolved = await this.deps.graph.resolve(room.roomId, room.version, states, pendingLookup(room));
+    room.sendBase = { prevs, state: await this.stateEvents(room, resolved, room.state) };
+  }
+
+  /** The state after an extremity. */
+  private async extremityState(room: RoomContext, extremity: Extremity): Promise<StateIds> {
+    const state = await this.deps.graph.stateGroups.stateAfterEvent({
+      room_id: room.roomId,
+      state_group: extremity.group ?? null,
+      stream_ordering: extremity.position ?? null,
+    });
+    return state ?? stateIdsOf(room.state);
+  }
+
+  /** `ids` as events, taking the ones `reuse` already holds. */
+  private async stateEvents(room: RoomContext, ids: StateIds, reuse: ReadonlyMap<StateKey, RoomEvent>, known?: ReadonlyMap<string, RoomEvent>): Promise<Map<StateKey, RoomEvent>> {
+    const state = new Map<StateKey, RoomEvent>();
+    const missing: Array<[StateKey, string]> = [];
+    for (const [key, eventId] of ids) {
+      const held = reuse.get(key);
+      const event = held?.eventId === eventId ? held : known?.get(eventId) ?? room.known.get(eventId)?.event;
+      if (event) state.set(key, event);
+      else missing.push([key, eventId]);
+    }
+    if (missing.length > 0) {
+      const loaded = await this.deps.graph.events(room.roomId, room.version, missing.map(([, id]) => id));
+      for (const [key, eventId] of missing) {
+        const event = loaded.get(eventId)?.event;
+        if (event) state.set(key, event);
+      }
+    }
+    return state;
+  }
+
+  /**
+   * The room's current state with `extremities` as its forward extremities: the state after the
+   * only one, or the state resolved across them all (spec: server-server API §Soft failure, "the
+   * resolved state across all forward extremities"). `known` gives the state after extremities
+   * that are not committed yet.
+   */
+  async currentStateFrom(room: RoomContext, extremities: Extremity[], pending?: ReadonlyMap<string, RoomEvent>): Promise<CurrentState> {
+    const states = await Promise.all(extremities.map((x) => this.extremityState(room, x)));
+    let resolved: StateIds;
+    try {
+      resolved = await this.deps.graph.resolve(room.roomId, room.version, states, pendingLookup(room, pending));
+    } catch (err) {
+      // Only malformed stored state can make resolution fail; keep the current state then.
+      this.deps.log.warn({ roomId: room.roomId, err: String(err) }, 'state resolution across the forward extremities failed; the current state is kept');
+      resolved = stateIdsOf(room.state);
+    }
+    const state = await this.stateEvents(room, resolved, room.state, pending);
+    const changes: Array<[StateKey, RoomEvent | undefined]> = [];
+    for (const [key, change] of stateDiff(stateIdsOf(room.state), stateIdsOf(state))) changes.push([key, change === null ? undefined : state.get(key)]);
+    return { state, group: extremities.length === 1 ? extremities[0]!.group : undefined, extremities, changes };
+  }
+
+  /** Builds, hashes, signs and auth-checks a new local event following the room's forward extremities. */
   private buildEvent(room: RoomContext, draft: EventDraft): RoomEvent {
     const { version } = room;
+    const base = room.sendBase ?? { prevs: room.extremities, state: room.state };
     const stateIds = new Map<StateKey, string>();
-    for (const [key, event] of room.state) stateIds.set(key, event.eventId);
+    for (const [key, event] of base.state) stateIds.set(key, event.eventId);
     const authIds = selectAuthEventIds(draft.type, draft.stateKey, draft.sender, draft.content, version, stateIds);
     const legacyFormat = version.eventIdFormat === 'v1';
-    const reference = (id: string): JsonValue => {
-      if (!legacyFormat) return id;
-      const event = id === room.latest.eventId ? room.latest : [...room.state.values()].find((e) => e.eventId === id);
-      return [id, (event?.pdu.hashes as JsonObject | undefined) ?? {}];
-    };
+    const reference = (event: RoomEvent): JsonValue => (legacyFormat ? [event.eventId, (event.pdu.hashes as JsonObject | undefined) ?? {}] : event.eventId);
+    const byId = new Map<string, RoomEvent>();
+    for (const event of base.state.values()) byId.set(event.eventId, event);
+    const prevs = base.prevs.map((x) => x.event);
     const pdu: JsonObject = {
       type: draft.type,
       room_id: room.roomId,
       sender: draft.sender,
       content: draft.content,
       origin_server_ts: this.now(),
-      depth: room.latest.depth + 1,
-      prev_events: [reference(room.latest.eventId)],
-      auth_events: authIds.map(reference),
+      // "If the room's depth is already at the limit, the depth must be set to the limit" (spec: PDU `depth`).
+      depth: Math.min(Math.max(0, ...prevs.map((e) => e.depth)) + 1, MAX_DEPTH),
+      prev_events: prevs.map(reference),
+      auth_events: authIds.map((id) => reference(byId.get(id)!)),
     };
     if (draft.stateKey !== undefined) pdu.state_key = draft.stateKey;
     if (draft.redacts !== undefined) {
@@ -360,7 +496,7 @@ export class EventsWriter implements EventsWriterApi {
     }
     if (legacyFormat) pdu.event_id = generateLegacyEventId(this.deps.serverName);
     const event = this.finalise(pdu, version);
-    this.checkAuth(room, event);
+    this.checkAuth({ state: base.state, version }, event);
     return event;
   }
 
@@ -375,39 +511,88 @@ export class EventsWriter implements EventsWriterApi {
     }
   }
 
-  private checkAuth(room: RoomContext, event: RoomEvent): void {
+  private checkAuth(room: Pick<RoomContext, 'state' | 'version'>, event: RoomEvent): void {
     const result = checkEventAuth(event, room.state, room.version);
     if (!result.allowed) throw Errors.forbidden(result.reason, { rule: result.rule });
   }
 
+  /** Applies an event built during room creation to the working context the next one builds on. */
   private apply(room: RoomContext, event: RoomEvent): void {
     if (event.stateKey !== undefined) {
       room.state = new Map(room.state);
       room.state.set(makeStateKey(event.type, event.stateKey), event);
     }
-    room.latest = event;
+    room.extremities = [{ event, group: undefined, position: undefined }];
   }
 
   /**
-   * Applies already-built events of one room to its context at once (the next event builds on
-   * them) and starts their commit in one transaction, which runs only after the room's previous
-   * write committed. Readers learn of the events (cache, bus) only once committed. If the commit
-   * fails, the context is dropped (reloaded from the database next time), and writes staged on top
-   * of it fail with `ChainBrokenError`, which `sendEvent` retries.
+   * The graph rows of a local event: it follows the extremities it lists, so the state before it
+   * is the current state (or the send base's); a message shares that state's group, a state event
+   * makes a new one.
+   */
+  private async planLocal(room: RoomContext, event: RoomEvent): Promise<GraphWrite> {
+    const base = room.sendBase ?? { prevs: room.extremities, state: room.state };
+    const baseGroup = room.sendBase ? undefined : room.stateGroup;
+    const prevIds = new Set(event.prevEventIds);
+    const remaining = room.extremities.filter((x) => !prevIds.has(x.event.eventId));
+    const key = event.stateKey !== undefined ? makeStateKey(event.type, event.stateKey) : undefined;
+    let stateAfter = base.state;
+    if (key !== undefined) {
+      stateAfter = new Map(base.state);
+      stateAfter.set(key, event);
+    }
+    let newGroup: PlannedStateGroup | undefined;
+    const { stateGroups } = this.deps.graph;
+    if (baseGroup === undefined) {
+      // The room's first group (a new room, or the first event since schema 0051), or a merge.
+      const parent = base.prevs.find((x) => x.group !== undefined)?.group;
+      newGroup = await stateGroups.forState(room.roomId, stateIdsOf(stateAfter), parent);
+    } else if (key !== undefined) {
+      newGroup = await stateGroups.child(room.roomId, baseGroup, new Map([[key, event.eventId]]));
+    }
+    const group = newGroup?.id ?? baseGroup;
+    const extremity: Extremity = { event, group, position: undefined };
+    let current: CurrentState;
+    if (remaining.length === 0) {
+      current = { state: stateAfter, group, extremities: [extremity], changes: key !== undefined ? [[key, event]] : [] };
+    } else {
+      current = await this.currentStateFrom(room, [...remaining, extremity], new Map([[event.eventId, event]]));
+    }
+    return {
+      status: 'timeline',
+      stateGroup: group,
+      ...(newGroup ? { newGroup } : {}),
+      extremities: { remove: room.extremities.filter((x) => prevIds.has(x.event.eventId)).map((x) => x.event.eventId), add: [event.eventId] },
+      current,
+    };
+  }
+
+  /**
+   * Applies events of one room to its context at once (the next event builds on them) and starts
+   * their commit in one transaction, which runs only after the room's previous write committed.
+   * Local events are planned here (`planLocal`); received ones come with their `write`. Readers
+   * learn of timeline events (cache, bus) only once committed. If the commit fails, the context is
+   * dropped (reloaded from the database next time), and writes staged on top of it fail with
+   * `ChainBrokenError`, which `sendEvent` retries. The commit answers the timeline events, in order.
    */
   private async stage(
     room: RoomContext,
-    built: RoomEvent[],
+    built: readonly StageItem[],
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
   ): Promise<{ commit: Promise<PersistedEvent[]> }> {
-    const { transactions, events, roomState, instanceName, eventCache } = this.deps;
-    const reservation = await this.publisher.reserve(built.length);
-    const items = built.map((event, i) => {
+    const { transactions, events, roomState, instanceName, eventCache, graph, stateGroupsStore } = this.deps;
+    const reservation = await this.publisher.reserve(built.filter((item) => (item.write?.status ?? 'timeline') === 'timeline').length);
+    let next = 0;
+    const items: Array<{ stored: StoredEvent; stateBefore: ReadonlyMap<StateKey, RoomEvent>; write: GraphWrite }> = [];
+    for (const { event, write: given } of built) {
       const stateBefore = room.state;
-      this.apply(room, event);
-      return { stored: { event, streamOrdering: reservation.positions[i]!, roomVersion: room.version } as StoredEvent, stateBefore };
-    });
+      const write = given ?? (await this.planLocal(room, event));
+      const position = write.status === 'timeline' ? reservation.positions[next++]! : 0;
+      this.applyWrite(room, event, write, position);
+      items.push({ stored: { event, streamOrdering: position, roomVersion: room.version } as StoredEvent, stateBefore, write });
+    }
+    const timeline = items.filter((item) => item.write.status === 'timeline');
     const previous = room.lastWrite;
     const write: StagedWrite = { failed: false, settled: Promise.resolve() };
     room.lastWrite = write;
@@ -424,8 +609,28 @@ export class EventsWriter implements EventsWriterApi {
         try {
           if (previous?.failed) throw new ChainBrokenError(`an earlier event of ${room.roomId} failed to commit`);
           await extra?.(tx);
-          for (const { stored, stateBefore } of items) {
+          for (const { stored, stateBefore, write: graphWrite } of items) {
             const { event } = stored;
+            if (graphWrite.newGroup) await stateGroupsStore.insert(tx, graphWrite.newGroup.row);
+            const inTimeline = graphWrite.status === 'timeline';
+            await graph.store.insert(tx, {
+              eventId: event.eventId,
+              roomId: event.roomId,
+              depth: event.depth,
+              status: graphWrite.status,
+              rejectedReason: graphWrite.rejectedReason,
+              stateGroup: graphWrite.stateGroup,
+              json: inTimeline ? undefined : JSON.stringify(event.pdu),
+              prevEventIds: event.prevEventIds,
+              // Only state events are auth events: a message's auth edges are never walked (schema 0051).
+              authEventIds: inTimeline && event.stateKey === undefined ? [] : event.authEventIds,
+            });
+            if (graphWrite.extremities) await graph.store.updateForwardExtremities(tx, room.roomId, graphWrite.extremities.remove, graphWrite.extremities.add);
+            if (graphWrite.backward) {
+              await graph.store.addBackwardExtremities(tx, room.roomId, graphWrite.backward.add);
+              await graph.store.removeBackwardExtremities(tx, room.roomId, graphWrite.backward.remove);
+            }
+            if (!inTimeline) continue;
             const relation = relationOf(event.content);
             await events.insertEvent(tx, {
               streamOrdering: stored.streamOrdering,
@@ -444,20 +649,25 @@ export class EventsWriter implements EventsWriterApi {
             });
             if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
             for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
-            if (event.stateKey !== undefined) {
-              const membership = event.type === 'm.room.member' && typeof event.content.membership === 'string' ? event.content.membership : null;
+            for (const [key, current] of graphWrite.current?.changes ?? []) {
+              const [type, stateKey] = splitStateKey(key);
+              if (!current) {
+                await roomState.clearState(tx, { roomId: event.roomId, type, stateKey, position: stored.streamOrdering });
+                continue;
+              }
+              const membership = current.type === 'm.room.member' && typeof current.content.membership === 'string' ? current.content.membership : null;
               await roomState.setState(tx, {
                 roomId: event.roomId,
-                type: event.type,
-                stateKey: event.stateKey,
-                eventId: event.eventId,
+                type,
+                stateKey,
+                eventId: current.eventId,
                 membership,
                 position: stored.streamOrdering,
               });
-              if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, event.stateKey, event.roomId);
+              if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, stateKey, event.roomId);
             }
           }
-          if (txn && !(await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.eventId, this.now()))) {
+          if (txn && !(await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.event.eventId, this.now()))) {
             throw new DuplicateTransactionError();
           }
         } catch (err) {
@@ -471,10 +681,10 @@ export class EventsWriter implements EventsWriterApi {
 
     const committed = commit.then(
       () => {
-        for (const { stored } of items) eventCache.add(stored);
+        for (const { stored } of timeline) eventCache.add(stored);
         this.settle(room);
-        reservation.complete(items.map(({ stored }) => eventRow(stored.event)));
-        return items.map(({ stored }) => ({ eventId: stored.event.eventId, streamOrdering: stored.streamOrdering }));
+        reservation.complete(timeline.map(({ stored, write: graphWrite }) => eventRow(stored.event, graphWrite.current?.changes)));
+        return timeline.map(({ stored }) => ({ eventId: stored.event.eventId, streamOrdering: stored.streamOrdering }));
       },
       (err: unknown) => {
         write.failed = true;
@@ -495,7 +705,7 @@ export class EventsWriter implements EventsWriterApi {
         throw err;
       },
     );
-    items.forEach(({ stored }, i) => {
+    timeline.forEach(({ stored }, i) => {
       const eventId = stored.event.eventId;
       const one = committed.then((persisted) => persisted[i]!);
       this.committing.set(eventId, one);
@@ -506,6 +716,17 @@ export class EventsWriter implements EventsWriterApi {
     return { commit: committed };
   }
 
+  /** Moves the room's context past an event being staged. */
+  private applyWrite(room: RoomContext, event: RoomEvent, write: GraphWrite, position: number): void {
+    this.deps.graph.remember(event);
+    if (write.status !== 'timeline') return;
+    const { current } = write;
+    if (!current) return;
+    room.state = current.state;
+    room.stateGroup = current.group;
+    room.extremities = current.extremities.map((x) => (x.event === event ? { ...x, position } : x));
+    room.sendBase = undefined;
+  }
   private settle(room: RoomContext): void {
     room.inFlight--;
     if (room.inFlight === 0 && this.active.get(room.roomId) === room) {
@@ -523,12 +744,27 @@ export class EventsWriter implements EventsWriterApi {
   }
 }
 
-/** The bus row announcing a persisted event (also rebuilt from the database to catch a reader up). */
-export function eventRow(event: RoomEvent): StreamRow {
+/**
+ * The bus row announcing a persisted event (also rebuilt from the database to catch a reader up).
+ * `changes` are the current-state keys that changed at its position: when they are anything but
+ * the event's own key (state resolution moved other keys, or the event lost its key), the row
+ * lists them in `stateDelta`, so readers drop what they cached instead of applying the event.
+ */
+export function eventRow(event: RoomEvent, changes?: ReadonlyArray<readonly [StateKey, RoomEvent | undefined]>): StreamRow {
   const row: StreamRow = { stream: 'events', roomId: event.roomId, eventId: event.eventId, type: event.type, sender: event.sender };
   if (event.stateKey !== undefined) row.stateKey = event.stateKey;
   if (event.type === 'm.room.member' && typeof event.content.membership === 'string') row.membership = event.content.membership;
   if (event.redacts !== undefined) row.redacts = event.redacts;
+  if (changes !== undefined) {
+    const ownKey = event.stateKey === undefined ? undefined : makeStateKey(event.type, event.stateKey);
+    const onlyOwn = ownKey === undefined ? changes.length === 0 : changes.length === 1 && changes[0]![0] === ownKey && changes[0]![1] === event;
+    if (!onlyOwn) {
+      row.stateDelta = changes.map(([key, current]) => {
+        const [type, stateKey] = splitStateKey(key);
+        return current === undefined ? { type, stateKey, eventId: null } : { type, stateKey, eventId: current.eventId };
+      });
+    }
+  }
   return row;
 }
 

@@ -4,6 +4,7 @@
 // (the room-side view is RoomStateReader).
 
 import type { ReplicationBus } from '../streams/bus.js';
+import { membersIn } from '../streams/notifier.js';
 import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
 import { BusInvalidatedCache } from './bus-cache.js';
 
@@ -17,7 +18,10 @@ export class UserMemberships {
     this.cache = new BusInvalidatedCache(
       bus,
       100_000,
-      (row) => (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined ? [row.stateKey] : []),
+      (row) =>
+        row.stream === 'events'
+          ? [...(row.type === 'm.room.member' && row.stateKey !== undefined ? [row.stateKey] : []), ...membersIn(row.stateDelta)]
+          : [],
       (userId) => store.membershipsOf(userId),
     );
   }

@@ -25,7 +25,13 @@ export class RoomStateReader {
     bus.subscribe((update) => {
       if (update.stream !== 'events') return;
       for (const row of update.rows) {
-        if (row.stream !== 'events' || row.stateKey === undefined) continue;
+        if (row.stream !== 'events') continue;
+        if (row.stateDelta) {
+          // State resolution moved the current state: read it again.
+          this.current.delete(row.roomId);
+          continue;
+        }
+        if (row.stateKey === undefined) continue;
         // Apply the change to the cached state instead of reloading a big room's whole state on
         // every join.
         const cached = this.current.get(row.roomId);
@@ -75,7 +81,7 @@ export class RoomStateReader {
 
   async stateEventAt(roomId: string, type: string, stateKey: string, position: number): Promise<StoredEvent | undefined> {
     const row = await this.store.stateEventAt(roomId, type, stateKey, position);
-    return row ? this.eventCache.get(row.event_id) : undefined;
+    return row ? this.eventCache.getStateEvent(row.event_id) : undefined;
   }
 
   /** The user's current membership (`join`, `invite`, `leave`, `ban`, `knock`) or undefined. */
@@ -152,7 +158,7 @@ export class RoomStateReader {
   }
 
   private async load(rows: readonly StateRow[]): Promise<RoomState> {
-    const events = await this.eventCache.getMany(rows.map((r) => r.event_id));
+    const events = await this.eventCache.getStateEvents(rows.map((r) => r.event_id));
     const state = new Map<StateKey, StoredEvent>();
     for (const row of rows) {
       const stored = events.get(row.event_id);

@@ -11,7 +11,9 @@ import { EventCache } from '../handlers/event-cache.js';
 import { EventSerializer } from '../handlers/event-serializer.js';
 import { EventVisibility } from '../handlers/event-visibility.js';
 import { UserMemberships } from '../handlers/memberships.js';
+import { RoomGraph } from '../handlers/room-graph.js';
 import { RoomStateReader } from '../handlers/room-state.js';
+import { StateGroups } from '../handlers/state-groups.js';
 import type { Database, TransactionRunner } from '../storage/database.js';
 import { createStores, transactionsOf, type Stores } from '../storage/stores.js';
 import type { ReplicationBus } from '../streams/bus.js';
@@ -51,6 +53,8 @@ export interface Kernel {
   readonly notifier: Notifier;
   readonly stores: Stores;
   readonly eventCache: EventCache;
+  /** The rooms' event graphs and the state at each event (federation reads and the events writer). */
+  readonly roomGraph: RoomGraph;
   readonly roomState: RoomStateReader;
   readonly memberships: UserMemberships;
   readonly visibility: EventVisibility;
@@ -63,7 +67,8 @@ export function createKernel(options: KernelOptions): Kernel {
   const now = options.now ?? Date.now;
   const instanceName = placement.instanceName;
   const stores = createStores(db);
-  const eventCache = new EventCache(stores.events);
+  const eventCache = new EventCache(stores.events, stores.eventGraph);
+  const roomGraph = new RoomGraph(stores.eventGraph, new StateGroups(stores.stateGroups, db, stores.roomState));
   // The notifier hears every update first: the caches below follow the same bus, synchronously,
   // before any sync it wakes runs again.
   const notifier = new Notifier(bus, { instanceName, ...(options.tracker ? { tracker: options.tracker } : {}) });
@@ -82,6 +87,7 @@ export function createKernel(options: KernelOptions): Kernel {
     notifier,
     stores,
     eventCache,
+    roomGraph,
     roomState,
     memberships: new UserMemberships(stores.roomState, bus),
     visibility: new EventVisibility(roomState, eventCache),

@@ -46,6 +46,8 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
       events: stores.events,
       roomState: stores.roomState,
       directory: stores.directory,
+      graph: kernel.roomGraph,
+      stateGroupsStore: stores.stateGroups,
       eventCache,
       ids: await positions('events', await stores.events.maxStreamOrdering()),
       bus,

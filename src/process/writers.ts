@@ -53,8 +53,8 @@ const byUser = (userId: string): string => userId;
 
 export const WRITERS: { readonly [S in StreamName]: WriterEntry<StreamWriterApis[S]> } = {
   events: {
-    methods: ['sendEvent', 'createRoom'],
-    shardKey: { sendEvent: (roomId) => roomId, createRoom: (plan) => roomIdOfPlan(plan) },
+    methods: ['sendEvent', 'createRoom', 'receivePdus'],
+    shardKey: { sendEvent: (roomId) => roomId, createRoom: (plan) => roomIdOfPlan(plan), receivePdus: (_origin, roomId) => roomId },
   },
   typing: { methods: ['setTyping'], inMemory: true },
   receipts: { methods: ['putReceipt'], shardKey: { putReceipt: (receipt) => receipt.roomId } },

@@ -36,6 +36,16 @@ export class RoomStateStore {
     );
   }
 
+  /** Records that the key has no state from `position` on (state resolution dropped it). */
+  async clearState(tx: Queryable, change: { roomId: string; type: string; stateKey: string; position: number }): Promise<void> {
+    await tx.run('UPDATE room_state SET to_stream = ? WHERE room_id = ? AND type = ? AND state_key = ? AND to_stream IS NULL', [
+      change.position,
+      change.roomId,
+      change.type,
+      change.stateKey,
+    ]);
+  }
+
   currentState(roomId: string): Promise<StateRow[]> {
     return this.db.all<StateRow>(
       'SELECT type, state_key, event_id, membership, from_stream FROM room_state WHERE room_id = ? AND to_stream IS NULL',

@@ -8,6 +8,7 @@ import { CrossSigningStore } from './cross-signing-store.js';
 import type { Database, TransactionRunner } from './database.js';
 import { DeviceKeysStore } from './device-keys-store.js';
 import { DirectoryStore } from './directory-store.js';
+import { EventGraphStore } from './event-graph-store.js';
 import { EventsStore } from './events-store.js';
 import { FiltersStore } from './filters-store.js';
 import { KeyBackupStore } from './key-backup-store.js';
@@ -16,6 +17,7 @@ import { PushActionsStore } from './push-actions-store.js';
 import { PushRulesStore } from './push-rules-store.js';
 import { ReceiptsStore } from './receipts-store.js';
 import { RoomStateStore } from './room-state-store.js';
+import { StateGroupsStore } from './state-groups-store.js';
 import { StreamSequencesStore } from './stream-sequences-store.js';
 import { ToDeviceStore } from './to-device-store.js';
 import { UserDirectoryStore } from './user-directory-store.js';
@@ -25,6 +27,8 @@ export interface Stores {
   readonly users: UsersStore;
   readonly events: EventsStore;
   readonly roomState: RoomStateStore;
+  readonly eventGraph: EventGraphStore;
+  readonly stateGroups: StateGroupsStore;
   readonly directory: DirectoryStore;
   readonly userDirectory: UserDirectoryStore;
   readonly accountData: AccountDataStore;
@@ -45,6 +49,8 @@ export function createStores(db: Database): Stores {
     users: new UsersStore(db),
     events: new EventsStore(db),
     roomState: new RoomStateStore(db),
+    eventGraph: new EventGraphStore(db),
+    stateGroups: new StateGroupsStore(db),
     directory: new DirectoryStore(db),
     userDirectory: new UserDirectoryStore(db),
     accountData: new AccountDataStore(db),

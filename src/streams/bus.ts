@@ -9,7 +9,22 @@ import type { StreamName } from './streams.js';
 /** What changed at a stream position, enough for readers to know whom to wake and what to drop
  * from caches. */
 export type StreamRow =
-  | { stream: 'events'; roomId: string; eventId: string; type: string; stateKey?: string; sender: string; membership?: string; redacts?: string }
+  | {
+      stream: 'events';
+      roomId: string;
+      eventId: string;
+      type: string;
+      stateKey?: string;
+      sender: string;
+      membership?: string;
+      redacts?: string;
+      /**
+       * Set when the room's current state did not change by exactly this event's own key (state
+       * resolution across forked branches): the keys that changed, with their new event (null:
+       * removed). Readers drop what they cached of the room's state and of these members.
+       */
+      stateDelta?: Array<{ type: string; stateKey: string; eventId: string | null }>;
+    }
   | { stream: 'typing'; roomId: string; userIds: string[] }
   | { stream: 'receipts'; roomId: string; userId: string }
   | { stream: 'account_data'; userId: string; roomId?: string; type: string }

@@ -243,8 +243,9 @@ function roomsOf(row: StreamRow): readonly string[] {
 function usersOf(row: StreamRow): readonly string[] {
   switch (row.stream) {
     case 'events':
-      // A membership change concerns its target even before they are in the room (invites).
-      return row.stateKey !== undefined && row.type === 'm.room.member' ? [row.stateKey] : [];
+      // A membership change concerns its target even before they are in the room (invites); so
+      // does one made by state resolution (stateDelta).
+      return [...(row.stateKey !== undefined && row.type === 'm.room.member' ? [row.stateKey] : []), ...membersIn(row.stateDelta)];
     case 'account_data':
     case 'to_device':
     case 'push_rules':
@@ -254,6 +255,11 @@ function usersOf(row: StreamRow): readonly string[] {
     default:
       return [];
   }
+}
+
+/** The users whose membership a `stateDelta` changed. */
+export function membersIn(delta: ReadonlyArray<{ type: string; stateKey: string }> | undefined): string[] {
+  return delta ? delta.filter((d) => d.type === 'm.room.member').map((d) => d.stateKey) : [];
 }
 
 function concerns(row: StreamRow, request: WaitRequest): boolean {

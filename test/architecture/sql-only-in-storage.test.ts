@@ -28,11 +28,15 @@ const FOREIGN_READS: Record<string, Record<string, string>> = {
   'src/storage/device-keys-store.ts': {
     devices: 'device keys are served only for devices that still exist, with their display names (a JOIN)',
   },
+  'src/storage/event-graph-store.ts': {
+    events: "a graph row is read with its event's JSON and stream position (a JOIN): a timeline event keeps its JSON only in events",
+  },
 };
 
 /** Files that build a statement's table or sequence name from a value; each must say which. */
 const DYNAMIC_NAMES: Record<string, string> = {
   'src/storage/stream-sequences-store.ts': 'the sequence of the stream, from a fixed table of three names',
+  'src/storage/event-graph-store.ts': 'the edge table, event_edges or event_auth_edges, chosen by its two callers in the file',
 };
 
 /** The shapes of SQL statements (upper-case keywords, as this code base writes SQL). */
@@ -140,7 +144,7 @@ describe('one store per table', () => {
   test('the migrations create the tables this test knows how to find', () => {
     assert.ok(tables.length >= 30, `only ${tables.length} tables found in src/storage/schema/`);
     assert.ok(tables.includes('room_aliases') && tables.includes('events') && tables.includes('e2e_room_keys'));
-    assert.deepEqual(sequences.sort(), ['device_lists_stream_seq', 'events_stream_seq', 'receipts_stream_seq']);
+    assert.deepEqual(sequences.sort(), ['device_lists_stream_seq', 'events_stream_seq', 'receipts_stream_seq', 'state_group_id_seq']);
   });
 
   test('every table is written by exactly one store, and read elsewhere only where listed', () => {
@@ -165,8 +169,9 @@ describe('one store per table', () => {
     assert.deepEqual(problems, [], problems.join('\n'));
   });
 
-  test('the stream sequences are used by one store', () => {
-    const users = [...usage].filter(([, u]) => sequences.some((name) => u.text.includes(name))).map(([file]) => file);
-    assert.deepEqual(users, ['src/storage/stream-sequences-store.ts']);
+  test('the stream sequences are used by one store, and the state group ids by the state groups store', () => {
+    const usersOf = (names: string[]) => [...usage].filter(([, u]) => names.some((name) => u.text.includes(name))).map(([file]) => file);
+    assert.deepEqual(usersOf(sequences.filter((name) => name.endsWith('_stream_seq'))), ['src/storage/stream-sequences-store.ts']);
+    assert.deepEqual(usersOf(['state_group_id_seq']), ['src/storage/state-groups-store.ts']);
   });
 });

@@ -48,7 +48,10 @@ export class UserDirectory implements UserDirectoryApi {
   ) {
     core.bus.subscribe((update) => {
       for (const row of update.rows) {
-        if (row.stream === 'events' && row.stateKey === '' && DIRECTORY_STATE_TYPES.has(row.type)) this.changed.add(row.roomId);
+        if (row.stream !== 'events') continue;
+        if ((row.stateKey === '' && DIRECTORY_STATE_TYPES.has(row.type)) || row.stateDelta?.some((d) => d.stateKey === '' && DIRECTORY_STATE_TYPES.has(d.type))) {
+          this.changed.add(row.roomId);
+        }
       }
     });
   }

@@ -24,6 +24,7 @@ import {
 import type { JsonObject } from '../../core/json.js';
 import { computeRoomSummary, hasCanonicalAlias, hasRoomName, type SummaryMember } from '../../core/room-summary.js';
 import { clampPositions, encodeSyncToken, zeroPositions, type StreamName, type StreamPositions } from '../../streams/streams.js';
+import { membersIn } from '../../streams/notifier.js';
 import { LruCache } from '../../util/lru.js';
 import { SentMembersLedger } from './lazy-members.js';
 import type { EventRow } from '../../storage/events-store.js';
@@ -269,7 +270,7 @@ export class SyncHandler {
         for (const row of recentRows) {
           if (row.stream !== 'events') continue;
           roomsWithEvents.add(row.roomId);
-          if (row.type === 'm.room.member' && row.stateKey === userId) changedRooms.add(row.roomId);
+          if ((row.type === 'm.room.member' && row.stateKey === userId) || membersIn(row.stateDelta).includes(userId)) changedRooms.add(row.roomId);
         }
       } else {
         for (const change of await this.memberships.changesBetween(userId, from.events, to.events)) changedRooms.add(change.room_id);
@@ -412,7 +413,7 @@ export class SyncHandler {
       const [type] = splitStateKey(key);
       if (INVITE_STATE_TYPES.has(type)) stripped.push(toStrippedState(stored.event));
     }
-    const member = await this.core.eventCache.get(memberEventId);
+    const member = await this.core.eventCache.getStateEvent(memberEventId);
     if (member) {
       // Clients find the inviter in the invite event; Synapse sends it whole.
       stripped.push({ ...toStrippedState(member.event), event_id: member.event.eventId, origin_server_ts: member.event.originServerTs });
@@ -512,7 +513,7 @@ export class SyncHandler {
     candidates = candidates.filter((r) => stateFilterMatches(request.filter.room.state, r.type, roomId));
     if (needed) candidates = await this.lazyMembers(request, roomId, range, needed, candidates, inTimeline);
 
-    const events = await this.core.eventCache.getMany(candidates.map((r) => r.event_id));
+    const events = await this.core.eventCache.getStateEvents(candidates.map((r) => r.event_id));
     const stored = candidates.map((r) => events.get(r.event_id)).filter((e): e is StoredEvent => e !== undefined);
     const serialized = await this.serialize(request, stored);
     const key = request.stateAfterKey ?? 'state';
