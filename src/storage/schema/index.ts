@@ -10,6 +10,7 @@ import { ephemeral } from './0020-ephemeral.js';
 import { e2ee } from './0040-e2ee.js';
 import { streamSequences } from './0041-stream-sequences.js';
 import { serverKeys } from './0050-server-keys.js';
+import { federationSender } from './0052-federation-sender.js';
 
 export const SCHEMA: readonly Migration[] = [
   serverMeta,
@@ -20,4 +21,5 @@ export const SCHEMA: readonly Migration[] = [
   e2ee,
   streamSequences,
   serverKeys,
+  federationSender,
 ];
