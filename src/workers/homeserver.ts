@@ -20,6 +20,7 @@ import { ServerMetaStore } from '../storage/server-meta-store.js';
 import { componentLogger, type Logger } from '../util/log.js';
 import { topologyOf } from '../config/roles.js';
 import type { Cluster } from './cluster.js';
+import type { FederationSender } from '../federation/sender/index.js';
 import { createProcessServices, type ProcessServices } from './services.js';
 import { reportWaitingToSupervisor } from './supervisor.js';
 
@@ -48,6 +49,8 @@ export interface RunningHomeserver {
   readonly listeners: readonly RunningListener[];
   readonly database: Database;
   readonly services: ApiServices;
+  /** The federation sender, when this process is one of `federation_sender_instances`. */
+  readonly federationSender: FederationSender | undefined;
   /** Stops accepting requests, lets in-flight ones finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -225,6 +228,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
     listeners,
     database,
     services: processServices.services,
+    federationSender: processServices.federationSender,
     async stop(graceMs = 10_000) {
       stopReloadingTls();
       // Ends long-polls at once (they watch this signal), so closing does not wait for them.

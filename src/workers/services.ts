@@ -33,11 +33,18 @@ import { singleProcessPlacement, type WriterPlacement } from './placement.js';
 import { DEVICE_LISTS_WRITER_METHODS, deviceListsPlacement, ephemeralPlacement, EVENTS_WRITER_METHODS, RoutedEventsWriter, writesEphemeral } from './writers.js';
 import { componentLogger, type Logger } from '../util/log.js';
 import { createFederationServices } from '../federation/index.js';
+import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';
+import { isFederationAllowed } from '../federation/settings.js';
+import { isValidServerName } from '../core/identifiers.js';
+import { topologyOf } from '../config/roles.js';
+import { FederationDestinationsStore } from '../storage/federation-destinations-store.js';
 
 export interface ProcessServices {
   services: ApiServices;
   /** This process's own events writer, if it writes events (for tests and maintenance). */
   eventsWriter: EventsWriter | undefined;
+  /** This process's federation sender, if it is one of `federation_sender_instances`. */
+  federationSender: FederationSender | undefined;
   close(): Promise<void>;
 }
 
@@ -117,7 +124,16 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   };
   // Before the handler areas: it reads files the config names (CA certificates), and one that
   // cannot be read stops start-up.
-  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
+  // A server we back off from that contacts us is retried at once, by whichever process sends to it.
+  const remoteServerUp = new RemoteServerUpNotifier(new FederationDestinationsStore(db), bus, componentLogger(log, 'federation'), now);
+  const federation = createFederationServices({
+    config,
+    db,
+    signingKey,
+    log: componentLogger(log, 'federation'),
+    now,
+    onRemoteServerUp: (origin) => remoteServerUp.notice(origin),
+  });
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, ephemeralPlacement(placement));
   const e2ee = await createE2eeServices(core, { devices: accounts.devices, placement: deviceListsPlacement(placement) });
@@ -126,6 +142,31 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
   const services: ApiServices = { ...core, ...accounts, ...ephemeral, ...e2ee, ...reads, ...rooms, federation };
+
+  // The federation sender runs on `federation_sender_instances` (main when the key is unset).
+  const senderInstances = topologyOf(config).federationSenderInstances;
+  let federationSender: FederationSender | undefined;
+  if (senderInstances.includes(instanceName)) {
+    federationSender = new FederationSender({
+      serverName: config.server_name,
+      instanceName,
+      senderInstances,
+      db,
+      bus,
+      client: federation.client,
+      allowed: (destination) => isValidServerName(destination) && isFederationAllowed(federation.settings, destination),
+      readablePositions: () => notifier.currentPositions(),
+      log: componentLogger(log, 'federation.sender'),
+      retryPolicy: {
+        minIntervalMs: config.federation.destination_min_retry_interval,
+        multiplier: config.federation.destination_retry_multiplier,
+        maxIntervalMs: config.federation.destination_max_retry_interval,
+      },
+      receiptsPerRoomPerSecond: config.federation_rr_transactions_per_room_per_second,
+      now,
+    });
+    await federationSender.start();
+  }
 
   if (cluster) {
     // Serve the writers this process runs to the others.
@@ -148,7 +189,9 @@ export async function createProcessServices(options: ProcessOptions): Promise<Pr
   return {
     services,
     eventsWriter: localEvents,
+    federationSender,
     async close() {
+      await federationSender?.stop();
       notifier.close();
       services.closeEphemeral();
       await services.closeE2ee();
