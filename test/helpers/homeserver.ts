@@ -3,7 +3,7 @@
 // requests. Tests that exercise the `myelin` command itself or real client libraries start the
 // real process instead (test/helpers/myelin.ts).
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import YAML from 'yaml';
@@ -42,11 +42,12 @@ export const GENEROUS_RATE_LIMITS = {
 };
 
 export async function startTestHomeserver(
-  options: { serverName?: string; config?: Record<string, unknown>; database?: Record<string, unknown> } = {},
+  options: { serverName?: string; config?: Record<string, unknown>; database?: Record<string, unknown>; dir?: string } = {},
 ): Promise<TestHomeserver> {
-  const dir = tempDir('myelin-hs-');
+  // A directory given again (with its signing key and database) restarts the same server.
+  const dir = options.dir ?? tempDir('myelin-hs-');
   const serverName = options.serverName ?? 'test.local';
-  writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
+  if (!existsSync(join(dir, 'signing.key'))) writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
   const config = {
     server_name: serverName,
     signing_key_path: join(dir, 'signing.key'),
