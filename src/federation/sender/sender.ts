@@ -161,7 +161,8 @@ export class FederationSender {
     );
     for (const row of rows) {
       this.known.add(row.destination);
-      if (this.shard.owns(row.destination)) this.queues.set(row.destination, new DestinationQueue(this.env, row));
+      // A destination no longer allowed (`federation_domain_whitelist` changed) is left alone.
+      if (this.shard.owns(row.destination) && this.options.allowed(row.destination)) this.queues.set(row.destination, new DestinationQueue(this.env, row));
     }
     // To-device messages may wait for a destination we never sent an event to.
     await this.sweepOutbox(readable);
