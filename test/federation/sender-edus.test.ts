@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { DeviceListUpdateEdu, DirectToDeviceEdu, Edu, PresenceEdu, ReceiptEdu, SigningKeyUpdateEdu, TypingEdu } from '../../src/core/edus.js';
 import { FederationOutboxStore } from '../../src/storage/federation-outbox-store.js';
+import { testPostgres } from '../harness/postgres.js';
 import { httpsCall, startFederatingServer, type FederatingServer, type HttpsAnswer } from '../helpers/federation.js';
 import { TestDestination } from '../helpers/destination-server.js';
 import { crossSigningSet, deviceKeysOf, ed25519 } from '../helpers/e2ee-keys.js';
@@ -37,7 +38,8 @@ function ofType<T extends Edu>(edus: Edu[], type: T['type']): T[] {
   return edus.filter((e): e is T => e.type === type);
 }
 
-describe('federation sender: EDUs', () => {
+for (const backend of ['sqlite', 'postgres'] as const)
+describe(`federation sender: EDUs (${backend})`, () => {
   let fed: FederatingServer;
   let alice: TestUser;
   let bob: TestUser;
@@ -48,7 +50,9 @@ describe('federation sender: EDUs', () => {
   const edus = () => dest.edus(fed.serverName);
 
   before(async () => {
-    fed = await startFederatingServer({ config: FAST_RETRIES });
+    const database =
+      backend === 'sqlite' ? undefined : await testPostgres().then(async (pg) => ({ name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('sender_edus') } }));
+    fed = await startFederatingServer({ config: FAST_RETRIES, ...(database ? { database } : {}) });
     alice = await fed.hs.createUser('alice');
     bob = await fed.hs.createUser('bob');
     dest = await TestDestination.start();

@@ -21,6 +21,7 @@ import {
 import { DEFAULT_RETRY_POLICY, formatDelay, nextRetryInterval } from '../../src/federation/sender/index.js';
 import { DestinationCatchUp } from '../../src/federation/sender/catch-up.js';
 import { FederationSenderReads } from '../../src/storage/federation-sender-reads.js';
+import { testPostgres } from '../harness/postgres.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';
 import { createRoomWith, sendText } from '../helpers/rooms.js';
 
@@ -124,7 +125,8 @@ describe('outbound EDUs read back as a receiving server reads them', () => {
   });
 });
 
-describe('catch-up from the database', () => {
+for (const backend of ['sqlite', 'postgres'] as const)
+describe(`catch-up from the database (${backend})`, () => {
   let hs: TestHomeserver;
   let alice: TestUser;
   const destination = 'catchup.example';
@@ -132,7 +134,12 @@ describe('catch-up from the database', () => {
 
   before(async () => {
     // The sender itself is kept from this destination: the catch-up reader is driven by hand.
-    hs = await startTestHomeserver({ config: { federation_domain_whitelist: ['nowhere.example'] } });
+    const config = { federation_domain_whitelist: ['nowhere.example'] };
+    if (backend === 'sqlite') hs = await startTestHomeserver({ config });
+    else {
+      const pg = await testPostgres();
+      hs = await startTestHomeserver({ config, database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('catch_up') } } });
+    }
     alice = await hs.createUser('alice');
   });
   after(() => hs?.stop());
