@@ -125,87 +125,88 @@ describe('outbound EDUs read back as a receiving server reads them', () => {
   });
 });
 
-for (const backend of ['sqlite', 'postgres'] as const)
-describe(`catch-up from the database (${backend})`, () => {
-  let hs: TestHomeserver;
-  let alice: TestUser;
-  const destination = 'catchup.example';
-  const log = pino({ level: 'silent' });
+for (const backend of ['sqlite', 'postgres'] as const) {
+  describe(`catch-up from the database (${backend})`, () => {
+    let hs: TestHomeserver;
+    let alice: TestUser;
+    const destination = 'catchup.example';
+    const log = pino({ level: 'silent' });
 
-  before(async () => {
-    // The sender itself is kept from this destination: the catch-up reader is driven by hand.
-    const config = { federation_domain_whitelist: ['nowhere.example'] };
-    if (backend === 'sqlite') hs = await startTestHomeserver({ config });
-    else {
-      const pg = await testPostgres();
-      hs = await startTestHomeserver({ config, database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('catch_up') } } });
-    }
-    alice = await hs.createUser('alice');
-  });
-  after(() => hs?.stop());
-
-  async function joined(roomId: string, localpart: string, membership = 'join'): Promise<void> {
-    const userId = `@${localpart}:${destination}`;
-    await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
-      type: 'm.room.member',
-      stateKey: userId,
-      sender: membership === 'join' ? userId : alice.userId,
-      content: { membership },
-    });
-  }
-
-  const reads = () => new FederationSenderReads(hs.homeserver.database, hs.serverName);
-  const position = () => hs.homeserver.services.notifier.currentPositions().events;
-
-  test('our events in the rooms the destination was in, in order, while it was in them', async () => {
-    const shared = await createRoomWith(hs, alice);
-    const notShared = await createRoomWith(hs, alice);
-    const start = position();
-    await sendText(hs, shared, alice, 'before its join');
-    await joined(shared, 'r');
-    await sendText(hs, shared, alice, 'one');
-    await sendText(hs, notShared, alice, 'elsewhere');
-    await sendText(hs, shared, alice, 'two');
-    await joined(shared, 'r', 'ban');
-    await sendText(hs, shared, alice, 'after the ban');
-    const catchUp = new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 2, largeGap: 10_000, log });
-    const bodies: string[] = [];
-    const types: string[] = [];
-    let cursor = start;
-    for (;;) {
-      const page = await catchUp.next(cursor, position());
-      assert.ok(page.events.length <= 2);
-      for (const e of page.events) {
-        types.push(e.pdu.type as string);
-        if (e.pdu.type === 'm.room.message') bodies.push((e.pdu.content as { body: string }).body);
+    before(async () => {
+      // The sender itself is kept from this destination: the catch-up reader is driven by hand.
+      const config = { federation_domain_whitelist: ['nowhere.example'] };
+      if (backend === 'sqlite') hs = await startTestHomeserver({ config });
+      else {
+        const pg = await testPostgres();
+        hs = await startTestHomeserver({ config, database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('catch_up') } } });
       }
-      assert.ok(page.upTo > cursor || page.done);
-      cursor = page.upTo;
-      if (page.done) break;
-    }
-    assert.deepEqual(bodies, ['one', 'two']);
-    // The ban is for the banned server too (it was in the room just before it).
-    assert.deepEqual(types, ['m.room.message', 'm.room.message', 'm.room.member']);
-  });
+      alice = await hs.createUser('alice');
+    });
+    after(() => hs?.stop());
 
-  test('beyond a large gap, the latest event of each shared room', async () => {
-    const big = await createRoomWith(hs, alice);
-    const small = await createRoomWith(hs, alice);
-    await joined(big, 'big');
-    await joined(small, 'small');
-    const start = position();
-    for (let i = 0; i < 25; i++) await sendText(hs, big, alice, `big${i}`);
-    await sendText(hs, small, alice, 'small0');
-    const catchUp = new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 20, log });
-    const page = await catchUp.next(start, position());
-    assert.deepEqual(
-      page.events.map((e) => (e.pdu.content as { body: string }).body),
-      ['big24', 'small0'],
-    );
-    const last = await catchUp.next(page.upTo, position());
-    assert.ok(last.done && last.events.length === 0 && last.upTo === position());
-    // Under the threshold, everything is replayed.
-    const all = await new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 100, log }).next(start, position());
-    assert.equal(all.events.length, 26);
+    async function joined(roomId: string, localpart: string, membership = 'join'): Promise<void> {
+      const userId = `@${localpart}:${destination}`;
+      await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+        type: 'm.room.member',
+        stateKey: userId,
+        sender: membership === 'join' ? userId : alice.userId,
+        content: { membership },
+      });
+    }
+
+    const reads = () => new FederationSenderReads(hs.homeserver.database, hs.serverName);
+    const position = () => hs.homeserver.services.notifier.currentPositions().events;
+
+    test('our events in the rooms the destination was in, in order, while it was in them', async () => {
+      const shared = await createRoomWith(hs, alice);
+      const notShared = await createRoomWith(hs, alice);
+      const start = position();
+      await sendText(hs, shared, alice, 'before its join');
+      await joined(shared, 'r');
+      await sendText(hs, shared, alice, 'one');
+      await sendText(hs, notShared, alice, 'elsewhere');
+      await sendText(hs, shared, alice, 'two');
+      await joined(shared, 'r', 'ban');
+      await sendText(hs, shared, alice, 'after the ban');
+      const catchUp = new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 2, largeGap: 10_000, log });
+      const bodies: string[] = [];
+      const types: string[] = [];
+      let cursor = start;
+      for (;;) {
+        const page = await catchUp.next(cursor, position());
+        assert.ok(page.events.length <= 2);
+        for (const e of page.events) {
+          types.push(e.pdu.type as string);
+          if (e.pdu.type === 'm.room.message') bodies.push((e.pdu.content as { body: string }).body);
+        }
+        assert.ok(page.upTo > cursor || page.done);
+        cursor = page.upTo;
+        if (page.done) break;
+      }
+      assert.deepEqual(bodies, ['one', 'two']);
+      // The ban is for the banned server too (it was in the room just before it).
+      assert.deepEqual(types, ['m.room.message', 'm.room.message', 'm.room.member']);
+    });
+
+    test('beyond a large gap, the latest event of each shared room', async () => {
+      const big = await createRoomWith(hs, alice);
+      const small = await createRoomWith(hs, alice);
+      await joined(big, 'big');
+      await joined(small, 'small');
+      const start = position();
+      for (let i = 0; i < 25; i++) await sendText(hs, big, alice, `big${i}`);
+      await sendText(hs, small, alice, 'small0');
+      const catchUp = new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 20, log });
+      const page = await catchUp.next(start, position());
+      assert.deepEqual(
+        page.events.map((e) => (e.pdu.content as { body: string }).body),
+        ['big24', 'small0'],
+      );
+      const last = await catchUp.next(page.upTo, position());
+      assert.ok(last.done && last.events.length === 0 && last.upTo === position());
+      // Under the threshold, everything is replayed.
+      const all = await new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 100, log }).next(start, position());
+      assert.equal(all.events.length, 26);
+    });
   });
-});
+}
