@@ -163,18 +163,13 @@ export class FederationDestinationsStore {
 
   // ---- how far each sender instance has read a stream ----
 
-  async senderPosition(instanceName: string, stream: string): Promise<number | undefined> {
-    const row = await this.db.get<{ position: number }>('SELECT position FROM federation_sender_positions WHERE instance_name = ? AND stream_name = ?', [
-      instanceName,
-      stream,
-    ]);
-    return row === undefined ? undefined : Number(row.position);
-  }
-
-  /** The lowest position any sender instance has read `stream` to (a new instance starts there). */
-  async lowestSenderPosition(stream: string): Promise<number | undefined> {
-    const row = await this.db.get<{ p: number | null }>('SELECT MIN(position) AS p FROM federation_sender_positions WHERE stream_name = ?', [stream]);
-    return row?.p === null || row?.p === undefined ? undefined : Number(row.p);
+  /** How far each sender instance has read `stream`. */
+  async senderPositions(stream: string): Promise<Map<string, number>> {
+    const rows = await this.db.all<{ instance_name: string; position: number }>(
+      'SELECT instance_name, position FROM federation_sender_positions WHERE stream_name = ?',
+      [stream],
+    );
+    return new Map(rows.map((r) => [r.instance_name, Number(r.position)]));
   }
 
   async setSenderPosition(instanceName: string, stream: string, position: number): Promise<void> {

@@ -18,7 +18,7 @@ import {
   withExtraSignatures,
   type OutboundEdu,
 } from '../../src/core/outbound-edus.js';
-import { DEFAULT_RETRY_POLICY, formatDelay, nextRetryInterval } from '../../src/federation/sender/index.js';
+import { DEFAULT_RETRY_POLICY, formatDelay, nextRetryInterval, startingPosition } from '../../src/federation/sender/index.js';
 import { DestinationCatchUp } from '../../src/federation/sender/catch-up.js';
 import { FederationSenderReads } from '../../src/storage/federation-sender-reads.js';
 import { testPostgres } from '../harness/postgres.js';
@@ -45,6 +45,14 @@ describe('retry pauses', () => {
 
   test('log wording', () => {
     assert.deepEqual([formatDelay(800), formatDelay(5_000), formatDelay(90_000), formatDelay(3.5 * 3_600_000), formatDelay(7 * 86_400_000)], ['800 ms', '5 s', '1.5 min', '3.5 h', '7 d']);
+  });
+});
+
+describe('where a sender instance starts reading', () => {
+  test('where the furthest instance stopped (its own, another\'s, a former one\'s); the current position the first time', () => {
+    assert.equal(startingPosition(new Map(), 42), 42);
+    assert.equal(startingPosition(new Map([['fs1', 10]]), 42), 10);
+    assert.equal(startingPosition(new Map([['fs1', 10], ['main', 30]]), 42), 30);
   });
 });
 

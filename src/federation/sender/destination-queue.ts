@@ -270,6 +270,11 @@ export class DestinationQueue {
         let txn = this.pending;
         if (txn) {
           txn = this.refreshEphemeral(txn);
+          if (!txn) {
+            // Nothing of it was worth sending any more: build the next one.
+            this.pending = undefined;
+            continue;
+          }
         } else {
           try {
             txn = await this.build();

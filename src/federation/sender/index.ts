@@ -1,6 +1,6 @@
 // The federation sender: see sender.ts.
 
-export { FederationSender, type FederationSenderOptions } from './sender.js';
+export { FederationSender, startingPosition, type FederationSenderOptions } from './sender.js';
 export { RemoteServerUpNotifier } from './remote-server-up.js';
 export { DEFAULT_RETRY_POLICY, formatDelay, nextRetryInterval, type RetryPolicy } from './backoff.js';
 export { FederationShard, senderInstanceFor, senderTag } from './sharding.js';

@@ -73,6 +73,17 @@ const OUTBOX_SWEEP_INTERVAL_MS = 60_000;
 /** What a user's presence reads as "currently active" (as presence.ts serves it). */
 const CURRENTLY_ACTIVE_MS = 120_000;
 
+/**
+ * Where an instance's events reader starts: where the furthest sender instance (this one, another,
+ * or a former one) stopped. Every instance writes the rows of all the destinations of what it
+ * reads (not only its own) before its position moves, so everything below that position has its
+ * destinations' rows, from which their owners catch them up; what is above it, nobody has read
+ * yet. The first time a sender ever runs, the current position: nothing before it was federated.
+ */
+export function startingPosition(positions: ReadonlyMap<string, number>, current: number): number {
+  return positions.size > 0 ? Math.max(...positions.values()) : current;
+}
+
 export class FederationSender {
   private readonly store: FederationDestinationsStore;
   private readonly outbox: FederationOutboxStore;
@@ -137,16 +148,14 @@ export class FederationSender {
 
   /**
    * Loads the destinations, starts catching up the ones that are behind, and follows the bus. The
-   * events reader starts where this instance left off (or where the slowest instance did, for a
-   * new instance; or at the current position the first time a sender runs).
+   * events reader starts where the sender instances left off (`startingPosition`).
    */
   async start(): Promise<void> {
     const { log, instanceName, bus } = this.options;
     const readable = this.options.readablePositions();
     this.lastReadable = readable;
     const rows = await this.store.all();
-    const startAt =
-      (await this.store.senderPosition(instanceName, EVENTS_STREAM)) ?? (await this.store.lowestSenderPosition(EVENTS_STREAM)) ?? readable.events;
+    const startAt = startingPosition(await this.store.senderPositions(EVENTS_STREAM), readable.events);
     this.persistedPosition = startAt;
     this.distributor = new EventsDistributor(
       {
