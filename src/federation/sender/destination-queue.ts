@@ -537,10 +537,9 @@ export class DestinationQueue {
     this.state = { ...this.state, ...timings };
     this.startCatchingUp('the transaction failed');
     const reason = err instanceof FederationRequestError ? err.message : String((err as Error)?.message ?? err);
-    this.env.log.warn(
-      { ...report, kind: err instanceof FederationRequestError ? err.kind : 'error', err: reason, failures: this.failures, retryInMs: interval },
-      `${destination} unreachable; retrying in ${formatDelay(interval)} (${reason})`,
-    );
+    const kind = err instanceof FederationRequestError ? err.kind : 'error';
+    const what = kind === 'unreachable' ? `${destination} unreachable` : `transaction to ${destination} failed`;
+    this.env.log.warn({ ...report, kind, err: reason, failures: this.failures, retryInMs: interval }, `${what}; retrying in ${formatDelay(interval)} (${reason})`);
     this.env.onTransaction?.({ ...report, outcome: 'failed', retryInMs: interval });
     try {
       await this.env.store.setRetryTimings(destination, timings);
