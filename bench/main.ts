@@ -9,6 +9,7 @@ import { measureCeilings } from './ceilings.js';
 import { measureClient } from './client.js';
 import { measureCoreFormat } from './core-format.js';
 import { measureE2ee } from './e2ee.js';
+import { measureFederation } from './federation.js';
 import { measureStateRes } from './core-state-res.js';
 import { measureWorkers } from './workers.js';
 import type { Figure } from './harness.js';
@@ -19,6 +20,7 @@ const GROUPS: Record<string, () => Promise<Figure[]>> = {
   client: measureClient,
   e2ee: measureE2ee,
   workers: measureWorkers,
+  federation: measureFederation,
 };
 
 function formatValue(value: number): string {

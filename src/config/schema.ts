@@ -479,6 +479,21 @@ export const configSchema = z
       federationRateLimit.default({ window_size: 1000, sleep_limit: 10, sleep_delay: 500, reject_limit: 50, concurrent: 3 }),
       'Limits on the requests of each other server (applied by the inbound federation API).',
     ),
+    federation: doc(
+      z
+        .object({
+          destination_min_retry_interval: doc(
+            duration.default(5_000),
+            'How long the federation sender waits before trying an unreachable server again the first time. ' +
+              "Synapse's default is 10 minutes; Myelin's is 5 s, so a server that was briefly down gets its missed events within seconds.",
+            '5s',
+          ),
+          destination_retry_multiplier: doc(z.number().min(1).default(2), 'By how much the wait grows after each further failure.'),
+          destination_max_retry_interval: doc(duration.default(7 * 86_400_000), 'The longest wait between two attempts.', '1w'),
+        })
+        .default({ destination_min_retry_interval: 5_000, destination_retry_multiplier: 2, destination_max_retry_interval: 7 * 86_400_000 }),
+      'The federation sender\'s retry timings (a server that contacts us is retried at once whatever they say).',
+    ),
     federation_rr_transactions_per_room_per_second: doc(
       z.number().min(0).default(50),
       'How many read-receipt transactions per room and second are sent to other servers (used by the federation sender).',

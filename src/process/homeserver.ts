@@ -23,6 +23,7 @@ import { InMemoryBus } from '../streams/bus.js';
 import type { ClusterTransport } from './cluster.js';
 import { createKernel } from './kernel.js';
 import { singleProcessPlacement } from './placement.js';
+import type { FederationSender } from '../federation/sender/index.js';
 import { createProcessServices, type ProcessServices } from './services.js';
 import { ProcessWriters } from './writers.js';
 import { reportWaitingToSupervisor } from './supervised.js';
@@ -52,6 +53,8 @@ export interface RunningHomeserver {
   readonly listeners: readonly RunningListener[];
   readonly database: Database;
   readonly services: ApiServices;
+  /** The federation sender, when this process is one of `federation_sender_instances`. */
+  readonly federationSender: FederationSender | undefined;
   /** Stops accepting requests, lets in-flight ones finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -238,6 +241,7 @@ async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', s
     listeners,
     database,
     services: processServices.services,
+    federationSender: processServices.federationSender,
     async stop(graceMs = 10_000) {
       stopReloadingTls();
       // Ends long-polls at once (they watch this signal), so closing does not wait for them.

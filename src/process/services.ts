@@ -16,6 +16,11 @@ import type { StreamSequencesStore } from '../storage/stream-sequences-store.js'
 import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
 import { componentLogger } from '../util/log.js';
 import { createFederationServices } from '../federation/index.js';
+import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';
+import { isFederationAllowed } from '../federation/settings.js';
+import { isValidServerName } from '../core/identifiers.js';
+import { topologyOf } from '../config/roles.js';
+import { FederationDestinationsStore } from '../storage/federation-destinations-store.js';
 import type { Kernel } from './kernel.js';
 import type { WriterPlacement } from './placement.js';
 import type { ProcessWriters } from './writers.js';
@@ -24,6 +29,8 @@ export interface ProcessServices {
   services: ApiServices;
   /** This process's own events writer, if it writes events (for tests and maintenance). */
   eventsWriter: EventsWriter | undefined;
+  /** This process's federation sender, if it is one of `federation_sender_instances`. */
+  federationSender: FederationSender | undefined;
   close(): Promise<void>;
 }
 
@@ -64,7 +71,16 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   const core: CoreDeps = { ...kernel, eventsWriter, positions };
   // Before the handler areas: it reads files the config names (CA certificates), and one that
   // cannot be read stops start-up.
-  const federation = createFederationServices({ config, db, signingKey, log: componentLogger(log, 'federation'), now });
+  // A server we back off from that contacts us is retried at once, by whichever process sends to it.
+  const remoteServerUp = new RemoteServerUpNotifier(new FederationDestinationsStore(db), bus, componentLogger(log, 'federation'), now);
+  const federation = createFederationServices({
+    config,
+    db,
+    signingKey,
+    log: componentLogger(log, 'federation'),
+    now,
+    onRemoteServerUp: (origin) => remoteServerUp.notice(origin),
+  });
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, writers);
   const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers });
@@ -83,10 +99,37 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
     ...(options.rpcServer ? { rpcServer: options.rpcServer } : {}),
   };
 
+  // The federation sender runs on `federation_sender_instances` (main when the key is unset).
+  const senderInstances = topologyOf(config).federationSenderInstances;
+  let federationSender: FederationSender | undefined;
+  if (senderInstances.includes(instanceName)) {
+    federationSender = new FederationSender({
+      serverName: config.server_name,
+      instanceName,
+      senderInstances,
+      db,
+      bus,
+      client: federation.client,
+      allowed: (destination) => isValidServerName(destination) && isFederationAllowed(federation.settings, destination),
+      readablePositions: () => notifier.currentPositions(),
+      log: componentLogger(log, 'federation.sender'),
+      retryPolicy: {
+        minIntervalMs: config.federation.destination_min_retry_interval,
+        multiplier: config.federation.destination_retry_multiplier,
+        maxIntervalMs: config.federation.destination_max_retry_interval,
+      },
+      receiptsPerRoomPerSecond: config.federation_rr_transactions_per_room_per_second,
+      now,
+    });
+    await federationSender.start();
+  }
+
   return {
     services,
     eventsWriter: localEvents,
+    federationSender,
     async close() {
+      await federationSender?.stop();
       notifier.close();
       services.closeEphemeral();
       await services.closeE2ee();

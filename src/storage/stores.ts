@@ -10,6 +10,7 @@ import { DeviceKeysStore } from './device-keys-store.js';
 import { DirectoryStore } from './directory-store.js';
 import { EventGraphStore } from './event-graph-store.js';
 import { EventsStore } from './events-store.js';
+import { FederationOutboxStore } from './federation-outbox-store.js';
 import { FiltersStore } from './filters-store.js';
 import { KeyBackupStore } from './key-backup-store.js';
 import { PresenceStore } from './presence-store.js';
@@ -34,6 +35,8 @@ export interface Stores {
   readonly accountData: AccountDataStore;
   readonly receipts: ReceiptsStore;
   readonly toDevice: ToDeviceStore;
+  /** To-device messages for other servers' users, until their server acknowledges them. */
+  readonly federationOutbox: FederationOutboxStore;
   readonly presence: PresenceStore;
   readonly pushRules: PushRulesStore;
   readonly pushActions: PushActionsStore;
@@ -56,6 +59,7 @@ export function createStores(db: Database): Stores {
     accountData: new AccountDataStore(db),
     receipts: new ReceiptsStore(db),
     toDevice: new ToDeviceStore(db),
+    federationOutbox: new FederationOutboxStore(db),
     presence: new PresenceStore(db),
     pushRules: new PushRulesStore(db),
     pushActions: new PushActionsStore(db),

@@ -1,7 +1,8 @@
 // PUT /sendToDevice/{eventType}/{txnId}, and the to-device messages /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import { FederationOutboxStore } from '../../src/storage/federation-outbox-store.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { recordBus } from '../helpers/rooms.js';
@@ -64,14 +65,22 @@ forEachBackend('send-to-device', (backend) => {
     await hs.homeserver.services.syncSources.acknowledgeToDevice(bob.userId, bob.deviceId, position());
   });
 
-  test('`*` reaches every device; unknown devices and remote users get nothing', async () => {
+  test('`*` reaches every device; unknown devices get nothing; a remote user\'s message waits in the federation outbox', async () => {
     const since = position();
     const res = await hs.call('PUT', sendPath('m.test', 'star'), {
       token: alice.accessToken,
       body: { messages: { [bob.userId]: { '*': { to: 'all' } }, [alice.userId]: { NOSUCHDEVICE: { x: 1 } }, '@someone:elsewhere.example': { DEV: { x: 1 } } } },
     });
     assert.equal(res.status, 200);
-    assert.equal(position(), since + 2, 'one position per delivered message');
+    assert.equal(position(), since + 3, 'one position per delivered message, and one for the other server');
+    const outbox = await new FederationOutboxStore(hs.homeserver.database).pending('elsewhere.example', position(), 10);
+    assert.equal(outbox.length, 1);
+    assert.deepEqual(JSON.parse(outbox[0]!.eduJson), {
+      sender: alice.userId,
+      type: 'm.test',
+      message_id: outbox[0]!.messageId,
+      messages: { '@someone:elsewhere.example': { DEV: { x: 1 } } },
+    });
     const sources = hs.homeserver.services.syncSources;
     for (const deviceId of [bob.deviceId, bobPhone.deviceId]) {
       assert.deepEqual((await sources.toDevice(bob.userId, deviceId, since, position(), 100)).events, [{ type: 'm.test', sender: alice.userId, content: { to: 'all' } }]);

@@ -459,15 +459,16 @@ for (const backend of backends) {
         await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.topic', stateKey: '', sender: alice.userId, content: { topic: 'old times' } });
         const old = await sendText(hs, roomId, alice, 'before the upgrade');
         const latest = await sendText(hs, roomId, alice, 'last before the upgrade');
-        // Back to schema 41: the graph tables gone, as in a database written by an older Myelin.
+        // Back to schema 50: the graph tables (and the later ones) gone, as in a database written
+        // by an older Myelin.
         await hs.stop();
         hs = await backend.start(hs);
         const { database } = hs.homeserver;
-        for (const table of ['event_graph', 'event_edges', 'event_auth_edges', 'room_forward_extremities', 'room_backward_extremities', 'state_groups', 'state_group_entries']) {
-          await database.exec(`DROP TABLE ${table}`);
-        }
+        const graphTables = ['event_graph', 'event_edges', 'event_auth_edges', 'room_forward_extremities', 'room_backward_extremities', 'state_groups', 'state_group_entries'];
+        const laterTables = ['federation_destinations', 'federation_sender_positions', 'federation_to_device_outbox'];
+        for (const table of [...graphTables, ...laterTables]) await database.exec(`DROP TABLE ${table}`);
         if (database.dialect === 'postgres') await database.exec('DROP SEQUENCE state_group_id_seq');
-        await database.run('DELETE FROM schema_version WHERE version = 51');
+        await database.run('DELETE FROM schema_version WHERE version >= 51');
         await hs.stop();
         hs = await backend.start(hs); // migrates to 51 again, from the stored events
         writerOf(hs).useFederation(remote.inbound);

@@ -38,6 +38,8 @@ export interface ClusterSpec {
   /** `stream_writers` (instance names). */
   streamWriters?: Record<string, string[]>;
   serverName?: string;
+  /** More keys for the shared config (e.g. `federation_sender_instances`). */
+  config?: Record<string, unknown>;
 }
 
 export async function startTestCluster(spec: ClusterSpec): Promise<TestCluster> {
@@ -64,6 +66,7 @@ export async function startTestCluster(spec: ClusterSpec): Promise<TestCluster> 
     instance_map: Object.fromEntries(names.map((name) => [name, { path: replicationSocket(name) }])),
     stream_writers: spec.streamWriters ?? {},
     ...GENEROUS_RATE_LIMITS,
+    ...spec.config,
     listeners: [
       { path: clientSocket('main'), type: 'http', resources: [{ names: ['client'] }] },
       { path: replicationSocket('main'), mode: 0o660, type: 'http', resources: [{ names: ['replication'] }] },

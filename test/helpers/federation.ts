@@ -38,11 +38,19 @@ export const LOOPBACK_FEDERATION = {
   suppress_key_server_warning: true,
 };
 
-export async function startFederatingServer(options: { config?: Record<string, unknown>; certificate?: TestCertificate } = {}): Promise<FederatingServer> {
-  const port = await freePort();
+/**
+ * `port` and `dir` (both from an earlier server's `port` and `hs.dir`) start that same server again
+ * (its signing key, database and name): a restart.
+ */
+export async function startFederatingServer(
+  options: { config?: Record<string, unknown>; certificate?: TestCertificate; port?: number; dir?: string; database?: Record<string, unknown> } = {},
+): Promise<FederatingServer> {
+  const port = options.port ?? (await freePort());
   const serverName = `localhost:${port}`;
   const certificate = options.certificate ?? makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
   const hs = await startTestHomeserver({
+    ...(options.dir === undefined ? {} : { dir: options.dir }),
+    ...(options.database === undefined ? {} : { database: options.database }),
     serverName,
     config: {
       listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client', 'federation'] }] }],

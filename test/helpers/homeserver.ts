@@ -3,7 +3,7 @@
 // requests. Tests that exercise the `myelin` command itself or real client libraries start the
 // real process instead (test/helpers/myelin.ts).
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import YAML from 'yaml';
@@ -47,12 +47,14 @@ export interface TestHomeserverOptions {
   config?: Record<string, unknown>;
   /** The config's `database` section; by default SQLite in the homeserver's directory. */
   database?: Record<string, unknown>;
+  /** A directory given again (with its signing key and database) restarts the same server. */
+  dir?: string;
 }
 
 export async function startTestHomeserver(options: TestHomeserverOptions = {}): Promise<TestHomeserver> {
-  const dir = tempDir('myelin-hs-');
+  const dir = options.dir ?? tempDir('myelin-hs-');
   const serverName = options.serverName ?? 'test.local';
-  writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
+  if (!existsSync(join(dir, 'signing.key'))) writeFileSync(join(dir, 'signing.key'), formatSigningKeyFile([generateSigningKey()]));
   const config = {
     server_name: serverName,
     signing_key_path: join(dir, 'signing.key'),

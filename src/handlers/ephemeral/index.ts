@@ -86,6 +86,7 @@ export async function createEphemeralServices(
     ToDeviceWriter.create({
       transactions,
       store: stores.toDevice,
+      outbox: stores.federationOutbox,
       users: stores.users,
       bus,
       instanceName,

@@ -2,12 +2,19 @@
 //
 // Each message to each device takes its own to_device position and waits in the device's inbox
 // until the device syncs past it. A (sender, device, txn id) is accepted once: a retransmission
-// answers 200 and sends nothing (spec: client-server API §Transaction identifiers). Messages to other servers' users need
-// federation, which comes later; they are dropped with a log line.
+// answers 200 and sends nothing (spec: client-server API §Transaction identifiers). Messages to
+// other servers' users become one `m.direct_to_device` EDU per server (with its own `message_id`, spec: server-server API
+// §Send-to-device messaging), kept in the federation outbox at a to_device position of its own,
+// in the same transaction, until that server acknowledges it; the bus row names a recipient on
+// that server so the federation sender wakes its queue.
 
+import { randomBytes } from 'node:crypto';
+import { isValidServerName, serverNameOf } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
+import { directToDeviceEdu } from '../../core/outbound-edus.js';
 import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { TransactionRunner } from '../../storage/database.js';
+import type { FederationOutboxStore } from '../../storage/federation-outbox-store.js';
 import type { ToDeviceStore } from '../../storage/to-device-store.js';
 import type { UsersStore } from '../../storage/users-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
@@ -32,6 +39,14 @@ export interface ToDeviceWriterDeps {
   serverName: string;
   now: () => number;
   log: Logger;
+  /** Where messages for other servers' users wait until their server acknowledges them. */
+  outbox: FederationOutboxStore;
+}
+
+/** Messages for one other server: recipient → device id (or `*`) → content. */
+interface RemoteMessages {
+  destination: string;
+  messages: Record<string, Record<string, JsonObject>>;
 }
 
 export class ToDeviceWriter implements ToDeviceWriterApi {
@@ -57,14 +72,23 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
     return this.queue.run(`${senderUserId}\u0000${senderDeviceId}`, async () => {
       if (await store.txnSeen(senderUserId, senderDeviceId, txnId)) return;
       const deliveries = await this.expand(senderUserId, eventType, messages);
-      await this.publisher.write(deliveries.length, async (positions) => {
+      const remote = remoteMessages(messages, this.deps.serverName);
+      // Chosen once, outside the transaction: a second run of it must write the same message.
+      const remoteEdus = remote.map(({ destination, messages: byUser }) => {
+        const messageId = randomBytes(12).toString('base64url');
+        return { destination, messageId, eduJson: JSON.stringify(directToDeviceEdu(senderUserId, eventType, messageId, byUser).content) };
+      });
+      await this.publisher.write(deliveries.length + remoteEdus.length, async (positions) => {
         const sent = await transactions.transaction(async (tx) => {
           if (!(await store.claimTxn(tx, senderUserId, senderDeviceId, txnId, now()))) return false;
           for (const [i, d] of deliveries.entries()) await store.insert(tx, positions[i]!, d.userId, d.deviceId, d.json);
+          for (const [i, edu] of remoteEdus.entries()) await this.deps.outbox.insert(tx, { streamId: positions[deliveries.length + i]!, ...edu }, now());
           if (positions.length > 0) await store.recordPosition(tx, this.deps.instanceName, Math.max(...positions));
           return true;
         });
         const rows: StreamRow[] = sent ? deliveries.map((d) => ({ stream: 'to_device', userId: d.userId, deviceId: d.deviceId })) : [];
+        // The federation sender learns of an outbox message from a row naming a recipient there.
+        if (sent) for (const { messages: byUser } of remote) for (const userId of Object.keys(byUser)) rows.push({ stream: 'to_device', userId, deviceId: '*' });
         return { value: undefined, rows };
       });
     });
@@ -77,10 +101,7 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
   private async expand(sender: string, eventType: string, messages: ToDeviceMessages): Promise<Array<{ userId: string; deviceId: string; json: string }>> {
     const deliveries: Array<{ userId: string; deviceId: string; json: string }> = [];
     for (const [userId, byDevice] of Object.entries(messages)) {
-      if (!isLocalUser(userId, this.deps.serverName)) {
-        this.deps.log.info({ sender, userId, eventType }, 'to-device message for a remote user dropped: federation is not available yet');
-        continue;
-      }
+      if (!isLocalUser(userId, this.deps.serverName)) continue; // see remoteMessages
       const devices = (await this.deps.users.listDevices(userId)).map((d) => d.device_id);
       const wildcard = byDevice['*'];
       const targets: Array<[string, JsonObject]> =
@@ -89,6 +110,23 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
     }
     return deliveries;
   }
+}
+
+/**
+ * The messages for other servers' users, grouped by server (in the order first named). The other
+ * server expands `*` and drops unknown devices itself.
+ */
+function remoteMessages(messages: ToDeviceMessages, serverName: string): RemoteMessages[] {
+  const byServer = new Map<string, Record<string, Record<string, JsonObject>>>();
+  for (const [userId, byDevice] of Object.entries(messages)) {
+    if (isLocalUser(userId, serverName)) continue;
+    const destination = serverNameOf(userId);
+    if (destination === undefined || !isValidServerName(destination) || Object.keys(byDevice).length === 0) continue;
+    let forServer = byServer.get(destination);
+    if (!forServer) byServer.set(destination, (forServer = {}));
+    forServer[userId] = byDevice;
+  }
+  return [...byServer].map(([destination, byUser]) => ({ destination, messages: byUser }));
 }
 
 /** What /sync reads of the inbox, and the acknowledgement that empties it. */

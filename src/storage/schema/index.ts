@@ -11,6 +11,7 @@ import { e2ee } from './0040-e2ee.js';
 import { streamSequences } from './0041-stream-sequences.js';
 import { serverKeys } from './0050-server-keys.js';
 import { eventGraph } from './0051-event-graph.js';
+import { federationSender } from './0052-federation-sender.js';
 
 export const SCHEMA: readonly Migration[] = [
   serverMeta,
@@ -22,4 +23,5 @@ export const SCHEMA: readonly Migration[] = [
   streamSequences,
   serverKeys,
   eventGraph,
+  federationSender,
 ];
