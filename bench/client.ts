@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Agent, Pool, request as undiciRequest } from 'undici';
 import YAML from 'yaml';
 import { formatSigningKeyFile, generateSigningKey } from '../src/core/signing.js';
-import { AuthHandler } from '../src/handlers/auth.js';
+import { AuthHandler } from '../src/handlers/kernel/auth.js';
 import { migrate } from '../src/storage/migrations.js';
 import { SqliteDatabase } from '../src/storage/sqlite.js';
 import { UsersStore } from '../src/storage/users-store.js';

@@ -26,7 +26,7 @@ import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Pool } from 'undici';
-import { AuthHandler } from '../src/handlers/auth.js';
+import { AuthHandler } from '../src/handlers/kernel/auth.js';
 import { PostgresDatabase } from '../src/storage/postgres.js';
 import { UsersStore } from '../src/storage/users-store.js';
 import { shardOf } from '../src/process/placement.js';

@@ -3,7 +3,7 @@
 // service locator.
 
 import type { AccountServices } from '../handlers/accounts/index.js';
-import type { CoreDeps } from '../handlers/core.js';
+import type { CoreDeps } from '../handlers/kernel/core.js';
 import type { E2eeServices } from '../handlers/e2ee/index.js';
 import type { EphemeralServices } from '../handlers/ephemeral/index.js';
 import type { RoomReadServices } from '../handlers/room-reads/index.js';

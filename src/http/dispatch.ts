@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { ResourceName } from '../config/schema.js';
 import { JsonInputError, parseJsonInput, type JsonValue } from '../core/json.js';
 import { Errors, MatrixError, parseInput } from '../errors.js';
-import type { Requester } from '../handlers/requester.js';
+import type { Requester } from '../handlers/kernel/requester.js';
 import { DatabaseUnavailableError } from '../storage/database.js';
 import { checkPathParams, checkQueryParams } from './path-params.js';
 import { HTTP_METHODS, type AnyRouteRequest, type HttpMethod, type RouteDefinition, type RouteResponse } from './route.js';

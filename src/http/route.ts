@@ -10,7 +10,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { z } from 'zod';
 import type { ResourceName } from '../config/schema.js';
-import type { Requester } from '../handlers/requester.js';
+import type { Requester } from '../handlers/kernel/requester.js';
 import type { StreamName } from '../streams/streams.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';

@@ -4,9 +4,9 @@
 
 import { storedRoomEvent } from '../core/event-format.js';
 import type { JsonObject } from '../core/json.js';
-import type { EventCache } from '../handlers/event-cache.js';
-import { eventRow } from '../handlers/events-writer.js';
-import type { UserMemberships } from '../handlers/memberships.js';
+import type { EventCache } from '../handlers/kernel/event-cache.js';
+import { eventRow } from '../handlers/kernel/events-writer.js';
+import type { UserMemberships } from '../handlers/kernel/memberships.js';
 import type { StreamRow } from '../streams/bus.js';
 import type { StartingPosition, StreamCatchUp } from '../replication/catch-up.js';
 import type { RpcCaller } from '../replication/rpc.js';

@@ -6,14 +6,14 @@
 
 import type { Config } from '../config/types.js';
 import type { SigningKey } from '../core/signing.js';
-import { AuthHandler } from '../handlers/auth.js';
-import { EventCache } from '../handlers/event-cache.js';
-import { EventSerializer } from '../handlers/event-serializer.js';
-import { EventVisibility } from '../handlers/event-visibility.js';
-import { UserMemberships } from '../handlers/memberships.js';
-import { RoomGraph } from '../handlers/room-graph.js';
-import { RoomStateReader } from '../handlers/room-state.js';
-import { StateGroups } from '../handlers/state-groups.js';
+import { AuthHandler } from '../handlers/kernel/auth.js';
+import { EventCache } from '../handlers/kernel/event-cache.js';
+import { EventSerializer } from '../handlers/kernel/event-serializer.js';
+import { EventVisibility } from '../handlers/kernel/event-visibility.js';
+import { UserMemberships } from '../handlers/kernel/memberships.js';
+import { RoomGraph } from '../handlers/kernel/room-graph.js';
+import { RoomStateReader } from '../handlers/kernel/room-state.js';
+import { StateGroups } from '../handlers/kernel/state-groups.js';
 import type { Database, TransactionRunner } from '../storage/database.js';
 import { createStores, transactionsOf, type Stores } from '../storage/stores.js';
 import type { ReplicationBus } from '../streams/bus.js';

@@ -5,10 +5,10 @@
 
 import type { ApiServices } from '../api/services.js';
 import { createAccountServices } from '../handlers/accounts/index.js';
-import type { CoreDeps } from '../handlers/core.js';
+import type { CoreDeps } from '../handlers/kernel/core.js';
 import { createE2eeServices } from '../handlers/e2ee/index.js';
 import { createEphemeralServices } from '../handlers/ephemeral/index.js';
-import { EventsWriter } from '../handlers/events-writer.js';
+import { EventsWriter } from '../handlers/kernel/events-writer.js';
 import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
 import type { RpcServer } from '../replication/rpc.js';

@@ -11,7 +11,7 @@ import { getRoomVersion } from '../core/room-versions.js';
 import { Errors } from '../errors.js';
 import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
 import type { EphemeralStreamWriters } from '../handlers/ephemeral/index.js';
-import type { CreateRoomPlan, EventsWriterApi } from '../handlers/events-writer.js';
+import type { CreateRoomPlan, EventsWriterApi } from '../handlers/kernel/events-writer.js';
 import { remoteWriter, serveWriter, type MethodName } from '../replication/rpc-proxy.js';
 import type { RpcCaller, RpcServer } from '../replication/rpc.js';
 import type { StreamRow } from '../streams/bus.js';

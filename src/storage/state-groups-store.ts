@@ -1,5 +1,5 @@
 // State groups (schema 0051): the state after events of a room's graph, stored as skip-deltas
-// (see the schema and handlers/state-groups.ts).
+// (see the schema and handlers/kernel/state-groups.ts).
 
 import type { Database, Queryable, SqlValue } from './database.js';
 

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { MatrixError } from '../../src/errors.js';
-import { RateLimiter } from '../../src/handlers/rate-limit.js';
+import { RateLimiter } from '../../src/handlers/kernel/rate-limit.js';
 
 function clock(startMs = 1_000_000) {
   let now = startMs;

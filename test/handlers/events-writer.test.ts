@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import { MatrixError } from '../../src/errors.js';
-import { buildCreateEvent, type CreateRoomPlan } from '../../src/handlers/events-writer.js';
+import { buildCreateEvent, type CreateRoomPlan } from '../../src/handlers/kernel/events-writer.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 import { forEachBackend } from '../helpers/backends.js';
 

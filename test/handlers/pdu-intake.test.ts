@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { MAX_DEPTH } from '../../src/core/event-format.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
-import type { EventsWriter } from '../../src/handlers/events-writer.js';
+import type { EventsWriter } from '../../src/handlers/kernel/events-writer.js';
 import { sendAnswerError, type PduOutcome } from '../../src/handlers/federation/pdu-intake.js';
 import { testPostgres } from '../harness/postgres.js';
 import { startTestHomeserver, type TestHomeserver, type TestUser } from '../helpers/homeserver.js';

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { JsonObject } from '../../src/core/json.js';
-import type { CoreDeps } from '../../src/handlers/core.js';
+import type { CoreDeps } from '../../src/handlers/kernel/core.js';
 import { RoomCreationHandler, type RoomCreationOptions } from '../../src/handlers/rooms/room-creation.js';
 import { MatrixError } from '../../src/errors.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';

@@ -2,7 +2,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SentMembersLedger } from '../../src/handlers/rooms/lazy-members.js';
+import { SentMembersLedger } from '../../src/handlers/sync/lazy-members.js';
 
 const NONE: ReadonlySet<string> = new Set();
 

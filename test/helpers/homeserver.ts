@@ -9,7 +9,7 @@ import pino from 'pino';
 import YAML from 'yaml';
 import { loadConfig } from '../../src/config/load.js';
 import { formatSigningKeyFile, generateSigningKey } from '../../src/core/signing.js';
-import { hashPassword } from '../../src/handlers/auth.js';
+import { hashPassword } from '../../src/handlers/kernel/auth.js';
 import { startHomeserver, type RunningHomeserver } from '../../src/process/homeserver.js';
 import { request, type TestResponse } from './http.js';
 import { tempDir } from './tmp.js';

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { getRoomVersion } from '../../src/core/room-versions.js';
-import { buildCreateEvent } from '../../src/handlers/events-writer.js';
+import { buildCreateEvent } from '../../src/handlers/kernel/events-writer.js';
 import type { StreamUpdate } from '../../src/streams/bus.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { z } from 'zod';
 import { optionalBody } from '../../src/api/schemas.js';
 import { checked, Errors, jsonObject, optionalString, requiredString } from '../../src/errors.js';
-import type { Requester } from '../../src/handlers/requester.js';
+import type { Requester } from '../../src/handlers/kernel/requester.js';
 import { createDispatcher, type DispatcherOptions, type SignedRequest } from '../../src/http/dispatch.js';
 import { startListener, type RunningListener } from '../../src/http/listener.js';
 import { routeDefiner } from '../../src/http/route.js';

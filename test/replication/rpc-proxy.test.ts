@@ -8,7 +8,7 @@ import { getRoomVersion } from '../../src/core/room-versions.js';
 import { MatrixError } from '../../src/errors.js';
 import type { AccountDataWriterApi } from '../../src/handlers/ephemeral/account-data.js';
 import type { ReceiptsWriterApi } from '../../src/handlers/ephemeral/receipts.js';
-import { buildCreateEvent, type EventsWriterApi } from '../../src/handlers/events-writer.js';
+import { buildCreateEvent, type EventsWriterApi } from '../../src/handlers/kernel/events-writer.js';
 import type { RunningListener } from '../../src/http/listener.js';
 import { WRITERS } from '../../src/process/writers.js';
 import { remoteWriter, serveWriter, type MethodName } from '../../src/replication/rpc-proxy.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { stateKey, type StateKey } from '../../src/core/events.js';
-import { StateGroups } from '../../src/handlers/state-groups.js';
+import { StateGroups } from '../../src/handlers/kernel/state-groups.js';
 import type { Database } from '../../src/storage/database.js';
 import { EventGraphStore } from '../../src/storage/event-graph-store.js';
 import { migrate } from '../../src/storage/migrations.js';

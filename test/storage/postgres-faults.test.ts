@@ -13,7 +13,7 @@ import { isTransientDatabaseError } from '../../src/storage/faults.js';
 import { checkSchemaVersion, migrate, waitForDatabase } from '../../src/storage/migrations.js';
 import { PostgresDatabase, type PostgresOptions } from '../../src/storage/postgres.js';
 import { UsersStore } from '../../src/storage/users-store.js';
-import { AuthHandler } from '../../src/handlers/auth.js';
+import { AuthHandler } from '../../src/handlers/kernel/auth.js';
 import { startPostgresProxy, type PostgresProxy } from '../harness/pg-proxy.js';
 import { startPostgres, type PostgresServer } from '../harness/postgres.js';
 import { eventually } from '../helpers/wait.js';

@@ -8,7 +8,7 @@ import { deviceKeysOf } from '../helpers/e2ee-keys.js';
 import { shardOf } from '../../src/process/placement.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import { MatrixError } from '../../src/errors.js';
-import { buildCreateEvent } from '../../src/handlers/events-writer.js';
+import { buildCreateEvent } from '../../src/handlers/kernel/events-writer.js';
 import { RoomCreationHandler } from '../../src/handlers/rooms/room-creation.js';
 
 const enc = encodeURIComponent;

@@ -1,7 +1,7 @@
 // Client-server API: reading room state (S:data/api/client-server/rooms.yaml — GET /state and
 // GET /state/{eventType}/{stateKey}). The PUT side is in room-send.ts.
 
-import type { Requester } from '../../handlers/requester.js';
+import type { Requester } from '../../handlers/kernel/requester.js';
 import { enumParam } from '../../http/query.js';
 import { clientPaths, type RouteDefinition } from '../../http/route.js';
 import { defineRoute } from '../define-route.js';

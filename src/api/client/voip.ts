@@ -8,7 +8,7 @@
 import { createHmac } from 'node:crypto';
 import type { Config } from '../../config/types.js';
 import { Errors } from '../../errors.js';
-import type { Requester } from '../../handlers/requester.js';
+import type { Requester } from '../../handlers/kernel/requester.js';
 import { clientPaths, type RouteDefinition } from '../../http/route.js';
 import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';

@@ -4,8 +4,8 @@
 import type { Queryable } from '../../storage/database.js';
 import type { DeviceRow, UsersStore } from '../../storage/users-store.js';
 import { LruCache } from '../../util/lru.js';
-import type { AuthHandler } from '../auth.js';
-import type { Requester } from '../requester.js';
+import type { AuthHandler } from '../kernel/auth.js';
+import type { Requester } from '../kernel/requester.js';
 
 /** A device as clients see it (`definitions/client_device.yaml`); the user agent stays private. */
 export interface ClientDevice {

@@ -6,8 +6,8 @@
 // hooks into `DeviceHandler.deleteDevices` with `addDeletionStep`.
 
 import { componentLogger } from '../../util/log.js';
-import type { CoreDeps } from '../core.js';
-import { RateLimits } from '../rate-limit.js';
+import type { CoreDeps } from '../kernel/core.js';
+import { RateLimits } from '../kernel/rate-limit.js';
 import { AccountHandler } from './account.js';
 import { DeviceHandler } from './devices.js';
 import { LoginHandler } from './login.js';

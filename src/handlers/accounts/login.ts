@@ -4,8 +4,8 @@
 import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import { Errors, optionalBoolean, parseInput, requiredString } from '../../errors.js';
-import type { AuthHandler } from '../auth.js';
-import type { RateLimits } from '../rate-limit.js';
+import type { AuthHandler } from '../kernel/auth.js';
+import type { RateLimits } from '../kernel/rate-limit.js';
 import { newDeviceFields } from './fields.js';
 import type { PasswordAuthenticator } from './password-auth.js';
 import { LOGIN_TYPE_PASSWORD } from './uia.js';

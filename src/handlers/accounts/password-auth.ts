@@ -6,8 +6,8 @@ import { z } from 'zod';
 import type { JsonObject } from '../../core/json.js';
 import { Errors, MatrixError, optionalObject, optionalString, parseInput } from '../../errors.js';
 import type { UsersStore } from '../../storage/users-store.js';
-import { hashPassword, verifyPassword } from '../auth.js';
-import type { RateLimits } from '../rate-limit.js';
+import { hashPassword, verifyPassword } from '../kernel/auth.js';
+import type { RateLimits } from '../kernel/rate-limit.js';
 
 /** Synapse refuses longer passwords before hashing them. */
 export const MAX_PASSWORD_LENGTH = 512;

@@ -9,7 +9,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { JsonObject } from '../../core/json.js';
 import { Errors, type MatrixError } from '../../errors.js';
-import { hashPassword } from '../auth.js';
+import { hashPassword } from '../kernel/auth.js';
 import { loginOptionsOf, USER_TYPES, type RegisterResponse, type RegistrationHandler } from './registration.js';
 
 export const NONCE_LIFETIME_MS = 60_000;

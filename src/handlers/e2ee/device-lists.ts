@@ -21,8 +21,8 @@ import type { PositionsFor } from '../../streams/id-generator.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { StreamPositions } from '../../streams/streams.js';
-import type { UserMemberships } from '../memberships.js';
-import type { RoomStateReader } from '../room-state.js';
+import type { UserMemberships } from '../kernel/memberships.js';
+import type { RoomStateReader } from '../kernel/room-state.js';
 import { checkSignedUploads, checkSigningKeysUpload, type SigningKeysUpload } from './cross-signing.js';
 import { canonicalKeyJson, sameOneTimeKey, type UploadedKey } from './key-json.js';
 

@@ -10,8 +10,8 @@
 import { localWriters, type WriterSource } from '../../streams/writer-source.js';
 import { componentLogger } from '../../util/log.js';
 import type { DeviceHandler } from '../accounts/devices.js';
-import type { CoreDeps } from '../core.js';
-import type { E2eeSyncSources } from '../sync-sources.js';
+import type { CoreDeps } from '../kernel/core.js';
+import type { E2eeSyncSources } from '../sync/sync-sources.js';
 import { CrossSigningHandler } from './cross-signing.js';
 import { DeviceListChanges, DeviceListsWriter, type DeviceListsWriterApi } from './device-lists.js';
 import { KeyBackupHandler } from './key-backup.js';

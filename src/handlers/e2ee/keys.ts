@@ -12,7 +12,7 @@ import type { DeviceKeysStore } from '../../storage/device-keys-store.js';
 import { clampPositions, decodeSyncToken } from '../../streams/streams.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { isLocalUser } from '../ephemeral/checks.js';
-import type { Requester } from '../requester.js';
+import type { Requester } from '../kernel/requester.js';
 import { oneTimeKeyCounts, type DeviceListChanges, type DeviceListsWriterApi, type DeviceListUpdates, type KeysUpload } from './device-lists.js';
 import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
 import { LruCache } from '../../util/lru.js';

@@ -12,10 +12,10 @@ import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-s
 import type { TransactionRunner } from '../../storage/database.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
-import type { EventCache } from '../event-cache.js';
-import { jsonEqual } from '../events-writer.js';
-import type { RoomStateReader } from '../room-state.js';
-import type { Requester } from '../requester.js';
+import type { EventCache } from '../kernel/event-cache.js';
+import { jsonEqual } from '../kernel/events-writer.js';
+import type { RoomStateReader } from '../kernel/room-state.js';
+import type { Requester } from '../kernel/requester.js';
 import { requireSelf } from './checks.js';
 import type { PushRulesReader } from './push-rules.js';
 

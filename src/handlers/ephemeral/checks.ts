@@ -2,8 +2,8 @@
 
 import { serverNameOf } from '../../core/identifiers.js';
 import { Errors } from '../../errors.js';
-import type { RoomStateReader } from '../room-state.js';
-import type { Requester } from '../requester.js';
+import type { RoomStateReader } from '../kernel/room-state.js';
+import type { Requester } from '../kernel/requester.js';
 
 /** Only the user themself may act on their typing, receipts, account data, presence and filters. */
 export function requireSelf(requester: Requester, userId: string, message: string): void {

@@ -8,7 +8,7 @@ import { Errors } from '../../errors.js';
 import type { FiltersStore } from '../../storage/filters-store.js';
 import { KeyedQueue } from '../../streams/stream-writer.js';
 import { LruCache } from '../../util/lru.js';
-import type { Requester } from '../requester.js';
+import type { Requester } from '../kernel/requester.js';
 import { requireSelf } from './checks.js';
 
 const FILTER_ID = /^(0|[1-9][0-9]{0,14})$/;

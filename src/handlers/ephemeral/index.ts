@@ -8,8 +8,8 @@
 
 import type { StreamName } from '../../streams/streams.js';
 import { localWriters, type WriterSource } from '../../streams/writer-source.js';
-import type { CoreDeps } from '../core.js';
-import type { EventSideEffects } from '../events-writer.js';
+import type { CoreDeps } from '../kernel/core.js';
+import type { EventSideEffects } from '../kernel/events-writer.js';
 import { componentLogger } from '../../util/log.js';
 import { AccountDataHandler, AccountDataWriter, type AccountDataWriterApi } from './account-data.js';
 import { FiltersHandler } from './filters.js';

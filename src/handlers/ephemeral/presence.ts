@@ -23,8 +23,8 @@ import type { PresenceRow, PresenceStore } from '../../storage/presence-store.js
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { Logger } from '../../util/log.js';
-import type { RoomStateReader } from '../room-state.js';
-import type { Requester } from '../requester.js';
+import type { RoomStateReader } from '../kernel/room-state.js';
+import type { Requester } from '../kernel/requester.js';
 import { requireSelf } from './checks.js';
 
 export const PRESENCE_STATES = ['online', 'offline', 'unavailable'] as const;

@@ -22,16 +22,16 @@ import type { Queryable } from '../../storage/database.js';
 import type { PushActionsStore, ThreadCountRow } from '../../storage/push-actions-store.js';
 import { UNTHREADED, type ReceiptsStore } from '../../storage/receipts-store.js';
 import type { ReplicationBus } from '../../streams/bus.js';
-import { BusInvalidatedCache } from '../bus-cache.js';
-import type { EventCache, StoredEvent } from '../event-cache.js';
-import type { EventSideEffects } from '../events-writer.js';
-import type { UserMemberships } from '../memberships.js';
-import type { RoomNotifications, UnreadCounts } from '../sync-sources.js';
+import { BusInvalidatedCache } from '../kernel/bus-cache.js';
+import type { EventCache, StoredEvent } from '../kernel/event-cache.js';
+import type { EventSideEffects } from '../kernel/events-writer.js';
+import type { UserMemberships } from '../kernel/memberships.js';
+import type { RoomNotifications, UnreadCounts } from '../sync/sync-sources.js';
 import { isLocalUser } from './checks.js';
 import type { PushRulesReader } from './push-rules.js';
 import { MAIN_THREAD, threadOf } from './threads.js';
 
-export type { RoomNotifications } from '../sync-sources.js';
+export type { RoomNotifications } from '../sync/sync-sources.js';
 
 interface Recipients {
   users: string[];

@@ -13,7 +13,7 @@ import type { PushRulesStore } from '../../storage/push-rules-store.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import { LruCache } from '../../util/lru.js';
-import { jsonEqual } from '../events-writer.js';
+import { jsonEqual } from '../kernel/events-writer.js';
 import type { JsonValue } from '../../core/json.js';
 
 /**

@@ -1,4 +1,4 @@
-// What /sync reads of the per-user and ephemeral streams (the contract is src/handlers/sync-sources.ts).
+// What /sync reads of the per-user and ephemeral streams (the contract is src/handlers/sync/sync-sources.ts).
 // Everything here only reads, except `acknowledgeToDevice` (deleting delivered messages is not a
 // stream change) and `userSyncing`, which forwards to the presence writer at most once a minute
 // per user while nothing changes.
@@ -8,7 +8,7 @@ import type { ReplicationBus } from '../../streams/bus.js';
 import { GLOBAL_ROOM, type AccountDataStore } from '../../storage/account-data-store.js';
 import type { ReceiptsStore } from '../../storage/receipts-store.js';
 import { UNTHREADED } from '../../storage/receipts-store.js';
-import type { AccountDataChanges, AccountDataEntry, SyncSources, UnreadCounts } from '../sync-sources.js';
+import type { AccountDataChanges, AccountDataEntry, SyncSources, UnreadCounts } from '../sync/sync-sources.js';
 import { PUSH_RULES_TYPE } from './account-data.js';
 import { isPresenceState, SYNC_RELAY_INTERVAL_MS, type PresenceReader, type PresenceWriterApi } from './presence.js';
 import type { PushActions } from './push-actions.js';

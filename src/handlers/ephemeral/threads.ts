@@ -2,8 +2,8 @@
 // (S:content/client-server-api/modules/receipts.md §Threaded read receipts).
 
 import type { RoomEvent } from '../../core/events.js';
-import type { EventCache } from '../event-cache.js';
-import { relationOf } from '../events-writer.js';
+import type { EventCache } from '../kernel/event-cache.js';
+import { relationOf } from '../kernel/events-writer.js';
 
 /** The thread id of the main timeline. */
 export const MAIN_THREAD = 'main';

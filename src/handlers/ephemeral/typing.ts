@@ -9,8 +9,8 @@ import { Errors } from '../../errors.js';
 import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import { StreamIdGenerator } from '../../streams/id-generator.js';
 import { StreamPublisher } from '../../streams/stream-writer.js';
-import type { RoomStateReader } from '../room-state.js';
-import type { Requester } from '../requester.js';
+import type { RoomStateReader } from '../kernel/room-state.js';
+import type { Requester } from '../kernel/requester.js';
 import { requireJoined, requireSelf } from './checks.js';
 
 /** Synapse's default when the client gives no timeout, and its ceiling. */

@@ -39,10 +39,10 @@ import { MatrixError } from '../../errors.js';
 import { DatabaseUnavailableError } from '../../storage/database.js';
 import type { GraphStatus } from '../../storage/event-graph-store.js';
 import type { Logger } from '../../util/log.js';
-import type { EventCache } from '../event-cache.js';
-import { rememberKnown, type CurrentState, type Extremity, type GraphWrite, type PersistedEvent, type RoomContext, type StageItem } from '../room-context.js';
-import type { RoomGraph } from '../room-graph.js';
-import type { PlannedStateGroup, StateIds } from '../state-groups.js';
+import type { EventCache } from '../kernel/event-cache.js';
+import { rememberKnown, type CurrentState, type Extremity, type GraphWrite, type PersistedEvent, type RoomContext, type StageItem } from '../kernel/room-context.js';
+import type { RoomGraph } from '../kernel/room-graph.js';
+import type { PlannedStateGroup, StateIds } from '../kernel/state-groups.js';
 
 // ---- what the intake needs from the network ----
 

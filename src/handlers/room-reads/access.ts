@@ -26,8 +26,8 @@
 import type { VisibleEvent } from '../../core/visibility.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors } from '../../errors.js';
-import type { CoreParts } from '../core.js';
-import type { StoredEvent } from '../event-cache.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { StoredEvent } from '../kernel/event-cache.js';
 
 export type ReadStanding = 'joined' | 'departed' | 'peeking';
 

@@ -12,8 +12,8 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { DirectoryStore } from '../../storage/directory-store.js';
-import type { CoreParts } from '../core.js';
-import type { RoomState } from '../room-state.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { RoomState } from '../kernel/room-state.js';
 import type { RoomAccess } from './access.js';
 
 export interface DirectoryRequester {

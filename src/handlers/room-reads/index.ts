@@ -5,7 +5,7 @@
 // canonical alias rewritten after an alias is deleted) go through the events writer; aliases, the
 // published flag and profiles are plain rows that every process reads from the database.
 
-import type { CoreDeps } from '../core.js';
+import type { CoreDeps } from '../kernel/core.js';
 import { RoomAccess } from './access.js';
 import { RoomDirectory, type RoomDirectoryApi } from './directory.js';
 import { Profiles, type ProfilesApi } from './profiles.js';

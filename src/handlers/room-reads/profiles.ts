@@ -15,7 +15,7 @@
 import { isValidUserId, serverNameOf } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { CoreParts } from '../core.js';
+import type { CoreParts } from '../kernel/core.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
 

@@ -11,8 +11,8 @@
 
 import { eventMatchesFilter, filterBlocksAll, type RoomEventFilter } from '../../core/filters.js';
 import type { VisibleEvent } from '../../core/visibility.js';
-import type { CoreParts } from '../core.js';
-import type { StoredEvent } from '../event-cache.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { StoredEvent } from '../kernel/event-cache.js';
 import type { ReadScope, RoomAccess } from './access.js';
 
 export type Direction = 'b' | 'f';

@@ -13,7 +13,7 @@ import { MAX_IDENTIFIER_BYTES } from '../../core/identifiers.js';
 import { isJsonObject } from '../../core/json.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import type { UserDirectoryStore, RoomStateContentRow } from '../../storage/user-directory-store.js';
-import type { CoreParts } from '../core.js';
+import type { CoreParts } from '../kernel/core.js';
 import { MAX_DISPLAYNAME_LENGTH } from './profiles.js';
 
 export interface UserDirectoryResult {

@@ -1,12 +1,12 @@
 // Changing rooms: creation, membership, sending messages and state, redaction; and /sync.
 
-import type { CoreDeps } from '../core.js';
-import type { RateLimits } from '../rate-limit.js';
-import type { SyncSources } from '../sync-sources.js';
+import type { CoreDeps } from '../kernel/core.js';
+import type { RateLimits } from '../kernel/rate-limit.js';
+import type { SyncSources } from '../sync/sync-sources.js';
 import { MembershipHandler } from './membership.js';
 import { RoomCreationHandler } from './room-creation.js';
 import { RoomMessagesHandler } from './room-messages.js';
-import { SyncHandler } from './sync.js';
+import { SyncHandler } from '../sync/sync.js';
 
 export interface RoomServices {
   readonly membership: MembershipHandler;

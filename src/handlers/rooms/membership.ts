@@ -7,10 +7,10 @@ import { isValidUserId } from '../../core/identifiers.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { isJsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
-import type { CoreParts } from '../core.js';
-import type { PersistedEvent } from '../events-writer.js';
-import type { RateLimits } from '../rate-limit.js';
-import type { RoomState } from '../room-state.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { PersistedEvent } from '../kernel/events-writer.js';
+import type { RateLimits } from '../kernel/rate-limit.js';
+import type { RoomState } from '../kernel/room-state.js';
 
 export interface MembershipOptions {
   reason?: string;

@@ -17,8 +17,8 @@ import { DEFAULT_ROOM_VERSION, getRoomVersion, type RoomVersion } from '../../co
 import { Errors } from '../../errors.js';
 import { componentLogger, type Logger } from '../../util/log.js';
 import { LruCache } from '../../util/lru.js';
-import type { CoreParts } from '../core.js';
-import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../events-writer.js';
+import type { CoreParts } from '../kernel/core.js';
+import { buildCreateEvent, isRoomIdTaken, type CreateRoomPlan, type EventDraft } from '../kernel/events-writer.js';
 import { memberContent, type MembershipHandler } from './membership.js';
 
 export type Preset = 'private_chat' | 'trusted_private_chat' | 'public_chat';

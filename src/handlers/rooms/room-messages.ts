@@ -5,10 +5,10 @@ import { isValidRoomAlias } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { powerLevelsFromState } from '../../core/power-levels.js';
 import { Errors } from '../../errors.js';
-import type { RateLimits } from '../rate-limit.js';
-import type { Requester } from '../requester.js';
-import type { CoreParts } from '../core.js';
-import type { PersistedEvent } from '../events-writer.js';
+import type { RateLimits } from '../kernel/rate-limit.js';
+import type { Requester } from '../kernel/requester.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { PersistedEvent } from '../kernel/events-writer.js';
 import type { MembershipHandler } from './membership.js';
 
 export class RoomMessagesHandler {

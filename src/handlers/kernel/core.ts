@@ -4,14 +4,14 @@
 // it uses (`CoreParts`). Handlers reach the database only through stores, and the writers that
 // change several stores at once through `transactions`; never the `Database` itself.
 
-import type { Config } from '../config/types.js';
-import type { SigningKey } from '../core/signing.js';
-import type { ReplicationBus } from '../streams/bus.js';
-import type { TransactionRunner } from '../storage/database.js';
-import type { Stores } from '../storage/stores.js';
-import type { PositionsFor } from '../streams/id-generator.js';
-import type { Notifier } from '../streams/notifier.js';
-import type { Logger } from '../util/log.js';
+import type { Config } from '../../config/types.js';
+import type { SigningKey } from '../../core/signing.js';
+import type { ReplicationBus } from '../../streams/bus.js';
+import type { TransactionRunner } from '../../storage/database.js';
+import type { Stores } from '../../storage/stores.js';
+import type { PositionsFor } from '../../streams/id-generator.js';
+import type { Notifier } from '../../streams/notifier.js';
+import type { Logger } from '../../util/log.js';
 import type { AuthHandler } from './auth.js';
 import type { EventCache } from './event-cache.js';
 import type { EventSerializer } from './event-serializer.js';

@@ -9,29 +9,29 @@
 // API handlers reach it through `EventsWriterApi`, which worker mode backs with an RPC; arguments
 // and results are therefore plain JSON.
 
-import { checkEventAuth, checkRedactionAllowed } from '../core/auth-rules.js';
-import { selectAuthEventIds } from '../core/auth-events.js';
-import { finaliseEvent, MAX_DEPTH, parsePdu } from '../core/event-format.js';
-import { redactEvent } from '../core/redaction.js';
-import { InvalidEventError, splitStateKey, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
-import { generateLegacyEventId } from '../core/hashes.js';
-import { isValidEventId } from '../core/identifiers.js';
-import { isJsonObject, type JsonObject, type JsonValue } from '../core/json.js';
-import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
-import { verifyJsonSignature, type SigningKey } from '../core/signing.js';
-import { Errors, MatrixError } from '../errors.js';
-import type { ReplicationBus, StreamRow } from '../streams/bus.js';
-import { DatabaseUnavailableError, type Queryable, type TransactionRunner } from '../storage/database.js';
-import type { DirectoryStore } from '../storage/directory-store.js';
-import type { EventsStore } from '../storage/events-store.js';
-import type { RoomStateStore } from '../storage/room-state-store.js';
-import type { StateGroupsStore } from '../storage/state-groups-store.js';
-import type { PositionAllocator } from '../streams/id-generator.js';
-import type { Logger } from '../util/log.js';
-import { LruCache } from '../util/lru.js';
-import { KeyedQueue, StreamPublisher } from '../streams/stream-writer.js';
+import { checkEventAuth, checkRedactionAllowed } from '../../core/auth-rules.js';
+import { selectAuthEventIds } from '../../core/auth-events.js';
+import { finaliseEvent, MAX_DEPTH, parsePdu } from '../../core/event-format.js';
+import { redactEvent } from '../../core/redaction.js';
+import { InvalidEventError, splitStateKey, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
+import { generateLegacyEventId } from '../../core/hashes.js';
+import { isValidEventId } from '../../core/identifiers.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
+import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
+import { verifyJsonSignature, type SigningKey } from '../../core/signing.js';
+import { Errors, MatrixError } from '../../errors.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
+import { DatabaseUnavailableError, type Queryable, type TransactionRunner } from '../../storage/database.js';
+import type { DirectoryStore } from '../../storage/directory-store.js';
+import type { EventsStore } from '../../storage/events-store.js';
+import type { RoomStateStore } from '../../storage/room-state-store.js';
+import type { StateGroupsStore } from '../../storage/state-groups-store.js';
+import type { PositionAllocator } from '../../streams/id-generator.js';
+import type { Logger } from '../../util/log.js';
+import { LruCache } from '../../util/lru.js';
+import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
-import { PduIntake, type FederationInbound, type PduOutcome } from './federation/pdu-intake.js';
+import { PduIntake, type FederationInbound, type PduOutcome } from '../federation/pdu-intake.js';
 import { stateDiff, stateIdsOf, type RoomGraph } from './room-graph.js';
 import type { PlannedStateGroup, StateIds } from './state-groups.js';
 import {

@@ -1,13 +1,13 @@
 // Loads events by id (and rooms' versions), parsing each stored PDU once. Every read path (sync,
 // pagination, state) goes through here; the events writer puts what it persists straight in.
 
-import { storedRoomEvent } from '../core/event-format.js';
-import type { RoomEvent } from '../core/events.js';
-import type { JsonObject } from '../core/json.js';
-import { getRoomVersion, type RoomVersion } from '../core/room-versions.js';
-import type { EventGraphStore } from '../storage/event-graph-store.js';
-import type { EventRow, EventsStore } from '../storage/events-store.js';
-import { LruCache } from '../util/lru.js';
+import { storedRoomEvent } from '../../core/event-format.js';
+import type { RoomEvent } from '../../core/events.js';
+import type { JsonObject } from '../../core/json.js';
+import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
+import type { EventGraphStore } from '../../storage/event-graph-store.js';
+import type { EventRow, EventsStore } from '../../storage/events-store.js';
+import { LruCache } from '../../util/lru.js';
 
 export interface StoredEvent {
   readonly event: RoomEvent;

@@ -4,12 +4,12 @@
 // so it is read as it is stored; the `...Rows` methods give the stored rows (type, state key, event
 // id, membership, position) for readers that pick events before loading them (/sync).
 
-import { stateKey as makeStateKey, type StateKey } from '../core/events.js';
-import type { RoomVersion } from '../core/room-versions.js';
-import { Errors } from '../errors.js';
-import type { ReplicationBus } from '../streams/bus.js';
-import type { RoomStateStore, StateRow } from '../storage/room-state-store.js';
-import { LruCache } from '../util/lru.js';
+import { stateKey as makeStateKey, type StateKey } from '../../core/events.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import { Errors } from '../../errors.js';
+import type { ReplicationBus } from '../../streams/bus.js';
+import type { RoomStateStore, StateRow } from '../../storage/room-state-store.js';
+import { LruCache } from '../../util/lru.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 
 export type RoomState = ReadonlyMap<StateKey, StoredEvent>;

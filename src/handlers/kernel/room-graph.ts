@@ -4,13 +4,13 @@
 // events, §Backfilling and retrieving missing events, §Retrieving event authorisation
 // information). Usable in every process: nothing here writes.
 
-import { storedRoomEvent } from '../core/event-format.js';
-import { authEventIdsWithCreate, createEventIdForRoom, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../core/events.js';
-import type { JsonObject } from '../core/json.js';
-import type { RoomVersion } from '../core/room-versions.js';
-import { resolveState, separateStateSets } from '../core/state-res.js';
-import type { EventGraphStore, GraphRow } from '../storage/event-graph-store.js';
-import { LruCache } from '../util/lru.js';
+import { storedRoomEvent } from '../../core/event-format.js';
+import { authEventIdsWithCreate, createEventIdForRoom, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
+import type { JsonObject } from '../../core/json.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import { resolveState, separateStateSets } from '../../core/state-res.js';
+import type { EventGraphStore, GraphRow } from '../../storage/event-graph-store.js';
+import { LruCache } from '../../util/lru.js';
 import { StateGroups, type StateIds } from './state-groups.js';
 
 export interface GraphEvent {

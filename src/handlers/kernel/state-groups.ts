@@ -19,11 +19,11 @@
 // Rooms created before schema 0051 have no groups for their old events: their history is a line,
 // so the state after the event at position p is `room_state` at p (`stateAfterEvent`).
 
-import { splitStateKey, stateKey as makeStateKey, type StateKey } from '../core/events.js';
-import type { Database } from '../storage/database.js';
-import type { RoomStateStore } from '../storage/room-state-store.js';
-import type { NewStateGroup, StateGroupsStore } from '../storage/state-groups-store.js';
-import { LruCache } from '../util/lru.js';
+import { splitStateKey, stateKey as makeStateKey, type StateKey } from '../../core/events.js';
+import type { Database } from '../../storage/database.js';
+import type { RoomStateStore } from '../../storage/room-state-store.js';
+import type { NewStateGroup, StateGroupsStore } from '../../storage/state-groups-store.js';
+import { LruCache } from '../../util/lru.js';
 
 /** State as `(type, state_key)` → event id. */
 export type StateIds = ReadonlyMap<StateKey, string>;

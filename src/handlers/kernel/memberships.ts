@@ -3,9 +3,9 @@
 // Also a user's membership history and the rooms they forgot: everything about "the user's rooms"
 // (the room-side view is RoomStateReader).
 
-import type { ReplicationBus } from '../streams/bus.js';
-import { membersIn } from '../streams/notifier.js';
-import type { MembershipRow, RoomStateStore } from '../storage/room-state-store.js';
+import type { ReplicationBus } from '../../streams/bus.js';
+import { membersIn } from '../../streams/notifier.js';
+import type { MembershipRow, RoomStateStore } from '../../storage/room-state-store.js';
 import { BusInvalidatedCache } from './bus-cache.js';
 
 export class UserMemberships {

@@ -3,8 +3,8 @@
 // next use. A read that raced a change is not kept, so the cache never holds data older than the
 // last change it was told about.
 
-import type { ReplicationBus, StreamRow } from '../streams/bus.js';
-import { LruCache } from '../util/lru.js';
+import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
+import { LruCache } from '../../util/lru.js';
 
 export class BusInvalidatedCache<V> {
   private readonly cache: LruCache<string, Promise<V>>;

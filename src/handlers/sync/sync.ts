@@ -28,10 +28,10 @@ import { membersIn } from '../../streams/notifier.js';
 import { LruCache } from '../../util/lru.js';
 import { SentMembersLedger } from './lazy-members.js';
 import type { EventRow } from '../../storage/events-store.js';
-import type { CoreParts } from '../core.js';
-import type { StoredEvent } from '../event-cache.js';
-import type { RoomState } from '../room-state.js';
-import type { AccountDataEntry, E2eeSyncSources, SyncSources, UnreadCounts } from '../sync-sources.js';
+import type { CoreParts } from '../kernel/core.js';
+import type { StoredEvent } from '../kernel/event-cache.js';
+import type { RoomState } from '../kernel/room-state.js';
+import type { AccountDataEntry, E2eeSyncSources, SyncSources, UnreadCounts } from './sync-sources.js';
 import type { MembershipRow, StateRow } from '../../storage/room-state-store.js';
 
 export interface SyncRequest {

@@ -1,8 +1,8 @@
 // What /sync needs from each per-user or ephemeral stream. The sync handler asks these for the
 // changes between two positions of their stream; the stream's own handler implements them.
 
-import type { JsonObject } from '../core/json.js';
-import type { StreamPositions } from '../streams/streams.js';
+import type { JsonObject } from '../../core/json.js';
+import type { StreamPositions } from '../../streams/streams.js';
 
 export interface AccountDataEntry {
   type: string;

@@ -3,9 +3,9 @@
 // it (`GraphWrite`). Shared by the events writer and the intake of events from other servers
 // (federation/pdu-intake.ts), which stage writes into the same context.
 
-import type { RoomEvent, StateKey } from '../core/events.js';
-import type { RoomVersion } from '../core/room-versions.js';
-import type { GraphStatus } from '../storage/event-graph-store.js';
+import type { RoomEvent, StateKey } from '../../core/events.js';
+import type { RoomVersion } from '../../core/room-versions.js';
+import type { GraphStatus } from '../../storage/event-graph-store.js';
 import type { PlannedStateGroup } from './state-groups.js';
 
 export interface PersistedEvent {

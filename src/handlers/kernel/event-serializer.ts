@@ -7,12 +7,12 @@
 // the cache, learnt from the replication bus so every process forgets it. Per response, only
 // `unsigned.age` and the viewer's own fields are added.
 
-import { toClientEvent, type ClientEvent, type ClientEventFormat } from '../core/client-events.js';
-import { applyEventFields } from '../core/filters.js';
-import type { JsonObject } from '../core/json.js';
-import type { ReplicationBus } from '../streams/bus.js';
-import type { EventsStore } from '../storage/events-store.js';
-import { LruCache } from '../util/lru.js';
+import { toClientEvent, type ClientEvent, type ClientEventFormat } from '../../core/client-events.js';
+import { applyEventFields } from '../../core/filters.js';
+import type { JsonObject } from '../../core/json.js';
+import type { ReplicationBus } from '../../streams/bus.js';
+import type { EventsStore } from '../../storage/events-store.js';
+import { LruCache } from '../../util/lru.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 import type { RoomStateReader } from './room-state.js';
 

@@ -1,12 +1,12 @@
 // Sessions: password hashing, access tokens and devices, and resolving a token to its requester.
 
 import { createHash, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { Errors } from '../errors.js';
-import type { Queryable } from '../storage/database.js';
-import { isTransientDatabaseError } from '../storage/faults.js';
-import type { UsersStore } from '../storage/users-store.js';
-import type { ReplicationBus } from '../streams/bus.js';
-import { LruCache } from '../util/lru.js';
+import { Errors } from '../../errors.js';
+import type { Queryable } from '../../storage/database.js';
+import { isTransientDatabaseError } from '../../storage/faults.js';
+import type { UsersStore } from '../../storage/users-store.js';
+import type { ReplicationBus } from '../../streams/bus.js';
+import { LruCache } from '../../util/lru.js';
 import type { Requester } from './requester.js';
 
 // scrypt with N=2^15 costs ~50 ms and 32 MiB per hash: slow for guessing, fine for logins.

@@ -5,7 +5,7 @@
 // history-visibility and the user's membership intervals overlapping the whole batch, so a page
 // of events costs two queries, not two per event.
 
-import { filterVisibleEvents, type EventStateContext, type VisibleEvent } from '../core/visibility.js';
+import { filterVisibleEvents, type EventStateContext, type VisibleEvent } from '../../core/visibility.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 import type { RoomStateReader } from './room-state.js';
 
