@@ -128,7 +128,10 @@ async function createRoomWith(pool: Pool, owner: Account, members: Account[], na
 
 let txn = 0;
 function send(pool: Pool, account: Account, roomId: string, body: string): Promise<any> {
-  return call(pool, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/b${process.pid}-${txn++}`, account.token, { msgtype: 'm.text', body });
+  return call(pool, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/b${process.pid}-${txn++}`, account.token, {
+    msgtype: 'm.text',
+    body,
+  });
 }
 
 /** 32 clients in 8 rooms sending as fast as they can; messages per second (median of rounds). */
@@ -183,7 +186,10 @@ async function fanOut(baseUrl: string, pool: Pool, accounts: Account[]): Promise
   const tokens = new Map<string, string>();
   await Promise.all(
     clients.map(async (c) => {
-      const res = await undiciRequest(`${baseUrl}/_matrix/client/v3/sync?timeout=0&filter=${filter}`, { headers: { authorization: `Bearer ${c.token}` }, dispatcher: agent });
+      const res = await undiciRequest(`${baseUrl}/_matrix/client/v3/sync?timeout=0&filter=${filter}`, {
+        headers: { authorization: `Bearer ${c.token}` },
+        dispatcher: agent,
+      });
       tokens.set(c.userId, ((await res.body.json()) as { next_batch: string }).next_batch);
     }),
   );
@@ -252,12 +258,19 @@ export async function measureClient(): Promise<Figure[]> {
       const { rate, rooms } = await sendThroughput(pool, prepared.accounts);
       figures.push(figure(GROUP, 'send throughput, 32 clients in 8 rooms', Math.round(rate), 'messages/s', { op: '>=', value: 2000 }));
       const latencies = await latencyAtRate(pool, prepared.accounts, rooms, 500, 6);
-      figures.push(figure(GROUP, 'send latency p99 at 500 messages/s', Math.round(percentile(latencies, 99) * 10) / 10, 'ms', { op: '<=', value: 20 }));
+      figures.push(
+        figure(GROUP, 'send latency p99 at 500 messages/s', Math.round(percentile(latencies, 99) * 10) / 10, 'ms', { op: '<=', value: 20 }),
+      );
       figures.push(figure(GROUP, 'send latency median at 500 messages/s', Math.round(median(latencies) * 10) / 10, 'ms'));
     }
     if (enabled('fanout')) {
       const fan = await fanOut(prepared.baseUrl, pool, prepared.accounts);
-      figures.push(figure(GROUP, 'fan-out to 1,000 long-polling syncs, p99', Math.round(percentile(fan, 99) * 10) / 10, 'ms', { op: '<=', value: 100 }));
+      figures.push(
+        figure(GROUP, 'fan-out to 1,000 long-polling syncs, p99', Math.round(percentile(fan, 99) * 10) / 10, 'ms', {
+          op: '<=',
+          value: 100,
+        }),
+      );
       figures.push(figure(GROUP, 'fan-out to 1,000 long-polling syncs, median', Math.round(median(fan) * 10) / 10, 'ms'));
       figures.push(figure(GROUP, 'RSS after the fan-out run', rssMb(server.child.pid!), 'MB'));
     }

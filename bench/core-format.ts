@@ -12,10 +12,7 @@ import type { Figure } from './harness.js';
 /** A v12 m.room.message as a server builds it before hashing and signing (~1 KB once signed). */
 export function sampleUnsignedMessage(i = 0): JsonObject {
   return {
-    auth_events: [
-      '$hy1eZFYcgNxMFNNBgCD5fyOzyWRcBkxfNcrUI5ZpZlE',
-      '$Nt_z68EwFfPqBeHjzEHGsp461Z4EfNEzR-KH5bOYdOY',
-    ],
+    auth_events: ['$hy1eZFYcgNxMFNNBgCD5fyOzyWRcBkxfNcrUI5ZpZlE', '$Nt_z68EwFfPqBeHjzEHGsp461Z4EfNEzR-KH5bOYdOY'],
     prev_events: ['$4FbpZrgPQTwoLD9H5y7jcikucCypUOn78mXhQX7WliY'],
     type: 'm.room.message',
     room_id: '!Nhcu5BS-UMnFX7hBVfVSoXiD7OgH6iRT-xyIuqDnpYQ',

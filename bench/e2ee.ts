@@ -34,7 +34,11 @@ function cpuMs(pid: number): number {
 }
 
 /** Runs `fn` over `items` with at most `concurrency` calls in flight. */
-async function forEachConcurrently<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+async function forEachConcurrently<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, items.length) }, async () => {
@@ -65,7 +69,9 @@ async function uploadKeys(pool: Pool, account: Account, oneTimeKeyCount: number)
   const set = crossSigningSet(userId);
   await call(pool, 'POST', '/_matrix/client/v3/keys/device_signing/upload', token, set.body);
   const selfSigned = signed(deviceKeys, userId, `ed25519:${set.selfSigning.publicKey}`, set.selfSigning);
-  const { failures } = await call(pool, 'POST', '/_matrix/client/v3/keys/signatures/upload', token, { [userId]: { [deviceId]: selfSigned } });
+  const { failures } = await call(pool, 'POST', '/_matrix/client/v3/keys/signatures/upload', token, {
+    [userId]: { [deviceId]: selfSigned },
+  });
   if (Object.keys(failures ?? {}).length) throw new Error(`signature upload failed: ${JSON.stringify(failures)}`);
 }
 
@@ -92,7 +98,8 @@ async function claim(pool: Pool, claimer: Account, devices: readonly Account[]):
   const answer = await call(pool, 'POST', '/_matrix/client/v3/keys/claim', claimer.token, claimBody(devices));
   for (const d of devices) {
     const keys = answer.one_time_keys?.[d.userId]?.[d.deviceId];
-    if (!keys || Object.keys(keys).length !== 1) throw new Error(`no one-time key of ${d.userId} ${d.deviceId}: ${JSON.stringify(answer).slice(0, 300)}`);
+    if (!keys || Object.keys(keys).length !== 1)
+      throw new Error(`no one-time key of ${d.userId} ${d.deviceId}: ${JSON.stringify(answer).slice(0, 300)}`);
   }
 }
 
@@ -113,7 +120,12 @@ interface ClaimFigures {
  * - 32 clients each claiming one device's key per request: claims per second.
  * Keys used: 5 + 30 + 3 × 4 × 15 + 3 × 4,000 / 100 = 335 per device.
  */
-async function measureClaims(pool: Pool, serverPid: number, claimers: readonly Account[], devices: readonly Account[]): Promise<ClaimFigures> {
+async function measureClaims(
+  pool: Pool,
+  serverPid: number,
+  claimers: readonly Account[],
+  devices: readonly Account[],
+): Promise<ClaimFigures> {
   for (let i = 0; i < 5; i++) await claim(pool, claimers[0]!, devices);
   const bulkLatencies: number[] = [];
   for (let i = 0; i < 30; i++) {
@@ -125,9 +137,11 @@ async function measureClaims(pool: Pool, serverPid: number, claimers: readonly A
   let cpuBefore = cpuMs(serverPid);
   for (let round = 0; round < 3; round++) {
     const start = performance.now();
-    await Promise.all(claimers.slice(0, 4).map(async (c) => {
-      for (let i = 0; i < 15; i++) await claim(pool, c, devices);
-    }));
+    await Promise.all(
+      claimers.slice(0, 4).map(async (c) => {
+        for (let i = 0; i < 15; i++) await claim(pool, c, devices);
+      }),
+    );
     bulkRates.push((4 * 15 * devices.length) / ((performance.now() - start) / 1000));
   }
   const bulkCpuPerClaim = ((cpuMs(serverPid) - cpuBefore) * 1000) / (3 * 4 * 15 * devices.length);
@@ -144,7 +158,12 @@ async function measureClaims(pool: Pool, serverPid: number, claimers: readonly A
 }
 
 /** `/keys/query` for every user at once, as a client does after its initial sync; latencies in ms. */
-async function measureQuery(pool: Pool, serverPid: number, querier: Account, users: readonly Account[]): Promise<{ latencies: number[]; first: number; cpuPerQuery: number }> {
+async function measureQuery(
+  pool: Pool,
+  serverPid: number,
+  querier: Account,
+  users: readonly Account[],
+): Promise<{ latencies: number[]; first: number; cpuPerQuery: number }> {
   const body = JSON.stringify({ device_keys: Object.fromEntries(users.map((u) => [u.userId, []])), timeout: 10_000 });
   const query = async (): Promise<number> => {
     const start = performance.now();
@@ -158,10 +177,19 @@ async function measureQuery(pool: Pool, serverPid: number, querier: Account, use
     const took = performance.now() - start;
     if (res.statusCode !== 200) throw new Error(`/keys/query → ${res.statusCode} ${text.slice(0, 200)}`);
     // Checked outside the timing: the client's own parsing is not the server's latency.
-    const answer = JSON.parse(text) as { device_keys: Record<string, Record<string, unknown>>; master_keys: Record<string, unknown>; self_signing_keys: Record<string, unknown> };
+    const answer = JSON.parse(text) as {
+      device_keys: Record<string, Record<string, unknown>>;
+      master_keys: Record<string, unknown>;
+      self_signing_keys: Record<string, unknown>;
+    };
     for (const u of users) {
       const device = answer.device_keys[u.userId]?.[u.deviceId] as { signatures?: Record<string, Record<string, string>> } | undefined;
-      if (!device || Object.keys(device.signatures?.[u.userId] ?? {}).length !== 2 || !answer.master_keys[u.userId] || !answer.self_signing_keys[u.userId]) {
+      if (
+        !device ||
+        Object.keys(device.signatures?.[u.userId] ?? {}).length !== 2 ||
+        !answer.master_keys[u.userId] ||
+        !answer.self_signing_keys[u.userId]
+      ) {
         throw new Error(`/keys/query: keys of ${u.userId} missing or unsigned`);
       }
     }
@@ -198,7 +226,9 @@ export async function measureE2ee(): Promise<Figure[]> {
     const figures: Figure[] = [];
     if (enabled('query')) {
       const { latencies, first, cpuPerQuery } = await measureQuery(pool, server.child.pid!, querier, accounts);
-      figures.push(figure(GROUP, '/keys/query of 1,000 users sharing rooms, median', round1(median(latencies)), 'ms', { op: '<=', value: 50 }));
+      figures.push(
+        figure(GROUP, '/keys/query of 1,000 users sharing rooms, median', round1(median(latencies)), 'ms', { op: '<=', value: 50 }),
+      );
       figures.push(figure(GROUP, '/keys/query of 1,000 users sharing rooms, p99', round1(percentile(latencies, 99)), 'ms'));
       figures.push(figure(GROUP, '/keys/query of 1,000 users, first after setup', round1(first), 'ms'));
       figures.push(figure(GROUP, '/keys/query of 1,000 users, server CPU per query', round1(cpuPerQuery), 'ms'));

@@ -32,7 +32,12 @@ export async function measureFederation(): Promise<Figure[]> {
     const alice = await fed.hs.createUser('alice');
     const roomId = await createRoomWith(fed.hs, alice);
     const remote = `@remote:${destination.serverName}`;
-    await fed.hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: remote, sender: remote, content: { membership: 'join' } });
+    await fed.hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+      type: 'm.room.member',
+      stateKey: remote,
+      sender: remote,
+      content: { membership: 'join' },
+    });
     await sendText(fed.hs, roomId, alice, 'warm-up');
     await waitUntil(() => destination.messageBodies(roomId).length === 1, 'the warm-up message', 30_000);
 
@@ -50,23 +55,39 @@ export async function measureFederation(): Promise<Figure[]> {
     );
     const sender = fed.hs.homeserver.federationSender!;
     await waitUntil(() => (sender.status(destination.serverName)?.consecutiveFailures ?? 0) >= 1, 'a failed attempt', 60_000);
-    const res = await fed.hs.homeserver.services.stores.events.roomEventsBetween(roomId, 0, Number.MAX_SAFE_INTEGER, EVENTS + 100, 'forwards');
+    const res = await fed.hs.homeserver.services.stores.events.roomEventsBetween(
+      roomId,
+      0,
+      Number.MAX_SAFE_INTEGER,
+      EVENTS + 100,
+      'forwards',
+    );
     for (const row of res) if (row.type === 'm.room.message') sent.push(JSON.parse(row.json).content.body);
 
     await destination.up();
     const started = performance.now();
     const uri = '/_matrix/federation/v1/version';
-    await fed.federation.requestAuth.authenticate({ method: 'GET', uri, authorization: destination.authorization(fed.serverName, 'GET', uri) });
+    await fed.federation.requestAuth.authenticate({
+      method: 'GET',
+      uri,
+      authorization: destination.authorization(fed.serverName, 'GET', uri),
+    });
     await waitUntil(() => destination.messageBodies(roomId).length >= sent.length, `${EVENTS} events at the destination`, 300_000);
     const seconds = (performance.now() - started) / 1000;
     const received = destination.messageBodies(roomId);
     const inOrder = received.length === sent.length && received.every((body, i) => body === sent[i]);
     if (!inOrder) process.stderr.write(`bench federation: the ${received.length} events did not arrive once each in order\n`);
     return [
-      figure(GROUP, `catch-up: ${EVENTS.toLocaleString('en-US')} events after an outage, all delivered in order`, Math.round(seconds * 100) / 100, 's', {
-        op: '<=',
-        value: inOrder ? 30 : 0,
-      }),
+      figure(
+        GROUP,
+        `catch-up: ${EVENTS.toLocaleString('en-US')} events after an outage, all delivered in order`,
+        Math.round(seconds * 100) / 100,
+        's',
+        {
+          op: '<=',
+          value: inOrder ? 30 : 0,
+        },
+      ),
       figure(GROUP, 'catch-up throughput (50-PDU transactions, one in flight)', Math.round((EVENTS / seconds) * 10) / 10, 'events/s'),
     ];
   } finally {

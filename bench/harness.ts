@@ -12,13 +12,7 @@ export interface Figure {
   met: boolean | null;
 }
 
-export function figure(
-  group: string,
-  name: string,
-  value: number,
-  unit: string,
-  target?: { op: '>=' | '<='; value: number },
-): Figure {
+export function figure(group: string, name: string, value: number, unit: string, target?: { op: '>=' | '<='; value: number }): Figure {
   if (!target) return { group, name, value, unit, target: null, op: null, met: null };
   const met = target.op === '>=' ? value >= target.value : value <= target.value;
   return { group, name, value, unit, target: target.value, op: target.op, met };

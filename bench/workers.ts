@@ -67,7 +67,11 @@ interface BenchCluster {
  * 1 or 2 persisters, on the given (durable) PostgreSQL, and `users` accounts with access tokens,
  * written to the database directly.
  */
-async function startBenchCluster(pg: PostgresServer, persisterCount: 1 | 2, users: number): Promise<{ bench: BenchCluster; accounts: Account[] }> {
+async function startBenchCluster(
+  pg: PostgresServer,
+  persisterCount: 1 | 2,
+  users: number,
+): Promise<{ bench: BenchCluster; accounts: Account[] }> {
   const nodeOptions = process.env.MYELIN_BENCH_WORKERS_NODE_OPTIONS;
   const cluster = await startProcessCluster({
     serverName: SERVER_NAME,
@@ -143,7 +147,10 @@ function threadCpu(pid: number): Map<string, { user: number; system: number }> {
 }
 
 /** "name user+system" of each thread group's CPU between two `threadCpu` readings. */
-function describeThreadCpu(before: Map<string, { user: number; system: number }>, after: Map<string, { user: number; system: number }>): string {
+function describeThreadCpu(
+  before: Map<string, { user: number; system: number }>,
+  after: Map<string, { user: number; system: number }>,
+): string {
   return [...after]
     .map(([name, t]) => ({ name, user: t.user - (before.get(name)?.user ?? 0), system: t.system - (before.get(name)?.system ?? 0) }))
     .filter((t) => t.user + t.system > 0)
@@ -209,12 +216,14 @@ function cpuUsed(before: Map<number, number>, after: Map<number, number>): numbe
 // ---------------------------------------------------------------------------------------------
 // Client traffic
 
-
 const enc = encodeURIComponent;
 let txn = 0;
 
 function send(pool: Pool, account: Account, roomId: string, body: string): Promise<{ event_id: string }> {
-  return call(pool, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/w${process.pid}-${txn++}`, account.token, { msgtype: 'm.text', body });
+  return call(pool, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/w${process.pid}-${txn++}`, account.token, {
+    msgtype: 'm.text',
+    body,
+  });
 }
 
 interface Room {
@@ -236,7 +245,10 @@ async function createRooms(pool: Pool, accounts: Account[], persisters: string[]
   while (rooms.length < ROOMS) {
     if (created++ > ROOMS * 4) throw new Error('room ids do not spread over the persisters');
     const owner = accounts[next]!;
-    const { room_id: roomId } = (await call(pool, 'POST', '/_matrix/client/v3/createRoom', owner.token, { preset: 'public_chat', name: `bench ${created}` })) as { room_id: string };
+    const { room_id: roomId } = (await call(pool, 'POST', '/_matrix/client/v3/createRoom', owner.token, {
+      preset: 'public_chat',
+      name: `bench ${created}`,
+    })) as { room_id: string };
     const persister = shardOf(roomId, persisters);
     if (perPersister.get(persister)! >= share) continue;
     perPersister.set(persister, perPersister.get(persister)! + 1);
@@ -393,7 +405,9 @@ export async function measureWorkers(): Promise<Figure[]> {
           // RSS counts the node binary's pages that every process shares; these say what one more
           // worker costs.
           const most = (key: 'anon' | 'pss') => privateMemory.reduce((a, b) => (b[key] > a[key] ? b : a));
-          process.stderr.write(`bench workers: idle workers' RssAnon/Pss MB: ${privateMemory.map((m) => `${m.name} ${m.anon}/${m.pss}`).join(', ')}\n`);
+          process.stderr.write(
+            `bench workers: idle workers' RssAnon/Pss MB: ${privateMemory.map((m) => `${m.name} ${m.anon}/${m.pss}`).join(', ')}\n`,
+          );
           figures.push(figure(GROUP, 'largest private memory (RssAnon) of an idle worker', most('anon').anon, 'MB'));
           figures.push(figure(GROUP, 'largest proportional memory (Pss) of an idle worker', most('pss').pss, 'MB'));
         }
@@ -421,18 +435,33 @@ export async function measureWorkers(): Promise<Figure[]> {
           await sendAtRate(viaMain, rooms, acks, KEEP_UP_RATE, window);
           const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
           for (const name of names) {
-            process.stderr.write(`bench workers: keep-up CPU of ${name} by thread: ${describeThreadCpu(threadsBefore.get(name)!, threadCpu(bench.pids.get(name)!))}\n`);
+            process.stderr.write(
+              `bench workers: keep-up CPU of ${name} by thread: ${describeThreadCpu(threadsBefore.get(name)!, threadCpu(bench.pids.get(name)!))}\n`,
+            );
           }
           for (const name of names) {
             const percent = ((cpuSeconds(bench.pids.get(name)!) - before.get(name)!) / elapsed) * 100;
             if (name === 'generic1' || name === 'generic2') {
-              figures.push(figure(GROUP, `CPU of idle client worker ${name} while absorbing ${KEEP_UP_RATE} events/s`, round2(percent), '% of a core', { op: '<=', value: 2 }));
+              figures.push(
+                figure(
+                  GROUP,
+                  `CPU of idle client worker ${name} while absorbing ${KEEP_UP_RATE} events/s`,
+                  round2(percent),
+                  '% of a core',
+                  { op: '<=', value: 2 },
+                ),
+              );
             } else {
               figures.push(figure(GROUP, `CPU of ${name} at ${KEEP_UP_RATE} events/s (sent via main)`, round1(percent), '% of a core'));
             }
           }
           for (const name of ['generic1', 'generic2']) {
-            figures.push(figure(GROUP, `RSS of idle worker ${name} after the keep-up run`, rssMb(bench.pids.get(name)!), 'MB', { op: '<=', value: 70 }));
+            figures.push(
+              figure(GROUP, `RSS of idle worker ${name} after the keep-up run`, rssMb(bench.pids.get(name)!), 'MB', {
+                op: '<=',
+                value: 70,
+              }),
+            );
           }
         }
 
@@ -443,12 +472,19 @@ export async function measureWorkers(): Promise<Figure[]> {
             `bench workers (${label}): send rounds ${run.rates.map((r) => Math.round(r)).join(', ')} messages/s; ` +
               `CPU ${run.myelinCpu.toFixed(1)} s Myelin + ${run.postgresCpu.toFixed(1)} s PostgreSQL for ${run.messages} messages\n`,
           );
-          const byInstance = [...bench.pids].map(([name, pid]) => `${name} ${(((run.byPid.get(pid) ?? 0) * 1000) / run.messages).toFixed(2)}`);
+          const byInstance = [...bench.pids].map(
+            ([name, pid]) => `${name} ${(((run.byPid.get(pid) ?? 0) * 1000) / run.messages).toFixed(2)}`,
+          );
           process.stderr.write(`bench workers (${label}): CPU ms per message by process: ${byInstance.join(', ')}\n`);
           const rate = median(run.rates);
           rates.set(persisterCount, rate);
           figures.push(
-            figure(GROUP, `send throughput, ${label}, ${rooms.length} rooms × ${SENDERS_PER_ROOM} senders via generic1+generic2`, Math.round(rate), 'messages/s'),
+            figure(
+              GROUP,
+              `send throughput, ${label}, ${rooms.length} rooms × ${SENDERS_PER_ROOM} senders via generic1+generic2`,
+              Math.round(rate),
+              'messages/s',
+            ),
           );
           const perMessage = (cpu: number) => round2((cpu * 1000) / run.messages);
           figures.push(figure(GROUP, `CPU per message sent, all Myelin processes, ${label}`, perMessage(run.myelinCpu), 'ms'));
@@ -456,7 +492,9 @@ export async function measureWorkers(): Promise<Figure[]> {
           cpuPerMessage.set(persisterCount, (run.myelinCpu + run.postgresCpu) / run.messages);
         }
         const difference = await checkStored(bench, acks, label);
-        figures.push(figure(GROUP, `messages stored ≠ acknowledged (per persister), ${label}`, difference, 'messages', { op: '<=', value: 0 }));
+        figures.push(
+          figure(GROUP, `messages stored ≠ acknowledged (per persister), ${label}`, difference, 'messages', { op: '<=', value: 0 }),
+        );
       } finally {
         await bench.stop();
       }
@@ -466,15 +504,28 @@ export async function measureWorkers(): Promise<Figure[]> {
       // nothing else ran, which the measured rates approach only on a quiet machine.
       for (const count of [2, 1]) {
         const label = `${count} event persister${count === 2 ? 's' : ''}`;
-        figures.push(figure(GROUP, `send rate ${CORES} free cores could carry (Myelin + PostgreSQL CPU per message), ${label}`, Math.round(CORES / cpuPerMessage.get(count)!), 'messages/s'));
+        figures.push(
+          figure(
+            GROUP,
+            `send rate ${CORES} free cores could carry (Myelin + PostgreSQL CPU per message), ${label}`,
+            Math.round(CORES / cpuPerMessage.get(count)!),
+            'messages/s',
+          ),
+        );
       }
     }
     if (rates.has(1) && rates.has(2)) {
       figures.push(
-        figure(GROUP, `send throughput ratio, 2 vs 1 event persisters (target assumes ≥ 2 free cores; this machine has ${CORES} in all)`, round2(rates.get(2)! / rates.get(1)!), '×', {
-          op: '>=',
-          value: 1.7,
-        }),
+        figure(
+          GROUP,
+          `send throughput ratio, 2 vs 1 event persisters (target assumes ≥ 2 free cores; this machine has ${CORES} in all)`,
+          round2(rates.get(2)! / rates.get(1)!),
+          '×',
+          {
+            op: '>=',
+            value: 1.7,
+          },
+        ),
       );
     }
   } finally {

@@ -52,10 +52,9 @@ if (!process.env.MYELIN_TEST_PG_SOCKET_DIR) {
 // Ctrl-C reaches the test run too; this process then stops the server and exits with its status.
 process.on('SIGINT', () => undefined);
 
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', '--test-reporter=spec', ...passThrough, ...files],
-  { stdio: 'inherit', cwd: root },
-);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', ...passThrough, ...files], {
+  stdio: 'inherit',
+  cwd: root,
+});
 await postgres?.stop();
 process.exit(result.status ?? 1);

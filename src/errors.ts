@@ -238,7 +238,8 @@ function inputIssueError(issues: readonly z.core.$ZodIssue[]): MatrixError {
     case 'invalid_key': {
       // A record's key (the path ends with it) that its key schema refused.
       const inner = issue.issues[0];
-      const errcode = inner?.code === 'custom' ? ((inner.params as IssueParams | undefined)?.errcode ?? 'M_INVALID_PARAM') : 'M_INVALID_PARAM';
+      const errcode =
+        inner?.code === 'custom' ? ((inner.params as IssueParams | undefined)?.errcode ?? 'M_INVALID_PARAM') : 'M_INVALID_PARAM';
       return new MatrixError(400, errcode, `${label}: ${inner?.code === 'custom' ? inner.message : 'not a valid key'}`);
     }
     case 'invalid_element':

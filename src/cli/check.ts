@@ -42,7 +42,10 @@ export async function checkCommand(args: string[], defaultPaths: () => string[])
     return EXIT_FAILURE;
   }
   const results: CheckResult[] = [
-    { ok: true, text: `config: ${cluster.main.origin.files.length} file(s), ${cluster.workers.length} worker(s)${cluster.workersDir ? ` in ${cluster.workersDir}` : ''}` },
+    {
+      ok: true,
+      text: `config: ${cluster.main.origin.files.length} file(s), ${cluster.workers.length} worker(s)${cluster.workersDir ? ` in ${cluster.workersDir}` : ''}`,
+    },
   ];
   const report = (result: CheckResult) => {
     results.push(result);
@@ -122,7 +125,10 @@ export function checkSockets(cluster: Cluster): CheckResult[] {
       stat = lstatSync(path);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      return { ok: false, text: `${what}: ${code === 'ENOENT' ? 'does not exist (is the process that creates it running?)' : `cannot be read: ${code}`}` };
+      return {
+        ok: false,
+        text: `${what}: ${code === 'ENOENT' ? 'does not exist (is the process that creates it running?)' : `cannot be read: ${code}`}`,
+      };
     }
     if (!stat.isSocket()) return { ok: false, text: `${what}: the file exists but is not a socket` };
     const owner = `owner ${users.get(stat.uid) ?? stat.uid}, group ${groups.get(stat.gid) ?? stat.gid}`;
@@ -168,7 +174,8 @@ async function askRedis(redis: Config['redis'], timeoutMs = 3_000): Promise<Redi
       throw new Error(cause.code ?? cause.message);
     }
     // A refused AUTH closes the connection: what Redis said then explains the command's failure.
-    const answer = (command: Promise<unknown>) => command.catch((err: unknown) => failure ?? (err instanceof Error ? err : new Error(String(err))));
+    const answer = (command: Promise<unknown>) =>
+      command.catch((err: unknown) => failure ?? (err instanceof Error ? err : new Error(String(err))));
     return { pong: await answer(client.ping()), port: await answer(client.config('GET', 'port')) };
   } finally {
     client.disconnect();
@@ -206,7 +213,9 @@ export async function checkRedis(config: Config): Promise<CheckResult[]> {
   }
   const { pong, port } = answers;
   if (pong !== 'PONG') {
-    return [{ ok: false, text: `${label}: answered PING with ${pong instanceof Error ? `an error: ${pong.message}` : JSON.stringify(pong)}` }];
+    return [
+      { ok: false, text: `${label}: answered PING with ${pong instanceof Error ? `an error: ${pong.message}` : JSON.stringify(pong)}` },
+    ];
   }
   const results: CheckResult[] = [{ ok: true, text: `${label}: answers PING` }];
   if (redis.path === undefined) return results;
@@ -219,7 +228,10 @@ export async function checkRedis(config: Config): Promise<CheckResult[]> {
   } else {
     results.push(
       (await tcpOpen('127.0.0.1', 6379))
-        ? { ok: false, text: 'Redis TCP listener: something listens on 127.0.0.1:6379; with `redis.path` set, disable TCP in redis.conf (`port 0`)' }
+        ? {
+            ok: false,
+            text: 'Redis TCP listener: something listens on 127.0.0.1:6379; with `redis.path` set, disable TCP in redis.conf (`port 0`)',
+          }
         : { ok: true, text: 'Redis TCP listener: nothing listens on 127.0.0.1:6379' },
     );
   }
@@ -234,11 +246,24 @@ interface HttpAnswer {
   body: string;
 }
 
-function post(location: InstanceLocation, path: string, body: string, headers: Record<string, string>, timeoutMs = 3_000): Promise<HttpAnswer> {
+function post(
+  location: InstanceLocation,
+  path: string,
+  body: string,
+  headers: Record<string, string>,
+  timeoutMs = 3_000,
+): Promise<HttpAnswer> {
   return new Promise((resolve, reject) => {
     const target = location.path !== undefined ? { socketPath: location.path } : { host: location.host, port: location.port };
     const req = request(
-      { ...target, path, method: 'POST', timeout: timeoutMs, agent: false, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers } },
+      {
+        ...target,
+        path,
+        method: 'POST',
+        timeout: timeoutMs,
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+      },
       (res) => {
         let text = '';
         res.setEncoding('utf8');
@@ -277,7 +302,10 @@ export async function checkReplication(cluster: Cluster): Promise<CheckResult[]>
       }
       const withSecret = await post(location, path, body, { authorization: `Bearer ${secret}` });
       if (refused(withSecret.status)) {
-        results.push({ ok: false, text: `${label}: refuses the configured secret (HTTP ${withSecret.status}); do all processes read the same worker_replication_secret?` });
+        results.push({
+          ok: false,
+          text: `${label}: refuses the configured secret (HTTP ${withSecret.status}); do all processes read the same worker_replication_secret?`,
+        });
         continue;
       }
       const without = await post(location, path, body, {});
@@ -311,7 +339,9 @@ export async function checkHealth(cluster: Cluster): Promise<CheckResult[]> {
     probes.map(async (endpoint) => {
       const result = await probeHealth(endpoint, 3_000);
       const label = `${endpoint.instance} /health on ${endpoint.label}`;
-      return result.ok ? { ok: true, text: `${label}: ${result.detail}` } : { ok: false, text: `${label}: ${result.detail.startsWith('E') ? `not answering (${result.detail})` : result.detail}` };
+      return result.ok
+        ? { ok: true, text: `${label}: ${result.detail}` }
+        : { ok: false, text: `${label}: ${result.detail.startsWith('E') ? `not answering (${result.detail})` : result.detail}` };
     }),
   );
 }
@@ -359,8 +389,11 @@ export async function checkDatabase(config: Config, timeoutMs = 10_000): Promise
 
 /** The permission bits a file or directory grants users other than its owner and group. */
 function otherUsersMay(mode: number, isDirectory: boolean): string | undefined {
-  const may = [mode & 0o004 ? (isDirectory ? 'list' : 'read') : '', mode & 0o002 ? 'write' : '', isDirectory && mode & 0o001 ? 'enter' : '']
-    .filter(Boolean);
+  const may = [
+    mode & 0o004 ? (isDirectory ? 'list' : 'read') : '',
+    mode & 0o002 ? 'write' : '',
+    isDirectory && mode & 0o001 ? 'enter' : '',
+  ].filter(Boolean);
   return may.length > 0 ? may.join(', ') : undefined;
 }
 
@@ -373,7 +406,9 @@ export function checkDataFileModes(config: Config): CheckResult[] {
   const results: CheckResult[] = [];
   const file = config.database.name === 'sqlite3' ? config.database.args.database : undefined;
   if (file !== undefined && file !== ':memory:' && existsSync(file)) {
-    const files = [file, `${file}-wal`, `${file}-shm`].filter((f) => existsSync(f)).map((f) => ({ path: f, mode: statSync(f).mode & 0o777 }));
+    const files = [file, `${file}-wal`, `${file}-shm`]
+      .filter((f) => existsSync(f))
+      .map((f) => ({ path: f, mode: statSync(f).mode & 0o777 }));
     const open = files.flatMap(({ path, mode }) => {
       const may = otherUsersMay(mode, false);
       return may ? [`${path} is mode ${octal(mode)} (other users may ${may})`] : [];
@@ -381,7 +416,10 @@ export function checkDataFileModes(config: Config): CheckResult[] {
     results.push(
       open.length > 0
         ? { ok: false, text: `database files: ${open.join('; ')}; chmod 600 them` }
-        : { ok: true, text: `database files (${files.map((f) => f.path).join(', ')}): mode ${files.map((f) => octal(f.mode)).join(', ')}, not readable by other users` },
+        : {
+            ok: true,
+            text: `database files (${files.map((f) => f.path).join(', ')}): mode ${files.map((f) => octal(f.mode)).join(', ')}, not readable by other users`,
+          },
     );
   }
   const media = config.media_store_path;

@@ -189,7 +189,9 @@ async function startCommand(args: string[]): Promise<number> {
   void stopRequested.then(() => starting.abort());
   let homeserver: RunningHomeserver;
   try {
-    homeserver = await startHomeserver({ ...config, listeners: config.listeners.filter((l) => !isRouterListener(l)) }, log, { signal: starting.signal });
+    homeserver = await startHomeserver({ ...config, listeners: config.listeners.filter((l) => !isRouterListener(l)) }, log, {
+      signal: starting.signal,
+    });
   } catch (err) {
     if (!(err instanceof StartupAbortedError)) throw err;
     log.info('stopped before it finished starting');

@@ -38,7 +38,10 @@ export async function registerUserCommand(args: string[]): Promise<number> {
     const config = loadConfig(options.configPaths);
     const secret = config.registration_shared_secret;
     if (!secret) {
-      throw new CommandError(`${config.origin.describe(['registration_shared_secret'])}: not set; shared-secret registration needs it`, EXIT_USAGE);
+      throw new CommandError(
+        `${config.origin.describe(['registration_shared_secret'])}: not set; shared-secret registration needs it`,
+        EXIT_USAGE,
+      );
     }
     const location = options.url ? { url: parseUrl(options.url) } : clientListenerLocation(config);
     const userId = await registerUser(location, secret, options);
@@ -46,7 +49,9 @@ export async function registerUserCommand(args: string[]): Promise<number> {
     return EXIT_OK;
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
-    process.stderr.write(`myelin register-user: ${err.message}\n${err.status === EXIT_USAGE && err.message.startsWith('usage') ? `\n${REGISTER_USER_USAGE}` : ''}`);
+    process.stderr.write(
+      `myelin register-user: ${err.message}\n${err.status === EXIT_USAGE && err.message.startsWith('usage') ? `\n${REGISTER_USER_USAGE}` : ''}`,
+    );
     return err.status;
   }
 }
@@ -127,7 +132,13 @@ async function registerUser(location: ServerLocation, secret: string, options: O
   const nonceResponse = await call(location, 'GET', path);
   const nonce = nonceResponse.nonce;
   if (typeof nonce !== 'string') throw new CommandError('the server answered without a nonce', EXIT_FAILURE);
-  const mac = registrationMac(secret, { nonce, username: options.user, password: options.password, admin: options.admin, userType: options.userType ?? null });
+  const mac = registrationMac(secret, {
+    nonce,
+    username: options.user,
+    password: options.password,
+    admin: options.admin,
+    userType: options.userType ?? null,
+  });
   const registered = await call(location, 'POST', path, {
     nonce,
     username: options.user,
@@ -168,7 +179,8 @@ function call(location: ServerLocation, method: 'GET' | 'POST', path: string, bo
           // not JSON: reported with the status below
         }
         if (res.statusCode === 200) return resolve(json);
-        const reason = typeof json.error === 'string' ? `: ${json.error}${typeof json.errcode === 'string' ? ` (${json.errcode})` : ''}` : '';
+        const reason =
+          typeof json.error === 'string' ? `: ${json.error}${typeof json.errcode === 'string' ? ` (${json.errcode})` : ''}` : '';
         reject(new CommandError(`${method} ${path} failed with HTTP ${res.statusCode}${reason}`, EXIT_FAILURE));
       });
     });

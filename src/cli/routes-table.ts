@@ -8,6 +8,10 @@ export function formatRoutesTable(routes: readonly RouteDefinition<never>[]): st
   );
   const header = ['METHOD', 'PATH', 'RESOURCE', 'SERVED BY', 'STICKY', 'AUTH', 'NAME'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return `${[line(header), ...rows.map(line)].join('\n')}\n`;
 }

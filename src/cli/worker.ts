@@ -65,7 +65,9 @@ export async function workerCommand(args: string[]): Promise<number> {
   void stopRequested.then(() => starting.abort());
   let worker: RunningHomeserver;
   try {
-    worker = await startWorker({ ...config, worker_listeners: config.worker_listeners.filter((l) => !isRouterListener(l)) }, log, { signal: starting.signal });
+    worker = await startWorker({ ...config, worker_listeners: config.worker_listeners.filter((l) => !isRouterListener(l)) }, log, {
+      signal: starting.signal,
+    });
   } catch (err) {
     if (!(err instanceof StartupAbortedError)) throw err;
     log.info('stopped before it finished starting');

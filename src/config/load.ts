@@ -76,7 +76,10 @@ export function parseYamlFile(file: string, text: string): Record<string, unknow
   });
   if (doc.errors.length) {
     throw new ConfigError(
-      doc.errors.map((e) => `${file}: line ${e.linePos?.[0]?.line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
+      doc.errors.map(
+        (e) =>
+          `${file}: line ${e.linePos?.[0]?.line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+      ),
     );
   }
   const data: unknown = doc.toJS({ maxAliasCount: 100 });
@@ -105,8 +108,7 @@ export function loadConfig(paths: readonly string[], options: LoadOptions = {}):
     // Relative paths are resolved per file, before merging, so each resolves against its own file.
     const resolved = visitConfigValue(configSchema, data, [], {
       onUnknownKey: (path) => warn(`${file}: ${formatKeyPath(path)}: unknown key (ignored)`),
-      onMeta: (meta, value) =>
-        meta.isPath && typeof value === 'string' && !isAbsolute(value) ? resolve(dirname(file), value) : value,
+      onMeta: (meta, value) => (meta.isPath && typeof value === 'string' && !isAbsolute(value) ? resolve(dirname(file), value) : value),
     }) as Record<string, unknown>;
     for (const [key, value] of Object.entries(resolved)) {
       merged[key] = value;

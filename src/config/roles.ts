@@ -169,10 +169,14 @@ export function checkRoles(config: Config, problems: string[]): void {
   if (isWorker) checkWorkerKeys(config, app, problems);
   else {
     if (config.worker_name !== undefined) {
-      problems.push(`${where('worker_name')}: this config has no \`worker_app\`; a worker file needs both \`worker_app\` and \`worker_name\``);
+      problems.push(
+        `${where('worker_name')}: this config has no \`worker_app\`; a worker file needs both \`worker_app\` and \`worker_name\``,
+      );
     }
     if (config.worker_listeners.length > 0) {
-      problems.push(`${where('worker_listeners')}: only workers have \`worker_listeners\` (this config has no \`worker_app\`); the main process uses \`listeners\``);
+      problems.push(
+        `${where('worker_listeners')}: only workers have \`worker_listeners\` (this config has no \`worker_app\`); the main process uses \`listeners\``,
+      );
     }
   }
 
@@ -184,7 +188,9 @@ export function checkRoles(config: Config, problems: string[]): void {
       if (writers.length === 0) {
         problems.push(
           `${where('stream_writers', stream)}: ` +
-            (stream === 'events' ? 'Must specify at least one instance to handle `events`.' : `Must specify at least one instance to handle \`${stream}\` messages.`),
+            (stream === 'events'
+              ? 'Must specify at least one instance to handle `events`.'
+              : `Must specify at least one instance to handle \`${stream}\` messages.`),
         );
       } else if (!MULTI_WRITER_STREAMS.has(stream) && writers.length !== 1) {
         problems.push(`${where('stream_writers', stream)}: Must only specify one instance to handle \`${stream}\` messages.`);

@@ -89,7 +89,15 @@ export const duration = z.union([z.number(), z.string()]).transform((value, ctx)
   return parsed;
 });
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 };
+const DURATION_UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 604_800_000,
+  y: 31_536_000_000,
+};
 
 export function parseDuration(value: number | string): number | undefined {
   if (typeof value === 'number') return Number.isSafeInteger(value) && value >= 0 ? value : undefined;
@@ -153,11 +161,7 @@ export const MAX_HEADER_TIMEOUT_MS = 300_000;
 export const listenerSchema = z
   .object({
     port: doc(port.optional(), 'TCP port. Give either `port` or `path`.', '8008'),
-    bind_addresses: doc(
-      z.array(z.string()).optional(),
-      "Addresses to bind the TCP port on. Default `['::', '0.0.0.0']`.",
-      "['127.0.0.1']",
-    ),
+    bind_addresses: doc(z.array(z.string()).optional(), "Addresses to bind the TCP port on. Default `['::', '0.0.0.0']`.", "['127.0.0.1']"),
     bind_address: doc(z.string().optional(), 'Legacy single-address form of `bind_addresses`.'),
     path: filePath('UNIX socket path. Give either `port` or `path`. Its directory must exist.', '/run/matrix-synapse/replication.sock'),
     mode: doc(fileMode.optional(), 'File mode of the UNIX socket (octal). Default 0666.', '0660'),
@@ -230,10 +234,7 @@ const databaseArgs = z.object({
   dbname: doc(z.string().optional(), 'PostgreSQL: the database name (alias of `database`).'),
   user: doc(z.string().optional(), 'PostgreSQL: the role to connect as.'),
   password: doc(z.string().optional(), 'PostgreSQL: the password.'),
-  host: doc(
-    z.string().optional(),
-    'PostgreSQL: a host name, or a directory holding the server socket (e.g. `/run/postgresql`).',
-  ),
+  host: doc(z.string().optional(), 'PostgreSQL: a host name, or a directory holding the server socket (e.g. `/run/postgresql`).'),
   port: doc(port.optional(), 'PostgreSQL: the TCP port (default 5432).'),
   cp_min: doc(z.number().int().min(0).optional(), 'PostgreSQL: minimum pool size (default 5).'),
   cp_max: doc(z.number().int().min(1).optional(), 'PostgreSQL: maximum pool size (default 10).'),
@@ -241,10 +242,7 @@ const databaseArgs = z.object({
 
 const database = z
   .object({
-    name: doc(
-      z.enum(['sqlite3', 'psycopg2', 'postgres']),
-      '`sqlite3` (embedded, the default) or `psycopg2`/`postgres` for PostgreSQL.',
-    ),
+    name: doc(z.enum(['sqlite3', 'psycopg2', 'postgres']), '`sqlite3` (embedded, the default) or `psycopg2`/`postgres` for PostgreSQL.'),
     args: doc(databaseArgs.default({}), 'Connection arguments (see below).'),
   })
   .superRefine((db, ctx) => {
@@ -320,37 +318,45 @@ const ED25519_KEY_ID = /^ed25519:[A-Za-z0-9_]+$/;
 function ipRangeList(description: string, defaults?: readonly string[]) {
   const list = z.array(z.string()).superRefine((entries, ctx) => {
     entries.forEach((entry, i) => {
-      if (!parseCidr(entry)) ctx.addIssue({ code: 'custom', message: `expected an IP address or CIDR range such as 10.0.0.0/8, got ${JSON.stringify(entry)}`, path: [i] });
+      if (!parseCidr(entry))
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected an IP address or CIDR range such as 10.0.0.0/8, got ${JSON.stringify(entry)}`,
+          path: [i],
+        });
     });
   });
   return doc(defaults === undefined ? list.optional() : list.default([...defaults]), description);
 }
 
-const trustedKeyServer = z
-  .object({
-    server_name: doc(z.string().refine(isValidServerName, { error: 'expected a server name' }), 'The key server (notary).'),
-    verify_keys: doc(
-      z
-        .record(z.string(), z.string())
-        .superRefine((keys, ctx) => {
-          for (const [keyId, key] of Object.entries(keys)) {
-            if (!ED25519_KEY_ID.test(keyId)) ctx.addIssue({ code: 'custom', message: `expected a key id such as ed25519:abc, got ${JSON.stringify(keyId)}`, path: [keyId] });
-            else if (!isPublicKeyBase64(key)) ctx.addIssue({ code: 'custom', message: 'expected an unpadded base64 ed25519 public key', path: [keyId] });
-          }
-        })
-        .optional(),
-      "The key server's own public keys (key id → base64): every answer must be signed by one of them. Without them, " +
-        'answers are trusted on the strength of TLS alone.',
-      "{'ed25519:auto': Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}",
-    ),
-    accept_keys_insecurely: doc(
-      z.boolean().default(false),
-      'Accept answers of this key server without `verify_keys` even with `federation_verify_certificates: false`.',
-    ),
+const trustedKeyServer = z.object({
+  server_name: doc(z.string().refine(isValidServerName, { error: 'expected a server name' }), 'The key server (notary).'),
+  verify_keys: doc(
+    z
+      .record(z.string(), z.string())
+      .superRefine((keys, ctx) => {
+        for (const [keyId, key] of Object.entries(keys)) {
+          if (!ED25519_KEY_ID.test(keyId))
+            ctx.addIssue({ code: 'custom', message: `expected a key id such as ed25519:abc, got ${JSON.stringify(keyId)}`, path: [keyId] });
+          else if (!isPublicKeyBase64(key))
+            ctx.addIssue({ code: 'custom', message: 'expected an unpadded base64 ed25519 public key', path: [keyId] });
+        }
+      })
+      .optional(),
+    "The key server's own public keys (key id → base64): every answer must be signed by one of them. Without them, " +
+      'answers are trusted on the strength of TLS alone.',
+    "{'ed25519:auto': Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}",
+  ),
+  accept_keys_insecurely: doc(
+    z.boolean().default(false),
+    'Accept answers of this key server without `verify_keys` even with `federation_verify_certificates: false`.',
+  ),
 });
 export type TrustedKeyServerConfig = z.output<typeof trustedKeyServer>;
 
-export const DEFAULT_TRUSTED_KEY_SERVERS: readonly TrustedKeyServerConfig[] = [{ server_name: 'matrix.org', accept_keys_insecurely: false }];
+export const DEFAULT_TRUSTED_KEY_SERVERS: readonly TrustedKeyServerConfig[] = [
+  { server_name: 'matrix.org', accept_keys_insecurely: false },
+];
 
 const oldSigningKey = z.object({
   key: doc(z.string().refine(isPublicKeyBase64, { error: 'expected an unpadded base64 ed25519 public key' }), 'The public key.'),
@@ -381,7 +387,10 @@ const federationRateLimit = z.object({
   window_size: doc(duration.default(1000), 'The window over which requests are counted (ms, or a duration).'),
   sleep_limit: doc(z.number().int().min(0).default(10), 'Requests in the window beyond which each further request is delayed.'),
   sleep_delay: doc(duration.default(500), 'How long such a request is delayed (ms, or a duration).'),
-  reject_limit: doc(z.number().int().min(0).default(50), 'Requests waiting (delayed or queued) beyond which further ones are refused with 429.'),
+  reject_limit: doc(
+    z.number().int().min(0).default(50),
+    'Requests waiting (delayed or queued) beyond which further ones are refused with 429.',
+  ),
   concurrent: doc(z.number().int().min(1).default(3), 'Requests of one server processed at once; the rest wait in turn.'),
 });
 export type FederationRateLimitConfig = z.output<typeof federationRateLimit>;
@@ -406,7 +415,7 @@ export const configSchema = z
     tls_private_key_path: filePath('The PEM private key of `tls_certificate_path`. Re-read on SIGHUP.', '/etc/myelin/tls/privkey.pem'),
     federation_verify_certificates: doc(
       z.boolean().default(true),
-      "Check the TLS certificates of other servers (and of their `.well-known`). Turn off only for tests.",
+      'Check the TLS certificates of other servers (and of their `.well-known`). Turn off only for tests.',
     ),
     federation_certificate_verification_whitelist: doc(
       z
@@ -415,7 +424,8 @@ export const configSchema = z
         .default([])
         .superRefine((entries, ctx) => {
           (entries ?? []).forEach((entry, i) => {
-            if (!/^[\x21-\x7e]+$/.test(entry)) ctx.addIssue({ code: 'custom', message: 'expected an ASCII domain name or glob (IDNA names are not allowed)', path: [i] });
+            if (!/^[\x21-\x7e]+$/.test(entry))
+              ctx.addIssue({ code: 'custom', message: 'expected an ASCII domain name or glob (IDNA names are not allowed)', path: [i] });
           });
         }),
       'Domains (globs with `*` and `?`) whose certificates are not checked, e.g. `*.example.test`.',
@@ -430,7 +440,10 @@ export const configSchema = z
       '[/etc/myelin/federation-ca.pem]',
     ),
     federation_domain_whitelist: doc(
-      z.array(z.string().refine(isValidServerName, { error: 'expected a server name' })).nullable().optional(),
+      z
+        .array(z.string().refine(isValidServerName, { error: 'expected a server name' }))
+        .nullable()
+        .optional(),
       'When set, the only servers this one federates with (both ways); requests from others are refused with 403.',
       '[example.com, example.org]',
     ),
@@ -445,7 +458,7 @@ export const configSchema = z
     ip_range_whitelist: ipRangeList('Addresses (IP or CIDR) allowed even though `ip_range_blacklist` lists them.', []),
     trusted_key_servers: doc(
       z.array(trustedKeyServer).optional(),
-      'Notary servers asked for other servers\' signing keys before asking the servers themselves, each ' +
+      "Notary servers asked for other servers' signing keys before asking the servers themselves, each " +
         '`{server_name, verify_keys, accept_keys_insecurely}`. Default `[{server_name: matrix.org}]`; `[]` asks the servers directly only.',
       '[{server_name: matrix.org, verify_keys: {"ed25519:auto": Noi6WqcDj0QmPxCNQqgezwTlBKrfqehY1u2FyWP9uYw}}]',
     ),
@@ -462,7 +475,7 @@ export const configSchema = z
     ),
     allow_public_rooms_over_federation: doc(
       z.boolean().default(false),
-      'Let other servers read this server\'s public room directory (federation `/publicRooms`, which is not served yet).',
+      "Let other servers read this server's public room directory (federation `/publicRooms`, which is not served yet).",
     ),
     presence: doc(
       z
@@ -491,8 +504,12 @@ export const configSchema = z
           destination_retry_multiplier: doc(z.number().min(1).default(2), 'By how much the wait grows after each further failure.'),
           destination_max_retry_interval: doc(duration.default(7 * 86_400_000), 'The longest wait between two attempts.', '1w'),
         })
-        .default({ destination_min_retry_interval: 5_000, destination_retry_multiplier: 2, destination_max_retry_interval: 7 * 86_400_000 }),
-      'The federation sender\'s retry timings (a server that contacts us is retried at once whatever they say).',
+        .default({
+          destination_min_retry_interval: 5_000,
+          destination_retry_multiplier: 2,
+          destination_max_retry_interval: 7 * 86_400_000,
+        }),
+      "The federation sender's retry timings (a server that contacts us is retried at once whatever they say).",
     ),
     federation_rr_transactions_per_room_per_second: doc(
       z.number().min(0).default(50),
@@ -621,7 +638,11 @@ function checkTlsListeners(config: ValidatedConfig, ctx: z.RefinementCtx): void 
     config[key].forEach((listener, i) => {
       if (!listener.tls) return;
       if (listener.path !== undefined) {
-        ctx.addIssue({ code: 'custom', message: 'TLS is served on TCP listeners (`port`) only, not on UNIX sockets', path: [key, i, 'tls'] });
+        ctx.addIssue({
+          code: 'custom',
+          message: 'TLS is served on TCP listeners (`port`) only, not on UNIX sockets',
+          path: [key, i, 'tls'],
+        });
       }
       const names = listener.resources.flatMap((r) => r.names);
       for (const name of ['replication', 'router'] as const) {

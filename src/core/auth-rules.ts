@@ -18,22 +18,10 @@
 // caller's signature check having verified every signature present.
 
 import { authEventKeysFor, thirdPartyInviteToken } from './auth-events.js';
-import {
-  createEventIdForRoom,
-  stateKey,
-  type RoomEvent,
-  type StateKey,
-  type StateMap,
-} from './events.js';
+import { createEventIdForRoom, stateKey, type RoomEvent, type StateKey, type StateMap } from './events.js';
 import { isValidUserId, serverNameOf } from './identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from './json.js';
-import {
-  POWER_LEVEL_PROPERTIES,
-  creatorsOf,
-  parsePowerLevelValue,
-  powerLevelsFromState,
-  type PowerLevels,
-} from './power-levels.js';
+import { POWER_LEVEL_PROPERTIES, creatorsOf, parsePowerLevelValue, powerLevelsFromState, type PowerLevels } from './power-levels.js';
 import { getRoomVersion, type RoomVersion } from './room-versions.js';
 import { verifyJsonSignature } from './signing.js';
 
@@ -72,11 +60,7 @@ function membershipIn(state: StateMap, userId: string): string | undefined {
  * user's memberships, the third-party invite). For v12 `authState` must hold the create event
  * even though it is never listed in `auth_events`.
  */
-export function checkEventAuth(
-  event: RoomEvent,
-  authState: StateMap,
-  version: RoomVersion,
-): AuthResult {
+export function checkEventAuth(event: RoomEvent, authState: StateMap, version: RoomVersion): AuthResult {
   // Rule 1.
   if (event.type === 'm.room.create') return checkCreate(event, version);
 
@@ -94,14 +78,8 @@ export function checkEventAuth(
   }
 
   // Rule 4: a room created with `m.federate: false` stays on its creator's server.
-  if (
-    create.content['m.federate'] === false &&
-    serverNameOf(event.sender) !== serverNameOf(create.sender)
-  ) {
-    return reject(
-      'federate.disallowed',
-      `the room is not federated and ${event.sender} is not on the creator's server`,
-    );
+  if (create.content['m.federate'] === false && serverNameOf(event.sender) !== serverNameOf(create.sender)) {
+    return reject('federate.disallowed', `the room is not federated and ${event.sender} is not on the creator's server`);
   }
 
   // v1–5 rule 4: aliases belong to the server named by their state key.
@@ -110,10 +88,7 @@ export function checkEventAuth(
       return reject('aliases.no_state_key', 'm.room.aliases must be a state event');
     }
     if (event.stateKey !== serverNameOf(event.sender)) {
-      return reject(
-        'aliases.state_key_not_sender_server',
-        "the state key must be the sender's server name",
-      );
+      return reject('aliases.state_key_not_sender_server', "the state key must be the sender's server name");
     }
     return ALLOW;
   }
@@ -135,19 +110,13 @@ export function checkEventAuth(
   // Rule 7: whoever may invite may issue third-party invites, whatever `events` says.
   if (event.type === 'm.room.third_party_invite') {
     if (senderLevel >= powerLevels.invite) return ALLOW;
-    return reject(
-      'third_party_invite.insufficient_power',
-      `sender level ${senderLevel} is below the invite level ${powerLevels.invite}`,
-    );
+    return reject('third_party_invite.insufficient_power', `sender level ${senderLevel} is below the invite level ${powerLevels.invite}`);
   }
 
   // Rule 8.
   const required = powerLevels.eventLevel(event.type, event.stateKey !== undefined);
   if (senderLevel < required) {
-    return reject(
-      'event.insufficient_power',
-      `${event.type} needs level ${required}, the sender has ${senderLevel}`,
-    );
+    return reject('event.insufficient_power', `${event.type} needs level ${required}, the sender has ${senderLevel}`);
   }
 
   // Rule 9: state keyed by a user id belongs to that user.
@@ -168,8 +137,7 @@ export function checkEventAuth(
     if (targetServer !== undefined && targetServer === serverNameOf(event.eventId)) return ALLOW;
     return reject(
       'redaction.insufficient_power',
-      `sender level ${senderLevel} is below the redact level ${powerLevels.redact} ` +
-        'and the redacted event is from another server',
+      `sender level ${senderLevel} is below the redact level ${powerLevels.redact} ` + 'and the redacted event is from another server',
     );
   }
 
@@ -195,10 +163,7 @@ function checkCreate(event: RoomEvent, version: RoomVersion): AuthResult {
   if ('room_version' in event.content) {
     const roomVersion = event.content['room_version'];
     if (typeof roomVersion !== 'string' || getRoomVersion(roomVersion) === undefined) {
-      return reject(
-        'create.unknown_room_version',
-        `unknown room version ${JSON.stringify(roomVersion)}`,
-      );
+      return reject('create.unknown_room_version', `unknown room version ${JSON.stringify(roomVersion)}`);
     }
   }
 
@@ -209,22 +174,13 @@ function checkCreate(event: RoomEvent, version: RoomVersion): AuthResult {
   if (version.privilegedCreators && 'additional_creators' in event.content) {
     const additional = event.content['additional_creators'];
     if (!Array.isArray(additional) || !additional.every((user) => isValidUserId(user))) {
-      return reject(
-        'create.invalid_additional_creators',
-        'additional_creators must be an array of valid user ids',
-      );
+      return reject('create.invalid_additional_creators', 'additional_creators must be an array of valid user ids');
     }
   }
   return ALLOW;
 }
 
-function checkMember(
-  event: RoomEvent,
-  state: StateMap,
-  create: RoomEvent,
-  powerLevels: PowerLevels,
-  version: RoomVersion,
-): AuthResult {
+function checkMember(event: RoomEvent, state: StateMap, create: RoomEvent, powerLevels: PowerLevels, version: RoomVersion): AuthResult {
   // Rule 5.1.
   const target = event.stateKey;
   if (target === undefined) {
@@ -272,23 +228,14 @@ function checkMember(
         return reject('member.invite.target_joined', `${target} is already joined`);
       }
       if (senderLevel >= powerLevels.invite) return ALLOW;
-      return reject(
-        'member.invite.insufficient_power',
-        `sender level ${senderLevel} is below the invite level ${powerLevels.invite}`,
-      );
+      return reject('member.invite.insufficient_power', `sender level ${senderLevel} is below the invite level ${powerLevels.invite}`);
     }
 
     case 'leave': {
       if (sender === target) {
-        const mayLeave =
-          senderMembership === 'invite' ||
-          senderMembership === 'join' ||
-          (version.knocking && senderMembership === 'knock');
+        const mayLeave = senderMembership === 'invite' || senderMembership === 'join' || (version.knocking && senderMembership === 'knock');
         if (mayLeave) return ALLOW;
-        return reject(
-          'member.leave.not_member',
-          `${sender} cannot leave with membership ${senderMembership ?? 'none'}`,
-        );
+        return reject('member.leave.not_member', `${sender} cannot leave with membership ${senderMembership ?? 'none'}`);
       }
       if (senderMembership !== 'join') {
         return reject('member.leave.sender_not_joined', `${sender} is not joined`);
@@ -307,10 +254,7 @@ function checkMember(
       }
       const targetLevel = powerLevels.userLevel(target);
       if (targetLevel >= senderLevel) {
-        return reject(
-          'member.leave.target_not_below_sender',
-          `target level ${targetLevel} is not below sender level ${senderLevel}`,
-        );
+        return reject('member.leave.target_not_below_sender', `target level ${targetLevel} is not below sender level ${senderLevel}`);
       }
       return ALLOW;
     }
@@ -320,17 +264,11 @@ function checkMember(
         return reject('member.ban.sender_not_joined', `${sender} is not joined`);
       }
       if (senderLevel < powerLevels.ban) {
-        return reject(
-          'member.ban.insufficient_power',
-          `banning needs the ban level ${powerLevels.ban}, the sender has ${senderLevel}`,
-        );
+        return reject('member.ban.insufficient_power', `banning needs the ban level ${powerLevels.ban}, the sender has ${senderLevel}`);
       }
       const targetLevel = powerLevels.userLevel(target);
       if (targetLevel >= senderLevel) {
-        return reject(
-          'member.ban.target_not_below_sender',
-          `target level ${targetLevel} is not below sender level ${senderLevel}`,
-        );
+        return reject('member.ban.target_not_below_sender', `target level ${targetLevel} is not below sender level ${senderLevel}`);
       }
       return ALLOW;
     }
@@ -338,13 +276,9 @@ function checkMember(
     case 'knock': {
       if (!version.knocking) break;
       const joinRule = joinRuleIn(state);
-      const knockable =
-        joinRule === 'knock' || (version.knockRestrictedJoins && joinRule === 'knock_restricted');
+      const knockable = joinRule === 'knock' || (version.knockRestrictedJoins && joinRule === 'knock_restricted');
       if (!knockable) {
-        return reject(
-          'member.knock.join_rule',
-          `join rule ${JSON.stringify(joinRule)} does not allow knocking`,
-        );
+        return reject('member.knock.join_rule', `join rule ${JSON.stringify(joinRule)} does not allow knocking`);
       }
       if (sender !== target) {
         return reject('member.knock.not_self', 'users can only knock for themselves');
@@ -376,8 +310,7 @@ function checkJoin(
 
   // Rule 5.3.1: the creator's own join right after the create event.
   const creator = version.creatorIsCreateSender ? create.sender : create.content['creator'];
-  const onlyPrevIsCreate =
-    event.prevEventIds.length === 1 && event.prevEventIds[0] === create.eventId;
+  const onlyPrevIsCreate = event.prevEventIds.length === 1 && event.prevEventIds[0] === create.eventId;
   if (onlyPrevIsCreate && target === creator) return ALLOW;
 
   if (sender !== target) return reject('member.join.not_self', 'users can only join themselves');
@@ -386,8 +319,7 @@ function checkJoin(
   const joinRule = joinRuleIn(state);
   const inviteOnly = joinRule === 'invite' || (version.knocking && joinRule === 'knock');
   const restricted =
-    (version.restrictedJoins && joinRule === 'restricted') ||
-    (version.knockRestrictedJoins && joinRule === 'knock_restricted');
+    (version.restrictedJoins && joinRule === 'restricted') || (version.knockRestrictedJoins && joinRule === 'knock_restricted');
 
   if (inviteOnly) {
     if (senderMembership === 'invite' || senderMembership === 'join') return ALLOW;
@@ -400,33 +332,23 @@ function checkJoin(
     // authorise the join.
     const authoriser = event.content['join_authorised_via_users_server'];
     if (typeof authoriser !== 'string') {
-      return reject(
-        'member.join.no_authoriser',
-        `join rule is ${joinRule} and there is no join_authorised_via_users_server`,
-      );
+      return reject('member.join.no_authoriser', `join rule is ${joinRule} and there is no join_authorised_via_users_server`);
     }
     if (membershipIn(state, authoriser) !== 'join') {
-      return reject(
-        'member.join.authoriser_not_joined',
-        `authorising user ${authoriser} is not joined`,
-      );
+      return reject('member.join.authoriser_not_joined', `authorising user ${authoriser} is not joined`);
     }
     const authoriserLevel = powerLevels.userLevel(authoriser);
     if (authoriserLevel < powerLevels.invite) {
       return reject(
         'member.join.authoriser_cannot_invite',
-        `authorising user ${authoriser} has level ${authoriserLevel}, ` +
-          `below the invite level ${powerLevels.invite}`,
+        `authorising user ${authoriser} has level ${authoriserLevel}, ` + `below the invite level ${powerLevels.invite}`,
       );
     }
     return ALLOW;
   }
 
   if (joinRule === 'public') return ALLOW;
-  return reject(
-    'member.join.not_allowed',
-    `join rule ${JSON.stringify(joinRule)} does not allow joining`,
-  );
+  return reject('member.join.not_allowed', `join rule ${JSON.stringify(joinRule)} does not allow joining`);
 }
 
 /**
@@ -447,12 +369,7 @@ function hasSignatureFrom(event: RoomEvent, server: string): boolean {
 }
 
 /** Rule 5.4.1. A third-party invite that passes is allowed outright (5.4.1.7). */
-function checkThirdPartyInvite(
-  event: RoomEvent,
-  target: string,
-  targetMembership: string | undefined,
-  state: StateMap,
-): AuthResult {
+function checkThirdPartyInvite(event: RoomEvent, target: string, targetMembership: string | undefined, state: StateMap): AuthResult {
   if (targetMembership === 'ban') {
     return reject('member.invite.3pid.target_banned', `${target} is banned`);
   }
@@ -464,32 +381,20 @@ function checkThirdPartyInvite(
   const mxid = signed['mxid'];
   const token = thirdPartyInviteToken(event.content);
   if (typeof mxid !== 'string' || token === undefined) {
-    return reject(
-      'member.invite.3pid.signed_incomplete',
-      'third_party_invite.signed needs mxid and token',
-    );
+    return reject('member.invite.3pid.signed_incomplete', 'third_party_invite.signed needs mxid and token');
   }
   if (mxid !== target) {
     return reject('member.invite.3pid.mxid_mismatch', `signed mxid ${mxid} is not ${target}`);
   }
   const thirdPartyInvite = state.get(stateKey('m.room.third_party_invite', token));
   if (!thirdPartyInvite) {
-    return reject(
-      'member.invite.3pid.no_invite_event',
-      `no m.room.third_party_invite with state key ${JSON.stringify(token)}`,
-    );
+    return reject('member.invite.3pid.no_invite_event', `no m.room.third_party_invite with state key ${JSON.stringify(token)}`);
   }
   if (thirdPartyInvite.sender !== event.sender) {
-    return reject(
-      'member.invite.3pid.sender_mismatch',
-      'the invite must come from the sender of the m.room.third_party_invite',
-    );
+    return reject('member.invite.3pid.sender_mismatch', 'the invite must come from the sender of the m.room.third_party_invite');
   }
   if (thirdPartyInviteSignatureMatches(signed, thirdPartyInvite.content)) return ALLOW;
-  return reject(
-    'member.invite.3pid.bad_signature',
-    'no signature in signed verifies with a public key of the m.room.third_party_invite',
-  );
+  return reject('member.invite.3pid.bad_signature', 'no signature in signed verifies with a public key of the m.room.third_party_invite');
 }
 
 /** Rule 5.4.1.7: some ed25519 signature in `signed` verifies with some public key of the invite. */
@@ -531,11 +436,7 @@ function levelMapsOf(version: RoomVersion): readonly ('events' | 'notifications'
  * v1–9 have no rule 10.1/10.2, but a value that is not a level there would break every later
  * comparison (Synapse fails on such values as well), so it is refused in every version.
  */
-export function checkPowerLevelsContent(
-  content: JsonObject,
-  version: RoomVersion,
-  createEvent?: RoomEvent,
-): AuthResult {
+export function checkPowerLevelsContent(content: JsonObject, version: RoomVersion, createEvent?: RoomEvent): AuthResult {
   const expected = version.integerPowerLevels ? 'integers' : 'power levels';
 
   // Rule 10.1.
@@ -548,10 +449,7 @@ export function checkPowerLevelsContent(
   // Rule 10.2.
   for (const name of levelMapsOf(version)) {
     if (name in content && !isLevelMap(content[name], version)) {
-      return reject(
-        `power_levels.invalid_${name}`,
-        `${name} must be an object whose values are ${expected}`,
-      );
+      return reject(`power_levels.invalid_${name}`, `${name} must be an object whose values are ${expected}`);
     }
   }
 
@@ -565,10 +463,7 @@ export function checkPowerLevelsContent(
     if (version.privilegedCreators && createEvent) {
       for (const creator of creatorsOf(createEvent, version)) {
         if (Object.hasOwn(users, creator)) {
-          return reject(
-            'power_levels.users.creator',
-            `creator ${creator} must not be listed in users`,
-          );
+          return reject('power_levels.users.creator', `creator ${creator} must not be listed in users`);
         }
       }
     }
@@ -577,26 +472,16 @@ export function checkPowerLevelsContent(
 }
 
 function isLevelMap(value: JsonValue | undefined, version: RoomVersion): value is JsonObject {
-  return (
-    isJsonObject(value) &&
-    Object.values(value).every((level) => parsePowerLevelValue(level, version) !== undefined)
-  );
+  return isJsonObject(value) && Object.values(value).every((level) => parsePowerLevelValue(level, version) !== undefined);
 }
 
 /** Rule 10. */
-function checkPowerLevels(
-  event: RoomEvent,
-  state: StateMap,
-  create: RoomEvent,
-  senderLevel: number,
-  version: RoomVersion,
-): AuthResult {
+function checkPowerLevels(event: RoomEvent, state: StateMap, create: RoomEvent, senderLevel: number, version: RoomVersion): AuthResult {
   const shape = checkPowerLevelsContent(event.content, version, create);
   if (!shape.allowed) return shape;
 
   // Rule 10.5.
-  const previous =
-    event.stateKey === undefined ? undefined : state.get(stateKey(event.type, event.stateKey));
+  const previous = event.stateKey === undefined ? undefined : state.get(stateKey(event.type, event.stateKey));
   if (!previous) return ALLOW;
 
   const oldContent = previous.content;
@@ -608,16 +493,10 @@ function checkPowerLevels(
     const after = parsePowerLevelValue(newContent[name], version);
     if (before === after) continue;
     if (before !== undefined && before > senderLevel) {
-      return reject(
-        'power_levels.property.above_sender',
-        `the current ${name} ${before} is above sender level ${senderLevel}`,
-      );
+      return reject('power_levels.property.above_sender', `the current ${name} ${before} is above sender level ${senderLevel}`);
     }
     if (after !== undefined && after > senderLevel) {
-      return reject(
-        'power_levels.property.above_sender',
-        `the new ${name} ${after} is above sender level ${senderLevel}`,
-      );
+      return reject('power_levels.property.above_sender', `the new ${name} ${after} is above sender level ${senderLevel}`);
     }
   }
 
@@ -625,37 +504,21 @@ function checkPowerLevels(
   for (const name of levelMapsOf(version)) {
     for (const [key, before, after] of changedEntries(oldContent[name], newContent[name], version)) {
       if (before !== undefined && before > senderLevel) {
-        return reject(
-          `power_levels.${name}.above_sender`,
-          `the current ${name}[${key}] ${before} is above sender level ${senderLevel}`,
-        );
+        return reject(`power_levels.${name}.above_sender`, `the current ${name}[${key}] ${before} is above sender level ${senderLevel}`);
       }
       if (after !== undefined && after > senderLevel) {
-        return reject(
-          `power_levels.${name}.above_sender`,
-          `the new ${name}[${key}] ${after} is above sender level ${senderLevel}`,
-        );
+        return reject(`power_levels.${name}.above_sender`, `the new ${name}[${key}] ${after} is above sender level ${senderLevel}`);
       }
     }
   }
 
   // Rules 10.9 and 10.10.
-  for (const [user, before, after] of changedEntries(
-    oldContent['users'],
-    newContent['users'],
-    version,
-  )) {
+  for (const [user, before, after] of changedEntries(oldContent['users'], newContent['users'], version)) {
     if (before !== undefined && user !== event.sender && before >= senderLevel) {
-      return reject(
-        'power_levels.users.not_below_sender',
-        `${user} has level ${before}, not below sender level ${senderLevel}`,
-      );
+      return reject('power_levels.users.not_below_sender', `${user} has level ${before}, not below sender level ${senderLevel}`);
     }
     if (after !== undefined && after > senderLevel) {
-      return reject(
-        'power_levels.users.above_sender',
-        `the new level ${after} for ${user} is above sender level ${senderLevel}`,
-      );
+      return reject('power_levels.users.above_sender', `the new level ${after} for ${user} is above sender level ${senderLevel}`);
     }
   }
   return ALLOW;
@@ -698,9 +561,7 @@ export function checkAuthEventsList(
     }
   }
 
-  const expected = new Set(
-    authEventKeysFor(event.type, event.stateKey, event.sender, event.content, version),
-  );
+  const expected = new Set(authEventKeysFor(event.type, event.stateKey, event.sender, event.content, version));
   const seen = new Set<StateKey>();
   for (const authEvent of authEvents) {
     const described = `(${authEvent.type}, ${JSON.stringify(authEvent.stateKey)})`;
@@ -713,25 +574,16 @@ export function checkAuthEventsList(
     }
     seen.add(key);
     if (version.roomIdFromCreateEvent && authEvent.type === 'm.room.create') {
-      return reject(
-        'auth_events.create_listed',
-        'the create event is implicit and must not be listed in auth_events',
-      );
+      return reject('auth_events.create_listed', 'the create event is implicit and must not be listed in auth_events');
     }
     if (!expected.has(key)) {
-      return reject(
-        'auth_events.unexpected',
-        `auth event ${described} is not one the selection algorithm picks`,
-      );
+      return reject('auth_events.unexpected', `auth event ${described} is not one the selection algorithm picks`);
     }
     if (isRejected(authEvent.eventId)) {
       return reject('auth_events.rejected', `auth event ${authEvent.eventId} was rejected`);
     }
     if (authEvent.roomId !== event.roomId) {
-      return reject(
-        'auth_events.other_room',
-        `auth event ${authEvent.eventId} is in room ${authEvent.roomId}`,
-      );
+      return reject('auth_events.other_room', `auth event ${authEvent.eventId} is in room ${authEvent.roomId}`);
     }
   }
   if (!version.roomIdFromCreateEvent && !seen.has(CREATE_KEY)) {
@@ -744,10 +596,7 @@ export function checkAuthEventsList(
  * The state map to check an event against its own auth events: the listed events by key, plus
  * the implicit create event for v12 (pass it as `createEvent`).
  */
-export function authStateFromEvents(
-  authEvents: Iterable<RoomEvent>,
-  createEvent?: RoomEvent,
-): Map<StateKey, RoomEvent> {
+export function authStateFromEvents(authEvents: Iterable<RoomEvent>, createEvent?: RoomEvent): Map<StateKey, RoomEvent> {
   const state = new Map<StateKey, RoomEvent>();
   if (createEvent) state.set(CREATE_KEY, createEvent);
   for (const authEvent of authEvents) {
@@ -764,26 +613,18 @@ export function authStateFromEvents(
  * servers of the two event ids), so callers can treat every version alike. `state` is the state
  * the redaction is judged against (the state before it, or its auth state).
  */
-export function checkRedactionAllowed(
-  redaction: RoomEvent,
-  redacted: RoomEvent,
-  state: StateMap,
-  version: RoomVersion,
-): AuthResult {
+export function checkRedactionAllowed(redaction: RoomEvent, redacted: RoomEvent, state: StateMap, version: RoomVersion): AuthResult {
   if (redacted.roomId !== redaction.roomId) {
     return reject('redaction.other_room', `${redacted.eventId} is in another room`);
   }
   const powerLevels = powerLevelsFromState(state, version);
   const senderLevel = powerLevels.userLevel(redaction.sender);
   if (senderLevel >= powerLevels.redact) return ALLOW;
-  const [mine, theirs] = version.redactionsInAuthRules
-    ? [redaction.eventId, redacted.eventId]
-    : [redaction.sender, redacted.sender];
+  const [mine, theirs] = version.redactionsInAuthRules ? [redaction.eventId, redacted.eventId] : [redaction.sender, redacted.sender];
   const server = serverNameOf(mine);
   if (server !== undefined && server === serverNameOf(theirs)) return ALLOW;
   return reject(
     'redaction.insufficient_power',
-    `sender level ${senderLevel} is below the redact level ${powerLevels.redact} ` +
-      'and the redacted event is from another server',
+    `sender level ${senderLevel} is below the redact level ${powerLevels.redact} ` + 'and the redacted event is from another server',
   );
 }

@@ -44,12 +44,9 @@ export const CANONICAL_JSON_MAX_DEPTH = 1000;
 const SURROGATE = /[\uD800-\uDFFF]/;
 
 // `String.prototype.isWellFormed` (Node 20+) is ES2024; the project's `lib` is ES2023.
-const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed?: () => boolean })
-  .isWellFormed;
+const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed?: () => boolean }).isWellFormed;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const wellFormed: (s: string) => boolean = nativeIsWellFormed
-  ? (s) => nativeIsWellFormed.call(s)
-  : (s) => !LONE_SURROGATE.test(s);
+const wellFormed: (s: string) => boolean = nativeIsWellFormed ? (s) => nativeIsWellFormed.call(s) : (s) => !LONE_SURROGATE.test(s);
 
 /**
  * Compares two strings by code point. In UTF-16, moving surrogates above U+E000–U+FFFF makes
@@ -190,12 +187,7 @@ function encodeObjectStrict(value: object, depth: number, omit: ReadonlySet<stri
 }
 
 /** Objects with a surrogate in some key: sort by code point. */
-function encodeObjectSlowly(
-  value: object,
-  depth: number,
-  omit: ReadonlySet<string> | undefined,
-  relaxed: boolean,
-): string {
+function encodeObjectSlowly(value: object, depth: number, omit: ReadonlySet<string> | undefined, relaxed: boolean): string {
   const keys = Object.keys(value).sort(compareCodePoints);
   const record = value as Record<string, unknown>;
   let out = '{';
@@ -315,12 +307,7 @@ function locate(
   return undefined;
 }
 
-function located(
-  err: unknown,
-  value: unknown,
-  relaxed: boolean,
-  omit?: ReadonlySet<string>,
-): unknown {
+function located(err: unknown, value: unknown, relaxed: boolean, omit?: ReadonlySet<string>): unknown {
   if (err === UNENCODABLE) {
     return locate(value, '', 0, relaxed, omit) ?? new CanonicalJsonError('value is not encodable');
   }
@@ -353,11 +340,7 @@ export function encodeCanonicalJsonBytes(value: unknown, options?: CanonicalJson
  * Encodes a JSON object as if its top-level keys in `omit` were absent, without copying it. This
  * is how hashes and signatures leave out `signatures`, `unsigned` and friends.
  */
-export function encodeCanonicalJsonWithout(
-  object: object,
-  omit: ReadonlySet<string>,
-  options?: CanonicalJsonOptions,
-): string {
+export function encodeCanonicalJsonWithout(object: object, omit: ReadonlySet<string>, options?: CanonicalJsonOptions): string {
   if (typeof object !== 'object' || object === null || Array.isArray(object)) {
     throw new CanonicalJsonError('expected a JSON object');
   }

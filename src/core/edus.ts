@@ -121,8 +121,7 @@ export interface SkippedEntry {
 }
 
 export type EduParseResult =
-  | { readonly ok: true; readonly edu: Edu; readonly skipped: readonly SkippedEntry[] }
-  | { readonly ok: false; readonly error: EduError };
+  { readonly ok: true; readonly edu: Edu; readonly skipped: readonly SkippedEntry[] } | { readonly ok: false; readonly error: EduError };
 
 export interface EduContext {
   /** The server that sent the transaction (authenticated). */
@@ -397,7 +396,10 @@ function parseDirectToDevice(content: JsonObject, ctx: EduContext, skipped: Skip
  */
 export function parseEdu(json: unknown, ctx: EduContext): EduParseResult {
   if (!isJsonObject(json) || typeof json.edu_type !== 'string') {
-    return { ok: false, error: { code: 'malformed-envelope', eduType: undefined, message: 'an EDU is {"edu_type": string, "content": object}' } };
+    return {
+      ok: false,
+      error: { code: 'malformed-envelope', eduType: undefined, message: 'an EDU is {"edu_type": string, "content": object}' },
+    };
   }
   const eduType = json.edu_type;
   const content = json.content;

@@ -113,9 +113,7 @@ function checkFieldLength(name: string, value: string, roomVersion: RoomVersion)
   }
   const length = roomVersion.strictEventByteLimits ? Buffer.byteLength(value, 'utf8') : codePointLength(value);
   if (length > MAX_EVENT_FIELD_LENGTH) {
-    tooLarge(
-      `"${name}" is longer than ${MAX_EVENT_FIELD_LENGTH} ${roomVersion.strictEventByteLimits ? 'bytes' : 'code points'}`,
-    );
+    tooLarge(`"${name}" is longer than ${MAX_EVENT_FIELD_LENGTH} ${roomVersion.strictEventByteLimits ? 'bytes' : 'code points'}`);
   }
 }
 
@@ -292,12 +290,7 @@ export interface HashedAndSigned {
  * this): content hash → redact a copy → sign the redacted copy → copy the signatures onto the
  * full event. Existing signatures and other `hashes` entries are kept. `pdu` is not modified.
  */
-export function hashAndSign(
-  pdu: JsonObject,
-  roomVersion: RoomVersion,
-  serverName: string,
-  key: SigningKey,
-): HashedAndSigned {
+export function hashAndSign(pdu: JsonObject, roomVersion: RoomVersion, serverName: string, key: SigningKey): HashedAndSigned {
   const { event, signedBytes } = hashAndSignInternal(pdu, roomVersion, serverName, key);
   return { pdu: event, referenceHash: sha256(signedBytes) };
 }
@@ -358,8 +351,7 @@ export function finaliseEvent(
     if (!isJsonObject(unsignedPdu)) bad('a PDU must be a JSON object');
     const { event: pdu, signedBytes, contentHashText } = hashAndSignInternal(unsignedPdu, roomVersion, serverName, key);
     // The signed bytes are the reference hash input.
-    const eventId =
-      roomVersion.eventIdFormat === 'v1' ? undefined : eventIdFromReferenceInput(signedBytes, roomVersion.eventIdFormat);
+    const eventId = roomVersion.eventIdFormat === 'v1' ? undefined : eventIdFromReferenceInput(signedBytes, roomVersion.eventIdFormat);
     const size = canonicalByteLength(pdu, contentHashText, roomVersion);
     return { pdu, event: parseUnchecked(pdu, roomVersion, eventId, size) };
   } catch (err) {

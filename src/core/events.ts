@@ -72,10 +72,7 @@ export class InvalidEventError extends Error {
  * The auth events of `event` including, for room versions whose room id is derived from the create
  * event (v12), the implicit create event: `$` + the room id's hash part.
  */
-export function authEventIdsWithCreate(
-  event: RoomEvent,
-  roomIdFromCreateEvent: boolean,
-): readonly string[] {
+export function authEventIdsWithCreate(event: RoomEvent, roomIdFromCreateEvent: boolean): readonly string[] {
   if (!roomIdFromCreateEvent || event.type === 'm.room.create') return event.authEventIds;
   return [...event.authEventIds, createEventIdForRoom(event.roomId)];
 }

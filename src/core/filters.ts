@@ -173,8 +173,7 @@ function parseRoomEventFilterAt(value: JsonValue | undefined, path: string): Roo
     notRooms: stringsAt(json.not_rooms, `${path}.not_rooms`, ROOM_IDS) ?? NONE,
     containsUrl: booleanAt(json.contains_url, `${path}.contains_url`),
     lazyLoadMembers: booleanAt(json.lazy_load_members, `${path}.lazy_load_members`) ?? false,
-    includeRedundantMembers:
-      booleanAt(json.include_redundant_members, `${path}.include_redundant_members`) ?? false,
+    includeRedundantMembers: booleanAt(json.include_redundant_members, `${path}.include_redundant_members`) ?? false,
     unreadThreadNotifications: unreadStable ?? unreadUnstable ?? false,
   });
 }
@@ -242,7 +241,11 @@ export function parseSyncFilterParam(
   try {
     json = parseJsonInput(param);
   } catch (err) {
-    if (err instanceof JsonInputError) throw new InvalidFilterError(err.problem === 'syntax' ? 'Invalid filter JSON' : err.message, err.problem === 'syntax' ? 'M_NOT_JSON' : 'M_BAD_JSON');
+    if (err instanceof JsonInputError)
+      throw new InvalidFilterError(
+        err.problem === 'syntax' ? 'Invalid filter JSON' : err.message,
+        err.problem === 'syntax' ? 'M_NOT_JSON' : 'M_BAD_JSON',
+      );
     throw err;
   }
   return { kind: 'inline', filter: parseFilter(json, options) };

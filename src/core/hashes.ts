@@ -15,14 +15,7 @@ import type { EventIdFormat, RoomVersion } from './room-versions.js';
  * also drops (`age_ts`, `outlier`, `destinations`: internal metadata that older Synapses leaked
  * onto PDUs), so that we agree with it on such events.
  */
-const NOT_IN_CONTENT_HASH: ReadonlySet<string> = new Set([
-  'unsigned',
-  'signatures',
-  'hashes',
-  'age_ts',
-  'outlier',
-  'destinations',
-]);
+const NOT_IN_CONTENT_HASH: ReadonlySet<string> = new Set(['unsigned', 'signatures', 'hashes', 'age_ts', 'outlier', 'destinations']);
 
 /** Left out of the reference hash (of the redacted event); `age_ts` as Synapse does. */
 const NOT_IN_REFERENCE_HASH: ReadonlySet<string> = new Set(['signatures', 'unsigned', 'age_ts']);
@@ -163,10 +156,7 @@ const ID_CHARS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789
  * A fresh v1/v2 event id, `$<18 random letters and digits>:<serverName>`. It must go into the PDU
  * as `event_id` before the event is hashed and signed. `random` lets tests fix the bytes.
  */
-export function generateLegacyEventId(
-  serverName: string,
-  random: (n: number) => Uint8Array = randomBytes,
-): string {
+export function generateLegacyEventId(serverName: string, random: (n: number) => Uint8Array = randomBytes): string {
   let local = '';
   while (local.length < 18) {
     for (const byte of random(24)) {

@@ -69,8 +69,7 @@ export function isValidServerName(serverName: string): boolean {
 // ---- the common `&localpart:domain` shape ----
 
 // `String.prototype.isWellFormed` (Node 20+) is ES2024; the project's `lib` is ES2023.
-const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed?: () => boolean })
-  .isWellFormed;
+const nativeIsWellFormed = (String.prototype as unknown as { isWellFormed?: () => boolean }).isWellFormed;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 function wellFormed(s: string): boolean {
   return nativeIsWellFormed ? nativeIsWellFormed.call(s) : !LONE_SURROGATE.test(s);
@@ -187,9 +186,7 @@ export function isValidEventId(id: unknown, format?: EventIdFormat, options?: Le
     case 'v4':
       return HASH_ID_URL_SAFE.test(body);
     case undefined:
-      return (
-        HASH_ID_URL_SAFE.test(body) || HASH_ID_STANDARD.test(body) || parseSigilled(id, '$', options) !== undefined
-      );
+      return HASH_ID_URL_SAFE.test(body) || HASH_ID_STANDARD.test(body) || parseSigilled(id, '$', options) !== undefined;
   }
 }
 

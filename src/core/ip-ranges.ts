@@ -144,7 +144,7 @@ export function formatIpAddress(address: IpAddress): string {
   // RFC 5952 §4.2: compress the longest run (of at least two) of zero groups, the first if tied.
   let bestStart = -1;
   let bestLength = 1;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== 0) {
       i++;
       continue;
@@ -250,8 +250,7 @@ export class IpRangeSet {
 }
 
 export type IpRangeListResult =
-  | { readonly ok: true; readonly set: IpRangeSet }
-  | { readonly ok: false; readonly invalid: readonly string[] };
+  { readonly ok: true; readonly set: IpRangeSet } | { readonly ok: false; readonly invalid: readonly string[] };
 
 /** Parses a configured list of ranges; every entry that is not a range is reported. */
 export function parseIpRangeList(entries: readonly string[]): IpRangeListResult {

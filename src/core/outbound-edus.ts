@@ -93,7 +93,11 @@ export function deviceListUpdateEdu(update: OutboundDeviceUpdate): OutboundEdu {
 }
 
 /** `m.signing_key_update`: the user's current master and self-signing keys. */
-export function signingKeyUpdateEdu(userId: string, masterKey: JsonObject | undefined, selfSigningKey: JsonObject | undefined): OutboundEdu {
+export function signingKeyUpdateEdu(
+  userId: string,
+  masterKey: JsonObject | undefined,
+  selfSigningKey: JsonObject | undefined,
+): OutboundEdu {
   const content: JsonObject = { user_id: userId };
   if (masterKey) content.master_key = masterKey;
   if (selfSigningKey) content.self_signing_key = selfSigningKey;
@@ -111,7 +115,10 @@ export function directToDeviceEdu(
 }
 
 /** Adds signatures kept beside a key's JSON into its `signatures` (as `/keys/query` serves them). */
-export function withExtraSignatures(json: JsonObject, signatures: ReadonlyArray<{ signer: string; keyId: string; signature: string }>): JsonObject {
+export function withExtraSignatures(
+  json: JsonObject,
+  signatures: ReadonlyArray<{ signer: string; keyId: string; signature: string }>,
+): JsonObject {
   if (signatures.length === 0) return json;
   const merged: JsonObject = {};
   const existing = isJsonObject(json.signatures) ? json.signatures : {};
@@ -124,7 +131,12 @@ export function withExtraSignatures(json: JsonObject, signatures: ReadonlyArray<
 }
 
 /** The body of `PUT /_matrix/federation/v1/send/{txnId}`. */
-export function transactionBody(origin: string, originServerTs: number, pdus: readonly JsonObject[], edus: readonly OutboundEdu[]): JsonObject {
+export function transactionBody(
+  origin: string,
+  originServerTs: number,
+  pdus: readonly JsonObject[],
+  edus: readonly OutboundEdu[],
+): JsonObject {
   const body: JsonObject = { origin, origin_server_ts: originServerTs, pdus: pdus as JsonValue[] };
   if (edus.length > 0) body.edus = edus.map((e) => ({ edu_type: e.edu_type, content: e.content }));
   return body;
@@ -135,7 +147,8 @@ export function refusedPdus(answer: JsonValue): Array<{ eventId: string; error: 
   if (!isJsonObject(answer) || !isJsonObject(answer.pdus)) return [];
   const refused: Array<{ eventId: string; error: string }> = [];
   for (const [eventId, result] of Object.entries(answer.pdus)) {
-    if (isJsonObject(result) && result.error !== undefined) refused.push({ eventId, error: typeof result.error === 'string' ? result.error : JSON.stringify(result.error) });
+    if (isJsonObject(result) && result.error !== undefined)
+      refused.push({ eventId, error: typeof result.error === 'string' ? result.error : JSON.stringify(result.error) });
   }
   return refused;
 }

@@ -80,8 +80,7 @@ export type PduCheckOutcome =
   | { readonly outcome: 'ok'; readonly event: RoomEvent };
 
 export type PduParseResult =
-  | { readonly ok: true; readonly event: RoomEvent }
-  | { readonly ok: false; readonly outcome: PduCheckOutcome & { outcome: 'drop' } };
+  { readonly ok: true; readonly event: RoomEvent } | { readonly ok: false; readonly outcome: PduCheckOutcome & { outcome: 'drop' } };
 
 /**
  * Step 1: the event format of `roomVersion` (`parsePdu`: shape, identifiers, sizes, canonical
@@ -118,8 +117,7 @@ export interface RequiredSignature {
 }
 
 export type RequiredSignaturesResult =
-  | { readonly ok: true; readonly required: readonly RequiredSignature[] }
-  | { readonly ok: false; readonly reason: string };
+  { readonly ok: true; readonly required: readonly RequiredSignature[] } | { readonly ok: false; readonly reason: string };
 
 function isThirdPartyInvite(event: RoomEvent): boolean {
   return event.type === 'm.room.member' && event.content.membership === 'invite' && 'third_party_invite' in event.content;
@@ -280,12 +278,7 @@ export function checkParsedPdu(event: RoomEvent, roomVersion: RoomVersion, looku
  * Steps 1–3 for one received PDU whose keys are already at hand. For a batch, call
  * `parseReceivedPdu` on each, fetch `keyRequestsFor(...)`, then `checkParsedPdu` on each.
  */
-export function checkReceivedPdu(
-  json: unknown,
-  roomVersion: RoomVersion,
-  lookupKey: KeyLookup,
-  expectedRoomId?: string,
-): PduCheckOutcome {
+export function checkReceivedPdu(json: unknown, roomVersion: RoomVersion, lookupKey: KeyLookup, expectedRoomId?: string): PduCheckOutcome {
   const parsed = parseReceivedPdu(json, roomVersion, expectedRoomId);
   if (!parsed.ok) return parsed.outcome;
   return checkParsedPdu(parsed.event, roomVersion, lookupKey);

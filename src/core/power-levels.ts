@@ -33,15 +33,7 @@ export const DEFAULT_NOTIFICATION_LEVEL = 50;
 export const CREATOR_LEVEL_WITHOUT_POWER_LEVELS = 100;
 
 /** The seven top-level integer properties of a power-levels content. */
-export const POWER_LEVEL_PROPERTIES = [
-  'users_default',
-  'events_default',
-  'state_default',
-  'ban',
-  'redact',
-  'kick',
-  'invite',
-] as const;
+export const POWER_LEVEL_PROPERTIES = ['users_default', 'events_default', 'state_default', 'ban', 'redact', 'kick', 'invite'] as const;
 export type PowerLevelProperty = (typeof POWER_LEVEL_PROPERTIES)[number];
 
 const PROPERTY_DEFAULTS: Readonly<Record<PowerLevelProperty, number>> = {
@@ -55,10 +47,7 @@ const PROPERTY_DEFAULTS: Readonly<Record<PowerLevelProperty, number>> = {
 };
 
 /** A power level as the room version reads it, or `undefined` if the value is not a level. */
-export function parsePowerLevelValue(
-  value: JsonValue | undefined,
-  version: RoomVersion,
-): number | undefined {
+export function parsePowerLevelValue(value: JsonValue | undefined, version: RoomVersion): number | undefined {
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) return undefined;
     if (Number.isInteger(value)) return value === 0 ? 0 : value; // fold -0 into 0
@@ -119,8 +108,7 @@ export class PowerLevels {
     readonly version: RoomVersion,
   ) {
     const c = content ?? {};
-    const level = (name: PowerLevelProperty): number =>
-      parsePowerLevelValue(c[name], version) ?? PROPERTY_DEFAULTS[name];
+    const level = (name: PowerLevelProperty): number => parsePowerLevelValue(c[name], version) ?? PROPERTY_DEFAULTS[name];
     this.usersDefault = level('users_default');
     this.eventsDefault = level('events_default');
     this.stateDefault = level('state_default');
@@ -192,11 +180,7 @@ const CREATE_KEY = stateKey('m.room.create', '');
 const POWER_LEVELS_KEY = stateKey('m.room.power_levels', '');
 
 /** Parses a power-levels content (or none) against the room's create event. */
-export function parsePowerLevels(
-  content: JsonObject | undefined,
-  createEvent: RoomEvent | undefined,
-  version: RoomVersion,
-): PowerLevels {
+export function parsePowerLevels(content: JsonObject | undefined, createEvent: RoomEvent | undefined, version: RoomVersion): PowerLevels {
   return new PowerLevels(content, createEvent, version);
 }
 
@@ -224,12 +208,7 @@ export function userPowerLevel(userId: string, state: StateMap, version: RoomVer
   return powerLevelsFromState(state, version).userLevel(userId);
 }
 
-export function requiredPowerLevelForEvent(
-  type: string,
-  isState: boolean,
-  state: StateMap,
-  version: RoomVersion,
-): number {
+export function requiredPowerLevelForEvent(type: string, isState: boolean, state: StateMap, version: RoomVersion): number {
   return powerLevelsFromState(state, version).eventLevel(type, isState);
 }
 

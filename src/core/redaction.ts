@@ -37,16 +37,7 @@ const TOP_LEVEL_V11: ReadonlySet<string> = new Set(
 type ContentRule = readonly string[] | 'all';
 type ContentRules = Readonly<Record<string, ContentRule>>;
 
-const POWER_LEVELS_V1 = [
-  'ban',
-  'events',
-  'events_default',
-  'kick',
-  'redact',
-  'state_default',
-  'users',
-  'users_default',
-] as const;
+const POWER_LEVELS_V1 = ['ban', 'events', 'events_default', 'kick', 'redact', 'state_default', 'users', 'users_default'] as const;
 
 const CONTENT_V6: ContentRules = {
   'm.room.member': ['membership'],
@@ -97,12 +88,7 @@ export function redactEvent(pdu: JsonObject, roomVersion: RoomVersion): Pdu {
   return redacted;
 }
 
-function redactContent(
-  type: string,
-  content: JsonValue | undefined,
-  rules: ContentRules,
-  version: RedactionRules,
-): JsonObject {
+function redactContent(type: string, content: JsonValue | undefined, rules: ContentRules, version: RedactionRules): JsonObject {
   if (!isJsonObject(content)) return {};
   const rule = rules[type];
   if (rule === undefined) return {};

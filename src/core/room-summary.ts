@@ -88,12 +88,7 @@ export function computeHeroes(members: Iterable<SummaryMember>, selfUserId: stri
  * `hasName`/`hasAlias` say whether the room has a non-empty name / canonical alias (see
  * `hasRoomName`, `hasCanonicalAlias`).
  */
-export function computeRoomSummary(
-  members: Iterable<SummaryMember>,
-  selfUserId: string,
-  hasName: boolean,
-  hasAlias: boolean,
-): RoomSummary {
+export function computeRoomSummary(members: Iterable<SummaryMember>, selfUserId: string, hasName: boolean, hasAlias: boolean): RoomSummary {
   const list = Array.isArray(members) ? (members as readonly SummaryMember[]) : [...members];
   let joinedCount = 0;
   let invitedCount = 0;

@@ -80,9 +80,7 @@ export interface ServerKeysError {
   readonly message: string;
 }
 
-export type ServerKeysResult =
-  | { readonly ok: true; readonly keys: ServerKeys }
-  | { readonly ok: false; readonly error: ServerKeysError };
+export type ServerKeysResult = { readonly ok: true; readonly keys: ServerKeys } | { readonly ok: false; readonly error: ServerKeysError };
 
 function fail(code: ServerKeysErrorCode, message: string): { ok: false; error: ServerKeysError } {
   return { ok: false, error: { code, message } };
@@ -379,9 +377,19 @@ export function shouldRebuildOwnServerKeys(validUntilTs: number, keyRefreshInter
 }
 
 /** Our own keys as `ServerVerifyKey`s, so our own events and requests check without a fetch. */
-export function ownVerifyKeys(serverName: string, signingKeys: readonly SigningKey[], oldKeys: readonly OldVerifyKey[] = []): ServerVerifyKey[] {
+export function ownVerifyKeys(
+  serverName: string,
+  signingKeys: readonly SigningKey[],
+  oldKeys: readonly OldVerifyKey[] = [],
+): ServerVerifyKey[] {
   return [
-    ...signingKeys.map((k) => ({ serverName, keyId: k.keyId, publicKey: encodePublicKey(k), validUntilTs: Number.MAX_SAFE_INTEGER, old: false })),
+    ...signingKeys.map((k) => ({
+      serverName,
+      keyId: k.keyId,
+      publicKey: encodePublicKey(k),
+      validUntilTs: Number.MAX_SAFE_INTEGER,
+      old: false,
+    })),
     ...oldKeys.map((k) => ({ serverName, keyId: k.keyId, publicKey: k.publicKey, validUntilTs: k.expiredTs, old: true })),
   ];
 }
@@ -394,9 +402,7 @@ export function ownVerifyKeys(serverName: string, signingKeys: readonly SigningK
  */
 export type KeyQuery = ReadonlyMap<string, ReadonlyMap<string, number>>;
 
-export type KeyQueryResult =
-  | { readonly ok: true; readonly query: KeyQuery }
-  | { readonly ok: false; readonly message: string };
+export type KeyQueryResult = { readonly ok: true; readonly query: KeyQuery } | { readonly ok: false; readonly message: string };
 
 /**
  * Reads a `POST /_matrix/key/v2/query` body: `{"server_keys": {server: {keyId:

@@ -63,8 +63,7 @@ export function formatHostAndPort(hostname: string, port?: number): string {
 export const WELL_KNOWN_MAX_BYTES = 50 * 1024;
 
 export type WellKnownParseResult =
-  | { readonly ok: true; readonly delegated: ServerNameParts }
-  | { readonly ok: false; readonly reason: string };
+  { readonly ok: true; readonly delegated: ServerNameParts } | { readonly ok: false; readonly reason: string };
 
 /**
  * Reads the `m.server` of a parsed `.well-known/matrix/server` body. It must be a server name
@@ -317,13 +316,7 @@ export interface SrvRecord {
  */
 export function orderSrvRecords(records: readonly SrvRecord[], random: () => number = () => 0): SrvRecord[] {
   const usable = records.filter(
-    (r) =>
-      typeof r.name === 'string' &&
-      r.name !== '' &&
-      r.name !== '.' &&
-      Number.isInteger(r.port) &&
-      r.port >= 1 &&
-      r.port <= 65535,
+    (r) => typeof r.name === 'string' && r.name !== '' && r.name !== '.' && Number.isInteger(r.port) && r.port >= 1 && r.port <= 65535,
   );
   const byPriority = new Map<number, SrvRecord[]>();
   for (const record of usable) {

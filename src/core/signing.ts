@@ -113,9 +113,7 @@ export function parseSigningKeyFile(text: string): SigningKey[] {
 
 /** Writes keys in Synapse's signing key file format (with a trailing newline). */
 export function formatSigningKeyFile(keys: readonly SigningKey[]): string {
-  return keys
-    .map((k) => `ed25519 ${k.keyId.slice('ed25519:'.length)} ${encodeBase64(k.seed)}\n`)
-    .join('');
+  return keys.map((k) => `ed25519 ${k.keyId.slice('ed25519:'.length)} ${encodeBase64(k.seed)}\n`).join('');
 }
 
 /** A verify key's public bytes as unpadded base64 (as published in `/_matrix/key/v2/server`). */
@@ -189,22 +187,12 @@ export function signJson<T extends JsonObject>(object: T, serverName: string, ke
 }
 
 /** A copy of `object` with one more signature in `signatures`. */
-export function withSignature<T extends JsonObject>(
-  object: T,
-  entity: string,
-  keyId: string,
-  signature: string,
-): T {
+export function withSignature<T extends JsonObject>(object: T, entity: string, keyId: string, signature: string): T {
   return { ...object, signatures: addSignature(object.signatures, entity, keyId, signature) };
 }
 
 /** A new `signatures` object: `existing` (if it is an object) plus one signature. */
-export function addSignature(
-  existing: JsonValue | undefined,
-  entity: string,
-  keyId: string,
-  signature: string,
-): JsonObject {
+export function addSignature(existing: JsonValue | undefined, entity: string, keyId: string, signature: string): JsonObject {
   const all = isJsonObject(existing) ? existing : {};
   const mine = isJsonObject(all[entity]) ? all[entity] : {};
   return { ...all, [entity]: { ...mine, [keyId]: signature } };
@@ -215,12 +203,7 @@ export function addSignature(
  * bytes, or base64 in either alphabet). Any malformation (missing signature, bad base64, bad key,
  * unencodable JSON) is `false`, never an exception.
  */
-export function verifyJsonSignature(
-  object: JsonObject,
-  entity: string,
-  keyId: string,
-  publicKey: Uint8Array | string,
-): boolean {
+export function verifyJsonSignature(object: JsonObject, entity: string, keyId: string, publicKey: Uint8Array | string): boolean {
   const signatures = object.signatures;
   if (!isJsonObject(signatures)) return false;
   const byEntity = signatures[entity];

@@ -36,14 +36,7 @@ import { createHash } from 'node:crypto';
 import { AuthGraph, type AuthChainIndex } from './auth-chain.js';
 import { authEventKeysFor } from './auth-events.js';
 import { checkEventAuth } from './auth-rules.js';
-import {
-  authEventIdsWithCreate,
-  stateKey,
-  type EventLookup,
-  type RoomEvent,
-  type StateKey,
-  type StateMap,
-} from './events.js';
+import { authEventIdsWithCreate, stateKey, type EventLookup, type RoomEvent, type StateKey, type StateMap } from './events.js';
 import { userPowerLevel } from './power-levels.js';
 import type { RoomVersion } from './room-versions.js';
 
@@ -326,11 +319,7 @@ export function separateStateSets(stateSets: ReadonlyArray<StateMap<string>>): {
   return { unconflicted, conflicted };
 }
 
-function resolveV2(
-  ctx: Context,
-  stateSets: ReadonlyArray<StateMap<string>>,
-  authChains: AuthChainIndex,
-): Map<StateKey, string> {
+function resolveV2(ctx: Context, stateSets: ReadonlyArray<StateMap<string>>, authChains: AuthChainIndex): Map<StateKey, string> {
   const { unconflicted, conflicted } = separateStateSets(stateSets);
   if (conflicted.size === 0) return unconflicted;
 
@@ -389,10 +378,7 @@ function loadFullConflictedSet(
     if (event === undefined || event.stateKey === undefined) continue;
     roomId ??= event.roomId;
     if (event.roomId !== roomId) {
-      throw new StateResolutionError(
-        'mixed-rooms',
-        `state resolution mixes rooms: ${id} is in ${event.roomId}, not ${roomId}`,
-      );
+      throw new StateResolutionError('mixed-rooms', `state resolution mixes rooms: ${id} is in ${event.roomId}, not ${roomId}`);
     }
     full.set(id, event);
   }
@@ -404,9 +390,7 @@ function checkStateSetEntry(key: StateKey, id: string, event: RoomEvent): void {
     throw new StateResolutionError(
       'malformed-state-set',
       `a state set maps ${JSON.stringify(key)} to ${id}, which is ` +
-        (event.stateKey === undefined
-          ? 'not a state event'
-          : `${JSON.stringify(keyOf(event))} (event id ${event.eventId})`),
+        (event.stateKey === undefined ? 'not a state event' : `${JSON.stringify(keyOf(event))} (event id ${event.eventId})`),
     );
   }
 }
@@ -459,11 +443,7 @@ function reverseTopologicalPowerSort(ctx: Context, full: ReadonlyMap<string, Roo
  * Applies each event in turn if the auth rules allow it against the state resolved so far, filling
  * in keys the resolved state lacks from the event's own (non-rejected) auth events.
  */
-function iterativeAuthChecks(
-  ctx: Context,
-  events: readonly RoomEvent[],
-  resolved: Map<StateKey, string>,
-): Map<StateKey, string> {
+function iterativeAuthChecks(ctx: Context, events: readonly RoomEvent[], resolved: Map<StateKey, string>): Map<StateKey, string> {
   for (const event of events) {
     const authState = ctx.ownAuthState(event, true);
     for (const key of ctx.authKeys(event)) {
@@ -479,11 +459,7 @@ function iterativeAuthChecks(
 
 const INFINITE_POSITION = Number.POSITIVE_INFINITY;
 
-function mainlineSort(
-  ctx: Context,
-  events: readonly RoomEvent[],
-  powerLevelsId: string | undefined,
-): RoomEvent[] {
+function mainlineSort(ctx: Context, events: readonly RoomEvent[], powerLevelsId: string | undefined): RoomEvent[] {
   if (events.length === 0) return [];
 
   // Mainline position of each power-levels event on the mainline: 0 for the resolved one, then
@@ -501,7 +477,7 @@ function mainlineSort(
   const positionFrom = (startId: string | undefined): number => {
     const path: string[] = [];
     let found = INFINITE_POSITION;
-    for (let id = startId; id !== undefined; ) {
+    for (let id = startId; id !== undefined;) {
       const known = position.get(id);
       if (known !== undefined) {
         found = known;
@@ -597,9 +573,7 @@ function resolveV1(ctx: Context, stateSets: ReadonlyArray<StateMap<string>>): Ma
   };
   // Highest depth first, then lowest sha1(event id).
   const ordered = (events: readonly RoomEvent[]) =>
-    [...events].sort((a, b) =>
-      a.depth !== b.depth ? b.depth - a.depth : hashOf(a.eventId) < hashOf(b.eventId) ? -1 : 1,
-    );
+    [...events].sort((a, b) => (a.depth !== b.depth ? b.depth - a.depth : hashOf(a.eventId) < hashOf(b.eventId) ? -1 : 1));
 
   // Power levels, join rules and members: walk from the oldest candidate, moving on while each
   // next one is allowed on top of the previous one; stop at the first that is not.

@@ -44,8 +44,7 @@ export interface TransactionError {
 }
 
 export type TransactionResult =
-  | { readonly ok: true; readonly transaction: InboundTransaction }
-  | { readonly ok: false; readonly error: TransactionError };
+  { readonly ok: true; readonly transaction: InboundTransaction } | { readonly ok: false; readonly error: TransactionError };
 
 function invalid(errcode: TransactionError['errcode'], message: string): { ok: false; error: TransactionError } {
   return { ok: false, error: { status: 400, errcode, message } };

@@ -53,8 +53,7 @@ export interface XMatrixParseError {
 }
 
 export type XMatrixParseResult =
-  | { readonly ok: true; readonly credentials: XMatrixCredentials }
-  | { readonly ok: false; readonly error: XMatrixParseError };
+  { readonly ok: true; readonly credentials: XMatrixCredentials } | { readonly ok: false; readonly error: XMatrixParseError };
 
 // RFC 9110 §5.6.2 tchar
 const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
@@ -158,7 +157,11 @@ export function parseXMatrixAuthorization(header: string | undefined): XMatrixPa
   const origin = params.get('origin');
   const keyId = params.get('key');
   const signature = params.get('sig');
-  for (const [name, value] of [['origin', origin], ['key', keyId], ['sig', signature]] as const) {
+  for (const [name, value] of [
+    ['origin', origin],
+    ['key', keyId],
+    ['sig', signature],
+  ] as const) {
     if (value === undefined || value === '') return parseError('missing-param', `the ${name} parameter is missing`);
   }
   if (!isValidServerName(origin!)) return parseError('invalid-origin', `origin ${JSON.stringify(origin)} is not a server name`);
@@ -244,12 +247,7 @@ export function verifyRequestSignature(
 export interface RequestAuthFailure {
   readonly status: 401;
   readonly errcode: 'M_UNAUTHORIZED';
-  readonly reason:
-    | XMatrixParseErrorCode
-    | 'wrong-destination'
-    | 'unknown-key'
-    | 'key-not-valid-now'
-    | 'bad-signature';
+  readonly reason: XMatrixParseErrorCode | 'wrong-destination' | 'unknown-key' | 'key-not-valid-now' | 'bad-signature';
   readonly message: string;
 }
 
@@ -258,8 +256,7 @@ function unauthorized(reason: RequestAuthFailure['reason'], message: string): Re
 }
 
 export type HeaderCheckResult =
-  | { readonly ok: true; readonly credentials: XMatrixCredentials }
-  | { readonly ok: false; readonly failure: RequestAuthFailure };
+  { readonly ok: true; readonly credentials: XMatrixCredentials } | { readonly ok: false; readonly failure: RequestAuthFailure };
 
 /**
  * First half of authenticating a request: read the header and check it is meant for us. A
@@ -309,7 +306,13 @@ export function verifyXMatrixRequest(
   if (!isKeyUsableForRequest(key, now)) {
     return { ok: false, failure: unauthorized('key-not-valid-now', `key ${keyId} of ${origin} is not valid now`) };
   }
-  const signed: FederationRequest = { method: request.method, uri: request.uri, origin, destination: ourServerName, content: request.content };
+  const signed: FederationRequest = {
+    method: request.method,
+    uri: request.uri,
+    origin,
+    destination: ourServerName,
+    content: request.content,
+  };
   if (!verifyRequestSignature(signed, keyId, signature, key.publicKey)) {
     return { ok: false, failure: unauthorized('bad-signature', `the request signature of ${origin} does not verify`) };
   }

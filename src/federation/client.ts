@@ -116,16 +116,32 @@ export class FederationClient {
     } catch (err) {
       const failure = this.classify(destination, err);
       const context = { destination, method: request.method, path: request.path, ms: Date.now() - started, kind: failure.kind };
-      if (failure instanceof FederationHttpError && failure.status < 500) log.info({ ...context, status: failure.status, errcode: failure.errcode }, `federation request to ${destination} failed: ${failure.message}`);
+      if (failure instanceof FederationHttpError && failure.status < 500)
+        log.info(
+          { ...context, status: failure.status, errcode: failure.errcode },
+          `federation request to ${destination} failed: ${failure.message}`,
+        );
       else log.warn(context, `federation request to ${destination} failed: ${failure.message}`);
       throw failure;
     }
   }
 
-  private async send(destination: string, target: FederationTarget, uri: string, request: FederationRequestOptions, deadline: AbortSignal): Promise<JsonValue> {
+  private async send(
+    destination: string,
+    target: FederationTarget,
+    uri: string,
+    request: FederationRequestOptions,
+    deadline: AbortSignal,
+  ): Promise<JsonValue> {
     const { settings, signingKey } = this.options;
     const authorization = signRequest(
-      { method: request.method, uri, origin: settings.serverName, destination, ...(request.body === undefined ? {} : { content: request.body }) },
+      {
+        method: request.method,
+        uri,
+        origin: settings.serverName,
+        destination,
+        ...(request.body === undefined ? {} : { content: request.body }),
+      },
       signingKey,
     );
     const timeoutMs = request.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -148,7 +164,8 @@ export class FederationClient {
     try {
       text = (await readBounded(response.body, request.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES)).toString('utf8');
     } catch (err) {
-      if (err instanceof BodyTooLargeError) throw new FederationInvalidResponseError(destination, `the answer of ${destination} is larger than ${err.limit} bytes`);
+      if (err instanceof BodyTooLargeError)
+        throw new FederationInvalidResponseError(destination, `the answer of ${destination} is larger than ${err.limit} bytes`);
       throw err;
     }
     let parsed: JsonValue | undefined;
@@ -165,7 +182,9 @@ export class FederationClient {
     }
     if (parsed === undefined) {
       const reason = parseError instanceof JsonInputError ? parseError.message : 'not JSON';
-      throw new FederationInvalidResponseError(destination, `the answer of ${destination} is not usable JSON: ${reason}`, { cause: parseError });
+      throw new FederationInvalidResponseError(destination, `the answer of ${destination} is not usable JSON: ${reason}`, {
+        cause: parseError,
+      });
     }
     return parsed;
   }
@@ -187,12 +206,23 @@ export class FederationClient {
     if (err instanceof FederationRequestError) return err;
     const name = (err as Error)?.name;
     const code = (err as NodeJS.ErrnoException)?.code;
-    if (name === 'TimeoutError' || name === 'AbortError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    if (
+      name === 'TimeoutError' ||
+      name === 'AbortError' ||
+      code === 'UND_ERR_HEADERS_TIMEOUT' ||
+      code === 'UND_ERR_BODY_TIMEOUT' ||
+      code === 'UND_ERR_CONNECT_TIMEOUT'
+    ) {
       return new FederationUnreachableError(destination, 'timeout', `the request to ${destination} timed out`, { cause: err });
     }
-    return new FederationUnreachableError(destination, 'connection-lost', `the connection to ${destination} failed: ${code ?? (err as Error)?.message ?? String(err)}`, {
-      cause: err,
-    });
+    return new FederationUnreachableError(
+      destination,
+      'connection-lost',
+      `the connection to ${destination} failed: ${code ?? (err as Error)?.message ?? String(err)}`,
+      {
+        cause: err,
+      },
+    );
   }
 
   /** Closes every connection; requests after this fail. */

@@ -14,7 +14,10 @@ import type { FederationDns } from './dns.js';
 import { FederationUnreachableError } from './errors.js';
 import { isCertificateCheckSkipped, type FederationSettings } from './settings.js';
 
-export type ConnectorSettings = Pick<FederationSettings, 'ipPolicy' | 'verifyCertificates' | 'certificateVerificationWhitelist' | 'minimumTlsVersion' | 'customCa'>;
+export type ConnectorSettings = Pick<
+  FederationSettings,
+  'ipPolicy' | 'verifyCertificates' | 'certificateVerificationWhitelist' | 'minimumTlsVersion' | 'customCa'
+>;
 
 /** Where to connect and what the certificate must say (a `FederationTarget` of the planner). */
 export interface ConnectTarget {
@@ -73,10 +76,20 @@ export class FederationConnector {
         }
       }
     }
-    throw failures.find((f) => f.reason !== 'blocked') ?? failures[0] ?? new FederationUnreachableError(destination, 'dns', `no address for ${destination}`);
+    throw (
+      failures.find((f) => f.reason !== 'blocked') ??
+      failures[0] ??
+      new FederationUnreachableError(destination, 'dns', `no address for ${destination}`)
+    );
   }
 
-  private connectTo(destination: string, address: string, port: number, target: ConnectTarget, signal: AbortSignal | undefined): Promise<TLSSocket> {
+  private connectTo(
+    destination: string,
+    address: string,
+    port: number,
+    target: ConnectTarget,
+    signal: AbortSignal | undefined,
+  ): Promise<TLSSocket> {
     const skipCheck = isCertificateCheckSkipped(this.settings, target.certificateName);
     const where = `${address.includes(':') ? `[${address}]` : address}:${port}`;
     return new Promise((resolve, reject) => {
@@ -86,7 +99,8 @@ export class FederationConnector {
         ...(target.tlsServerName === undefined ? {} : { servername: target.tlsServerName }),
         rejectUnauthorized: !skipCheck,
         // The certificate is for the server name (or delegated name), never the resolved address.
-        checkServerIdentity: (_host: string, cert: PeerCertificate) => (skipCheck ? undefined : checkServerIdentity(target.certificateName, cert)),
+        checkServerIdentity: (_host: string, cert: PeerCertificate) =>
+          skipCheck ? undefined : checkServerIdentity(target.certificateName, cert),
         minVersion: this.settings.minimumTlsVersion,
         ...(this.settings.customCa ? { ca: [...this.settings.customCa] } : {}),
         ALPNProtocols: ['http/1.1'],
@@ -104,7 +118,11 @@ export class FederationConnector {
       });
       const onError = (err: NodeJS.ErrnoException) => {
         // Errors before the TCP connection is up are connection errors; later ones are the handshake's.
-        fail(tcpUp ? 'tls' : 'connect', `${tcpUp ? 'TLS with' : 'cannot connect to'} ${destination} at ${where}: ${err.code ?? err.message}`, err);
+        fail(
+          tcpUp ? 'tls' : 'connect',
+          `${tcpUp ? 'TLS with' : 'cannot connect to'} ${destination} at ${where}: ${err.code ?? err.message}`,
+          err,
+        );
       };
       const cleanup = () => {
         clearTimeout(timer);

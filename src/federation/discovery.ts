@@ -83,7 +83,10 @@ export class ServerDiscovery {
       const step = planServerDiscovery(serverName, known);
       switch (step.kind) {
         case 'connect':
-          this.options.log.debug({ destination: serverName, step: step.target.step, endpoints: step.target.endpoints }, 'resolved server name');
+          this.options.log.debug(
+            { destination: serverName, step: step.target.step, endpoints: step.target.endpoints },
+            'resolved server name',
+          );
           return step.target;
         case 'invalid-server-name':
           throw new FederationDeniedError(serverName, step.reason);
@@ -119,7 +122,8 @@ export class ServerDiscovery {
         const entry = nextWellKnownCacheEntry(this.wellKnownCache.get(hostname), outcome, this.now(), this.random());
         this.wellKnownCache.set(hostname, entry);
         const log = this.options.log;
-        if (outcome.kind === 'delegated') log.debug({ hostname, delegated: outcome.delegated.serverName }, '.well-known/matrix/server delegates');
+        if (outcome.kind === 'delegated')
+          log.debug({ hostname, delegated: outcome.delegated.serverName }, '.well-known/matrix/server delegates');
         else log.debug({ hostname, outcome: outcome.kind, reason: outcome.reason }, 'no usable .well-known/matrix/server');
         return entry;
       })
@@ -186,7 +190,12 @@ export class ServerDiscovery {
       const location = response.headers.location;
       if (response.statusCode >= 300 && response.statusCode < 400) {
         await response.body.dump();
-        return { status: response.statusCode, headers: response.headers as HttpHeaders, location: Array.isArray(location) ? location[0] : location, text: '' };
+        return {
+          status: response.statusCode,
+          headers: response.headers as HttpHeaders,
+          location: Array.isArray(location) ? location[0] : location,
+          text: '',
+        };
       }
       const bytes = await readBounded(response.body, WELL_KNOWN_MAX_BYTES);
       return { status: response.statusCode, headers: response.headers as HttpHeaders, location: undefined, text: bytes.toString('utf8') };
@@ -206,7 +215,9 @@ export class ServerDiscovery {
     } catch (err) {
       if (cached) return cached.records;
       const code = err instanceof DnsLookupError ? err.code : undefined;
-      throw new FederationUnreachableError(destination, 'dns', `SRV lookup of ${srvName} failed${code ? ` (${code})` : ''}`, { cause: err });
+      throw new FederationUnreachableError(destination, 'dns', `SRV lookup of ${srvName} failed${code ? ` (${code})` : ''}`, {
+        cause: err,
+      });
     }
   }
 

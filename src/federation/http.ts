@@ -6,7 +6,11 @@ import type { buildConnector } from 'undici';
 import type { ConnectTarget, FederationConnector } from './connector.js';
 
 /** An undici `connect` function that ignores undici's own host and connects to `target()`. */
-export function undiciConnect(connector: FederationConnector, destination: string, target: () => Promise<ConnectTarget>): buildConnector.connector {
+export function undiciConnect(
+  connector: FederationConnector,
+  destination: string,
+  target: () => Promise<ConnectTarget>,
+): buildConnector.connector {
   return (_options, callback) => {
     target()
       .then((t) => connector.connect(destination, t))

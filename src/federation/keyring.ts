@@ -147,7 +147,10 @@ export class Keyring {
       await Promise.all(
         trusted.map((notary) =>
           this.fetchThroughNotary(notary, serverName, wanted).catch((err: unknown) => {
-            log.warn({ notary: notary.serverName, server: serverName, err: (err as Error).message }, `key lookup through ${notary.serverName} failed`);
+            log.warn(
+              { notary: notary.serverName, server: serverName, err: (err as Error).message },
+              `key lookup through ${notary.serverName} failed`,
+            );
           }),
         ),
       );
@@ -166,7 +169,10 @@ export class Keyring {
     const failures = (this.failures.get(serverName)?.failures ?? 0) + 1;
     const backoff = Math.min(FAILURE_BACKOFF_MAX_MS, FAILURE_BACKOFF_START_MS * 2 ** (failures - 1));
     this.failures.set(serverName, { failures, retryAt: this.now() + backoff });
-    log.info({ server: serverName, keys: [...this.missing(serverName, wanted).keys()], retryInMs: backoff }, `keys of ${serverName} not found`);
+    log.info(
+      { server: serverName, keys: [...this.missing(serverName, wanted).keys()], retryInMs: backoff },
+      `keys of ${serverName} not found`,
+    );
   }
 
   private isBackingOff(serverName: string): boolean {
@@ -188,7 +194,10 @@ export class Keyring {
     const checked = validateNotaryResponse(answer, { notaryServerName: notary.serverName, notaryVerifyKeys: notary.verifyKeys });
     if (!checked) throw new FederationInvalidResponseError(notary.serverName, `the key query answer of ${notary.serverName} is malformed`);
     for (const rejected of checked.rejected) {
-      this.options.log.warn({ notary: notary.serverName, server: rejected.serverName, reason: rejected.error.message }, 'notary key answer refused');
+      this.options.log.warn(
+        { notary: notary.serverName, server: rejected.serverName, reason: rejected.error.message },
+        'notary key answer refused',
+      );
     }
     // Only answers about the server asked: a notary does not get to fill our cache with others.
     for (const keys of checked.accepted) if (keys.serverName === serverName) await this.storeAnswer(keys, fetchedAt, notary.serverName);
@@ -210,7 +219,8 @@ export class Keyring {
       });
       const fetchedAt = this.now();
       const checked = validateServerKeysResponse(answer, serverName);
-      if (!checked.ok) throw new FederationInvalidResponseError(serverName, `the keys of ${serverName} are refused: ${checked.error.message}`);
+      if (!checked.ok)
+        throw new FederationInvalidResponseError(serverName, `the keys of ${serverName} are refused: ${checked.error.message}`);
       await this.storeAnswer(checked.keys, fetchedAt, serverName);
       return checked.keys;
     })().finally(() => this.directFetches.delete(serverName));
@@ -262,7 +272,10 @@ export class Keyring {
             await this.fetchDirect(serverName);
             stored = await this.options.store.answerOf(serverName);
           } catch (err) {
-            this.options.log.info({ server: serverName, err: (err as Error).message }, `notary: the keys of ${serverName} could not be fetched`);
+            this.options.log.info(
+              { server: serverName, err: (err as Error).message },
+              `notary: the keys of ${serverName} could not be fetched`,
+            );
           }
         }
         if (!stored || !holdsKeys(stored.json)) return undefined;
@@ -274,7 +287,10 @@ export class Keyring {
 }
 
 function listsKey(json: JsonObject, keyId: string): boolean {
-  return (isJsonObject(json.verify_keys) && Object.hasOwn(json.verify_keys, keyId)) || (isJsonObject(json.old_verify_keys) && Object.hasOwn(json.old_verify_keys, keyId));
+  return (
+    (isJsonObject(json.verify_keys) && Object.hasOwn(json.verify_keys, keyId)) ||
+    (isJsonObject(json.old_verify_keys) && Object.hasOwn(json.old_verify_keys, keyId))
+  );
 }
 
 function satisfying(known: ReadonlyMap<string, ServerVerifyKey>, wanted: ReadonlyMap<string, number>): Map<string, ServerVerifyKey> {

@@ -3,7 +3,13 @@
 // that has passed (as Synapse), with retired keys from `old_signing_keys` in `old_verify_keys`.
 
 import type { JsonObject } from '../core/json.js';
-import { buildOwnServerKeys, ownVerifyKeys, shouldRebuildOwnServerKeys, type OldVerifyKey, type ServerVerifyKey } from '../core/server-keys.js';
+import {
+  buildOwnServerKeys,
+  ownVerifyKeys,
+  shouldRebuildOwnServerKeys,
+  type OldVerifyKey,
+  type ServerVerifyKey,
+} from '../core/server-keys.js';
 import type { SigningKey } from '../core/signing.js';
 
 export interface OwnServerKeysOptions {

@@ -121,6 +121,10 @@ export class FederationRateLimiter {
   /** Requests of `origin` waiting (delayed or queued) and being processed; for tests and metrics. */
   stats(origin: string): { waiting: number; processing: number; inWindow: number } {
     const state = this.origins.get(origin);
-    return { waiting: (state?.queue.length ?? 0) + (state?.sleeping ?? 0), processing: state?.processing ?? 0, inWindow: state?.requestTimes.length ?? 0 };
+    return {
+      waiting: (state?.queue.length ?? 0) + (state?.sleeping ?? 0),
+      processing: state?.processing ?? 0,
+      inWindow: state?.requestTimes.length ?? 0,
+    };
   }
 }

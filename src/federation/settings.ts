@@ -5,7 +5,12 @@
 import { readFileSync } from 'node:fs';
 import type { SecureVersion } from 'node:tls';
 import { ConfigError } from '../config/load.js';
-import { DEFAULT_TRUSTED_KEY_SERVERS, type FederationRateLimitConfig, type TlsVersionSetting, type ValidatedConfig } from '../config/schema.js';
+import {
+  DEFAULT_TRUSTED_KEY_SERVERS,
+  type FederationRateLimitConfig,
+  type TlsVersionSetting,
+  type ValidatedConfig,
+} from '../config/schema.js';
 import { IpAccessPolicy } from '../core/ip-ranges.js';
 import type { OldVerifyKey } from '../core/server-keys.js';
 
@@ -81,7 +86,10 @@ export function globToRegExp(glob: string): RegExp {
 }
 
 /** Whether certificate checks are skipped for `hostname`. */
-export function isCertificateCheckSkipped(settings: Pick<FederationSettings, 'verifyCertificates' | 'certificateVerificationWhitelist'>, hostname: string): boolean {
+export function isCertificateCheckSkipped(
+  settings: Pick<FederationSettings, 'verifyCertificates' | 'certificateVerificationWhitelist'>,
+  hostname: string,
+): boolean {
   return !settings.verifyCertificates || settings.certificateVerificationWhitelist.some((re) => re.test(hostname));
 }
 

@@ -28,7 +28,9 @@ export const CLIENT_ERROR_LINGER_MS = 5_000;
 export function answerRefusedRequests(server: Server): void {
   server.on('clientError', (err: Error, socket: Duplex) => answerClientError(err, socket));
   // Without a listener Node closes a CONNECT's connection without a word.
-  server.on('connect', (_req: IncomingMessage, socket: Duplex) => writeErrorAndClose(socket, Errors.unrecognized(405, 'Unrecognized request method')));
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) =>
+    writeErrorAndClose(socket, Errors.unrecognized(405, 'Unrecognized request method')),
+  );
   // The `requireHostHeader` option, which Node reads from the server for each request.
   (server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
 }
@@ -40,7 +42,9 @@ export function clientErrorAnswer(err: ParserError): MatrixError | undefined {
       // As the dispatcher answers a method that no route of the path has.
       return Errors.unrecognized(405, 'Unrecognized request method');
     case 'HPE_HEADER_OVERFLOW':
-      return requestLineTooLong(err.rawPacket) ? Errors.tooLarge('Request URI too long', 414) : Errors.tooLarge('Request headers too large', 431);
+      return requestLineTooLong(err.rawPacket)
+        ? Errors.tooLarge('Request URI too long', 414)
+        : Errors.tooLarge('Request headers too large', 431);
     case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
       return Errors.tooLarge('Chunk extensions too large');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
@@ -111,7 +115,9 @@ function writeErrorAndClose(socket: Duplex, answer: MatrixError, lingerMs = CLIE
     'Cache-Control': 'no-cache, no-store, must-revalidate',
     Connection: 'close',
   };
-  const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   socket.end(`HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? 'Error'}\r\n${head}\r\n${body}`);
   if (lingerMs === 0) {
     socket.once('finish', () => socket.destroy());

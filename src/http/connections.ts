@@ -203,8 +203,15 @@ export class ConnectionGuard {
     this.refused.add(socket);
     socket.on('error', () => undefined);
     socket.once('close', () => this.refused.delete(socket));
-    const headers = { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)), ...error.headers, Connection: 'close' };
-    const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+    const headers = {
+      'Content-Type': 'application/json',
+      'Content-Length': String(Buffer.byteLength(body)),
+      ...error.headers,
+      Connection: 'close',
+    };
+    const head = Object.entries(headers)
+      .map(([name, value]) => `${name}: ${value}\r\n`)
+      .join('');
     socket.end(`HTTP/1.1 ${error.status} Service Unavailable\r\n${head}\r\n${body}`);
     // Reads and drops what the client sends, so the close is not a reset that hides the answer.
     socket.resume();

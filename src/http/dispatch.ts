@@ -112,17 +112,15 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
       return;
     }
     const { route, params } = match;
-    handle(route, params as Record<string, string>, req, res, path, queryAt < 0 ? '' : url.slice(queryAt + 1)).catch(
-      (err: unknown) => {
-        log.error({ err, route: route.name }, 'unexpected error while answering a request');
-        if (res.headersSent) {
-          res.destroy();
-          return;
-        }
-        discardBody(req);
-        sendJson(res, 500, Errors.unknown().toJSON());
-      },
-    );
+    handle(route, params as Record<string, string>, req, res, path, queryAt < 0 ? '' : url.slice(queryAt + 1)).catch((err: unknown) => {
+      log.error({ err, route: route.name }, 'unexpected error while answering a request');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      discardBody(req);
+      sendJson(res, 500, Errors.unknown().toJSON());
+    });
   };
 
   async function handle(
@@ -176,7 +174,8 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
     } catch (thrown) {
       // The database is down or full for a while: a retriable 503, not a 500 (the storage layer
       // has already said so in the log, once per outage).
-      const err = thrown instanceof DatabaseUnavailableError ? Errors.unavailable('The database is temporarily unavailable; try again') : thrown;
+      const err =
+        thrown instanceof DatabaseUnavailableError ? Errors.unavailable('The database is temporarily unavailable; try again') : thrown;
       if (err instanceof MatrixError) {
         if (thrown !== err) log.debug({ err: thrown, route: route.name }, 'request failed: database unavailable');
         else if (err.status >= 500) log.error({ err, route: route.name }, 'request failed');

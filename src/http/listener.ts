@@ -160,9 +160,15 @@ async function prepareSocketPath(path: string): Promise<void> {
   unlinkSync(path); // a stale socket left by a process that died
 }
 
-export async function startListener(config: ListenerConfig, handler: Handler, log: Logger, options: ListenerOptions = {}): Promise<RunningListener> {
+export async function startListener(
+  config: ListenerConfig,
+  handler: Handler,
+  log: Logger,
+  options: ListenerOptions = {},
+): Promise<RunningListener> {
   // A listener that asks for TLS never serves plain HTTP instead.
-  if (config.tls && !options.tls) throw new ListenerError(`the listener on ${config.path ?? config.port} has \`tls: true\` but no certificate to serve`);
+  if (config.tls && !options.tls)
+    throw new ListenerError(`the listener on ${config.path ?? config.port} has \`tls: true\` but no certificate to serve`);
   const tls = config.tls ? options.tls!() : undefined;
   const scheme = tls ? 'https' : 'http';
   const servers: Server[] = [];

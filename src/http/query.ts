@@ -27,7 +27,8 @@ export function integerParam(query: URLSearchParams, name: string, options: { mi
     throw Errors.invalidParam(`Query parameter "${name}": expected an integer`);
   }
   const value = Number(raw);
-  if (options.min !== undefined && value < options.min) throw Errors.invalidParam(`Query parameter "${name}": must be ${options.min} or above`);
+  if (options.min !== undefined && value < options.min)
+    throw Errors.invalidParam(`Query parameter "${name}": must be ${options.min} or above`);
   return value;
 }
 
@@ -41,7 +42,9 @@ export function numberParam(query: URLSearchParams, name: string, options: { min
   if (raw === null || raw === '') return undefined;
   const value = Number(raw);
   if (!Number.isFinite(value) || (options.min !== undefined && value < options.min)) {
-    throw Errors.invalidParam(`Query parameter "${name}": expected a number${options.min === undefined ? '' : ` of ${options.min} or above`}`);
+    throw Errors.invalidParam(
+      `Query parameter "${name}": expected a number${options.min === undefined ? '' : ` of ${options.min} or above`}`,
+    );
   }
   return value;
 }

@@ -94,11 +94,8 @@ interface RequestBase<Params, Body> {
 }
 
 /** The request a handler gets: typed by the route's path templates, auth kind and body. */
-type RouteRequest<
-  Params = Readonly<Record<string, string>>,
-  A extends AuthKind = AuthKind,
-  Body = unknown,
-> = RequestBase<Params, Body> & CallerOf<A>;
+type RouteRequest<Params = Readonly<Record<string, string>>, A extends AuthKind = AuthKind, Body = unknown> = RequestBase<Params, Body> &
+  CallerOf<A>;
 
 /** A request as the dispatcher builds it, before a route's types are known. */
 export interface AnyRouteRequest extends RequestBase<Readonly<Record<string, string>>, unknown> {
@@ -164,10 +161,7 @@ type RouteDeclaration<S, P extends string, M extends HttpMethod, A extends AuthK
   readonly maxBodyBytes?: number;
   readonly maxJsonDepth?: number;
   readonly acceptsNul?: boolean;
-  readonly handle: (
-    request: RouteRequest<PathParams<P>, A, BodyOf<B>>,
-    services: S,
-  ) => Promise<RouteResponse> | RouteResponse;
+  readonly handle: (request: RouteRequest<PathParams<P>, A, BodyOf<B>>, services: S) => Promise<RouteResponse> | RouteResponse;
 };
 
 /**
@@ -185,9 +179,12 @@ type RouteDeclaration<S, P extends string, M extends HttpMethod, A extends AuthK
  *     })
  */
 export function routeDefiner<S>() {
-  return function defineRoute<const P extends string, M extends HttpMethod, A extends AuthKind = 'none', B extends BodyDeclaration = 'none'>(
-    declaration: RouteDeclaration<S, P, M, A, B>,
-  ): RouteDefinition<S> {
+  return function defineRoute<
+    const P extends string,
+    M extends HttpMethod,
+    A extends AuthKind = 'none',
+    B extends BodyDeclaration = 'none',
+  >(declaration: RouteDeclaration<S, P, M, A, B>): RouteDefinition<S> {
     const body: BodyDeclaration = declaration.body ?? 'none';
     const paths: readonly string[] = typeof declaration.paths === 'string' ? [declaration.paths] : declaration.paths;
     return {

@@ -72,9 +72,15 @@ export function reloadTlsOnHangup(listeners: readonly ReloadableListener[], file
     for (const listener of reloadable) {
       try {
         listener.reloadTls!();
-        log.info({ listener: listener.addresses, certificate: files.certificatePath }, `reloaded the TLS certificate ${files.certificatePath} on SIGHUP`);
+        log.info(
+          { listener: listener.addresses, certificate: files.certificatePath },
+          `reloaded the TLS certificate ${files.certificatePath} on SIGHUP`,
+        );
       } catch (err) {
-        log.error({ listener: listener.addresses, err: (err as Error).message }, 'could not reload the TLS certificate on SIGHUP; still serving the previous one');
+        log.error(
+          { listener: listener.addresses, err: (err as Error).message },
+          'could not reload the TLS certificate on SIGHUP; still serving the previous one',
+        );
       }
     }
   };

@@ -67,7 +67,12 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
         }
         case 'account_data': {
           const rows = await stores.accountData.streamChangesBetween(from, to);
-          return rows.map((r) => ({ stream: 'account_data', userId: r.user_id, type: r.type, ...(r.room_id === '' ? {} : { roomId: r.room_id }) }));
+          return rows.map((r) => ({
+            stream: 'account_data',
+            userId: r.user_id,
+            type: r.type,
+            ...(r.room_id === '' ? {} : { roomId: r.room_id }),
+          }));
         }
         case 'to_device': {
           const rows = await stores.toDevice.streamChangesBetween(from, to);
@@ -75,7 +80,9 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
         }
         case 'presence': {
           const rows = await stores.presence.streamChangesBetween(from, to);
-          return Promise.all(rows.map(async (r) => ({ stream: 'presence' as const, userId: r.user_id, roomIds: await joinedRooms(r.user_id) })));
+          return Promise.all(
+            rows.map(async (r) => ({ stream: 'presence' as const, userId: r.user_id, roomIds: await joinedRooms(r.user_id) })),
+          );
         }
         case 'push_rules': {
           const rows = await stores.pushRules.streamChangesBetween(from, to);
@@ -86,7 +93,9 @@ export function databaseCatchUp(deps: CatchUpDeps): StreamCatchUp {
           // together with ORDER BY a column not selected, so deduplicate here).
           const rows = await stores.deviceKeys.streamChangesBetween(from, to);
           const users = [...new Set(rows.map((r) => r.user_id))];
-          return Promise.all(users.map(async (userId) => ({ stream: 'device_lists' as const, userId, roomIds: await joinedRooms(userId) })));
+          return Promise.all(
+            users.map(async (userId) => ({ stream: 'device_lists' as const, userId, roomIds: await joinedRooms(userId) })),
+          );
         }
       }
     },

@@ -83,7 +83,8 @@ export function joinCluster(config: Config, kernel: Kernel, transport: ClusterTr
     const wanted: Array<{ stream: StreamName; position: number }> = [];
     for (const [stream, byInstance] of Object.entries(positions)) {
       const position = byInstance[instance];
-      if (position !== undefined && (STREAM_NAMES as readonly string[]).includes(stream)) wanted.push({ stream: stream as StreamName, position });
+      if (position !== undefined && (STREAM_NAMES as readonly string[]).includes(stream))
+        wanted.push({ stream: stream as StreamName, position });
     }
     await kernel.notifier.waitForWriters(instance, wanted, READ_YOUR_WRITES_TIMEOUT_MS);
   }

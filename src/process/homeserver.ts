@@ -91,7 +91,8 @@ function tlsOptionsOf(config: Config): { files: TlsFiles | undefined; options: {
         try {
           return loadTlsMaterial(files);
         } catch (err) {
-          if (err instanceof TlsFilesError) throw new StartupConfigError(`${config.origin.describe(['tls_certificate_path'])}: ${err.message}`);
+          if (err instanceof TlsFilesError)
+            throw new StartupConfigError(`${config.origin.describe(['tls_certificate_path'])}: ${err.message}`);
           throw err;
         }
       },
@@ -147,7 +148,13 @@ async function startProcess(config: Config, log: Logger, role: 'main' | 'worker'
   }
 }
 
-async function startOnce(config: Config, log: Logger, role: 'main' | 'worker', signingKey: SigningKey, options: StartOptions): Promise<RunningHomeserver> {
+async function startOnce(
+  config: Config,
+  log: Logger,
+  role: 'main' | 'worker',
+  signingKey: SigningKey,
+  options: StartOptions,
+): Promise<RunningHomeserver> {
   const storageLog = componentLogger(log, 'storage');
   const database = openDatabase(config.database, storageLog);
   const listeners: RunningListener[] = [];

@@ -13,7 +13,13 @@ import { createRoomReadServices } from '../handlers/room-reads/index.js';
 import { createRoomServices } from '../handlers/rooms/index.js';
 import type { RpcServer } from '../replication/rpc.js';
 import type { StreamSequencesStore } from '../storage/stream-sequences-store.js';
-import { SequenceIdGenerator, StreamIdGenerator, type MultiWriterStream, type PositionAllocator, type PositionsFor } from '../streams/id-generator.js';
+import {
+  SequenceIdGenerator,
+  StreamIdGenerator,
+  type MultiWriterStream,
+  type PositionAllocator,
+  type PositionsFor,
+} from '../streams/id-generator.js';
 import { componentLogger } from '../util/log.js';
 import { createFederationServices } from '../federation/index.js';
 import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';

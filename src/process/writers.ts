@@ -160,7 +160,10 @@ export class ProcessWriters implements WriterSource<StreamWriterApis> {
     for (const method of entry.methods) {
       const keyOf = shardKey[method] as (...args: unknown[]) => string;
       routed[method] = (...args) => {
-        const writer = at(this.placement.writerFor(stream, keyOf(...args))) as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+        const writer = at(this.placement.writerFor(stream, keyOf(...args))) as unknown as Record<
+          string,
+          (...a: unknown[]) => Promise<unknown>
+        >;
         return writer[method]!(...args);
       };
     }

@@ -248,7 +248,8 @@ export function decodeCommand(input: string): ReplicationCommand {
     }
     case 'INVALIDATE_TOKENS': {
       const value = parseJson(rest, 'token_hashes', line);
-      if (!Array.isArray(value) || !value.every((h) => typeof h === 'string')) throw new CommandParseError('INVALIDATE_TOKENS expects a JSON array of strings', line);
+      if (!Array.isArray(value) || !value.every((h) => typeof h === 'string'))
+        throw new CommandParseError('INVALIDATE_TOKENS expects a JSON array of strings', line);
       return { name, tokenHashes: value as string[] };
     }
     case 'USER_IP': {

@@ -107,7 +107,17 @@ export class StreamFollower {
     const key = remoteKey(stream, instance);
     let remote = this.remotes.get(key);
     if (!remote) {
-      remote = { stream, instance, position: undefined, trustedEpoch: -1, batch: [], queue: [], catchingUp: false, retry: undefined, failures: 0 };
+      remote = {
+        stream,
+        instance,
+        position: undefined,
+        trustedEpoch: -1,
+        batch: [],
+        queue: [],
+        catchingUp: false,
+        retry: undefined,
+        failures: 0,
+      };
       this.remotes.set(key, remote);
     }
     return remote;
@@ -178,31 +188,37 @@ export class StreamFollower {
     remote.trustedEpoch = -1;
     remote.catchingUp = true;
     this.log.info(`Fetching replication rows for '${stream}' / ${instance} between ${seen} and ${newToken}`);
-    this.catchUp.rowsBetween(stream, instance, seen, newToken).then(
-      (rows) => {
-        if (this.closed) return;
-        remote.failures = 0;
-        remote.position = newToken;
-        remote.trustedEpoch = epoch;
-        this.deliver({ stream, instance, position: newToken, rows });
-        this.log.info(`Caught up with stream '${stream}' / ${instance} to ${newToken}`);
-      },
-      (err: unknown) => {
-        if (this.closed) return;
-        const delay = reconnectDelay(++remote.failures);
-        this.log.warn({ err, stream, writer: instance }, `Failed to fetch replication rows between ${seen} and ${newToken}; retrying in ${delay} ms`);
-        // A newer POSITION from the writer replaces this retry (see above).
-        remote.retry = setTimeout(() => {
-          remote.retry = undefined;
-          remote.queue.unshift({ command, epoch });
-          this.drain(remote);
-        }, delay);
-        remote.retry.unref();
-      },
-    ).finally(() => {
-      remote.catchingUp = false;
-      this.drain(remote);
-    });
+    this.catchUp
+      .rowsBetween(stream, instance, seen, newToken)
+      .then(
+        (rows) => {
+          if (this.closed) return;
+          remote.failures = 0;
+          remote.position = newToken;
+          remote.trustedEpoch = epoch;
+          this.deliver({ stream, instance, position: newToken, rows });
+          this.log.info(`Caught up with stream '${stream}' / ${instance} to ${newToken}`);
+        },
+        (err: unknown) => {
+          if (this.closed) return;
+          const delay = reconnectDelay(++remote.failures);
+          this.log.warn(
+            { err, stream, writer: instance },
+            `Failed to fetch replication rows between ${seen} and ${newToken}; retrying in ${delay} ms`,
+          );
+          // A newer POSITION from the writer replaces this retry (see above).
+          remote.retry = setTimeout(() => {
+            remote.retry = undefined;
+            remote.queue.unshift({ command, epoch });
+            this.drain(remote);
+          }, delay);
+          remote.retry.unref();
+        },
+      )
+      .finally(() => {
+        remote.catchingUp = false;
+        this.drain(remote);
+      });
   }
 
   private deliver(update: StreamUpdate): void {

@@ -75,7 +75,12 @@ export class RedisBus implements ReplicationBus {
         publisherLost: () => this.announcer.publisherLost(),
       },
     });
-    this.announcer = new StreamAnnouncer({ instanceName: this.instanceName, channel: this.serverName, connection: this.connection, log: this.log });
+    this.announcer = new StreamAnnouncer({
+      instanceName: this.instanceName,
+      channel: this.serverName,
+      connection: this.connection,
+      log: this.log,
+    });
   }
 
   /**

@@ -315,11 +315,17 @@ export class RpcClient implements RpcCaller {
       if (outcome.done) return outcome.result;
       const remaining = deadline - Date.now();
       if (remaining <= 0) {
-        this.options.log?.error({ callee: instance, call: name, txnId, attempts: attempt, reason: outcome.reason }, 'replication call gave up');
+        this.options.log?.error(
+          { callee: instance, call: name, txnId, attempts: attempt, reason: outcome.reason },
+          'replication call gave up',
+        );
         throw Errors.unavailable(`Instance ${instance} unavailable: ${outcome.reason}`);
       }
       const level = attempt === 1 ? 'warn' : 'debug';
-      this.options.log?.[level]({ callee: instance, call: name, txnId, attempt, reason: outcome.reason }, 'replication call failed; retrying');
+      this.options.log?.[level](
+        { callee: instance, call: name, txnId, attempt, reason: outcome.reason },
+        'replication call failed; retrying',
+      );
       await sleep(Math.min(delay, remaining));
       delay = Math.min(delay * 2, this.maxDelayMs);
     }

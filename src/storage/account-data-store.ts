@@ -23,7 +23,11 @@ export class AccountDataStore {
 
   /** The content of one entry (`roomId` '' for global), as stored JSON text. */
   async get(userId: string, roomId: string, type: string, db: Queryable = this.db): Promise<string | undefined> {
-    const row = await db.get<{ content: string }>('SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?', [userId, roomId, type]);
+    const row = await db.get<{ content: string }>('SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?', [
+      userId,
+      roomId,
+      type,
+    ]);
     return row?.content;
   }
 
@@ -37,7 +41,10 @@ export class AccountDataStore {
 
   /** Every user's entries changed with `from < stream_id <= to`, in stream order (catch-up). */
   streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string; room_id: string; type: string }>> {
-    return this.db.all('SELECT user_id, room_id, type FROM account_data WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+    return this.db.all('SELECT user_id, room_id, type FROM account_data WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [
+      from,
+      to,
+    ]);
   }
 
   /** Entries changed with `from < stream_id <= to`. */

@@ -36,7 +36,12 @@ export class CrossSigningStore {
     return this.keysWhere(this.db, userIds, " AND (key_type <> 'user_signing' OR user_id = ?)", [viewer]);
   }
 
-  private async keysWhere(tx: Queryable, userIds: readonly string[], condition: string, params: readonly string[]): Promise<CrossSigningKeyRow[]> {
+  private async keysWhere(
+    tx: Queryable,
+    userIds: readonly string[],
+    condition: string,
+    params: readonly string[],
+  ): Promise<CrossSigningKeyRow[]> {
     const rows: CrossSigningKeyRow[] = [];
     for (const batch of inBatches(userIds)) {
       rows.push(
@@ -50,10 +55,10 @@ export class CrossSigningStore {
   }
 
   async key(userId: string, keyType: CrossSigningKeyType, tx: Queryable = this.db): Promise<CrossSigningKeyRow | undefined> {
-    return tx.get<CrossSigningKeyRow>('SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id = ? AND key_type = ?', [
-      userId,
-      keyType,
-    ]);
+    return tx.get<CrossSigningKeyRow>(
+      'SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id = ? AND key_type = ?',
+      [userId, keyType],
+    );
   }
 
   async setKey(tx: Queryable, userId: string, keyType: CrossSigningKeyType, publicKey: string, keyJson: string): Promise<void> {
@@ -77,10 +82,10 @@ export class CrossSigningStore {
   /** Every signature of the devices (they are being deleted, with their keys). */
   async deleteSignaturesOfDevices(tx: Queryable, userId: string, deviceIds: readonly string[]): Promise<void> {
     for (const batch of inBatches(deviceIds)) {
-      await tx.run(`DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ? AND target_device_id IN (${placeholders(batch.length)})`, [
-        userId,
-        ...batch,
-      ]);
+      await tx.run(
+        `DELETE FROM e2e_cross_signing_signatures WHERE target_user_id = ? AND target_device_id IN (${placeholders(batch.length)})`,
+        [userId, ...batch],
+      );
     }
   }
 

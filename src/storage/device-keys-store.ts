@@ -23,7 +23,10 @@ export class DeviceKeysStore {
   // ---- device identity keys ----
 
   async deviceKeysJson(userId: string, deviceId: string, tx: Queryable = this.db): Promise<string | undefined> {
-    const row = await tx.get<{ key_json: string }>('SELECT key_json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
+    const row = await tx.get<{ key_json: string }>('SELECT key_json FROM e2e_device_keys WHERE user_id = ? AND device_id = ?', [
+      userId,
+      deviceId,
+    ]);
     return row?.key_json;
   }
 
@@ -57,7 +60,12 @@ export class DeviceKeysStore {
 
   // ---- one-time keys ----
 
-  async oneTimeKeysJson(tx: Queryable, userId: string, deviceId: string, keys: ReadonlyArray<readonly [algorithm: string, keyId: string]>): Promise<Map<string, string>> {
+  async oneTimeKeysJson(
+    tx: Queryable,
+    userId: string,
+    deviceId: string,
+    keys: ReadonlyArray<readonly [algorithm: string, keyId: string]>,
+  ): Promise<Map<string, string>> {
     const found = new Map<string, string>();
     for (const batch of inBatches(keys, BATCH / 2)) {
       const conditions = batch.map(() => '(algorithm = ? AND key_id = ?)').join(' OR ');
@@ -78,10 +86,14 @@ export class DeviceKeysStore {
     now: number,
   ): Promise<void> {
     for (const key of keys) {
-      await tx.run(
-        'INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, ts_added) VALUES (?, ?, ?, ?, ?, ?)',
-        [userId, deviceId, key.algorithm, key.keyId, key.keyJson, now],
-      );
+      await tx.run('INSERT INTO e2e_one_time_keys (user_id, device_id, algorithm, key_id, key_json, ts_added) VALUES (?, ?, ?, ?, ?, ?)', [
+        userId,
+        deviceId,
+        key.algorithm,
+        key.keyId,
+        key.keyJson,
+        now,
+      ]);
     }
   }
 
@@ -127,11 +139,10 @@ export class DeviceKeysStore {
   // ---- fallback keys ----
 
   async fallbackKeyJson(tx: Queryable, userId: string, deviceId: string, algorithm: string): Promise<string | undefined> {
-    const row = await tx.get<{ key_json: string }>('SELECT key_json FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND algorithm = ?', [
-      userId,
-      deviceId,
-      algorithm,
-    ]);
+    const row = await tx.get<{ key_json: string }>(
+      'SELECT key_json FROM e2e_fallback_keys WHERE user_id = ? AND device_id = ? AND algorithm = ?',
+      [userId, deviceId, algorithm],
+    );
     return row?.key_json;
   }
 
@@ -196,7 +207,11 @@ export class DeviceKeysStore {
 
   async recordDeviceChanges(tx: Queryable, position: number, userId: string, deviceIds: readonly string[]): Promise<void> {
     for (const deviceId of new Set(deviceIds)) {
-      await tx.run('INSERT INTO device_lists_stream (stream_id, user_id, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [position, userId, deviceId]);
+      await tx.run('INSERT INTO device_lists_stream (stream_id, user_id, device_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING', [
+        position,
+        userId,
+        deviceId,
+      ]);
     }
   }
 
@@ -212,7 +227,10 @@ export class DeviceKeysStore {
 
   /** Users with a device-list change with `from < stream_id <= to`. */
   async usersChangedBetween(from: number, to: number): Promise<string[]> {
-    const rows = await this.db.all<{ user_id: string }>('SELECT DISTINCT user_id FROM device_lists_stream WHERE stream_id > ? AND stream_id <= ?', [from, to]);
+    const rows = await this.db.all<{ user_id: string }>(
+      'SELECT DISTINCT user_id FROM device_lists_stream WHERE stream_id > ? AND stream_id <= ?',
+      [from, to],
+    );
     return rows.map((r) => r.user_id);
   }
 

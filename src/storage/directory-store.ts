@@ -46,7 +46,9 @@ export class DirectoryStore {
   }
 
   async aliasesOfRoom(roomId: string): Promise<string[]> {
-    const rows = await this.db.all<{ room_alias: string }>('SELECT room_alias FROM room_aliases WHERE room_id = ? ORDER BY room_alias', [roomId]);
+    const rows = await this.db.all<{ room_alias: string }>('SELECT room_alias FROM room_aliases WHERE room_id = ? ORDER BY room_alias', [
+      roomId,
+    ]);
     return rows.map((r) => r.room_alias);
   }
 }

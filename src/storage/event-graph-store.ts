@@ -82,7 +82,13 @@ export class EventGraphStore {
   }
 
   /** Edges from an event to `targets`, with each target's nid when we hold it. */
-  private async insertEdges(tx: Queryable, table: string, column: 'prev' | 'auth', eventNid: number, targets: readonly string[]): Promise<void> {
+  private async insertEdges(
+    tx: Queryable,
+    table: string,
+    column: 'prev' | 'auth',
+    eventNid: number,
+    targets: readonly string[],
+  ): Promise<void> {
     const unique = [...new Set(targets)];
     if (unique.length === 0) return;
     const params: SqlValue[] = [];
@@ -98,10 +104,17 @@ export class EventGraphStore {
   async updateForwardExtremities(tx: Queryable, roomId: string, remove: readonly string[], add: readonly string[]): Promise<void> {
     if (remove.length === 1 && add.length === 1) {
       // The usual case (a new event on the room's only extremity): one statement.
-      const moved = await tx.run('UPDATE room_forward_extremities SET event_id = ? WHERE room_id = ? AND event_id = ?', [add[0]!, roomId, remove[0]!]);
+      const moved = await tx.run('UPDATE room_forward_extremities SET event_id = ? WHERE room_id = ? AND event_id = ?', [
+        add[0]!,
+        roomId,
+        remove[0]!,
+      ]);
       if (moved.changes === 1) return;
     } else if (remove.length > 0) {
-      await tx.run(`DELETE FROM room_forward_extremities WHERE room_id = ? AND event_id IN (${placeholders(remove.length)})`, [roomId, ...remove]);
+      await tx.run(`DELETE FROM room_forward_extremities WHERE room_id = ? AND event_id IN (${placeholders(remove.length)})`, [
+        roomId,
+        ...remove,
+      ]);
     }
     for (const eventId of add) {
       await tx.run('INSERT INTO room_forward_extremities (room_id, event_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [roomId, eventId]);
@@ -117,7 +130,10 @@ export class EventGraphStore {
   async removeBackwardExtremities(tx: Queryable, roomId: string, eventIds: readonly string[]): Promise<void> {
     for (let i = 0; i < eventIds.length; i += CHUNK) {
       const chunk = eventIds.slice(i, i + CHUNK);
-      await tx.run(`DELETE FROM room_backward_extremities WHERE room_id = ? AND event_id IN (${placeholders(chunk.length)})`, [roomId, ...chunk]);
+      await tx.run(`DELETE FROM room_backward_extremities WHERE room_id = ? AND event_id IN (${placeholders(chunk.length)})`, [
+        roomId,
+        ...chunk,
+      ]);
     }
   }
 
@@ -192,7 +208,10 @@ export class EventGraphStore {
 
   /** How many events of the room have each status (tests and diagnostics). */
   async countByStatus(roomId: string): Promise<Record<string, number>> {
-    const rows = await this.db.all<{ status: string; n: number }>('SELECT status, COUNT(*) AS n FROM event_graph WHERE room_id = ? GROUP BY status', [roomId]);
+    const rows = await this.db.all<{ status: string; n: number }>(
+      'SELECT status, COUNT(*) AS n FROM event_graph WHERE room_id = ? GROUP BY status',
+      [roomId],
+    );
     return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
   }
 }

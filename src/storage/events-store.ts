@@ -68,14 +68,14 @@ export class EventsStore {
   }
 
   /** Records a new room; false if a room with that id exists. */
-  async insertRoom(tx: Queryable, room: { roomId: string; version: string; creator: string; isPublic: boolean; createdTs: number }): Promise<boolean> {
-    const inserted = await tx.run('INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [
-      room.roomId,
-      room.version,
-      room.creator,
-      room.isPublic ? 1 : 0,
-      room.createdTs,
-    ]);
+  async insertRoom(
+    tx: Queryable,
+    room: { roomId: string; version: string; creator: string; isPublic: boolean; createdTs: number },
+  ): Promise<boolean> {
+    const inserted = await tx.run(
+      'INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      [room.roomId, room.version, room.creator, room.isPublic ? 1 : 0, room.createdTs],
+    );
     return inserted.changes > 0;
   }
 
@@ -101,7 +101,12 @@ export class EventsStore {
     // Bounded IN lists keep statements cacheable and under parameter limits.
     for (let i = 0; i < eventIds.length; i += 100) {
       const chunk = eventIds.slice(i, i + 100);
-      rows.push(...(await this.db.all<EventRow>(`SELECT ${EVENT_COLUMNS} FROM events WHERE event_id IN (${chunk.map(() => '?').join(',')})`, chunk)));
+      rows.push(
+        ...(await this.db.all<EventRow>(
+          `SELECT ${EVENT_COLUMNS} FROM events WHERE event_id IN (${chunk.map(() => '?').join(',')})`,
+          chunk,
+        )),
+      );
     }
     return rows;
   }
@@ -146,7 +151,11 @@ export class EventsStore {
   }
 
   /** The events one writer stored with `from < stream_ordering <= to`, in order (catch-up). */
-  eventsOfWriterBetween(instanceName: string, from: number, to: number): Promise<Array<{ event_id: string; room_id: string; json: string }>> {
+  eventsOfWriterBetween(
+    instanceName: string,
+    from: number,
+    to: number,
+  ): Promise<Array<{ event_id: string; room_id: string; json: string }>> {
     return this.db.all<{ event_id: string; room_id: string; json: string }>(
       'SELECT event_id, room_id, json FROM events WHERE instance_name = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering',
       [instanceName, from, to],
@@ -197,21 +206,33 @@ export class EventsStore {
   }
 
   /** The senders' (user, device, txn id) of the given events, in one query. */
-  async txnsOfEvents(eventIds: readonly string[]): Promise<Array<{ event_id: string; user_id: string; device_id: string; txn_id: string }>> {
+  async txnsOfEvents(
+    eventIds: readonly string[],
+  ): Promise<Array<{ event_id: string; user_id: string; device_id: string; txn_id: string }>> {
     if (eventIds.length === 0) return [];
     const rows: Array<{ event_id: string; user_id: string; device_id: string; txn_id: string }> = [];
     for (let i = 0; i < eventIds.length; i += 100) {
       const chunk = eventIds.slice(i, i + 100);
-      rows.push(...(await this.db.all<{ event_id: string; user_id: string; device_id: string; txn_id: string }>(
-        `SELECT event_id, user_id, device_id, txn_id FROM event_txn_ids WHERE event_id IN (${chunk.map(() => '?').join(',')})`,
-        chunk,
-      )));
+      rows.push(
+        ...(await this.db.all<{ event_id: string; user_id: string; device_id: string; txn_id: string }>(
+          `SELECT event_id, user_id, device_id, txn_id FROM event_txn_ids WHERE event_id IN (${chunk.map(() => '?').join(',')})`,
+          chunk,
+        )),
+      );
     }
     return rows;
   }
 
   /** Records the send's transaction id; false if it was already used (the send is a retry). */
-  async insertTxn(tx: Queryable, roomId: string, userId: string, deviceId: string, txnId: string, eventId: string, now: number): Promise<boolean> {
+  async insertTxn(
+    tx: Queryable,
+    roomId: string,
+    userId: string,
+    deviceId: string,
+    txnId: string,
+    eventId: string,
+    now: number,
+  ): Promise<boolean> {
     const inserted = await tx.run(
       'INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
       [roomId, userId, deviceId, txnId, eventId, now],

@@ -57,7 +57,8 @@ export interface RetryTimings {
   retryIntervalMs: number;
 }
 
-const COLUMNS = 'destination, last_acked_events, receipts_position, device_lists_position, failure_ts, retry_last_ts, retry_interval_ms, last_success_ts';
+const COLUMNS =
+  'destination, last_acked_events, receipts_position, device_lists_position, failure_ts, retry_last_ts, retry_interval_ms, last_success_ts';
 
 export class FederationDestinationsStore {
   constructor(private readonly db: Database) {}

@@ -16,13 +16,10 @@ export class FederationOutboxStore {
 
   /** Written by the to-device writer, in the transaction that takes the message's position. */
   async insert(tx: Queryable, row: OutboxRow, now: number): Promise<void> {
-    await tx.run('INSERT INTO federation_to_device_outbox (stream_id, destination, message_id, edu_json, created_ts) VALUES (?, ?, ?, ?, ?)', [
-      row.streamId,
-      row.destination,
-      row.messageId,
-      row.eduJson,
-      now,
-    ]);
+    await tx.run(
+      'INSERT INTO federation_to_device_outbox (stream_id, destination, message_id, edu_json, created_ts) VALUES (?, ?, ?, ?, ?)',
+      [row.streamId, row.destination, row.messageId, row.eduJson, now],
+    );
   }
 
   /** The destination's oldest waiting EDUs with `stream_id <= upTo`, at most `limit`. */

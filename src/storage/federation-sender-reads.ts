@@ -262,10 +262,10 @@ export class FederationSenderReads {
   async existingDevices(userId: string, deviceIds: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
     for (const batch of batches(deviceIds)) {
-      const rows = await this.db.all<{ device_id: string }>(`SELECT device_id FROM devices WHERE user_id = ? AND device_id IN (${marks(batch.length)})`, [
-        userId,
-        ...batch,
-      ]);
+      const rows = await this.db.all<{ device_id: string }>(
+        `SELECT device_id FROM devices WHERE user_id = ? AND device_id IN (${marks(batch.length)})`,
+        [userId, ...batch],
+      );
       for (const row of rows) found.add(row.device_id);
     }
     return found;
@@ -293,10 +293,12 @@ export class FederationSenderReads {
     const rows: PresenceStateRow[] = [];
     for (const batch of batches(userIds)) {
       rows.push(
-        ...(await this.db.all<PresenceStateRow>(
-          `SELECT user_id, state, status_msg, last_active_ts, stream_id FROM presence WHERE user_id IN (${marks(batch.length)})`,
-          batch,
-        )).map((r) => num(r, 'last_active_ts', 'stream_id')),
+        ...(
+          await this.db.all<PresenceStateRow>(
+            `SELECT user_id, state, status_msg, last_active_ts, stream_id FROM presence WHERE user_id IN (${marks(batch.length)})`,
+            batch,
+          )
+        ).map((r) => num(r, 'last_active_ts', 'stream_id')),
       );
     }
     return rows;

@@ -55,10 +55,10 @@ export class KeyBackupStore {
 
   /** A backup version, deleted or not. */
   version(userId: string, version: number, tx: Queryable = this.db): Promise<BackupVersionRow | undefined> {
-    return tx.get<BackupVersionRow>('SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?', [
-      userId,
-      version,
-    ]);
+    return tx.get<BackupVersionRow>(
+      'SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?',
+      [userId, version],
+    );
   }
 
   /**
@@ -92,7 +92,10 @@ export class KeyBackupStore {
 
   async bumpEtag(tx: Queryable, userId: string, version: number): Promise<number> {
     await tx.run('UPDATE e2e_room_keys_versions SET etag = etag + 1 WHERE user_id = ? AND version = ?', [userId, version]);
-    const row = await tx.get<{ etag: number }>('SELECT etag FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?', [userId, version]);
+    const row = await tx.get<{ etag: number }>('SELECT etag FROM e2e_room_keys_versions WHERE user_id = ? AND version = ?', [
+      userId,
+      version,
+    ]);
     return Number(row?.etag ?? 0);
   }
 
@@ -116,7 +119,14 @@ export class KeyBackupStore {
    * is the spec's order: verified first, then the lower first message index, then fewer forwards.
    * Returns whether the key was stored.
    */
-  async putKeyIfBetter(tx: Queryable, userId: string, version: number, roomId: string, sessionId: string, key: RoomKeyData): Promise<boolean> {
+  async putKeyIfBetter(
+    tx: Queryable,
+    userId: string,
+    version: number,
+    roomId: string,
+    sessionId: string,
+    key: RoomKeyData,
+  ): Promise<boolean> {
     const result = await tx.run(
       `INSERT INTO e2e_room_keys (user_id, version, room_id, session_id, first_message_index, forwarded_count, is_verified, session_data)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)

@@ -64,11 +64,7 @@ export async function migrate(
       const sql = next.sql ?? (db.dialect === 'sqlite' ? next.sqlite : next.postgres);
       if (sql === undefined) throw new Error(`migration ${next.version} has no SQL for ${db.dialect}`);
       for (const statement of splitStatements(sql)) await tx.run(statement);
-      await tx.run('INSERT INTO schema_version (version, name, applied_ts) VALUES (?, ?, ?)', [
-        next.version,
-        next.name,
-        now(),
-      ]);
+      await tx.run('INSERT INTO schema_version (version, name, applied_ts) VALUES (?, ?, ?)', [next.version, next.name, now()]);
       to = next.version;
       return true;
     });

@@ -224,7 +224,8 @@ export class PostgresDatabase implements Database {
     // A statement that does not finish (a server that stopped answering) must not hold the
     // process's shutdown forever: its connection is cut after a grace period.
     const timer = setTimeout(() => {
-      for (const client of this.checkedOut) (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
+      for (const client of this.checkedOut)
+        (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     }, CLOSE_GRACE_MS);
     timer.unref();
     try {
@@ -310,7 +311,10 @@ export class PostgresDatabase implements Database {
       }
       this.health.succeeded();
       if (status === 'committed' || status === 'aborted') {
-        this.log?.info({ xid, status }, `the transaction interrupted during COMMIT was ${status === 'committed' ? 'committed' : 'rolled back'}`);
+        this.log?.info(
+          { xid, status },
+          `the transaction interrupted during COMMIT was ${status === 'committed' ? 'committed' : 'rolled back'}`,
+        );
         return status;
       }
       // NULL: too old for the server to remember (never within seconds): the outcome stays unknown.

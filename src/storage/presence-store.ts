@@ -51,7 +51,11 @@ export class PresenceStore {
 
   /** Updates the activity times only: no visible change, so no new stream position. */
   async touch(userId: string, lastActiveTs: number, lastUserSyncTs: number): Promise<void> {
-    await this.db.run('UPDATE presence SET last_active_ts = ?, last_user_sync_ts = ? WHERE user_id = ?', [lastActiveTs, lastUserSyncTs, userId]);
+    await this.db.run('UPDATE presence SET last_active_ts = ?, last_user_sync_ts = ? WHERE user_id = ?', [
+      lastActiveTs,
+      lastUserSyncTs,
+      userId,
+    ]);
   }
 
   /** The users whose presence changed with `from < stream_id <= to`, in stream order (catch-up). */

@@ -50,7 +50,8 @@ export class PushActionsStore {
     for (let i = 0; i < actions.length; i += INSERT_BATCH) {
       const batch = actions.slice(i, i + INSERT_BATCH);
       const params: Array<string | number> = [];
-      for (const a of batch) params.push(a.roomId, a.userId, a.streamOrdering, a.eventId, a.threadId, a.notify ? 1 : 0, a.highlight ? 1 : 0);
+      for (const a of batch)
+        params.push(a.roomId, a.userId, a.streamOrdering, a.eventId, a.threadId, a.notify ? 1 : 0, a.highlight ? 1 : 0);
       await tx.run(
         `INSERT INTO event_push_actions (room_id, user_id, stream_ordering, event_id, thread_id, notif, highlight)
          VALUES ${batch.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT DO NOTHING`,
@@ -82,7 +83,11 @@ export class PushActionsStore {
     const thread = threadId === undefined ? [] : [threadId];
     const own = `SELECT thread_id, highlight FROM event_push_actions WHERE user_id = ? AND room_id = ? AND stream_ordering > ? AND notif = 1${oneThread}`;
     const ownParams = [userId, roomId, after, ...thread];
-    if (!member) return this.db.all<ThreadCountRow>(`SELECT thread_id, COUNT(*) AS notifs, SUM(highlight) AS highlights FROM (${own}) AS counted GROUP BY thread_id`, ownParams);
+    if (!member)
+      return this.db.all<ThreadCountRow>(
+        `SELECT thread_id, COUNT(*) AS notifs, SUM(highlight) AS highlights FROM (${own}) AS counted GROUP BY thread_id`,
+        ownParams,
+      );
     return this.db.all<ThreadCountRow>(
       `SELECT thread_id, COUNT(*) AS notifs, SUM(highlight) AS highlights FROM (
          SELECT r.thread_id, r.highlight FROM event_push_room_actions r

@@ -33,7 +33,13 @@ export class ReceiptsStore {
   }
 
   /** The stream ordering of the event the receipt points at now, if there is one. */
-  async currentEventOrdering(roomId: string, receiptType: string, userId: string, threadId: string, tx: Queryable = this.db): Promise<number | undefined> {
+  async currentEventOrdering(
+    roomId: string,
+    receiptType: string,
+    userId: string,
+    threadId: string,
+    tx: Queryable = this.db,
+  ): Promise<number | undefined> {
     const row = await tx.get<{ o: number }>(
       'SELECT event_stream_ordering AS o FROM receipts WHERE room_id = ? AND receipt_type = ? AND user_id = ? AND thread_id = ?',
       [roomId, receiptType, userId, threadId],

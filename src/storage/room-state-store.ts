@@ -26,10 +26,12 @@ export class RoomStateStore {
     tx: Queryable,
     change: { roomId: string; type: string; stateKey: string; eventId: string; membership: string | null; position: number },
   ): Promise<void> {
-    await tx.run(
-      'UPDATE room_state SET to_stream = ? WHERE room_id = ? AND type = ? AND state_key = ? AND to_stream IS NULL',
-      [change.position, change.roomId, change.type, change.stateKey],
-    );
+    await tx.run('UPDATE room_state SET to_stream = ? WHERE room_id = ? AND type = ? AND state_key = ? AND to_stream IS NULL', [
+      change.position,
+      change.roomId,
+      change.type,
+      change.stateKey,
+    ]);
     await tx.run(
       'INSERT INTO room_state (room_id, type, state_key, event_id, membership, from_stream, to_stream) VALUES (?, ?, ?, ?, ?, ?, NULL)',
       [change.roomId, change.type, change.stateKey, change.eventId, change.membership, change.position],

@@ -72,7 +72,14 @@ export class ServerKeysStore {
    * when the server now publishes another key under that id. The answer itself replaces the stored
    * one unless the stored one is valid for longer.
    */
-  async storeAnswer(serverName: string, json: JsonObject, validUntilTs: number, keys: readonly ServerVerifyKey[], fetchedAtTs: number, fromServer: string): Promise<void> {
+  async storeAnswer(
+    serverName: string,
+    json: JsonObject,
+    validUntilTs: number,
+    keys: readonly ServerVerifyKey[],
+    fetchedAtTs: number,
+    fromServer: string,
+  ): Promise<void> {
     const expiredTs = (key: ServerVerifyKey): number | null => {
       if (!key.old) return null;
       const old = isJsonObject(json.old_verify_keys) ? json.old_verify_keys[key.keyId] : undefined;

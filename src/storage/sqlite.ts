@@ -168,7 +168,8 @@ export class SqliteDatabase implements Database {
     // An in-memory database is private to its connection, so reads must share the writer.
     this.reader = file === ':memory:' ? this.writer : openConnection(file, true, busyTimeoutMs);
     this.writes = queryable(new StatementCache(this.writer), (err) => this.fault(err, this.writeHealth));
-    this.reads = this.reader === this.writer ? this.writes : queryable(new StatementCache(this.reader), (err) => this.fault(err, this.readHealth));
+    this.reads =
+      this.reader === this.writer ? this.writes : queryable(new StatementCache(this.reader), (err) => this.fault(err, this.readHealth));
   }
 
   async all<T = Row>(sql: string, params?: readonly SqlValue[]): Promise<T[]> {

@@ -56,7 +56,10 @@ export class StateGroupsStore {
       const chunk = group.entries.slice(i, i + ENTRIES_PER_INSERT);
       const params: SqlValue[] = [];
       for (const [type, stateKey, eventId] of chunk) params.push(group.id, type, stateKey, eventId);
-      await tx.run(`INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(', ')}`, params);
+      await tx.run(
+        `INSERT INTO state_group_entries (state_group, type, state_key, event_id) VALUES ${chunk.map(() => '(?, ?, ?, ?)').join(', ')}`,
+        params,
+      );
     }
   }
 

@@ -21,7 +21,9 @@ export class StreamSequencesStore {
    */
   async raiseTo(stream: MultiWriterStream, atLeast: number): Promise<number> {
     const sequence = this.sequenceOf(stream);
-    const row = await this.db.get<{ v: number }>(`SELECT setval('${sequence}', GREATEST((SELECT last_value FROM ${sequence}), ?)) AS v`, [atLeast]);
+    const row = await this.db.get<{ v: number }>(`SELECT setval('${sequence}', GREATEST((SELECT last_value FROM ${sequence}), ?)) AS v`, [
+      atLeast,
+    ]);
     return Number(row!.v);
   }
 

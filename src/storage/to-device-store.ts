@@ -14,10 +14,10 @@ export class ToDeviceStore {
    */
   async maxStreamId(instanceName: string): Promise<number> {
     const inbox = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM to_device_inbox');
-    const mark = await this.db.get<{ position: number }>('SELECT position FROM stream_positions WHERE stream_name = ? AND instance_name = ?', [
-      TO_DEVICE_STREAM,
-      instanceName,
-    ]);
+    const mark = await this.db.get<{ position: number }>(
+      'SELECT position FROM stream_positions WHERE stream_name = ? AND instance_name = ?',
+      [TO_DEVICE_STREAM, instanceName],
+    );
     return Math.max(Number(inbox?.m ?? 0), Number(mark?.position ?? 0));
   }
 
@@ -29,7 +29,10 @@ export class ToDeviceStore {
 
   /** The devices with messages waiting at `from < stream_id <= to`, in stream order (catch-up). */
   streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string; device_id: string }>> {
-    return this.db.all('SELECT user_id, device_id FROM to_device_inbox WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);
+    return this.db.all('SELECT user_id, device_id FROM to_device_inbox WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [
+      from,
+      to,
+    ]);
   }
 
   /** Records the transaction; false if the sender's device already used this txn id. */
@@ -42,12 +45,21 @@ export class ToDeviceStore {
   }
 
   async txnSeen(userId: string, deviceId: string, txnId: string): Promise<boolean> {
-    const row = await this.db.get('SELECT 1 AS seen FROM to_device_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?', [userId, deviceId, txnId]);
+    const row = await this.db.get('SELECT 1 AS seen FROM to_device_txn_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?', [
+      userId,
+      deviceId,
+      txnId,
+    ]);
     return row !== undefined;
   }
 
   async insert(tx: Queryable, streamId: number, userId: string, deviceId: string, messageJson: string): Promise<void> {
-    await tx.run('INSERT INTO to_device_inbox (stream_id, user_id, device_id, message_json) VALUES (?, ?, ?, ?)', [streamId, userId, deviceId, messageJson]);
+    await tx.run('INSERT INTO to_device_inbox (stream_id, user_id, device_id, message_json) VALUES (?, ?, ?, ?)', [
+      streamId,
+      userId,
+      deviceId,
+      messageJson,
+    ]);
   }
 
   async recordPosition(tx: Queryable, instanceName: string, position: number): Promise<void> {
@@ -60,7 +72,13 @@ export class ToDeviceStore {
   }
 
   /** The device's messages with `from < stream_id <= to`, oldest first, at most `limit`. */
-  pending(userId: string, deviceId: string, from: number, to: number, limit: number): Promise<Array<{ stream_id: number; message_json: string }>> {
+  pending(
+    userId: string,
+    deviceId: string,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<Array<{ stream_id: number; message_json: string }>> {
     return this.db.all(
       `SELECT stream_id, message_json FROM to_device_inbox
        WHERE user_id = ? AND device_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id LIMIT ?`,

@@ -51,7 +51,14 @@ export class UsersStore {
   constructor(private readonly db: Database) {}
 
   async createUser(
-    user: { userId: string; passwordHash: string | null; isAdmin?: boolean; isGuest?: boolean; userType?: string | null; displayname?: string | null },
+    user: {
+      userId: string;
+      passwordHash: string | null;
+      isAdmin?: boolean;
+      isGuest?: boolean;
+      userType?: string | null;
+      displayname?: string | null;
+    },
     now: number,
   ): Promise<boolean> {
     return this.db.transaction(async (tx) => {
@@ -61,10 +68,7 @@ export class UsersStore {
         [user.userId, user.passwordHash, user.isAdmin ? 1 : 0, user.isGuest ? 1 : 0, user.userType ?? null, now],
       );
       if (inserted.changes === 0) return false;
-      await tx.run('INSERT INTO profiles (user_id, displayname, avatar_url) VALUES (?, ?, NULL)', [
-        user.userId,
-        user.displayname ?? null,
-      ]);
+      await tx.run('INSERT INTO profiles (user_id, displayname, avatar_url) VALUES (?, ?, NULL)', [user.userId, user.displayname ?? null]);
       return true;
     });
   }
@@ -157,7 +161,10 @@ export class UsersStore {
     return this.db.transaction(async (tx) => {
       const removed: string[] = [];
       for (const deviceId of deviceIds) {
-        const tokens = await tx.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
+        const tokens = await tx.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ? AND device_id = ?', [
+          userId,
+          deviceId,
+        ]);
         removed.push(...tokens.map((t) => t.token_hash));
         await tx.run('DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
         await tx.run('DELETE FROM devices WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
@@ -186,7 +193,12 @@ export class UsersStore {
   }
 
   async addAccessToken(tokenHash: string, userId: string, deviceId: string, now: number, tx: Queryable = this.db): Promise<void> {
-    await tx.run('INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts) VALUES (?, ?, ?, ?)', [tokenHash, userId, deviceId, now]);
+    await tx.run('INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts) VALUES (?, ?, ?, ?)', [
+      tokenHash,
+      userId,
+      deviceId,
+      now,
+    ]);
   }
 
   getTokenOwner(tokenHash: string): Promise<TokenOwner | undefined> {

@@ -96,7 +96,8 @@ export interface InvalidateTokensCommand {
 }
 
 /** Commands that carry no stream data: the bus only delivers them (`send` / `onCommand`). */
-export type BusCommand = UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand | InvalidateTokensCommand;
+export type BusCommand =
+  UserSyncCommand | ClearUserSyncCommand | FederationAckCommand | UserIpCommand | RemoteServerUpCommand | InvalidateTokensCommand;
 
 export interface ReplicationBus {
   publish(update: StreamUpdate): void;

@@ -105,9 +105,13 @@ export class Notifier {
       const set = new Set<Waiter>();
       waiters = set;
       this.bySignal.set(signal, set);
-      signal.addEventListener('abort', () => {
-        for (const waiter of [...set]) waiter.wake();
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          for (const waiter of [...set]) waiter.wake();
+        },
+        { once: true },
+      );
     }
     return waiters;
   }
@@ -118,7 +122,8 @@ export class Notifier {
    * client's next read through this process sees it.
    */
   waitForWriters(instance: string, wanted: ReadonlyArray<{ stream: StreamName; position: number }>, timeoutMs: number): Promise<void> {
-    const reached = () => wanted.every(({ stream, position }) => this.tracker.of(stream, instance) >= position && this.positions[stream] >= position);
+    const reached = () =>
+      wanted.every(({ stream, position }) => this.tracker.of(stream, instance) >= position && this.positions[stream] >= position);
     if (reached()) return Promise.resolve();
     return new Promise<void>((resolve) => {
       const check = () => {
@@ -174,7 +179,10 @@ export class Notifier {
       // Release, in position order, what every writer has now completed.
       const ready = held.filter((u) => u.position <= current).sort((a, b) => a.position - b.position);
       if (ready.length > 0) {
-        this.held.set(stream, held.filter((u) => u.position > current));
+        this.held.set(
+          stream,
+          held.filter((u) => u.position > current),
+        );
         for (const released of ready) this.release(released);
       }
     }

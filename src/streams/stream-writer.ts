@@ -41,7 +41,10 @@ export class StreamPublisher {
     return this.ids.current;
   }
 
-  async write<T>(count: number, write: (positions: number[]) => Promise<{ value: T; rows: readonly StreamRow[] }> | { value: T; rows: readonly StreamRow[] }): Promise<T> {
+  async write<T>(
+    count: number,
+    write: (positions: number[]) => Promise<{ value: T; rows: readonly StreamRow[] }> | { value: T; rows: readonly StreamRow[] },
+  ): Promise<T> {
     const reservation = await this.reserve(count);
     let outcome: { value: T; rows: readonly StreamRow[] };
     try {

@@ -4,15 +4,7 @@
 import { Errors, type MatrixError } from '../errors.js';
 
 /** The streams that have named writer instances (`stream_writers` in the config). */
-export type StreamName =
-  | 'events'
-  | 'typing'
-  | 'receipts'
-  | 'account_data'
-  | 'to_device'
-  | 'presence'
-  | 'push_rules'
-  | 'device_lists';
+export type StreamName = 'events' | 'typing' | 'receipts' | 'account_data' | 'to_device' | 'presence' | 'push_rules' | 'device_lists';
 
 /** Token order is fixed: it is part of every sync token clients hold. */
 export const STREAM_NAMES: readonly StreamName[] = [

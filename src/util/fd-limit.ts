@@ -114,7 +114,10 @@ export function applyFileLimit(wanted: number, log: Logger): FileLimitResult | u
       );
       return { before, after, failure: failure ?? 'no change' };
     }
-    log.info({ soft: after.soft, hard: after.hard }, `set the open-file limit from ${before.soft} to ${after.soft} (hard limit ${after.hard})`);
+    log.info(
+      { soft: after.soft, hard: after.hard },
+      `set the open-file limit from ${before.soft} to ${after.soft} (hard limit ${after.hard})`,
+    );
     result = { before, after };
   }
   if (wanted === 0 && result.after.soft < LOW_FILE_LIMIT) {

@@ -165,7 +165,9 @@ export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUT
     if (allMain) continue; // main serves what no location claims
     locations.push({ regex, byMethod, templates: [...templates] });
   }
-  locations.sort((a, b) => specificity(b.regex) - specificity(a.regex) || b.regex.length - a.regex.length || a.regex.localeCompare(b.regex));
+  locations.sort(
+    (a, b) => specificity(b.regex) - specificity(a.regex) || b.regex.length - a.regex.length || a.regex.localeCompare(b.regex),
+  );
   const usedPools = new Set<Pool>([main]);
   for (const location of locations) {
     for (const choice of location.byMethod.values()) {
@@ -188,7 +190,9 @@ function sameChoice(a: PoolChoice, b: PoolChoice): boolean {
 }
 
 function describeChoice(choice: PoolChoice): string {
-  return 'pool' in choice ? choice.pool.instances.join(', ') : `${choice.sync.instances.join(', ')} (initial syncs: ${choice.initialSync.instances.join(', ')})`;
+  return 'pool' in choice
+    ? choice.pool.instances.join(', ')
+    : `${choice.sync.instances.join(', ')} (initial syncs: ${choice.initialSync.instances.join(', ')})`;
 }
 
 function header(cluster: Cluster, tool: string): string[] {
@@ -205,7 +209,9 @@ function header(cluster: Cluster, tool: string): string[] {
 // nginx
 
 function nginxServer(endpoint: Endpoint): string {
-  return 'socketPath' in endpoint ? `unix:${endpoint.socketPath}` : `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
+  return 'socketPath' in endpoint
+    ? `unix:${endpoint.socketPath}`
+    : `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
 }
 
 function nginxString(text: string): string {
@@ -317,7 +323,15 @@ export function nginxConfig(cluster: Cluster, options: ProxyOptions): string {
     const target = methodMaps.get(location) ?? nginxTarget(defaultChoice(location));
     out.push(`    location ~ ${nginxString(location.regex)} {`, `        proxy_pass http://${target};`, '    }');
   }
-  out.push('', '    # Everything else: the main process.', '    location / {', `        proxy_pass http://${plan.main.name};`, '    }', '}', '');
+  out.push(
+    '',
+    '    # Everything else: the main process.',
+    '    location / {',
+    `        proxy_pass http://${plan.main.name};`,
+    '    }',
+    '}',
+    '',
+  );
   return out.join('\n');
 }
 
@@ -325,7 +339,9 @@ export function nginxConfig(cluster: Cluster, options: ProxyOptions): string {
 // haproxy
 
 function haproxyServer(endpoint: Endpoint): string {
-  return 'socketPath' in endpoint ? endpoint.socketPath : `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
+  return 'socketPath' in endpoint
+    ? endpoint.socketPath
+    : `${endpoint.host.includes(':') ? `[${endpoint.host}]` : endpoint.host}:${endpoint.port}`;
 }
 
 /** A haproxy config: defaults, one frontend and a backend per pool. */

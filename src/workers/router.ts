@@ -92,7 +92,9 @@ export function createRouter(options: RouterOptions): Router {
   const find = (method: string, path: string) => {
     try {
       const found = finder.find(method as HttpMethod, path);
-      return found ? { route: found.store as RouteDefinition<never>, params: found.params as Record<string, string | undefined> } : undefined;
+      return found
+        ? { route: found.store as RouteDefinition<never>, params: found.params as Record<string, string | undefined> }
+        : undefined;
     } catch {
       return undefined; // a malformed percent-escape
     }
@@ -246,7 +248,10 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
       const neverConnected = NOT_CONNECTED.has(err.code ?? '');
       const staleConnection = upstream.reusedSocket && !bodyStarted;
       if (neverConnected || staleConnection) {
-        context.log.warn({ route: context.route, target: target.instance, at: target.label, code: err.code }, `cannot reach ${target.instance}; trying the next instance`);
+        context.log.warn(
+          { route: context.route, target: target.instance, at: target.label, code: err.code },
+          `cannot reach ${target.instance}; trying the next instance`,
+        );
         attempt(staleConnection && !neverConnected ? index : index + 1);
         return;
       }

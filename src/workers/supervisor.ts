@@ -239,8 +239,13 @@ export class Supervisor {
       }
       // Stuck in start-up: neither up nor saying what it waits for.
       if (now - Math.max(startedAt, entry.lastWaitingAt ?? 0) > startTimeoutMs) {
-        const since = entry.lastWaitingAt === undefined ? 'after it started' : `after it last said it was waiting for the ${entry.waitingFor}`;
-        this.line(entry, `not answering /health ${seconds(startTimeoutMs)} ${since}; killing it (pid ${child.pid}) to start it again`, 'warn');
+        const since =
+          entry.lastWaitingAt === undefined ? 'after it started' : `after it last said it was waiting for the ${entry.waitingFor}`;
+        this.line(
+          entry,
+          `not answering /health ${seconds(startTimeoutMs)} ${since}; killing it (pid ${child.pid}) to start it again`,
+          'warn',
+        );
         child.kill('SIGKILL');
         return;
       }
@@ -277,7 +282,11 @@ export class Supervisor {
         this.line(entry, `not answering /health (${detail}); restarting it if that lasts ${seconds(limit)}`, 'warn');
       }
       if (failures >= 3 && now - failingSince >= limit) {
-        this.line(entry, `not answering /health for ${seconds(Math.round((now - failingSince) / 1000) * 1000)} (${detail}); killing it (pid ${child.pid}) to restart it`, 'warn');
+        this.line(
+          entry,
+          `not answering /health for ${seconds(Math.round((now - failingSince) / 1000) * 1000)} (${detail}); killing it (pid ${child.pid}) to restart it`,
+          'warn',
+        );
         child.kill('SIGKILL');
         return;
       }

@@ -88,7 +88,9 @@ export function loadCluster(main: Config, options: LoadClusterOptions = {}): Clu
     const name = topology.instanceName;
     const previous = fileOfName.get(name);
     if (previous !== undefined) {
-      problems.push(`${file}: worker_name: ${JSON.stringify(name)} is already the name of the worker in ${previous}; every worker needs its own name`);
+      problems.push(
+        `${file}: worker_name: ${JSON.stringify(name)} is already the name of the worker in ${previous}; every worker needs its own name`,
+      );
       continue;
     }
     fileOfName.set(name, file);
@@ -125,7 +127,9 @@ function clusterProblems(cluster: Cluster): string[] {
     ' (when another service manager runs the workers, start main with --no-workers)';
 
   if (cluster.workers.length > 0 && main.database.name === 'sqlite3') {
-    problems.push(`${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared`);
+    problems.push(
+      `${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared`,
+    );
   }
   for (const [stream, writers] of Object.entries(topology.writers) as [StreamName, readonly string[]][]) {
     for (const writer of writers) {
@@ -141,7 +145,8 @@ function clusterProblems(cluster: Cluster): string[] {
   ];
   for (const [key, instances] of duties) {
     for (const instance of instances) {
-      if (instance !== MAIN_INSTANCE && !names.has(instance)) problems.push(`${where(key)}: ${JSON.stringify(instance)} is not a worker: ${inDirectory}`);
+      if (instance !== MAIN_INSTANCE && !names.has(instance))
+        problems.push(`${where(key)}: ${JSON.stringify(instance)} is not a worker: ${inDirectory}`);
     }
   }
   if (topology.runBackgroundTasksOn !== MAIN_INSTANCE && !names.has(topology.runBackgroundTasksOn)) {
@@ -150,7 +155,9 @@ function clusterProblems(cluster: Cluster): string[] {
   for (const instance of topology.initialSyncInstances) {
     const worker = cluster.workers.find((w) => w.name === instance);
     if (worker && !(worker.app === 'generic_worker' && worker.config.worker_listeners.some((l) => serves(l, 'client')))) {
-      problems.push(`${where('initial_sync_instances')}: ${instance} takes initial syncs, so it must be a generic worker with a \`client\` listener`);
+      problems.push(
+        `${where('initial_sync_instances')}: ${instance} takes initial syncs, so it must be a generic worker with a \`client\` listener`,
+      );
     }
   }
   // The shared config is what every process reads; a worker file that overrides a role key would
@@ -180,12 +187,17 @@ function clusterProblems(cluster: Cluster): string[] {
   for (const [key, routes] of unreachable) {
     const [instance, resource] = key.split('\u0000') as [string, string];
     const examples = [...new Set(routes.map((r) => `${r.method} ${r.paths[0]}`))].slice(0, 3).join(', ');
-    const file = instance === MAIN_INSTANCE ? main.origin.describe(['listeners']) : `${cluster.workers.find((w) => w.name === instance)!.file}: worker_listeners`;
+    const file =
+      instance === MAIN_INSTANCE
+        ? main.origin.describe(['listeners'])
+        : `${cluster.workers.find((w) => w.name === instance)!.file}: worker_listeners`;
     const why =
       instance === MAIN_INSTANCE
         ? 'only main serves some requests'
         : `${instance} writes ${streamsWrittenBy(topology, instance).join(', ')}, so the requests that write ${streamsWrittenBy(topology, instance).length > 1 ? 'them' : 'it'} go there`;
-    problems.push(`${file}: ${why} (${examples}${routes.length > 3 ? ', …' : ''}), but ${instance} has no http listener with the \`${resource}\` resource`);
+    problems.push(
+      `${file}: ${why} (${examples}${routes.length > 3 ? ', …' : ''}), but ${instance} has no http listener with the \`${resource}\` resource`,
+    );
   }
   return problems;
 }

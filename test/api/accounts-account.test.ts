@@ -32,13 +32,19 @@ forEachBackend('POST /account/password', (backend) => {
     assert.deepEqual(first.json.flows, [{ stages: ['m.login.password'] }]);
     assert.equal(first.json.errcode, undefined);
 
-    const wrong = await hs.call('POST', path, { token: user.accessToken, body: { new_password: 'brand-new', auth: passwordAuth(user, first.json.session, 'nope') } });
+    const wrong = await hs.call('POST', path, {
+      token: user.accessToken,
+      body: { new_password: 'brand-new', auth: passwordAuth(user, first.json.session, 'nope') },
+    });
     assert.equal(wrong.status, 401);
     assert.equal(wrong.json.errcode, 'M_FORBIDDEN');
     assert.equal(wrong.json.session, first.json.session);
     assert.equal((await login('changer', 'brand-new')).status, 403, 'not changed yet');
 
-    const right = await hs.call('POST', path, { token: user.accessToken, body: { new_password: 'brand-new', auth: passwordAuth(user, first.json.session) } });
+    const right = await hs.call('POST', path, {
+      token: user.accessToken,
+      body: { new_password: 'brand-new', auth: passwordAuth(user, first.json.session) },
+    });
     assert.equal(right.status, 200, right.text);
     assert.deepEqual(right.json, {});
 
@@ -60,7 +66,10 @@ forEachBackend('POST /account/password', (backend) => {
       'SELECT body_json, server_data_json FROM ui_auth_sessions WHERE session_id = ?',
       [first.json.session],
     );
-    assert.ok(stored && !stored.body_json.includes('kept-new') && !stored.server_data_json.includes('kept-new'), 'no plaintext password stored');
+    assert.ok(
+      stored && !stored.body_json.includes('kept-new') && !stored.server_data_json.includes('kept-new'),
+      'no plaintext password stored',
+    );
     const done = await hs.call('POST', path, { token: user.accessToken, body: { auth: passwordAuth(user, first.json.session) } });
     assert.equal(done.status, 200, done.text);
     assert.equal((await hs.call('GET', WHOAMI, { token: other.json.access_token })).status, 200);
@@ -72,10 +81,16 @@ forEachBackend('POST /account/password', (backend) => {
     const attacker = await hs.createUser('attacker');
     const path = '/_matrix/client/v3/account/password';
     const first = await hs.call('POST', path, { token: user.accessToken, body: { new_password: 'owned' } });
-    const res = await hs.call('POST', path, { token: user.accessToken, body: { new_password: 'owned', auth: passwordAuth(attacker, first.json.session) } });
+    const res = await hs.call('POST', path, {
+      token: user.accessToken,
+      body: { new_password: 'owned', auth: passwordAuth(attacker, first.json.session) },
+    });
     assert.equal(res.status, 403);
     assert.equal(res.json.errcode, 'M_FORBIDDEN');
-    const borrowed = await hs.call('POST', path, { token: attacker.accessToken, body: { new_password: 'owned', auth: passwordAuth(attacker, first.json.session) } });
+    const borrowed = await hs.call('POST', path, {
+      token: attacker.accessToken,
+      body: { new_password: 'owned', auth: passwordAuth(attacker, first.json.session) },
+    });
     assert.equal(borrowed.status, 403);
     assert.equal((await login('victim', user.password)).status, 200);
   });
@@ -159,13 +174,19 @@ forEachBackend('devices', (backend) => {
 
   const loginAs = async (user: TestUser, deviceId: string, name?: string) => {
     const res = await hs.call('POST', LOGIN, {
-      body: { type: 'm.login.password', user: user.userId, password: user.password, device_id: deviceId, initial_device_display_name: name },
+      body: {
+        type: 'm.login.password',
+        user: user.userId,
+        password: user.password,
+        device_id: deviceId,
+        initial_device_display_name: name,
+      },
     });
     assert.equal(res.status, 200, res.text);
     return res.json.access_token as string;
   };
 
-  test('list, get and rename; another user\'s device is 404', async () => {
+  test("list, get and rename; another user's device is 404", async () => {
     const user = await hs.createUser('gadgets');
     const stranger = await hs.createUser('stranger');
     await loginAs(user, 'PHONE', 'My phone');
@@ -179,7 +200,10 @@ forEachBackend('devices', (backend) => {
     assert.equal(phone.status, 200);
     assert.deepEqual(phone.json, { device_id: 'PHONE', display_name: 'My phone' });
 
-    const rename = await hs.call('PUT', '/_matrix/client/v3/devices/PHONE', { token: user.accessToken, body: { display_name: 'Old phone' } });
+    const rename = await hs.call('PUT', '/_matrix/client/v3/devices/PHONE', {
+      token: user.accessToken,
+      body: { display_name: 'Old phone' },
+    });
     assert.equal(rename.status, 200);
     assert.deepEqual(rename.json, {});
     assert.equal((await hs.call('GET', '/_matrix/client/v3/devices/PHONE', { token: user.accessToken })).json.display_name, 'Old phone');
@@ -187,7 +211,10 @@ forEachBackend('devices', (backend) => {
     assert.equal(unchanged.status, 200);
     assert.equal((await hs.call('GET', '/_matrix/client/v3/devices/PHONE', { token: user.accessToken })).json.display_name, 'Old phone');
 
-    for (const [method, body] of [['GET', undefined], ['PUT', { display_name: 'mine now' }]] as const) {
+    for (const [method, body] of [
+      ['GET', undefined],
+      ['PUT', { display_name: 'mine now' }],
+    ] as const) {
       const res = await hs.call(method, '/_matrix/client/v3/devices/PHONE', { token: stranger.accessToken, body });
       assert.equal(res.status, 404, method);
       assert.equal(res.json.errcode, 'M_NOT_FOUND', method);
@@ -195,7 +222,10 @@ forEachBackend('devices', (backend) => {
     const badName = await hs.call('PUT', '/_matrix/client/v3/devices/PHONE', { token: user.accessToken, body: { display_name: 42 } });
     assert.equal(badName.status, 400);
     assert.equal(badName.json.errcode, 'M_BAD_JSON');
-    const longName = await hs.call('PUT', '/_matrix/client/v3/devices/PHONE', { token: user.accessToken, body: { display_name: 'x'.repeat(101) } });
+    const longName = await hs.call('PUT', '/_matrix/client/v3/devices/PHONE', {
+      token: user.accessToken,
+      body: { display_name: 'x'.repeat(101) },
+    });
     assert.equal(longName.status, 400);
     assert.equal((await hs.call('GET', '/_matrix/client/v3/devices')).json.errcode, 'M_MISSING_TOKEN');
   });
@@ -229,7 +259,9 @@ forEachBackend('devices', (backend) => {
     assert.equal((await hs.call('GET', WHOAMI, { token: tokens[0] })).status, 401);
     assert.equal((await hs.call('GET', WHOAMI, { token: tokens[1] })).status, 401);
     assert.equal((await hs.call('GET', WHOAMI, { token: tokens[2] })).status, 200);
-    const left = (await hs.call('GET', '/_matrix/client/v3/devices', { token: user.accessToken })).json.devices.map((d: { device_id: string }) => d.device_id);
+    const left = (await hs.call('GET', '/_matrix/client/v3/devices', { token: user.accessToken })).json.devices.map(
+      (d: { device_id: string }) => d.device_id,
+    );
     assert.deepEqual(left.sort(), ['THREE', user.deviceId].sort());
 
     const badList = await hs.call('POST', path, { token: user.accessToken, body: { devices: 'ONE' } });
@@ -244,7 +276,10 @@ forEachBackend('devices', (backend) => {
   test('the dummy stage does not satisfy a password flow', async () => {
     const user = await hs.createUser('dummyuser');
     const path = '/_matrix/client/v3/delete_devices';
-    const res = await hs.call('POST', path, { token: user.accessToken, body: { devices: [user.deviceId], auth: { type: 'm.login.dummy' } } });
+    const res = await hs.call('POST', path, {
+      token: user.accessToken,
+      body: { devices: [user.deviceId], auth: { type: 'm.login.dummy' } },
+    });
     assert.equal(res.status, 401);
     assert.deepEqual(res.json.completed, ['m.login.dummy']);
     assert.equal((await hs.call('GET', WHOAMI, { token: user.accessToken })).status, 200);

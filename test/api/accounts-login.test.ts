@@ -42,7 +42,13 @@ forEachBackend('login', (backend) => {
 
   test('a supplied device_id is kept (SyTest "POST /login returns the same device_id as that in the request")', async () => {
     const user = await hs.createUser('deviceuser');
-    const body = { type: 'm.login.password', user: 'deviceuser', password: user.password, device_id: 'MYDEVICE', initial_device_display_name: 'Laptop' };
+    const body = {
+      type: 'm.login.password',
+      user: 'deviceuser',
+      password: user.password,
+      device_id: 'MYDEVICE',
+      initial_device_display_name: 'Laptop',
+    };
     const first = await hs.call('POST', LOGIN, { body });
     assert.equal(first.status, 200);
     assert.equal(first.json.device_id, 'MYDEVICE');
@@ -61,7 +67,11 @@ forEachBackend('login', (backend) => {
     assert.equal(unknown.status, 403);
     assert.equal(unknown.json.errcode, 'M_FORBIDDEN');
     const email = await hs.call('POST', LOGIN, {
-      body: { type: 'm.login.password', identifier: { type: 'm.id.thirdparty', medium: 'email', address: 'a@b.c' }, password: user.password },
+      body: {
+        type: 'm.login.password',
+        identifier: { type: 'm.id.thirdparty', medium: 'email', address: 'a@b.c' },
+        password: user.password,
+      },
     });
     assert.equal(email.status, 403);
 
@@ -76,7 +86,11 @@ forEachBackend('login', (backend) => {
       [{ type: 'm.login.password', identifier: { user: 'wrongpw' }, password: user.password }, 400, 'M_MISSING_PARAM'],
       [{ type: 'm.login.password', identifier: { type: 'm.id.user', user: 5 }, password: user.password }, 400, 'M_BAD_JSON'],
       [{ type: 'm.login.password', user: 'wrongpw', password: user.password, device_id: 5 }, 400, 'M_BAD_JSON'],
-      [{ type: 'm.login.password', user: 'wrongpw', password: user.password, initial_device_display_name: 'x'.repeat(101) }, 400, 'M_INVALID_PARAM'],
+      [
+        { type: 'm.login.password', user: 'wrongpw', password: user.password, initial_device_display_name: 'x'.repeat(101) },
+        400,
+        'M_INVALID_PARAM',
+      ],
     ];
     for (const [body, status, errcode] of cases) {
       const res = await hs.call('POST', LOGIN, { body });
@@ -110,7 +124,10 @@ forEachBackend('whoami, capabilities and logout', (backend) => {
     assert.equal(res.status, 200);
     const caps = res.json.capabilities;
     assert.equal(caps['m.room_versions'].default, '12');
-    assert.deepEqual(Object.keys(caps['m.room_versions'].available).sort((a, b) => Number(a) - Number(b)), ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']);
+    assert.deepEqual(
+      Object.keys(caps['m.room_versions'].available).sort((a, b) => Number(a) - Number(b)),
+      ['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12'],
+    );
     assert.ok(Object.values(caps['m.room_versions'].available).every((s) => s === 'stable'));
     assert.deepEqual(caps['m.change_password'], { enabled: true });
     assert.deepEqual(caps['m.set_displayname'], { enabled: true });
@@ -189,7 +206,10 @@ forEachBackend('rate limits', (backend) => {
     const admin = await hs.createUser('chattyadmin', { admin: true });
     await rateLimits.checkMessage(plain.userId);
     await rateLimits.checkMessage(plain.userId);
-    await assert.rejects(rateLimits.checkMessage(plain.userId), (err: { status: number; errcode: string }) => err.status === 429 && err.errcode === 'M_LIMIT_EXCEEDED');
+    await assert.rejects(
+      rateLimits.checkMessage(plain.userId),
+      (err: { status: number; errcode: string }) => err.status === 429 && err.errcode === 'M_LIMIT_EXCEEDED',
+    );
     for (let i = 0; i < 5; i++) await rateLimits.checkMessage(admin.userId);
   });
 });
@@ -197,13 +217,15 @@ forEachBackend('rate limits', (backend) => {
 forEachBackend('failed login attempts', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await backend.startHomeserver({ config: {
+    hs = await backend.startHomeserver({
+      config: {
         rc_login: {
           address: { per_second: 1000, burst_count: 1000 },
           account: { per_second: 1000, burst_count: 1000 },
           failed_attempts: { per_second: 0.17, burst_count: 3 },
         },
-      }, });
+      },
+    });
   });
   after(() => hs.stop());
 

@@ -63,7 +63,11 @@ describe('RateLimiter', () => {
     limiter.check('k');
     assert.throws(
       () => limiter.check('k'),
-      (err: unknown) => err instanceof MatrixError && err.status === 429 && err.extra.retry_after_ms === undefined && err.headers['Retry-After'] === undefined,
+      (err: unknown) =>
+        err instanceof MatrixError &&
+        err.status === 429 &&
+        err.extra.retry_after_ms === undefined &&
+        err.headers['Retry-After'] === undefined,
     );
   });
 });

@@ -56,7 +56,10 @@ forEachBackend('POST /register with the dummy flow', (backend) => {
       [first.json.session],
     );
     assert.ok(stored);
-    assert.ok(!stored.body_json.includes('secret-3') && !stored.server_data_json.includes('secret-3'), 'no plaintext password in the session');
+    assert.ok(
+      !stored.body_json.includes('secret-3') && !stored.server_data_json.includes('secret-3'),
+      'no plaintext password in the session',
+    );
 
     const second = await hs.call('POST', REGISTER, { body: { auth: { type: 'm.login.dummy', session: first.json.session } } });
     assert.equal(second.status, 200, second.text);
@@ -67,7 +70,9 @@ forEachBackend('POST /register with the dummy flow', (backend) => {
       devices.json.devices.map((d: { device_id: string; display_name?: string }) => [d.device_id, d.display_name]),
       [['FOLLOWDEV', 'Phone']],
     );
-    const login = await hs.call('POST', '/_matrix/client/v3/login', { body: { type: 'm.login.password', user: 'followup', password: 'secret-3' } });
+    const login = await hs.call('POST', '/_matrix/client/v3/login', {
+      body: { type: 'm.login.password', user: 'followup', password: 'secret-3' },
+    });
     assert.equal(login.status, 200, 'the password from the first request was kept (as a hash)');
   });
 
@@ -103,7 +108,9 @@ forEachBackend('POST /register with the dummy flow', (backend) => {
   });
 
   test('refresh_token: true is answered without a refresh token; a password is required', async () => {
-    const res = await hs.call('POST', REGISTER, { body: { username: 'norefresh', password: 'pw', refresh_token: true, auth: { type: 'm.login.dummy' } } });
+    const res = await hs.call('POST', REGISTER, {
+      body: { username: 'norefresh', password: 'pw', refresh_token: true, auth: { type: 'm.login.dummy' } },
+    });
     assert.equal(res.status, 200);
     assert.equal(res.json.refresh_token, undefined);
     assert.equal(typeof res.json.access_token, 'string');
@@ -201,7 +208,9 @@ forEachBackend('registration switched off', (backend) => {
   test('open registration also needs enable_registration_without_verification', async () => {
     const unverified = await backend.startHomeserver({ config: { enable_registration_without_verification: false } });
     try {
-      const res = await unverified.call('POST', REGISTER, { body: { username: 'nobody', password: 'pw', auth: { type: 'm.login.dummy' } } });
+      const res = await unverified.call('POST', REGISTER, {
+        body: { username: 'nobody', password: 'pw', auth: { type: 'm.login.dummy' } },
+      });
       assert.equal(res.status, 403);
     } finally {
       await unverified.stop();
@@ -246,12 +255,20 @@ forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (back
 
     const m = await nonce();
     const plain = await hs.call('POST', ADMIN_REGISTER, {
-      body: { nonce: m, username: 'plainuser', password: 'pw', admin: false, user_type: 'bot', mac: mac(secret, m, 'plainuser', 'pw', false, 'bot') },
+      body: {
+        nonce: m,
+        username: 'plainuser',
+        password: 'pw',
+        admin: false,
+        user_type: 'bot',
+        mac: mac(secret, m, 'plainuser', 'pw', false, 'bot'),
+      },
     });
     assert.equal(plain.status, 200, plain.text);
-    const plainRow = await hs.homeserver.database.get<{ is_admin: number; user_type: string }>('SELECT is_admin, user_type FROM users WHERE user_id = ?', [
-      plain.json.user_id,
-    ]);
+    const plainRow = await hs.homeserver.database.get<{ is_admin: number; user_type: string }>(
+      'SELECT is_admin, user_type FROM users WHERE user_id = ?',
+      [plain.json.user_id],
+    );
     assert.deepEqual({ ...plainRow }, { is_admin: 0, user_type: 'bot' });
   });
 
@@ -271,9 +288,13 @@ forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (back
 
   test('a nonce is single use; admin: true signed as notadmin is refused', async () => {
     const n = await nonce();
-    const ok = await hs.call('POST', ADMIN_REGISTER, { body: { nonce: n, username: 'onceonly', password: 'pw', mac: mac(secret, n, 'onceonly', 'pw', false) } });
+    const ok = await hs.call('POST', ADMIN_REGISTER, {
+      body: { nonce: n, username: 'onceonly', password: 'pw', mac: mac(secret, n, 'onceonly', 'pw', false) },
+    });
     assert.equal(ok.status, 200);
-    const reuse = await hs.call('POST', ADMIN_REGISTER, { body: { nonce: n, username: 'twice', password: 'pw', mac: mac(secret, n, 'twice', 'pw', false) } });
+    const reuse = await hs.call('POST', ADMIN_REGISTER, {
+      body: { nonce: n, username: 'twice', password: 'pw', mac: mac(secret, n, 'twice', 'pw', false) },
+    });
     assert.equal(reuse.status, 400);
 
     const m = await nonce();
@@ -296,7 +317,9 @@ forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (back
     assert.equal(noNonce.json.errcode, 'M_BAD_JSON');
 
     const n1 = await nonce();
-    const nul = await hs.call('POST', ADMIN_REGISTER, { body: { nonce: n1, username: 'nul\0byte', password: 'pw', mac: mac(secret, n1, 'nul\0byte', 'pw', false) } });
+    const nul = await hs.call('POST', ADMIN_REGISTER, {
+      body: { nonce: n1, username: 'nul\0byte', password: 'pw', mac: mac(secret, n1, 'nul\0byte', 'pw', false) },
+    });
     assert.equal(nul.status, 400);
     const n2 = await nonce();
     const type = await hs.call('POST', ADMIN_REGISTER, {
@@ -305,7 +328,9 @@ forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (back
     assert.equal(type.status, 400);
     await hs.createUser('alreadyhere');
     const n3 = await nonce();
-    const taken = await hs.call('POST', ADMIN_REGISTER, { body: { nonce: n3, username: 'AlreadyHere', password: 'pw', mac: mac(secret, n3, 'AlreadyHere', 'pw', false) } });
+    const taken = await hs.call('POST', ADMIN_REGISTER, {
+      body: { nonce: n3, username: 'AlreadyHere', password: 'pw', mac: mac(secret, n3, 'AlreadyHere', 'pw', false) },
+    });
     assert.equal(taken.status, 400);
     assert.equal(taken.json.errcode, 'M_USER_IN_USE');
   });
@@ -314,7 +339,9 @@ forEachBackend('shared-secret registration (/_synapse/admin/v1/register)', (back
     const bare = await backend.startHomeserver({ config: { registration_shared_secret: undefined } });
     try {
       const n = (await bare.call('GET', ADMIN_REGISTER)).json.nonce as string;
-      const res = await bare.call('POST', ADMIN_REGISTER, { body: { nonce: n, username: 'x', password: 'pw', mac: mac(secret, n, 'x', 'pw', false) } });
+      const res = await bare.call('POST', ADMIN_REGISTER, {
+        body: { nonce: n, username: 'x', password: 'pw', mac: mac(secret, n, 'x', 'pw', false) },
+      });
       assert.equal(res.status, 400);
       assert.match(res.json.error, /not enabled/);
     } finally {

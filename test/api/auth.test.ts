@@ -19,7 +19,9 @@ forEachBackend('access tokens', (backend) => {
 
   test('tokens are stored hashed, never in plain text', async () => {
     const user = await hs.createUser('hashcheck');
-    const rows = await hs.homeserver.database.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ?', [user.userId]);
+    const rows = await hs.homeserver.database.all<{ token_hash: string }>('SELECT token_hash FROM access_tokens WHERE user_id = ?', [
+      user.userId,
+    ]);
     assert.equal(rows.length, 1);
     assert.notEqual(rows[0]!.token_hash, user.accessToken);
     assert.ok(!rows[0]!.token_hash.includes(user.accessToken));

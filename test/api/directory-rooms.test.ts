@@ -25,7 +25,8 @@ forEachBackend('room aliases', (backend) => {
     bob = await hs.createUser('bob');
     carol = await hs.createUser('carol');
     admin = await hs.createUser('admin', { admin: true });
-    roomId = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } }))).room_id;
+    roomId = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } })))
+      .room_id;
     await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: bob.accessToken, body: {} }));
   });
   after(() => hs.stop());
@@ -41,12 +42,24 @@ forEachBackend('room aliases', (backend) => {
   test('creating: 409 when taken, 403 for non-members, 400 for bad, remote or unknown input', async () => {
     await fails(hs.call('PUT', alias('#tea:test.local'), { token: alice.accessToken, body: { room_id: roomId } }), 409, 'M_UNKNOWN');
     await fails(hs.call('PUT', alias('#coffee:test.local'), { token: carol.accessToken, body: { room_id: roomId } }), 403, 'M_FORBIDDEN');
-    await fails(hs.call('PUT', alias('#coffee:elsewhere.example'), { token: alice.accessToken, body: { room_id: roomId } }), 400, 'M_INVALID_PARAM');
+    await fails(
+      hs.call('PUT', alias('#coffee:elsewhere.example'), { token: alice.accessToken, body: { room_id: roomId } }),
+      400,
+      'M_INVALID_PARAM',
+    );
     await fails(hs.call('PUT', alias('coffee'), { token: alice.accessToken, body: { room_id: roomId } }), 400, 'M_INVALID_PARAM');
-    await fails(hs.call('PUT', alias('#cof fee:test.local'), { token: alice.accessToken, body: { room_id: roomId } }), 400, 'M_INVALID_PARAM');
+    await fails(
+      hs.call('PUT', alias('#cof fee:test.local'), { token: alice.accessToken, body: { room_id: roomId } }),
+      400,
+      'M_INVALID_PARAM',
+    );
     await fails(hs.call('PUT', alias('#coffee:test.local'), { token: alice.accessToken, body: {} }), 400, 'M_MISSING_PARAM');
     await fails(hs.call('PUT', alias('#coffee:test.local'), { token: alice.accessToken, body: { room_id: 7 } }), 400, 'M_BAD_JSON');
-    await fails(hs.call('PUT', alias('#coffee:test.local'), { token: alice.accessToken, body: { room_id: '!nowhere:test.local' } }), 400, 'M_UNKNOWN');
+    await fails(
+      hs.call('PUT', alias('#coffee:test.local'), { token: alice.accessToken, body: { room_id: '!nowhere:test.local' } }),
+      400,
+      'M_UNKNOWN',
+    );
     await fails(hs.call('PUT', alias('#coffee:test.local'), { body: { room_id: roomId } }), 401, 'M_MISSING_TOKEN');
     // A server admin need not be in the room.
     await ok(hs.call('PUT', alias('#admin-made:test.local'), { token: admin.accessToken, body: { room_id: roomId } }));
@@ -58,7 +71,7 @@ forEachBackend('room aliases', (backend) => {
     await fails(hs.call('GET', alias('no-sigil')), 400, 'M_INVALID_PARAM');
   });
 
-  test('listing a room\'s aliases is for its members (or anyone if world-readable)', async () => {
+  test("listing a room's aliases is for its members (or anyone if world-readable)", async () => {
     await fails(hs.call('GET', `${room(roomId)}/aliases`, { token: carol.accessToken }), 403, 'M_FORBIDDEN');
     await fails(hs.call('GET', `${room(roomId)}/aliases`), 401, 'M_MISSING_TOKEN');
     const byAdmin = await ok(hs.call('GET', `${room(roomId)}/aliases`, { token: admin.accessToken }));
@@ -123,7 +136,13 @@ forEachBackend('the published room directory', (backend) => {
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     for (let i = 0; i < 4; i++) users.push(await hs.createUser(`user${i}`));
-    await create('tea', { preset: 'public_chat', visibility: 'public', name: 'Tea Room', topic: 'Oolong and others', room_alias_name: 'tea' });
+    await create('tea', {
+      preset: 'public_chat',
+      visibility: 'public',
+      name: 'Tea Room',
+      topic: 'Oolong and others',
+      room_alias_name: 'tea',
+    });
     await create('coffee', { preset: 'public_chat', visibility: 'public', name: 'Coffee' });
     await create('space', { preset: 'public_chat', visibility: 'public', name: 'A space', creation_content: { type: 'm.space' } });
     await create('hidden', { preset: 'public_chat', name: 'Not published' });
@@ -134,14 +153,18 @@ forEachBackend('the published room directory', (backend) => {
         body: { topic: '', 'm.topic': { 'm.text': [{ mimetype: 'text/html', body: '<b>espresso</b>' }, { body: 'espresso' }] } },
       }),
     );
-    await ok(hs.call('PUT', `${room(rooms.coffee!)}/state/m.room.guest_access`, { token: alice.accessToken, body: { guest_access: 'can_join' } }));
-    await ok(hs.call('PUT', `${room(rooms.coffee!)}/state/m.room.avatar`, { token: alice.accessToken, body: { url: 'mxc://test.local/beans' } }));
+    await ok(
+      hs.call('PUT', `${room(rooms.coffee!)}/state/m.room.guest_access`, { token: alice.accessToken, body: { guest_access: 'can_join' } }),
+    );
+    await ok(
+      hs.call('PUT', `${room(rooms.coffee!)}/state/m.room.avatar`, { token: alice.accessToken, body: { url: 'mxc://test.local/beans' } }),
+    );
     await joinUsers('tea', 3);
     await joinUsers('coffee', 1);
   });
   after(() => hs.stop());
 
-  test('/publicRooms lists published, joinable rooms, largest first, with the spec\'s fields', async () => {
+  test("/publicRooms lists published, joinable rooms, largest first, with the spec's fields", async () => {
     const res = await ok(hs.call('GET', '/_matrix/client/v3/publicRooms', { token: bob.accessToken }));
     assert.deepEqual(
       res.chunk.map((r: any) => r.room_id),
@@ -174,7 +197,8 @@ forEachBackend('the published room directory', (backend) => {
   });
 
   test('POST /publicRooms: search term, room types, third-party lists', async () => {
-    const search = async (body: unknown) => (await ok(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body }))).chunk.map((r: any) => r.room_id);
+    const search = async (body: unknown) =>
+      (await ok(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body }))).chunk.map((r: any) => r.room_id);
     assert.deepEqual(await search({ filter: { generic_search_term: 'OOLONG' } }), [rooms.tea]);
     assert.deepEqual(await search({ filter: { generic_search_term: '#tea:' } }), [rooms.tea]);
     assert.deepEqual(await search({ filter: { generic_search_term: 'nothing like it' } }), []);
@@ -182,30 +206,55 @@ forEachBackend('the published room directory', (backend) => {
     assert.deepEqual(await search({ filter: { room_types: [null] } }), [rooms.tea, rooms.coffee]);
     assert.deepEqual(await search({ include_all_networks: true }), [rooms.tea, rooms.coffee, rooms.space]);
     assert.deepEqual(await search({ third_party_instance_id: 'irc|libera' }), []);
-    await fails(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { include_all_networks: true, third_party_instance_id: 'x' } }), 400, 'M_INVALID_PARAM');
+    await fails(
+      hs.call('POST', '/_matrix/client/v3/publicRooms', {
+        token: bob.accessToken,
+        body: { include_all_networks: true, third_party_instance_id: 'x' },
+      }),
+      400,
+      'M_INVALID_PARAM',
+    );
     await fails(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { limit: 'ten' } }), 400, 'M_BAD_JSON');
-    await fails(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { filter: { room_types: 'm.space' } } }), 400, 'M_BAD_JSON');
+    await fails(
+      hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { filter: { room_types: 'm.space' } } }),
+      400,
+      'M_BAD_JSON',
+    );
     await fails(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { filter: [] } }), 400, 'M_BAD_JSON');
   });
 
   test('pagination: next_batch forwards, prev_batch back, no repeats', async () => {
     const first = await ok(hs.call('GET', '/_matrix/client/v3/publicRooms?limit=1', { token: bob.accessToken }));
-    assert.deepEqual(first.chunk.map((r: any) => r.room_id), [rooms.tea]);
+    assert.deepEqual(
+      first.chunk.map((r: any) => r.room_id),
+      [rooms.tea],
+    );
     assert.equal(first.prev_batch, undefined);
     const second = await ok(hs.call('GET', `/_matrix/client/v3/publicRooms?limit=1&since=${first.next_batch}`, { token: bob.accessToken }));
-    assert.deepEqual(second.chunk.map((r: any) => r.room_id), [rooms.coffee]);
-    const third = await ok(hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { limit: 1, since: second.next_batch } }));
-    assert.deepEqual(third.chunk.map((r: any) => r.room_id), [rooms.space]);
+    assert.deepEqual(
+      second.chunk.map((r: any) => r.room_id),
+      [rooms.coffee],
+    );
+    const third = await ok(
+      hs.call('POST', '/_matrix/client/v3/publicRooms', { token: bob.accessToken, body: { limit: 1, since: second.next_batch } }),
+    );
+    assert.deepEqual(
+      third.chunk.map((r: any) => r.room_id),
+      [rooms.space],
+    );
     assert.equal(third.next_batch, undefined);
     const back = await ok(hs.call('GET', `/_matrix/client/v3/publicRooms?limit=2&since=${third.prev_batch}`, { token: bob.accessToken }));
-    assert.deepEqual(back.chunk.map((r: any) => r.room_id), [rooms.tea, rooms.coffee]);
+    assert.deepEqual(
+      back.chunk.map((r: any) => r.room_id),
+      [rooms.tea, rooms.coffee],
+    );
     assert.equal(back.prev_batch, undefined);
     assert.equal(typeof back.next_batch, 'string');
     await fails(hs.call('GET', '/_matrix/client/v3/publicRooms?since=bogus', { token: bob.accessToken }), 400, 'M_INVALID_PARAM');
     await fails(hs.call('GET', '/_matrix/client/v3/publicRooms?limit=-3', { token: bob.accessToken }), 400, 'M_INVALID_PARAM');
   });
 
-  test('/publicRooms needs a token (Synapse\'s default), and serves only this server', async () => {
+  test("/publicRooms needs a token (Synapse's default), and serves only this server", async () => {
     await fails(hs.call('GET', '/_matrix/client/v3/publicRooms'), 401, 'M_MISSING_TOKEN');
     await fails(hs.call('POST', '/_matrix/client/v3/publicRooms', { body: {} }), 401, 'M_MISSING_TOKEN');
     assert.equal((await hs.call('GET', '/_matrix/client/v3/publicRooms?server=test.local', { token: bob.accessToken })).status, 200);
@@ -213,17 +262,25 @@ forEachBackend('the published room directory', (backend) => {
     await fails(hs.call('GET', '/_matrix/client/v3/publicRooms?server=bad%20name', { token: bob.accessToken }), 400, 'M_INVALID_PARAM');
   });
 
-  test('a room\'s visibility: read by anyone, changed by moderators, 404 for unknown rooms', async () => {
+  test("a room's visibility: read by anyone, changed by moderators, 404 for unknown rooms", async () => {
     assert.deepEqual(await ok(hs.call('GET', listEntry(rooms.hidden!))), { visibility: 'private' });
     assert.deepEqual(await ok(hs.call('GET', listEntry(rooms.tea!))), { visibility: 'public' });
     await fails(hs.call('GET', listEntry('!nowhere:test.local')), 404, 'M_NOT_FOUND');
 
     const member = users[0]!;
     await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(rooms.hidden!)}`, { token: member.accessToken, body: {} }));
-    await fails(hs.call('PUT', listEntry(rooms.hidden!), { token: member.accessToken, body: { visibility: 'public' } }), 403, 'M_FORBIDDEN');
+    await fails(
+      hs.call('PUT', listEntry(rooms.hidden!), { token: member.accessToken, body: { visibility: 'public' } }),
+      403,
+      'M_FORBIDDEN',
+    );
     await fails(hs.call('PUT', listEntry(rooms.hidden!), { token: bob.accessToken, body: { visibility: 'public' } }), 403, 'M_FORBIDDEN');
     await fails(hs.call('PUT', listEntry(rooms.hidden!), { token: alice.accessToken, body: { visibility: 'open' } }), 400, 'M_BAD_JSON');
-    await fails(hs.call('PUT', listEntry('!nowhere:test.local'), { token: alice.accessToken, body: { visibility: 'public' } }), 404, 'M_NOT_FOUND');
+    await fails(
+      hs.call('PUT', listEntry('!nowhere:test.local'), { token: alice.accessToken, body: { visibility: 'public' } }),
+      404,
+      'M_NOT_FOUND',
+    );
     await fails(hs.call('PUT', listEntry(rooms.hidden!), { body: { visibility: 'public' } }), 401, 'M_MISSING_TOKEN');
 
     // `visibility` defaults to public.

@@ -20,7 +20,8 @@ forEachBackend('user directory search', (backend) => {
   const search = async (user: TestUser, body: Record<string, unknown>) =>
     ok(hs.call('POST', '/_matrix/client/v3/user_directory/search', { token: user.accessToken, body }));
   const ids = (res: any) => res.results.map((r: any) => r.user_id);
-  const join = (user: TestUser, roomId: string) => ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: user.accessToken, body: {} }));
+  const join = (user: TestUser, roomId: string) =>
+    ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: user.accessToken, body: {} }));
 
   before(async () => {
     hs = await backend.startHomeserver();
@@ -30,9 +31,18 @@ forEachBackend('user directory search', (backend) => {
     dave = await hs.createUser('dave', { displayname: 'Dave' });
     erin = await hs.createUser('erin', { displayname: 'Erin' });
     // alice and bob share a private room; carol sits in a public room; dave is in no room.
-    privateRoom = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'private_chat', invite: [bob.userId] } }))).room_id;
+    privateRoom = (
+      await ok(
+        hs.call('POST', '/_matrix/client/v3/createRoom', {
+          token: alice.accessToken,
+          body: { preset: 'private_chat', invite: [bob.userId] },
+        }),
+      )
+    ).room_id;
     await join(bob, privateRoom);
-    const publicRoom = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: carol.accessToken, body: { preset: 'public_chat' } }))).room_id;
+    const publicRoom = (
+      await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: carol.accessToken, body: { preset: 'public_chat' } }))
+    ).room_id;
     assert.ok(publicRoom);
   });
   after(() => hs.stop());
@@ -59,7 +69,9 @@ forEachBackend('user directory search', (backend) => {
   });
 
   test('limit, limited, and the order: prefix matches first', async () => {
-    const lounge = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: dave.accessToken, body: { preset: 'public_chat' } }))).room_id;
+    const lounge = (
+      await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: dave.accessToken, body: { preset: 'public_chat' } }))
+    ).room_id;
     const members: TestUser[] = [];
     for (const name of ['zed', 'yan', 'xia']) {
       const user = await hs.createUser(`${name}-lounger`, { displayname: `${name} lounger` });
@@ -80,16 +92,36 @@ forEachBackend('user directory search', (backend) => {
 
   test('follows rooms made public and private again', async () => {
     assert.deepEqual(ids(await search(erin, { search_term: 'alice' })), []);
-    await ok(hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.join_rules`, { token: alice.accessToken, body: { join_rule: 'public' } }));
+    await ok(
+      hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.join_rules`, {
+        token: alice.accessToken,
+        body: { join_rule: 'public' },
+      }),
+    );
     assert.deepEqual(ids(await search(erin, { search_term: 'alice' })), [alice.userId]);
-    await ok(hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.join_rules`, { token: alice.accessToken, body: { join_rule: 'invite' } }));
+    await ok(
+      hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.join_rules`, {
+        token: alice.accessToken,
+        body: { join_rule: 'invite' },
+      }),
+    );
     assert.deepEqual(ids(await search(erin, { search_term: 'alice' })), []);
-    await ok(hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.history_visibility`, { token: alice.accessToken, body: { history_visibility: 'world_readable' } }));
+    await ok(
+      hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(privateRoom)}/state/m.room.history_visibility`, {
+        token: alice.accessToken,
+        body: { history_visibility: 'world_readable' },
+      }),
+    );
     assert.deepEqual(ids(await search(erin, { search_term: 'alice' })), [alice.userId], 'world-readable rooms count as public');
   });
 
   test('display name and avatar follow profile changes; deactivated users are not found', async () => {
-    await ok(hs.call('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/avatar_url`, { token: bob.accessToken, body: { avatar_url: 'mxc://test.local/bob' } }));
+    await ok(
+      hs.call('PUT', `/_matrix/client/v3/profile/${encodeURIComponent(bob.userId)}/avatar_url`, {
+        token: bob.accessToken,
+        body: { avatar_url: 'mxc://test.local/bob' },
+      }),
+    );
     assert.deepEqual((await search(alice, { search_term: 'builder' })).results, [
       { user_id: bob.userId, display_name: 'Bob the Builder', avatar_url: 'mxc://test.local/bob' },
     ]);

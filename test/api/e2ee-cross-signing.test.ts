@@ -31,7 +31,10 @@ forEachBackend('cross-signing', (backend) => {
 
   const upload = (user: TestUser, body: unknown) => hs.call('POST', SIGNING_UPLOAD, { token: user.accessToken, body });
   const query = async (viewer: TestUser, userIds: string[]) => {
-    const res = await hs.call('POST', QUERY, { token: viewer.accessToken, body: { device_keys: Object.fromEntries(userIds.map((u) => [u, []])) } });
+    const res = await hs.call('POST', QUERY, {
+      token: viewer.accessToken,
+      body: { device_keys: Object.fromEntries(userIds.map((u) => [u, []])) },
+    });
     assert.equal(res.status, 200, res.text);
     return res.json;
   };
@@ -165,7 +168,8 @@ forEachBackend('cross-signing', (backend) => {
       gina = await crossSigningUser('gina');
       hank = await crossSigningUser('hank');
     });
-    const signatures = (user: { accessToken: string }, body: unknown) => hs.call('POST', SIGNATURES_UPLOAD, { token: user.accessToken, body });
+    const signatures = (user: { accessToken: string }, body: unknown) =>
+      hs.call('POST', SIGNATURES_UPLOAD, { token: user.accessToken, body });
 
     test('a device signed by the self-signing key: stored, and shown on the device keys to everyone', async () => {
       const device = await newDevice(hs, gina.user);
@@ -176,7 +180,10 @@ forEachBackend('cross-signing', (backend) => {
       for (const viewer of [gina.user, observer]) {
         const keys = (await query(viewer, [gina.user.userId])).device_keys[gina.user.userId][device.deviceId];
         assert.deepEqual(keys.signatures[gina.user.userId], (signedDevice.signatures as any)[gina.user.userId]);
-        assert.equal(keys.signatures[gina.user.userId][idOf(gina.set.selfSigning)], (signedDevice.signatures as any)[gina.user.userId][idOf(gina.set.selfSigning)]);
+        assert.equal(
+          keys.signatures[gina.user.userId][idOf(gina.set.selfSigning)],
+          (signedDevice.signatures as any)[gina.user.userId][idOf(gina.set.selfSigning)],
+        );
       }
     });
 
@@ -185,7 +192,10 @@ forEachBackend('cross-signing', (backend) => {
       const res = await signatures(gina.user, { [gina.user.userId]: { [gina.set.master.publicKey]: signedMaster } });
       assert.deepEqual(res.json, { failures: {} });
       const own = await query(gina.user, [gina.user.userId]);
-      assert.equal(own.master_keys[gina.user.userId].signatures[gina.user.userId][`ed25519:${gina.device.deviceId}`], (signedMaster.signatures as any)[gina.user.userId][`ed25519:${gina.device.deviceId}`]);
+      assert.equal(
+        own.master_keys[gina.user.userId].signatures[gina.user.userId][`ed25519:${gina.device.deviceId}`],
+        (signedMaster.signatures as any)[gina.user.userId][`ed25519:${gina.device.deviceId}`],
+      );
     });
 
     test('another user’s master key signed with the user-signing key: its signer sees the signature, others do not', async () => {
@@ -194,7 +204,10 @@ forEachBackend('cross-signing', (backend) => {
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.json, { failures: {} });
       const byGina = await query(gina.user, [hank.user.userId]);
-      assert.equal(byGina.master_keys[hank.user.userId].signatures[gina.user.userId][idOf(gina.set.userSigning)], (signedMaster.signatures as any)[gina.user.userId][idOf(gina.set.userSigning)]);
+      assert.equal(
+        byGina.master_keys[hank.user.userId].signatures[gina.user.userId][idOf(gina.set.userSigning)],
+        (signedMaster.signatures as any)[gina.user.userId][idOf(gina.set.userSigning)],
+      );
       for (const viewer of [hank.user, observer]) {
         const master = (await query(viewer, [hank.user.userId])).master_keys[hank.user.userId];
         assert.deepEqual(master, hank.set.body.master_key);
@@ -208,7 +221,12 @@ forEachBackend('cross-signing', (backend) => {
       // Signed by a key that is not the self-signing key, under its id.
       const forged = signed(bad.deviceKeys, gina.user.userId, idOf(gina.set.selfSigning), ed25519());
       // The right signature over a different object than the stored device keys.
-      const altered = signed({ ...bad.deviceKeys, algorithms: ['m.megolm.v1.aes-sha2'] }, gina.user.userId, idOf(gina.set.selfSigning), gina.set.selfSigning);
+      const altered = signed(
+        { ...bad.deviceKeys, algorithms: ['m.megolm.v1.aes-sha2'] },
+        gina.user.userId,
+        idOf(gina.set.selfSigning),
+        gina.set.selfSigning,
+      );
       // No signature by the user at all; a device that does not exist.
       const unsignedBody = { ...bad.deviceKeys, signatures: {} };
       const ghost = signed({ ...bad.deviceKeys, device_id: 'GHOST' }, gina.user.userId, idOf(gina.set.selfSigning), gina.set.selfSigning);
@@ -273,7 +291,11 @@ forEachBackend('cross-signing', (backend) => {
 
     test('a body that is not JSON: M_NOT_JSON; not an object: M_BAD_JSON or M_NOT_JSON', async () => {
       for (const path of [SIGNING_UPLOAD, SIGNATURES_UPLOAD]) {
-        const res = await hs.call('POST', path, { token: jane.accessToken, rawBody: '{"master_key":', headers: { 'Content-Type': 'application/json' } });
+        const res = await hs.call('POST', path, {
+          token: jane.accessToken,
+          rawBody: '{"master_key":',
+          headers: { 'Content-Type': 'application/json' },
+        });
         assert.equal(res.status, 400);
         assert.equal(res.json.errcode, 'M_NOT_JSON');
         for (const rawBody of ['[]', '"keys"', '5', 'null']) {
@@ -298,7 +320,12 @@ forEachBackend('cross-signing', (backend) => {
     });
 
     test('signature uploads of the wrong shape: M_BAD_JSON', async () => {
-      for (const body of [{ [jane.userId]: 'x' }, { [jane.userId]: [] }, { [jane.userId]: { DEVICE: 'signed' } }, { [jane.userId]: { DEVICE: [1] } }]) {
+      for (const body of [
+        { [jane.userId]: 'x' },
+        { [jane.userId]: [] },
+        { [jane.userId]: { DEVICE: 'signed' } },
+        { [jane.userId]: { DEVICE: [1] } },
+      ]) {
         const res = await hs.call('POST', SIGNATURES_UPLOAD, { token: jane.accessToken, body });
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.json.errcode, 'M_BAD_JSON', JSON.stringify(body));

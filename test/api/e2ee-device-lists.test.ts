@@ -56,7 +56,11 @@ forEachBackend('device lists', (backend) => {
     assert.fail(`device lists never matched: ${JSON.stringify({ changed: [...lists.changed], left: [...lists.left] })}`);
   };
   const changes = async (user: TestUser, from: string, to?: string) => {
-    const res = await hs.call('GET', `${CHANGES}?from=${encodeURIComponent(from)}${to === undefined ? '' : `&to=${encodeURIComponent(to)}`}`, { token: user.accessToken });
+    const res = await hs.call(
+      'GET',
+      `${CHANGES}?from=${encodeURIComponent(from)}${to === undefined ? '' : `&to=${encodeURIComponent(to)}`}`,
+      { token: user.accessToken },
+    );
     assert.equal(res.status, 200, res.text);
     return res.json as { changed: string[]; left: string[] };
   };
@@ -167,10 +171,16 @@ forEachBackend('device lists', (backend) => {
     await createRoomWith(hs, alice, [bob, carol]);
     const aliceSet = crossSigningSet(alice.userId);
     const bobSet = crossSigningSet(bob.userId);
-    assert.equal((await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: alice.accessToken, body: aliceSet.body })).status, 200);
+    assert.equal(
+      (await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: alice.accessToken, body: aliceSet.body })).status,
+      200,
+    );
     const t0 = (await sync(carol)).next_batch;
 
-    assert.equal((await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: bobSet.body })).status, 200);
+    assert.equal(
+      (await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: bobSet.body })).status,
+      200,
+    );
     const seen = await syncUntil(carol, t0, (l) => l.changed.has(bob.userId));
     assert.deepEqual(seen.changed, new Set([bob.userId]));
 
@@ -193,11 +203,17 @@ forEachBackend('device lists', (backend) => {
     await createRoomWith(hs, alice, [bob]);
     const device = await uploadDevice(hs, bob);
     const set = crossSigningSet(bob.userId);
-    assert.equal((await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: set.body })).status, 200);
+    assert.equal(
+      (await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: set.body })).status,
+      200,
+    );
     const aliceStart = (await sync(alice)).next_batch;
 
     const signedDevice = signed(device.deviceKeys, bob.userId, `ed25519:${set.selfSigning.publicKey}`, set.selfSigning);
-    const res = await hs.call('POST', '/_matrix/client/v3/keys/signatures/upload', { token: bob.accessToken, body: { [bob.userId]: { [device.deviceId]: signedDevice } } });
+    const res = await hs.call('POST', '/_matrix/client/v3/keys/signatures/upload', {
+      token: bob.accessToken,
+      body: { [bob.userId]: { [device.deviceId]: signedDevice } },
+    });
     assert.deepEqual(res.json, { failures: {} });
     const seen = await syncUntil(alice, aliceStart, (l) => l.changed.has(bob.userId));
 
@@ -205,7 +221,10 @@ forEachBackend('device lists', (backend) => {
     const bobStart = (await sync(bob)).next_batch;
     const userSigning = ed25519();
     const key = signed(crossSigningKey(bob.userId, 'user_signing', userSigning), bob.userId, `ed25519:${set.master.publicKey}`, set.master);
-    const first = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', { token: bob.accessToken, body: { user_signing_key: key } });
+    const first = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', {
+      token: bob.accessToken,
+      body: { user_signing_key: key },
+    });
     assert.equal(first.status, 401);
     const done = await hs.call('POST', '/_matrix/client/v3/keys/device_signing/upload', {
       token: bob.accessToken,
@@ -247,7 +266,10 @@ forEachBackend('device lists', (backend) => {
       const path = '/_matrix/client/v3/delete_devices';
       const first = await hs.call('POST', path, { token: bob.accessToken, body: { devices: [one.deviceId, two.deviceId] } });
       assert.equal(first.status, 401);
-      const done = await hs.call('POST', path, { token: bob.accessToken, body: { devices: [one.deviceId, two.deviceId], auth: passwordAuth(bob, first.json.session) } });
+      const done = await hs.call('POST', path, {
+        token: bob.accessToken,
+        body: { devices: [one.deviceId, two.deviceId], auth: passwordAuth(bob, first.json.session) },
+      });
       assert.equal(done.status, 200, done.text);
 
       const remaining = await deviceIdsOf(alice, bob.userId);
@@ -277,8 +299,18 @@ forEachBackend('device lists', (backend) => {
       assert.equal(missing.status, 400);
       assert.equal(missing.json.errcode, 'M_MISSING_PARAM');
       const token = (await sync(alice)).next_batch;
-      for (const [from, to] of [['garbage', undefined], ['s1_2', undefined], [token, 'nope'], ['', undefined], ['s-1_0_0_0_0_0_0_0', undefined]] as const) {
-        const res = await hs.call('GET', `${CHANGES}?from=${encodeURIComponent(from)}${to === undefined ? '' : `&to=${encodeURIComponent(to)}`}`, { token: alice.accessToken });
+      for (const [from, to] of [
+        ['garbage', undefined],
+        ['s1_2', undefined],
+        [token, 'nope'],
+        ['', undefined],
+        ['s-1_0_0_0_0_0_0_0', undefined],
+      ] as const) {
+        const res = await hs.call(
+          'GET',
+          `${CHANGES}?from=${encodeURIComponent(from)}${to === undefined ? '' : `&to=${encodeURIComponent(to)}`}`,
+          { token: alice.accessToken },
+        );
         assert.equal(res.status, 400, `${from} ${to}: ${res.text}`);
         assert.equal(res.json.errcode, 'M_INVALID_PARAM', `${from} ${to}: ${res.text}`);
       }

@@ -23,7 +23,12 @@ interface KeyData {
 }
 
 function keyData(first_message_index: number, forwarded_count: number, is_verified: boolean, tag = 'x'): KeyData {
-  return { first_message_index, forwarded_count, is_verified, session_data: { ephemeral: `e-${tag}`, ciphertext: `c-${tag}`, mac: `m-${tag}` } };
+  return {
+    first_message_index,
+    forwarded_count,
+    is_verified,
+    session_data: { ephemeral: `e-${tag}`, ciphertext: `c-${tag}`, mac: `m-${tag}` },
+  };
 }
 
 forEachBackend('key backup', (backend) => {
@@ -49,11 +54,17 @@ forEachBackend('key backup', (backend) => {
     hs.call('PUT', `${KEYS}/${enc(roomId)}/${enc(sessionId)}?version=${enc(version)}`, { token: user.accessToken, body: key });
   const getSession = (user: TestUser, version: string, roomId: string, sessionId: string) =>
     hs.call('GET', `${KEYS}/${enc(roomId)}/${enc(sessionId)}?version=${enc(version)}`, { token: user.accessToken });
-  const info = (user: TestUser, version?: string) => hs.call('GET', version === undefined ? VERSION : `${VERSION}/${enc(version)}`, { token: user.accessToken });
+  const info = (user: TestUser, version?: string) =>
+    hs.call('GET', version === undefined ? VERSION : `${VERSION}/${enc(version)}`, { token: user.accessToken });
 
   test('no backup yet: the current version, a named one and keys of one are 404 M_NOT_FOUND', async () => {
     const user = await hs.createUser('nobackup');
-    for (const res of [await info(user), await info(user, '1'), await info(user, 'not-a-number'), await hs.call('GET', `${KEYS}?version=1`, { token: user.accessToken })]) {
+    for (const res of [
+      await info(user),
+      await info(user, '1'),
+      await info(user, 'not-a-number'),
+      await hs.call('GET', `${KEYS}?version=1`, { token: user.accessToken }),
+    ]) {
       assert.equal(res.status, 404, res.text);
       assert.equal(res.json.errcode, 'M_NOT_FOUND');
     }
@@ -71,21 +82,36 @@ forEachBackend('key backup', (backend) => {
     assert.equal(typeof current.json.etag, 'string');
     assert.deepEqual((await info(user, version)).json, current.json);
 
-    const updated = await hs.call('PUT', `${VERSION}/${version}`, { token: user.accessToken, body: { algorithm: ALGORITHM, auth_data: authData(2), version } });
+    const updated = await hs.call('PUT', `${VERSION}/${version}`, {
+      token: user.accessToken,
+      body: { algorithm: ALGORITHM, auth_data: authData(2), version },
+    });
     assert.equal(updated.status, 200, updated.text);
     assert.deepEqual(updated.json, {});
     assert.deepEqual((await info(user, version)).json.auth_data, authData(2));
-    const withoutVersion = await hs.call('PUT', `${VERSION}/${version}`, { token: user.accessToken, body: { algorithm: ALGORITHM, auth_data: authData(3) } });
+    const withoutVersion = await hs.call('PUT', `${VERSION}/${version}`, {
+      token: user.accessToken,
+      body: { algorithm: ALGORITHM, auth_data: authData(3) },
+    });
     assert.equal(withoutVersion.status, 200);
     assert.deepEqual((await info(user, version)).json.auth_data, authData(3));
 
-    const mismatch = await hs.call('PUT', `${VERSION}/${version}`, { token: user.accessToken, body: { algorithm: ALGORITHM, auth_data: authData(4), version: '999' } });
+    const mismatch = await hs.call('PUT', `${VERSION}/${version}`, {
+      token: user.accessToken,
+      body: { algorithm: ALGORITHM, auth_data: authData(4), version: '999' },
+    });
     assert.equal(mismatch.status, 400);
     assert.equal(mismatch.json.errcode, 'M_INVALID_PARAM');
-    const otherAlgorithm = await hs.call('PUT', `${VERSION}/${version}`, { token: user.accessToken, body: { algorithm: 'm.other', auth_data: authData(4) } });
+    const otherAlgorithm = await hs.call('PUT', `${VERSION}/${version}`, {
+      token: user.accessToken,
+      body: { algorithm: 'm.other', auth_data: authData(4) },
+    });
     assert.equal(otherAlgorithm.status, 400);
     assert.equal(otherAlgorithm.json.errcode, 'M_INVALID_PARAM');
-    const unknown = await hs.call('PUT', `${VERSION}/999`, { token: user.accessToken, body: { algorithm: ALGORITHM, auth_data: authData(4) } });
+    const unknown = await hs.call('PUT', `${VERSION}/999`, {
+      token: user.accessToken,
+      body: { algorithm: ALGORITHM, auth_data: authData(4) },
+    });
     assert.equal(unknown.status, 404);
     assert.equal(unknown.json.errcode, 'M_NOT_FOUND');
     assert.deepEqual((await info(user, version)).json.auth_data, authData(3));
@@ -109,7 +135,10 @@ forEachBackend('key backup', (backend) => {
     const etag0 = (await info(user)).json.etag;
     const [roomA, roomB] = ['!a:test.local', '!b:test.local'];
 
-    const first = await putKeys(user, version, { [roomA]: { s1: keyData(0, 0, false, '1'), s2: keyData(0, 0, false, '2') }, [roomB]: { s3: keyData(0, 0, false, '3') } });
+    const first = await putKeys(user, version, {
+      [roomA]: { s1: keyData(0, 0, false, '1'), s2: keyData(0, 0, false, '2') },
+      [roomB]: { s3: keyData(0, 0, false, '3') },
+    });
     assert.equal(first.status, 200, first.text);
     assert.equal(first.json.count, 3);
     assert.notEqual(first.json.etag, etag0);
@@ -118,7 +147,10 @@ forEachBackend('key backup', (backend) => {
 
     const all = await hs.call('GET', `${KEYS}?version=${version}`, { token: user.accessToken });
     assert.deepEqual(all.json, {
-      rooms: { [roomA]: { sessions: { s1: keyData(0, 0, false, '1'), s2: keyData(0, 0, false, '2') } }, [roomB]: { sessions: { s3: keyData(0, 0, false, '3') } } },
+      rooms: {
+        [roomA]: { sessions: { s1: keyData(0, 0, false, '1'), s2: keyData(0, 0, false, '2') } },
+        [roomB]: { sessions: { s3: keyData(0, 0, false, '3') } },
+      },
     });
     const room = await hs.call('GET', `${KEYS}/${enc(roomA)}?version=${version}`, { token: user.accessToken });
     assert.deepEqual(room.json, { sessions: { s1: keyData(0, 0, false, '1'), s2: keyData(0, 0, false, '2') } });
@@ -140,7 +172,10 @@ forEachBackend('key backup', (backend) => {
     const single = await putSession(user, version, roomB, 's4', keyData(0, 0, false, '4'));
     assert.equal(single.json.count, 4);
     assert.notEqual(single.json.etag, first.json.etag);
-    const byRoom = await hs.call('PUT', `${KEYS}/${enc(roomB)}?version=${version}`, { token: user.accessToken, body: { sessions: { s5: keyData(0, 0, false, '5') } } });
+    const byRoom = await hs.call('PUT', `${KEYS}/${enc(roomB)}?version=${version}`, {
+      token: user.accessToken,
+      body: { sessions: { s5: keyData(0, 0, false, '5') } },
+    });
     assert.equal(byRoom.status, 200, byRoom.text);
     assert.equal(byRoom.json.count, 5);
     assert.notEqual(byRoom.json.etag, single.json.etag);
@@ -203,7 +238,10 @@ forEachBackend('key backup', (backend) => {
     assert.equal((await info(user)).json.version, v2);
     assert.equal((await info(user)).json.count, 0);
 
-    for (const res of [await putSession(user, v1, '!r:test.local', 'new', keyData(0, 0, false)), await putKeys(user, v1, { '!r:test.local': { new: keyData(0, 0, false) } })]) {
+    for (const res of [
+      await putSession(user, v1, '!r:test.local', 'new', keyData(0, 0, false)),
+      await putKeys(user, v1, { '!r:test.local': { new: keyData(0, 0, false) } }),
+    ]) {
       assert.equal(res.status, 403, res.text);
       assert.equal(res.json.errcode, 'M_WRONG_ROOM_KEYS_VERSION');
       assert.equal(res.json.current_version, v2);
@@ -224,7 +262,11 @@ forEachBackend('key backup', (backend) => {
     const deleted = await hs.call('DELETE', `${VERSION}/${v2}`, { token: user.accessToken });
     assert.equal(deleted.status, 200, deleted.text);
     assert.deepEqual(deleted.json, {});
-    for (const res of [await info(user, v2), await getSession(user, v2, '!r:test.local', 's'), await hs.call('GET', `${KEYS}?version=${v2}`, { token: user.accessToken })]) {
+    for (const res of [
+      await info(user, v2),
+      await getSession(user, v2, '!r:test.local', 's'),
+      await hs.call('GET', `${KEYS}?version=${v2}`, { token: user.accessToken }),
+    ]) {
       assert.equal(res.status, 404, res.text);
       assert.equal(res.json.errcode, 'M_NOT_FOUND');
     }
@@ -252,7 +294,12 @@ forEachBackend('key backup', (backend) => {
     });
 
     test('no token', async () => {
-      for (const [method, path] of [['GET', VERSION], ['POST', VERSION], ['GET', `${KEYS}?version=1`], ['PUT', `${KEYS}?version=1`]] as const) {
+      for (const [method, path] of [
+        ['GET', VERSION],
+        ['POST', VERSION],
+        ['GET', `${KEYS}?version=1`],
+        ['PUT', `${KEYS}?version=1`],
+      ] as const) {
         const res = await hs.call(method, path, { body: method === 'GET' ? undefined : {} });
         assert.equal(res.status, 401);
         assert.equal(res.json.errcode, 'M_MISSING_TOKEN');
@@ -260,8 +307,18 @@ forEachBackend('key backup', (backend) => {
     });
 
     test('bodies that are not JSON objects: M_NOT_JSON / M_BAD_JSON', async () => {
-      for (const [method, path] of [['POST', VERSION], ['PUT', `${VERSION}/${version}`], ['PUT', `${KEYS}?version=${version}`], ['PUT', `${KEYS}/${R}?version=${version}`], ['PUT', `${KEYS}/${R}/s?version=${version}`]] as const) {
-        const broken = await hs.call(method, path, { token: user.accessToken, rawBody: '{"algorithm":', headers: { 'Content-Type': 'application/json' } });
+      for (const [method, path] of [
+        ['POST', VERSION],
+        ['PUT', `${VERSION}/${version}`],
+        ['PUT', `${KEYS}?version=${version}`],
+        ['PUT', `${KEYS}/${R}?version=${version}`],
+        ['PUT', `${KEYS}/${R}/s?version=${version}`],
+      ] as const) {
+        const broken = await hs.call(method, path, {
+          token: user.accessToken,
+          rawBody: '{"algorithm":',
+          headers: { 'Content-Type': 'application/json' },
+        });
         assert.equal(broken.status, 400, `${method} ${path}`);
         assert.equal(broken.json.errcode, 'M_NOT_JSON');
         for (const rawBody of ['[]', '"x"', '3']) {
@@ -281,20 +338,36 @@ forEachBackend('key backup', (backend) => {
         [{ algorithm: ALGORITHM, auth_data: { n: 1.5 } }, 'M_BAD_JSON'],
       ];
       for (const [body, errcode] of cases) {
-        for (const [method, path] of [['POST', VERSION], ['PUT', `${VERSION}/${version}`]] as const) {
+        for (const [method, path] of [
+          ['POST', VERSION],
+          ['PUT', `${VERSION}/${version}`],
+        ] as const) {
           const res = await hs.call(method, path, { token: user.accessToken, body });
           assert.equal(res.status, 400, `${method} ${JSON.stringify(body)}`);
           assert.equal(res.json.errcode, errcode, `${method} ${JSON.stringify(body)}`);
         }
       }
-      const versionNumber = await hs.call('PUT', `${VERSION}/${version}`, { token: user.accessToken, body: { algorithm: ALGORITHM, auth_data: {}, version: 1 } });
+      const versionNumber = await hs.call('PUT', `${VERSION}/${version}`, {
+        token: user.accessToken,
+        body: { algorithm: ALGORITHM, auth_data: {}, version: 1 },
+      });
       assert.equal(versionNumber.status, 400);
       assert.deepEqual((await info(user)).json.version, version);
     });
 
     test('keys without ?version: M_MISSING_PARAM', async () => {
-      for (const [method, path] of [['GET', KEYS], ['PUT', KEYS], ['DELETE', KEYS], ['GET', `${KEYS}/${R}`], ['PUT', `${KEYS}/${R}/s`], ['DELETE', `${KEYS}/${R}/s`]] as const) {
-        const res = await hs.call(method, path, { token: user.accessToken, body: method === 'GET' ? undefined : { rooms: {}, sessions: {}, ...keyData(0, 0, false) } });
+      for (const [method, path] of [
+        ['GET', KEYS],
+        ['PUT', KEYS],
+        ['DELETE', KEYS],
+        ['GET', `${KEYS}/${R}`],
+        ['PUT', `${KEYS}/${R}/s`],
+        ['DELETE', `${KEYS}/${R}/s`],
+      ] as const) {
+        const res = await hs.call(method, path, {
+          token: user.accessToken,
+          body: method === 'GET' ? undefined : { rooms: {}, sessions: {}, ...keyData(0, 0, false) },
+        });
         assert.equal(res.status, 400, `${method} ${path}`);
         assert.equal(res.json.errcode, 'M_MISSING_PARAM', `${method} ${path}`);
       }
@@ -322,7 +395,13 @@ forEachBackend('key backup', (backend) => {
         });
         assert.equal(withGood.status, 400, JSON.stringify(bad));
       }
-      for (const body of [{}, { rooms: [] }, { rooms: { '!r:test.local': [] } }, { rooms: { '!r:test.local': {} } }, { rooms: { '!r:test.local': { sessions: 'x' } } }]) {
+      for (const body of [
+        {},
+        { rooms: [] },
+        { rooms: { '!r:test.local': [] } },
+        { rooms: { '!r:test.local': {} } },
+        { rooms: { '!r:test.local': { sessions: 'x' } } },
+      ]) {
         const res = await hs.call('PUT', `${KEYS}?version=${version}`, { token: user.accessToken, body });
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.ok(['M_BAD_JSON', 'M_MISSING_PARAM'].includes(res.json.errcode), JSON.stringify(body));

@@ -24,7 +24,8 @@ forEachBackend('end-to-end encryption keys', (backend) => {
 
   const claim = (token: string, userId: string, deviceId: string, algorithm = 'signed_curve25519') =>
     hs.call('POST', CLAIM, { token, body: { one_time_keys: { [userId]: { [deviceId]: algorithm } } } });
-  const claimedKeyIds = (res: { json: any }, userId: string, deviceId: string): string[] => Object.keys(res.json.one_time_keys[userId]?.[deviceId] ?? {});
+  const claimedKeyIds = (res: { json: any }, userId: string, deviceId: string): string[] =>
+    Object.keys(res.json.one_time_keys[userId]?.[deviceId] ?? {});
 
   test('uploaded device keys are served to other users with the device display name', async () => {
     const device = await newDevice(hs, alice);
@@ -32,9 +33,15 @@ forEachBackend('end-to-end encryption keys', (backend) => {
     const res = await hs.call('POST', QUERY, { token: bob.accessToken, body: { device_keys: { [alice.userId]: [] } } });
     assert.equal(res.status, 200);
     assert.deepEqual(res.json.failures, {});
-    assert.deepEqual(res.json.device_keys[alice.userId][device.deviceId], { ...device.deviceKeys, unsigned: { device_display_name: "Alice's phone" } });
+    assert.deepEqual(res.json.device_keys[alice.userId][device.deviceId], {
+      ...device.deviceKeys,
+      unsigned: { device_display_name: "Alice's phone" },
+    });
     // A device without keys is not listed; asking for one device gives only that one.
-    const one = await hs.call('POST', QUERY, { token: bob.accessToken, body: { device_keys: { [alice.userId]: [device.deviceId, 'NOSUCHDEVICE'] } } });
+    const one = await hs.call('POST', QUERY, {
+      token: bob.accessToken,
+      body: { device_keys: { [alice.userId]: [device.deviceId, 'NOSUCHDEVICE'] } },
+    });
     assert.deepEqual(Object.keys(one.json.device_keys[alice.userId]), [device.deviceId]);
   });
 
@@ -58,7 +65,10 @@ forEachBackend('end-to-end encryption keys', (backend) => {
     const resigned = { [name]: signed({ key: key.key }, device.userId, `ed25519:${device.deviceId}`, device.key) };
     const again = await hs.call('POST', UPLOAD, { token: device.accessToken, body: { one_time_keys: resigned } });
     assert.deepEqual(again.json, { one_time_key_counts: { signed_curve25519: 1 } });
-    const different = await hs.call('POST', UPLOAD, { token: device.accessToken, body: { one_time_keys: { [name]: { ...key, key: 'b3RoZXIga2V5' } } } });
+    const different = await hs.call('POST', UPLOAD, {
+      token: device.accessToken,
+      body: { one_time_keys: { [name]: { ...key, key: 'b3RoZXIga2V5' } } },
+    });
     assert.equal(different.status, 400);
     assert.equal(different.json.errcode, 'M_INVALID_PARAM');
   });
@@ -72,7 +82,8 @@ forEachBackend('end-to-end encryption keys', (backend) => {
       body: { one_time_keys: oneTimeKeys(device, 1, 'second'), fallback_keys: oneTimeKeys(device, 1, 'fb', true) },
     });
     const claimed: string[] = [];
-    for (let i = 0; i < 3; i++) claimed.push(...claimedKeyIds(await claim(bob.accessToken, alice.userId, device.deviceId), alice.userId, device.deviceId));
+    for (let i = 0; i < 3; i++)
+      claimed.push(...claimedKeyIds(await claim(bob.accessToken, alice.userId, device.deviceId), alice.userId, device.deviceId));
     assert.deepEqual(claimed.slice(0, 2).sort(), ['signed_curve25519:first0', 'signed_curve25519:first1']);
     assert.equal(claimed[2], 'signed_curve25519:second0');
 
@@ -103,7 +114,10 @@ forEachBackend('end-to-end encryption keys', (backend) => {
 
   test('/sync always carries the one-time key counts and the unused fallback key types', async () => {
     const device = await newDevice(hs, bob);
-    await hs.call('POST', UPLOAD, { token: device.accessToken, body: { one_time_keys: oneTimeKeys(device, 5), fallback_keys: oneTimeKeys(device, 1, 'f', true) } });
+    await hs.call('POST', UPLOAD, {
+      token: device.accessToken,
+      body: { one_time_keys: oneTimeKeys(device, 5), fallback_keys: oneTimeKeys(device, 1, 'f', true) },
+    });
     const initial = await hs.call('GET', '/_matrix/client/v3/sync', { token: device.accessToken });
     assert.deepEqual(initial.json.device_one_time_keys_count, { signed_curve25519: 5 });
     assert.deepEqual(initial.json.device_unused_fallback_key_types, ['signed_curve25519']);
@@ -118,7 +132,10 @@ forEachBackend('end-to-end encryption keys', (backend) => {
 
   test('50 concurrent claims of a device with 20 one-time keys: 20 distinct keys, then the fallback key, never a duplicate', async () => {
     const device = await newDevice(hs, alice);
-    await hs.call('POST', UPLOAD, { token: device.accessToken, body: { one_time_keys: oneTimeKeys(device, 20, 'race'), fallback_keys: oneTimeKeys(device, 1, 'racefb', true) } });
+    await hs.call('POST', UPLOAD, {
+      token: device.accessToken,
+      body: { one_time_keys: oneTimeKeys(device, 20, 'race'), fallback_keys: oneTimeKeys(device, 1, 'racefb', true) },
+    });
     const results = await Promise.all(Array.from({ length: 50 }, () => claim(bob.accessToken, alice.userId, device.deviceId)));
     const ids = results.map((r) => claimedKeyIds(r, alice.userId, device.deviceId));
     assert.ok(ids.every((list) => list.length === 1));
@@ -131,10 +148,19 @@ forEachBackend('end-to-end encryption keys', (backend) => {
   test('claims and queries skip unknown devices, unknown users and other servers’ users', async () => {
     const res = await hs.call('POST', CLAIM, {
       token: bob.accessToken,
-      body: { one_time_keys: { [alice.userId]: { NOPE: 'signed_curve25519' }, '@carol:elsewhere.example': { D: 'signed_curve25519' }, '@nobody:test.local': { X: 'signed_curve25519' } } },
+      body: {
+        one_time_keys: {
+          [alice.userId]: { NOPE: 'signed_curve25519' },
+          '@carol:elsewhere.example': { D: 'signed_curve25519' },
+          '@nobody:test.local': { X: 'signed_curve25519' },
+        },
+      },
     });
     assert.deepEqual(res.json, { one_time_keys: {}, failures: {} });
-    const query = await hs.call('POST', QUERY, { token: bob.accessToken, body: { device_keys: { '@carol:elsewhere.example': [], 'not a user id': [], '@nobody:test.local': [] } } });
+    const query = await hs.call('POST', QUERY, {
+      token: bob.accessToken,
+      body: { device_keys: { '@carol:elsewhere.example': [], 'not a user id': [], '@nobody:test.local': [] } },
+    });
     assert.equal(query.status, 200);
     assert.deepEqual(query.json.device_keys, { '@nobody:test.local': {} });
     assert.deepEqual(query.json.failures, {});
@@ -148,7 +174,12 @@ forEachBackend('end-to-end encryption keys', (backend) => {
     const upload = (body: unknown, token = device.accessToken) => hs.call('POST', UPLOAD, { token, body });
 
     test('no token, or an unknown one', async () => {
-      for (const [method, path] of [['POST', UPLOAD], ['POST', QUERY], ['POST', CLAIM], ['GET', '/_matrix/client/v3/keys/changes?from=s0_0_0_0_0_0_0_0']]) {
+      for (const [method, path] of [
+        ['POST', UPLOAD],
+        ['POST', QUERY],
+        ['POST', CLAIM],
+        ['GET', '/_matrix/client/v3/keys/changes?from=s0_0_0_0_0_0_0_0'],
+      ]) {
         const missing = await hs.call(method!, path!, { body: {} });
         assert.equal(missing.status, 401);
         assert.equal(missing.json.errcode, 'M_MISSING_TOKEN');
@@ -173,7 +204,7 @@ forEachBackend('end-to-end encryption keys', (backend) => {
       }
     });
 
-    test("keys for another user or another device: M_BAD_JSON", async () => {
+    test('keys for another user or another device: M_BAD_JSON', async () => {
       const forAlice = deviceKeysOf({ userId: alice.userId, deviceId: device.deviceId });
       const forOtherDevice = deviceKeysOf({ userId: bob.userId, deviceId: 'OTHERDEVICE' });
       for (const bad of [forAlice, forOtherDevice]) {
@@ -205,16 +236,29 @@ forEachBackend('end-to-end encryption keys', (backend) => {
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.json.errcode, 'M_BAD_JSON', JSON.stringify(body));
       }
-      assert.deepEqual(await hs.homeserver.services.e2eeSyncSources.oneTimeKeyCounts(bob.userId, device.deviceId), { signed_curve25519: 0 });
+      assert.deepEqual(await hs.homeserver.services.e2eeSyncSources.oneTimeKeyCounts(bob.userId, device.deviceId), {
+        signed_curve25519: 0,
+      });
     });
 
     test('query and claim bodies of the wrong shape: M_BAD_JSON', async () => {
-      for (const body of [{}, { device_keys: [] }, { device_keys: { [alice.userId]: 'all' } }, { device_keys: { [alice.userId]: [1] } }, { device_keys: {}, timeout: 'soon' }]) {
+      for (const body of [
+        {},
+        { device_keys: [] },
+        { device_keys: { [alice.userId]: 'all' } },
+        { device_keys: { [alice.userId]: [1] } },
+        { device_keys: {}, timeout: 'soon' },
+      ]) {
         const res = await hs.call('POST', QUERY, { token: bob.accessToken, body });
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.json.errcode, 'M_BAD_JSON');
       }
-      for (const body of [{}, { one_time_keys: 'x' }, { one_time_keys: { [alice.userId]: ['D'] } }, { one_time_keys: { [alice.userId]: { D: 1 } } }]) {
+      for (const body of [
+        {},
+        { one_time_keys: 'x' },
+        { one_time_keys: { [alice.userId]: ['D'] } },
+        { one_time_keys: { [alice.userId]: { D: 1 } } },
+      ]) {
         const res = await hs.call('POST', CLAIM, { token: bob.accessToken, body });
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.json.errcode, 'M_BAD_JSON');

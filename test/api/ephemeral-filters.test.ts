@@ -9,7 +9,8 @@ forEachBackend('filters', (backend) => {
   let hs: TestHomeserver;
   let alice: TestUser;
   let bob: TestUser;
-  const filterPath = (user: string, id?: string) => `/_matrix/client/v3/user/${encodeURIComponent(user)}/filter${id === undefined ? '' : `/${encodeURIComponent(id)}`}`;
+  const filterPath = (user: string, id?: string) =>
+    `/_matrix/client/v3/user/${encodeURIComponent(user)}/filter${id === undefined ? '' : `/${encodeURIComponent(id)}`}`;
 
   before(async () => {
     hs = await backend.startHomeserver();
@@ -19,7 +20,10 @@ forEachBackend('filters', (backend) => {
   after(() => hs.stop());
 
   test('filters get per-user integer ids and read back as uploaded', async () => {
-    const filter = { room: { timeline: { limit: 8, types: ['m.room.message'] }, state: { lazy_load_members: true } }, presence: { not_types: ['*'] } };
+    const filter = {
+      room: { timeline: { limit: 8, types: ['m.room.message'] }, state: { lazy_load_members: true } },
+      presence: { not_types: ['*'] },
+    };
     const first = await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: filter });
     assert.equal(first.status, 200);
     assert.deepEqual(first.json, { filter_id: '0' });
@@ -44,7 +48,10 @@ forEachBackend('filters', (backend) => {
   });
 
   test('a timeline limit above the cap is stored capped', async () => {
-    const res = await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: { room: { timeline: { limit: 5000 } } } });
+    const res = await hs.call('POST', filterPath(alice.userId), {
+      token: alice.accessToken,
+      body: { room: { timeline: { limit: 5000 } } },
+    });
     const got = await hs.call('GET', filterPath(alice.userId, res.json.filter_id), { token: alice.accessToken });
     assert.deepEqual(got.json, { room: { timeline: { limit: 100 } } });
   });
@@ -53,12 +60,27 @@ forEachBackend('filters', (backend) => {
     const cases: Array<[string, Awaited<ReturnType<TestHomeserver['call']>>, number, string]> = [
       ['no token', await hs.call('POST', filterPath(alice.userId), { body: {} }), 401, 'M_MISSING_TOKEN'],
       ['bad token', await hs.call('GET', filterPath(alice.userId, '0'), { token: 'bad' }), 401, 'M_UNKNOWN_TOKEN'],
-      ['create for another user', await hs.call('POST', filterPath(alice.userId), { token: bob.accessToken, body: {} }), 403, 'M_FORBIDDEN'],
-      ['get another user\'s', await hs.call('GET', filterPath(alice.userId, '0'), { token: bob.accessToken }), 403, 'M_FORBIDDEN'],
+      [
+        'create for another user',
+        await hs.call('POST', filterPath(alice.userId), { token: bob.accessToken, body: {} }),
+        403,
+        'M_FORBIDDEN',
+      ],
+      ["get another user's", await hs.call('GET', filterPath(alice.userId, '0'), { token: bob.accessToken }), 403, 'M_FORBIDDEN'],
       ['unknown id', await hs.call('GET', filterPath(alice.userId, '42'), { token: alice.accessToken }), 404, 'M_NOT_FOUND'],
       ['not an id', await hs.call('GET', filterPath(alice.userId, 'abc'), { token: alice.accessToken }), 404, 'M_NOT_FOUND'],
-      ['invalid filter', await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: { room: { timeline: { limit: 'ten' } } } }), 400, 'M_BAD_JSON'],
-      ['invalid senders', await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: { presence: { senders: ['not-a-user'] } } }), 400, 'M_BAD_JSON'],
+      [
+        'invalid filter',
+        await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: { room: { timeline: { limit: 'ten' } } } }),
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'invalid senders',
+        await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, body: { presence: { senders: ['not-a-user'] } } }),
+        400,
+        'M_BAD_JSON',
+      ],
       ['not an object', await hs.call('POST', filterPath(alice.userId), { token: alice.accessToken, rawBody: '"x"' }), 400, 'M_BAD_JSON'],
     ];
     for (const [what, res, status, errcode] of cases) {

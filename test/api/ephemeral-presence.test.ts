@@ -31,15 +31,21 @@ forEachBackend('presence', (backend) => {
     assert.deepEqual(res.json, { presence: 'offline' });
   });
 
-  test('PUT sets presence and message, published with the user\'s rooms', async () => {
+  test("PUT sets presence and message, published with the user's rooms", async () => {
     const since = position();
     const bus = recordBus(hs);
-    const res = await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: { presence: 'online', status_msg: 'Here' } });
+    const res = await hs.call('PUT', statusPath(alice.userId), {
+      token: alice.accessToken,
+      body: { presence: 'online', status_msg: 'Here' },
+    });
     bus.stop();
     assert.equal(res.status, 200);
     assert.deepEqual(res.json, {});
     const update = bus.updates.find((u) => u.stream === 'presence');
-    assert.deepEqual(update && { position: update.position, rows: update.rows }, { position: since + 1, rows: [{ stream: 'presence', userId: alice.userId, roomIds: [roomId] }] });
+    assert.deepEqual(update && { position: update.position, rows: update.rows }, {
+      position: since + 1,
+      rows: [{ stream: 'presence', userId: alice.userId, roomIds: [roomId] }],
+    });
 
     const seen = await hs.call('GET', statusPath(alice.userId), { token: bob.accessToken });
     assert.equal(seen.status, 200);
@@ -63,11 +69,18 @@ forEachBackend('presence', (backend) => {
     await hs.call('PUT', statusPath(bob.userId), { token: bob.accessToken, body: { presence: 'online', status_msg: 'hi' } });
     await hs.call('PUT', statusPath(carol.userId), { token: carol.accessToken, body: { presence: 'online' } });
     const forAlice = await sources.presence(alice.userId, since, position());
-    assert.deepEqual(forAlice.map((e) => e.sender), [bob.userId], 'carol shares no room with alice');
+    assert.deepEqual(
+      forAlice.map((e) => e.sender),
+      [bob.userId],
+      'carol shares no room with alice',
+    );
     assert.equal(forAlice[0]!.type, 'm.presence');
     assert.equal((forAlice[0]!.content as any).status_msg, 'hi');
     const forCarol = await sources.presence(carol.userId, since, position());
-    assert.deepEqual(forCarol.map((e) => e.sender), [carol.userId]);
+    assert.deepEqual(
+      forCarol.map((e) => e.sender),
+      [carol.userId],
+    );
     const initial = await sources.presence(alice.userId, 0, position());
     assert.deepEqual(initial.map((e) => e.sender).sort(), [alice.userId, bob.userId].sort());
   });
@@ -100,7 +113,10 @@ forEachBackend('presence', (backend) => {
     const bus = recordBus(hs);
     await writer.sweep(Date.now() + OFFLINE_AFTER_MS + 1000);
     bus.stop();
-    assert.ok(bus.updates.some((u) => u.rows.some((r) => r.stream === 'presence' && r.userId === erin.userId)), 'the timeout is published');
+    assert.ok(
+      bus.updates.some((u) => u.rows.some((r) => r.stream === 'presence' && r.userId === erin.userId)),
+      'the timeout is published',
+    );
     assert.equal((await hs.call('GET', statusPath(erin.userId), { token: erin.accessToken })).json.presence, 'offline');
   });
 
@@ -108,11 +124,26 @@ forEachBackend('presence', (backend) => {
     const cases: Array<[string, Awaited<ReturnType<TestHomeserver['call']>>, number, string]> = [
       ['no token', await hs.call('GET', statusPath(alice.userId)), 401, 'M_MISSING_TOKEN'],
       ['bad token', await hs.call('PUT', statusPath(alice.userId), { token: 'bad', body: { presence: 'online' } }), 401, 'M_UNKNOWN_TOKEN'],
-      ['another user', await hs.call('PUT', statusPath(alice.userId), { token: bob.accessToken, body: { presence: 'online' } }), 403, 'M_FORBIDDEN'],
-      ['a stranger\'s presence', await hs.call('GET', statusPath(alice.userId), { token: carol.accessToken }), 403, 'M_FORBIDDEN'],
+      [
+        'another user',
+        await hs.call('PUT', statusPath(alice.userId), { token: bob.accessToken, body: { presence: 'online' } }),
+        403,
+        'M_FORBIDDEN',
+      ],
+      ["a stranger's presence", await hs.call('GET', statusPath(alice.userId), { token: carol.accessToken }), 403, 'M_FORBIDDEN'],
       ['no presence', await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: {} }), 400, 'M_MISSING_PARAM'],
-      ['unknown state', await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: { presence: 'busy' } }), 400, 'M_INVALID_PARAM'],
-      ['status_msg not a string', await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: { presence: 'online', status_msg: 5 } }), 400, 'M_BAD_JSON'],
+      [
+        'unknown state',
+        await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: { presence: 'busy' } }),
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'status_msg not a string',
+        await hs.call('PUT', statusPath(alice.userId), { token: alice.accessToken, body: { presence: 'online', status_msg: 5 } }),
+        400,
+        'M_BAD_JSON',
+      ],
     ];
     for (const [what, res, status, errcode] of cases) {
       assert.equal(res.status, status, `${what}: ${JSON.stringify(res.json)}`);

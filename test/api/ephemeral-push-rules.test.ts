@@ -35,7 +35,9 @@ forEachBackend('push rules', (backend) => {
     assert.deepEqual((await get(`${base}/global/underride/`)).json, withSlash.json.global.underride);
     const rule = await get(rulePath('override', '.m.rule.is_user_mention'));
     assert.equal(rule.status, 200);
-    assert.deepEqual(rule.json.conditions, [{ kind: 'event_property_contains', key: 'content.m\\.mentions.user_ids', value: alice.userId }]);
+    assert.deepEqual(rule.json.conditions, [
+      { kind: 'event_property_contains', key: 'content.m\\.mentions.user_ids', value: alice.userId },
+    ]);
   });
 
   test('adding rules: first by default, before/after, idempotent re-add, published on the bus', async () => {
@@ -46,7 +48,10 @@ forEachBackend('push rules', (backend) => {
     assert.equal(added.status, 200);
     assert.deepEqual(added.json, {});
     const update = bus.updates.find((u) => u.stream === 'push_rules');
-    assert.deepEqual(update && { position: update.position, rows: update.rows }, { position: since + 1, rows: [{ stream: 'push_rules', userId: alice.userId }] });
+    assert.deepEqual(update && { position: update.position, rows: update.rows }, {
+      position: since + 1,
+      rows: [{ stream: 'push_rules', userId: alice.userId }],
+    });
 
     await put(rulePath('content', 'dogs'), { pattern: 'dog', actions: ['notify'] });
     await put(`${rulePath('content', 'birds')}?after=cats`, { pattern: 'bird', actions: [] });
@@ -61,7 +66,10 @@ forEachBackend('push rules', (backend) => {
     const cats = (await get(rulePath('content', 'cats'))).json;
     assert.deepEqual(cats, { rule_id: 'cats', default: false, enabled: true, pattern: 'cat*', actions: ['notify'] });
 
-    const override = await put(rulePath('override', 'quiet-bots'), { conditions: [{ kind: 'event_match', key: 'sender', pattern: '@bot*' }], actions: [] });
+    const override = await put(rulePath('override', 'quiet-bots'), {
+      conditions: [{ kind: 'event_match', key: 'sender', pattern: '@bot*' }],
+      actions: [],
+    });
     assert.equal(override.status, 200);
     const overrides = (await get(`${base}/global/override/`)).json.map((r: any) => r.rule_id);
     assert.deepEqual(overrides.slice(0, 2), ['.m.rule.master', 'quiet-bots'], 'user rules follow the master rule');
@@ -73,8 +81,14 @@ forEachBackend('push rules', (backend) => {
     assert.deepEqual((await get(rulePath('override', '.m.rule.master', '/enabled'))).json, { enabled: true });
     await put(rulePath('override', '.m.rule.master', '/enabled'), { enabled: false });
 
-    assert.equal((await put(rulePath('underride', '.m.rule.message', '/actions'), { actions: ['notify', { set_tweak: 'sound', value: 'bell' }] })).status, 200);
-    assert.deepEqual((await get(rulePath('underride', '.m.rule.message', '/actions'))).json, { actions: ['notify', { set_tweak: 'sound', value: 'bell' }] });
+    assert.equal(
+      (await put(rulePath('underride', '.m.rule.message', '/actions'), { actions: ['notify', { set_tweak: 'sound', value: 'bell' }] }))
+        .status,
+      200,
+    );
+    assert.deepEqual((await get(rulePath('underride', '.m.rule.message', '/actions'))).json, {
+      actions: ['notify', { set_tweak: 'sound', value: 'bell' }],
+    });
     const message = (await get(rulePath('underride', '.m.rule.message'))).json;
     assert.equal(message.default, true);
 
@@ -98,7 +112,13 @@ forEachBackend('push rules', (backend) => {
   test('m.push_rules comes down /sync when the rules changed, and only then', async () => {
     const sources = hs.homeserver.services.syncSources;
     const before = positions();
-    const unchanged = await sources.accountData(alice.userId, before.account_data, before.account_data, before.push_rules, before.push_rules);
+    const unchanged = await sources.accountData(
+      alice.userId,
+      before.account_data,
+      before.account_data,
+      before.push_rules,
+      before.push_rules,
+    );
     assert.deepEqual(unchanged.global, []);
     await put(rulePath('room', '!someroom:test.local'), { actions: ['notify'] });
     const now = positions();
@@ -115,14 +135,25 @@ forEachBackend('push rules', (backend) => {
     const initial = await hs.homeserver.services.syncSources.accountData(bob.userId, 0, now.account_data, 0, now.push_rules);
     assert.ok(initial.global.some((e) => e.type === 'm.push_rules'));
     assert.ok(now.push_rules >= 1, 'the push_rules stream never stands at 0');
-    const incremental = await hs.homeserver.services.syncSources.accountData(bob.userId, now.account_data, now.account_data, now.push_rules, now.push_rules);
+    const incremental = await hs.homeserver.services.syncSources.accountData(
+      bob.userId,
+      now.account_data,
+      now.account_data,
+      now.push_rules,
+      now.push_rules,
+    );
     assert.deepEqual(incremental.global, []);
   });
 
   test('errors', async () => {
     const cases: Array<[string, Awaited<ReturnType<TestHomeserver['call']>>, number, string]> = [
       ['no token', await hs.call('GET', `${base}/`), 401, 'M_MISSING_TOKEN'],
-      ['bad token', await hs.call('PUT', rulePath('content', 'x'), { token: 'bad', body: { pattern: 'x', actions: [] } }), 401, 'M_UNKNOWN_TOKEN'],
+      [
+        'bad token',
+        await hs.call('PUT', rulePath('content', 'x'), { token: 'bad', body: { pattern: 'x', actions: [] } }),
+        401,
+        'M_UNKNOWN_TOKEN',
+      ],
       ['unknown kind', await put(rulePath('nonsense', 'x'), { actions: [] }), 400, 'M_INVALID_PARAM'],
       ['unknown kind get', await get(rulePath('nonsense', 'x')), 400, 'M_INVALID_PARAM'],
       ['reserved id', await put(rulePath('content', '.m.rule.mine'), { pattern: 'x', actions: [] }), 400, 'M_INVALID_PARAM'],

@@ -36,7 +36,10 @@ forEachBackend('receipts and read markers', (backend) => {
     assert.equal(res.status, 200);
     assert.deepEqual(res.json, {});
     const update = bus.updates.find((u) => u.stream === 'receipts');
-    assert.deepEqual(update && { position: update.position, rows: update.rows }, { position: since + 1, rows: [{ stream: 'receipts', roomId, userId: bob.userId }] });
+    assert.deepEqual(update && { position: update.position, rows: update.rows }, {
+      position: since + 1,
+      rows: [{ stream: 'receipts', roomId, userId: bob.userId }],
+    });
 
     const forAlice = await hs.homeserver.services.syncSources.receipts(alice.userId, [roomId], since, position().receipts);
     const content = forAlice.get(roomId) as any;
@@ -76,9 +79,18 @@ forEachBackend('receipts and read markers', (backend) => {
     const root = await sendText(hs, roomId, alice, 'root');
     const reply = await sendText(hs, roomId, alice, 'in thread', { 'm.relates_to': { rel_type: 'm.thread', event_id: root.eventId } });
     const since = position().receipts;
-    assert.equal((await hs.call('POST', receiptPath(roomId, 'm.read', root.eventId), { token: bob.accessToken, body: { thread_id: 'main' } })).status, 200);
-    assert.equal((await hs.call('POST', receiptPath(roomId, 'm.read', reply.eventId), { token: bob.accessToken, body: { thread_id: root.eventId } })).status, 200);
-    const content = (await hs.homeserver.services.syncSources.receipts(alice.userId, [roomId], since, position().receipts)).get(roomId) as any;
+    assert.equal(
+      (await hs.call('POST', receiptPath(roomId, 'm.read', root.eventId), { token: bob.accessToken, body: { thread_id: 'main' } })).status,
+      200,
+    );
+    assert.equal(
+      (await hs.call('POST', receiptPath(roomId, 'm.read', reply.eventId), { token: bob.accessToken, body: { thread_id: root.eventId } }))
+        .status,
+      200,
+    );
+    const content = (await hs.homeserver.services.syncSources.receipts(alice.userId, [roomId], since, position().receipts)).get(
+      roomId,
+    ) as any;
     assert.equal(content[root.eventId]['m.read'][bob.userId].thread_id, 'main');
     assert.equal(content[reply.eventId]['m.read'][bob.userId].thread_id, root.eventId);
 
@@ -100,13 +112,29 @@ forEachBackend('receipts and read markers', (backend) => {
     const older = await sendText(hs, roomId, alice, 'a');
     const newer = await sendText(hs, roomId, alice, 'b');
     const since = position();
-    assert.equal((await hs.call('POST', receiptPath(roomId, 'm.fully_read', newer.eventId), { token: bob.accessToken, body: {} })).status, 200);
+    assert.equal(
+      (await hs.call('POST', receiptPath(roomId, 'm.fully_read', newer.eventId), { token: bob.accessToken, body: {} })).status,
+      200,
+    );
     assert.equal(position().receipts, since.receipts, 'no receipt is written');
     assert.equal(position().account_data, since.account_data + 1);
-    assert.equal((await hs.call('POST', receiptPath(roomId, 'm.fully_read', older.eventId), { token: bob.accessToken, body: {} })).status, 200);
-    const changes = await hs.homeserver.services.syncSources.accountData(bob.userId, since.account_data, position().account_data, since.push_rules, position().push_rules);
+    assert.equal(
+      (await hs.call('POST', receiptPath(roomId, 'm.fully_read', older.eventId), { token: bob.accessToken, body: {} })).status,
+      200,
+    );
+    const changes = await hs.homeserver.services.syncSources.accountData(
+      bob.userId,
+      since.account_data,
+      position().account_data,
+      since.push_rules,
+      position().push_rules,
+    );
     assert.deepEqual(changes.rooms.get(roomId), [{ type: 'm.fully_read', content: { event_id: newer.eventId } }]);
-    const got = await hs.call('GET', `/_matrix/client/v3/user/${encodeURIComponent(bob.userId)}/rooms/${encodeURIComponent(roomId)}/account_data/m.fully_read`, { token: bob.accessToken });
+    const got = await hs.call(
+      'GET',
+      `/_matrix/client/v3/user/${encodeURIComponent(bob.userId)}/rooms/${encodeURIComponent(roomId)}/account_data/m.fully_read`,
+      { token: bob.accessToken },
+    );
     assert.deepEqual(got.json, { event_id: newer.eventId });
   });
 
@@ -114,13 +142,24 @@ forEachBackend('receipts and read markers', (backend) => {
     const a = await sendText(hs, roomId, alice, 'x');
     const b = await sendText(hs, roomId, alice, 'y');
     const since = position();
-    const res = await hs.call('POST', markersPath(roomId), { token: bob.accessToken, body: { 'm.fully_read': b.eventId, 'm.read': a.eventId, 'm.read.private': b.eventId, 'm.unknown': 'ignored' } });
+    const res = await hs.call('POST', markersPath(roomId), {
+      token: bob.accessToken,
+      body: { 'm.fully_read': b.eventId, 'm.read': a.eventId, 'm.read.private': b.eventId, 'm.unknown': 'ignored' },
+    });
     assert.equal(res.status, 200);
     assert.deepEqual(res.json, {});
-    const receipts = (await hs.homeserver.services.syncSources.receipts(bob.userId, [roomId], since.receipts, position().receipts)).get(roomId) as any;
+    const receipts = (await hs.homeserver.services.syncSources.receipts(bob.userId, [roomId], since.receipts, position().receipts)).get(
+      roomId,
+    ) as any;
     assert.ok(receipts[a.eventId]['m.read'][bob.userId]);
     assert.ok(receipts[b.eventId]['m.read.private'][bob.userId]);
-    const data = await hs.homeserver.services.syncSources.accountData(bob.userId, since.account_data, position().account_data, since.push_rules, position().push_rules);
+    const data = await hs.homeserver.services.syncSources.accountData(
+      bob.userId,
+      since.account_data,
+      position().account_data,
+      since.push_rules,
+      position().push_rules,
+    );
     assert.deepEqual(data.rooms.get(roomId), [{ type: 'm.fully_read', content: { event_id: b.eventId } }]);
   });
 
@@ -131,15 +170,60 @@ forEachBackend('receipts and read markers', (backend) => {
     const cases: Array<[string, Awaited<ReturnType<TestHomeserver['call']>>, number, string]> = [
       ['no token', await hs.call('POST', receiptPath(roomId, 'm.read', event.eventId), { body: {} }), 401, 'M_MISSING_TOKEN'],
       ['bad token', await hs.call('POST', receiptPath(roomId, 'm.read', event.eventId), { token: 'x', body: {} }), 401, 'M_UNKNOWN_TOKEN'],
-      ['not in room', await hs.call('POST', receiptPath(roomId, 'm.read', event.eventId), { token: carol.accessToken, body: {} }), 403, 'M_FORBIDDEN'],
-      ['unknown room', await hs.call('POST', receiptPath('!nowhere:test.local', 'm.read', event.eventId), { token: bob.accessToken, body: {} }), 403, 'M_FORBIDDEN'],
-      ['unknown event', await hs.call('POST', receiptPath(roomId, 'm.read', '$missing'), { token: bob.accessToken, body: {} }), 404, 'M_NOT_FOUND'],
-      ['event in another room', await hs.call('POST', receiptPath(roomId, 'm.read', elsewhere.eventId), { token: bob.accessToken, body: {} }), 404, 'M_NOT_FOUND'],
-      ['unknown receipt type', await hs.call('POST', receiptPath(roomId, 'm.seen', event.eventId), { token: bob.accessToken, body: {} }), 400, 'M_INVALID_PARAM'],
-      ['not an event id', await hs.call('POST', receiptPath(roomId, 'm.read', 'abc'), { token: bob.accessToken, body: {} }), 400, 'M_INVALID_PARAM'],
-      ['marker not a string', await hs.call('POST', markersPath(roomId), { token: bob.accessToken, body: { 'm.read': 5 } }), 400, 'M_BAD_JSON'],
-      ['marker unknown event', await hs.call('POST', markersPath(roomId), { token: bob.accessToken, body: { 'm.fully_read': '$missing' } }), 404, 'M_NOT_FOUND'],
-      ['markers not in room', await hs.call('POST', markersPath(roomId), { token: carol.accessToken, body: { 'm.read': event.eventId } }), 403, 'M_FORBIDDEN'],
+      [
+        'not in room',
+        await hs.call('POST', receiptPath(roomId, 'm.read', event.eventId), { token: carol.accessToken, body: {} }),
+        403,
+        'M_FORBIDDEN',
+      ],
+      [
+        'unknown room',
+        await hs.call('POST', receiptPath('!nowhere:test.local', 'm.read', event.eventId), { token: bob.accessToken, body: {} }),
+        403,
+        'M_FORBIDDEN',
+      ],
+      [
+        'unknown event',
+        await hs.call('POST', receiptPath(roomId, 'm.read', '$missing'), { token: bob.accessToken, body: {} }),
+        404,
+        'M_NOT_FOUND',
+      ],
+      [
+        'event in another room',
+        await hs.call('POST', receiptPath(roomId, 'm.read', elsewhere.eventId), { token: bob.accessToken, body: {} }),
+        404,
+        'M_NOT_FOUND',
+      ],
+      [
+        'unknown receipt type',
+        await hs.call('POST', receiptPath(roomId, 'm.seen', event.eventId), { token: bob.accessToken, body: {} }),
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'not an event id',
+        await hs.call('POST', receiptPath(roomId, 'm.read', 'abc'), { token: bob.accessToken, body: {} }),
+        400,
+        'M_INVALID_PARAM',
+      ],
+      [
+        'marker not a string',
+        await hs.call('POST', markersPath(roomId), { token: bob.accessToken, body: { 'm.read': 5 } }),
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'marker unknown event',
+        await hs.call('POST', markersPath(roomId), { token: bob.accessToken, body: { 'm.fully_read': '$missing' } }),
+        404,
+        'M_NOT_FOUND',
+      ],
+      [
+        'markers not in room',
+        await hs.call('POST', markersPath(roomId), { token: carol.accessToken, body: { 'm.read': event.eventId } }),
+        403,
+        'M_FORBIDDEN',
+      ],
     ];
     for (const [what, res, status, errcode] of cases) {
       assert.equal(res.status, status, `${what}: ${JSON.stringify(res.json)}`);

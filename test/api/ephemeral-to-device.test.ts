@@ -12,7 +12,8 @@ forEachBackend('send-to-device', (backend) => {
   let alice: TestUser;
   let bob: TestUser;
   let bobPhone: { accessToken: string; deviceId: string };
-  const sendPath = (type: string, txnId: string) => `/_matrix/client/v3/sendToDevice/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
+  const sendPath = (type: string, txnId: string) =>
+    `/_matrix/client/v3/sendToDevice/${encodeURIComponent(type)}/${encodeURIComponent(txnId)}`;
   const position = () => hs.homeserver.services.notifier.currentPositions().to_device;
 
   before(async () => {
@@ -41,8 +42,15 @@ forEachBackend('send-to-device', (backend) => {
 
     const sources = hs.homeserver.services.syncSources;
     const got = await sources.toDevice(bob.userId, bob.deviceId, since, position(), 100);
-    assert.deepEqual(got, { events: [{ type: 'm.room_key_request', sender: alice.userId, content: { action: 'request', n: 1 } }], upTo: position() });
-    assert.deepEqual((await sources.toDevice(bob.userId, bobPhone.deviceId, since, position(), 100)).events, [], 'other devices get nothing');
+    assert.deepEqual(got, {
+      events: [{ type: 'm.room_key_request', sender: alice.userId, content: { action: 'request', n: 1 } }],
+      upTo: position(),
+    });
+    assert.deepEqual(
+      (await sources.toDevice(bob.userId, bobPhone.deviceId, since, position(), 100)).events,
+      [],
+      'other devices get nothing',
+    );
     // Not acknowledged yet: a retry from the same position gets it again (even an initial sync).
     assert.equal((await sources.toDevice(bob.userId, bob.deviceId, 0, position(), 100)).events.length, 1);
     await sources.acknowledgeToDevice(bob.userId, bob.deviceId, position());
@@ -65,11 +73,17 @@ forEachBackend('send-to-device', (backend) => {
     await hs.homeserver.services.syncSources.acknowledgeToDevice(bob.userId, bob.deviceId, position());
   });
 
-  test('`*` reaches every device; unknown devices get nothing; a remote user\'s message waits in the federation outbox', async () => {
+  test("`*` reaches every device; unknown devices get nothing; a remote user's message waits in the federation outbox", async () => {
     const since = position();
     const res = await hs.call('PUT', sendPath('m.test', 'star'), {
       token: alice.accessToken,
-      body: { messages: { [bob.userId]: { '*': { to: 'all' } }, [alice.userId]: { NOSUCHDEVICE: { x: 1 } }, '@someone:elsewhere.example': { DEV: { x: 1 } } } },
+      body: {
+        messages: {
+          [bob.userId]: { '*': { to: 'all' } },
+          [alice.userId]: { NOSUCHDEVICE: { x: 1 } },
+          '@someone:elsewhere.example': { DEV: { x: 1 } },
+        },
+      },
     });
     assert.equal(res.status, 200);
     assert.equal(position(), since + 3, 'one position per delivered message, and one for the other server');
@@ -83,7 +97,9 @@ forEachBackend('send-to-device', (backend) => {
     });
     const sources = hs.homeserver.services.syncSources;
     for (const deviceId of [bob.deviceId, bobPhone.deviceId]) {
-      assert.deepEqual((await sources.toDevice(bob.userId, deviceId, since, position(), 100)).events, [{ type: 'm.test', sender: alice.userId, content: { to: 'all' } }]);
+      assert.deepEqual((await sources.toDevice(bob.userId, deviceId, since, position(), 100)).events, [
+        { type: 'm.test', sender: alice.userId, content: { to: 'all' } },
+      ]);
       await sources.acknowledgeToDevice(bob.userId, deviceId, position());
     }
   });
@@ -91,27 +107,39 @@ forEachBackend('send-to-device', (backend) => {
   test('at most `limit` per sync; the position stops at the last one delivered', async () => {
     const since = position();
     for (let i = 0; i < 5; i++) {
-      await hs.call('PUT', sendPath('m.test', `batch-${i}`), { token: alice.accessToken, body: { messages: { [bob.userId]: { [bob.deviceId]: { i } } } } });
+      await hs.call('PUT', sendPath('m.test', `batch-${i}`), {
+        token: alice.accessToken,
+        body: { messages: { [bob.userId]: { [bob.deviceId]: { i } } } },
+      });
     }
     const sources = hs.homeserver.services.syncSources;
     const first = await sources.toDevice(bob.userId, bob.deviceId, since, position(), 3);
-    assert.deepEqual(first.events.map((e: any) => e.content.i), [0, 1, 2]);
+    assert.deepEqual(
+      first.events.map((e: any) => e.content.i),
+      [0, 1, 2],
+    );
     assert.equal(first.upTo, since + 3);
     // The next sync (with the token at upTo) acknowledges those and gets the rest.
     await sources.acknowledgeToDevice(bob.userId, bob.deviceId, first.upTo);
     const second = await sources.toDevice(bob.userId, bob.deviceId, first.upTo, position(), 3);
-    assert.deepEqual(second.events.map((e: any) => e.content.i), [3, 4]);
+    assert.deepEqual(
+      second.events.map((e: any) => e.content.i),
+      [3, 4],
+    );
     assert.equal(second.upTo, position());
     await sources.acknowledgeToDevice(bob.userId, bob.deviceId, second.upTo);
     assert.deepEqual((await sources.toDevice(bob.userId, bob.deviceId, 0, position(), 3)).events, []);
   });
 
-  test('a message wakes the target user\'s sync', async () => {
+  test("a message wakes the target user's sync", async () => {
     const notifier = hs.homeserver.services.notifier;
     const seen = notifier.currentPositions();
     const woken = notifier.waitForUpdates({ userId: bob.userId, roomIds: new Set(), seen, timeoutMs: 5000 });
     const started = Date.now();
-    await hs.call('PUT', sendPath('m.test', 'wake'), { token: alice.accessToken, body: { messages: { [bob.userId]: { [bob.deviceId]: {} } } } });
+    await hs.call('PUT', sendPath('m.test', 'wake'), {
+      token: alice.accessToken,
+      body: { messages: { [bob.userId]: { [bob.deviceId]: {} } } },
+    });
     await woken;
     assert.ok(Date.now() - started < 4000);
   });
@@ -121,9 +149,24 @@ forEachBackend('send-to-device', (backend) => {
       ['no token', await hs.call('PUT', sendPath('m.test', 'e1'), { body: { messages: {} } }), 401, 'M_MISSING_TOKEN'],
       ['bad token', await hs.call('PUT', sendPath('m.test', 'e2'), { token: 'bad', body: { messages: {} } }), 401, 'M_UNKNOWN_TOKEN'],
       ['no messages', await hs.call('PUT', sendPath('m.test', 'e3'), { token: alice.accessToken, body: {} }), 400, 'M_MISSING_PARAM'],
-      ['messages not an object', await hs.call('PUT', sendPath('m.test', 'e4'), { token: alice.accessToken, body: { messages: [] } }), 400, 'M_BAD_JSON'],
-      ['devices not an object', await hs.call('PUT', sendPath('m.test', 'e5'), { token: alice.accessToken, body: { messages: { [bob.userId]: 'x' } } }), 400, 'M_BAD_JSON'],
-      ['content not an object', await hs.call('PUT', sendPath('m.test', 'e6'), { token: alice.accessToken, body: { messages: { [bob.userId]: { D: 1 } } } }), 400, 'M_BAD_JSON'],
+      [
+        'messages not an object',
+        await hs.call('PUT', sendPath('m.test', 'e4'), { token: alice.accessToken, body: { messages: [] } }),
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'devices not an object',
+        await hs.call('PUT', sendPath('m.test', 'e5'), { token: alice.accessToken, body: { messages: { [bob.userId]: 'x' } } }),
+        400,
+        'M_BAD_JSON',
+      ],
+      [
+        'content not an object',
+        await hs.call('PUT', sendPath('m.test', 'e6'), { token: alice.accessToken, body: { messages: { [bob.userId]: { D: 1 } } } }),
+        400,
+        'M_BAD_JSON',
+      ],
     ];
     for (const [what, res, status, errcode] of cases) {
       assert.equal(res.status, status, `${what}: ${JSON.stringify(res.json)}`);

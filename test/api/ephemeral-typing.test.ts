@@ -12,7 +12,8 @@ forEachBackend('typing', (backend) => {
   let bob: TestUser;
   let carol: TestUser;
   let roomId: string;
-  const typingPath = (room: string, user: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent(user)}`;
+  const typingPath = (room: string, user: string) =>
+    `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/typing/${encodeURIComponent(user)}`;
 
   before(async () => {
     hs = await backend.startHomeserver();
@@ -27,7 +28,10 @@ forEachBackend('typing', (backend) => {
     const sources = hs.homeserver.services.syncSources;
     const since = hs.homeserver.services.notifier.currentPositions().typing;
     const bus = recordBus(hs);
-    const res = await hs.call('PUT', typingPath(roomId, alice.userId), { token: alice.accessToken, body: { typing: true, timeout: 30000 } });
+    const res = await hs.call('PUT', typingPath(roomId, alice.userId), {
+      token: alice.accessToken,
+      body: { typing: true, timeout: 30000 },
+    });
     assert.equal(res.status, 200);
     assert.deepEqual(res.json, {});
     bus.stop();
@@ -46,7 +50,13 @@ forEachBackend('typing', (backend) => {
     assert.equal(hs.homeserver.services.notifier.currentPositions().typing, since + 1);
 
     await hs.call('PUT', typingPath(roomId, bob.userId), { token: bob.accessToken, body: { typing: true } });
-    assert.deepEqual(sources.typing([roomId], since + 1).get(roomId)?.user_ids.sort(), [alice.userId, bob.userId].sort());
+    assert.deepEqual(
+      sources
+        .typing([roomId], since + 1)
+        .get(roomId)
+        ?.user_ids.sort(),
+      [alice.userId, bob.userId].sort(),
+    );
 
     const stopped = await hs.call('PUT', typingPath(roomId, alice.userId), { token: alice.accessToken, body: { typing: false } });
     assert.equal(stopped.status, 200);
@@ -71,10 +81,16 @@ forEachBackend('typing', (backend) => {
   });
 
   test('the timeout is capped at 120 seconds and must be a number', async () => {
-    const bad = await hs.call('PUT', typingPath(roomId, alice.userId), { token: alice.accessToken, body: { typing: true, timeout: 'soon' } });
+    const bad = await hs.call('PUT', typingPath(roomId, alice.userId), {
+      token: alice.accessToken,
+      body: { typing: true, timeout: 'soon' },
+    });
     assert.equal(bad.status, 400);
     assert.equal(bad.json.errcode, 'M_BAD_JSON');
-    const huge = await hs.call('PUT', typingPath(roomId, alice.userId), { token: alice.accessToken, body: { typing: true, timeout: 10_000_000 } });
+    const huge = await hs.call('PUT', typingPath(roomId, alice.userId), {
+      token: alice.accessToken,
+      body: { typing: true, timeout: 10_000_000 },
+    });
     assert.equal(huge.status, 200);
     await hs.call('PUT', typingPath(roomId, alice.userId), { token: alice.accessToken, body: { typing: false } });
   });
@@ -94,7 +110,11 @@ forEachBackend('typing', (backend) => {
       [await hs.call('PUT', path, { token: 'nope', body: { typing: true } }), 401, 'M_UNKNOWN_TOKEN'],
       [await hs.call('PUT', path, { token: bob.accessToken, body: { typing: true } }), 403, 'M_FORBIDDEN'],
       [await hs.call('PUT', typingPath(roomId, carol.userId), { token: carol.accessToken, body: { typing: true } }), 403, 'M_FORBIDDEN'],
-      [await hs.call('PUT', typingPath('!nowhere:test.local', alice.userId), { token: alice.accessToken, body: { typing: true } }), 403, 'M_FORBIDDEN'],
+      [
+        await hs.call('PUT', typingPath('!nowhere:test.local', alice.userId), { token: alice.accessToken, body: { typing: true } }),
+        403,
+        'M_FORBIDDEN',
+      ],
       [await hs.call('PUT', path, { token: alice.accessToken, body: {} }), 400, 'M_MISSING_PARAM'],
       [await hs.call('PUT', path, { token: alice.accessToken, body: { typing: 'yes' } }), 400, 'M_BAD_JSON'],
       [await hs.call('PUT', path, { token: alice.accessToken, rawBody: '[1]' }), 400, 'M_BAD_JSON'],

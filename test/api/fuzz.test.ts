@@ -57,34 +57,165 @@ function incompressible(length: number, seed: number): string {
 
 /** Path parameter values, already percent-encoded: ids of every wrong shape, %00, huge, odd bytes. */
 const BAD_PARAMS = [
-  '%00', 'a%00b', '!a%00:x', '@a%00b:x', '$a%00', '#a%00:x',
-  '%ff', '%ED%A0%80', '%C0%80', '%E2%98%83'.repeat(100), 'x'.repeat(2000), 'x'.repeat(3000), encodeURIComponent(incompressible(220, 1)),
+  '%00',
+  'a%00b',
+  '!a%00:x',
+  '@a%00b:x',
+  '$a%00',
+  '#a%00:x',
+  '%ff',
+  '%ED%A0%80',
+  '%C0%80',
+  '%E2%98%83'.repeat(100),
+  'x'.repeat(2000),
+  'x'.repeat(3000),
+  encodeURIComponent(incompressible(220, 1)),
   Buffer.from(incompressible(1500, 2)).toString('base64url').slice(0, 2040),
-  `!${'x'.repeat(300)}:x`, `%40${'%C3%A9'.repeat(200)}:x`, '!nope', '%40nope', '%24', '%23', '..', '%2F', '%20', '-1', '1e400',
+  `!${'x'.repeat(300)}:x`,
+  `%40${'%C3%A9'.repeat(200)}:x`,
+  '!nope',
+  '%40nope',
+  '%24',
+  '%23',
+  '..',
+  '%2F',
+  '%20',
+  '-1',
+  '1e400',
 ];
 
 /** Query strings (without `?`), already encoded. */
 const BAD_QUERIES = [
-  'from=%00', 'since=s1%00', '%00=1', `since=${'x'.repeat(3000)}`, 'limit=1e400', 'limit=-1', 'dir=x', 'from=%ff',
+  'from=%00',
+  'since=s1%00',
+  '%00=1',
+  `since=${'x'.repeat(3000)}`,
+  'limit=1e400',
+  'limit=-1',
+  'dir=x',
+  'from=%ff',
   `filter=${encodeURIComponent('{"room":{"timeline":{"types":["\\u0000"],"limit":1e400}}}')}`,
   `filter=${encodeURIComponent(`{"room":${'['.repeat(5000)}${']'.repeat(5000)}}`)}`,
   `filter=${encodeURIComponent('{"x":"\\ud800"}')}`,
-  'filter=%7B', 'at=t1-2', 'ts=99999999999999999999', 'full_state=maybe', 'membership=%00',
+  'filter=%7B',
+  'at=t1-2',
+  'ts=99999999999999999999',
+  'full_state=maybe',
+  'membership=%00',
 ];
 
 const KEYS = [
-  'msgtype', 'body', 'membership', 'user_id', 'reason', 'displayname', 'avatar_url', 'room_version', 'preset', 'invite', 'initial_state', 'name',
-  'topic', 'visibility', 'auth', 'username', 'password', 'identifier', 'type', 'device_id', 'initial_device_display_name', 'display_name', 'filter',
-  'messages', 'timeout', 'typing', 'm.fully_read', 'm.read', 'm.read.private', 'thread_id', 'order', 'actions', 'conditions', 'pattern', 'enabled',
-  'search_term', 'limit', 'room_alias_name', 'creation_content', 'power_level_content_override', 'is_direct', 'content', 'devices', 'device_keys',
-  'one_time_keys', 'fallback_keys', 'master_key', 'self_signing_key', 'user_signing_key', 'rooms', 'sessions', 'session_data', 'algorithm',
-  'auth_data', 'version', 'logout_devices', 'new_password', 'presence', 'status_msg', 'mac', 'nonce', 'admin', 'alias', 'alt_aliases', 'room_id',
-  'session', 'room', 'account_data', 'event_fields', 'since', 'server', 'third_party_instance_id', 'include_all_networks', 'kind', 'tags',
+  'msgtype',
+  'body',
+  'membership',
+  'user_id',
+  'reason',
+  'displayname',
+  'avatar_url',
+  'room_version',
+  'preset',
+  'invite',
+  'initial_state',
+  'name',
+  'topic',
+  'visibility',
+  'auth',
+  'username',
+  'password',
+  'identifier',
+  'type',
+  'device_id',
+  'initial_device_display_name',
+  'display_name',
+  'filter',
+  'messages',
+  'timeout',
+  'typing',
+  'm.fully_read',
+  'm.read',
+  'm.read.private',
+  'thread_id',
+  'order',
+  'actions',
+  'conditions',
+  'pattern',
+  'enabled',
+  'search_term',
+  'limit',
+  'room_alias_name',
+  'creation_content',
+  'power_level_content_override',
+  'is_direct',
+  'content',
+  'devices',
+  'device_keys',
+  'one_time_keys',
+  'fallback_keys',
+  'master_key',
+  'self_signing_key',
+  'user_signing_key',
+  'rooms',
+  'sessions',
+  'session_data',
+  'algorithm',
+  'auth_data',
+  'version',
+  'logout_devices',
+  'new_password',
+  'presence',
+  'status_msg',
+  'mac',
+  'nonce',
+  'admin',
+  'alias',
+  'alt_aliases',
+  'room_id',
+  'session',
+  'room',
+  'account_data',
+  'event_fields',
+  'since',
+  'server',
+  'third_party_instance_id',
+  'include_all_networks',
+  'kind',
+  'tags',
 ];
 
 const ODD_VALUES: unknown[] = [
-  null, true, false, 0, -1, 1.5, 2 ** 53 + 2, -(2 ** 60), '', ' ', 'x'.repeat(5000), '☃', '😀', '@', '@a:b', '!r:b', '#a:b', '$e', 'm.text', 'join',
-  'invite', 'leave', 'ban', 'public', '../../etc', [], [null], [1, 'a'], [[[]]], {}, { a: { b: { c: [1] } } }, { '': 1 }, { __proto__: { x: 1 } },
+  null,
+  true,
+  false,
+  0,
+  -1,
+  1.5,
+  2 ** 53 + 2,
+  -(2 ** 60),
+  '',
+  ' ',
+  'x'.repeat(5000),
+  '☃',
+  '😀',
+  '@',
+  '@a:b',
+  '!r:b',
+  '#a:b',
+  '$e',
+  'm.text',
+  'join',
+  'invite',
+  'leave',
+  'ban',
+  'public',
+  '../../etc',
+  [],
+  [null],
+  [1, 'a'],
+  [[[]]],
+  {},
+  { a: { b: { c: [1] } } },
+  { '': 1 },
+  { __proto__: { x: 1 } },
 ];
 
 /** A value for `key` shaped as that key usually is, so that `s` reaches the field's handler. */
@@ -139,10 +270,19 @@ const nested = (depth: number) => `{"x":${'['.repeat(depth - 1)}${']'.repeat(dep
 
 /** Bodies that are wrong whatever the route: too deep, broken, not an object, out of range. */
 const BAD_BODIES: Array<string | Buffer> = [
-  nested(101), nested(5000), nested(100_000),
-  '{"x":1e400}', '{"limit":-1e999}',
-  '{"\\ud800":1}', '{"body":"\\udfff"}',
-  '{not json', '', '[]', '"x"', '3', 'null',
+  nested(101),
+  nested(5000),
+  nested(100_000),
+  '{"x":1e400}',
+  '{"limit":-1e999}',
+  '{"\\ud800":1}',
+  '{"body":"\\udfff"}',
+  '{not json',
+  '',
+  '[]',
+  '"x"',
+  '3',
+  'null',
   Buffer.from([0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xc3, 0x28, 0x22, 0x7d]), // invalid UTF-8
   Buffer.from('{"a":"\u0000"}'), // a raw control character
 ];
@@ -220,12 +360,29 @@ function probesFor(route: RouteDefinition<never>, rand: () => number): Probe[] {
   const names = [...template.matchAll(/\{(\w+)\}/g)].map((m) => m[1]!);
   for (let i = 0; i < 8; i++) {
     const params = Object.fromEntries(names.filter(() => rand() < 0.5).map((name) => [name, pick(rand, BAD_PARAMS)]));
-    const body = hasBody(route) ? (rand() < 0.5 ? oddBody(rand) : hostileBody(rand, pick(rand, ['nul', 'surrogate', 'huge'] as const), false)) : undefined;
-    probes.push({ ...base, params, ...(rand() < 0.5 ? { query: pick(rand, BAD_QUERIES) } : {}), ...(body === undefined ? {} : { body }), auth: rand() < 0.9 });
+    const body = hasBody(route)
+      ? rand() < 0.5
+        ? oddBody(rand)
+        : hostileBody(rand, pick(rand, ['nul', 'surrogate', 'huge'] as const), false)
+      : undefined;
+    probes.push({
+      ...base,
+      params,
+      ...(rand() < 0.5 ? { query: pick(rand, BAD_QUERIES) } : {}),
+      ...(body === undefined ? {} : { body }),
+      auth: rand() < 0.9,
+    });
   }
   // Odd Authorization headers where a token is needed.
   if (route.auth !== 'none') {
-    for (const authorization of ['Bearer', 'Bearer ', 'Basic dXNlcjpwYXNz', `Bearer ${'x'.repeat(8000)}`, 'Bearer a b', 'Bearer syt_%00_x']) {
+    for (const authorization of [
+      'Bearer',
+      'Bearer ',
+      'Basic dXNlcjpwYXNz',
+      `Bearer ${'x'.repeat(8000)}`,
+      'Bearer a b',
+      'Bearer syt_%00_x',
+    ]) {
       probes.push({ ...base, auth: false, authorization, ...(hasBody(route) ? { body: '{}' } : {}) });
     }
   }
@@ -265,7 +422,10 @@ function plausible(name: string, account: Account, serverName: string): string {
 }
 
 function pathOf(probe: Probe, account: Account, serverName: string): string {
-  const path = probe.template.replace(/\{(\w+)\}/g, (_, name: string) => probe.params[name] ?? encodeURIComponent(plausible(name, account, serverName)));
+  const path = probe.template.replace(
+    /\{(\w+)\}/g,
+    (_, name: string) => probe.params[name] ?? encodeURIComponent(plausible(name, account, serverName)),
+  );
   // timeout=0 keeps long-polls (sync) from stalling the run, version= lets key-backup bodies reach
   // the store; other routes ignore them.
   return `${path}?${probe.query ? `${probe.query}&` : ''}timeout=0&version=${account.backupVersion}`;
@@ -304,11 +464,18 @@ function judge(status: number, contentType: string | undefined, text: string): s
   if (!contentType?.startsWith('application/json')) return `${status} with Content-Type ${contentType}`;
   // A user-interactive-auth challenge is a 401 with `flows` and no errcode (auth_response.yaml).
   if (status === 401 && Array.isArray(parsed?.flows)) return undefined;
-  if (typeof parsed?.errcode !== 'string' || typeof parsed.error !== 'string') return `${status} without a Matrix error body: ${text.slice(0, 200)}`;
+  if (typeof parsed?.errcode !== 'string' || typeof parsed.error !== 'string')
+    return `${status} without a Matrix error body: ${text.slice(0, 200)}`;
   return undefined;
 }
 
-async function call(pool: Pool, method: string, path: string, token: string | undefined, body?: unknown): Promise<{ status: number; json: any }> {
+async function call(
+  pool: Pool,
+  method: string,
+  path: string,
+  token: string | undefined,
+  body?: unknown,
+): Promise<{ status: number; json: any }> {
   const res = await pool.request({
     method: method as 'GET',
     path,
@@ -326,14 +493,27 @@ async function newAccount(pool: Pool): Promise<Account> {
   const username = `fuzzer${process.pid}x${accountCounter++}`;
   const password = 'fuzz-password';
   const first = await call(pool, 'POST', '/_matrix/client/v3/register', undefined, { username, password });
-  const registered = await call(pool, 'POST', '/_matrix/client/v3/register', undefined, { username, password, auth: { type: 'm.login.dummy', session: first.json.session } });
+  const registered = await call(pool, 'POST', '/_matrix/client/v3/register', undefined, {
+    username,
+    password,
+    auth: { type: 'm.login.dummy', session: first.json.session },
+  });
   assert.equal(registered.status, 200, JSON.stringify(registered.json));
   const { user_id: userId, access_token: accessToken, device_id: deviceId } = registered.json;
   const room = await call(pool, 'POST', '/_matrix/client/v3/createRoom', accessToken, { preset: 'public_chat' });
   assert.equal(room.status, 200, JSON.stringify(room.json));
-  const sent = await call(pool, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room.json.room_id)}/send/m.room.message/first`, accessToken, { msgtype: 'm.text', body: 'hello' });
+  const sent = await call(
+    pool,
+    'PUT',
+    `/_matrix/client/v3/rooms/${encodeURIComponent(room.json.room_id)}/send/m.room.message/first`,
+    accessToken,
+    { msgtype: 'm.text', body: 'hello' },
+  );
   assert.equal(sent.status, 200, JSON.stringify(sent.json));
-  const backup = await call(pool, 'POST', '/_matrix/client/v3/room_keys/version', accessToken, { algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2', auth_data: { public_key: 'fuzz' } });
+  const backup = await call(pool, 'POST', '/_matrix/client/v3/room_keys/version', accessToken, {
+    algorithm: 'm.megolm_backup.v1.curve25519-aes-sha2',
+    auth_data: { public_key: 'fuzz' },
+  });
   assert.equal(backup.status, 200, JSON.stringify(backup.json));
   return { userId, accessToken, deviceId, roomId: room.json.room_id, eventId: sent.json.event_id, backupVersion: backup.json.version };
 }
@@ -341,12 +521,24 @@ async function newAccount(pool: Pool): Promise<Account> {
 async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
   const rand = prng(SEED);
   const origin = target.baseUrl ?? 'http://localhost';
-  const pool = new Pool(origin, { connections: CONCURRENCY, headersTimeout: 60_000, bodyTimeout: 60_000, ...(target.socketPath ? { socketPath: target.socketPath } : {}) });
+  const pool = new Pool(origin, {
+    connections: CONCURRENCY,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+    ...(target.socketPath ? { socketPath: target.socketPath } : {}),
+  });
   const rawTarget: RawTarget = target.socketPath ? { socketPath: target.socketPath } : { baseUrl: target.baseUrl! };
   const failures: string[] = [];
   let requests = 0;
   let raw = 0;
-  const placeholder: Account = { userId: `@nobody:${target.serverName}`, accessToken: 'none', deviceId: 'NONE', roomId: `!nowhere:${target.serverName}`, eventId: '$nothing', backupVersion: '1' };
+  const placeholder: Account = {
+    userId: `@nobody:${target.serverName}`,
+    accessToken: 'none',
+    deviceId: 'NONE',
+    roomId: `!nowhere:${target.serverName}`,
+    eventId: '$nothing',
+    backupVersion: '1',
+  };
   let account = target.clientApi ? await newAccount(pool) : placeholder;
   let renewing: Promise<void> | undefined;
   const renew = (stale: Account) => {
@@ -375,7 +567,11 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
             method: probe.route.method,
             path,
             headers: {
-              ...(probe.auth ? { authorization: `Bearer ${used.accessToken}` } : probe.authorization ? { authorization: probe.authorization } : {}),
+              ...(probe.auth
+                ? { authorization: `Bearer ${used.accessToken}` }
+                : probe.authorization
+                  ? { authorization: probe.authorization }
+                  : {}),
               'content-type': 'application/json',
             },
             ...(probe.body === undefined ? {} : { body: probe.body }),
@@ -401,15 +597,21 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
         const res = await rawExchange(rawTarget, head, { timeoutMs: 60_000, ...options });
         const wrong = judge(res.status, res.headers['content-type'], res.text);
         if (wrong) failures.push(`${what} → ${wrong}`);
-        else if (expectStatus !== undefined && res.status !== expectStatus) failures.push(`${what} → ${res.status} (expected ${expectStatus}) ${res.text.slice(0, 200)}`);
+        else if (expectStatus !== undefined && res.status !== expectStatus)
+          failures.push(`${what} → ${res.status} (expected ${expectStatus}) ${res.text.slice(0, 200)}`);
       } catch (err) {
         failures.push(`${what} → ${(err as Error).message.slice(0, 300)}`);
       }
     };
-    const somePaths = target.routes.slice(0, 3).map((route) => pathOf({ route, template: route.paths[0]!, params: {}, auth: true }, account, target.serverName));
+    const somePaths = target.routes
+      .slice(0, 3)
+      .map((route) => pathOf({ route, template: route.paths[0]!, params: {}, auth: true }, account, target.serverName));
     for (const path of somePaths) {
       for (const method of ['FOO', 'get', 'G@T', 'CONNECT', 'PATCH', 'TRACE', 'PROPFIND', 'M-SEARCH']) {
-        await rawProbe(`${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`, ['FOO', 'get', 'G@T', 'CONNECT'].includes(method) ? 405 : undefined);
+        await rawProbe(
+          `${method} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`,
+          ['FOO', 'get', 'G@T', 'CONNECT'].includes(method) ? 405 : undefined,
+        );
       }
     }
     await rawProbe(`GET ${somePaths[0]}&q=${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`, 414);
@@ -433,7 +635,10 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
     const bodyRoute = target.routes.find((route) => hasBody(route) && served(route))!;
     const bodyPath = pathOf({ route: bodyRoute, template: bodyRoute.paths[0]!, params: {}, auth: true }, account, target.serverName);
     const auth = `Authorization: Bearer ${account.accessToken}\r\n`;
-    await rawProbe(`${bodyRoute.method} ${bodyPath} HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 100000000\r\n\r\n`, 413, { bodyBytes: 100_000_000, readAfterSending: true });
+    await rawProbe(`${bodyRoute.method} ${bodyPath} HTTP/1.1\r\nHost: x\r\n${auth}Content-Length: 100000000\r\n\r\n`, 413, {
+      bodyBytes: 100_000_000,
+      readAfterSending: true,
+    });
     raw++;
     requests++;
     const grown = await pool.request({
@@ -447,7 +652,9 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
       ),
     });
     const grownText = await grown.body.text();
-    const grownWrong = judge(grown.statusCode, grown.headers['content-type'] as string | undefined, grownText) ?? (grown.statusCode === 413 ? undefined : `${grown.statusCode} (expected 413)`);
+    const grownWrong =
+      judge(grown.statusCode, grown.headers['content-type'] as string | undefined, grownText) ??
+      (grown.statusCode === 413 ? undefined : `${grown.statusCode} (expected 413)`);
     if (grownWrong) failures.push(`${target.label}: 13 MiB chunked body → ${grownWrong}`);
 
     // 3. Still serving.
@@ -461,7 +668,9 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
 }
 
 function report(t: TestContext, target: FuzzTarget, result: FuzzResult): void {
-  t.diagnostic(`${target.label}: ${result.requests} requests to ${target.routes.length} routes (${result.raw} over bare sockets), ${result.failures.length} bad answers`);
+  t.diagnostic(
+    `${target.label}: ${result.requests} requests to ${target.routes.length} routes (${result.raw} over bare sockets), ${result.failures.length} bad answers`,
+  );
   assert.deepEqual(result.failures.slice(0, 30), [], `${result.failures.length} bad answers`);
 }
 
@@ -490,7 +699,13 @@ describe('fuzz: the built-in router in front of a worker deployment', () => {
   });
 
   test('every route of the registry through the router: no 5xx, only Matrix errors', async (t) => {
-    const target: FuzzTarget = { label: 'router', baseUrl: cluster.routerUrl!, serverName: cluster.serverName, routes: ROUTES, clientApi: true };
+    const target: FuzzTarget = {
+      label: 'router',
+      baseUrl: cluster.routerUrl!,
+      serverName: cluster.serverName,
+      routes: ROUTES,
+      clientApi: true,
+    };
     report(t, target, await fuzz(target));
   });
 

@@ -11,7 +11,9 @@ describe('guests', () => {
   let guestToken: string;
   let userToken: string;
   before(async () => {
-    hs = await startTestHomeserver({ config: { turn_uris: ['turn:turn.example.org'], turn_shared_secret: 'secret', turn_allow_guests: false } });
+    hs = await startTestHomeserver({
+      config: { turn_uris: ['turn:turn.example.org'], turn_shared_secret: 'secret', turn_allow_guests: false },
+    });
     const guest = await hs.createUser('guest');
     await hs.homeserver.database.run('UPDATE users SET is_guest = 1 WHERE user_id = ?', [guest.userId]);
     guestToken = guest.accessToken;

@@ -46,16 +46,51 @@ forEachBackend('profiles', (backend) => {
   });
 
   test('setting: only yourself (or a server admin), strings only, within the length limits', async () => {
-    await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: bob.accessToken, body: { displayname: 'Mallory' } }), 403, 'M_FORBIDDEN');
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'displayname'), { token: bob.accessToken, body: { displayname: 'Mallory' } }),
+      403,
+      'M_FORBIDDEN',
+    );
     await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { body: { displayname: 'Mallory' } }), 401, 'M_MISSING_TOKEN');
-    await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: 'nope', body: { displayname: 'Mallory' } }), 401, 'M_UNKNOWN_TOKEN');
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'displayname'), { token: 'nope', body: { displayname: 'Mallory' } }),
+      401,
+      'M_UNKNOWN_TOKEN',
+    );
     await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: {} }), 400, 'M_MISSING_PARAM');
-    await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: 42 } }), 400, 'M_BAD_JSON');
-    await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: null } }), 400, 'M_BAD_JSON');
-    await fails(hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: 'x'.repeat(257) } }), 400, 'M_INVALID_PARAM');
-    await fails(hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: `mxc://test.local/${'x'.repeat(1000)}` } }), 400, 'M_INVALID_PARAM');
-    await fails(hs.call('PUT', profile(alice.userId, 'm.tz'), { token: alice.accessToken, body: { 'm.tz': 'Europe/Paris' } }), 403, 'M_FORBIDDEN');
-    await fails(hs.call('PUT', profile('@x:elsewhere.example', 'displayname'), { token: admin.accessToken, body: { displayname: 'X' } }), 400, 'M_INVALID_PARAM');
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: 42 } }),
+      400,
+      'M_BAD_JSON',
+    );
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: null } }),
+      400,
+      'M_BAD_JSON',
+    );
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: 'x'.repeat(257) } }),
+      400,
+      'M_INVALID_PARAM',
+    );
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'avatar_url'), {
+        token: alice.accessToken,
+        body: { avatar_url: `mxc://test.local/${'x'.repeat(1000)}` },
+      }),
+      400,
+      'M_INVALID_PARAM',
+    );
+    await fails(
+      hs.call('PUT', profile(alice.userId, 'm.tz'), { token: alice.accessToken, body: { 'm.tz': 'Europe/Paris' } }),
+      403,
+      'M_FORBIDDEN',
+    );
+    await fails(
+      hs.call('PUT', profile('@x:elsewhere.example', 'displayname'), { token: admin.accessToken, body: { displayname: 'X' } }),
+      400,
+      'M_INVALID_PARAM',
+    );
     await ok(hs.call('PUT', profile(alice.userId, 'displayname'), { token: alice.accessToken, body: { displayname: '  Alice L.  ' } }));
     assert.deepEqual(await ok(hs.call('GET', profile(alice.userId, 'displayname'))), { displayname: 'Alice L.' }, 'trimmed');
     await ok(hs.call('PUT', profile(bob.userId, 'displayname'), { token: admin.accessToken, body: { displayname: 'Robert' } }));
@@ -63,11 +98,15 @@ forEachBackend('profiles', (backend) => {
   });
 
   test('an empty string or DELETE unsets a field', async () => {
-    await ok(hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: 'mxc://test.local/alice' } }));
+    await ok(
+      hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: 'mxc://test.local/alice' } }),
+    );
     assert.deepEqual(await ok(hs.call('GET', profile(alice.userId))), { displayname: 'Alice L.', avatar_url: 'mxc://test.local/alice' });
     await ok(hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: '' } }));
     await fails(hs.call('GET', profile(alice.userId, 'avatar_url')), 404, 'M_NOT_FOUND');
-    await ok(hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: 'mxc://test.local/alice' } }));
+    await ok(
+      hs.call('PUT', profile(alice.userId, 'avatar_url'), { token: alice.accessToken, body: { avatar_url: 'mxc://test.local/alice' } }),
+    );
     await ok(hs.call('DELETE', profile(alice.userId, 'avatar_url'), { token: alice.accessToken }));
     assert.deepEqual(await ok(hs.call('GET', profile(alice.userId))), { displayname: 'Alice L.' });
     await fails(hs.call('DELETE', profile(alice.userId, 'avatar_url'), { token: bob.accessToken }), 403, 'M_FORBIDDEN');
@@ -77,9 +116,12 @@ forEachBackend('profiles', (backend) => {
     const carol = await hs.createUser('carol', { displayname: 'Carol' });
     const rooms: string[] = [];
     for (let i = 0; i < 3; i++) {
-      rooms.push((await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: carol.accessToken, body: { preset: 'public_chat' } }))).room_id);
+      rooms.push(
+        (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: carol.accessToken, body: { preset: 'public_chat' } }))).room_id,
+      );
     }
-    const left = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: bob.accessToken, body: { preset: 'public_chat' } }))).room_id;
+    const left = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: bob.accessToken, body: { preset: 'public_chat' } })))
+      .room_id;
     await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(left)}`, { token: carol.accessToken, body: {} }));
     await ok(hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(left)}/leave`, { token: carol.accessToken, body: {} }));
     // A member event carrying keys of its own keeps them (but not a restricted join's authoriser).
@@ -91,22 +133,38 @@ forEachBackend('profiles', (backend) => {
     );
 
     await ok(hs.call('PUT', profile(carol.userId, 'displayname'), { token: carol.accessToken, body: { displayname: 'Caroline' } }));
-    await ok(hs.call('PUT', profile(carol.userId, 'avatar_url'), { token: carol.accessToken, body: { avatar_url: 'mxc://test.local/caroline' } }));
+    await ok(
+      hs.call('PUT', profile(carol.userId, 'avatar_url'), { token: carol.accessToken, body: { avatar_url: 'mxc://test.local/caroline' } }),
+    );
 
     for (const roomId of rooms) {
-      const member = await ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, { token: carol.accessToken }));
+      const member = await ok(
+        hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, {
+          token: carol.accessToken,
+        }),
+      );
       assert.equal(member.membership, 'join');
       assert.equal(member.displayname, 'Caroline');
       assert.equal(member.avatar_url, 'mxc://test.local/caroline');
       assert.equal(member.join_authorised_via_users_server, undefined);
     }
-    const withFlair = await ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[0]!)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, { token: carol.accessToken }));
+    const withFlair = await ok(
+      hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[0]!)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, {
+        token: carol.accessToken,
+      }),
+    );
     assert.equal(withFlair['org.example.flair'], 'teapot');
-    const inLeftRoom = await ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(left)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, { token: bob.accessToken }));
+    const inLeftRoom = await ok(
+      hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(left)}/state/m.room.member/${encodeURIComponent(carol.userId)}`, {
+        token: bob.accessToken,
+      }),
+    );
     assert.deepEqual([inLeftRoom.membership, inLeftRoom.displayname], ['leave', undefined], 'rooms the user left are untouched');
 
     // The change is an ordinary state change others see in the timeline, with prev_content.
-    const timeline = await ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[1]!)}/messages?dir=b&limit=2`, { token: carol.accessToken }));
+    const timeline = await ok(
+      hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[1]!)}/messages?dir=b&limit=2`, { token: carol.accessToken }),
+    );
     const [avatarChange, nameChange] = timeline.chunk;
     assert.equal(nameChange.type, 'm.room.member');
     assert.equal(nameChange.content.displayname, 'Caroline');
@@ -115,28 +173,43 @@ forEachBackend('profiles', (backend) => {
 
     // Setting the same value again changes nothing in the rooms.
     await ok(hs.call('PUT', profile(carol.userId, 'displayname'), { token: carol.accessToken, body: { displayname: 'Caroline' } }));
-    const after = await ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[1]!)}/messages?dir=b&limit=1`, { token: carol.accessToken }));
+    const after = await ok(
+      hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(rooms[1]!)}/messages?dir=b&limit=1`, { token: carol.accessToken }),
+    );
     assert.equal(after.chunk[0].event_id, avatarChange.event_id);
   });
 
   test('a room that refuses the member event does not stop the others', async () => {
     const dan = await hs.createUser('dan', { displayname: 'Dan' });
-    const crowded = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } }))).room_id;
-    const roomy = (await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } }))).room_id;
-    for (const roomId of [crowded, roomy]) await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: dan.accessToken, body: {} }));
+    const crowded = (
+      await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } }))
+    ).room_id;
+    const roomy = (
+      await ok(hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } }))
+    ).room_id;
+    for (const roomId of [crowded, roomy])
+      await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: dan.accessToken, body: {} }));
     // In one room, dan's member event carries a custom key that leaves it just under the 64 KiB
     // event limit, so a long display name cannot fit there (413 M_TOO_LARGE from the writer).
     const memberPath = `/_matrix/client/v3/rooms/${encodeURIComponent(crowded)}/state/m.room.member/${encodeURIComponent(dan.userId)}`;
     let filler = 65_000;
     for (;;) {
-      const res = await hs.call('PUT', memberPath, { token: dan.accessToken, body: { membership: 'join', displayname: 'Dan', 'org.example.notes': 'x'.repeat(filler) } });
+      const res = await hs.call('PUT', memberPath, {
+        token: dan.accessToken,
+        body: { membership: 'join', displayname: 'Dan', 'org.example.notes': 'x'.repeat(filler) },
+      });
       if (res.status === 200) break;
       assert.equal(res.json.errcode, 'M_TOO_LARGE', res.text);
       filler -= 50;
     }
     const longName = 'Daniel '.repeat(36);
     await ok(hs.call('PUT', profile(dan.userId, 'displayname'), { token: dan.accessToken, body: { displayname: longName } }));
-    const member = (roomId: string) => ok(hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(dan.userId)}`, { token: dan.accessToken }));
+    const member = (roomId: string) =>
+      ok(
+        hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.member/${encodeURIComponent(dan.userId)}`, {
+          token: dan.accessToken,
+        }),
+      );
     assert.equal((await member(crowded)).displayname, 'Dan');
     assert.equal((await member(roomy)).displayname, longName.trim());
     assert.deepEqual(await ok(hs.call('GET', profile(dan.userId))), { displayname: longName.trim() });

@@ -10,7 +10,10 @@ import { forEachBackend } from '../helpers/backends.js';
 const MESSAGES = 300;
 
 async function createRoom(hs: TestHomeserver, user: TestUser, body: Record<string, unknown> = {}): Promise<string> {
-  const res = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body: { preset: 'private_chat', ...body } });
+  const res = await hs.call('POST', '/_matrix/client/v3/createRoom', {
+    token: user.accessToken,
+    body: { preset: 'private_chat', ...body },
+  });
   assert.equal(res.status, 200, res.text);
   return res.json.room_id as string;
 }
@@ -30,7 +33,12 @@ function messagesPath(roomId: string, params: Record<string, string | number>): 
 }
 
 /** Pages until `end` disappears; returns every event and the number of requests. */
-async function pageAll(hs: TestHomeserver, token: string, roomId: string, params: Record<string, string | number>): Promise<{ events: any[]; pages: number }> {
+async function pageAll(
+  hs: TestHomeserver,
+  token: string,
+  roomId: string,
+  params: Record<string, string | number>,
+): Promise<{ events: any[]; pages: number }> {
   const events: any[] = [];
   let from: string | undefined = params.from === undefined ? undefined : String(params.from);
   let pages = 0;
@@ -123,7 +131,9 @@ forEachBackend('/messages pagination', (backend) => {
     assert.equal(viaSync.status, 200, viaSync.text);
     assert.equal(viaSync.json.start, syncToken);
     assert.deepEqual(bodies(viaSync.json.chunk), [sent[MESSAGES - 1], sent[MESSAGES - 2]]);
-    const viaTopological = await hs.call('GET', messagesPath(roomId, { dir: 'b', limit: 2, from: `t999-${position}` }), { token: alice.accessToken });
+    const viaTopological = await hs.call('GET', messagesPath(roomId, { dir: 'b', limit: 2, from: `t999-${position}` }), {
+      token: alice.accessToken,
+    });
     assert.deepEqual(bodies(viaTopological.json.chunk), [sent[MESSAGES - 1], sent[MESSAGES - 2]]);
   });
 
@@ -148,7 +158,10 @@ forEachBackend('/messages pagination', (backend) => {
   test('a sparse filter still pages through the whole room', async () => {
     const filter = JSON.stringify({ types: ['m.room.create'] });
     const { events } = await pageAll(hs, alice.accessToken, roomId, { dir: 'b', limit: 1, filter });
-    assert.deepEqual(events.map((e) => e.type), ['m.room.create']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['m.room.create'],
+    );
   });
 
   test('errors: dir missing or wrong, bad tokens, bad limit, bad filter, no token, unknown room', async () => {
@@ -183,7 +196,10 @@ forEachBackend('/messages event details', (backend) => {
     alice = await hs.createUser('alice');
     bob = await hs.createUser('bob');
     roomId = await createRoom(hs, alice, { preset: 'public_chat' });
-    assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: bob.accessToken, body: {} })).status, 200);
+    assert.equal(
+      (await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: bob.accessToken, body: {} })).status,
+      200,
+    );
   });
   after(() => hs.stop());
 
@@ -216,8 +232,14 @@ forEachBackend('/messages event details', (backend) => {
   });
 
   test('state events in the timeline carry prev_content', async () => {
-    await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic`, { token: alice.accessToken, body: { topic: 'one' } });
-    await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic`, { token: alice.accessToken, body: { topic: 'two' } });
+    await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic`, {
+      token: alice.accessToken,
+      body: { topic: 'one' },
+    });
+    await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/state/m.room.topic`, {
+      token: alice.accessToken,
+      body: { topic: 'two' },
+    });
     const res = await hs.call('GET', messagesPath(roomId, { dir: 'b', limit: 1 }), { token: bob.accessToken });
     const [topic] = res.json.chunk;
     assert.equal(topic.content.topic, 'two');

@@ -30,14 +30,24 @@ forEachBackend('history visibility on the read paths', (backend) => {
   const stories = new Map<Mode, Story>();
 
   const send = async (roomId: string, body: string) =>
-    (await ok(hs.call('PUT', `${room(roomId)}/send/m.room.message/${encodeURIComponent(body)}-${Math.random()}`, { token: alice.accessToken, body: { msgtype: 'm.text', body } })))
-      .event_id as string;
+    (
+      await ok(
+        hs.call('PUT', `${room(roomId)}/send/m.room.message/${encodeURIComponent(body)}-${Math.random()}`, {
+          token: alice.accessToken,
+          body: { msgtype: 'm.text', body },
+        }),
+      )
+    ).event_id as string;
 
   async function live(mode: Mode): Promise<Story> {
     const created = await ok(
       hs.call('POST', '/_matrix/client/v3/createRoom', {
         token: alice.accessToken,
-        body: { preset: 'public_chat', name: 'before', initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: mode } }] },
+        body: {
+          preset: 'public_chat',
+          name: 'before',
+          initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: mode } }],
+        },
       }),
     );
     const roomId: string = created.room_id;
@@ -139,7 +149,8 @@ forEachBackend('history visibility on the read paths', (backend) => {
 
       const members = await ok(hs.call('GET', `${room(story.roomId)}/members`, { token: bob.accessToken }));
       const memberships = Object.fromEntries(members.chunk.map((e: any) => [e.state_key, e.content.membership]));
-      if (mode === 'world_readable') assert.deepEqual(memberships, { [alice.userId]: 'join', [bob.userId]: 'leave', [dave.userId]: 'join' });
+      if (mode === 'world_readable')
+        assert.deepEqual(memberships, { [alice.userId]: 'join', [bob.userId]: 'leave', [dave.userId]: 'join' });
       else assert.deepEqual(memberships, { [alice.userId]: 'join', [bob.userId]: 'leave' }, 'no dave: he came after bob left');
 
       const fullState = await ok(hs.call('GET', `${room(story.roomId)}/state`, { token: bob.accessToken }));
@@ -174,12 +185,20 @@ forEachBackend('history visibility on the read paths', (backend) => {
     const created = await ok(
       hs.call('POST', '/_matrix/client/v3/createRoom', {
         token: alice.accessToken,
-        body: { preset: 'public_chat', initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }] },
+        body: {
+          preset: 'public_chat',
+          initial_state: [{ type: 'm.room.history_visibility', state_key: '', content: { history_visibility: 'joined' } }],
+        },
       }),
     );
     const roomId: string = created.room_id;
     await send(roomId, 'hidden while joined-only');
-    await ok(hs.call('PUT', `${room(roomId)}/state/m.room.history_visibility`, { token: alice.accessToken, body: { history_visibility: 'shared' } }));
+    await ok(
+      hs.call('PUT', `${room(roomId)}/state/m.room.history_visibility`, {
+        token: alice.accessToken,
+        body: { history_visibility: 'shared' },
+      }),
+    );
     await send(roomId, 'shared');
     const frank = await hs.createUser('frank');
     await ok(hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: frank.accessToken, body: {} }));
@@ -207,7 +226,9 @@ forEachBackend('history visibility on the read paths', (backend) => {
     const refused = await hs.call('GET', `${room(roomId)}/members?at=${now}`, { token: bob.accessToken });
     assert.deepEqual([refused.status, refused.json.errcode], [403, 'M_FORBIDDEN']);
     // Where bob was joined: the position of M3.
-    const context = await ok(hs.call('GET', `${room(roomId)}/context/${encodeURIComponent(stories.get('joined')!.ids.M3!)}?limit=0`, { token: bob.accessToken }));
+    const context = await ok(
+      hs.call('GET', `${room(roomId)}/context/${encodeURIComponent(stories.get('joined')!.ids.M3!)}?limit=0`, { token: bob.accessToken }),
+    );
     const atM3 = await ok(hs.call('GET', `${room(roomId)}/members?at=${context.end}`, { token: bob.accessToken }));
     const memberships = Object.fromEntries(atM3.chunk.map((e: any) => [e.state_key, e.content.membership]));
     assert.deepEqual(memberships, { [alice.userId]: 'join', [bob.userId]: 'join' });

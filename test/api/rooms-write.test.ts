@@ -12,7 +12,9 @@ import { createRoomsConcurrently } from '../helpers/rooms.js';
  * a room of its own, with its own create event, and the user is joined to every one.
  */
 async function createsManyRoomsAtOnce(hs: TestHomeserver, user: TestUser): Promise<void> {
-  const roomIds = await createRoomsConcurrently((i) => hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body: { name: `bulk ${i}` } }));
+  const roomIds = await createRoomsConcurrently((i) =>
+    hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body: { name: `bulk ${i}` } }),
+  );
   const joined = new Set<string>((await ok(hs.call('GET', '/_matrix/client/v3/joined_rooms', { token: user.accessToken }))).joined_rooms);
   for (const [i, roomId] of roomIds.entries()) {
     assert.ok(joined.has(roomId), `${user.userId} is joined to ${roomId}`);
@@ -105,22 +107,55 @@ forEachBackend('rooms: create, membership, send, state, redact', (backend) => {
     const roomId: string = json.room_id;
     const denied = await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, { token: bob.accessToken });
     assert.equal(denied.status, 403);
-    assert.equal((await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, { token: alice.accessToken, body: { user_id: bob.userId } })).status, 200);
+    assert.equal(
+      (
+        await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/invite`, {
+          token: alice.accessToken,
+          body: { user_id: bob.userId },
+        })
+      ).status,
+      200,
+    );
     const joined = await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, { token: bob.accessToken });
     assert.equal(joined.status, 200, joined.text);
     assert.equal(joined.json.room_id, roomId);
-    const sent = await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, { token: bob.accessToken, body: { msgtype: 'm.text', body: 'hello' } });
+    const sent = await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, {
+      token: bob.accessToken,
+      body: { msgtype: 'm.text', body: 'hello' },
+    });
     assert.equal(sent.status, 200, sent.text);
     assert.match(sent.json.event_id, /^\$/);
-    const stranger = await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, { token: carol.accessToken, body: { msgtype: 'm.text', body: 'let me in' } });
+    const stranger = await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/t1`, {
+      token: carol.accessToken,
+      body: { msgtype: 'm.text', body: 'let me in' },
+    });
     assert.equal(stranger.status, 403);
     assert.equal(stranger.json.errcode, 'M_FORBIDDEN');
-    assert.equal((await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, { token: alice.accessToken, body: { user_id: bob.userId, reason: 'spam' } })).status, 200);
+    assert.equal(
+      (
+        await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/ban`, {
+          token: alice.accessToken,
+          body: { user_id: bob.userId, reason: 'spam' },
+        })
+      ).status,
+      200,
+    );
     const rejoin = await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/join`, { token: bob.accessToken });
     assert.equal(rejoin.status, 403);
-    const bobCannotBan = await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, { token: bob.accessToken, body: { user_id: bob.userId } });
+    const bobCannotBan = await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, {
+      token: bob.accessToken,
+      body: { user_id: bob.userId },
+    });
     assert.equal(bobCannotBan.status, 403);
-    assert.equal((await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, { token: alice.accessToken, body: { user_id: bob.userId } })).status, 200);
+    assert.equal(
+      (
+        await hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/unban`, {
+          token: alice.accessToken,
+          body: { user_id: bob.userId },
+        })
+      ).status,
+      200,
+    );
     assert.equal((await state(roomId, 'm.room.member', bob.userId))?.content.membership, 'leave');
   });
 
@@ -128,7 +163,10 @@ forEachBackend('rooms: create, membership, send, state, redact', (backend) => {
     const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} });
     const path = `/_matrix/client/v3/rooms/${encodeURIComponent(json.room_id)}/send/m.room.message/same-txn`;
     const body = { msgtype: 'm.text', body: 'once' };
-    const [a, b] = await Promise.all([hs.call('PUT', path, { token: alice.accessToken, body }), hs.call('PUT', path, { token: alice.accessToken, body })]);
+    const [a, b] = await Promise.all([
+      hs.call('PUT', path, { token: alice.accessToken, body }),
+      hs.call('PUT', path, { token: alice.accessToken, body }),
+    ]);
     assert.equal(a.json.event_id, b.json.event_id);
     const again = await hs.call('PUT', path, { token: alice.accessToken, body });
     assert.equal(again.json.event_id, a.json.event_id);
@@ -140,16 +178,28 @@ forEachBackend('rooms: create, membership, send, state, redact', (backend) => {
   test('state PUT: set, read back, identical content deduplicated, create refused', async () => {
     const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} });
     const roomId = encodeURIComponent(json.room_id);
-    const first = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/m.room.topic`, { token: alice.accessToken, body: { topic: 'x' } });
+    const first = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/m.room.topic`, {
+      token: alice.accessToken,
+      body: { topic: 'x' },
+    });
     assert.equal(first.status, 200, first.text);
-    const same = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/m.room.topic/`, { token: alice.accessToken, body: { topic: 'x' } });
+    const same = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/m.room.topic/`, {
+      token: alice.accessToken,
+      body: { topic: 'x' },
+    });
     assert.equal(same.json.event_id, first.json.event_id);
-    const custom = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/org.example.thing/some%2Fkey`, { token: alice.accessToken, body: { a: 1 } });
+    const custom = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/org.example.thing/some%2Fkey`, {
+      token: alice.accessToken,
+      body: { a: 1 },
+    });
     assert.equal(custom.status, 200);
     assert.deepEqual((await state(json.room_id, 'org.example.thing', 'some/key'))?.content, { a: 1 });
     const create = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/state/m.room.create`, { token: alice.accessToken, body: {} });
     assert.equal(create.status, 403);
-    const tooBig = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/big`, { token: alice.accessToken, body: { body: 'x'.repeat(70_000) } });
+    const tooBig = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/big`, {
+      token: alice.accessToken,
+      body: { body: 'x'.repeat(70_000) },
+    });
     assert.equal(tooBig.status, 413);
     assert.equal(tooBig.json.errcode, 'M_TOO_LARGE');
   });
@@ -158,33 +208,63 @@ forEachBackend('rooms: create, membership, send, state, redact', (backend) => {
     const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } });
     const roomId = encodeURIComponent(json.room_id);
     await hs.call('POST', `/_matrix/client/v3/join/${roomId}`, { token: bob.accessToken });
-    const mine = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/r1`, { token: bob.accessToken, body: { body: 'oops' } });
-    const aliceMsg = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/r2`, { token: alice.accessToken, body: { body: 'mine' } });
-    const own = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(mine.json.event_id)}/x1`, { token: bob.accessToken, body: { reason: 'typo' } });
+    const mine = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/r1`, {
+      token: bob.accessToken,
+      body: { body: 'oops' },
+    });
+    const aliceMsg = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/r2`, {
+      token: alice.accessToken,
+      body: { body: 'mine' },
+    });
+    const own = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(mine.json.event_id)}/x1`, {
+      token: bob.accessToken,
+      body: { reason: 'typo' },
+    });
     assert.equal(own.status, 200, own.text);
-    const notMine = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(aliceMsg.json.event_id)}/x2`, { token: bob.accessToken, body: {} });
+    const notMine = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(aliceMsg.json.event_id)}/x2`, {
+      token: bob.accessToken,
+      body: {},
+    });
     assert.equal(notMine.status, 403);
-    const admin = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(mine.json.event_id)}/x3`, { token: alice.accessToken, body: {} });
+    const admin = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/redact/${encodeURIComponent(mine.json.event_id)}/x3`, {
+      token: alice.accessToken,
+      body: {},
+    });
     assert.equal(admin.status, 200);
     const redactions = await hs.homeserver.database.all('SELECT redacts FROM redactions WHERE redacts = ?', [mine.json.event_id]);
     assert.equal(redactions.length, 2);
     const other = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} });
-    const cross = await hs.call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(other.json.room_id)}/redact/${encodeURIComponent(aliceMsg.json.event_id)}/x4`, { token: alice.accessToken, body: {} });
+    const cross = await hs.call(
+      'PUT',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(other.json.room_id)}/redact/${encodeURIComponent(aliceMsg.json.event_id)}/x4`,
+      { token: alice.accessToken, body: {} },
+    );
     assert.equal(cross.status, 400);
   });
 
   test('unknown rooms: 404 for join, send, state', async () => {
     const unknown = encodeURIComponent('!nope:test.local');
     assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${unknown}`, { token: bob.accessToken })).status, 404);
-    assert.equal((await hs.call('PUT', `/_matrix/client/v3/rooms/${unknown}/send/m.room.message/1`, { token: bob.accessToken, body: {} })).status, 404);
-    assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent('#none:test.local')}`, { token: bob.accessToken })).status, 404);
+    assert.equal(
+      (await hs.call('PUT', `/_matrix/client/v3/rooms/${unknown}/send/m.room.message/1`, { token: bob.accessToken, body: {} })).status,
+      404,
+    );
+    assert.equal(
+      (await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent('#none:test.local')}`, { token: bob.accessToken })).status,
+      404,
+    );
   });
 });
 
 forEachBackend('rate limits on sending and joining', (backend) => {
   let hs: TestHomeserver;
   before(async () => {
-    hs = await backend.startHomeserver({ config: { rc_message: { per_second: 0.1, burst_count: 3 }, rc_joins: { local: { per_second: 0.1, burst_count: 2 }, remote: { per_second: 0.1, burst_count: 2 } } } });
+    hs = await backend.startHomeserver({
+      config: {
+        rc_message: { per_second: 0.1, burst_count: 3 },
+        rc_joins: { local: { per_second: 0.1, burst_count: 2 }, remote: { per_second: 0.1, burst_count: 2 } },
+      },
+    });
   });
   after(() => hs.stop());
 
@@ -196,7 +276,10 @@ forEachBackend('rate limits on sending and joining', (backend) => {
     const statuses: number[] = [];
     let limited;
     for (let i = 0; i < 5; i++) {
-      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/rl${i}`, { token: user.accessToken, body: { body: `${i}` } });
+      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/rl${i}`, {
+        token: user.accessToken,
+        body: { body: `${i}` },
+      });
       statuses.push(res.status);
       if (res.status === 429) limited = res;
     }
@@ -206,7 +289,10 @@ forEachBackend('rate limits on sending and joining', (backend) => {
     assert.ok(Number(limited!.headers['retry-after']) >= 1);
     assert.equal((await hs.call('POST', `/_matrix/client/v3/join/${roomId}`, { token: admin.accessToken })).status, 200);
     for (let i = 0; i < 5; i++) {
-      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/admin${i}`, { token: admin.accessToken, body: { body: `${i}` } });
+      const res = await hs.call('PUT', `/_matrix/client/v3/rooms/${roomId}/send/m.room.message/admin${i}`, {
+        token: admin.accessToken,
+        body: { body: `${i}` },
+      });
       assert.equal(res.status, 200);
     }
   });
@@ -216,8 +302,13 @@ forEachBackend('rate limits on sending and joining', (backend) => {
     const joiner = await hs.createUser('joiner');
     const statuses: number[] = [];
     for (let i = 0; i < 3; i++) {
-      const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: owner.accessToken, body: { preset: 'public_chat' } });
-      statuses.push((await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(json.room_id)}`, { token: joiner.accessToken })).status);
+      const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', {
+        token: owner.accessToken,
+        body: { preset: 'public_chat' },
+      });
+      statuses.push(
+        (await hs.call('POST', `/_matrix/client/v3/join/${encodeURIComponent(json.room_id)}`, { token: joiner.accessToken })).status,
+      );
     }
     assert.deepEqual(statuses, [200, 200, 429]);
   });

@@ -77,7 +77,8 @@ forEachBackend('/sync lazy-loaded members', (backend) => {
   const membersInState = (room: RoomJson) => room.state.events.filter((e) => e.type === 'm.room.member').map((e) => e.state_key!);
   /** The membership of `userId` that a client learns from the room's `state` and `timeline`. */
   const membershipSeen = (room: RoomJson, userId: string) =>
-    [...room.state.events, ...room.timeline.events].filter((e) => e.type === 'm.room.member' && e.state_key === userId).at(-1)?.content.membership;
+    [...room.state.events, ...room.timeline.events].filter((e) => e.type === 'm.room.member' && e.state_key === userId).at(-1)?.content
+      .membership;
 
   test('a client resuming from a token saved before it joined gets its own join again (the web-client reload)', async () => {
     const alice = await register('alice');
@@ -189,8 +190,15 @@ forEachBackend('/sync lazy-loaded members', (backend) => {
     const redundant = await sync(alice, redundantFilterId, first.next_batch);
     assert.deepEqual(membersInState(redundant.rooms.join[roomId]), [bob.userId], 'include_redundant_members');
     const full = await sync(alice, filterId, second.next_batch, '&full_state=true');
-    assert.deepEqual(membersInState(full.rooms.join[roomId]).sort(), [alice.userId, bob.userId].sort(), 'full state: own and timeline senders');
-    assert.equal(full.rooms.join[roomId].state.events.some((e: ClientEventJson) => e.type === 'm.room.create'), true);
+    assert.deepEqual(
+      membersInState(full.rooms.join[roomId]).sort(),
+      [alice.userId, bob.userId].sort(),
+      'full state: own and timeline senders',
+    );
+    assert.equal(
+      full.rooms.join[roomId].state.events.some((e: ClientEventJson) => e.type === 'm.room.create'),
+      true,
+    );
   });
 
   test('a member event that changed since it was sent is not redundant, even when the timeline filter hides the change', async () => {
@@ -204,7 +212,10 @@ forEachBackend('/sync lazy-loaded members', (backend) => {
     await send(bob, roomId, 'one');
     const first = await sync(alice, filterId, initial.next_batch);
     assert.deepEqual(membersInState(first.rooms.join[roomId]), [bob.userId]);
-    const renamed = await hs.call('PUT', `/_matrix/client/v3/profile/${enc(bob.userId)}/displayname`, { token: bob.accessToken, body: { displayname: 'Robert' } });
+    const renamed = await hs.call('PUT', `/_matrix/client/v3/profile/${enc(bob.userId)}/displayname`, {
+      token: bob.accessToken,
+      body: { displayname: 'Robert' },
+    });
     assert.equal(renamed.status, 200, renamed.text);
     await send(bob, roomId, 'two');
     const second = await sync(alice, filterId, first.next_batch);

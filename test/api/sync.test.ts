@@ -26,7 +26,12 @@ forEachBackend('/sync', (backend) => {
   const createRoom = async (user: TestUser, body: Record<string, unknown> = {}) =>
     (await hs.call('POST', '/_matrix/client/v3/createRoom', { token: user.accessToken, body })).json.room_id as string;
   const send = async (user: TestUser, roomId: string, body: string, txn = `${Math.random()}`) =>
-    (await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, { token: user.accessToken, body: { msgtype: 'm.text', body } })).json.event_id as string;
+    (
+      await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, {
+        token: user.accessToken,
+        body: { msgtype: 'm.text', body },
+      })
+    ).json.event_id as string;
   const join = (user: TestUser, roomId: string) => hs.call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: user.accessToken });
 
   test('initial sync: joined room with full state, timeline without room_id, summary, unread counts, next_batch', async () => {
@@ -37,7 +42,14 @@ forEachBackend('/sync', (backend) => {
     const room = res.rooms.join[roomId];
     assert.ok(room, 'room in join section');
     const types = room.state.events.map((e: { type: string }) => e.type);
-    for (const t of ['m.room.create', 'm.room.member', 'm.room.power_levels', 'm.room.join_rules', 'm.room.history_visibility', 'm.room.name']) {
+    for (const t of [
+      'm.room.create',
+      'm.room.member',
+      'm.room.power_levels',
+      'm.room.join_rules',
+      'm.room.history_visibility',
+      'm.room.name',
+    ]) {
       assert.ok(types.includes(t) || room.timeline.events.some((e: { type: string }) => e.type === t), `${t} in state or timeline`);
     }
     const message = room.timeline.events.at(-1);
@@ -60,7 +72,10 @@ forEachBackend('/sync', (backend) => {
     await send(alice, roomId, 'two');
     const next = await sync(alice, `since=${first.next_batch}`);
     const room = next.rooms.join[roomId];
-    assert.deepEqual(room.timeline.events.map((e: { content: { body: string } }) => e.content.body), ['one', 'two']);
+    assert.deepEqual(
+      room.timeline.events.map((e: { content: { body: string } }) => e.content.body),
+      ['one', 'two'],
+    );
     assert.equal(room.timeline.limited, false);
     assert.deepEqual(room.state.events, []);
   });
@@ -89,13 +104,23 @@ forEachBackend('/sync', (backend) => {
   test('limited timeline: state changes in the gap arrive in state, prev_batch paginates', async () => {
     const roomId = await createRoom(alice);
     const { next_batch } = await sync(alice);
-    await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic`, { token: alice.accessToken, body: { topic: 'gap topic' } });
+    await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic`, {
+      token: alice.accessToken,
+      body: { topic: 'gap topic' },
+    });
     for (let i = 0; i < 15; i++) await send(alice, roomId, `m${i}`);
     const res = await sync(alice, `since=${next_batch}&filter=${enc(JSON.stringify({ room: { timeline: { limit: 5 } } }))}`);
     const room = res.rooms.join[roomId];
     assert.equal(room.timeline.limited, true);
-    assert.deepEqual(room.timeline.events.map((e: { content: { body: string } }) => e.content.body), ['m10', 'm11', 'm12', 'm13', 'm14']);
-    assert.ok(room.state.events.some((e: { type: string; content: { topic: string } }) => e.type === 'm.room.topic' && e.content.topic === 'gap topic'));
+    assert.deepEqual(
+      room.timeline.events.map((e: { content: { body: string } }) => e.content.body),
+      ['m10', 'm11', 'm12', 'm13', 'm14'],
+    );
+    assert.ok(
+      room.state.events.some(
+        (e: { type: string; content: { topic: string } }) => e.type === 'm.room.topic' && e.content.topic === 'gap topic',
+      ),
+    );
   });
 
   test('invites appear with stripped state; a join moves the room to join with full state; leaving moves it to leave', async () => {
@@ -104,8 +129,13 @@ forEachBackend('/sync', (backend) => {
     await hs.call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/invite`, { token: alice.accessToken, body: { user_id: bob.userId } });
     const invited = await sync(bob, `since=${next_batch}`);
     const inviteState = invited.rooms.invite[roomId].invite_state.events;
-    assert.ok(inviteState.some((e: { type: string }) => e.type === 'm.room.create'), 'create event in stripped state');
-    assert.ok(inviteState.some((e: { type: string; content: { name: string } }) => e.type === 'm.room.name' && e.content.name === 'Invite me'));
+    assert.ok(
+      inviteState.some((e: { type: string }) => e.type === 'm.room.create'),
+      'create event in stripped state',
+    );
+    assert.ok(
+      inviteState.some((e: { type: string; content: { name: string } }) => e.type === 'm.room.name' && e.content.name === 'Invite me'),
+    );
     const own = inviteState.find((e: { type: string; state_key: string }) => e.type === 'm.room.member' && e.state_key === bob.userId);
     assert.equal(own.sender, alice.userId);
     await join(bob, roomId);
@@ -113,7 +143,8 @@ forEachBackend('/sync', (backend) => {
     const room = joined.rooms.join[roomId];
     assert.equal(room.timeline.limited, true, 'a newly joined room is limited');
     const seen = [...room.state.events, ...room.timeline.events].map((e: { type: string }) => e.type);
-    for (const type of ['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.name']) assert.ok(seen.includes(type), `${type} on join`);
+    for (const type of ['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.name'])
+      assert.ok(seen.includes(type), `${type} on join`);
     await hs.call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/leave`, { token: bob.accessToken });
     const left = await sync(bob, `since=${joined.next_batch}`);
     const leftRoom = left.rooms.leave[roomId];
@@ -140,7 +171,9 @@ forEachBackend('/sync', (backend) => {
     await send(bob, roomId, 'from bob');
     const filter = enc(JSON.stringify({ room: { timeline: { limit: 1 }, state: { lazy_load_members: true } } }));
     const res = await sync(alice, `filter=${filter}`);
-    const members = res.rooms.join[roomId].state.events.filter((e: { type: string }) => e.type === 'm.room.member').map((e: { state_key: string }) => e.state_key);
+    const members = res.rooms.join[roomId].state.events
+      .filter((e: { type: string }) => e.type === 'm.room.member')
+      .map((e: { state_key: string }) => e.state_key);
     assert.ok(members.includes(bob.userId));
     assert.ok(members.includes(alice.userId), 'own member event on initial sync');
     assert.ok(!members.includes(carol.userId));
@@ -180,7 +213,12 @@ forEachBackend('/sync unread counts', (backend) => {
     const { json } = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { preset: 'public_chat' } });
     const roomId: string = json.room_id;
     await hs.call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.accessToken });
-    const root = (await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/root`, { token: alice.accessToken, body: { msgtype: 'm.text', body: 'root' } })).json.event_id;
+    const root = (
+      await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/root`, {
+        token: alice.accessToken,
+        body: { msgtype: 'm.text', body: 'root' },
+      })
+    ).json.event_id;
     await hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/in-thread`, {
       token: alice.accessToken,
       body: { msgtype: 'm.text', body: 'reply', 'm.relates_to': { rel_type: 'm.thread', event_id: root } },

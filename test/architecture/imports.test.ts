@@ -43,14 +43,21 @@ describe('the import graph of src/', () => {
   const { graph, unresolved } = readImportGraph(SRC);
 
   test('every relative import names a file of src/', () => {
-    assert.deepEqual(unresolved.map((u) => `${u.from}: ${u.specifier}`), []);
+    assert.deepEqual(
+      unresolved.map((u) => `${u.from}: ${u.specifier}`),
+      [],
+    );
   });
 
   test('every file belongs to a layer, and no import goes up the layers', () => {
     const tolerated = (f: { from: string; to: string }) => TOLERATED.some((t) => t.from === f.from && t.to === f.to);
-    const lines = forbiddenImports(graph, LAYERS).filter((f) => !tolerated(f)).map((f) =>
-      f.toLayer === '' ? `${f.from}: '${f.fromLayer}' has no place in LAYERS` : `${f.from} → ${f.to} (${f.fromLayer} must not import ${f.toLayer})`,
-    );
+    const lines = forbiddenImports(graph, LAYERS)
+      .filter((f) => !tolerated(f))
+      .map((f) =>
+        f.toLayer === ''
+          ? `${f.from}: '${f.fromLayer}' has no place in LAYERS`
+          : `${f.from} → ${f.to} (${f.fromLayer} must not import ${f.toLayer})`,
+      );
     assert.equal(lines.length, 0, `imports from a lower layer to a higher one:\n  ${lines.join('\n  ')}`);
   });
 
@@ -79,7 +86,10 @@ describe('the import checker', () => {
     writeFileSync(join(root, 'high', 'y.ts'), "import { nothing } from './missing.js';\n");
     const { graph, unresolved } = readImportGraph(root);
     assert.deepEqual(unresolved, [{ from: 'high/y.ts', specifier: './missing.js' }]);
-    assert.deepEqual(importCycles(graph), [['alone.ts', 'alone.ts'], ['low/a.ts', 'low/b.ts', 'low/c.ts', 'low/a.ts']]);
+    assert.deepEqual(importCycles(graph), [
+      ['alone.ts', 'alone.ts'],
+      ['low/a.ts', 'low/b.ts', 'low/c.ts', 'low/a.ts'],
+    ]);
     assert.deepEqual(
       forbiddenImports(graph, ['low', 'high']).map((f) => `${f.from} → ${f.to}`),
       ['alone.ts → ', 'low/d.ts → high/x.ts'],

@@ -93,7 +93,8 @@ describe('SQL only in src/storage', () => {
     const offences: string[] = [];
     for (const file of sourceFiles(src)) {
       if (file.startsWith(storage + '/')) continue;
-      for (const { text, line } of stringsOf(file)) if (looksLikeSql(text)) offences.push(`${rel(file)}:${line}: ${text.replaceAll(HOLE, '${…}').slice(0, 120)}`);
+      for (const { text, line } of stringsOf(file))
+        if (looksLikeSql(text)) offences.push(`${rel(file)}:${line}: ${text.replaceAll(HOLE, '${…}').slice(0, 120)}`);
     }
     assert.deepEqual(offences, [], `SQL outside src/storage/ (move it into the store that owns the table):\n${offences.join('\n')}`);
   });
@@ -105,14 +106,20 @@ describe('SQL only in src/storage', () => {
       'SELECT 1 AS one',
       'SELECT room_id FROM room_aliases WHERE room_alias = ?',
       'INSERT INTO room_aliases (room_alias) VALUES (?)',
-      "UPDATE rooms SET is_public = ? WHERE room_id = ?",
+      'UPDATE rooms SET is_public = ? WHERE room_id = ?',
       'DELETE FROM to_device_inbox WHERE stream_id <= ?',
       `SELECT nextval('events_stream_seq') AS v`,
       'CREATE TABLE t (a TEXT)',
     ]) {
       assert.ok(looksLikeSql(sql), sql);
     }
-    for (const text of ['DELETE', 'GET, HEAD, POST, PUT, DELETE, OPTIONS', 'Select a device from the list', '/_matrix/client/v3/delete', 'update the profile, then select']) {
+    for (const text of [
+      'DELETE',
+      'GET, HEAD, POST, PUT, DELETE, OPTIONS',
+      'Select a device from the list',
+      '/_matrix/client/v3/delete',
+      'update the profile, then select',
+    ]) {
       assert.ok(!looksLikeSql(text), text);
     }
   });
@@ -137,7 +144,16 @@ describe('one store per table', () => {
         for (const m of text.matchAll(/\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(\w+|\u0001)/g)) writes.add(m[1]!);
         for (const m of text.matchAll(/\b(?:FROM|JOIN)\s+(\w+|\u0001)/g)) reads.add(m[1]!);
       }
-      return [rel(file), { writes, reads, text: stringsOf(file).map((s) => s.text).join('\n') }] as const;
+      return [
+        rel(file),
+        {
+          writes,
+          reads,
+          text: stringsOf(file)
+            .map((s) => s.text)
+            .join('\n'),
+        },
+      ] as const;
     }),
   );
 
@@ -152,7 +168,8 @@ describe('one store per table', () => {
     const owners = new Map<string, string>();
     for (const table of tables) {
       const writers = [...usage].filter(([, u]) => u.writes.has(table)).map(([file]) => file);
-      if (writers.length !== 1) problems.push(`${table}: written by ${writers.length === 0 ? 'no store' : writers.join(', ')} (one owner expected)`);
+      if (writers.length !== 1)
+        problems.push(`${table}: written by ${writers.length === 0 ? 'no store' : writers.join(', ')} (one owner expected)`);
       else owners.set(table, writers[0]!);
     }
     for (const [file, { reads, writes }] of usage) {
@@ -164,7 +181,8 @@ describe('one store per table', () => {
       if (dynamic && DYNAMIC_NAMES[file] === undefined) problems.push(`${file} builds a table name from a value: write the table out`);
     }
     for (const [file, listed] of Object.entries(FOREIGN_READS)) {
-      for (const table of Object.keys(listed)) if (!usage.get(file)?.reads.has(table)) problems.push(`${file}: listed exception for ${table} is no longer needed`);
+      for (const table of Object.keys(listed))
+        if (!usage.get(file)?.reads.has(table)) problems.push(`${file}: listed exception for ${table} is no longer needed`);
     }
     assert.deepEqual(problems, [], problems.join('\n'));
   });

@@ -23,7 +23,15 @@ describe('myelin CLI', () => {
 
   test('generate-config writes homeserver.yaml and a Synapse-format signing key, and refuses to overwrite', () => {
     const dir = tempDir();
-    const result = runMyelin(['generate-config', '--server-name', 'example.org', '--config-dir', join(dir, 'etc'), '--data-dir', join(dir, 'var')]);
+    const result = runMyelin([
+      'generate-config',
+      '--server-name',
+      'example.org',
+      '--config-dir',
+      join(dir, 'etc'),
+      '--data-dir',
+      join(dir, 'var'),
+    ]);
     assert.equal(result.status, 0, result.stderr);
     const yaml = readFileSync(join(dir, 'etc', 'homeserver.yaml'), 'utf8');
     assert.match(yaml, /server_name: example\.org/);

@@ -68,7 +68,10 @@ describe('file modes of a fresh server', () => {
     chmodSync(media, 0o755);
     const mediaReadable = runMyelin(['check', '-c', config]);
     assert.equal(mediaReadable.status, 1, mediaReadable.stdout);
-    assert.match(mediaReadable.stdout, new RegExp(`^✗ media store ${media}: mode 0755, other users may list, enter it; chmod 700 it$`, 'm'));
+    assert.match(
+      mediaReadable.stdout,
+      new RegExp(`^✗ media store ${media}: mode 0755, other users may list, enter it; chmod 700 it$`, 'm'),
+    );
     chmodSync(media, 0o700);
     const fixed = runMyelin(['check', '-c', config]);
     assert.equal(fixed.status, 0, fixed.stdout);

@@ -68,7 +68,7 @@ describe('myelin register-user', () => {
     }
   });
 
-  test('a taken name fails with exit 1 and the server\'s error', () => {
+  test("a taken name fails with exit 1 and the server's error", () => {
     const result = runMyelin(['register-user', '-c', configPath, '--user', 'alice', '--password', 'other']);
     assert.equal(result.status, 1);
     assert.match(result.stderr, /M_USER_IN_USE/);
@@ -102,7 +102,10 @@ describe('myelin register-user', () => {
     assert.match(secretless.stderr, /registration_shared_secret/);
 
     const noClient = join(dir, 'no-client.yaml');
-    writeFileSync(noClient, YAML.stringify({ ...readConfig(), listeners: [{ port: 0, type: 'http', resources: [{ names: ['federation'] }] }] }));
+    writeFileSync(
+      noClient,
+      YAML.stringify({ ...readConfig(), listeners: [{ port: 0, type: 'http', resources: [{ names: ['federation'] }] }] }),
+    );
     const clientless = runMyelin(['register-user', '-c', noClient, '--user', 'bob', '--password', 'pw']);
     assert.equal(clientless.status, 2);
     assert.match(clientless.stderr, /no http listener serves the client resource/);

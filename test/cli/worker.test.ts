@@ -30,7 +30,10 @@ describe('myelin worker', () => {
 
   test('refuses the main config given as a worker file', () => {
     const dir = tempDir();
-    writeFiles(dir, { 'homeserver.yaml': YAML.stringify({ server_name: 'example.com' }), 'other.yaml': YAML.stringify({ enable_registration: false }) });
+    writeFiles(dir, {
+      'homeserver.yaml': YAML.stringify({ server_name: 'example.com' }),
+      'other.yaml': YAML.stringify({ enable_registration: false }),
+    });
     const { status, stderr } = runMyelin(['worker', '-c', join(dir, 'homeserver.yaml'), '-c', join(dir, 'other.yaml')]);
     assert.equal(status, 2);
     assert.match(stderr, /worker_app: required key is missing: .* describe the main process, not a worker/);
@@ -44,7 +47,11 @@ describe('myelin worker', () => {
     const worker = join(dir, 'workers', 'w.yaml');
     assert.deepEqual(workerConfigPaths([shared, worker]), [shared, join(dir, 'conf.d'), worker]);
     assert.deepEqual(workerConfigPaths([shared, join(dir, 'conf.d'), worker]), [shared, join(dir, 'conf.d'), worker]);
-    assert.deepEqual(workerConfigPaths([shared, join(dir, 'conf.d', 'redis.yaml'), worker]), [shared, join(dir, 'conf.d', 'redis.yaml'), worker]);
+    assert.deepEqual(workerConfigPaths([shared, join(dir, 'conf.d', 'redis.yaml'), worker]), [
+      shared,
+      join(dir, 'conf.d', 'redis.yaml'),
+      worker,
+    ]);
     const bare = tempDir();
     writeFiles(bare, { 'homeserver.yaml': '' });
     assert.deepEqual(workerConfigPaths([join(bare, 'homeserver.yaml'), worker]), [join(bare, 'homeserver.yaml'), worker]);

@@ -21,7 +21,6 @@ import { eventually } from '../helpers/wait.js';
 console.debug = () => undefined;
 console.info = () => undefined;
 
-
 interface Account {
   userId: string;
   username: string;
@@ -30,8 +29,16 @@ interface Account {
 
 const clients: MatrixClient[] = [];
 
-async function startDevice(baseUrl: string, credentials: { user_id: string; access_token?: string; device_id?: string }): Promise<MatrixClient> {
-  const client = createClient({ baseUrl, userId: credentials.user_id, accessToken: credentials.access_token!, deviceId: credentials.device_id! });
+async function startDevice(
+  baseUrl: string,
+  credentials: { user_id: string; access_token?: string; device_id?: string },
+): Promise<MatrixClient> {
+  const client = createClient({
+    baseUrl,
+    userId: credentials.user_id,
+    accessToken: credentials.access_token!,
+    deviceId: credentials.device_id!,
+  });
   await client.initRustCrypto({ useIndexedDB: false });
   // Detached local echoes: the timeline shows what came back from the server (decrypted).
   await client.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
@@ -140,7 +147,11 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
           await eventually(() => decryptedBodies(client, roomId).includes(body), `${client.getDeviceId()} to decrypt "${body}"`);
         }
       }
-      for (const client of [alice1, alice2, bob1, bob2]) assert.deepEqual(decryptedBodies(client, roomId), senders.map(([, body]) => body));
+      for (const client of [alice1, alice2, bob1, bob2])
+        assert.deepEqual(
+          decryptedBodies(client, roomId),
+          senders.map(([, body]) => body),
+        );
 
       // What the server stores is ciphertext only.
       const res = await fetch(`${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=50`, {
@@ -155,12 +166,18 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
       const alice3 = await login(server.baseUrl, alice);
       await eventually(() => alice3.getRoom(roomId)?.getMyMembership() === 'join', 'the new device to see the room');
       // The others learn of the new device through device_lists in their syncs.
-      await eventually(async () => (await bob1.getCrypto()!.getUserDeviceInfo([alice.userId])).get(alice.userId)?.has(alice3.getDeviceId()!), 'bob to see the new device');
+      await eventually(
+        async () => (await bob1.getCrypto()!.getUserDeviceInfo([alice.userId])).get(alice.userId)?.has(alice3.getDeviceId()!),
+        'bob to see the new device',
+      );
       await bob1.sendMessage(roomId, { msgtype: MsgType.Text, body: 'after the new login' });
       await eventually(() => decryptedBodies(alice3, roomId).includes('after the new login'), 'the new device to decrypt a new message');
       await alice3.sendMessage(roomId, { msgtype: MsgType.Text, body: 'hello from the new device' });
       for (const client of [alice1, alice2, bob1, bob2]) {
-        await eventually(() => decryptedBodies(client, roomId).includes('hello from the new device'), `${client.getDeviceId()} to decrypt the new device's message`);
+        await eventually(
+          () => decryptedBodies(client, roomId).includes('hello from the new device'),
+          `${client.getDeviceId()} to decrypt the new device's message`,
+        );
       }
     });
 
@@ -193,8 +210,15 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
         setupNewCrossSigning: true,
         authUploadDeviceSigningKeys: async (makeRequest) => {
           asked = true;
-          await assert.rejects(makeRequest(null) as Promise<unknown>, (err: { httpStatus?: number; data?: { flows?: unknown } }) => err.httpStatus === 401 && err.data?.flows !== undefined);
-          await makeRequest({ type: 'm.login.password', identifier: { type: 'm.id.user', user: alice.username }, password: alice.password });
+          await assert.rejects(
+            makeRequest(null) as Promise<unknown>,
+            (err: { httpStatus?: number; data?: { flows?: unknown } }) => err.httpStatus === 401 && err.data?.flows !== undefined,
+          );
+          await makeRequest({
+            type: 'm.login.password',
+            identifier: { type: 'm.id.user', user: alice.username },
+            password: alice.password,
+          });
         },
       });
       assert.equal(asked, true);
@@ -203,11 +227,16 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
     test('key backup: a new login restores room keys from the backup and decrypts old history', async () => {
       const crypto = alice1.getCrypto()!;
       await crypto.resetKeyBackup();
-      const version: string = await eventually(async () => (await crypto.getActiveSessionBackupVersion()) ?? undefined, 'the backup to be active');
+      const version: string = await eventually(
+        async () => (await crypto.getActiveSessionBackupVersion()) ?? undefined,
+        'the backup to be active',
+      );
       // The SDK uploads keys in the background, a few seconds after it has them.
       await eventually(
         async () => {
-          const res = await fetch(`${server.baseUrl}/_matrix/client/v3/room_keys/version/${version}`, { headers: { Authorization: `Bearer ${alice1.getAccessToken()}` } });
+          const res = await fetch(`${server.baseUrl}/_matrix/client/v3/room_keys/version/${version}`, {
+            headers: { Authorization: `Bearer ${alice1.getAccessToken()}` },
+          });
           const info = (await res.json()) as { count?: number };
           return (info.count ?? 0) >= 2;
         },
@@ -219,7 +248,10 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
 
       const alice4 = await login(server.baseUrl, alice);
       await eventually(() => alice4.getRoom(roomId)?.getMyMembership() === 'join', 'the new login to see the room');
-      await eventually(() => (alice4.getRoom(roomId)?.getLiveTimeline().getEvents() ?? []).some((e) => e.isDecryptionFailure()), 'old messages the new login cannot read yet');
+      await eventually(
+        () => (alice4.getRoom(roomId)?.getLiveTimeline().getEvents() ?? []).some((e) => e.isDecryptionFailure()),
+        'old messages the new login cannot read yet',
+      );
       assert.deepEqual(decryptedBodies(alice4, roomId), []);
 
       await alice4.getCrypto()!.storeSessionBackupPrivateKey(backupKey, version);

@@ -24,7 +24,8 @@ import { startProcessCluster, type ProcessCluster } from '../helpers/process-clu
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';
 import { waitFor } from '../helpers/wait.js';
 
-for (const l of [logger, logger.getChild('[MatrixRTCSessionManager]')]) (l as unknown as { setLevel(level: string): void }).setLevel('silent');
+for (const l of [logger, logger.getChild('[MatrixRTCSessionManager]')])
+  (l as unknown as { setLevel(level: string): void }).setLevel('silent');
 
 // matrix-js-sdk arms a timer of 110 s for every /sync request and never clears it, which would keep
 // this test process alive long after its clients stop. Timers that long are unref'd; nothing here
@@ -83,7 +84,11 @@ async function call(baseUrl: string, method: string, path: string, token?: strin
 }
 
 async function register(baseUrl: string, username: string): Promise<Account> {
-  const json = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, { username, password: `pw-${username}-secret`, auth: { type: 'm.login.dummy' } });
+  const json = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, {
+    username,
+    password: `pw-${username}-secret`,
+    auth: { type: 'm.login.dummy' },
+  });
   return { userId: json.user_id, accessToken: json.access_token, deviceId: json.device_id };
 }
 
@@ -130,7 +135,9 @@ const DEPLOYMENTS: Deployment[] = [
     async start() {
       const pg = await testPostgres();
       const database = await pg.createDatabase('reload');
-      const server = await startServerProcess({ config: { database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database } } } });
+      const server = await startServerProcess({
+        config: { database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database } } },
+      });
       return { baseUrl: server.baseUrl, stop: () => server.stop() };
     },
   },
@@ -171,13 +178,21 @@ for (const deployment of DEPLOYMENTS) {
       const { room_id: roomId } = await first.createRoom({ name: 'Reloaded', preset: 'public_chat' as never });
       await call(baseUrl, 'POST', `/_matrix/client/v3/join/${encodeURIComponent(roomId)}`, bob.accessToken, {});
       for (let i = 0; i < 12; i++) {
-        await call(baseUrl, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/m${i}`, bob.accessToken, { msgtype: 'm.text', body: `bob ${i}` });
+        await call(baseUrl, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/m${i}`, bob.accessToken, {
+          msgtype: 'm.text',
+          body: `bob ${i}`,
+        });
       }
       // The first client saw all of it: the server sent both member events to this device.
       await waitFor(first, () => first.getRoom(roomId)?.getMember(bob.userId)?.membership === 'join', 'the first client to see bob join');
       await waitFor(
         first,
-        () => first.getRoom(roomId)?.getLiveTimeline().getEvents().some((e) => e.getContent().body === 'bob 11'),
+        () =>
+          first
+            .getRoom(roomId)
+            ?.getLiveTimeline()
+            .getEvents()
+            .some((e) => e.getContent().body === 'bob 11'),
         "the first client to see bob's last message",
       );
       assert.equal(first.getRoom(roomId)?.getMyMembership(), 'join');
@@ -191,12 +206,20 @@ for (const deployment of DEPLOYMENTS) {
       assert.ok(room, 'the reloaded client has the room');
       assert.equal(room.getMyMembership(), 'join', 'and knows alice is joined');
       assert.deepEqual(
-        reloaded.getRooms().filter((r) => r.getMyMembership() === 'join').map((r) => r.roomId),
+        reloaded
+          .getRooms()
+          .filter((r) => r.getMyMembership() === 'join')
+          .map((r) => r.roomId),
         [roomId],
         'the room is listed',
       );
       assert.equal(room.getMember(bob.userId)?.membership, 'join', 'the sender of the timeline is known');
-      assert.ok(room.getLiveTimeline().getEvents().some((e) => e.getContent().body === 'bob 11'));
+      assert.ok(
+        room
+          .getLiveTimeline()
+          .getEvents()
+          .some((e) => e.getContent().body === 'bob 11'),
+      );
     });
   });
 }

@@ -22,7 +22,6 @@ import { waitFor } from '../helpers/wait.js';
 
 (logger as unknown as { setLevel(level: string): void }).setLevel('error');
 
-
 async function register(baseUrl: string, username: string): Promise<MatrixClient> {
   const anonymous = createClient({ baseUrl });
   const registered = await anonymous.registerRequest({ username, password: `pw-${username}-secret`, auth: { type: 'm.login.dummy' } });
@@ -91,7 +90,7 @@ forEachBackend('matrix-js-sdk 37.5.0 against myelin', (backend) => {
 
     const last = bob.getRoom(roomId)!.getLiveTimeline().getEvents().at(-1)!;
     await bob.sendReadReceipt(last);
-    await waitFor(alice, () => alice.getRoom(roomId)?.getUsersReadUpTo(last) .includes(bob.getUserId()!), 'alice to see bob’s receipt');
+    await waitFor(alice, () => alice.getRoom(roomId)?.getUsersReadUpTo(last).includes(bob.getUserId()!), 'alice to see bob’s receipt');
   });
 
   test('a display name change reaches the other user as a member event', async () => {
@@ -111,7 +110,10 @@ forEachBackend('matrix-js-sdk 37.5.0 against myelin', (backend) => {
     }
     const bodies = messagesOf(room);
     assert.equal(bodies.length, 300);
-    assert.deepEqual(bodies, Array.from({ length: 300 }, (_, i) => `h${i}`));
+    assert.deepEqual(
+      bodies,
+      Array.from({ length: 300 }, (_, i) => `h${i}`),
+    );
   });
 
   test('redaction reaches the other user', async () => {
@@ -128,7 +130,10 @@ forEachBackend('matrix-js-sdk 37.5.0 against myelin', (backend) => {
     await bob.joinRoom(roomId);
     await alice.ban(roomId, bob.getUserId()!, 'enough');
     await waitFor(bob, () => bob.getRoom(roomId)?.getMyMembership() === 'ban', 'bob to see the ban');
-    await assert.rejects(bob.joinRoom(roomId), (err: { errcode?: string; httpStatus?: number }) => err.errcode === 'M_FORBIDDEN' && err.httpStatus === 403);
+    await assert.rejects(
+      bob.joinRoom(roomId),
+      (err: { errcode?: string; httpStatus?: number }) => err.errcode === 'M_FORBIDDEN' && err.httpStatus === 403,
+    );
   });
 
   test('the timeline events the SDK received are well formed', () => {

@@ -26,7 +26,8 @@ import { tempDir } from '../helpers/tmp.js';
 import { eventually as eventuallyWithin } from '../helpers/wait.js';
 
 /** Polls `check` until it returns something truthy; nio and rust crypto get two minutes. */
-const eventually = <T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000): Promise<T> => eventuallyWithin(check, what, ms);
+const eventually = <T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 120_000): Promise<T> =>
+  eventuallyWithin(check, what, ms);
 
 (logger as unknown as { setLevel(level: string): void }).setLevel(process.env.E2EE_DEBUG ? 'debug' : 'silent');
 // The rust crypto logs through console.debug/info; keep the test output readable.
@@ -36,7 +37,6 @@ console.info = () => undefined;
 const script = join(dirname(fileURLToPath(import.meta.url)), 'nio_e2ee.py');
 const STEP_MS = 180_000; // the script's own waits give up after 150 s and say why
 const MEGOLM = 'm.megolm.v1.aes-sha2';
-
 
 type NioAnswer = { event: string } & Record<string, unknown>;
 
@@ -134,7 +134,12 @@ nioSuite('one process', async () => {
 });
 nioSuite('a worker cluster (processes, through the built-in router)', async () => {
   const cluster = await startE2eeCluster();
-  return { baseUrl: cluster.routerUrl!, serverName: cluster.serverName, output: () => cluster.supervisor.output(), stop: () => cluster.stop() };
+  return {
+    baseUrl: cluster.routerUrl!,
+    serverName: cluster.serverName,
+    output: () => cluster.supervisor.output(),
+    stop: () => cluster.stop(),
+  };
 });
 
 function nioSuite(label: string, start: () => Promise<Target>): void {
@@ -157,7 +162,12 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
         auth: { type: 'm.login.dummy' },
       });
       jsUser = registered.user_id;
-      js = createClient({ baseUrl: server.baseUrl, userId: jsUser, accessToken: registered.access_token!, deviceId: registered.device_id! });
+      js = createClient({
+        baseUrl: server.baseUrl,
+        userId: jsUser,
+        accessToken: registered.access_token!,
+        deviceId: registered.device_id!,
+      });
       await js.initRustCrypto({ useIndexedDB: false });
       await js.startClient({ initialSyncLimit: 30, pendingEventOrdering: PendingEventOrdering.Detached });
       await eventually(() => js.isInitialSyncComplete(), "js-sdk's initial sync");
@@ -212,7 +222,10 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
     test('js-sdk decrypts a message nio sends', async () => {
       const body = 'hello from nio (olm)';
       const sent = await nio.command('send', { room_id: roomId, body }, 'sent');
-      const event = await eventually(() => decrypted(js, roomId).find((e) => e.getId() === sent.event_id), 'js-sdk to decrypt the message from nio');
+      const event = await eventually(
+        () => decrypted(js, roomId).find((e) => e.getId() === sent.event_id),
+        'js-sdk to decrypt the message from nio',
+      );
       assert.equal(event.getSender(), nioUser);
       assert.equal(event.getContent().body, body);
       assert.equal(event.getContent().msgtype, 'm.text');
@@ -221,9 +234,12 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
       assert.equal(event.getWireContent().session_id, sent.session_id);
 
       // The server holds ciphertext only.
-      const res = await fetch(`${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(String(sent.event_id))}`, {
-        headers: { Authorization: `Bearer ${js.getAccessToken()}` },
-      });
+      const res = await fetch(
+        `${server.baseUrl}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(String(sent.event_id))}`,
+        {
+          headers: { Authorization: `Bearer ${js.getAccessToken()}` },
+        },
+      );
       assert.equal(res.status, 200);
       const stored = (await res.json()) as { type: string; content: Record<string, unknown> };
       assert.equal(stored.type, 'm.room.encrypted');
@@ -243,7 +259,10 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
 
       // And the conversation carries on both ways with the sessions now in place.
       const again = await nio.command('send', { room_id: roomId, body: 'nio again' }, 'sent');
-      await eventually(() => decrypted(js, roomId).find((e) => e.getId() === again.event_id && e.getContent().body === 'nio again'), 'js-sdk to decrypt the second nio message');
+      await eventually(
+        () => decrypted(js, roomId).find((e) => e.getId() === again.event_id && e.getContent().body === 'nio again'),
+        'js-sdk to decrypt the second nio message',
+      );
       await js.sendMessage(roomId, { msgtype: MsgType.Text, body: 'js again' });
       const second = await nio.command('receive', { room_id: roomId, sender: jsUser, body: 'js again' }, 'received');
       assert.equal(second.decrypted, true);
@@ -277,7 +296,10 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
       const toBoth = 'nio to both js-sdk devices';
       const sent = await nio.command('send', { room_id: roomId, body: toBoth }, 'sent');
       for (const client of [js, js2]) {
-        await eventually(() => decrypted(client, roomId).find((e) => e.getId() === sent.event_id && e.getContent().body === toBoth), `${client.getDeviceId()} to decrypt nio's message`);
+        await eventually(
+          () => decrypted(client, roomId).find((e) => e.getId() === sent.event_id && e.getContent().body === toBoth),
+          `${client.getDeviceId()} to decrypt nio's message`,
+        );
       }
     });
   });

@@ -25,14 +25,30 @@ forEachBackend('a restart on the same data', (backend) => {
   }
 
   test('sync and pagination tokens and transaction ids survive a restart', async () => {
-    const registered = await call('POST', '/_matrix/client/v3/register', undefined, { username: 'restarter', password: 'a-long-password', auth: { type: 'm.login.dummy' } });
+    const registered = await call('POST', '/_matrix/client/v3/register', undefined, {
+      username: 'restarter',
+      password: 'a-long-password',
+      auth: { type: 'm.login.dummy' },
+    });
     assert.equal(registered.status, 200);
     const token: string = registered.json.access_token;
     const roomId: string = (await call('POST', '/_matrix/client/v3/createRoom', token, { name: 'durable' })).json.room_id;
     const room = encodeURIComponent(roomId);
     const sent: string[] = [];
-    for (let i = 0; i < 20; i++) sent.push((await call('PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn-${i}`, token, { msgtype: 'm.text', body: `before ${i}` })).json.event_id);
-    const synced = await call('GET', `/_matrix/client/v3/sync?filter=${encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 5 } } }))}`, token);
+    for (let i = 0; i < 20; i++)
+      sent.push(
+        (
+          await call('PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn-${i}`, token, {
+            msgtype: 'm.text',
+            body: `before ${i}`,
+          })
+        ).json.event_id,
+      );
+    const synced = await call(
+      'GET',
+      `/_matrix/client/v3/sync?filter=${encodeURIComponent(JSON.stringify({ room: { timeline: { limit: 5 } } }))}`,
+      token,
+    );
     const nextBatch: string = synced.json.next_batch;
     const prevBatch: string = synced.json.rooms.join[roomId].timeline.prev_batch;
     const page = await call('GET', `/_matrix/client/v3/rooms/${room}/messages?dir=b&limit=5&from=${encodeURIComponent(prevBatch)}`, token);
@@ -42,7 +58,10 @@ forEachBackend('a restart on the same data', (backend) => {
     await server.restart();
 
     // The same access token, the same room.
-    const retried = await call('PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn-19`, token, { msgtype: 'm.text', body: 'before 19' });
+    const retried = await call('PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn-19`, token, {
+      msgtype: 'm.text',
+      body: 'before 19',
+    });
     assert.equal(retried.status, 200);
     assert.equal(retried.json.event_id, sent[19], 'a retried txn id returns the original event');
 
@@ -53,8 +72,14 @@ forEachBackend('a restart on the same data', (backend) => {
     assert.deepEqual(bodies, ['after restart'], 'the old sync token picks up exactly the new message');
 
     const again = await call('GET', `/_matrix/client/v3/rooms/${room}/messages?dir=b&limit=5&from=${encodeURIComponent(prevBatch)}`, token);
-    assert.deepEqual(again.json.chunk.map((e: { event_id: string }) => e.event_id), page.json.chunk.map((e: { event_id: string }) => e.event_id));
+    assert.deepEqual(
+      again.json.chunk.map((e: { event_id: string }) => e.event_id),
+      page.json.chunk.map((e: { event_id: string }) => e.event_id),
+    );
     const further = await call('GET', `/_matrix/client/v3/rooms/${room}/messages?dir=b&limit=5&from=${encodeURIComponent(pageEnd)}`, token);
-    assert.deepEqual(further.json.chunk.map((e: { content: { body: string } }) => e.content.body), ['before 9', 'before 8', 'before 7', 'before 6', 'before 5']);
+    assert.deepEqual(
+      further.json.chunk.map((e: { content: { body: string } }) => e.content.body),
+      ['before 9', 'before 8', 'before 7', 'before 6', 'before 5'],
+    );
   });
 });

@@ -103,11 +103,23 @@ describe('federation configuration', () => {
   });
 
   test('refused: bad ranges, TLS versions, key servers, old keys, presence off', () => {
-    assert.match(problems({ ip_range_blacklist: ['10.0.0.0/8', 'intranet'] }), /ip_range_blacklist\[1\]: expected an IP address or CIDR range/);
+    assert.match(
+      problems({ ip_range_blacklist: ['10.0.0.0/8', 'intranet'] }),
+      /ip_range_blacklist\[1\]: expected an IP address or CIDR range/,
+    );
     assert.match(problems({ ip_range_whitelist: ['10.0.0.0/33'] }), /ip_range_whitelist\[0\]/);
-    assert.match(problems({ federation_client_minimum_tls_version: 1.4 }), /federation_client_minimum_tls_version: expected one of 1, 1.1, 1.2, 1.3/);
-    assert.match(problems({ trusted_key_servers: [{ server_name: 'keys.example', verify_keys: { 'ed25519:a': 'short' } }] }), /trusted_key_servers\[0\]\.verify_keys\.ed25519:a/);
-    assert.match(problems({ trusted_key_servers: [{ server_name: 'keys.example', verify_keys: { 'rsa:a': encodePublicKey(generateSigningKey()) } }] }), /expected a key id/);
+    assert.match(
+      problems({ federation_client_minimum_tls_version: 1.4 }),
+      /federation_client_minimum_tls_version: expected one of 1, 1.1, 1.2, 1.3/,
+    );
+    assert.match(
+      problems({ trusted_key_servers: [{ server_name: 'keys.example', verify_keys: { 'ed25519:a': 'short' } }] }),
+      /trusted_key_servers\[0\]\.verify_keys\.ed25519:a/,
+    );
+    assert.match(
+      problems({ trusted_key_servers: [{ server_name: 'keys.example', verify_keys: { 'rsa:a': encodePublicKey(generateSigningKey()) } }] }),
+      /expected a key id/,
+    );
     assert.match(problems({ old_signing_keys: { 'ed25519:x': { key: 'nope', expired_ts: 1 } } }), /old_signing_keys\.ed25519:x\.key/);
     assert.match(problems({ presence: { enabled: false } }), /presence\.enabled: turning presence off is not supported yet/);
     assert.match(problems({ federation_custom_ca_list: [] }), /federation_custom_ca_list: expected at least one ca certificate file/i);
@@ -115,9 +127,15 @@ describe('federation configuration', () => {
   });
 
   test("Synapse's rule for key servers without certificate checks: their keys must be configured, unless accept_keys_insecurely", () => {
-    assert.match(problems({ federation_verify_certificates: false }), /trusted_key_servers\[0\]: with federation_verify_certificates off, a key server without verify_keys/);
     assert.match(
-      problems({ federation_verify_certificates: false, trusted_key_servers: [{ server_name: 'matrix.org', verify_keys: { 'ed25519:auto': encodePublicKey(generateSigningKey()) } }] }),
+      problems({ federation_verify_certificates: false }),
+      /trusted_key_servers\[0\]: with federation_verify_certificates off, a key server without verify_keys/,
+    );
+    assert.match(
+      problems({
+        federation_verify_certificates: false,
+        trusted_key_servers: [{ server_name: 'matrix.org', verify_keys: { 'ed25519:auto': encodePublicKey(generateSigningKey()) } }],
+      }),
       /trusting matrix\.org on its old key ed25519:auto alone is refused/,
     );
     load({ federation_verify_certificates: false, trusted_key_servers: [{ server_name: 'keys.example', accept_keys_insecurely: true }] });
@@ -127,14 +145,18 @@ describe('federation configuration', () => {
   test('federation_custom_ca_list naming a file that is missing stops start-up', async () => {
     const missing = join(tempDir(), 'ca.pem');
     const config = load({ federation_custom_ca_list: [missing] });
-    const isCaError = (err: unknown) => err instanceof ConfigError && /federation_custom_ca_list: cannot read .*ca\.pem: ENOENT/.test(err.problems[0]!);
+    const isCaError = (err: unknown) =>
+      err instanceof ConfigError && /federation_custom_ca_list: cannot read .*ca\.pem: ENOENT/.test(err.problems[0]!);
     assert.throws(() => federationSettingsOf(config), isCaError);
     await assert.rejects(startTestHomeserver({ config: { federation_custom_ca_list: [missing] } }), isCaError);
   });
 
   test('the key server warnings Synapse logs, unless suppress_key_server_warning', () => {
     assert.match(keyServerWarnings(load({}))[0]!, /no trusted key server configured .* 'matrix\.org'/);
-    assert.match(keyServerWarnings(load({ trusted_key_servers: [{ server_name: 'matrix.org' }] }))[0]!, /uses 'matrix\.org' as a trusted key server/);
+    assert.match(
+      keyServerWarnings(load({ trusted_key_servers: [{ server_name: 'matrix.org' }] }))[0]!,
+      /uses 'matrix\.org' as a trusted key server/,
+    );
     assert.deepEqual(keyServerWarnings(load({ trusted_key_servers: [{ server_name: 'keys.example' }] })), []);
     assert.deepEqual(keyServerWarnings(load({ trusted_key_servers: [] })), []);
     assert.deepEqual(keyServerWarnings(load({ suppress_key_server_warning: true })), []);
@@ -151,13 +173,22 @@ describe('federation configuration', () => {
   });
 
   test('/.well-known/matrix/server with serve_server_wellknown: the host of public_baseurl (its port or 443), else the server name on 443', async () => {
-    assert.equal(serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://matrix.example.com/' }), 'matrix.example.com:443');
-    assert.equal(serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://matrix.example.com:8443/x/' }), 'matrix.example.com:8443');
+    assert.equal(
+      serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://matrix.example.com/' }),
+      'matrix.example.com:443',
+    );
+    assert.equal(
+      serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://matrix.example.com:8443/x/' }),
+      'matrix.example.com:8443',
+    );
     assert.equal(serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://[2001:db8::1]/' }), '[2001:db8::1]:443');
     assert.equal(serverWellKnownDelegation({ server_name: 'example.com' }), 'example.com:443');
     assert.equal(serverWellKnownDelegation({ server_name: 'example.com:8000' }), 'example.com:8000');
 
-    const hs = await startTestHomeserver({ serverName: 'example.com', config: { serve_server_wellknown: true, public_baseurl: 'https://matrix.example.com/' } });
+    const hs = await startTestHomeserver({
+      serverName: 'example.com',
+      config: { serve_server_wellknown: true, public_baseurl: 'https://matrix.example.com/' },
+    });
     try {
       const answer = await request({ baseUrl: hs.baseUrl }, 'GET', '/.well-known/matrix/server');
       assert.equal(answer.status, 200);

@@ -11,7 +11,10 @@ function load(files: Record<string, string>, args: string[] = ['homeserver.yaml'
   const dir = tempDir();
   writeFiles(dir, files);
   const warnings: string[] = [];
-  const config = loadConfig(args.map((a) => join(dir, a)), { warn: (w) => warnings.push(w) });
+  const config = loadConfig(
+    args.map((a) => join(dir, a)),
+    { warn: (w) => warnings.push(w) },
+  );
   return { config, warnings, dir };
 }
 
@@ -90,7 +93,11 @@ listeners:
 
   test('a directory argument loads its *.yaml files sorted by name', () => {
     const { config } = load(
-      { 'conf/20-b.yaml': 'enable_registration: false\n', 'conf/10-a.yaml': `${MINIMAL}enable_registration: true\n`, 'conf/notes.txt': 'x' },
+      {
+        'conf/20-b.yaml': 'enable_registration: false\n',
+        'conf/10-a.yaml': `${MINIMAL}enable_registration: true\n`,
+        'conf/notes.txt': 'x',
+      },
       ['conf'],
     );
     assert.equal(config.enable_registration, false);
@@ -107,9 +114,10 @@ listeners:
   });
 
   test('relative paths resolve against the directory of the file that sets them', () => {
-    const { config, dir } = load(
-      { 'homeserver.yaml': `${MINIMAL}signing_key_path: keys/k.key\ndatabase: {name: sqlite3, args: {database: db/h.db}}\n`, 'conf.d/m.yaml': 'media_store_path: media\n' },
-    );
+    const { config, dir } = load({
+      'homeserver.yaml': `${MINIMAL}signing_key_path: keys/k.key\ndatabase: {name: sqlite3, args: {database: db/h.db}}\n`,
+      'conf.d/m.yaml': 'media_store_path: media\n',
+    });
     assert.equal(config.signing_key_path, join(dir, 'keys/k.key'));
     assert.equal(config.database.args.database, join(dir, 'db/h.db'));
     assert.equal(config.media_store_path, join(dir, 'conf.d/media'));
@@ -176,7 +184,9 @@ describe('config errors name the file, the key path, what was expected and what 
 
   test('bad mode', () => {
     const dir = tempDir();
-    const problems = loadError({ 'homeserver.yaml': `${MINIMAL}listeners:\n  - path: ${dir}/r.sock\n    mode: rw-rw----\n    type: http\n` });
+    const problems = loadError({
+      'homeserver.yaml': `${MINIMAL}listeners:\n  - path: ${dir}/r.sock\n    mode: rw-rw----\n    type: http\n`,
+    });
     assert.match(problems[0]!, /homeserver\.yaml: listeners\[0\]\.mode: expected an octal file mode such as 0660, got "rw-rw----"/);
   });
 
@@ -199,8 +209,14 @@ describe('config errors name the file, the key path, what was expected and what 
     const problems = loadError({
       'homeserver.yaml': `${MINIMAL}database: {name: mysql}\nlisteners: [{type: http}]\nregistration_shared_secret: a\nregistration_shared_secret_path: b\n`,
     });
-    assert.ok(problems.some((p) => /database\.name: expected one of "sqlite3", "psycopg2", "postgres", got "mysql"/.test(p)), problems.join('\n'));
-    assert.ok(problems.some((p) => /listeners\[0\]\.port: a listener needs either `port` or `path`/.test(p)), problems.join('\n'));
+    assert.ok(
+      problems.some((p) => /database\.name: expected one of "sqlite3", "psycopg2", "postgres", got "mysql"/.test(p)),
+      problems.join('\n'),
+    );
+    assert.ok(
+      problems.some((p) => /listeners\[0\]\.port: a listener needs either `port` or `path`/.test(p)),
+      problems.join('\n'),
+    );
   });
 
   test('YAML syntax errors name the file and line', () => {

@@ -6,7 +6,16 @@ import { README, withGeneratedSections } from '../../scripts/update-docs.js';
 
 test('the configuration reference lists every key of the schema with its description', () => {
   const reference = configReference();
-  for (const key of ['server_name', 'listeners', 'database.args.host', 'redis.path', 'instance_map.<name>.path', 'stream_writers.events', 'worker_app', 'worker_listeners']) {
+  for (const key of [
+    'server_name',
+    'listeners',
+    'database.args.host',
+    'redis.path',
+    'instance_map.<name>.path',
+    'stream_writers.events',
+    'worker_app',
+    'worker_listeners',
+  ]) {
     assert.ok(reference.includes(`\`${key}\``), `missing ${key}`);
   }
   assert.match(reference, /\| `mode` \| .* \| File mode of the UNIX socket \(octal\)/);

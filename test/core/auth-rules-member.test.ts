@@ -7,18 +7,7 @@ import type { JsonObject } from '../../src/core/json.js';
 import type { RoomVersion } from '../../src/core/room-versions.js';
 import { encodePublicKey, generateSigningKey, signJson } from '../../src/core/signing.js';
 import { TestRoom } from './helpers/events.js';
-import {
-  ALICE,
-  ALL_VERSIONS,
-  BOB,
-  CAROL,
-  MOD,
-  assertAllowed,
-  assertRejected,
-  n,
-  standardRoom,
-  versions,
-} from './helpers/auth.js';
+import { ALICE, ALL_VERSIONS, BOB, CAROL, MOD, assertAllowed, assertRejected, n, standardRoom, versions } from './helpers/auth.js';
 
 const DAVE = '@dave:d.test';
 
@@ -176,8 +165,7 @@ describe('rule 5.3: join', () => {
 
 /** Tests of restricted-style join rules (`restricted` v8+, `knock_restricted` v10+). */
 function restrictedJoinTests(joinRule: 'restricted' | 'knock_restricted', from: number) {
-  const signedBy = (...servers: string[]) =>
-    Object.fromEntries(servers.map((s) => [s, { 'ed25519:k': 'c2ln' }]));
+  const signedBy = (...servers: string[]) => Object.fromEntries(servers.map((s) => [s, { 'ed25519:k': 'c2ln' }]));
 
   for (const version of versions(from)) {
     const v = n(version);

@@ -137,7 +137,10 @@ describe('rule 2 (v12): the room id names an accepted create event', () => {
       const message = room.build({ type: 'm.room.message', sender: BOB, content: {}, authEvents: [] });
       const authEvents = authEventsOf(room, message);
       const rejected = new Set([room.createEventId]);
-      assertRejected(checkAuthEventsList(message, authEvents, version, (id) => rejected.has(id)), 'room_id.create_rejected');
+      assertRejected(
+        checkAuthEventsList(message, authEvents, version, (id) => rejected.has(id)),
+        'room_id.create_rejected',
+      );
       assertAllowed(checkAuthEventsList(message, authEvents, version, () => false));
     });
   }
@@ -154,7 +157,10 @@ describe('rule 2 (v12): the room id names an accepted create event', () => {
 });
 
 /** The auth events the selection algorithm would pick for `event` from the room's state. */
-function authEventsOf(room: TestRoom, event: { type: string; stateKey: string | undefined; sender: string; content: Record<string, unknown> }) {
+function authEventsOf(
+  room: TestRoom,
+  event: { type: string; stateKey: string | undefined; sender: string; content: Record<string, unknown> },
+) {
   const keys = [
     ...(room.version.roomIdFromCreateEvent ? [] : [stateKey('m.room.create', '')]),
     stateKey('m.room.power_levels', ''),
@@ -196,7 +202,8 @@ describe('rule 3: the auth_events list', () => {
       assertRejected(checkAuthEventsList(message, [...authEvents, joinRules], version), 'auth_events.unexpected');
       const someoneElse = room.state.get(stateKey('m.room.member', MOD))!;
       assertRejected(checkAuthEventsList(message, [...authEvents, someoneElse], version), 'auth_events.unexpected');
-      const notState = room.events.find((e) => e.stateKey === undefined) ?? room.build({ type: 'm.room.message', sender: BOB, content: {} });
+      const notState =
+        room.events.find((e) => e.stateKey === undefined) ?? room.build({ type: 'm.room.message', sender: BOB, content: {} });
       assertRejected(checkAuthEventsList(message, [...authEvents, notState], version), 'auth_events.unexpected');
     });
 
@@ -237,10 +244,7 @@ describe('rule 3: the auth_events list', () => {
     test(`v${n(version)} auth_events.create_listed: the create event must not be listed`, () => {
       const room = standardRoom(version);
       const message = room.build({ type: 'm.room.message', sender: BOB, content: {} });
-      assertRejected(
-        checkAuthEventsList(message, [room.create, ...authEventsOf(room, message)], version),
-        'auth_events.create_listed',
-      );
+      assertRejected(checkAuthEventsList(message, [room.create, ...authEventsOf(room, message)], version), 'auth_events.create_listed');
     });
 
     test(`v${n(version)} auth_events: the implicit create event makes the auth state complete`, () => {
@@ -321,9 +325,15 @@ describe('rule 6: the sender must be joined', () => {
       const outsider = room.build({ type: 'm.room.message', sender: CAROL, content: {} });
       assertRejected(checkEventAuth(outsider, room.state, version), 'sender.not_joined');
       room.member(CAROL, 'invite', { sender: ALICE });
-      assertRejected(checkEventAuth(room.build({ type: 'm.room.message', sender: CAROL, content: {} }), room.state, version), 'sender.not_joined');
+      assertRejected(
+        checkEventAuth(room.build({ type: 'm.room.message', sender: CAROL, content: {} }), room.state, version),
+        'sender.not_joined',
+      );
       room.member(BOB, 'leave');
-      assertRejected(checkEventAuth(room.build({ type: 'm.room.message', sender: BOB, content: {} }), room.state, version), 'sender.not_joined');
+      assertRejected(
+        checkEventAuth(room.build({ type: 'm.room.message', sender: BOB, content: {} }), room.state, version),
+        'sender.not_joined',
+      );
       assertAllowed(checkEventAuth(room.build({ type: 'm.room.message', sender: MOD, content: {} }), room.state, version));
     });
   }
@@ -382,19 +392,19 @@ describe('rule 9: state keys that are user ids', () => {
       assertRejected(checkEventAuth(others, room.state, version), 'state_key.other_user');
       const notAUserId = room.build({ type: 'org.example.state', sender: ALICE, stateKey: '@anything', content: {} });
       assertRejected(checkEventAuth(notAUserId, room.state, version), 'state_key.other_user');
-      assertAllowed(checkEventAuth(room.build({ type: 'org.example.state', sender: BOB, stateKey: BOB, content: {} }), room.state, version));
-      assertAllowed(checkEventAuth(room.build({ type: 'org.example.state', sender: BOB, stateKey: 'x@y', content: {} }), room.state, version));
+      assertAllowed(
+        checkEventAuth(room.build({ type: 'org.example.state', sender: BOB, stateKey: BOB, content: {} }), room.state, version),
+      );
+      assertAllowed(
+        checkEventAuth(room.build({ type: 'org.example.state', sender: BOB, stateKey: 'x@y', content: {} }), room.state, version),
+      );
     });
   }
 });
 
 describe('rule 10: m.room.power_levels', () => {
   const send = (room: TestRoom, sender: string, content: Record<string, unknown>) =>
-    checkEventAuth(
-      room.build({ type: 'm.room.power_levels', sender, stateKey: '', content: content as never }),
-      room.state,
-      room.version,
-    );
+    checkEventAuth(room.build({ type: 'm.room.power_levels', sender, stateKey: '', content: content as never }), room.state, room.version);
 
   for (const version of ALL_VERSIONS) {
     const v = n(version);
@@ -434,7 +444,10 @@ describe('rule 10: m.room.power_levels', () => {
       assertRejected(send(room, ALICE, powerLevelsContent(version, { 'not-a-user': 10 })), 'power_levels.invalid_users');
       assertRejected(send(room, ALICE, powerLevelsContent(version, { [MOD]: 'fifty' as never })), 'power_levels.invalid_users');
       assertRejected(send(room, ALICE, { users: [ALICE] }), 'power_levels.invalid_users');
-      assertRejected(send(room, ALICE, { users: { ...powerLevelsContent(version).users as object, [BOB]: null } }), 'power_levels.invalid_users');
+      assertRejected(
+        send(room, ALICE, { users: { ...(powerLevelsContent(version).users as object), [BOB]: null } }),
+        'power_levels.invalid_users',
+      );
     });
 
     test(`v${v} power_levels.invalid_level: non-level values are rejected`, () => {
@@ -442,7 +455,10 @@ describe('rule 10: m.room.power_levels', () => {
       for (const bad of [true, null, 'abc', [50], { x: 1 }]) {
         assertRejected(send(room, ALICE, powerLevelsContent(version, { [MOD]: 50 }, { kick: bad })), 'power_levels.invalid_level');
       }
-      assertRejected(send(room, ALICE, powerLevelsContent(version, { [MOD]: 50 }, { events: ['m.room.name'] })), 'power_levels.invalid_events');
+      assertRejected(
+        send(room, ALICE, powerLevelsContent(version, { [MOD]: 50 }, { events: ['m.room.name'] })),
+        'power_levels.invalid_events',
+      );
     });
 
     test(`v${v} power_levels: with no previous power-levels event any well-formed content is allowed`, () => {
@@ -463,7 +479,9 @@ describe('rule 10: m.room.power_levels', () => {
       // Numerically equal is no change.
       assertAllowed(send(room, MOD, { ...base(), ban: 50, kick: 50, redact: 50, invite: 0 }));
       // Current value above the sender: can be neither changed nor removed.
-      room.powerLevels(powerLevelsContent(version, { [MOD]: 50 }, { state_default: 50, redact: 75, events: { 'm.room.power_levels': 50 } }));
+      room.powerLevels(
+        powerLevelsContent(version, { [MOD]: 50 }, { state_default: 50, redact: 75, events: { 'm.room.power_levels': 50 } }),
+      );
       assertRejected(send(room, MOD, { ...base(), redact: 50 }), 'power_levels.property.above_sender');
       assertRejected(send(room, MOD, base()), 'power_levels.property.above_sender');
       assertAllowed(send(room, MOD, { ...base(), redact: 75 }));
@@ -602,7 +620,12 @@ describe('redactions', () => {
     test(`v${n(version)} redaction.other_room: a redaction cannot touch another room's event`, () => {
       const room = standardRoom(version);
       const elsewhere = makeEvent({ type: 'm.room.message', sender: BOB, content: {}, roomId: '!other:b.test' });
-      const r = room.build({ type: 'm.room.redaction', sender: ALICE, redacts: elsewhere.eventId, content: { redacts: elsewhere.eventId } });
+      const r = room.build({
+        type: 'm.room.redaction',
+        sender: ALICE,
+        redacts: elsewhere.eventId,
+        content: { redacts: elsewhere.eventId },
+      });
       assertRejected(checkRedactionAllowed(r, elsewhere, room.state, version), 'redaction.other_room');
     });
   }

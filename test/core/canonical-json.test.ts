@@ -65,8 +65,17 @@ test('many keys (past the insertion-sort size) still sort', () => {
   const keys = Array.from({ length: 40 }, (_, i) => `k${(i * 7919) % 1000}`);
   for (const k of keys) obj[k] = 1;
   const out = JSON.parse(encodeCanonicalJson(obj)) as object;
-  assert.deepEqual(Object.keys(out).filter((k) => !/^\d+$/.test(k)), [...keys].sort());
-  assert.equal(encodeCanonicalJson(obj), `{${[...keys].sort().map((k) => `"${k}":1`).join(',')}}`);
+  assert.deepEqual(
+    Object.keys(out).filter((k) => !/^\d+$/.test(k)),
+    [...keys].sort(),
+  );
+  assert.equal(
+    encodeCanonicalJson(obj),
+    `{${[...keys]
+      .sort()
+      .map((k) => `"${k}":1`)
+      .join(',')}}`,
+  );
 });
 
 test('strings are escaped as the grammar says, non-ASCII stays raw', () => {
@@ -97,7 +106,10 @@ test('numbers: integers within ±(2^53−1) only; -0 is 0', () => {
 });
 
 test('relaxed mode (room versions 1–5) writes floats and big integers', () => {
-  assert.equal(encodeCanonicalJson({ a: 1.5, b: 2 ** 53, c: 1e21, d: -0 }, { relaxed: true }), '{"a":1.5,"b":9007199254740992,"c":1000000000000000000000,"d":0}');
+  assert.equal(
+    encodeCanonicalJson({ a: 1.5, b: 2 ** 53, c: 1e21, d: -0 }, { relaxed: true }),
+    '{"a":1.5,"b":9007199254740992,"c":1000000000000000000000,"d":0}',
+  );
   assert.throws(() => encodeCanonicalJson({ a: NaN }, { relaxed: true }), CanonicalJsonError);
 });
 

@@ -95,7 +95,14 @@ describe('toClientEvent: client format', () => {
 
 describe('toClientEvent: redactions carry redacts both top-level and in content', () => {
   test('v1 (top-level redacts in the PDU)', () => {
-    const redaction = makeEvent({ id: '$red', type: 'm.room.redaction', sender: MOD, roomId: ROOM, redacts: '$msg', content: { reason: 'spam' } });
+    const redaction = makeEvent({
+      id: '$red',
+      type: 'm.room.redaction',
+      sender: MOD,
+      roomId: ROOM,
+      redacts: '$msg',
+      content: { reason: 'spam' },
+    });
     const out = toClientEvent(redaction, { roomVersion: V1, now: NOW });
     assert.equal(out.redacts, '$msg');
     assert.deepEqual(out.content, { reason: 'spam', redacts: '$msg' });
@@ -104,7 +111,13 @@ describe('toClientEvent: redactions carry redacts both top-level and in content'
   });
 
   test('v11 (content.redacts in the PDU)', () => {
-    const redaction = makeEvent({ id: '$red', type: 'm.room.redaction', sender: MOD, roomId: ROOM, content: { reason: 'spam', redacts: '$msg' } });
+    const redaction = makeEvent({
+      id: '$red',
+      type: 'm.room.redaction',
+      sender: MOD,
+      roomId: ROOM,
+      content: { reason: 'spam', redacts: '$msg' },
+    });
     const out = toClientEvent(redaction, { roomVersion: V11, now: NOW });
     assert.equal(out.redacts, '$msg');
     assert.deepEqual(out.content, { reason: 'spam', redacts: '$msg' });
@@ -113,7 +126,14 @@ describe('toClientEvent: redactions carry redacts both top-level and in content'
   });
 
   test('v10 with a conflicting content.redacts: the top-level value wins in both places', () => {
-    const redaction = makeEvent({ id: '$red', type: 'm.room.redaction', sender: MOD, roomId: ROOM, redacts: '$msg', content: { redacts: '$other' } });
+    const redaction = makeEvent({
+      id: '$red',
+      type: 'm.room.redaction',
+      sender: MOD,
+      roomId: ROOM,
+      redacts: '$msg',
+      content: { redacts: '$other' },
+    });
     const out = toClientEvent(redaction, { roomVersion: V10, now: NOW });
     assert.equal(out.redacts, '$msg');
     assert.equal(out.content.redacts, '$msg');
@@ -127,8 +147,29 @@ describe('toClientEvent: redactions carry redacts both top-level and in content'
 
 describe('toClientEvent: redacted events', () => {
   for (const [version, redaction] of [
-    [V1, makeEvent({ id: '$red', type: 'm.room.redaction', sender: MOD, roomId: ROOM, redacts: '$msg', content: { reason: 'spam' }, originServerTs: NOW - 10 })],
-    [V11, makeEvent({ id: '$red', type: 'm.room.redaction', sender: MOD, roomId: ROOM, content: { reason: 'spam', redacts: '$msg' }, originServerTs: NOW - 10 })],
+    [
+      V1,
+      makeEvent({
+        id: '$red',
+        type: 'm.room.redaction',
+        sender: MOD,
+        roomId: ROOM,
+        redacts: '$msg',
+        content: { reason: 'spam' },
+        originServerTs: NOW - 10,
+      }),
+    ],
+    [
+      V11,
+      makeEvent({
+        id: '$red',
+        type: 'm.room.redaction',
+        sender: MOD,
+        roomId: ROOM,
+        content: { reason: 'spam', redacts: '$msg' },
+        originServerTs: NOW - 10,
+      }),
+    ],
   ] as const) {
     test(`v${version.id}: redacted content and unsigned.redacted_because`, () => {
       const out = toClientEvent(message, {

@@ -121,7 +121,10 @@ test("m.presence: the spec's shape; entries of other servers' users or bad value
     { userId: '@john:matrix.org', presence: 'online', lastActiveAgo: 5000, currentlyActive: true, statusMsg: 'Making cupcakes' },
     { userId: '@jane:matrix.org', presence: 'offline', lastActiveAgo: undefined, currentlyActive: undefined, statusMsg: undefined },
   ]);
-  assert.deepEqual(result.skipped.map((s) => s.what), ['push[2]', 'push[3]', 'push[4]', 'push[5]', 'push[6]']);
+  assert.deepEqual(
+    result.skipped.map((s) => s.what),
+    ['push[2]', 'push[3]', 'push[4]', 'push[5]', 'push[6]'],
+  );
   assert.equal(errorCode(edu('m.presence', {})), 'malformed-content');
   assert.equal(errorCode(edu('m.presence', { push: {} })), 'malformed-content');
 });
@@ -129,7 +132,15 @@ test("m.presence: the spec's shape; entries of other servers' users or bad value
 test('m.device_list_update: required fields, prev_id chain, keys of this device only', () => {
   const keys = { user_id: '@john:matrix.org', device_id: 'QBUAZIFURK', algorithms: [], keys: {}, signatures: {} };
   const result = ok(
-    edu('m.device_list_update', { user_id: '@john:matrix.org', device_id: 'QBUAZIFURK', device_display_name: 'Mobile', stream_id: 6, prev_id: [5], deleted: false, keys }),
+    edu('m.device_list_update', {
+      user_id: '@john:matrix.org',
+      device_id: 'QBUAZIFURK',
+      device_display_name: 'Mobile',
+      stream_id: 6,
+      prev_id: [5],
+      deleted: false,
+      keys,
+    }),
   );
   assert.deepEqual(result.edu, {
     type: 'm.device_list_update',
@@ -163,7 +174,11 @@ test('m.device_list_update: required fields, prev_id chain, keys of this device 
 });
 
 test("m.signing_key_update: the spec's example; keys must be the user's, with the right usage", () => {
-  const master = { user_id: '@alice:matrix.org', usage: ['master'], keys: { 'ed25519:base64+master+public+key': 'base64+master+public+key' } };
+  const master = {
+    user_id: '@alice:matrix.org',
+    usage: ['master'],
+    keys: { 'ed25519:base64+master+public+key': 'base64+master+public+key' },
+  };
   const selfSigning = {
     user_id: '@alice:matrix.org',
     usage: ['self_signing'],
@@ -171,7 +186,12 @@ test("m.signing_key_update: the spec's example; keys must be the user's, with th
     signatures: { '@alice:matrix.org': { 'ed25519:base64+master+public+key': 'signature+of+self+signing+key' } },
   };
   const result = ok(edu('m.signing_key_update', { user_id: '@alice:matrix.org', master_key: master, self_signing_key: selfSigning }));
-  assert.deepEqual(result.edu, { type: 'm.signing_key_update', userId: '@alice:matrix.org', masterKey: master, selfSigningKey: selfSigning });
+  assert.deepEqual(result.edu, {
+    type: 'm.signing_key_update',
+    userId: '@alice:matrix.org',
+    masterKey: master,
+    selfSigningKey: selfSigning,
+  });
   assert.ok(edu('m.signing_key_update', { user_id: '@alice:matrix.org' }).ok);
   assert.equal(errorCode(edu('m.signing_key_update', { user_id: '@alice:evil.org', master_key: master })), 'foreign-user');
   for (const content of [
@@ -201,7 +221,13 @@ test("m.direct_to_device: the spec's example; only our users; message_id at most
   assert.equal(result.edu.sender, '@john:matrix.org');
   assert.equal(result.edu.eventType, 'm.room_key_request');
   assert.equal(result.edu.messageId, 'hiezohf6Hoo7kaev');
-  assert.deepEqual([...result.edu.messages.get('@alice:example.org')!], [['IWHQUZUIAH', message], ['*', { all: true }]]);
+  assert.deepEqual(
+    [...result.edu.messages.get('@alice:example.org')!],
+    [
+      ['IWHQUZUIAH', message],
+      ['*', { all: true }],
+    ],
+  );
 
   const partial = ok(
     edu('m.direct_to_device', {
@@ -225,7 +251,13 @@ test("m.direct_to_device: the spec's example; only our users; message_id at most
   assert.deepEqual([...partial.edu.messages.get('@__proto__:example.org')!], [['__proto__', { polluted: true }]]);
   assert.deepEqual(
     partial.skipped.map((s) => s.what),
-    ['messages.@alice:example.org.DEV', 'messages.@bob:elsewhere.org', 'messages.notauser', 'messages.@carol:example.org', 'messages.@dave:example.org.DEV'],
+    [
+      'messages.@alice:example.org.DEV',
+      'messages.@bob:elsewhere.org',
+      'messages.notauser',
+      'messages.@carol:example.org',
+      'messages.@dave:example.org.DEV',
+    ],
   );
   assert.equal(({} as Record<string, unknown>).polluted, undefined);
 
@@ -246,8 +278,24 @@ test("m.direct_to_device: the spec's example; only our users; message_id at most
 test('hostile input never throws', () => {
   let deep: unknown = 'x';
   for (let i = 0; i < 100_000; i++) deep = [deep];
-  const nasty = [deep, { push: deep }, { room_id: deep }, { '!r:x': deep }, { messages: { '@a:example.org': { D: deep } }, sender: '@s:matrix.org', type: 't', message_id: 'm' }];
-  const proxy = new Proxy({}, { get: () => { throw new Error('boom'); }, ownKeys: () => { throw new Error('boom'); } });
+  const nasty = [
+    deep,
+    { push: deep },
+    { room_id: deep },
+    { '!r:x': deep },
+    { messages: { '@a:example.org': { D: deep } }, sender: '@s:matrix.org', type: 't', message_id: 'm' },
+  ];
+  const proxy = new Proxy(
+    {},
+    {
+      get: () => {
+        throw new Error('boom');
+      },
+      ownKeys: () => {
+        throw new Error('boom');
+      },
+    },
+  );
   for (const type of ['m.typing', 'm.receipt', 'm.presence', 'm.device_list_update', 'm.signing_key_update', 'm.direct_to_device', 'x']) {
     for (const content of [...nasty, proxy]) {
       assert.doesNotThrow(() => parseEdu({ edu_type: type, content }, ctx), type);

@@ -217,32 +217,24 @@ test('finaliseEvent, v1/v2: the caller supplies event_id; ids are read, not comp
     /prev_events\[0\]/,
   );
   // And v3+ refuses pairs and an event_id.
-  expectInvalid(
-    () => finaliseEvent({ ...message('!room:myelin.test'), prev_events: refs }, v('3'), SERVER, key),
-    'M_BAD_JSON',
-  );
-  expectInvalid(
-    () => finaliseEvent({ ...message('!room:myelin.test'), event_id: eventId }, v('4'), SERVER, key),
-    'M_BAD_JSON',
-    /event_id/,
-  );
+  expectInvalid(() => finaliseEvent({ ...message('!room:myelin.test'), prev_events: refs }, v('3'), SERVER, key), 'M_BAD_JSON');
+  expectInvalid(() => finaliseEvent({ ...message('!room:myelin.test'), event_id: eventId }, v('4'), SERVER, key), 'M_BAD_JSON', /event_id/);
 });
 
 test('event ids in prev_events/auth_events must have the room version format', () => {
   const v3ref = '$JC9UAaIebCF5s+/iWowtE1Jqgdyo4Tpz0u4sgzQYD6I';
   assert.ok(finaliseEvent(message('!r:x.org', { prev_events: [v3ref] }), v('3'), SERVER, key));
   expectInvalid(() => finaliseEvent(message('!r:x.org', { prev_events: [v3ref] }), v('4'), SERVER, key), 'M_BAD_JSON', /prev_events\[0\]/);
-  expectInvalid(() => finaliseEvent(message('!r:x.org', { auth_events: ['$nope'] }), v('5'), SERVER, key), 'M_BAD_JSON', /auth_events\[0\]/);
+  expectInvalid(
+    () => finaliseEvent(message('!r:x.org', { auth_events: ['$nope'] }), v('5'), SERVER, key),
+    'M_BAD_JSON',
+    /auth_events\[0\]/,
+  );
 });
 
 test('redacts: top-level before v11, in content from v11', () => {
   const target = AUTH;
-  const old = finaliseEvent(
-    { ...message('!r:x.org'), type: 'm.room.redaction', redacts: target, content: {} },
-    v('10'),
-    SERVER,
-    key,
-  ).event;
+  const old = finaliseEvent({ ...message('!r:x.org'), type: 'm.room.redaction', redacts: target, content: {} }, v('10'), SERVER, key).event;
   assert.equal(old.redacts, target);
   const fresh = finaliseEvent(
     { ...message('!r:x.org'), type: 'm.room.redaction', content: { redacts: target } },
@@ -254,12 +246,7 @@ test('redacts: top-level before v11, in content from v11', () => {
   // Only redaction events redact; an odd `redacts` is read as nothing rather than refused.
   const notRedaction = finaliseEvent({ ...message('!r:x.org'), redacts: target }, v('10'), SERVER, key).event;
   assert.equal(notRedaction.redacts, undefined);
-  const odd = finaliseEvent(
-    { ...message('!r:x.org'), type: 'm.room.redaction', content: { redacts: 5 } },
-    v('11'),
-    SERVER,
-    key,
-  ).event;
+  const odd = finaliseEvent({ ...message('!r:x.org'), type: 'm.room.redaction', content: { redacts: 5 } }, v('11'), SERVER, key).event;
   assert.equal(odd.redacts, undefined);
 });
 
@@ -272,16 +259,10 @@ test('size limits: 64 KiB for the whole PDU', () => {
   const { pdu } = finaliseEvent(message('!r:x.org', { content: { body: fits } }), v('10'), SERVER, key);
   assert.equal(Buffer.byteLength(JSON.stringify(pdu)), MAX_PDU_BYTES);
   assert.ok(parsePdu(pdu, v('10')));
-  expectInvalid(
-    () => finaliseEvent(message('!r:x.org', { content: { body: `${fits}a` } }), v('10'), SERVER, key),
-    'M_TOO_LARGE',
-  );
+  expectInvalid(() => finaliseEvent(message('!r:x.org', { content: { body: `${fits}a` } }), v('10'), SERVER, key), 'M_TOO_LARGE');
   expectInvalid(() => parsePdu({ ...pdu, content: { body: `${fits}a` } }, v('10')), 'M_TOO_LARGE');
   // Multi-byte characters count as bytes; unsigned counts too.
-  expectInvalid(
-    () => finaliseEvent(message('!r:x.org', { content: { body: 'é'.repeat(33000) } }), v12, SERVER, key),
-    'M_TOO_LARGE',
-  );
+  expectInvalid(() => finaliseEvent(message('!r:x.org', { content: { body: 'é'.repeat(33000) } }), v12, SERVER, key), 'M_TOO_LARGE');
   expectInvalid(
     () => finaliseEvent(message('!r:x.org', { unsigned: { big: 'x'.repeat(MAX_PDU_BYTES) } }), v12, SERVER, key),
     'M_TOO_LARGE',
@@ -297,11 +278,7 @@ test('size limits: 255 for type, state_key, sender, room_id; bytes from v11, cod
     'M_TOO_LARGE',
     /"sender"/,
   );
-  expectInvalid(
-    () => finaliseEvent(message(`!${'r'.repeat(250)}:x.org`), v('10'), SERVER, key),
-    'M_TOO_LARGE',
-    /"room_id"/,
-  );
+  expectInvalid(() => finaliseEvent(message(`!${'r'.repeat(250)}:x.org`), v('10'), SERVER, key), 'M_TOO_LARGE', /"room_id"/);
   // 200 × 'é' is 200 code points but 400 bytes.
   const wide = 'é'.repeat(200);
   assert.equal(finaliseEvent(message('!r:x.org', { state_key: wide }), v('10'), SERVER, key).event.stateKey, wide);
@@ -314,11 +291,7 @@ test('size limits: 255 for type, state_key, sender, room_id; bytes from v11, cod
 
 test('strict canonical JSON from v6; v1–5 accept floats and big integers', () => {
   for (const bad of [1.5, 2 ** 53, -(2 ** 53)]) {
-    expectInvalid(
-      () => finaliseEvent(message('!r:x.org', { content: { n: bad } }), v('6'), SERVER, key),
-      'M_BAD_JSON',
-      /canonical/,
-    );
+    expectInvalid(() => finaliseEvent(message('!r:x.org', { content: { n: bad } }), v('6'), SERVER, key), 'M_BAD_JSON', /canonical/);
     const { pdu } = finaliseEvent(message('!r:x.org', { content: { n: bad } }), v('5'), SERVER, key);
     assert.equal(parsePdu(pdu, v('5')).content.n, bad);
     expectInvalid(() => parsePdu(pdu, v('6')), 'M_BAD_JSON', /content\.n/);
@@ -426,14 +399,31 @@ test('fuzz: any mutation of a PDU parses or throws InvalidEventError, nothing el
     JSON.parse('{"__proto__": {"polluted": true}}') as JsonValue,
   ];
   const fields = [
-    'type', 'state_key', 'sender', 'content', 'origin_server_ts', 'depth', 'prev_events', 'auth_events',
-    'hashes', 'signatures', 'room_id', 'event_id', 'redacts', 'unsigned', 'origin', '__proto__', 'constructor',
+    'type',
+    'state_key',
+    'sender',
+    'content',
+    'origin_server_ts',
+    'depth',
+    'prev_events',
+    'auth_events',
+    'hashes',
+    'signatures',
+    'room_id',
+    'event_id',
+    'redacts',
+    'unsigned',
+    'origin',
+    '__proto__',
+    'constructor',
   ];
   const versions = ['1', '3', '4', '6', '10', '11', '12'].map(v);
   const bases = versions.map((version) => {
     if (version.roomIdFromCreateEvent) return finaliseEvent(createEvent(), version, SERVER, key).pdu;
-    const extra: JsonObject = version.eventIdFormat === 'v1' ? { event_id: '$e:x.org', prev_events: [['$p:x.org', {}]], auth_events: [] } : {};
-    const prevFormat: JsonObject = version.eventIdFormat === 'v3' ? { prev_events: ['$JC9UAaIebCF5s+/iWowtE1Jqgdyo4Tpz0u4sgzQYD6I'], auth_events: [] } : {};
+    const extra: JsonObject =
+      version.eventIdFormat === 'v1' ? { event_id: '$e:x.org', prev_events: [['$p:x.org', {}]], auth_events: [] } : {};
+    const prevFormat: JsonObject =
+      version.eventIdFormat === 'v3' ? { prev_events: ['$JC9UAaIebCF5s+/iWowtE1Jqgdyo4Tpz0u4sgzQYD6I'], auth_events: [] } : {};
     return finaliseEvent(message('!r:x.org', { ...extra, ...prevFormat }), version, SERVER, key).pdu;
   });
   let parsed = 0;

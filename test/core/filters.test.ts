@@ -316,10 +316,7 @@ describe('eventMatchesFilter', () => {
     assert.equal(eventMatchesFilter(timeline({ not_senders: ['@flibble:wibble'] }), { ...msg, sender: '@flibble:wibble' }), false);
     assert.equal(eventMatchesFilter(timeline({ not_senders: ['@flibble:wibble'] }), msg), true);
     // not_senders wins.
-    assert.equal(
-      eventMatchesFilter(timeline({ senders: ['@foo:bar'], not_senders: ['@foo:bar'] }), msg),
-      false,
-    );
+    assert.equal(eventMatchesFilter(timeline({ senders: ['@foo:bar'], not_senders: ['@foo:bar'] }), msg), false);
     // No sender (account data): a senders list never matches it; not_senders never excludes it.
     assert.equal(eventMatchesFilter(timeline({ senders: ['@foo:bar'] }), { type: 'm.tag' }), false);
     assert.equal(eventMatchesFilter(timeline({ not_senders: ['@foo:bar'] }), { type: 'm.tag' }), true);

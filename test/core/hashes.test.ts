@@ -109,10 +109,7 @@ test('event ids: v3 uses standard base64, v4+ URL-safe, for the same event', () 
   // drops (body, unsigned, signatures), does not change it.
   assert.equal(computeEventId(redactEvent(event, v('4')), v('4')), v4);
   assert.equal(computeEventId({ ...event, content: {}, unsigned: {}, signatures: {} }, v('4')), v4);
-  assert.equal(
-    eventIdFromReferenceHash(computeReferenceHash(redactEvent(event, v('3'))), 'v3'),
-    v3,
-  );
+  assert.equal(eventIdFromReferenceHash(computeReferenceHash(redactEvent(event, v('3'))), 'v3'), v3);
 });
 
 test('event ids: v11+ drop origin from the redacted form, so the id differs', () => {

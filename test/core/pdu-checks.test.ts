@@ -99,14 +99,32 @@ test('step 1: malformed events are dropped at the format stage', () => {
   // A v12 event that lists the create event in auth_events
   const v12 = v('12');
   const { event: create } = finaliseEvent(
-    { type: 'm.room.create', state_key: '', sender: '@alice:a.test', content: { room_version: '12' }, origin_server_ts: TS, depth: 1, prev_events: [], auth_events: [] },
+    {
+      type: 'm.room.create',
+      state_key: '',
+      sender: '@alice:a.test',
+      content: { room_version: '12' },
+      origin_server_ts: TS,
+      depth: 1,
+      prev_events: [],
+      auth_events: [],
+    },
     v12,
     'a.test',
     keys['a.test']!,
   );
   // finaliseEvent refuses to build it; hashAndSign does not check the format.
   const { pdu: bad } = hashAndSign(
-    { type: 'm.room.message', sender: '@alice:a.test', room_id: create.roomId, content: {}, origin_server_ts: TS, depth: 2, prev_events: [create.eventId], auth_events: [create.eventId] },
+    {
+      type: 'm.room.message',
+      sender: '@alice:a.test',
+      room_id: create.roomId,
+      content: {},
+      origin_server_ts: TS,
+      depth: 2,
+      prev_events: [create.eventId],
+      auth_events: [create.eventId],
+    },
     v12,
     'a.test',
     keys['a.test']!,
@@ -141,7 +159,13 @@ test('step 2: the sender server must sign; unknown or expired keys are skipped',
   // An old key that expired after the event still counts.
   assert.ok(checkPduSignatures(event, version, keyStore({ 'a.test': { validUntilTs: TS, old: true } })).ok);
   // A lookup that returns a key of another server or id is not trusted.
-  const confused: KeyLookup = (s, id) => ({ serverName: 'b.test', keyId: id, publicKey: encodePublicKey(keys['a.test']!), validUntilTs: TS + DAY, old: false });
+  const confused: KeyLookup = (s, id) => ({
+    serverName: 'b.test',
+    keyId: id,
+    publicKey: encodePublicKey(keys['a.test']!),
+    validUntilTs: TS + DAY,
+    old: false,
+  });
   assert.equal((checkPduSignatures(event, version, confused) as { problem: string }).problem, 'no-usable-key');
   // A wrong signature by a known key.
   const forged = parsed(cosign({ ...pdu, signatures: {} }, version, 'a.test', generateSigningKey('a1')), version);
@@ -171,7 +195,11 @@ test('step 2: room versions 1-4 ignore key validity; 5 and later enforce it', ()
 test('step 2: rooms v1/v2 also need the event id server when it is not the sender server', () => {
   const version = v('1');
   // A join by @bob:b.test whose event id was made by a.test (the resident in a v1 join).
-  const { pdu } = build(version, { sender: '@bob:b.test', type: 'm.room.member', state_key: '@bob:b.test', content: { membership: 'join' }, event_id: '$join:a.test' }, 'b.test');
+  const { pdu } = build(
+    version,
+    { sender: '@bob:b.test', type: 'm.room.member', state_key: '@bob:b.test', content: { membership: 'join' }, event_id: '$join:a.test' },
+    'b.test',
+  );
   const event = parsed(pdu, version);
   assert.deepEqual(requiredSignatures(event, version), {
     ok: true,
@@ -204,7 +232,13 @@ test('step 2: restricted joins (v8+) need the authorising server signature', () 
     const event = parsed(pdu, version);
     assert.deepEqual(
       requiredSignatures(event, version),
-      { ok: true, required: [{ serverName: 'b.test', reason: 'sender' }, { serverName: 'c.test', reason: 'authorising-server' }] },
+      {
+        ok: true,
+        required: [
+          { serverName: 'b.test', reason: 'sender' },
+          { serverName: 'c.test', reason: 'authorising-server' },
+        ],
+      },
       id,
     );
     assert.equal((checkPduSignatures(event, version, keyStore()) as { serverName: string }).serverName, 'c.test', id);
@@ -225,21 +259,41 @@ test('step 2: restricted joins (v8+) need the authorising server signature', () 
 
 test('step 2: an invite from a third-party invite needs no signature of the inviter server', () => {
   const version = v('10');
-  const thirdParty = { membership: 'invite', third_party_invite: { display_name: 'b…', signed: { mxid: '@bob:b.test', token: 't', signatures: {} } } };
+  const thirdParty = {
+    membership: 'invite',
+    third_party_invite: { display_name: 'b…', signed: { mxid: '@bob:b.test', token: 't', signatures: {} } },
+  };
   // Built and signed by the invitee's server b.test on behalf of @alice:a.test.
-  const { pdu } = build(version, { sender: '@alice:a.test', type: 'm.room.member', state_key: '@bob:b.test', content: thirdParty }, 'b.test');
+  const { pdu } = build(
+    version,
+    { sender: '@alice:a.test', type: 'm.room.member', state_key: '@bob:b.test', content: thirdParty },
+    'b.test',
+  );
   const event = parsed(pdu, version);
   assert.deepEqual(requiredSignatures(event, version), { ok: true, required: [] });
   assert.ok(checkPduSignatures(event, version, keyStore()).ok);
   // A plain invite does need it.
-  const { pdu: plain } = build(version, { sender: '@alice:a.test', type: 'm.room.member', state_key: '@bob:b.test', content: { membership: 'invite' } }, 'b.test');
+  const { pdu: plain } = build(
+    version,
+    { sender: '@alice:a.test', type: 'm.room.member', state_key: '@bob:b.test', content: { membership: 'invite' } },
+    'b.test',
+  );
   assert.equal(checkPduSignatures(parsed(plain, version), version, keyStore()).ok, false);
 });
 
 test('step 2 for room version 12: the create event and a message, both signed by the sender server', () => {
   const v12 = v('12');
   const { pdu: createPdu, event: create } = finaliseEvent(
-    { type: 'm.room.create', state_key: '', sender: '@alice:a.test', content: { room_version: '12' }, origin_server_ts: TS, depth: 1, prev_events: [], auth_events: [] },
+    {
+      type: 'm.room.create',
+      state_key: '',
+      sender: '@alice:a.test',
+      content: { room_version: '12' },
+      origin_server_ts: TS,
+      depth: 1,
+      prev_events: [],
+      auth_events: [],
+    },
     v12,
     'a.test',
     keys['a.test']!,
@@ -284,10 +338,20 @@ test('key requests: one per (server, key), with the latest validity any event ne
   const e1 = parsed(build(v10, { sender: '@alice:a.test', origin_server_ts: TS }).pdu, v10);
   const e2 = parsed(build(v10, { sender: '@alice:a.test', origin_server_ts: TS + 5000 }).pdu, v10);
   const e3 = parsed(build(v4, { sender: '@bob:b.test', origin_server_ts: TS + 9000 }).pdu, v4);
-  const join = build(v10, { sender: '@bob:b.test', type: 'm.room.member', state_key: '@bob:b.test', content: { membership: 'join', join_authorised_via_users_server: '@admin:c.test' } });
+  const join = build(v10, {
+    sender: '@bob:b.test',
+    type: 'm.room.member',
+    state_key: '@bob:b.test',
+    content: { membership: 'join', join_authorised_via_users_server: '@admin:c.test' },
+  });
   const e4 = parsed(cosign(join.pdu, v10, 'c.test'), v10);
   // A policy server signature under the sender's own name is not a key to fetch.
-  const withPolicy = parsed(cosign(build(v10, { sender: '@alice:a.test', origin_server_ts: TS + 1 }).pdu, v10, 'a.test', { ...generateSigningKey('policy_server') }), v10);
+  const withPolicy = parsed(
+    cosign(build(v10, { sender: '@alice:a.test', origin_server_ts: TS + 1 }).pdu, v10, 'a.test', {
+      ...generateSigningKey('policy_server'),
+    }),
+    v10,
+  );
   const requests = keyRequestsFor([e1, e2, e3, e4, withPolicy].map((event, i) => ({ event, roomVersion: i === 2 ? v4 : v10 })));
   assert.deepEqual(requests, [
     { serverName: 'a.test', keyId: 'ed25519:a1', minimumValidUntilTs: TS + 5000 },
@@ -302,8 +366,14 @@ test('key requests: one per (server, key), with the latest validity any event ne
 test('trimming unsigned: member events keep stripped state; age becomes ageTs', () => {
   const trimmed = trimReceivedPdu({ type: 'm.room.message', unsigned: { age: 1500, secret: 'x', age_ts: 1 } }, TS);
   assert.deepEqual(trimmed, { pdu: { type: 'm.room.message' }, ageTs: TS - 1500 });
-  const member = trimReceivedPdu({ type: 'm.room.member', unsigned: { invite_room_state: [], knock_room_state: [1], other: 2, age: 1.5 } }, TS);
-  assert.deepEqual(member, { pdu: { type: 'm.room.member', unsigned: { invite_room_state: [], knock_room_state: [1] } }, ageTs: undefined });
+  const member = trimReceivedPdu(
+    { type: 'm.room.member', unsigned: { invite_room_state: [], knock_room_state: [1], other: 2, age: 1.5 } },
+    TS,
+  );
+  assert.deepEqual(member, {
+    pdu: { type: 'm.room.member', unsigned: { invite_room_state: [], knock_room_state: [1] } },
+    ageTs: undefined,
+  });
   assert.deepEqual(trimReceivedPdu({ type: 'x', unsigned: 'junk' }, TS), { pdu: { type: 'x' }, ageTs: undefined });
   assert.deepEqual(trimReceivedPdu({ type: 'x' }, TS), { pdu: { type: 'x' }, ageTs: undefined });
   assert.deepEqual(trimReceivedPdu(42, TS), { pdu: 42, ageTs: undefined });
@@ -319,7 +389,14 @@ test('policy servers: config from m.room.policy content, and the signature verdi
     serverName: 'policy.test',
     publicKey: encodePublicKey(policyKey),
   });
-  for (const bad of [null, {}, { via: 'p' }, { via: 1, public_keys: { ed25519: 'k' } }, { via: 'p', public_keys: {} }, { via: '', public_keys: { ed25519: 'k' } }]) {
+  for (const bad of [
+    null,
+    {},
+    { via: 'p' },
+    { via: 1, public_keys: { ed25519: 'k' } },
+    { via: 'p', public_keys: {} },
+    { via: '', public_keys: { ed25519: 'k' } },
+  ]) {
     assert.equal(policyServerFromContent(bad), undefined, JSON.stringify(bad));
   }
   const policy = policyServerFromContent({ via: 'policy.test', public_keys: { ed25519: encodePublicKey(policyKey) } })!;

@@ -169,7 +169,12 @@ describe('levels from a power-levels event', () => {
   });
 
   test('v1–5: floats are truncated; v6+: floats count as absent', () => {
-    for (const [id, expected] of [['1', 50], ['5', 50], ['6', 0], ['9', 0]] as const) {
+    for (const [id, expected] of [
+      ['1', 50],
+      ['5', 50],
+      ['6', 0],
+      ['9', 0],
+    ] as const) {
       const version = v(id);
       const pl = parsePowerLevels({ users: { [BOB]: 50.57 } }, makeCreateEvent(version, ALICE), version);
       assert.equal(pl.userLevel(BOB), expected, `v${id}`);
@@ -179,11 +184,7 @@ describe('levels from a power-levels event', () => {
   test('v10+: strings count as absent, so defaults apply', () => {
     for (const id of ['10', '11', '12']) {
       const version = v(id);
-      const pl = parsePowerLevels(
-        { users: { [BOB]: '50' }, ban: '10', users_default: '7' },
-        makeCreateEvent(version, ALICE),
-        version,
-      );
+      const pl = parsePowerLevels({ users: { [BOB]: '50' }, ban: '10', users_default: '7' }, makeCreateEvent(version, ALICE), version);
       assert.equal(pl.userLevel(BOB), 0, `v${id}`);
       assert.equal(pl.ban, 50, `v${id}`);
     }
@@ -198,15 +199,9 @@ describe('creators', () => {
       assert.deepEqual([...creatorsOf(create, version)], [BOB], `v${id}`);
     }
     const v11 = v('11');
-    assert.deepEqual(
-      [...creatorsOf(makeCreateEvent(v11, ALICE, { additionalCreators: [BOB] }), v11)],
-      [ALICE],
-    );
+    assert.deepEqual([...creatorsOf(makeCreateEvent(v11, ALICE, { additionalCreators: [BOB] }), v11)], [ALICE]);
     const v12 = v('12');
-    assert.deepEqual(
-      [...creatorsOf(makeCreateEvent(v12, ALICE, { additionalCreators: [BOB, CAROL] }), v12)],
-      [ALICE, BOB, CAROL],
-    );
+    assert.deepEqual([...creatorsOf(makeCreateEvent(v12, ALICE, { additionalCreators: [BOB, CAROL] }), v12)], [ALICE, BOB, CAROL]);
   });
 
   test('v12: creators have infinite power even when the power-levels event names them', () => {

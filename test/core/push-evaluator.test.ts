@@ -184,10 +184,7 @@ describe('default rules firing', () => {
     assert.equal(matched(legacy), '.m.rule.contains_user_name');
     assert.deepEqual(DEFAULTS.evaluate(legacy, ctx()), ['notify', SOUND, HIGHLIGHT]);
     assert.equal(matched(message({ msgtype: 'm.text', body: 'no malice meant' })), '.m.rule.message');
-    assert.equal(
-      matched(message({ msgtype: 'm.text', body: 'ping alice', 'm.mentions': { user_ids: [] } })),
-      '.m.rule.message',
-    );
+    assert.equal(matched(message({ msgtype: 'm.text', body: 'ping alice', 'm.mentions': { user_ids: [] } })), '.m.rule.message');
   });
 
   test('a reaction is silent', () => {
@@ -413,8 +410,7 @@ describe('conditions', () => {
 
   test('room_member_count with every operator', () => {
     const event = message({ body: 'x' });
-    const count = (is: unknown, n: number) =>
-      match({ kind: 'room_member_count', is } as PushCondition, event, ctx({ roomMemberCount: n }));
+    const count = (is: unknown, n: number) => match({ kind: 'room_member_count', is } as PushCondition, event, ctx({ roomMemberCount: n }));
     assert.equal(count('2', 2), true);
     assert.equal(count('2', 3), false);
     assert.equal(count('==2', 2), true);
@@ -516,7 +512,9 @@ describe('performance', () => {
     const event = message({ msgtype: 'm.text', body: 'ping User Number 7 please' }, '@sender:example.org');
     const hits = users.filter((u, i) => {
       const set = rules({}, u);
-      return actionsHighlight(set.evaluate(event, { userId: u, userDisplayName: `User Number ${i}`, roomMemberCount: 50, powerLevels: POWER }));
+      return actionsHighlight(
+        set.evaluate(event, { userId: u, userDisplayName: `User Number ${i}`, roomMemberCount: 50, powerLevels: POWER }),
+      );
     });
     assert.deepEqual(hits, ['@user7:example.org']);
   });

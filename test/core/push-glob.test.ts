@@ -133,8 +133,7 @@ describe('glob: randomised cross-check', () => {
     seed = (seed * 1103515245 + 12345) & 0x7fffffff;
     return seed % n;
   };
-  const pick = (alphabet: string[], max: number) =>
-    Array.from({ length: rand(max + 1) }, () => alphabet[rand(alphabet.length)]).join('');
+  const pick = (alphabet: string[], max: number) => Array.from({ length: rand(max + 1) }, () => alphabet[rand(alphabet.length)]).join('');
   const TEXT = ['a', 'b', 'A', '_', ' ', '-', '1', 'é', '😀'];
   const PATTERN = [...TEXT, '*', '?', '*', '?'];
 

@@ -93,20 +93,20 @@ describe('default rules', () => {
 
   test('spec definitions: a few spot checks', () => {
     const d = defaultRules(ALICE).global;
-    assert.deepEqual(d.override.find((r) => r.rule_id === '.m.rule.is_room_mention'), {
-      rule_id: '.m.rule.is_room_mention',
-      default: true,
-      enabled: true,
-      conditions: [
-        { kind: 'event_property_is', key: 'content.m\\.mentions.room', value: true },
-        { kind: 'sender_notification_permission', key: 'room' },
-      ],
-      actions: ['notify', { set_tweak: 'highlight' }],
-    });
-    assert.deepEqual(d.underride.find((r) => r.rule_id === '.m.rule.call')!.actions, [
-      'notify',
-      { set_tweak: 'sound', value: 'ring' },
-    ]);
+    assert.deepEqual(
+      d.override.find((r) => r.rule_id === '.m.rule.is_room_mention'),
+      {
+        rule_id: '.m.rule.is_room_mention',
+        default: true,
+        enabled: true,
+        conditions: [
+          { kind: 'event_property_is', key: 'content.m\\.mentions.room', value: true },
+          { kind: 'sender_notification_permission', key: 'room' },
+        ],
+        actions: ['notify', { set_tweak: 'highlight' }],
+      },
+    );
+    assert.deepEqual(d.underride.find((r) => r.rule_id === '.m.rule.call')!.actions, ['notify', { set_tweak: 'sound', value: 'ring' }]);
     assert.deepEqual(d.override.find((r) => r.rule_id === '.m.rule.tombstone')!.conditions, [
       { kind: 'event_match', key: 'type', pattern: 'm.room.tombstone' },
       { kind: 'event_match', key: 'state_key', pattern: '' },
@@ -211,12 +211,17 @@ describe('validateNewRule', () => {
       enabled: true,
       actions: ['dont_notify'],
     });
-    assert.deepEqual(value(validateNewRule('content', 'cake', { pattern: 'cake*lie', actions: ['notify', { set_tweak: 'sound', value: 'cakealarm.wav' }] })), {
-      rule_id: 'cake',
-      enabled: true,
-      pattern: 'cake*lie',
-      actions: ['notify', { set_tweak: 'sound', value: 'cakealarm.wav' }],
-    });
+    assert.deepEqual(
+      value(
+        validateNewRule('content', 'cake', { pattern: 'cake*lie', actions: ['notify', { set_tweak: 'sound', value: 'cakealarm.wav' }] }),
+      ),
+      {
+        rule_id: 'cake',
+        enabled: true,
+        pattern: 'cake*lie',
+        actions: ['notify', { set_tweak: 'sound', value: 'cakealarm.wav' }],
+      },
+    );
     const override = value(
       validateNewRule('override', 'beer', {
         conditions: [

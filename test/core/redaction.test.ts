@@ -210,8 +210,18 @@ for (const rules of Object.keys(RULE_VERSIONS) as RedactionRules[]) {
 
 test('every room version uses the rules the spec assigns it', () => {
   const expected: Record<string, RedactionRules> = {
-    '1': 'v1', '2': 'v1', '3': 'v1', '4': 'v1', '5': 'v1',
-    '6': 'v6', '7': 'v6', '8': 'v8', '9': 'v9', '10': 'v9', '11': 'v11', '12': 'v11',
+    '1': 'v1',
+    '2': 'v1',
+    '3': 'v1',
+    '4': 'v1',
+    '5': 'v1',
+    '6': 'v6',
+    '7': 'v6',
+    '8': 'v8',
+    '9': 'v9',
+    '10': 'v9',
+    '11': 'v11',
+    '12': 'v11',
   };
   for (const [id, version] of ROOM_VERSIONS) assert.equal(version.redaction, expected[id], id);
 });

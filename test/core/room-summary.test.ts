@@ -94,7 +94,12 @@ describe('computeHeroes', () => {
   });
 
   test('the fallback is capped at 5 as well, and never includes me', () => {
-    const members = [m('me', 'leave', 0), ...Array.from({ length: 4 }, (_, i) => m(`l${i}`, 'leave', i + 1)), m('b0', 'ban', 0), m('b1', 'ban', 1)];
+    const members = [
+      m('me', 'leave', 0),
+      ...Array.from({ length: 4 }, (_, i) => m(`l${i}`, 'leave', i + 1)),
+      m('b0', 'ban', 0),
+      m('b1', 'ban', 1),
+    ];
     assert.deepEqual(computeHeroes(members, ME), ['@l0:a.test', '@l1:a.test', '@l2:a.test', '@l3:a.test', '@b0:a.test']);
   });
 

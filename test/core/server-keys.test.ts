@@ -36,11 +36,24 @@ const notaryKey = generateSigningKey('notary1');
 const OLD = { keyId: 'ed25519:0ldK3y', publicKey: encodePublicKey(generateSigningKey('x')), expiredTs: NOW - 30 * DAY };
 
 function published(overrides: Partial<Parameters<typeof buildOwnServerKeys>[0]> = {}): JsonObject {
-  return buildOwnServerKeys({ serverName: 'a.example', signingKeys: [specKey], oldKeys: [OLD], now: NOW, keyRefreshIntervalMs: DAY, ...overrides });
+  return buildOwnServerKeys({
+    serverName: 'a.example',
+    signingKeys: [specKey],
+    oldKeys: [OLD],
+    now: NOW,
+    keyRefreshIntervalMs: DAY,
+    ...overrides,
+  });
 }
 
 test('our published keys: verify_keys, old_verify_keys, valid_until_ts = now + key_refresh_interval, signed by every current key', () => {
-  const body = buildOwnServerKeys({ serverName: 'a.example', signingKeys: [specKey, otherKey], oldKeys: [OLD], now: NOW, keyRefreshIntervalMs: DAY });
+  const body = buildOwnServerKeys({
+    serverName: 'a.example',
+    signingKeys: [specKey, otherKey],
+    oldKeys: [OLD],
+    now: NOW,
+    keyRefreshIntervalMs: DAY,
+  });
   assert.equal(body.server_name, 'a.example');
   assert.equal(body.valid_until_ts, NOW + DAY);
   assert.deepEqual(body.verify_keys, {
@@ -53,7 +66,13 @@ test('our published keys: verify_keys, old_verify_keys, valid_until_ts = now + k
   assert.ok(checked.ok);
   assert.equal(checked.keys.verifyKeys.size, 2);
   // A current key is never also listed as old.
-  const dup = buildOwnServerKeys({ serverName: 'a.example', signingKeys: [specKey], oldKeys: [{ ...OLD, keyId: 'ed25519:1' }], now: NOW, keyRefreshIntervalMs: DAY });
+  const dup = buildOwnServerKeys({
+    serverName: 'a.example',
+    signingKeys: [specKey],
+    oldKeys: [{ ...OLD, keyId: 'ed25519:1' }],
+    now: NOW,
+    keyRefreshIntervalMs: DAY,
+  });
   assert.deepEqual(dup.old_verify_keys, {});
   assert.throws(() => buildOwnServerKeys({ serverName: 'a.example', signingKeys: [], now: NOW, keyRefreshIntervalMs: DAY }));
 });
@@ -66,10 +85,7 @@ test('rebuilding our answer once half the refresh interval is used up', () => {
 
 test('a server keys answer must be for the server asked and signed by its own current key', () => {
   assert.equal(validateServerKeysResponse(published(), 'b.example').ok, false);
-  assert.deepEqual(
-    (validateServerKeysResponse(published(), 'b.example') as { error: { code: string } }).error.code,
-    'wrong-server',
-  );
+  assert.deepEqual((validateServerKeysResponse(published(), 'b.example') as { error: { code: string } }).error.code, 'wrong-server');
   // Signed only by a key it does not list.
   const unlisted = signJson({ ...published(), signatures: {} }, 'a.example', otherKey);
   assert.equal((validateServerKeysResponse(unlisted, 'a.example') as { error: { code: string } }).error.code, 'not-self-signed');
@@ -122,7 +138,9 @@ test("the spec's example answer: placeholder keys are refused, the shape is read
   const example = {
     server_name: 'example.org',
     verify_keys: { 'ed25519:abc123': { key: 'VGhpcyBzaG91bGQgYmUgYSByZWFsIGVkMjU1MTkgcGF5bG9hZA' } },
-    old_verify_keys: { 'ed25519:0ldk3y': { expired_ts: 1532645052628, key: 'VGhpcyBzaG91bGQgYmUgeW91ciBvbGQga2V5J3MgZWQyNTUxOSBwYXlsb2FkLg' } },
+    old_verify_keys: {
+      'ed25519:0ldk3y': { expired_ts: 1532645052628, key: 'VGhpcyBzaG91bGQgYmUgeW91ciBvbGQga2V5J3MgZWQyNTUxOSBwYXlsb2FkLg' },
+    },
     signatures: { 'example.org': { 'ed25519:auto2': 'VGhpcyBzaG91bGQgYWN0dWFsbHkgYmUgYSBzaWduYXR1cmU' } },
     valid_until_ts: 1652262000000,
   };
@@ -150,16 +168,28 @@ test('verify keys get valid_until_ts capped at 7 days after the fetch; old keys 
   const fetchedAt = NOW + 1000;
   const keys = verifyKeysOf(far.keys, fetchedAt);
   assert.deepEqual(keys, [
-    { serverName: 'a.example', keyId: 'ed25519:1', publicKey: encodePublicKey(specKey), validUntilTs: fetchedAt + MAX_KEY_VALIDITY_AFTER_FETCH_MS, old: false },
+    {
+      serverName: 'a.example',
+      keyId: 'ed25519:1',
+      publicKey: encodePublicKey(specKey),
+      validUntilTs: fetchedAt + MAX_KEY_VALIDITY_AFTER_FETCH_MS,
+      old: false,
+    },
     { serverName: 'a.example', keyId: OLD.keyId, publicKey: OLD.publicKey, validUntilTs: OLD.expiredTs, old: true },
   ]);
   const near = validateServerKeysResponse(published(), 'a.example');
   assert.ok(near.ok);
   assert.equal(verifyKeysOf(near.keys, fetchedAt)[0]!.validUntilTs, NOW + DAY);
   // A key listed as both current and old counts as old.
-  const both = parseServerKeys({ ...published(), old_verify_keys: { 'ed25519:1': { key: encodePublicKey(specKey), expired_ts: NOW - 1 } } });
+  const both = parseServerKeys({
+    ...published(),
+    old_verify_keys: { 'ed25519:1': { key: encodePublicKey(specKey), expired_ts: NOW - 1 } },
+  });
   assert.ok(both.ok);
-  assert.deepEqual(verifyKeysOf(both.keys, NOW).map((k) => [k.keyId, k.old, k.validUntilTs]), [['ed25519:1', true, NOW - 1]]);
+  assert.deepEqual(
+    verifyKeysOf(both.keys, NOW).map((k) => [k.keyId, k.old, k.validUntilTs]),
+    [['ed25519:1', true, NOW - 1]],
+  );
 });
 
 test('which keys count: v1-4 any known key, v5+ keys valid at origin_server_ts, requests only current keys valid now', () => {
@@ -197,12 +227,19 @@ test('our own keys for local checks', () => {
 
 test('notary answers: each entry signed by its server and by a known notary key', () => {
   const entryA = notarise(published(), 'notary.example', [notaryKey]);
-  const entryB = notarise(buildOwnServerKeys({ serverName: 'b.example', signingKeys: [otherKey], now: NOW, keyRefreshIntervalMs: DAY }), 'notary.example', [notaryKey]);
+  const entryB = notarise(
+    buildOwnServerKeys({ serverName: 'b.example', signingKeys: [otherKey], now: NOW, keyRefreshIntervalMs: DAY }),
+    'notary.example',
+    [notaryKey],
+  );
   const notaryVerifyKeys = { [notaryKey.keyId]: encodePublicKey(notaryKey) };
   const options = { notaryServerName: 'notary.example', notaryVerifyKeys };
 
   const good = validateNotaryResponse({ server_keys: [entryA, entryB] }, options);
-  assert.deepEqual(good?.accepted.map((k) => k.serverName), ['a.example', 'b.example']);
+  assert.deepEqual(
+    good?.accepted.map((k) => k.serverName),
+    ['a.example', 'b.example'],
+  );
   assert.deepEqual(good?.rejected, []);
   // Both signatures survive on the stored JSON (re-servable).
   assert.deepEqual(Object.keys(good!.accepted[0]!.json.signatures as JsonObject).sort(), ['a.example', 'notary.example']);
@@ -211,8 +248,14 @@ test('notary answers: each entry signed by its server and by a known notary key'
   const wrongNotaryKey = notarise(published(), 'notary.example', [generateSigningKey('notary1')]);
   const unknownNotaryKey = notarise(published(), 'notary.example', [generateSigningKey('rotated')]);
   const forgedOrigin = notarise({ ...published(), valid_until_ts: NOW + 100 * DAY }, 'notary.example', [notaryKey]);
-  const result = validateNotaryResponse({ server_keys: [notNotarised, wrongNotaryKey, unknownNotaryKey, forgedOrigin, 'junk', entryB] }, options);
-  assert.deepEqual(result?.accepted.map((k) => k.serverName), ['b.example']);
+  const result = validateNotaryResponse(
+    { server_keys: [notNotarised, wrongNotaryKey, unknownNotaryKey, forgedOrigin, 'junk', entryB] },
+    options,
+  );
+  assert.deepEqual(
+    result?.accepted.map((k) => k.serverName),
+    ['b.example'],
+  );
   assert.deepEqual(
     result?.rejected.map((r) => [r.index, r.serverName, r.error.code]),
     [
@@ -224,15 +267,24 @@ test('notary answers: each entry signed by its server and by a known notary key'
     ],
   );
   // Without configured notary keys only the origins' signatures are checked.
-  const trusting = validateNotaryResponse({ server_keys: [notNotarised, forgedOrigin] }, { notaryServerName: 'notary.example', notaryVerifyKeys: undefined });
-  assert.deepEqual(trusting?.accepted.map((k) => k.serverName), ['a.example']);
+  const trusting = validateNotaryResponse(
+    { server_keys: [notNotarised, forgedOrigin] },
+    { notaryServerName: 'notary.example', notaryVerifyKeys: undefined },
+  );
+  assert.deepEqual(
+    trusting?.accepted.map((k) => k.serverName),
+    ['a.example'],
+  );
   assert.equal(trusting?.rejected[0]?.error.code, 'bad-self-signature');
   // The answer as a whole must hold a server_keys array.
   assert.equal(validateNotaryResponse({ server_keys: {} }, options), undefined);
   assert.equal(validateNotaryResponse([], options), undefined);
   assert.deepEqual(validateNotaryResponse({ server_keys: [] }, options), { accepted: [], rejected: [] });
   // A notary key id that collides with an Object prototype name is not a known key.
-  const proto = validateNotaryResponse({ server_keys: [notarise(published(), 'notary.example', [generateSigningKey('constructor')])] }, options);
+  const proto = validateNotaryResponse(
+    { server_keys: [notarise(published(), 'notary.example', [generateSigningKey('constructor')])] },
+    options,
+  );
   assert.equal(proto?.rejected[0]?.error.code, 'not-notary-signed');
 });
 
@@ -242,10 +294,24 @@ test('key queries: per-key minimum_valid_until_ts, defaulting to now', () => {
     NOW,
   );
   assert.ok(parsed.ok);
-  assert.deepEqual([...parsed.query.get('a.example')!], [['ed25519:1', 123], ['ed25519:2', NOW]]);
+  assert.deepEqual(
+    [...parsed.query.get('a.example')!],
+    [
+      ['ed25519:1', 123],
+      ['ed25519:2', NOW],
+    ],
+  );
   assert.equal(parsed.query.get('b.example:8448')!.size, 0, 'no key ids: every key');
   assert.ok(parseKeyQueryRequest({ server_keys: {} }, NOW).ok);
-  for (const bad of [null, {}, { server_keys: [] }, { server_keys: { 'a b': {} } }, { server_keys: { a: [] } }, { server_keys: { a: { k: 1 } } }, { server_keys: { a: { k: { minimum_valid_until_ts: 'soon' } } } }]) {
+  for (const bad of [
+    null,
+    {},
+    { server_keys: [] },
+    { server_keys: { 'a b': {} } },
+    { server_keys: { a: [] } },
+    { server_keys: { a: { k: 1 } } },
+    { server_keys: { a: { k: { minimum_valid_until_ts: 'soon' } } } },
+  ]) {
     assert.equal(parseKeyQueryRequest(bad, NOW).ok, false, JSON.stringify(bad));
   }
   assert.equal(parseMinimumValidUntilParam(undefined, NOW), NOW);

@@ -32,14 +32,40 @@ const HOUR = 60 * MINUTE;
 const NOW = Date.UTC(2026, 0, 1);
 
 test('server names split into hostname, port and IP-literal kind', () => {
-  assert.deepEqual(splitServerName('example.org'), { serverName: 'example.org', hostname: 'example.org', port: undefined, ipLiteral: undefined });
-  assert.deepEqual(splitServerName('example.org:8448'), { serverName: 'example.org:8448', hostname: 'example.org', port: 8448, ipLiteral: undefined });
+  assert.deepEqual(splitServerName('example.org'), {
+    serverName: 'example.org',
+    hostname: 'example.org',
+    port: undefined,
+    ipLiteral: undefined,
+  });
+  assert.deepEqual(splitServerName('example.org:8448'), {
+    serverName: 'example.org:8448',
+    hostname: 'example.org',
+    port: 8448,
+    ipLiteral: undefined,
+  });
   assert.deepEqual(splitServerName('1.2.3.4:1234'), { serverName: '1.2.3.4:1234', hostname: '1.2.3.4', port: 1234, ipLiteral: 4 });
-  assert.deepEqual(splitServerName('[1234:5678::abcd]'), { serverName: '[1234:5678::abcd]', hostname: '1234:5678::abcd', port: undefined, ipLiteral: 6 });
+  assert.deepEqual(splitServerName('[1234:5678::abcd]'), {
+    serverName: '[1234:5678::abcd]',
+    hostname: '1234:5678::abcd',
+    port: undefined,
+    ipLiteral: 6,
+  });
   assert.deepEqual(splitServerName('[::ffff:1.2.3.4]:5678')?.hostname, '::ffff:1.2.3.4');
   // A dotted quad out of range is a (grammatically valid) DNS name, not an IP literal.
   assert.equal(splitServerName('300.1.1.1')?.ipLiteral, undefined);
-  for (const bad of ['', 'example.org:', 'example.org:0', 'example.org:65536', 'example.org:99999', '[::1', '::1', '[::1]x', 'a..b', 'exa mple.org']) {
+  for (const bad of [
+    '',
+    'example.org:',
+    'example.org:0',
+    'example.org:65536',
+    'example.org:99999',
+    '[::1',
+    '::1',
+    '[::1]x',
+    'a..b',
+    'exa mple.org',
+  ]) {
     assert.equal(splitServerName(bad), undefined, bad);
   }
   assert.ok(isIpLiteralServerName('[::1]:8448'));
@@ -59,7 +85,17 @@ test('.well-known bodies: m.server must be a server name; other keys are ignored
   assert.ok(ok.ok);
   assert.equal(ok.delegated.hostname, 'delegated.example.com');
   assert.equal(ok.delegated.port, 1234);
-  for (const body of [null, [], 'x', {}, { 'm.server': 1 }, { 'm.server': '' }, { 'm.server': 'https://example.com' }, { 'm.server': 'a:70000' }, { 'm.server': 'host/path' }]) {
+  for (const body of [
+    null,
+    [],
+    'x',
+    {},
+    { 'm.server': 1 },
+    { 'm.server': '' },
+    { 'm.server': 'https://example.com' },
+    { 'm.server': 'a:70000' },
+    { 'm.server': 'host/path' },
+  ]) {
     assert.equal(parseWellKnownServer(body).ok, false, JSON.stringify(body));
   }
   assert.ok(parseWellKnownServerText('{"m.server": "[::1]:8448"}').ok);
@@ -80,11 +116,14 @@ test('.well-known responses: 5xx is unreachable, other non-200 and bad bodies ar
 });
 
 test('Cache-Control and Expires give the lifetime', () => {
-  assert.deepEqual([...parseCacheControl({ 'Cache-Control': 'public, Max-Age="120", no-transform' })], [
-    ['public', undefined],
-    ['max-age', '120'],
-    ['no-transform', undefined],
-  ]);
+  assert.deepEqual(
+    [...parseCacheControl({ 'Cache-Control': 'public, Max-Age="120", no-transform' })],
+    [
+      ['public', undefined],
+      ['max-age', '120'],
+      ['no-transform', undefined],
+    ],
+  );
   assert.equal(cacheLifetimeFromHeaders({ 'cache-control': 'max-age=3600' }, NOW), 3600_000);
   assert.equal(cacheLifetimeFromHeaders({ 'cache-control': ['public', 'max-age=10'] }, NOW), 10_000);
   assert.equal(cacheLifetimeFromHeaders({ 'cache-control': 'no-store, max-age=3600' }, NOW), 0);
@@ -105,8 +144,7 @@ const delegatedTo = (name: string): ServerNameParts => splitServerName(name)!;
 
 test('a delegation is cached by its headers, within 5 minutes and 48 hours; 24 hours without headers', () => {
   const d = delegatedTo('b.example');
-  const cached = (headers: Record<string, string>) =>
-    nextWellKnownCacheEntry(undefined, { kind: 'delegated', delegated: d, headers }, NOW);
+  const cached = (headers: Record<string, string>) => nextWellKnownCacheEntry(undefined, { kind: 'delegated', delegated: d, headers }, NOW);
   assert.equal(cached({}).expiresAt, NOW + WELL_KNOWN_DEFAULT_CACHE_MS);
   assert.equal(cached({ 'cache-control': 'max-age=7200' }).expiresAt, NOW + 2 * HOUR);
   assert.equal(cached({ 'cache-control': 'max-age=999999999' }).expiresAt, NOW + WELL_KNOWN_MAX_CACHE_MS);
@@ -125,10 +163,21 @@ test('a delegation is cached by its headers, within 5 minutes and 48 hours; 24 h
 
 test('"no delegation" answers are cached for an hour; unreachable servers back off from 2 minutes to an hour', () => {
   const invalid = nextWellKnownCacheEntry(undefined, { kind: 'invalid', reason: '404' }, NOW);
-  assert.deepEqual({ ...invalid }, { delegated: undefined, expiresAt: NOW + WELL_KNOWN_INVALID_CACHE_MS, refreshAt: NOW + 0.8 * HOUR, consecutiveFailures: 1 });
+  assert.deepEqual(
+    { ...invalid },
+    { delegated: undefined, expiresAt: NOW + WELL_KNOWN_INVALID_CACHE_MS, refreshAt: NOW + 0.8 * HOUR, consecutiveFailures: 1 },
+  );
 
   assert.deepEqual([1, 2, 3, 4, 5, 6, 7, 100, 5000].map(wellKnownUnreachableCacheMs), [
-    2 * MINUTE, 4 * MINUTE, 8 * MINUTE, 16 * MINUTE, 32 * MINUTE, HOUR, HOUR, HOUR, HOUR,
+    2 * MINUTE,
+    4 * MINUTE,
+    8 * MINUTE,
+    16 * MINUTE,
+    32 * MINUTE,
+    HOUR,
+    HOUR,
+    HOUR,
+    HOUR,
   ]);
   let entry: WellKnownCacheEntry | undefined;
   const lifetimes: number[] = [];
@@ -138,7 +187,10 @@ test('"no delegation" answers are cached for an hour; unreachable servers back o
     lifetimes.push(entry.expiresAt - now);
     now = entry.expiresAt;
   }
-  assert.deepEqual(lifetimes, [2, 4, 8, 16, 32, 60, 60].map((m) => m * MINUTE));
+  assert.deepEqual(
+    lifetimes,
+    [2, 4, 8, 16, 32, 60, 60].map((m) => m * MINUTE),
+  );
   assert.equal(entry!.consecutiveFailures, 7);
   // A success resets the backoff.
   const after = nextWellKnownCacheEntry(entry, { kind: 'delegated', delegated: delegatedTo('b.example'), headers: {} }, now);
@@ -175,8 +227,16 @@ test('cache states', () => {
 test('SRV records: by priority, weighted within a priority, "." means none', () => {
   const rec = (name: string, priority: number, weight: number, port = 8448) => ({ name, port, priority, weight });
   const records = [rec('c', 20, 0), rec('a', 10, 10), rec('b', 10, 30), rec('d', 30, 5, 0)];
-  assert.deepEqual(orderSrvRecords(records).map((r) => r.name), ['a', 'b', 'c'], 'random 0: first by weight order');
-  assert.deepEqual(orderSrvRecords(records, () => 0.5).map((r) => r.name), ['b', 'a', 'c'], 'pick 20 of 40 falls in b');
+  assert.deepEqual(
+    orderSrvRecords(records).map((r) => r.name),
+    ['a', 'b', 'c'],
+    'random 0: first by weight order',
+  );
+  assert.deepEqual(
+    orderSrvRecords(records, () => 0.5).map((r) => r.name),
+    ['b', 'a', 'c'],
+    'pick 20 of 40 falls in b',
+  );
   assert.deepEqual(orderSrvRecords([rec('.', 0, 0)]), []);
   assert.deepEqual(orderSrvRecords([rec('', 0, 0), rec('x', 0, 0, 70000)]), []);
   // Weighted choice: with weights 1 and 3, b is first three times out of four.
@@ -220,7 +280,13 @@ const target = (t: Partial<FederationTarget>) => t;
 test('discovery step 1: an IP literal is used directly, Host is the server name, no SNI', () => {
   assert.deepEqual(resolve('1.2.3.4', {}), {
     asked: [],
-    target: target({ endpoints: [{ host: '1.2.3.4', port: 8448, isIpLiteral: true }], hostHeader: '1.2.3.4', tlsServerName: undefined, certificateName: '1.2.3.4', step: '1' }),
+    target: target({
+      endpoints: [{ host: '1.2.3.4', port: 8448, isIpLiteral: true }],
+      hostHeader: '1.2.3.4',
+      tlsServerName: undefined,
+      certificateName: '1.2.3.4',
+      step: '1',
+    }),
   });
   assert.deepEqual(resolve('[2001:db8::1]:8080', {}).target, {
     endpoints: [{ host: '2001:db8::1', port: 8080, isIpLiteral: true }],
@@ -234,7 +300,13 @@ test('discovery step 1: an IP literal is used directly, Host is the server name,
 test('discovery step 2: a hostname with a port skips .well-known and SRV', () => {
   assert.deepEqual(resolve('example.org:8449', { wellKnown: 'never.example' }), {
     asked: [],
-    target: target({ endpoints: [{ host: 'example.org', port: 8449, isIpLiteral: false }], hostHeader: 'example.org:8449', tlsServerName: 'example.org', certificateName: 'example.org', step: '2' }),
+    target: target({
+      endpoints: [{ host: 'example.org', port: 8449, isIpLiteral: false }],
+      hostHeader: 'example.org:8449',
+      tlsServerName: 'example.org',
+      certificateName: 'example.org',
+      step: '2',
+    }),
   });
 });
 
@@ -242,7 +314,13 @@ test('discovery step 3: the .well-known delegation in its five forms', () => {
   // 3.1 delegated IP literal: Host is the m.server value
   assert.deepEqual(resolve('example.org', { wellKnown: '[::1]:9000' }), {
     asked: ['https://example.org/.well-known/matrix/server'],
-    target: target({ endpoints: [{ host: '::1', port: 9000, isIpLiteral: true }], hostHeader: '[::1]:9000', tlsServerName: undefined, certificateName: '::1', step: '3.1' }),
+    target: target({
+      endpoints: [{ host: '::1', port: 9000, isIpLiteral: true }],
+      hostHeader: '[::1]:9000',
+      tlsServerName: undefined,
+      certificateName: '::1',
+      step: '3.1',
+    }),
   });
   assert.equal(resolve('example.org', { wellKnown: '10.0.0.1' }).target?.endpoints[0]?.port, DEFAULT_FEDERATION_PORT);
   // 3.2 delegated hostname with port
@@ -267,7 +345,10 @@ test('discovery step 3: the .well-known delegation in its five forms', () => {
     step: '3.3',
   });
   // 3.4 the deprecated _matrix SRV only when _matrix-fed has none
-  const srv34 = resolve('example.org', { wellKnown: 'matrix.example.org', srv: { '_matrix._tcp.matrix.example.org': [{ name: 'old.hosting.net', port: 8448 }] } });
+  const srv34 = resolve('example.org', {
+    wellKnown: 'matrix.example.org',
+    srv: { '_matrix._tcp.matrix.example.org': [{ name: 'old.hosting.net', port: 8448 }] },
+  });
   assert.deepEqual(srv34.asked.slice(1), ['_matrix-fed._tcp.matrix.example.org', '_matrix._tcp.matrix.example.org']);
   assert.equal(srv34.target?.step, '3.4');
   assert.equal(srv34.target?.hostHeader, 'matrix.example.org');
@@ -283,7 +364,10 @@ test('discovery step 3: the .well-known delegation in its five forms', () => {
 });
 
 test('discovery steps 4-6: without a delegation, SRV of the hostname, then the hostname on 8448', () => {
-  const four = resolve('example.org', { wellKnown: null, srv: { '_matrix-fed._tcp.example.org': [{ name: 'srv.example.net', port: 443 }] } });
+  const four = resolve('example.org', {
+    wellKnown: null,
+    srv: { '_matrix-fed._tcp.example.org': [{ name: 'srv.example.net', port: 443 }] },
+  });
   assert.deepEqual(four.target, {
     endpoints: [{ host: 'srv.example.net', port: 443, isIpLiteral: false }],
     hostHeader: 'example.org',
@@ -291,9 +375,17 @@ test('discovery steps 4-6: without a delegation, SRV of the hostname, then the h
     certificateName: 'example.org',
     step: '4',
   });
-  assert.equal(resolve('example.org', { wellKnown: null, srv: { '_matrix._tcp.example.org': [{ name: 'legacy.example.net', port: 8448 }] } }).target?.step, '5');
+  assert.equal(
+    resolve('example.org', { wellKnown: null, srv: { '_matrix._tcp.example.org': [{ name: 'legacy.example.net', port: 8448 }] } }).target
+      ?.step,
+    '5',
+  );
   const six = resolve('example.org', { wellKnown: null });
-  assert.deepEqual(six.asked, ['https://example.org/.well-known/matrix/server', '_matrix-fed._tcp.example.org', '_matrix._tcp.example.org']);
+  assert.deepEqual(six.asked, [
+    'https://example.org/.well-known/matrix/server',
+    '_matrix-fed._tcp.example.org',
+    '_matrix._tcp.example.org',
+  ]);
   assert.deepEqual(six.target, {
     endpoints: [{ host: 'example.org', port: 8448, isIpLiteral: false }],
     hostHeader: 'example.org',

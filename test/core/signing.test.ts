@@ -150,10 +150,13 @@ test('signing key file: garbage is refused with a clear error', () => {
     ['-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----', /line 1/],
   ];
   for (const [text, message] of cases) {
-    assert.throws(() => parseSigningKeyFile(text), (err: unknown) => {
-      assert.ok(err instanceof SigningKeyError, String(err));
-      assert.match(err.message, message);
-      return true;
-    });
+    assert.throws(
+      () => parseSigningKeyFile(text),
+      (err: unknown) => {
+        assert.ok(err instanceof SigningKeyError, String(err));
+        assert.match(err.message, message);
+        return true;
+      },
+    );
   }
 });

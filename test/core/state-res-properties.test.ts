@@ -8,16 +8,7 @@ import { stateKey, type RoomEvent, type StateKey } from '../../src/core/events.j
 import { getRoomVersion, type RoomVersion } from '../../src/core/room-versions.js';
 import { StateResolutionError, resolveState } from '../../src/core/state-res.js';
 import { makeEvent } from './helpers/events.js';
-import {
-  ALICE,
-  BOB,
-  EventMap,
-  buildDag,
-  generateForkedRoom,
-  idOf,
-  seededRandom,
-  shuffled,
-} from './helpers/state-res-scenarios.js';
+import { ALICE, BOB, EventMap, buildDag, generateForkedRoom, idOf, seededRandom, shuffled } from './helpers/state-res-scenarios.js';
 
 const VERSIONS = ['1', '2', '6', '10', '11', '12'].map((id) => getRoomVersion(id)!);
 
@@ -53,10 +44,7 @@ test('a shared AuthGraph gives the same answers as a fresh one', () => {
   const room = generateForkedRoom({ version, seed: 11, totalEvents: 2000, forks: 3, users: 80 });
   const shared = new AuthGraph(room.events, version);
   for (const sets of [room.tips, room.tips.slice(0, 2), room.tips.slice(1)]) {
-    assert.deepEqual(
-      resolveState(version, sets, room.events, { authChains: shared }),
-      resolveState(version, sets, room.events),
-    );
+    assert.deepEqual(resolveState(version, sets, room.events, { authChains: shared }), resolveState(version, sets, room.events));
   }
 });
 
@@ -137,7 +125,14 @@ describe('incomplete and malformed input', () => {
 
   test('events from another room are a typed error', () => {
     const { dag, a, b } = forked(v10);
-    const stranger = makeEvent({ id: '$stranger', type: 'm.room.topic', sender: ALICE, stateKey: '', roomId: '!other:example.com', content: {} });
+    const stranger = makeEvent({
+      id: '$stranger',
+      type: 'm.room.topic',
+      sender: ALICE,
+      stateKey: '',
+      roomId: '!other:example.com',
+      content: {},
+    });
     dag.events.add(stranger);
     const c = new Map(b);
     c.set(stateKey('m.room.topic', ''), '$stranger');

@@ -17,15 +17,7 @@ const ROOM = '!room:example.com';
 
 function room() {
   const events = new EventMap();
-  const add = (
-    id: string,
-    type: string,
-    sender: string,
-    key: string,
-    content: JsonObject,
-    depth: number,
-    auth: RoomEvent[],
-  ) =>
+  const add = (id: string, type: string, sender: string, key: string, content: JsonObject, depth: number, auth: RoomEvent[]) =>
     events.add(
       makeEvent({
         id,
@@ -57,14 +49,26 @@ describe('state resolution v1', () => {
   test('a power-levels change the previous levels do not allow is dropped', () => {
     const r = room();
     // Bob (50) tries to make himself 100: not allowed on top of the older levels.
-    const grab = r.add('$grab:example.com', 'm.room.power_levels', BOB, '', { users: { [ALICE]: 100, [BOB]: 100 } }, 9, [r.create, r.mb, r.pl]);
+    const grab = r.add('$grab:example.com', 'm.room.power_levels', BOB, '', { users: { [ALICE]: 100, [BOB]: 100 } }, 9, [
+      r.create,
+      r.mb,
+      r.pl,
+    ]);
     const state = resolveState(V1, [r.stateOf(), r.stateOf(grab)], r.events);
     assert.equal(state.get(stateKey('m.room.power_levels', '')), r.pl.eventId);
   });
 
   test('an allowed deeper power-levels change wins', () => {
     const r = room();
-    const promote = r.add('$promote:example.com', 'm.room.power_levels', ALICE, '', { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } }, 9, [r.create, r.ma, r.pl]);
+    const promote = r.add(
+      '$promote:example.com',
+      'm.room.power_levels',
+      ALICE,
+      '',
+      { users: { [ALICE]: 100, [BOB]: 50, [CHARLIE]: 50 } },
+      9,
+      [r.create, r.ma, r.pl],
+    );
     const state = resolveState(V1, [r.stateOf(promote), r.stateOf()], r.events);
     assert.equal(state.get(stateKey('m.room.power_levels', '')), promote.eventId);
   });
@@ -72,7 +76,10 @@ describe('state resolution v1', () => {
   test('a ban applies on top of the join it conflicts with', () => {
     const r = room();
     const ban = r.add('$ban:example.com', 'm.room.member', ALICE, BOB, { membership: 'ban' }, 9, [r.create, r.ma, r.pl, r.mb]);
-    for (const sets of [[r.stateOf(ban), r.stateOf()], [r.stateOf(), r.stateOf(ban)]]) {
+    for (const sets of [
+      [r.stateOf(ban), r.stateOf()],
+      [r.stateOf(), r.stateOf(ban)],
+    ]) {
       assert.equal(resolveState(V1, sets, r.events).get(stateKey('m.room.member', BOB)), ban.eventId);
     }
   });
@@ -99,7 +106,11 @@ describe('state resolution v1', () => {
     const ids = ['$x:example.com', '$y:example.com', '$z:example.com'];
     const topics = ids.map((id) => r.add(id, 'm.room.topic', ALICE, '', { topic: id }, 7, [r.create, r.ma, r.pl]));
     const winner = [...ids].sort((x, y) => (sha1(x) < sha1(y) ? -1 : 1))[0];
-    const state = resolveState(V1, topics.map((t) => r.stateOf(t)), r.events);
+    const state = resolveState(
+      V1,
+      topics.map((t) => r.stateOf(t)),
+      r.events,
+    );
     assert.equal(state.get(stateKey('m.room.topic', '')), winner);
   });
 

@@ -7,12 +7,7 @@ import { describe, test } from 'node:test';
 import { AuthGraph } from '../../src/core/auth-chain.js';
 import { stateKey } from '../../src/core/events.js';
 import { ROOM_VERSIONS, getRoomVersion } from '../../src/core/room-versions.js';
-import {
-  compareCodePoints,
-  lexicographicalTopologicalSort,
-  resolveState,
-  separateStateSets,
-} from '../../src/core/state-res.js';
+import { compareCodePoints, lexicographicalTopologicalSort, resolveState, separateStateSets } from '../../src/core/state-res.js';
 import { makeEvent } from './helpers/events.js';
 import {
   ALICE,
@@ -186,8 +181,7 @@ describe('state resolution v2: worked scenarios', () => {
     for (const version of [...V2_VERSIONS, V12]) {
       test(`${scenario.name} (room v${version.id})`, () => {
         const dag = buildDag(version, scenario.nodes, scenario.chains);
-        const expectedNodes =
-          version.stateResolution === 'v2.1' ? (scenario.expectedV21 ?? scenario.expected) : scenario.expected;
+        const expectedNodes = version.stateResolution === 'v2.1' ? (scenario.expectedV21 ?? scenario.expected) : scenario.expected;
         const { actual, expected } = endStateAgainstExpected(dag, expectedNodes);
         assert.deepEqual(actual, expected);
       });
@@ -202,7 +196,10 @@ describe('reverse topological power ordering', () => {
     const at = (name: string) => names.indexOf(name);
     const edges = [[at('o')], [at('n'), at('o')], [at('o')], [], [at('o')]];
     const order = lexicographicalTopologicalSort(edges, (a, b) => names[a]! < names[b]!);
-    assert.deepEqual(order?.map((i) => names[i]), ['o', 'l', 'n', 'm', 'p']);
+    assert.deepEqual(
+      order?.map((i) => names[i]),
+      ['o', 'l', 'n', 'm', 'p'],
+    );
   });
 
   test('a cycle is reported, not looped on', () => {
@@ -257,8 +254,20 @@ describe('auth chains', () => {
   test('the auth difference is the union minus the intersection (state events count as their own chain)', () => {
     const graph = new AuthGraph(events, version);
     assert.deepEqual(graph.authChainDifference([['$A', '$B'], ['$C']]), new Set(['$C']));
-    assert.deepEqual(graph.authChainDifference([['$A', '$B'], ['$C', '$D']]), new Set(['$C', '$D']));
-    assert.deepEqual(graph.authChainDifference([['$A', '$B', '$E'], ['$C', '$D']]), new Set(['$D', '$E']));
+    assert.deepEqual(
+      graph.authChainDifference([
+        ['$A', '$B'],
+        ['$C', '$D'],
+      ]),
+      new Set(['$C', '$D']),
+    );
+    assert.deepEqual(
+      graph.authChainDifference([
+        ['$A', '$B', '$E'],
+        ['$C', '$D'],
+      ]),
+      new Set(['$D', '$E']),
+    );
     assert.deepEqual(graph.authChainDifference([['$D'], ['$D']]), new Set());
     assert.deepEqual(graph.authChainDifference([['$D'], ['$E'], ['$B']]), new Set(['$C', '$D', '$E']));
   });

@@ -24,14 +24,7 @@ function roomBuilder(version: RoomVersion) {
   const events = new EventMap();
   const roomId = version.roomIdFromCreateEvent ? '!CREATE' : '!room:example.com';
   let ts = 0;
-  const add = (
-    id: string,
-    type: string,
-    sender: string,
-    key: string,
-    content: JsonObject,
-    auth: RoomEvent[] = [],
-  ): RoomEvent => {
+  const add = (id: string, type: string, sender: string, key: string, content: JsonObject, auth: RoomEvent[] = []): RoomEvent => {
     const authIds = auth.map((e) => e.eventId);
     if (type !== 'm.room.create' && !version.roomIdFromCreateEvent) authIds.unshift('$CREATE');
     if (type === 'm.room.power_levels' && !version.privilegedCreators) {
@@ -44,8 +37,7 @@ function roomBuilder(version: RoomVersion) {
       makeEvent({ id, type, sender, stateKey: key, content, authEvents: authIds, roomId, originServerTs: ++ts, depth: ts }),
     );
   };
-  const stateOf = (...list: RoomEvent[]): Map<StateKey, string> =>
-    new Map(list.map((e) => [stateKey(e.type, e.stateKey!), e.eventId]));
+  const stateOf = (...list: RoomEvent[]): Map<StateKey, string> => new Map(list.map((e) => [stateKey(e.type, e.stateKey!), e.eventId]));
   return { events, add, stateOf };
 }
 

@@ -30,7 +30,10 @@ test('limits: 50 PDUs and 100 EDUs pass, one more is a 400', () => {
   assert.equal(MAX_EDUS_PER_TRANSACTION, 100);
   assert.ok(validateTransaction('t', { origin: 'a', pdus: pdus(50), edus: pdus(100) }, 'a').ok);
   const tooManyPdus = validateTransaction('t', { origin: 'a', pdus: pdus(51) }, 'a');
-  assert.deepEqual(tooManyPdus, { ok: false, error: { status: 400, errcode: 'M_BAD_JSON', message: 'a transaction may hold at most 50 PDUs, not 51' } });
+  assert.deepEqual(tooManyPdus, {
+    ok: false,
+    error: { status: 400, errcode: 'M_BAD_JSON', message: 'a transaction may hold at most 50 PDUs, not 51' },
+  });
   const tooManyEdus = validateTransaction('t', { origin: 'a', pdus: [], edus: pdus(101) }, 'a');
   assert.equal(!tooManyEdus.ok && tooManyEdus.error.status, 400);
 });
@@ -55,8 +58,24 @@ test('envelope types; missing pdus and edus are empty; the authenticated origin 
 });
 
 test('PDUs grouped by room in first-appearance order; unplaceable ones listed with their index', () => {
-  const p = (room: string | undefined, n: number, extra: object = {}) => ({ ...(room ? { room_id: room } : {}), type: 'm.room.message', n, ...extra });
-  const pdus = [p('!b:x', 1), p('!a:x', 2), 'junk', p('!b:x', 3), p(undefined, 4), { type: 'm.room.create', state_key: '' }, p('no-sigil', 6), null, p('!a:x', 8), { room_id: 5 }];
+  const p = (room: string | undefined, n: number, extra: object = {}) => ({
+    ...(room ? { room_id: room } : {}),
+    type: 'm.room.message',
+    n,
+    ...extra,
+  });
+  const pdus = [
+    p('!b:x', 1),
+    p('!a:x', 2),
+    'junk',
+    p('!b:x', 3),
+    p(undefined, 4),
+    { type: 'm.room.create', state_key: '' },
+    p('no-sigil', 6),
+    null,
+    p('!a:x', 8),
+    { room_id: 5 },
+  ];
   const grouped = groupPdusByRoom(pdus);
   assert.deepEqual(
     grouped.rooms.map((r) => [r.roomId, r.pdus.map((x) => x.n)]),
@@ -74,7 +93,10 @@ test('PDUs grouped by room in first-appearance order; unplaceable ones listed wi
     { index: 9, reason: 'no valid room_id' },
   ]);
   // Room ids that look like Object.prototype keys stay ordinary entries.
-  assert.deepEqual(groupPdusByRoom([{ room_id: '!__proto__' }]).rooms.map((r) => r.roomId), ['!__proto__']);
+  assert.deepEqual(
+    groupPdusByRoom([{ room_id: '!__proto__' }]).rooms.map((r) => r.roomId),
+    ['!__proto__'],
+  );
 });
 
 test('processing order: parents first when both are in the batch, else transaction order; duplicates once', () => {
@@ -96,9 +118,15 @@ test('processing order: parents first when both are in the batch, else transacti
 });
 
 test('the 200 answer lists each processed PDU, with an error where it failed', () => {
-  assert.deepEqual(transactionResponse([['$ok:example.org', undefined], ['$bad:example.org', 'You are not allowed to send a message to this room.']]), {
-    pdus: { '$ok:example.org': {}, '$bad:example.org': { error: 'You are not allowed to send a message to this room.' } },
-  });
+  assert.deepEqual(
+    transactionResponse([
+      ['$ok:example.org', undefined],
+      ['$bad:example.org', 'You are not allowed to send a message to this room.'],
+    ]),
+    {
+      pdus: { '$ok:example.org': {}, '$bad:example.org': { error: 'You are not allowed to send a message to this room.' } },
+    },
+  );
   assert.equal(JSON.stringify(transactionResponse([])), '{"pdus":{}}');
   const proto = transactionResponse([['__proto__', 'x']]);
   assert.deepEqual(Object.keys(proto.pdus), ['__proto__']);

@@ -123,10 +123,7 @@ describe('isEventVisible: boundary events (before OR after)', () => {
   ];
   for (const [before, after, membershipAtEvent, currentMembership, expected] of hv) {
     test(`history_visibility ${String(before)} → ${String(after)} / at event ${String(membershipAtEvent)} / now ${String(currentMembership)} → ${expected}`, () => {
-      assert.equal(
-        isEventVisible({ visibility: after, membershipAtEvent, currentMembership, before: { visibility: before } }),
-        expected,
-      );
+      assert.equal(isEventVisible({ visibility: after, membershipAtEvent, currentMembership, before: { visibility: before } }), expected);
     });
   }
 
@@ -156,10 +153,7 @@ describe('isEventVisible: boundary events (before OR after)', () => {
   ];
   for (const [visibility, before, after, currentMembership, expected] of own) {
     test(`own member ${String(before)} → ${String(after)} under ${String(visibility)} / now ${String(currentMembership)} → ${expected}`, () => {
-      assert.equal(
-        isEventVisible({ visibility, membershipAtEvent: after, currentMembership, before: { membership: before } }),
-        expected,
-      );
+      assert.equal(isEventVisible({ visibility, membershipAtEvent: after, currentMembership, before: { membership: before } }), expected);
     });
   }
 });
@@ -199,7 +193,10 @@ describe('filterVisibleEvents', () => {
       ids[name] = e.eventId;
     };
     add('aliceJoin', room.build({ type: 'm.room.member', sender: ALICE, stateKey: ALICE, content: { membership: 'join' } }));
-    add('hvJoined', room.build({ type: 'm.room.history_visibility', sender: ALICE, stateKey: '', content: { history_visibility: 'joined' } }));
+    add(
+      'hvJoined',
+      room.build({ type: 'm.room.history_visibility', sender: ALICE, stateKey: '', content: { history_visibility: 'joined' } }),
+    );
     add('early', room.build({ type: 'm.room.message', sender: ALICE, content: { body: 'before bob' } }));
     add('bobInvite', room.build({ type: 'm.room.member', sender: ALICE, stateKey: BOB, content: { membership: 'invite' } }));
     add('whileInvited', room.build({ type: 'm.room.message', sender: ALICE, content: { body: 'bob invited' } }));
@@ -209,7 +206,10 @@ describe('filterVisibleEvents', () => {
     add('aliases', room.build({ type: 'm.room.aliases', sender: ALICE, stateKey: 'a.test', content: { aliases: [] } }));
     add('bobLeave', room.build({ type: 'm.room.member', sender: BOB, stateKey: BOB, content: { membership: 'leave' } }));
     add('afterLeave', room.build({ type: 'm.room.message', sender: ALICE, content: { body: 'bob gone' } }));
-    add('hvShared', room.build({ type: 'm.room.history_visibility', sender: ALICE, stateKey: '', content: { history_visibility: 'shared' } }));
+    add(
+      'hvShared',
+      room.build({ type: 'm.room.history_visibility', sender: ALICE, stateKey: '', content: { history_visibility: 'shared' } }),
+    );
     add('sharedMsg', room.build({ type: 'm.room.message', sender: ALICE, content: { body: 'shared' } }));
     return { room, ids };
   }
@@ -263,7 +263,7 @@ describe('filterVisibleEvents', () => {
     assert.ok(visible.includes(ids.aliceJoin!));
   });
 
-  test('events without state (outliers): only the user\'s own membership survives', () => {
+  test("events without state (outliers): only the user's own membership survives", () => {
     const { room, ids } = build();
     const visible = filterVisibleEvents(BOB, room.events, () => undefined, { currentMembership: 'invite' });
     assert.deepEqual(

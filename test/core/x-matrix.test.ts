@@ -17,13 +17,24 @@ import {
 
 const key = signingKeyFromSeed('1', decodeBase64('YJDBA9Xnr2sVqXD9Vj7XVUnmFZcZrlw8Md7kMW+3XA1'));
 const NOW = Date.UTC(2026, 0, 1);
-const verifyKey: ServerVerifyKey = { serverName: 'origin.hs.example.com', keyId: 'ed25519:1', publicKey: encodePublicKey(key), validUntilTs: NOW + 1000, old: false };
+const verifyKey: ServerVerifyKey = {
+  serverName: 'origin.hs.example.com',
+  keyId: 'ed25519:1',
+  publicKey: encodePublicKey(key),
+  validUntilTs: NOW + 1000,
+  old: false,
+};
 
 const parse = (header: string) => {
   const result = parseXMatrixAuthorization(header);
   return result.ok ? result.credentials : result.error.code;
 };
-const creds = (origin: string, keyId: string, signature: string, destination?: string): XMatrixCredentials => ({ origin, destination, keyId, signature });
+const creds = (origin: string, keyId: string, signature: string, destination?: string): XMatrixCredentials => ({
+  origin,
+  destination,
+  keyId,
+  signature,
+});
 
 test("the spec's example header", () => {
   assert.deepEqual(
@@ -35,18 +46,31 @@ test("the spec's example header", () => {
 test("Synapse's parser cases: bare values, upper-case names, escapes, extra and unknown params, spaces and tabs around commas", () => {
   assert.deepEqual(parse('X-Matrix origin=foo,key="ed25519:1",sig="sig",destination="bar"'), creds('foo', 'ed25519:1', 'sig', 'bar'));
   assert.deepEqual(parse('X-Matrix  ORIGIN=foo,KEY="ed25\\519:1",SIG="sig",destination="bar"'), creds('foo', 'ed25519:1', 'sig', 'bar'));
-  assert.deepEqual(parse('X-Matrix origin=foo,key="ed25519:1",sig="sig",destination="bar",extra_field=ignored'), creds('foo', 'ed25519:1', 'sig', 'bar'));
-  assert.deepEqual(parse('X-Matrix origin=foo , key="ed25519:1",  sig="sig",\tdestination="bar",\t\textra_field=ignored'), creds('foo', 'ed25519:1', 'sig', 'bar'));
+  assert.deepEqual(
+    parse('X-Matrix origin=foo,key="ed25519:1",sig="sig",destination="bar",extra_field=ignored'),
+    creds('foo', 'ed25519:1', 'sig', 'bar'),
+  );
+  assert.deepEqual(
+    parse('X-Matrix origin=foo , key="ed25519:1",  sig="sig",\tdestination="bar",\t\textra_field=ignored'),
+    creds('foo', 'ed25519:1', 'sig', 'bar'),
+  );
 });
 
 test('RFC 9110 details: scheme case, any order, colons and base64 in bare values, empty list elements, BWS around =', () => {
-  assert.deepEqual(parse('x-matrix sig=abc/def+g==,key=ed25519:a_b,origin=example.org:8448'), creds('example.org:8448', 'ed25519:a_b', 'abc/def+g=='));
+  assert.deepEqual(
+    parse('x-matrix sig=abc/def+g==,key=ed25519:a_b,origin=example.org:8448'),
+    creds('example.org:8448', 'ed25519:a_b', 'abc/def+g=='),
+  );
   assert.deepEqual(parse('X-MATRIX ,origin="a.b", ,key="ed25519:1",,sig="s",'), creds('a.b', 'ed25519:1', 's'));
   assert.deepEqual(parse('X-Matrix origin = "a.b",key= "ed25519:1",sig ="s"'), creds('a.b', 'ed25519:1', 's'));
   assert.deepEqual(parse('X-Matrix origin="[::1]:8448",key="ed25519:1",sig="s"'), creds('[::1]:8448', 'ed25519:1', 's'));
   // A quoted value may hold commas, spaces and escaped quotes; unknown params may hold anything.
   assert.deepEqual(parse('X-Matrix note="a, \\"b\\" c",origin="a.b",key="ed25519:1",sig="s"'), creds('a.b', 'ed25519:1', 's'));
-  assert.equal((parseXMatrixAuthorization('X-Matrix origin="a.b",key="ed25519:1",sig="s"') as { credentials: XMatrixCredentials }).credentials.destination, undefined);
+  assert.equal(
+    (parseXMatrixAuthorization('X-Matrix origin="a.b",key="ed25519:1",sig="s"') as { credentials: XMatrixCredentials }).credentials
+      .destination,
+    undefined,
+  );
 });
 
 test('malformed and incomplete headers are typed errors, never exceptions', () => {
@@ -76,7 +100,12 @@ test('malformed and incomplete headers are typed errors, never exceptions', () =
     assert.equal(parse(header as string), code, String(header));
   }
   // Hostile input: long, odd, nested-looking; none throws.
-  for (const header of ['X-Matrix ' + 'a=b,'.repeat(10000), 'X-Matrix ' + '"'.repeat(1000), 'X-Matrix a="' + '\\'.repeat(999), 'X-Matrix \u00ff=\u00ff']) {
+  for (const header of [
+    'X-Matrix ' + 'a=b,'.repeat(10000),
+    'X-Matrix ' + '"'.repeat(1000),
+    'X-Matrix a="' + '\\'.repeat(999),
+    'X-Matrix \u00ff=\u00ff',
+  ]) {
     assert.doesNotThrow(() => parseXMatrixAuthorization(header));
   }
 });
@@ -147,10 +176,16 @@ test('authenticating an inbound request end to end', () => {
   assert.equal(failure(readXMatrixHeader(header, 'someone.else')), 'wrong-destination');
   assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, undefined, NOW)), 'unknown-key');
   assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, { ...verifyKey, keyId: 'ed25519:2' }, NOW)), 'unknown-key');
-  assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, { ...verifyKey, serverName: 'evil.example' }, NOW)), 'unknown-key');
+  assert.equal(
+    failure(verifyXMatrixRequest(read.credentials, request, us, { ...verifyKey, serverName: 'evil.example' }, NOW)),
+    'unknown-key',
+  );
   assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, verifyKey, NOW + 1001)), 'key-not-valid-now');
   assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, { ...verifyKey, old: true }, NOW)), 'key-not-valid-now');
-  assert.equal(failure(verifyXMatrixRequest(read.credentials, { ...request, uri: '/_matrix/federation/v1/send/txn2' }, us, verifyKey, NOW)), 'bad-signature');
+  assert.equal(
+    failure(verifyXMatrixRequest(read.credentials, { ...request, uri: '/_matrix/federation/v1/send/txn2' }, us, verifyKey, NOW)),
+    'bad-signature',
+  );
   const otherKey = { ...verifyKey, publicKey: encodePublicKey(generateSigningKey('1')) };
   assert.equal(failure(verifyXMatrixRequest(read.credentials, request, us, otherKey, NOW)), 'bad-signature');
 

@@ -62,7 +62,8 @@ describe('the federation client', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
-  const call = (path: string, extra: { timeoutMs?: number; maxResponseBytes?: number } = {}) => fed.federation.client.request(destination, { method: 'GET', path, ...extra });
+  const call = (path: string, extra: { timeoutMs?: number; maxResponseBytes?: number } = {}) =>
+    fed.federation.client.request(destination, { method: 'GET', path, ...extra });
 
   test('a JSON answer; requests one after another reuse kept-alive connections', async () => {
     const before = connections;
@@ -77,18 +78,27 @@ describe('the federation client', () => {
       assert.deepEqual([err.kind, err.status, err.errcode, err.errorText], ['http', 404, 'M_NOT_FOUND', 'no such thing']);
       return true;
     });
-    await assert.rejects(call('/bad-gateway'), (err: unknown) => err instanceof FederationHttpError && err.status === 502 && err.errcode === undefined);
+    await assert.rejects(
+      call('/bad-gateway'),
+      (err: unknown) => err instanceof FederationHttpError && err.status === 502 && err.errcode === undefined,
+    );
   });
 
   test('answers that are not JSON, too deep or too large are invalid', async () => {
     await assert.rejects(call('/not-json'), FederationInvalidResponseError);
     await assert.rejects(call('/deep'), FederationInvalidResponseError);
-    await assert.rejects(call('/huge', { maxResponseBytes: 1024 }), (err: unknown) => err instanceof FederationInvalidResponseError && /larger than 1024 bytes/.test(err.message));
+    await assert.rejects(
+      call('/huge', { maxResponseBytes: 1024 }),
+      (err: unknown) => err instanceof FederationInvalidResponseError && /larger than 1024 bytes/.test(err.message),
+    );
     assert.deepEqual(Object.keys((await call('/huge')) as object), ['x']);
   });
 
   test('a server that does not answer in time: unreachable (timeout)', async () => {
-    await assert.rejects(call('/hang', { timeoutMs: 300 }), (err: unknown) => err instanceof FederationUnreachableError && err.reason === 'timeout');
+    await assert.rejects(
+      call('/hang', { timeoutMs: 300 }),
+      (err: unknown) => err instanceof FederationUnreachableError && err.reason === 'timeout',
+    );
   });
 
   test('nothing listening: unreachable (connect)', async () => {
@@ -114,7 +124,9 @@ describe('the federation client', () => {
   });
 
   test('federation_client_minimum_tls_version: a server offering only TLS 1.2 is refused at 1.3, used at 1.2', async () => {
-    const old = createHttpsServer({ cert: cert.certPem, key: cert.keyPem, maxVersion: 'TLSv1.2' }, (_req, res) => res.writeHead(200).end('{"old":true}'));
+    const old = createHttpsServer({ cert: cert.certPem, key: cert.keyPem, maxVersion: 'TLSv1.2' }, (_req, res) =>
+      res.writeHead(200).end('{"old":true}'),
+    );
     const oldPort = await listen(old);
     const strict = await standaloneFederation({ ...LOOPBACK_FEDERATION, federation_client_minimum_tls_version: '1.3' });
     const lenient = await standaloneFederation({ ...LOOPBACK_FEDERATION, federation_client_minimum_tls_version: '1.2' });
@@ -132,7 +144,10 @@ describe('the federation client', () => {
   });
 
   test('the request target is encoded once, exactly as signed', () => {
-    assert.equal(requestTarget('/_matrix/federation/v1/query/profile', { user_id: '@a:b.c', field: 'displayname' }), '/_matrix/federation/v1/query/profile?user_id=%40a%3Ab.c&field=displayname');
+    assert.equal(
+      requestTarget('/_matrix/federation/v1/query/profile', { user_id: '@a:b.c', field: 'displayname' }),
+      '/_matrix/federation/v1/query/profile?user_id=%40a%3Ab.c&field=displayname',
+    );
     assert.equal(requestTarget('/x', { a: ['1', 2, true], skip: undefined }), '/x?a=1&a=2&a=true');
     assert.equal(requestTarget('/x', {}), '/x');
   });

@@ -15,8 +15,21 @@ import { standaloneFederation, type StandaloneFederation } from '../helpers/fede
 import { makeAuthority, makeCertificate, type TestCertificate } from '../helpers/tls-certs.js';
 
 const NAMES = [
-  'wk.test', 'fed.wk.test', 'wksrv.test', 'deleg.test', 'srv.test', 'legacy.test', 'target.test', 'redirect.test', 'loop.test', 'big.test',
-  'private.test', 'srvpriv.test', 'priv.test', 'wkpriv.test', 'cached.test',
+  'wk.test',
+  'fed.wk.test',
+  'wksrv.test',
+  'deleg.test',
+  'srv.test',
+  'legacy.test',
+  'target.test',
+  'redirect.test',
+  'loop.test',
+  'big.test',
+  'private.test',
+  'srvpriv.test',
+  'priv.test',
+  'wkpriv.test',
+  'cached.test',
 ];
 
 function listen(server: Server, host: string): Promise<number> {
@@ -47,7 +60,8 @@ describe('server discovery with real DNS and HTTPS', () => {
     wellKnown = createHttpsServer(tls, (req, res) => {
       const hostname = (req.headers.host ?? '').replace(/:\d+$/, '');
       wellKnownHits.set(hostname, (wellKnownHits.get(hostname) ?? 0) + 1);
-      const json = (body: unknown, headers: Record<string, string> = {}) => res.writeHead(200, { 'Content-Type': 'application/json', ...headers }).end(JSON.stringify(body));
+      const json = (body: unknown, headers: Record<string, string> = {}) =>
+        res.writeHead(200, { 'Content-Type': 'application/json', ...headers }).end(JSON.stringify(body));
       const path = req.url ?? '';
       switch (hostname) {
         case 'wk.test':
@@ -108,14 +122,20 @@ describe('server discovery with real DNS and HTTPS', () => {
   after(async () => {
     await fed?.close();
     await dns?.close();
-    for (const server of [wellKnown, endpoint, privateEndpoint]) await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    for (const server of [wellKnown, endpoint, privateEndpoint])
+      await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });
   beforeEach(() => fed.federation.discovery.clearCaches());
 
-  const get = (destination: string) => fed.federation.client.request(destination, { method: 'GET', path: '/_matrix/federation/v1/version' });
+  const get = (destination: string) =>
+    fed.federation.client.request(destination, { method: 'GET', path: '/_matrix/federation/v1/version' });
 
   test('step 3.2: .well-known delegates to host:port; Host is the delegated name, SNI its hostname', async () => {
-    assert.deepEqual(await get('wk.test'), { host: `fed.wk.test:${endpointPort}`, sni: 'fed.wk.test', path: '/_matrix/federation/v1/version' });
+    assert.deepEqual(await get('wk.test'), {
+      host: `fed.wk.test:${endpointPort}`,
+      sni: 'fed.wk.test',
+      path: '/_matrix/federation/v1/version',
+    });
     assert.equal((await fed.federation.discovery.resolve('wk.test')).step, '3.2');
   });
 
@@ -128,7 +148,10 @@ describe('server discovery with real DNS and HTTPS', () => {
     assert.deepEqual(await get('srv.test'), { host: 'srv.test', sni: 'srv.test', path: '/_matrix/federation/v1/version' });
     const target = await fed.federation.discovery.resolve('srv.test');
     assert.equal(target.step, '4');
-    assert.deepEqual(target.endpoints.map((e) => e.port), [endpointPort, 1]);
+    assert.deepEqual(
+      target.endpoints.map((e) => e.port),
+      [endpointPort, 1],
+    );
   });
 
   test('step 5: a .well-known that is not JSON counts as none; the deprecated _matrix._tcp SRV is used', async () => {
@@ -143,7 +166,11 @@ describe('server discovery with real DNS and HTTPS', () => {
   });
 
   test('redirects are followed; a redirect loop or an oversized body counts as no .well-known', async () => {
-    assert.deepEqual(await get('redirect.test'), { host: `fed.wk.test:${endpointPort}`, sni: 'fed.wk.test', path: '/_matrix/federation/v1/version' });
+    assert.deepEqual(await get('redirect.test'), {
+      host: `fed.wk.test:${endpointPort}`,
+      sni: 'fed.wk.test',
+      path: '/_matrix/federation/v1/version',
+    });
     assert.equal((await fed.federation.discovery.resolve('loop.test')).step, '6');
     assert.equal((await fed.federation.discovery.fetchWellKnown('loop.test')).kind, 'invalid');
     assert.equal((await fed.federation.discovery.resolve('big.test')).step, '6');
@@ -176,7 +203,11 @@ describe('server discovery with real DNS and HTTPS', () => {
       { dns: { servers: [dns.address] }, wellKnownPort },
     );
     try {
-      assert.deepEqual(await open.federation.client.request('srvpriv.test', { method: 'GET', path: '/x' }), { host: 'srvpriv.test', sni: 'srvpriv.test', path: '/x' });
+      assert.deepEqual(await open.federation.client.request('srvpriv.test', { method: 'GET', path: '/x' }), {
+        host: 'srvpriv.test',
+        sni: 'srvpriv.test',
+        path: '/x',
+      });
       assert.equal(privateHits, 1);
     } finally {
       await open.close();
@@ -184,7 +215,11 @@ describe('server discovery with real DNS and HTTPS', () => {
   });
 
   test('an IP literal server name: no .well-known, no SNI, Host is the server name', async () => {
-    assert.deepEqual(await get(`127.0.0.1:${endpointPort}`), { host: `127.0.0.1:${endpointPort}`, sni: null, path: '/_matrix/federation/v1/version' });
+    assert.deepEqual(await get(`127.0.0.1:${endpointPort}`), {
+      host: `127.0.0.1:${endpointPort}`,
+      sni: null,
+      path: '/_matrix/federation/v1/version',
+    });
   });
 
   test('the certificate must be valid for the name: a server whose certificate does not list it is refused', async () => {

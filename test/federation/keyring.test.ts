@@ -61,7 +61,14 @@ describe('the keyring', () => {
 
   /** A keyring on `fed`'s database and client with a clock of the test's own. */
   const keyringAt = (clock: { now: number }) =>
-    new Keyring({ ownKeys: fed.federation.ownKeys, store: new ServerKeysStore(fed.db), client: fed.federation.client, settings: fed.federation.settings, log: silent, now: () => clock.now });
+    new Keyring({
+      ownKeys: fed.federation.ownKeys,
+      store: new ServerKeysStore(fed.db),
+      client: fed.federation.client,
+      settings: fed.federation.settings,
+      log: silent,
+      now: () => clock.now,
+    });
 
   test('concurrent lookups of one server make one request; later ones come from memory, then from the database', async () => {
     let open!: () => void;
@@ -129,7 +136,10 @@ describe('the keyring', () => {
       return json;
     };
     for (const [what, body] of [
-      ['another server’s name', JSON.stringify(buildOwnServerKeys({ serverName: 'localhost:1', signingKeys: [originKey], now, keyRefreshIntervalMs: HOUR }))],
+      [
+        'another server’s name',
+        JSON.stringify(buildOwnServerKeys({ serverName: 'localhost:1', signingKeys: [originKey], now, keyRefreshIntervalMs: HOUR })),
+      ],
       ['no signature', JSON.stringify(unsigned())],
       ['signed by a key it does not list', JSON.stringify(signJson(unsigned(), originName, other))],
       ['a tampered key', JSON.stringify({ ...base(), verify_keys: { [originKey.keyId]: { key: encodePublicKey(other) } } })],
@@ -160,10 +170,13 @@ describe('the keyring', () => {
     const notary = keyringAt(clock);
     const query = () => notary.queryAsNotary(new Map([[originName, new Map([[originKey.keyId, clock.now]])]]));
     const check = (served: JsonObject[]) => {
-      const checked = validateNotaryResponse({ server_keys: served }, {
-        notaryServerName: fed.federation.settings.serverName,
-        notaryVerifyKeys: { [fed.signingKey.keyId]: encodePublicKey(fed.signingKey) },
-      });
+      const checked = validateNotaryResponse(
+        { server_keys: served },
+        {
+          notaryServerName: fed.federation.settings.serverName,
+          notaryVerifyKeys: { [fed.signingKey.keyId]: encodePublicKey(fed.signingKey) },
+        },
+      );
       assert.equal(checked?.accepted.length, 1);
       return checked!.accepted[0]!;
     };

@@ -27,7 +27,13 @@ const settle = () => new Promise((resolve) => setImmediate(resolve));
 
 describe('rc_federation', () => {
   test('requests beyond sleep_limit in the window wait sleep_delay first', async () => {
-    const { limiter, sleepers, advance } = harness({ window_size: 1000, sleep_limit: 2, sleep_delay: 500, reject_limit: 50, concurrent: 10 });
+    const { limiter, sleepers, advance } = harness({
+      window_size: 1000,
+      sleep_limit: 2,
+      sleep_delay: 500,
+      reject_limit: 50,
+      concurrent: 10,
+    });
     const releases = [await limiter.acquire('a.example'), await limiter.acquire('a.example')];
     assert.equal(sleepers.length, 0);
     let third = false;
@@ -36,7 +42,10 @@ describe('rc_federation', () => {
       return release;
     });
     await settle();
-    assert.deepEqual(sleepers.map((s) => s.ms), [500]);
+    assert.deepEqual(
+      sleepers.map((s) => s.ms),
+      [500],
+    );
     assert.equal(third, false);
     sleepers.shift()!.wake();
     releases.push(await thirdAcquired);
@@ -102,7 +111,10 @@ describe('rc_federation', () => {
 
   test('a failing handler frees its slot', async () => {
     const { limiter } = harness({ window_size: 1000, sleep_limit: 100, sleep_delay: 0, reject_limit: 50, concurrent: 1 });
-    await assert.rejects(limiter.run('a.example', () => Promise.reject(new Error('boom'))), /boom/);
+    await assert.rejects(
+      limiter.run('a.example', () => Promise.reject(new Error('boom'))),
+      /boom/,
+    );
     assert.equal(await limiter.run('a.example', async () => 'next'), 'next');
   });
 });

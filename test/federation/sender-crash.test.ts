@@ -30,14 +30,23 @@ test('kill -9 while sending: after the restart the destination has every message
   const alice = await hs.createUser('alice');
   const roomId = await createRoomWith(hs, alice);
   const remote = `@remote:${destination.serverName}`;
-  await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: remote, sender: remote, content: { membership: 'join' } });
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.member',
+    stateKey: remote,
+    sender: remote,
+    content: { membership: 'join' },
+  });
   await setup.stop();
 
   const baseUrl = `https://127.0.0.1:${port}`;
   const configPath = join(hs.dir, 'homeserver.yaml');
   const start = async (): Promise<MyelinProcess> => {
     const proc = spawnMyelin(['start', '-c', configPath], { env: { MYELIN_LOG_LEVEL: process.env.MYELIN_TEST_LOG_LEVEL ?? 'warn' } });
-    await eventually(async () => (await httpsCall(baseUrl, 'GET', '/_matrix/client/versions')).status === 200, 'the server serving', 60_000);
+    await eventually(
+      async () => (await httpsCall(baseUrl, 'GET', '/_matrix/client/versions')).status === 200,
+      'the server serving',
+      60_000,
+    );
     return proc;
   };
   let proc = await start();
@@ -49,10 +58,15 @@ test('kill -9 while sending: after the restart the destination has every message
       while (sending) {
         const i = counter++;
         try {
-          const res = await httpsCall(baseUrl, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/crash${i}`, {
-            headers: { Authorization: `Bearer ${alice.accessToken}` },
-            body: { msgtype: 'm.text', body: `c${i}` },
-          });
+          const res = await httpsCall(
+            baseUrl,
+            'PUT',
+            `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/crash${i}`,
+            {
+              headers: { Authorization: `Bearer ${alice.accessToken}` },
+              body: { msgtype: 'm.text', body: `c${i}` },
+            },
+          );
           if (res.status === 200) acknowledged.add((res.json as { event_id: string }).event_id);
         } catch {
           // The process is gone: this send was never acknowledged.
@@ -69,11 +83,19 @@ test('kill -9 while sending: after the restart the destination has every message
 
     proc = await start();
     const version = getRoomVersion('12')!;
-    const receivedIds = () => destination.pdus().filter((p) => p.type === 'm.room.message').map((p) => computeEventId(p as JsonObject, version));
-    await eventually(() => {
-      const received = new Set(receivedIds());
-      return [...acknowledged].every((id) => received.has(id));
-    }, 'every acknowledged message at the destination', 60_000);
+    const receivedIds = () =>
+      destination
+        .pdus()
+        .filter((p) => p.type === 'm.room.message')
+        .map((p) => computeEventId(p as JsonObject, version));
+    await eventually(
+      () => {
+        const received = new Set(receivedIds());
+        return [...acknowledged].every((id) => received.has(id));
+      },
+      'every acknowledged message at the destination',
+      60_000,
+    );
 
     // In the room's order: the depth of each event received (first time) only grows.
     const firstSeen: JsonObject[] = [];
@@ -85,7 +107,8 @@ test('kill -9 while sending: after the restart the destination has every message
       seen.add(id);
       firstSeen.push(pdu);
     }
-    for (let i = 1; i < firstSeen.length; i++) assert.ok(Number(firstSeen[i]!.depth) > Number(firstSeen[i - 1]!.depth), 'received in the room\'s order');
+    for (let i = 1; i < firstSeen.length; i++)
+      assert.ok(Number(firstSeen[i]!.depth) > Number(firstSeen[i - 1]!.depth), "received in the room's order");
     assert.deepEqual(destination.refusedSignatures, []);
   } finally {
     await proc.stop();

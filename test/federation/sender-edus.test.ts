@@ -6,7 +6,15 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import type { DeviceListUpdateEdu, DirectToDeviceEdu, Edu, PresenceEdu, ReceiptEdu, SigningKeyUpdateEdu, TypingEdu } from '../../src/core/edus.js';
+import type {
+  DeviceListUpdateEdu,
+  DirectToDeviceEdu,
+  Edu,
+  PresenceEdu,
+  ReceiptEdu,
+  SigningKeyUpdateEdu,
+  TypingEdu,
+} from '../../src/core/edus.js';
 import { FederationOutboxStore } from '../../src/storage/federation-outbox-store.js';
 import { testPostgres } from '../harness/postgres.js';
 import { httpsCall, startFederatingServer, type FederatingServer, type HttpsAnswer } from '../helpers/federation.js';
@@ -20,12 +28,20 @@ const FAST_RETRIES = { federation: { destination_min_retry_interval: '200ms', de
 
 async function joinRemote(hs: TestHomeserver, roomId: string, destination: TestDestination, localpart = 'remote'): Promise<string> {
   const userId = `@${localpart}:${destination.serverName}`;
-  await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content: { membership: 'join' } });
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.member',
+    stateKey: userId,
+    sender: userId,
+    content: { membership: 'join' },
+  });
   return userId;
 }
 
 function call(fed: FederatingServer, user: { accessToken: string }, method: string, path: string, body?: unknown): Promise<HttpsAnswer> {
-  return httpsCall(fed.baseUrl, method, path, { headers: { Authorization: `Bearer ${user.accessToken}` }, ...(body === undefined ? {} : { body }) });
+  return httpsCall(fed.baseUrl, method, path, {
+    headers: { Authorization: `Bearer ${user.accessToken}` },
+    ...(body === undefined ? {} : { body }),
+  });
 }
 
 async function ok(answer: Promise<HttpsAnswer>): Promise<any> {
@@ -51,7 +67,12 @@ for (const backend of ['sqlite', 'postgres'] as const) {
 
     before(async () => {
       const database =
-        backend === 'sqlite' ? undefined : await testPostgres().then(async (pg) => ({ name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('sender_edus') } }));
+        backend === 'sqlite'
+          ? undefined
+          : await testPostgres().then(async (pg) => ({
+              name: 'psycopg2',
+              args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('sender_edus') },
+            }));
       fed = await startFederatingServer({ config: FAST_RETRIES, ...(database ? { database } : {}) });
       alice = await fed.hs.createUser('alice');
       bob = await fed.hs.createUser('bob');
@@ -87,7 +108,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     test('m.receipt: public read receipts, threads included; private ones stay home', async () => {
       const first = await sendText(fed.hs, roomId, alice, 'to be read');
       const second = await sendText(fed.hs, roomId, alice, 'read privately');
-      const receiptPath = (type: string, eventId: string) => `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/${type}/${encodeURIComponent(eventId)}`;
+      const receiptPath = (type: string, eventId: string) =>
+        `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/${type}/${encodeURIComponent(eventId)}`;
       await ok(call(fed, alice, 'POST', receiptPath('m.read', first.eventId), {}));
       await eventually(() => ofType<ReceiptEdu>(edus(), 'm.receipt').length >= 1, 'the receipt');
       await ok(call(fed, alice, 'POST', receiptPath('m.read.private', second.eventId), {}));
@@ -105,10 +127,18 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     });
 
     test('m.presence: to servers sharing a room with the user', async () => {
-      await ok(call(fed, alice, 'PUT', `/_matrix/client/v3/presence/${encodeURIComponent(alice.userId)}/status`, { presence: 'online', status_msg: 'federating' }));
+      await ok(
+        call(fed, alice, 'PUT', `/_matrix/client/v3/presence/${encodeURIComponent(alice.userId)}/status`, {
+          presence: 'online',
+          status_msg: 'federating',
+        }),
+      );
       await ok(call(fed, bob, 'PUT', `/_matrix/client/v3/presence/${encodeURIComponent(bob.userId)}/status`, { presence: 'unavailable' }));
-      await eventually(() => ofType<PresenceEdu>(edus(), 'm.presence').length >= 1, 'alice\'s presence');
-      await eventually(() => ofType<PresenceEdu>(stranger.edus(fed.serverName), 'm.presence').length >= 1, 'bob\'s presence at his room\'s server');
+      await eventually(() => ofType<PresenceEdu>(edus(), 'm.presence').length >= 1, "alice's presence");
+      await eventually(
+        () => ofType<PresenceEdu>(stranger.edus(fed.serverName), 'm.presence').length >= 1,
+        "bob's presence at his room's server",
+      );
       const updates = ofType<PresenceEdu>(edus(), 'm.presence').flatMap((e) => e.updates);
       assert.deepEqual(
         updates.map((u) => [u.userId, u.presence, u.statusMsg, u.currentlyActive]),
@@ -116,12 +146,19 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       );
       assert.ok(updates[0]!.lastActiveAgo !== undefined && updates[0]!.lastActiveAgo >= 0);
       const strangers = ofType<PresenceEdu>(stranger.edus(fed.serverName), 'm.presence').flatMap((e) => e.updates);
-      assert.ok(strangers.every((u) => u.userId === bob.userId), 'alice shares no room with the stranger');
+      assert.ok(
+        strangers.every((u) => u.userId === bob.userId),
+        'alice shares no room with the stranger',
+      );
     });
 
     test('m.device_list_update with the stream_id / prev_id chain and keys; m.signing_key_update; a deleted device', async () => {
       const key = ed25519();
-      await ok(call(fed, alice, 'POST', '/_matrix/client/v3/keys/upload', { device_keys: deviceKeysOf({ userId: alice.userId, deviceId: alice.deviceId }, key) }));
+      await ok(
+        call(fed, alice, 'POST', '/_matrix/client/v3/keys/upload', {
+          device_keys: deviceKeysOf({ userId: alice.userId, deviceId: alice.deviceId }, key),
+        }),
+      );
       await eventually(() => ofType<DeviceListUpdateEdu>(edus(), 'm.device_list_update').length >= 1, 'the first device update');
       const [firstUpdate] = ofType<DeviceListUpdateEdu>(edus(), 'm.device_list_update');
       assert.equal(firstUpdate!.userId, alice.userId);
@@ -132,7 +169,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
 
       // A second device: its update follows the first.
       const phone = await fed.hs.homeserver.services.auth.createSession(alice.userId);
-      await ok(call(fed, phone, 'POST', '/_matrix/client/v3/keys/upload', { device_keys: deviceKeysOf({ userId: alice.userId, deviceId: phone.deviceId }) }));
+      await ok(
+        call(fed, phone, 'POST', '/_matrix/client/v3/keys/upload', {
+          device_keys: deviceKeysOf({ userId: alice.userId, deviceId: phone.deviceId }),
+        }),
+      );
       await eventually(() => ofType<DeviceListUpdateEdu>(edus(), 'm.device_list_update').length >= 2, 'the second device update');
       const second = ofType<DeviceListUpdateEdu>(edus(), 'm.device_list_update')[1]!;
       assert.equal(second.deviceId, phone.deviceId);
@@ -164,7 +205,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
 
     test('m.direct_to_device with a message_id, removed from the outbox once acknowledged', async () => {
       const res = await call(fed, alice, 'PUT', '/_matrix/client/v3/sendToDevice/m.room_key_request/txn-1', {
-        messages: { [remoteUser]: { RDEVICE: { action: 'request', request_id: 'r1' } }, [alice.userId]: { [alice.deviceId]: { local: true } } },
+        messages: {
+          [remoteUser]: { RDEVICE: { action: 'request', request_id: 'r1' } },
+          [alice.userId]: { [alice.deviceId]: { local: true } },
+        },
       });
       assert.equal(res.status, 200, res.text);
       await eventually(() => ofType<DirectToDeviceEdu>(edus(), 'm.direct_to_device').length >= 1, 'the to-device message');
@@ -174,7 +218,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       assert.ok(message!.messageId.length > 0);
       assert.deepEqual([...message!.messages.keys()], [remoteUser], 'only the recipients of that server');
       assert.deepEqual(message!.messages.get(remoteUser)?.get('RDEVICE'), { action: 'request', request_id: 'r1' });
-      await eventually(async () => (await new FederationOutboxStore(fed.hs.homeserver.database).pending(dest.serverName, Number.MAX_SAFE_INTEGER, 10)).length === 0, 'the outbox emptied');
+      await eventually(
+        async () =>
+          (await new FederationOutboxStore(fed.hs.homeserver.database).pending(dest.serverName, Number.MAX_SAFE_INTEGER, 10)).length === 0,
+        'the outbox emptied',
+      );
     });
   });
 }
@@ -188,16 +236,24 @@ describe('federation sender: to-device across a restart', () => {
       const roomId = await createRoomWith(fed.hs, alice);
       const remoteUser = await joinRemote(fed.hs, roomId, dest);
       await dest.down();
-      const res = await call(fed, alice, 'PUT', '/_matrix/client/v3/sendToDevice/m.test/txn-restart', { messages: { [remoteUser]: { '*': { survives: true } } } });
+      const res = await call(fed, alice, 'PUT', '/_matrix/client/v3/sendToDevice/m.test/txn-restart', {
+        messages: { [remoteUser]: { '*': { survives: true } } },
+      });
       assert.equal(res.status, 200, res.text);
       const [waiting] = await new FederationOutboxStore(fed.hs.homeserver.database).pending(dest.serverName, Number.MAX_SAFE_INTEGER, 10);
       assert.ok(waiting, 'the message waits in the outbox');
-      await eventually(() => (fed.hs.homeserver.federationSender!.status(dest.serverName)?.consecutiveFailures ?? 0) >= 1, 'a failed attempt');
+      await eventually(
+        () => (fed.hs.homeserver.federationSender!.status(dest.serverName)?.consecutiveFailures ?? 0) >= 1,
+        'a failed attempt',
+      );
       const { port, hs } = fed;
       await fed.stop();
       await dest.up();
       fed = await startFederatingServer({ config: FAST_RETRIES, port, dir: hs.dir });
-      await eventually(() => ofType<DirectToDeviceEdu>(dest.edus(fed.serverName), 'm.direct_to_device').length >= 1, 'the message after the restart');
+      await eventually(
+        () => ofType<DirectToDeviceEdu>(dest.edus(fed.serverName), 'm.direct_to_device').length >= 1,
+        'the message after the restart',
+      );
       const [message] = ofType<DirectToDeviceEdu>(dest.edus(fed.serverName), 'm.direct_to_device');
       assert.equal(message!.messageId, waiting.messageId, 'the same message, deduplicated by its id at the receiver');
       assert.deepEqual(message!.messages.get(remoteUser)?.get('*'), { survives: true });

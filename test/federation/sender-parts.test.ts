@@ -33,7 +33,8 @@ describe('retry pauses', () => {
     for (let i = 0; i < 40; i++) {
       const next = nextRetryInterval(interval, DEFAULT_RETRY_POLICY);
       assert.ok(next >= interval);
-      if (interval > 0 && interval < DEFAULT_RETRY_POLICY.maxIntervalMs / 4) assert.ok(next >= interval * 1.6 && next <= interval * 2.4, `${interval} → ${next}`);
+      if (interval > 0 && interval < DEFAULT_RETRY_POLICY.maxIntervalMs / 4)
+        assert.ok(next >= interval * 1.6 && next <= interval * 2.4, `${interval} → ${next}`);
       interval = next;
       seen.push(next);
     }
@@ -44,15 +45,27 @@ describe('retry pauses', () => {
   });
 
   test('log wording', () => {
-    assert.deepEqual([formatDelay(800), formatDelay(5_000), formatDelay(90_000), formatDelay(3.5 * 3_600_000), formatDelay(7 * 86_400_000)], ['800 ms', '5 s', '1.5 min', '3.5 h', '7 d']);
+    assert.deepEqual(
+      [formatDelay(800), formatDelay(5_000), formatDelay(90_000), formatDelay(3.5 * 3_600_000), formatDelay(7 * 86_400_000)],
+      ['800 ms', '5 s', '1.5 min', '3.5 h', '7 d'],
+    );
   });
 });
 
 describe('where a sender instance starts reading', () => {
-  test('where the furthest instance stopped (its own, another\'s, a former one\'s); the current position the first time', () => {
+  test("where the furthest instance stopped (its own, another's, a former one's); the current position the first time", () => {
     assert.equal(startingPosition(new Map(), 42), 42);
     assert.equal(startingPosition(new Map([['fs1', 10]]), 42), 10);
-    assert.equal(startingPosition(new Map([['fs1', 10], ['main', 30]]), 42), 30);
+    assert.equal(
+      startingPosition(
+        new Map([
+          ['fs1', 10],
+          ['main', 30],
+        ]),
+        42,
+      ),
+      30,
+    );
   });
 });
 
@@ -67,7 +80,12 @@ describe('outbound EDUs read back as a receiving server reads them', () => {
   };
 
   test('m.typing, m.presence', () => {
-    assert.deepEqual(read(typingEdu('!r:sender.example', '@a:sender.example', true)), { type: 'm.typing', roomId: '!r:sender.example', userId: '@a:sender.example', typing: true });
+    assert.deepEqual(read(typingEdu('!r:sender.example', '@a:sender.example', true)), {
+      type: 'm.typing',
+      roomId: '!r:sender.example',
+      userId: '@a:sender.example',
+      typing: true,
+    });
     const presence = read(
       presenceEdu([
         { userId: '@a:sender.example', presence: 'online', lastActiveAgo: 10, currentlyActive: true, statusMsg: 'hi' },
@@ -75,13 +93,17 @@ describe('outbound EDUs read back as a receiving server reads them', () => {
       ]),
     );
     assert.equal(presence.type, 'm.presence');
-    assert.deepEqual(presence.type === 'm.presence' && presence.updates.map((u) => [u.userId, u.presence, u.lastActiveAgo, u.currentlyActive, u.statusMsg]), [
-      ['@a:sender.example', 'online', 10, true, 'hi'],
-      ['@b:sender.example', 'offline', undefined, undefined, undefined],
-    ]);
+    assert.deepEqual(
+      presence.type === 'm.presence' &&
+        presence.updates.map((u) => [u.userId, u.presence, u.lastActiveAgo, u.currentlyActive, u.statusMsg]),
+      [
+        ['@a:sender.example', 'online', 10, true, 'hi'],
+        ['@b:sender.example', 'offline', undefined, undefined, undefined],
+      ],
+    );
   });
 
-  test('m.receipt: a user\'s receipts in two threads of one room need two EDUs', () => {
+  test("m.receipt: a user's receipts in two threads of one room need two EDUs", () => {
     const id = (c: string) => `$${c.repeat(43)}`;
     const edus = receiptEdus([
       { roomId: '!r:sender.example', userId: '@a:sender.example', eventId: id('a'), ts: 1, threadId: undefined },
@@ -104,21 +126,33 @@ describe('outbound EDUs read back as a receiving server reads them', () => {
 
   test('m.device_list_update, m.signing_key_update, m.direct_to_device', () => {
     const keys = withExtraSignatures(
-      { user_id: '@a:sender.example', device_id: 'DEV', algorithms: [], keys: { 'ed25519:DEV': 'k' }, signatures: { '@a:sender.example': { 'ed25519:DEV': 's1' } } },
+      {
+        user_id: '@a:sender.example',
+        device_id: 'DEV',
+        algorithms: [],
+        keys: { 'ed25519:DEV': 'k' },
+        signatures: { '@a:sender.example': { 'ed25519:DEV': 's1' } },
+      },
       [{ signer: '@a:sender.example', keyId: 'ed25519:ssk', signature: 's2' }],
     );
     assert.deepEqual(keys.signatures, { '@a:sender.example': { 'ed25519:DEV': 's1', 'ed25519:ssk': 's2' } });
-    const update = read(deviceListUpdateEdu({ userId: '@a:sender.example', deviceId: 'DEV', streamId: 7, prevId: 5, keys, deleted: false }));
+    const update = read(
+      deviceListUpdateEdu({ userId: '@a:sender.example', deviceId: 'DEV', streamId: 7, prevId: 5, keys, deleted: false }),
+    );
     assert.ok(update.type === 'm.device_list_update');
     assert.deepEqual([update.streamId, update.prevIds, update.deleted, update.keys], [7, [5], false, keys]);
-    const gone = read(deviceListUpdateEdu({ userId: '@a:sender.example', deviceId: 'OLD', streamId: 8, prevId: undefined, keys: undefined, deleted: true }));
+    const gone = read(
+      deviceListUpdateEdu({ userId: '@a:sender.example', deviceId: 'OLD', streamId: 8, prevId: undefined, keys: undefined, deleted: true }),
+    );
     assert.ok(gone.type === 'm.device_list_update' && gone.deleted && gone.prevIds.length === 0);
     const master = { user_id: '@a:sender.example', usage: ['master'], keys: { 'ed25519:m': 'm' } };
     const selfSigning = { user_id: '@a:sender.example', usage: ['self_signing'], keys: { 'ed25519:s': 's' } };
     const signing = read(signingKeyUpdateEdu('@a:sender.example', master, selfSigning));
     assert.ok(signing.type === 'm.signing_key_update');
     assert.deepEqual([signing.masterKey, signing.selfSigningKey], [master, selfSigning]);
-    const toDevice = read(directToDeviceEdu('@a:sender.example', 'm.room_key_request', 'abcdefghijklmnop', { '@z:receiver.example': { '*': { x: 1 } } }));
+    const toDevice = read(
+      directToDeviceEdu('@a:sender.example', 'm.room_key_request', 'abcdefghijklmnop', { '@z:receiver.example': { '*': { x: 1 } } }),
+    );
     assert.ok(toDevice.type === 'm.direct_to_device');
     assert.deepEqual(toDevice.messages.get('@z:receiver.example')?.get('*'), { x: 1 });
   });
@@ -146,7 +180,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       if (backend === 'sqlite') hs = await startTestHomeserver({ config });
       else {
         const pg = await testPostgres();
-        hs = await startTestHomeserver({ config, database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('catch_up') } } });
+        hs = await startTestHomeserver({
+          config,
+          database: { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('catch_up') } },
+        });
       }
       alice = await hs.createUser('alice');
     });
@@ -213,7 +250,10 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const last = await catchUp.next(page.upTo, position());
       assert.ok(last.done && last.events.length === 0 && last.upTo === position());
       // Under the threshold, everything is replayed.
-      const all = await new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 100, log }).next(start, position());
+      const all = await new DestinationCatchUp(destination, hs.serverName, reads(), { pageSize: 50, largeGap: 100, log }).next(
+        start,
+        position(),
+      );
       assert.equal(all.events.length, 26);
     });
   });

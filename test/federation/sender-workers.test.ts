@@ -54,7 +54,13 @@ describe('federation sender on two workers', () => {
     while (SENDERS.some((name) => destinations.filter((d) => senderInstanceFor(d.serverName, SENDERS) === name).length < 2)) {
       const destination = await TestDestination.start();
       // The cluster's name does not resolve: its key is given to the destination.
-      destination.trustKey({ serverName: 'cluster.test', keyId: key!.keyId, publicKey: encodePublicKey(key!), validUntilTs: Date.now() + 86_400_000, old: false });
+      destination.trustKey({
+        serverName: 'cluster.test',
+        keyId: key!.keyId,
+        publicKey: encodePublicKey(key!),
+        validUntilTs: Date.now() + 86_400_000,
+        old: false,
+      });
       destinations.push(destination);
       assert.ok(destinations.length < 30);
     }
@@ -74,7 +80,9 @@ describe('federation sender on two workers', () => {
     });
     assert.equal(registered.status, 200, registered.text);
     const alice = registered.json as { user_id: string; access_token: string };
-    const created = await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
+    const created = await cluster
+      .instance('client1')
+      .call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
     assert.equal(created.status, 200, created.text);
     const roomId: string = created.json.room_id;
     const writer = cluster.instance('main').homeserver.services.eventsWriter;
@@ -84,10 +92,12 @@ describe('federation sender on two workers', () => {
     }
     const expected: string[] = [];
     for (let i = 0; i < 10; i++) {
-      const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/w${i}`, {
-        token: alice.access_token,
-        body: { msgtype: 'm.text', body: `w${i}` },
-      });
+      const sent = await cluster
+        .instance('client1')
+        .call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/w${i}`, {
+          token: alice.access_token,
+          body: { msgtype: 'm.text', body: `w${i}` },
+        });
       assert.equal(sent.status, 200, sent.text);
       expected.push(`w${i}`);
     }
@@ -101,8 +111,18 @@ describe('federation sender on two workers', () => {
       );
     }
     for (const name of SENDERS) {
-      const owned = cluster.instance(name).homeserver.federationSender!.destinations().map((d) => d.destination).sort();
-      assert.deepEqual(owned, destinations.filter((d) => senderInstanceFor(d.serverName, SENDERS) === name).map((d) => d.serverName).sort());
+      const owned = cluster
+        .instance(name)
+        .homeserver.federationSender!.destinations()
+        .map((d) => d.destination)
+        .sort();
+      assert.deepEqual(
+        owned,
+        destinations
+          .filter((d) => senderInstanceFor(d.serverName, SENDERS) === name)
+          .map((d) => d.serverName)
+          .sort(),
+      );
     }
   });
 
@@ -116,10 +136,12 @@ describe('federation sender on two workers', () => {
     });
     assert.equal(registered.status, 200, registered.text);
     const token: string = registered.json.access_token;
-    const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/down1`, {
-      token,
-      body: { msgtype: 'm.text', body: 'while down' },
-    });
+    const sent = await cluster
+      .instance('client1')
+      .call('PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(room)}/send/m.room.message/down1`, {
+        token,
+        body: { msgtype: 'm.text', body: 'while down' },
+      });
     assert.equal(sent.status, 200, sent.text);
     await eventually(() => (sender.status(destination.serverName)?.consecutiveFailures ?? 0) >= 1, 'a failed attempt');
     await destination.up();

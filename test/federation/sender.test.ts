@@ -23,18 +23,29 @@ const FAST_RETRIES = { federation: { destination_min_retry_interval: '200ms', de
 /** Simulated join (see the top of the file): `@<localpart>:<destination>` joins the room. */
 async function joinRemote(hs: TestHomeserver, roomId: string, destination: TestDestination, localpart = 'remote'): Promise<string> {
   const userId = `@${localpart}:${destination.serverName}`;
-  await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content: { membership: 'join' } });
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.member',
+    stateKey: userId,
+    sender: userId,
+    content: { membership: 'join' },
+  });
   return userId;
 }
 
 /** A client-server API request to the federating server (its listener serves TLS). */
 export function clientCall(fed: FederatingServer, user: TestUser, method: string, path: string, body?: unknown): Promise<HttpsAnswer> {
-  return httpsCall(fed.baseUrl, method, path, { headers: { Authorization: `Bearer ${user.accessToken}` }, ...(body === undefined ? {} : { body }) });
+  return httpsCall(fed.baseUrl, method, path, {
+    headers: { Authorization: `Bearer ${user.accessToken}` },
+    ...(body === undefined ? {} : { body }),
+  });
 }
 
 async function sendMessage(fed: FederatingServer, user: TestUser, roomId: string, body: string): Promise<string> {
   const txnId = `t${Math.random().toString(36).slice(2)}`;
-  const res = await clientCall(fed, user, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txnId}`, { msgtype: 'm.text', body });
+  const res = await clientCall(fed, user, 'PUT', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/send/m.room.message/${txnId}`, {
+    msgtype: 'm.text',
+    body,
+  });
   assert.equal(res.status, 200, res.text);
   return (res.json as { event_id: string }).event_id;
 }
@@ -43,7 +54,9 @@ async function sendMessage(fed: FederatingServer, user: TestUser, roomId: string
 async function timelineBodies(fed: FederatingServer, user: TestUser, roomId: string): Promise<string[]> {
   const res = await clientCall(fed, user, 'GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=f&limit=1000`);
   assert.equal(res.status, 200, res.text);
-  return (res.json as { chunk: JsonObject[] }).chunk.filter((e) => e.type === 'm.room.message').map((e) => String((e.content as JsonObject).body));
+  return (res.json as { chunk: JsonObject[] }).chunk
+    .filter((e) => e.type === 'm.room.message')
+    .map((e) => String((e.content as JsonObject).body));
 }
 
 function assertEachOnce(received: string[], expected: string[], what: string): void {
@@ -78,8 +91,14 @@ describe('federation sender: PDUs', () => {
       assert.deepEqual([...order].sort(), [...sent].sort());
       await eventually(() => dest.messageBodies(roomId).length >= order.length, 'every message at the destination');
       assertEachOnce(dest.messageBodies(roomId), order, 'messages');
-      assert.ok(dest.transactions.every((t) => t.pdus.length <= 50), 'no transaction over 50 PDUs');
-      assert.ok(dest.transactions.some((t) => t.pdus.length > 1), 'PDUs are batched while a transaction is in flight');
+      assert.ok(
+        dest.transactions.every((t) => t.pdus.length <= 50),
+        'no transaction over 50 PDUs',
+      );
+      assert.ok(
+        dest.transactions.some((t) => t.pdus.length > 1),
+        'PDUs are batched while a transaction is in flight',
+      );
       assert.deepEqual(dest.refusedSignatures, [], 'every request carried a valid X-Matrix signature');
       assert.ok(dest.transactions.every((t) => t.origin === fed.serverName));
       const ids = dest.transactions.map((t) => t.txnId);
@@ -184,7 +203,10 @@ describe('federation sender: PDUs', () => {
       await sendText(fed.hs, roomId, alice, 'after the kick');
       await sendText(fed.hs, otherRoom, alice, 'for the other room');
       await eventually(() => elsewhere.messageBodies(otherRoom).length === 1, 'the other room message');
-      await eventually(() => inRoom.pdus().some((p) => p.type === 'm.room.member' && p.state_key === member), 'the kick at the kicked server');
+      await eventually(
+        () => inRoom.pdus().some((p) => p.type === 'm.room.member' && p.state_key === member),
+        'the kick at the kicked server',
+      );
       assert.deepEqual(inRoom.messageBodies(), ['for the room']);
       assert.deepEqual(elsewhere.messageBodies(), ['for the other room']);
     } finally {
@@ -249,7 +271,10 @@ describe('federation sender: restarts', () => {
         await sendMessage(fed, alice, roomId, `pending${i}`);
         expected.push(`pending${i}`);
       }
-      await eventually(() => (fed.hs.homeserver.federationSender!.status(dest.serverName)?.consecutiveFailures ?? 0) >= 1, 'a failed attempt');
+      await eventually(
+        () => (fed.hs.homeserver.federationSender!.status(dest.serverName)?.consecutiveFailures ?? 0) >= 1,
+        'a failed attempt',
+      );
       const { port, hs } = fed;
       await fed.stop();
       await dest.up();

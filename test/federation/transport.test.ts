@@ -47,7 +47,10 @@ describe('federation transport between Myelins over TLS', () => {
     assert.deepEqual([...checked.keys.verifyKeys.keys()], [keyId]);
     assert.deepEqual(answer.json.old_verify_keys, { 'ed25519:old1': { key: encodePublicKey(oldKey), expired_ts: OLD_EXPIRED_TS } });
     const twoHours = 2 * 3_600_000;
-    assert.ok(answer.json.valid_until_ts >= before + twoHours && answer.json.valid_until_ts <= after + twoHours, String(answer.json.valid_until_ts));
+    assert.ok(
+      answer.json.valid_until_ts >= before + twoHours && answer.json.valid_until_ts <= after + twoHours,
+      String(answer.json.valid_until_ts),
+    );
 
     // The form with a key id (dropped in spec v1.6, still answered as by Synapse) gives the same.
     const withKeyId = await httpsCall(b.baseUrl, 'GET', `/_matrix/key/v2/server/${encodeURIComponent(keyId)}`);
@@ -90,13 +93,20 @@ describe('federation transport between Myelins over TLS', () => {
       const checked = validateNotaryResponse(json, { notaryServerName: b.serverName, notaryVerifyKeys: notaryKeys });
       assert.ok(checked, JSON.stringify(json));
       assert.deepEqual(checked.rejected, []);
-      assert.deepEqual(checked.accepted.map((k) => k.serverName), [a.serverName]);
+      assert.deepEqual(
+        checked.accepted.map((k) => k.serverName),
+        [a.serverName],
+      );
       assert.ok(checked.accepted[0]!.verifyKeys.has(aKeyId));
     };
     const get = await httpsCall(b.baseUrl, 'GET', `/_matrix/key/v2/query/${encodeURIComponent(a.serverName)}`);
     assert.equal(get.status, 200);
     check(get.json);
-    const getOne = await httpsCall(b.baseUrl, 'GET', `/_matrix/key/v2/query/${encodeURIComponent(a.serverName)}/${encodeURIComponent(aKeyId)}?minimum_valid_until_ts=${Date.now()}`);
+    const getOne = await httpsCall(
+      b.baseUrl,
+      'GET',
+      `/_matrix/key/v2/query/${encodeURIComponent(a.serverName)}/${encodeURIComponent(aKeyId)}?minimum_valid_until_ts=${Date.now()}`,
+    );
     assert.equal(getOne.status, 200);
     check(getOne.json);
     const post = await httpsCall(b.baseUrl, 'POST', '/_matrix/key/v2/query', {
@@ -106,14 +116,22 @@ describe('federation transport between Myelins over TLS', () => {
     check(post.json);
 
     // The notary's own keys, and a server that cannot be reached (left out, not an error).
-    const own = await httpsCall(b.baseUrl, 'POST', '/_matrix/key/v2/query', { body: { server_keys: { [b.serverName]: {}, 'localhost:1': {} } } });
+    const own = await httpsCall(b.baseUrl, 'POST', '/_matrix/key/v2/query', {
+      body: { server_keys: { [b.serverName]: {}, 'localhost:1': {} } },
+    });
     assert.equal(own.status, 200);
-    assert.deepEqual(own.json.server_keys.map((k: { server_name: string }) => k.server_name), [b.serverName]);
+    assert.deepEqual(
+      own.json.server_keys.map((k: { server_name: string }) => k.server_name),
+      [b.serverName],
+    );
 
     // Malformed queries are 400s.
     assert.equal((await httpsCall(b.baseUrl, 'POST', '/_matrix/key/v2/query', { body: { server_keys: [] } })).json.errcode, 'M_BAD_JSON');
     assert.equal((await httpsCall(b.baseUrl, 'GET', '/_matrix/key/v2/query/not%20a%20server')).json.errcode, 'M_INVALID_PARAM');
-    assert.equal((await httpsCall(b.baseUrl, 'GET', `/_matrix/key/v2/query/${a.serverName}?minimum_valid_until_ts=soon`)).json.errcode, 'M_INVALID_PARAM');
+    assert.equal(
+      (await httpsCall(b.baseUrl, 'GET', `/_matrix/key/v2/query/${a.serverName}?minimum_valid_until_ts=soon`)).json.errcode,
+      'M_INVALID_PARAM',
+    );
     assert.ok(parseKeyQueryRequest({ server_keys: {} }, 0).ok);
   });
 
@@ -130,13 +148,16 @@ describe('federation transport between Myelins over TLS', () => {
       const aKeyId = a.federation.ownKeys.signingKeys[0]!.keyId;
       const key = await c.federation.keyring.getVerifyKey(a.serverName, aKeyId, Date.now());
       assert.equal(key?.publicKey, encodePublicKey(a.federation.ownKeys.signingKeys[0]!));
-      const row = await c.hs.homeserver.database.get<{ from_server: string }>('SELECT from_server FROM server_verify_keys WHERE server_name = ? AND key_id = ?', [
-        a.serverName,
-        aKeyId,
-      ]);
+      const row = await c.hs.homeserver.database.get<{ from_server: string }>(
+        'SELECT from_server FROM server_verify_keys WHERE server_name = ? AND key_id = ?',
+        [a.serverName, aKeyId],
+      );
       assert.equal(row?.from_server, b.serverName);
       // The raw answer is kept with A's signature only, ready to be served again.
-      const stored = await c.hs.homeserver.database.get<{ key_json: string }>('SELECT key_json FROM server_keys_json WHERE server_name = ?', [a.serverName]);
+      const stored = await c.hs.homeserver.database.get<{ key_json: string }>(
+        'SELECT key_json FROM server_keys_json WHERE server_name = ?',
+        [a.serverName],
+      );
       assert.deepEqual(Object.keys(JSON.parse(stored!.key_json).signatures), [a.serverName]);
     } finally {
       await c.stop();
@@ -146,7 +167,9 @@ describe('federation transport between Myelins over TLS', () => {
   test('a notary whose signature does not match its configured key is not believed', async () => {
     const c = await startFederatingServer({
       config: {
-        trusted_key_servers: [{ server_name: b.serverName, verify_keys: { 'ed25519:other': encodePublicKey(generateSigningKey('other')) } }],
+        trusted_key_servers: [
+          { server_name: b.serverName, verify_keys: { 'ed25519:other': encodePublicKey(generateSigningKey('other')) } },
+        ],
         federation_domain_whitelist: [b.serverName],
       },
     });
@@ -173,7 +196,12 @@ describe('federation transport between Myelins over TLS', () => {
         req.on('end', () => {
           const text = Buffer.concat(chunks).toString('utf8');
           authenticator
-            .authenticate({ method: req.method!, uri: req.url!, authorization: req.headers.authorization, ...(text ? { content: JSON.parse(text) } : {}) })
+            .authenticate({
+              method: req.method!,
+              uri: req.url!,
+              authorization: req.headers.authorization,
+              ...(text ? { content: JSON.parse(text) } : {}),
+            })
             .then(
               ({ origin }) => {
                 res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ origin, host: req.headers.host }));
@@ -186,7 +214,11 @@ describe('federation transport between Myelins over TLS', () => {
       });
       await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
       receiverName = `localhost:${(receiver.address() as AddressInfo).port}`;
-      authenticator = new FederationRequestAuthenticator({ serverName: receiverName, keyring: b.federation.keyring, settings: { domainWhitelist: undefined } });
+      authenticator = new FederationRequestAuthenticator({
+        serverName: receiverName,
+        keyring: b.federation.keyring,
+        settings: { domainWhitelist: undefined },
+      });
     });
     after(() => new Promise<void>((resolve) => receiver.close(() => resolve())));
 
@@ -206,9 +238,22 @@ describe('federation transport between Myelins over TLS', () => {
       const aKey = a.hs.homeserver.services.signingKey;
       const uri = '/_matrix/federation/v1/version';
       const signed = (overrides: { destination?: string; uri?: string; origin?: string } = {}) =>
-        signRequest({ method: 'GET', uri: overrides.uri ?? uri, origin: overrides.origin ?? a.serverName, destination: overrides.destination ?? receiverName }, aKey);
+        signRequest(
+          {
+            method: 'GET',
+            uri: overrides.uri ?? uri,
+            origin: overrides.origin ?? a.serverName,
+            destination: overrides.destination ?? receiverName,
+          },
+          aKey,
+        );
       const call = (authorization?: string) =>
-        httpsCall(`https://127.0.0.1:${(receiver.address() as AddressInfo).port}`, 'GET', uri, authorization ? { headers: { Authorization: authorization } } : {});
+        httpsCall(
+          `https://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+          'GET',
+          uri,
+          authorization ? { headers: { Authorization: authorization } } : {},
+        );
 
       const ok = await call(signed());
       assert.equal(ok.status, 200);
@@ -217,7 +262,10 @@ describe('federation transport between Myelins over TLS', () => {
         ['another scheme', 'Bearer abc'],
         ['for another server', signed({ destination: 'elsewhere.example' })],
         ['over another target', signed({ uri: '/_matrix/federation/v1/version?x=1' })],
-        ['by a key A does not have', signRequest({ method: 'GET', uri, origin: a.serverName, destination: receiverName }, generateSigningKey('nope'))],
+        [
+          'by a key A does not have',
+          signRequest({ method: 'GET', uri, origin: a.serverName, destination: receiverName }, generateSigningKey('nope')),
+        ],
         ['claiming another origin', signed({ origin: b.serverName })],
       ] as const) {
         const answer = await call(header);
@@ -225,7 +273,11 @@ describe('federation transport between Myelins over TLS', () => {
         assert.equal(answer.json.errcode, 'M_UNAUTHORIZED', what);
       }
 
-      const strict = new FederationRequestAuthenticator({ serverName: receiverName, keyring: b.federation.keyring, settings: { domainWhitelist: new Set([b.serverName]) } });
+      const strict = new FederationRequestAuthenticator({
+        serverName: receiverName,
+        keyring: b.federation.keyring,
+        settings: { domainWhitelist: new Set([b.serverName]) },
+      });
       await assert.rejects(
         strict.authenticate({ method: 'GET', uri, authorization: signed() }),
         (err: MatrixError) => err.status === 403 && err.errcode === 'M_FORBIDDEN',
@@ -242,7 +294,11 @@ describe('federation transport between Myelins over TLS', () => {
       );
       assert.equal(await outsider.federation.keyring.getVerifyKey(b.serverName, b.federation.ownKeys.signingKeys[0]!.keyId, 0), undefined);
       // Allowing one address is enough (a bare address is a /32).
-      const allowed = await standaloneFederation({ federation_verify_certificates: false, trusted_key_servers: [], ip_range_whitelist: ['127.0.0.1'] });
+      const allowed = await standaloneFederation({
+        federation_verify_certificates: false,
+        trusted_key_servers: [],
+        ip_range_whitelist: ['127.0.0.1'],
+      });
       try {
         const answer = await allowed.federation.client.request(b.serverName, { method: 'GET', path: '/_matrix/key/v2/server' });
         assert.ok(validateServerKeysResponse(answer, b.serverName).ok);
@@ -256,7 +312,11 @@ describe('federation transport between Myelins over TLS', () => {
 
   test('with federation_verify_certificates on, B’s self-signed certificate is refused; a whitelisted name is not checked', async () => {
     const checking = await standaloneFederation({ ip_range_whitelist: ['127.0.0.0/8'], trusted_key_servers: [] });
-    const whitelisting = await standaloneFederation({ ip_range_whitelist: ['127.0.0.0/8'], trusted_key_servers: [], federation_certificate_verification_whitelist: ['local*'] });
+    const whitelisting = await standaloneFederation({
+      ip_range_whitelist: ['127.0.0.0/8'],
+      trusted_key_servers: [],
+      federation_certificate_verification_whitelist: ['local*'],
+    });
     try {
       await assert.rejects(
         checking.federation.client.request(b.serverName, { method: 'GET', path: '/_matrix/key/v2/server' }),

@@ -14,9 +14,13 @@ forEachBackend('push actions and unread counts', (backend) => {
   let direct: string;
   let group: string;
 
-  const counts = async (user: TestUser, roomId: string) => (await hs.homeserver.services.syncSources.unreadCounts(user.userId, [roomId])).get(roomId);
+  const counts = async (user: TestUser, roomId: string) =>
+    (await hs.homeserver.services.syncSources.unreadCounts(user.userId, [roomId])).get(roomId);
   const receipt = (user: TestUser, roomId: string, type: string, eventId: string, body: object = {}) =>
-    hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/${type}/${encodeURIComponent(eventId)}`, { token: user.accessToken, body });
+    hs.call('POST', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/receipt/${type}/${encodeURIComponent(eventId)}`, {
+      token: user.accessToken,
+      body,
+    });
 
   before(async () => {
     hs = await backend.startHomeserver();
@@ -101,7 +105,12 @@ forEachBackend('push actions and unread counts', (backend) => {
 
   test('an invite notifies the invitee', async () => {
     const dave = await hs.createUser('dave');
-    await hs.homeserver.services.eventsWriter.sendEvent(direct, { type: 'm.room.member', stateKey: dave.userId, sender: alice.userId, content: { membership: 'invite' } });
+    await hs.homeserver.services.eventsWriter.sendEvent(direct, {
+      type: 'm.room.member',
+      stateKey: dave.userId,
+      sender: alice.userId,
+      content: { membership: 'invite' },
+    });
     assert.deepEqual(await counts(dave, direct), { notification_count: 1, highlight_count: 0 });
   });
 
@@ -109,7 +118,10 @@ forEachBackend('push actions and unread counts', (backend) => {
     const room = await createRoomWith(hs, alice, [bob, carol]);
     await sendText(hs, room, alice, 'before');
     assert.equal((await counts(bob, room))!.notification_count, 1);
-    const res = await hs.call('PUT', '/_matrix/client/v3/pushrules/global/underride/.m.rule.message/enabled', { token: bob.accessToken, body: { enabled: false } });
+    const res = await hs.call('PUT', '/_matrix/client/v3/pushrules/global/underride/.m.rule.message/enabled', {
+      token: bob.accessToken,
+      body: { enabled: false },
+    });
     assert.equal(res.status, 200);
     await sendText(hs, room, alice, 'after');
     assert.equal((await counts(bob, room))!.notification_count, 1, 'no notification once the rule is off');
@@ -120,14 +132,30 @@ forEachBackend('push actions and unread counts', (backend) => {
     const room = await createRoomWith(hs, alice);
     const members = Array.from({ length: 300 }, (_, i) => `@member${i}:test.local`);
     for (const userId of [...members, '@remote:elsewhere.example']) {
-      await hs.homeserver.services.eventsWriter.sendEvent(room, { type: 'm.room.member', stateKey: userId, sender: userId, content: { membership: 'join' } });
+      await hs.homeserver.services.eventsWriter.sendEvent(room, {
+        type: 'm.room.member',
+        stateKey: userId,
+        sender: userId,
+        content: { membership: 'join' },
+      });
     }
     const sent = await sendText(hs, room, alice, 'to everyone', { 'm.mentions': { user_ids: ['@member7:test.local'] } });
     const db = hs.homeserver.database;
-    const roomRows = await db.all<{ highlight: number }>('SELECT highlight FROM event_push_room_actions WHERE event_id = ?', [sent.eventId]);
-    assert.deepEqual(roomRows.map((r) => Number(r.highlight)), [0]);
-    const exceptions = await db.all<{ user_id: string; highlight: number }>('SELECT user_id, highlight FROM event_push_actions WHERE event_id = ?', [sent.eventId]);
-    assert.deepEqual(exceptions.map((r) => [r.user_id, Number(r.highlight)]), [['@member7:test.local', 1]]);
+    const roomRows = await db.all<{ highlight: number }>('SELECT highlight FROM event_push_room_actions WHERE event_id = ?', [
+      sent.eventId,
+    ]);
+    assert.deepEqual(
+      roomRows.map((r) => Number(r.highlight)),
+      [0],
+    );
+    const exceptions = await db.all<{ user_id: string; highlight: number }>(
+      'SELECT user_id, highlight FROM event_push_actions WHERE event_id = ?',
+      [sent.eventId],
+    );
+    assert.deepEqual(
+      exceptions.map((r) => [r.user_id, Number(r.highlight)]),
+      [['@member7:test.local', 1]],
+    );
 
     const sources = hs.homeserver.services.syncSources;
     const countsOf = async (userId: string) => (await sources.unreadCounts(userId, [room])).get(room);
@@ -136,7 +164,12 @@ forEachBackend('push actions and unread counts', (backend) => {
     assert.deepEqual(await countsOf(alice.userId), { notification_count: 0, highlight_count: 0 }, 'not the sender');
 
     // Someone joining later is not notified of what came before.
-    await hs.homeserver.services.eventsWriter.sendEvent(room, { type: 'm.room.member', stateKey: '@late:test.local', sender: '@late:test.local', content: { membership: 'join' } });
+    await hs.homeserver.services.eventsWriter.sendEvent(room, {
+      type: 'm.room.member',
+      stateKey: '@late:test.local',
+      sender: '@late:test.local',
+      content: { membership: 'join' },
+    });
     assert.deepEqual(await countsOf('@late:test.local'), { notification_count: 0, highlight_count: 0 });
     await sendText(hs, room, alice, 'welcome');
     assert.deepEqual(await countsOf('@late:test.local'), { notification_count: 1, highlight_count: 0 });

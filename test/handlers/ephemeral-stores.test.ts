@@ -33,17 +33,37 @@ forEachBackend('ephemeral stores', (backend) => {
     await db.transaction((tx) => store.put(tx, '@a:x', '', 't', '{"v":3}', 3));
     assert.equal(await store.get('@a:x', '', 't'), '{"v":3}');
     assert.equal(await store.maxStreamId(), 3);
-    assert.deepEqual((await store.changedBetween('@a:x', 1, 3)).map((r) => [r.room_id, Number(r.stream_id)]), [['!r:x', 2], ['', 3]]);
+    assert.deepEqual(
+      (await store.changedBetween('@a:x', 1, 3)).map((r) => [r.room_id, Number(r.stream_id)]),
+      [
+        ['!r:x', 2],
+        ['', 3],
+      ],
+    );
   });
 
   test('receipts: upsert, changes in rooms, read marks', async () => {
     const store = new ReceiptsStore(await setup());
-    const row = { room_id: '!r:x', receipt_type: 'm.read', user_id: '@a:x', thread_id: '', event_id: '$1', event_stream_ordering: 10, data: '{"ts":1}', stream_id: 1 };
+    const row = {
+      room_id: '!r:x',
+      receipt_type: 'm.read',
+      user_id: '@a:x',
+      thread_id: '',
+      event_id: '$1',
+      event_stream_ordering: 10,
+      data: '{"ts":1}',
+      stream_id: 1,
+    };
     await db.transaction((tx) => store.put(tx, row));
-    await db.transaction((tx) => store.put(tx, { ...row, receipt_type: 'm.read.private', event_id: '$2', event_stream_ordering: 12, stream_id: 2 }));
+    await db.transaction((tx) =>
+      store.put(tx, { ...row, receipt_type: 'm.read.private', event_id: '$2', event_stream_ordering: 12, stream_id: 2 }),
+    );
     await db.transaction((tx) => store.put(tx, { ...row, event_id: '$3', event_stream_ordering: 11, stream_id: 3 }));
     assert.equal(await store.currentEventOrdering('!r:x', 'm.read', '@a:x', '', db), 11);
-    assert.deepEqual((await store.changedBetween(['!r:x', '!other:x'], 1, 3)).map((r) => r.event_id), ['$2', '$3']);
+    assert.deepEqual(
+      (await store.changedBetween(['!r:x', '!other:x'], 1, 3)).map((r) => r.event_id),
+      ['$2', '$3'],
+    );
     assert.deepEqual(
       (await store.readMarks('@a:x')).map((m) => [m.room_id, m.thread_id, Number(m.stream_ordering)]),
       [['!r:x', '', 12]],
@@ -60,7 +80,10 @@ forEachBackend('ephemeral stores', (backend) => {
       await store.recordPosition(tx, 'main', 3);
       await store.recordPosition(tx, 'main', 2);
     });
-    assert.deepEqual((await store.pending('@b:x', 'E', 1, 3, 10)).map((r) => Number(r.stream_id)), [2, 3]);
+    assert.deepEqual(
+      (await store.pending('@b:x', 'E', 1, 3, 10)).map((r) => Number(r.stream_id)),
+      [2, 3],
+    );
     await store.deleteUpTo('@b:x', 'E', 3);
     assert.deepEqual(await store.pending('@b:x', 'E', 0, 3, 10), []);
     assert.equal(await store.maxStreamId('main'), 3, 'the stream does not restart below delivered positions');
@@ -68,15 +91,29 @@ forEachBackend('ephemeral stores', (backend) => {
 
   test('presence: upsert, touch without a new position, changes and lookups', async () => {
     const store = new PresenceStore(await setup());
-    const row = { user_id: '@a:x', state: 'online', status_msg: null, last_active_ts: 1, last_user_sync_ts: 1, currently_active: 1, stream_id: 1 };
+    const row = {
+      user_id: '@a:x',
+      state: 'online',
+      status_msg: null,
+      last_active_ts: 1,
+      last_user_sync_ts: 1,
+      currently_active: 1,
+      stream_id: 1,
+    };
     await db.transaction((tx) => store.put(tx, row));
     await db.transaction((tx) => store.put(tx, { ...row, user_id: '@b:x', state: 'offline', stream_id: 2 }));
     await store.touch('@a:x', 50, 60);
     const a = await store.get('@a:x');
     assert.deepEqual([Number(a?.last_active_ts), Number(a?.last_user_sync_ts), Number(a?.stream_id)], [50, 60, 1]);
-    assert.deepEqual((await store.changedBetween(1, 2)).map((r) => r.user_id), ['@b:x']);
+    assert.deepEqual(
+      (await store.changedBetween(1, 2)).map((r) => r.user_id),
+      ['@b:x'],
+    );
     assert.deepEqual((await store.getMany(['@a:x', '@b:x', '@c:x'])).map((r) => r.user_id).sort(), ['@a:x', '@b:x']);
-    assert.deepEqual((await store.notOffline()).map((r) => r.user_id), ['@a:x']);
+    assert.deepEqual(
+      (await store.notOffline()).map((r) => r.user_id),
+      ['@a:x'],
+    );
   });
 
   test('push rules: upsert and batch lookups', async () => {
@@ -91,10 +128,28 @@ forEachBackend('ephemeral stores', (backend) => {
   test('push actions: room-wide rows, exceptions, own marks and counts', async () => {
     const store = new PushActionsStore(await setup());
     await db.transaction(async (tx) => {
-      for (const [so, thread, highlight] of [[1, 'main', false], [2, 'main', false], [3, '$root', false]] as const) {
-        await store.insertRoomAction(tx, { roomId: '!r:x', streamOrdering: so, eventId: `$e${so}`, sender: '@s:x', threadId: thread, highlight });
+      for (const [so, thread, highlight] of [
+        [1, 'main', false],
+        [2, 'main', false],
+        [3, '$root', false],
+      ] as const) {
+        await store.insertRoomAction(tx, {
+          roomId: '!r:x',
+          streamOrdering: so,
+          eventId: `$e${so}`,
+          sender: '@s:x',
+          threadId: thread,
+          highlight,
+        });
       }
-      await store.insertRoomAction(tx, { roomId: '!r:x', streamOrdering: 4, eventId: '$e4', sender: '@a:x', threadId: 'main', highlight: false });
+      await store.insertRoomAction(tx, {
+        roomId: '!r:x',
+        streamOrdering: 4,
+        eventId: '$e4',
+        sender: '@a:x',
+        threadId: 'main',
+        highlight: false,
+      });
       await store.insert(tx, [
         { roomId: '!r:x', userId: '@a:x', streamOrdering: 2, eventId: '$e2', threadId: 'main', notify: true, highlight: true },
         { roomId: '!r:x', userId: '@b:x', streamOrdering: 1, eventId: '$e1', threadId: 'main', notify: false, highlight: false },
@@ -108,7 +163,10 @@ forEachBackend('ephemeral stores', (backend) => {
     assert.deepEqual(byThread(await store.countsAfter('@b:x', '!r:x', 0, { member: true })), { main: [2, 0], $root: [1, 0] });
     assert.deepEqual(byThread(await store.countsAfter('@a:x', '!r:x', 1, { member: true, threadId: 'main' })), { main: [1, 1] });
     assert.deepEqual(byThread(await store.countsAfter('@a:x', '!r:x', 0, { member: false })), { main: [1, 1] });
-    assert.deepEqual((await store.ownMarks('@a:x')).map((m) => Number(m.stream_ordering)), [5]);
+    assert.deepEqual(
+      (await store.ownMarks('@a:x')).map((m) => Number(m.stream_ordering)),
+      [5],
+    );
   });
 
   test('filters: per-user ids from 0', async () => {
@@ -132,7 +190,10 @@ describe('stream publisher', () => {
       await new Promise<void>((resolve) => (releaseFirst = resolve));
       return { value: 'a', rows: [{ stream: 'receipts' as const, roomId: '!a:x', userId: '@a:x' }] };
     });
-    const second = await publisher.write(1, async ([position]) => ({ value: position, rows: [{ stream: 'receipts' as const, roomId: '!b:x', userId: '@b:x' }] }));
+    const second = await publisher.write(1, async ([position]) => ({
+      value: position,
+      rows: [{ stream: 'receipts' as const, roomId: '!b:x', userId: '@b:x' }],
+    }));
     assert.equal(second, 12);
     assert.deepEqual(updates, [], 'position 12 waits for 11');
     releaseFirst();
@@ -154,9 +215,15 @@ describe('stream publisher', () => {
     const updates: StreamUpdate[] = [];
     bus.subscribe((u) => updates.push(u));
     const publisher = new StreamPublisher('account_data', new StreamIdGenerator(0), bus, 'main');
-    await assert.rejects(publisher.write(1, async () => Promise.reject(new Error('disk full'))), /disk full/);
+    await assert.rejects(
+      publisher.write(1, async () => Promise.reject(new Error('disk full'))),
+      /disk full/,
+    );
     await publisher.write(1, async () => ({ value: undefined, rows: [{ stream: 'account_data' as const, userId: '@a:x', type: 't' }] }));
-    assert.deepEqual(updates.map((u) => u.position), [2]);
+    assert.deepEqual(
+      updates.map((u) => u.position),
+      [2],
+    );
     assert.equal(publisher.current, 2);
   });
 

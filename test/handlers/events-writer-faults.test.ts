@@ -49,17 +49,26 @@ describe('events writer: the connection breaks during a COMMIT', () => {
   }
 
   const send = (roomId: string, txn: string, body: string) =>
-    hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, { token: alice.accessToken, body: { msgtype: 'm.text', body } });
+    hs.call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txn}`, {
+      token: alice.accessToken,
+      body: { msgtype: 'm.text', body },
+    });
 
   /** The backend of a COMMIT waiting at the gate. */
   const waitingInCommit = () =>
     eventually(async () => {
-      const { rows } = await admin.query("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'", [database]);
+      const { rows } = await admin.query(
+        "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'",
+        [database],
+      );
       return rows[0]?.pid as number | undefined;
     }, 'an event COMMIT waiting at the gate');
 
   async function stored(roomId: string, body: string): Promise<string[]> {
-    const { rows } = await admin.query("SELECT event_id FROM events WHERE room_id = $1 AND type = 'm.room.message' AND json::jsonb->'content'->>'body' = $2", [roomId, body]);
+    const { rows } = await admin.query(
+      "SELECT event_id FROM events WHERE room_id = $1 AND type = 'm.room.message' AND json::jsonb->'content'->>'body' = $2",
+      [roomId, body],
+    );
     return rows.map((r) => r.event_id as string);
   }
 
@@ -72,7 +81,9 @@ describe('events writer: the connection breaks during a COMMIT', () => {
   async function syncedSince(since: string, roomId: string): Promise<string[]> {
     const res = await hs.call('GET', `/_matrix/client/v3/sync?timeout=0&since=${enc(since)}`, { token: alice.accessToken });
     assert.equal(res.status, 200);
-    return (res.json.rooms?.join?.[roomId]?.timeline?.events ?? []).filter((e: { type: string }) => e.type === 'm.room.message').map((e: { event_id: string }) => e.event_id);
+    return (res.json.rooms?.join?.[roomId]?.timeline?.events ?? [])
+      .filter((e: { type: string }) => e.type === 'm.room.message')
+      .map((e: { event_id: string }) => e.event_id);
   }
 
   for (const outcome of ['committed', 'rolled back'] as const) {

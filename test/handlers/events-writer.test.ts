@@ -24,7 +24,11 @@ forEachBackend('events writer', (backend) => {
       'SELECT event_id, json, stream_ordering FROM events WHERE room_id = ? ORDER BY stream_ordering',
       [roomId],
     );
-    return rows.map((r) => ({ id: r.event_id, position: Number(r.stream_ordering), pdu: JSON.parse(r.json) as { prev_events: string[]; depth: number; content: { body?: string } } }));
+    return rows.map((r) => ({
+      id: r.event_id,
+      position: Number(r.stream_ordering),
+      pdu: JSON.parse(r.json) as { prev_events: string[]; depth: number; content: { body?: string } },
+    }));
   }
 
   test('concurrent sends with repeated transaction ids: each once, in one line', async () => {
@@ -60,7 +64,9 @@ forEachBackend('events writer', (backend) => {
     const roomId: string = json.room_id;
     const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
     // The later ones find the first in the room's state while it may still be committing.
-    const results = await Promise.all(Array.from({ length: 8 }, () => services.roomMessages.setState(roomId, requester, 'org.example.same', '', { same: true })));
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => services.roomMessages.setState(roomId, requester, 'org.example.same', '', { same: true })),
+    );
     assert.equal(new Set(results.map((r) => r.eventId)).size, 1);
     assert.equal((await chainOf(roomId)).filter((e) => (e.pdu as { type?: string }).type === 'org.example.same').length, 1);
   });
@@ -69,9 +75,12 @@ forEachBackend('events writer', (backend) => {
     const { services } = hs.homeserver;
     const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
     const rooms: string[] = [];
-    for (let r = 0; r < 5; r++) rooms.push((await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} })).json.room_id);
+    for (let r = 0; r < 5; r++)
+      rooms.push((await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: {} })).json.room_id);
     await Promise.all(
-      Array.from({ length: 100 }, (_, i) => services.roomMessages.send(rooms[i % 5]!, requester, 'm.room.message', { body: `x${i}` }, `many-${i}`)),
+      Array.from({ length: 100 }, (_, i) =>
+        services.roomMessages.send(rooms[i % 5]!, requester, 'm.room.message', { body: `x${i}` }, `many-${i}`),
+      ),
     );
     const positions = new Set<number>();
     for (const roomId of rooms) {
@@ -92,13 +101,20 @@ forEachBackend('events writer', (backend) => {
       assert.equal(err.errcode, 'M_ROOM_IN_USE');
       return true;
     };
-    for (const [versionId, roomId] of [['12', undefined], ['10', `!TakenRoomIdForTest:${hs.serverName}`]] as const) {
+    for (const [versionId, roomId] of [
+      ['12', undefined],
+      ['10', `!TakenRoomIdForTest:${hs.serverName}`],
+    ] as const) {
       const version = getRoomVersion(versionId)!;
       // Identical create events, as two creations by one user in one millisecond build in v12.
       const plan = (name: string): CreateRoomPlan => ({
         roomVersion: versionId,
         creator: alice.userId,
-        createEvent: buildCreateEvent({ version, creator: alice.userId, content: {}, roomId, now: 1_700_000_000_000 }, services.serverName, services.signingKey).pdu,
+        createEvent: buildCreateEvent(
+          { version, creator: alice.userId, content: {}, roomId, now: 1_700_000_000_000 },
+          services.serverName,
+          services.signingKey,
+        ).pdu,
         initialEvents: [
           { type: 'm.room.member', stateKey: alice.userId, sender: alice.userId, content: { membership: 'join' } },
           { type: 'm.room.name', stateKey: '', sender: alice.userId, content: { name } },
@@ -106,12 +122,19 @@ forEachBackend('events writer', (backend) => {
         isPublic: false,
         aliases: [],
       });
-      const [first, second] = await Promise.allSettled([services.eventsWriter.createRoom(plan('first')), services.eventsWriter.createRoom(plan('second'))]);
+      const [first, second] = await Promise.allSettled([
+        services.eventsWriter.createRoom(plan('first')),
+        services.eventsWriter.createRoom(plan('second')),
+      ]);
       assert.equal(first.status, 'fulfilled', `v${versionId}: ${first.status === 'rejected' ? String(first.reason) : ''}`);
       assert.equal(second.status, 'rejected', `v${versionId}: the second creation of one room id is refused`);
       refusedAsTaken(second.reason);
       const created = first.value.roomId;
-      await assert.rejects(services.eventsWriter.createRoom(plan('third')), refusedAsTaken, `v${versionId}: also once the room is committed`);
+      await assert.rejects(
+        services.eventsWriter.createRoom(plan('third')),
+        refusedAsTaken,
+        `v${versionId}: also once the room is committed`,
+      );
 
       const chain = await chainOf(created);
       assert.equal(chain.length, 3, `v${versionId}: the first creation's events, no others`);
@@ -135,8 +158,13 @@ forEachBackend('events writer', (backend) => {
     const roomId: string = json.room_id;
     const requester = { userId: alice.userId, deviceId: alice.deviceId, isGuest: false, tokenHash: '' };
     const bodies = ['a', 'b', 'boom', 'c', 'd', 'e'];
-    const results = await Promise.allSettled(bodies.map((body, i) => services.roomMessages.send(roomId, requester, 'm.room.message', { body }, `fail-${i}`)));
-    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    const results = await Promise.allSettled(
+      bodies.map((body, i) => services.roomMessages.send(roomId, requester, 'm.room.message', { body }, `fail-${i}`)),
+    );
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'],
+    );
     const chain = await chainOf(roomId);
     assert.deepEqual(chain.map((e) => e.pdu.content.body).filter(Boolean), ['a', 'b', 'c', 'd', 'e']);
     for (let i = 1; i < chain.length; i++) assert.deepEqual(chain[i]!.pdu.prev_events, [chain[i - 1]!.id]);

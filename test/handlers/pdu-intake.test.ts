@@ -43,7 +43,9 @@ const backends: Backend[] = [
     name: 'postgres',
     async start(again) {
       const pg = await testPostgres();
-      const database = again ? databases.get(again)! : { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('intake') } };
+      const database = again
+        ? databases.get(again)!
+        : { name: 'psycopg2', args: { host: pg.socketDir, user: pg.user, database: await pg.createDatabase('intake') } };
       const hs = await startTestHomeserver({ database });
       databases.set(hs, database);
       return hs;
@@ -60,14 +62,24 @@ async function receive(hs: TestHomeserver, roomId: string, pdus: unknown[]): Pro
 }
 
 /** A room of `alice`'s that the remote server knows, with the remote's users joined through /send. */
-async function roomWithRemote(hs: TestHomeserver, alice: TestUser, joiners: string[], powerLevels: Record<string, unknown> = {}): Promise<{ roomId: string; remote: RemoteServer }> {
+async function roomWithRemote(
+  hs: TestHomeserver,
+  alice: TestUser,
+  joiners: string[],
+  powerLevels: Record<string, unknown> = {},
+): Promise<{ roomId: string; remote: RemoteServer }> {
   const roomId = await createRoomWith(hs, alice, [], powerLevels);
   const { services } = hs.homeserver;
   const remote = new RemoteServer(REMOTE, roomId, V12, { serverName: services.serverName, signingKey: services.signingKey });
   await remote.learnFrom(hs);
   writerOf(hs).useFederation(remote.inbound);
   for (const user of joiners) {
-    const join = remote.build({ type: 'm.room.member', stateKey: user, sender: user, content: { membership: 'join', displayname: user.slice(1, 6) } });
+    const join = remote.build({
+      type: 'm.room.member',
+      stateKey: user,
+      sender: user,
+      content: { membership: 'join', displayname: user.slice(1, 6) },
+    });
     assert.deepEqual(await receive(hs, roomId, [join.pdu]), [{ eventId: join.event.eventId, outcome: 'accepted' }]);
   }
   return { roomId, remote };
@@ -83,7 +95,11 @@ async function messages(hs: TestHomeserver, user: TestUser, roomId: string): Pro
 /** An initial `/sync` of the room: its timeline ids and its `state` (or `state_after`) block. */
 async function sync(hs: TestHomeserver, user: TestUser, roomId: string, options: { limit?: number; stateAfter?: boolean } = {}) {
   const filter = enc(JSON.stringify({ room: { timeline: { limit: options.limit ?? 1000 } } }));
-  const res = await hs.call('GET', `/_matrix/client/v3/sync?timeout=0&filter=${filter}${options.stateAfter ? '&use_state_after=true' : ''}`, { token: user.accessToken });
+  const res = await hs.call(
+    'GET',
+    `/_matrix/client/v3/sync?timeout=0&filter=${filter}${options.stateAfter ? '&use_state_after=true' : ''}`,
+    { token: user.accessToken },
+  );
   assert.equal(res.status, 200);
   const room = res.json.rooms?.join?.[roomId];
   const block = options.stateAfter ? room?.state_after : room?.state;
@@ -97,7 +113,9 @@ async function sync(hs: TestHomeserver, user: TestUser, roomId: string, options:
 async function currentState(hs: TestHomeserver, user: TestUser, roomId: string): Promise<Map<string, string>> {
   const res = await hs.call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state`, { token: user.accessToken });
   assert.equal(res.status, 200);
-  return new Map((res.json as Array<{ type: string; state_key: string; event_id: string }>).map((e) => [`${e.type}|${e.state_key}`, e.event_id]));
+  return new Map(
+    (res.json as Array<{ type: string; state_key: string; event_id: string }>).map((e) => [`${e.type}|${e.state_key}`, e.event_id]),
+  );
 }
 
 async function status(hs: TestHomeserver, eventId: string): Promise<string | undefined> {
@@ -130,10 +148,15 @@ for (const backend of backends) {
 
     test('a remote join and messages sent out of order are accepted in order, seen by /sync and /messages', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
-      const sent = [1, 2, 3].map((i) => remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `hello ${i}` } }));
+      const sent = [1, 2, 3].map((i) =>
+        remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `hello ${i}` } }),
+      );
       // Children before parents in the transaction: processed parents first.
       const outcomes = await receive(hs, roomId, [sent[2]!.pdu, sent[0]!.pdu, sent[1]!.pdu]);
-      assert.deepEqual(outcomes.map((o) => o.outcome), ['accepted', 'accepted', 'accepted']);
+      assert.deepEqual(
+        outcomes.map((o) => o.outcome),
+        ['accepted', 'accepted', 'accepted'],
+      );
       assert.equal(outcomes.map(sendAnswerError).filter(Boolean).length, 0);
       const ids = sent.map((s) => s.event.eventId);
       assert.deepEqual((await messages(hs, alice, roomId)).slice(-3), ids);
@@ -141,21 +164,34 @@ for (const backend of backends) {
       assert.deepEqual(await extremities(hs, roomId), [ids[2]!]);
       assert.equal(remote.calls.length, 0, 'nothing had to be fetched');
       // The same events again: already held.
-      assert.deepEqual((await receive(hs, roomId, [sent[0]!.pdu])).map((o) => o.outcome), ['known']);
+      assert.deepEqual(
+        (await receive(hs, roomId, [sent[0]!.pdu])).map((o) => o.outcome),
+        ['known'],
+      );
       // A local event follows the remote's last one.
       const local = await sendText(hs, roomId, alice, 'hi bob');
       assert.deepEqual(await prevEventsOf(hs, local.eventId), [ids[2]!]);
-      assert.equal((await currentState(hs, alice, roomId)).get(`m.room.member|${BOB}`), remote.extremities().length ? [...remote.events.values()].find((e) => e.type === 'm.room.member' && e.stateKey === BOB)!.eventId : undefined);
+      assert.equal(
+        (await currentState(hs, alice, roomId)).get(`m.room.member|${BOB}`),
+        remote.extremities().length
+          ? [...remote.events.values()].find((e) => e.type === 'm.room.member' && e.stateKey === BOB)!.eventId
+          : undefined,
+      );
     });
 
     test('a missing prev event is fetched with get_missing_events and accepted before the event', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
-      const sent = [1, 2, 3].map((i) => remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `m${i}` } }));
+      const sent = [1, 2, 3].map((i) =>
+        remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `m${i}` } }),
+      );
       const outcomes = await receive(hs, roomId, [sent[2]!.pdu]);
       assert.deepEqual(outcomes, [{ eventId: sent[2]!.event.eventId, outcome: 'accepted' }]);
       assert.equal(remote.count('getMissingEvents'), 1);
       assert.equal(remote.count('getStateIds'), 0);
-      assert.deepEqual((await messages(hs, alice, roomId)).slice(-3), sent.map((s) => s.event.eventId));
+      assert.deepEqual(
+        (await messages(hs, alice, roomId)).slice(-3),
+        sent.map((s) => s.event.eventId),
+      );
       assert.deepEqual(await extremities(hs, roomId), [sent[2]!.event.eventId]);
     });
 
@@ -163,25 +199,44 @@ for (const backend of backends) {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const before = await extremities(hs, roomId);
       // Later than the join by the clock too, so state resolution orders it after the join.
-      const rename = remote.build({ type: 'm.room.member', stateKey: BOB, sender: BOB, content: { membership: 'join', displayname: 'Robert' }, originServerTs: Date.now() + 60_000 });
-      const sent = Array.from({ length: 25 }, (_, i) => remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `long ${i}` } }));
+      const rename = remote.build({
+        type: 'm.room.member',
+        stateKey: BOB,
+        sender: BOB,
+        content: { membership: 'join', displayname: 'Robert' },
+        originServerTs: Date.now() + 60_000,
+      });
+      const sent = Array.from({ length: 25 }, (_, i) =>
+        remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `long ${i}` } }),
+      );
       const last = sent[24]!;
-      assert.deepEqual((await receive(hs, roomId, [last.pdu])).map((o) => o.outcome), ['accepted']);
+      assert.deepEqual(
+        (await receive(hs, roomId, [last.pdu])).map((o) => o.outcome),
+        ['accepted'],
+      );
       assert.equal(remote.count('getMissingEvents'), 1);
       assert.ok(remote.count('getStateIds') >= 1, 'the state at the gap was asked for');
       const timeline = await messages(hs, alice, roomId);
       const accepted = sent.filter((s) => timeline.includes(s.event.eventId));
       assert.ok(accepted.length >= 10 && accepted.length < 25, `${accepted.length} events in the timeline`);
-      assert.deepEqual(timeline.slice(-accepted.length), accepted.map((s) => s.event.eventId), 'in order');
+      assert.deepEqual(
+        timeline.slice(-accepted.length),
+        accepted.map((s) => s.event.eventId),
+        'in order',
+      );
       assert.ok(!timeline.includes(rename.event.eventId), 'an event of the gap stays an outlier');
       const gap = sent[24 - accepted.length]!.event.eventId;
       assert.equal(await status(hs, gap), 'outlier');
       assert.deepEqual(await hs.homeserver.services.stores.eventGraph.backwardExtremities(roomId), [gap]);
       // The state at the gap counts: resolved with our branch (Bob's join), Bob is Robert, as the
       // remote's own resolution of the same two branches says.
-      const res = await hs.call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc(BOB)}`, { token: alice.accessToken });
+      const res = await hs.call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.member/${enc(BOB)}`, {
+        token: alice.accessToken,
+      });
       assert.equal(res.json.displayname, 'Robert');
-      const expected = new Map([...remote.stateBefore([before[0]!, last.event.eventId])].map(([key, id]) => [key.replace('\u0000', '|'), id]));
+      const expected = new Map(
+        [...remote.stateBefore([before[0]!, last.event.eventId])].map(([key, id]) => [key.replace('\u0000', '|'), id]),
+      );
       assert.deepEqual(await currentState(hs, alice, roomId), expected);
       // Bob's join is still an extremity (nothing we hold follows it); a local event follows both.
       const local = await sendText(hs, roomId, alice, 'after the gap');
@@ -191,21 +246,43 @@ for (const backend of backends) {
     test('unauthorised and forged events are rejected or dropped, never reach clients, and are never prev events', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const before = await extremities(hs, roomId);
-      const stranger = remote.build({ type: 'm.room.message', sender: `@mallory:${REMOTE}`, content: { msgtype: 'm.text', body: 'let me in' }, prevs: before });
-      const usurp = remote.build({ type: 'm.room.power_levels', stateKey: '', sender: BOB, content: { users: { [BOB]: 100 } }, prevs: before });
+      const stranger = remote.build({
+        type: 'm.room.message',
+        sender: `@mallory:${REMOTE}`,
+        content: { msgtype: 'm.text', body: 'let me in' },
+        prevs: before,
+      });
+      const usurp = remote.build({
+        type: 'm.room.power_levels',
+        stateKey: '',
+        sender: BOB,
+        content: { users: { [BOB]: 100 } },
+        prevs: before,
+      });
       const outcomes = await receive(hs, roomId, [stranger.pdu, usurp.pdu]);
-      assert.deepEqual(outcomes.map((o) => o.outcome), ['rejected', 'rejected']);
+      assert.deepEqual(
+        outcomes.map((o) => o.outcome),
+        ['rejected', 'rejected'],
+      );
       assert.ok(outcomes.every((o) => sendAnswerError(o) !== undefined));
       assert.equal(await status(hs, stranger.event.eventId), 'rejected');
       assert.equal(await status(hs, usurp.event.eventId), 'rejected');
       // Forged: a prev event whose copy fails the signature check is dropped when fetched.
       const honest = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'honest' }, prevs: before });
-      const child = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'child' }, prevs: [honest.event.eventId] });
+      const child = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { msgtype: 'm.text', body: 'child' },
+        prevs: [honest.event.eventId],
+      });
       const forged = { ...honest.pdu, depth: 999 };
       remote.override.getMissingEvents = () => [forged];
       remote.override.getEvent = () => forged;
       try {
-        assert.deepEqual((await receive(hs, roomId, [child.pdu])).map((o) => o.outcome), ['failed']);
+        assert.deepEqual(
+          (await receive(hs, roomId, [child.pdu])).map((o) => o.outcome),
+          ['failed'],
+        );
       } finally {
         remote.override = {};
       }
@@ -229,15 +306,24 @@ for (const backend of backends) {
     test('soft failure (the spec example A, B, C, D): a ban-evading event is kept out of the timeline, a later merge is accepted', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB, CAROL], { events: { 'm.room.topic': 0 } });
       const a = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'A' } });
-      assert.deepEqual((await receive(hs, roomId, [a.pdu])).map((o) => o.outcome), ['accepted']);
+      assert.deepEqual(
+        (await receive(hs, roomId, [a.pdu])).map((o) => o.outcome),
+        ['accepted'],
+      );
       // B: Alice bans Bob here; the remote has not heard of it.
-      const ban = await hs.call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/ban`, { token: alice.accessToken, body: { user_id: BOB } });
+      const ban = await hs.call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/ban`, {
+        token: alice.accessToken,
+        body: { user_id: BOB },
+      });
       assert.equal(ban.status, 200);
       const b = (await currentState(hs, alice, roomId)).get(`m.room.member|${BOB}`)!;
       // C: Bob sets the topic on top of A, evading the ban.
       const c = remote.build({ type: 'm.room.topic', stateKey: '', sender: BOB, content: { topic: 'evading' }, prevs: [a.event.eventId] });
       const outcome = await receive(hs, roomId, [c.pdu]);
-      assert.deepEqual(outcome.map((o) => o.outcome), ['soft_failed']);
+      assert.deepEqual(
+        outcome.map((o) => o.outcome),
+        ['soft_failed'],
+      );
       assert.equal(sendAnswerError(outcome[0]!), undefined, 'soft failure is no error for the sender');
       assert.equal(await status(hs, c.event.eventId), 'soft_failed');
       assert.deepEqual(await extremities(hs, roomId), [b], 'C is no extremity');
@@ -246,8 +332,16 @@ for (const backend of backends) {
       assert.equal((await currentState(hs, alice, roomId)).get('m.room.topic|'), undefined);
       // D: Carol's server had C before B, and follows both.
       await remote.learnFrom(hs);
-      const d = remote.build({ type: 'm.room.message', sender: CAROL, content: { msgtype: 'm.text', body: 'D' }, prevs: [b, c.event.eventId] });
-      assert.deepEqual((await receive(hs, roomId, [d.pdu])).map((o) => o.outcome), ['accepted']);
+      const d = remote.build({
+        type: 'm.room.message',
+        sender: CAROL,
+        content: { msgtype: 'm.text', body: 'D' },
+        prevs: [b, c.event.eventId],
+      });
+      assert.deepEqual(
+        (await receive(hs, roomId, [d.pdu])).map((o) => o.outcome),
+        ['accepted'],
+      );
       const timeline = await messages(hs, alice, roomId);
       assert.ok(timeline.includes(d.event.eventId));
       assert.ok(!timeline.includes(c.event.eventId), 'C stays out of the timeline');
@@ -259,19 +353,36 @@ for (const backend of backends) {
       assert.equal(state.get(`m.room.member|${BOB}`), b);
     });
 
-    test('hostile input: malformed PDUs, unknown rooms, unfetchable prev events, other rooms\' auth events, huge depths, junk answers', async () => {
+    test("hostile input: malformed PDUs, unknown rooms, unfetchable prev events, other rooms' auth events, huge depths, junk answers", async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const other = await createRoomWith(hs, alice);
       const otherPowerLevels = (await currentState(hs, alice, other)).get('m.room.power_levels|')!;
 
       const malformed = await receive(hs, roomId, [42, 'x', null, {}, { type: 'm.room.message', room_id: roomId }, [1, 2]]);
-      assert.deepEqual(malformed.map((o) => o.outcome), ['dropped', 'dropped', 'dropped', 'dropped', 'dropped', 'dropped']);
+      assert.deepEqual(
+        malformed.map((o) => o.outcome),
+        ['dropped', 'dropped', 'dropped', 'dropped', 'dropped', 'dropped'],
+      );
       const unknownRoom = await writerOf(hs).receivePdus(REMOTE, '!nowhere:example.org', [{ room_id: '!nowhere:example.org' }]);
-      assert.deepEqual(unknownRoom.map((o) => o.outcome), ['failed']);
+      assert.deepEqual(
+        unknownRoom.map((o) => o.outcome),
+        ['failed'],
+      );
 
       const before = await extremities(hs, roomId);
-      const orphan = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'orphan' }, prevs: [`$${'d'.repeat(43)}`], stateBefore: remote.state(before[0]!) });
-      const tooMany = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'many' }, prevs: Array.from({ length: 21 }, (_, i) => `$${String(i).padStart(43, 'x')}`) });
+      const orphan = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { msgtype: 'm.text', body: 'orphan' },
+        prevs: [`$${'d'.repeat(43)}`],
+        stateBefore: remote.state(before[0]!),
+      });
+      const tooMany = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { msgtype: 'm.text', body: 'many' },
+        prevs: Array.from({ length: 21 }, (_, i) => `$${String(i).padStart(43, 'x')}`),
+      });
       const foreignAuth = remote.build({
         type: 'm.room.message',
         sender: BOB,
@@ -283,11 +394,19 @@ for (const backend of backends) {
       remote.override.getEventAuth = () => [1, 'two', { three: 3 }];
       const hostile = await receive(hs, roomId, [orphan.pdu, tooMany.pdu, foreignAuth.pdu]);
       remote.override = {};
-      assert.deepEqual(hostile.map((o) => o.outcome), ['failed', 'dropped', 'failed']);
+      assert.deepEqual(
+        hostile.map((o) => o.outcome),
+        ['failed', 'dropped', 'failed'],
+      );
 
       // Junk answers to every request.
       const lost = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'lost' }, prevs: before });
-      const afterLost = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'after lost' }, prevs: [lost.event.eventId] });
+      const afterLost = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { msgtype: 'm.text', body: 'after lost' },
+        prevs: [lost.event.eventId],
+      });
       remote.override = {
         getMissingEvents: () => ({ not: 'a list' }),
         getStateIds: () => ({ pduIds: 'nope', authChainIds: [] }),
@@ -295,15 +414,31 @@ for (const backend of backends) {
           throw new Error('connection reset');
         },
       };
-      assert.deepEqual((await receive(hs, roomId, [afterLost.pdu])).map((o) => o.outcome), ['failed']);
+      assert.deepEqual(
+        (await receive(hs, roomId, [afterLost.pdu])).map((o) => o.outcome),
+        ['failed'],
+      );
       remote.override = { getMissingEvents: () => [afterLost.pdu, afterLost.pdu, 'junk', lost.pdu] };
       const sensible = await receive(hs, roomId, [afterLost.pdu]);
-      assert.deepEqual(sensible.map((o) => o.outcome), ['accepted'], JSON.stringify(sensible));
+      assert.deepEqual(
+        sensible.map((o) => o.outcome),
+        ['accepted'],
+        JSON.stringify(sensible),
+      );
       remote.override = {};
 
       // An event claiming the greatest depth is fine; our next event stays at the limit.
-      const deep = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'deep' }, depth: MAX_DEPTH, prevs: [afterLost.event.eventId] });
-      assert.deepEqual((await receive(hs, roomId, [deep.pdu])).map((o) => o.outcome), ['accepted']);
+      const deep = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { msgtype: 'm.text', body: 'deep' },
+        depth: MAX_DEPTH,
+        prevs: [afterLost.event.eventId],
+      });
+      assert.deepEqual(
+        (await receive(hs, roomId, [deep.pdu])).map((o) => o.outcome),
+        ['accepted'],
+      );
       const local = await sendText(hs, roomId, alice, 'still here');
       const row = await hs.homeserver.database.get<{ depth: number }>('SELECT depth FROM events WHERE event_id = ?', [local.eventId]);
       assert.equal(Number(row!.depth), MAX_DEPTH);
@@ -317,12 +452,36 @@ for (const backend of backends) {
     test('with more than ten forward extremities a local event follows the ten deepest, and the next one the rest', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const base = await extremities(hs, roomId);
-      const forks = Array.from({ length: 12 }, (_, i) => remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: `fork ${i}` }, prevs: base, depth: 100 + i }));
-      assert.deepEqual((await receive(hs, roomId, forks.map((f) => f.pdu))).map((o) => o.outcome), forks.map(() => 'accepted'));
+      const forks = Array.from({ length: 12 }, (_, i) =>
+        remote.build({
+          type: 'm.room.message',
+          sender: BOB,
+          content: { msgtype: 'm.text', body: `fork ${i}` },
+          prevs: base,
+          depth: 100 + i,
+        }),
+      );
+      assert.deepEqual(
+        (
+          await receive(
+            hs,
+            roomId,
+            forks.map((f) => f.pdu),
+          )
+        ).map((o) => o.outcome),
+        forks.map(() => 'accepted'),
+      );
       assert.equal((await extremities(hs, roomId)).length, 12);
       const first = await sendText(hs, roomId, alice, 'ten of them');
       const prevs = await prevEventsOf(hs, first.eventId);
-      assert.deepEqual([...prevs].sort(), forks.slice(2).map((f) => f.event.eventId).sort(), 'the ten deepest');
+      assert.deepEqual(
+        [...prevs].sort(),
+        forks
+          .slice(2)
+          .map((f) => f.event.eventId)
+          .sort(),
+        'the ten deepest',
+      );
       assert.deepEqual(await extremities(hs, roomId), [first.eventId, forks[0]!.event.eventId, forks[1]!.event.eventId].sort());
       const second = await sendText(hs, roomId, alice, 'the rest');
       assert.equal((await prevEventsOf(hs, second.eventId)).length, 3);
@@ -335,10 +494,20 @@ for (const backend of backends) {
       const m1 = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'one' } });
       const name = remote.build({ type: 'm.room.name', stateKey: '', sender: BOB, content: { name: 'named' } });
       const m2 = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'two' } });
-      const bad = remote.build({ type: 'm.room.power_levels', stateKey: '', sender: BOB, content: { users: { [BOB]: 100 } }, prevs: [m2.event.eventId] });
-      assert.deepEqual((await receive(hs, roomId, [m1.pdu, name.pdu, m2.pdu, bad.pdu])).map((o) => o.outcome), ['accepted', 'accepted', 'accepted', 'rejected']);
+      const bad = remote.build({
+        type: 'm.room.power_levels',
+        stateKey: '',
+        sender: BOB,
+        content: { users: { [BOB]: 100 } },
+        prevs: [m2.event.eventId],
+      });
+      assert.deepEqual(
+        (await receive(hs, roomId, [m1.pdu, name.pdu, m2.pdu, bad.pdu])).map((o) => o.outcome),
+        ['accepted', 'accepted', 'accepted', 'rejected'],
+      );
       const graph = hs.homeserver.services.roomGraph;
-      const ids = (state: ReadonlyMap<string, string> | undefined) => new Map([...(state ?? [])].map(([k, v]) => [k.replace('\u0000', '|'), v]));
+      const ids = (state: ReadonlyMap<string, string> | undefined) =>
+        new Map([...(state ?? [])].map(([k, v]) => [k.replace('\u0000', '|'), v]));
       const nameKey = 'm.room.name|';
       assert.equal(ids(await graph.stateIdsAfter(roomId, name.event.eventId)).get(nameKey), name.event.eventId);
       assert.equal(ids(await graph.stateIdsBefore(roomId, V12, name.event.eventId)).get(nameKey), undefined);
@@ -353,26 +522,52 @@ for (const backend of backends) {
       assert.deepEqual([...chain].sort(), theirs.map((pdu) => remote.learn(pdu).eventId).sort());
       // get_missing_events: between m1 and m2 lies the name event, as the remote's walk says.
       const missing = await graph.missingEvents(roomId, V12, { earliest: [m1.event.eventId], latest: [m2.event.eventId], limit: 10 });
-      assert.deepEqual(missing.map((e) => e.eventId), [name.event.eventId]);
-      const theirWalk = (await remote.fetcher.getMissingEvents(REMOTE, roomId, { earliest: [m1.event.eventId], latest: [m2.event.eventId], limit: 10, minDepth: 0 })) as JsonObject[];
-      assert.deepEqual(theirWalk.map((pdu) => remote.learn(pdu).eventId), [name.event.eventId]);
+      assert.deepEqual(
+        missing.map((e) => e.eventId),
+        [name.event.eventId],
+      );
+      const theirWalk = (await remote.fetcher.getMissingEvents(REMOTE, roomId, {
+        earliest: [m1.event.eventId],
+        latest: [m2.event.eventId],
+        limit: 10,
+        minDepth: 0,
+      })) as JsonObject[];
+      assert.deepEqual(
+        theirWalk.map((pdu) => remote.learn(pdu).eventId),
+        [name.event.eventId],
+      );
       // Backfill from m2: m2 and what precedes it, newest first; the rejected event never.
       const back = await graph.backfill(roomId, V12, [m2.event.eventId], 3);
-      assert.deepEqual(back.map((e) => e.eventId), [m2.event.eventId, name.event.eventId, m1.event.eventId]);
-      assert.deepEqual((await graph.backfill(roomId, V12, [bad.event.eventId], 5)).map((e) => e.eventId), []);
+      assert.deepEqual(
+        back.map((e) => e.eventId),
+        [m2.event.eventId, name.event.eventId, m1.event.eventId],
+      );
+      assert.deepEqual(
+        (await graph.backfill(roomId, V12, [bad.event.eventId], 5)).map((e) => e.eventId),
+        [],
+      );
       assert.deepEqual(await graph.forwardExtremities(roomId), [m2.event.eventId]);
     });
 
     test('cycles in prev_events (room version 2, where the sender chooses event ids) neither hang nor throw', async () => {
-      const create = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { room_version: '2', preset: 'public_chat' } });
+      const create = await hs.call('POST', '/_matrix/client/v3/createRoom', {
+        token: alice.accessToken,
+        body: { room_version: '2', preset: 'public_chat' },
+      });
       assert.equal(create.status, 200);
       const roomId: string = create.json.room_id;
       const { services } = hs.homeserver;
-      const remote = new RemoteServer(REMOTE, roomId, getRoomVersion('2')!, { serverName: services.serverName, signingKey: services.signingKey });
+      const remote = new RemoteServer(REMOTE, roomId, getRoomVersion('2')!, {
+        serverName: services.serverName,
+        signingKey: services.signingKey,
+      });
       await remote.learnFrom(hs);
       writerOf(hs).useFederation(remote.inbound);
       const join = remote.build({ type: 'm.room.member', stateKey: BOB, sender: BOB, content: { membership: 'join' } });
-      assert.deepEqual((await receive(hs, roomId, [join.pdu])).map((o) => o.outcome), ['accepted']);
+      assert.deepEqual(
+        (await receive(hs, roomId, [join.pdu])).map((o) => o.outcome),
+        ['accepted'],
+      );
       const stateBefore = remote.state(join.event.eventId);
       const id1 = `$cycle-one:${REMOTE}`;
       const id2 = `$cycle-two:${REMOTE}`;
@@ -386,8 +581,17 @@ for (const backend of backends) {
       // An event id another room's event has already (possible where senders choose ids).
       const otherRoom = await hs.call('POST', '/_matrix/client/v3/createRoom', { token: alice.accessToken, body: { room_version: '2' } });
       const taken = (await messages(hs, alice, otherRoom.json.room_id)).at(-1)!;
-      const squatter = remote.build({ type: 'm.room.message', sender: BOB, content: { body: 'squat' }, eventId: taken, prevs: [local.eventId] });
-      assert.deepEqual((await receive(hs, roomId, [squatter.pdu])).map((o) => o.outcome), ['dropped']);
+      const squatter = remote.build({
+        type: 'm.room.message',
+        sender: BOB,
+        content: { body: 'squat' },
+        eventId: taken,
+        prevs: [local.eventId],
+      });
+      assert.deepEqual(
+        (await receive(hs, roomId, [squatter.pdu])).map((o) => o.outcome),
+        ['dropped'],
+      );
       assert.equal((await hs.homeserver.services.stores.eventGraph.get([taken])).get(taken)!.room_id, otherRoom.json.room_id);
     });
   });
@@ -397,13 +601,28 @@ for (const backend of backends) {
       let hs = await backend.start();
       try {
         const alice = await hs.createUser('alice');
-        const { roomId, remote } = await roomWithRemote(hs, alice, [BOB], { users: { [BOB]: 50 }, events: { 'm.room.name': 50, 'm.room.power_levels': 50 } });
+        const { roomId, remote } = await roomWithRemote(hs, alice, [BOB], {
+          users: { [BOB]: 50 },
+          events: { 'm.room.name': 50, 'm.room.power_levels': 50 },
+        });
         const fork = (await extremities(hs, roomId))[0]!;
         // Our branch: Alice names the room.
-        const ours = await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.name', stateKey: '', sender: alice.userId, content: { name: 'Alice names it' } });
+        const ours = await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+          type: 'm.room.name',
+          stateKey: '',
+          sender: alice.userId,
+          content: { name: 'Alice names it' },
+        });
         // Their branch, on the same parent: Bob names it too and raises Carol.
         // Older by the clock than Alice's: resolution keeps hers, and Bob's event changes no state.
-        const name = remote.build({ type: 'm.room.name', stateKey: '', sender: BOB, content: { name: 'Bob names it' }, prevs: [fork], originServerTs: Date.now() - 60_000 });
+        const name = remote.build({
+          type: 'm.room.name',
+          stateKey: '',
+          sender: BOB,
+          content: { name: 'Bob names it' },
+          prevs: [fork],
+          originServerTs: Date.now() - 60_000,
+        });
         const levels = remote.build({
           type: 'm.room.power_levels',
           stateKey: '',
@@ -413,7 +632,10 @@ for (const backend of backends) {
         });
         // Readers have the room's state cached: the bus rows must tell them what resolution changed.
         await currentState(hs, alice, roomId);
-        assert.deepEqual((await receive(hs, roomId, [name.pdu, levels.pdu])).map((o) => o.outcome), ['accepted', 'accepted']);
+        assert.deepEqual(
+          (await receive(hs, roomId, [name.pdu, levels.pdu])).map((o) => o.outcome),
+          ['accepted', 'accepted'],
+        );
         assert.deepEqual(await extremities(hs, roomId), [ours.eventId, levels.event.eventId].sort());
         // Both servers resolve the same: the remote's independent resolution of the two branches.
         await remote.learnFrom(hs);
@@ -430,7 +652,11 @@ for (const backend of backends) {
         writerOf(hs).useFederation(remote.inbound);
         assert.deepEqual(await currentState(hs, alice, roomId), expectedState);
         const local = await sendText(hs, roomId, alice, 'merging');
-        assert.deepEqual((await prevEventsOf(hs, local.eventId)).sort(), [ours.eventId, levels.event.eventId].sort(), 'a local event follows both branches');
+        assert.deepEqual(
+          (await prevEventsOf(hs, local.eventId)).sort(),
+          [ours.eventId, levels.event.eventId].sort(),
+          'a local event follows both branches',
+        );
         assert.deepEqual(await extremities(hs, roomId), [local.eventId]);
         await remote.learnFrom(hs);
         assert.deepEqual(remoteState(remote, local.eventId), expectedState, 'the remote agrees on the state after our merge');
@@ -443,7 +669,10 @@ for (const backend of backends) {
         if (expected.get('m.room.power_levels\u0000') === levels.event.eventId) {
           const carolJoin = remote.build({ type: 'm.room.member', stateKey: CAROL, sender: CAROL, content: { membership: 'join' } });
           const carolName = remote.build({ type: 'm.room.name', stateKey: '', sender: CAROL, content: { name: 'Carol names it' } });
-          assert.deepEqual((await receive(hs, roomId, [carolJoin.pdu, carolName.pdu])).map((o) => o.outcome), ['accepted', 'accepted']);
+          assert.deepEqual(
+            (await receive(hs, roomId, [carolJoin.pdu, carolName.pdu])).map((o) => o.outcome),
+            ['accepted', 'accepted'],
+          );
           assert.equal((await currentState(hs, alice, roomId)).get('m.room.name|'), carolName.event.eventId);
         }
       } finally {
@@ -451,12 +680,17 @@ for (const backend of backends) {
       }
     });
 
-    test('a room from before schema 0051 keeps working: its latest event is its extremity, old events\' state comes from room_state, a fork off its history resolves', async () => {
+    test("a room from before schema 0051 keeps working: its latest event is its extremity, old events' state comes from room_state, a fork off its history resolves", async () => {
       let hs = await backend.start();
       try {
         const alice = await hs.createUser('alice');
         const { roomId, remote } = await roomWithRemote(hs, alice, [BOB], { events: { 'm.room.topic': 0 } });
-        await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.topic', stateKey: '', sender: alice.userId, content: { topic: 'old times' } });
+        await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+          type: 'm.room.topic',
+          stateKey: '',
+          sender: alice.userId,
+          content: { topic: 'old times' },
+        });
         const old = await sendText(hs, roomId, alice, 'before the upgrade');
         const latest = await sendText(hs, roomId, alice, 'last before the upgrade');
         // Back to schema 50: the graph tables (and the later ones) gone, as in a database written
@@ -464,7 +698,15 @@ for (const backend of backends) {
         await hs.stop();
         hs = await backend.start(hs);
         const { database } = hs.homeserver;
-        const graphTables = ['event_graph', 'event_edges', 'event_auth_edges', 'room_forward_extremities', 'room_backward_extremities', 'state_groups', 'state_group_entries'];
+        const graphTables = [
+          'event_graph',
+          'event_edges',
+          'event_auth_edges',
+          'room_forward_extremities',
+          'room_backward_extremities',
+          'state_groups',
+          'state_group_entries',
+        ];
         const laterTables = ['federation_destinations', 'federation_sender_positions', 'federation_to_device_outbox'];
         for (const table of [...graphTables, ...laterTables]) await database.exec(`DROP TABLE ${table}`);
         if (database.dialect === 'postgres') await database.exec('DROP SEQUENCE state_group_id_seq');
@@ -474,15 +716,31 @@ for (const backend of backends) {
         writerOf(hs).useFederation(remote.inbound);
         assert.deepEqual(await extremities(hs, roomId), [latest.eventId]);
         const graph = hs.homeserver.services.roomGraph;
-        assert.equal((await graph.stateIdsAfter(roomId, old.eventId))?.get('m.room.topic\u0000') !== undefined, true, 'room_state at its position');
+        assert.equal(
+          (await graph.stateIdsAfter(roomId, old.eventId))?.get('m.room.topic\u0000') !== undefined,
+          true,
+          'room_state at its position',
+        );
         const local = await sendText(hs, roomId, alice, 'after the upgrade');
         assert.deepEqual(await prevEventsOf(hs, local.eventId), [latest.eventId]);
         // A remote event on an old event (a fork off history) is checked against room_state there.
         await remote.learnFrom(hs);
-        const fork = remote.build({ type: 'm.room.topic', stateKey: '', sender: BOB, content: { topic: 'from the past' }, prevs: [old.eventId], originServerTs: Date.now() + 60_000 });
-        assert.deepEqual((await receive(hs, roomId, [fork.pdu])).map((o) => o.outcome), ['accepted']);
+        const fork = remote.build({
+          type: 'm.room.topic',
+          stateKey: '',
+          sender: BOB,
+          content: { topic: 'from the past' },
+          prevs: [old.eventId],
+          originServerTs: Date.now() + 60_000,
+        });
+        assert.deepEqual(
+          (await receive(hs, roomId, [fork.pdu])).map((o) => o.outcome),
+          ['accepted'],
+        );
         assert.deepEqual(await extremities(hs, roomId), [local.eventId, fork.event.eventId].sort());
-        const expected = new Map([...remote.stateBefore([local.eventId, fork.event.eventId])].map(([key, id]) => [key.replace('\u0000', '|'), id]));
+        const expected = new Map(
+          [...remote.stateBefore([local.eventId, fork.event.eventId])].map(([key, id]) => [key.replace('\u0000', '|'), id]),
+        );
         assert.deepEqual(await currentState(hs, alice, roomId), expected);
       } finally {
         await hs.stop();
@@ -495,7 +753,13 @@ for (const backend of backends) {
         const alice = await hs.createUser('alice');
         const roomId = await createRoomWith(hs, alice);
         for (let i = 0; i < 1000; i++) {
-          if (i % 20 === 0) await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.topic', stateKey: '', sender: alice.userId, content: { topic: `topic ${i}` } });
+          if (i % 20 === 0)
+            await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+              type: 'm.room.topic',
+              stateKey: '',
+              sender: alice.userId,
+              content: { topic: `topic ${i}` },
+            });
           await sendText(hs, roomId, alice, `message ${i}`);
         }
         const { groups, entries } = await hs.homeserver.services.stores.stateGroups.countForRoom(roomId);

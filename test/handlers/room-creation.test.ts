@@ -63,9 +63,15 @@ forEachBackend('room creation: a room id of its own for every creation', (backen
     // Two handlers stand for two workers: each keeps its own record of timestamps, and both
     // build alice's create event at the same instant with the same content.
     const both = [handler({}, OTHER_FROZEN_MS), handler({}, OTHER_FROZEN_MS)];
-    const [first, second] = await Promise.all([both[0]!.createRoom(alice.userId, { name: 'one' }), both[1]!.createRoom(alice.userId, { name: 'two' })]);
+    const [first, second] = await Promise.all([
+      both[0]!.createRoom(alice.userId, { name: 'one' }),
+      both[1]!.createRoom(alice.userId, { name: 'two' }),
+    ]);
     assert.notEqual(first.room_id, second.room_id);
-    const timestamps = [(await createEventOf(first.room_id)).origin_server_ts, (await createEventOf(second.room_id)).origin_server_ts].sort();
+    const timestamps = [
+      (await createEventOf(first.room_id)).origin_server_ts,
+      (await createEventOf(second.room_id)).origin_server_ts,
+    ].sort();
     assert.equal(timestamps[0], OTHER_FROZEN_MS, 'one creation got the instant it asked for');
     assert.ok(timestamps[1]! > OTHER_FROZEN_MS, 'the other was built again with a later timestamp');
     const names = [];

@@ -26,7 +26,10 @@ export async function startHaproxy(config: string, port: number): Promise<Haprox
   const deadline = Date.now() + 10_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`haproxy exited with ${child.exitCode}:\n${output}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`).then(() => true, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`).then(
+      () => true,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) throw new Error(`haproxy did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 50));

@@ -92,7 +92,10 @@ export async function startTestCluster(spec: ClusterSpec): Promise<TestCluster> 
       },
     });
 
-  add('main', await startHomeserver(loadConfig([join(dir, 'homeserver.yaml')], { warn: () => undefined }), log.child({ instance: 'main' })));
+  add(
+    'main',
+    await startHomeserver(loadConfig([join(dir, 'homeserver.yaml')], { warn: () => undefined }), log.child({ instance: 'main' })),
+  );
   for (const name of spec.workers) {
     const file = join(dir, `${name}.yaml`);
     writeFileSync(
@@ -106,7 +109,10 @@ export async function startTestCluster(spec: ClusterSpec): Promise<TestCluster> 
         ],
       }),
     );
-    add(name, await startWorker(loadConfig([join(dir, 'homeserver.yaml'), file], { warn: () => undefined }), log.child({ instance: name })));
+    add(
+      name,
+      await startWorker(loadConfig([join(dir, 'homeserver.yaml'), file], { warn: () => undefined }), log.child({ instance: name })),
+    );
   }
   return {
     dir,

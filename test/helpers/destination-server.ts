@@ -69,7 +69,8 @@ export class TestDestination {
     if (this.server) return;
     const server = createHttpsServer({ cert: this.certificate.certPem, key: this.certificate.keyPem }, (req, res) => {
       void this.handle(req, res).catch((err: unknown) => {
-        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: String(err) }));
+        if (!res.headersSent)
+          res.writeHead(500, { 'Content-Type': 'application/json' }).end(JSON.stringify({ errcode: 'M_UNKNOWN', error: String(err) }));
       });
     });
     server.on('connection', (socket: Socket) => {
@@ -133,7 +134,10 @@ export class TestDestination {
    * that make this server "contact" the sender through its request authentication).
    */
   authorization(destination: string, method: string, uri: string, content?: JsonValue): string {
-    return signRequest({ method, uri, origin: this.serverName, destination, ...(content === undefined ? {} : { content }) }, this.signingKey);
+    return signRequest(
+      { method, uri, origin: this.serverName, destination, ...(content === undefined ? {} : { content }) },
+      this.signingKey,
+    );
   }
 
   // ---- serving ----
@@ -144,7 +148,15 @@ export class TestDestination {
       res.writeHead(status, { 'Content-Type': 'application/json' }).end(JSON.stringify(body));
     };
     if (req.method === 'GET' && url.startsWith('/_matrix/key/v2/server')) {
-      return json(200, buildOwnServerKeys({ serverName: this.serverName, signingKeys: [this.signingKey], now: Date.now(), keyRefreshIntervalMs: 86_400_000 }));
+      return json(
+        200,
+        buildOwnServerKeys({
+          serverName: this.serverName,
+          signingKeys: [this.signingKey],
+          now: Date.now(),
+          keyRefreshIntervalMs: 86_400_000,
+        }),
+      );
     }
     const send = /^\/_matrix\/federation\/v1\/send\/([^/?]+)$/.exec(url);
     if (req.method !== 'PUT' || !send) return json(404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
@@ -167,7 +179,8 @@ export class TestDestination {
       this.refusedSignatures.push(txnId);
       return json(401, { errcode: 'M_UNAUTHORIZED', error: verified.failure.message });
     }
-    if (this.behaviour !== 'ok') return json(this.behaviour.status, { errcode: this.behaviour.errcode ?? 'M_UNKNOWN', error: 'the test says no' });
+    if (this.behaviour !== 'ok')
+      return json(this.behaviour.status, { errcode: this.behaviour.errcode ?? 'M_UNKNOWN', error: 'the test says no' });
     const pdus = (body.pdus ?? []) as JsonObject[];
     const edus = (body.edus ?? []) as Array<{ edu_type: string; content: JsonObject }>;
     this.transactions.push({ txnId, origin, pdus, edus, index: this.transactions.length });

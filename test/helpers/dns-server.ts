@@ -34,7 +34,10 @@ const TYPE_SRV = 33;
 const TYPE_NAMES: Record<number, string> = { [TYPE_A]: 'A', [TYPE_AAAA]: 'AAAA', [TYPE_SRV]: 'SRV' };
 
 function encodeName(name: string): Buffer {
-  const labels = name.replace(/\.$/, '').split('.').filter((l) => l !== '');
+  const labels = name
+    .replace(/\.$/, '')
+    .split('.')
+    .filter((l) => l !== '');
   return Buffer.concat([...labels.map((l) => Buffer.concat([Buffer.from([l.length]), Buffer.from(l, 'ascii')])), Buffer.from([0])]);
 }
 
@@ -81,8 +84,10 @@ function respond(server: TestDnsServer, message: Buffer): Buffer | undefined {
   const { a = {}, aaaa = {}, srv = {} } = server.records;
   const known = [a, aaaa, srv].some((table) => Object.hasOwn(table, question.name));
   const answers: Buffer[] = [];
-  if (question.type === TYPE_A) for (const ip of a[question.name] ?? []) if (isIPv4(ip)) answers.push(answer(TYPE_A, Buffer.from(ip.split('.').map(Number))));
-  if (question.type === TYPE_AAAA) for (const ip of aaaa[question.name] ?? []) if (isIPv6(ip)) answers.push(answer(TYPE_AAAA, ipv6Bytes(ip)));
+  if (question.type === TYPE_A)
+    for (const ip of a[question.name] ?? []) if (isIPv4(ip)) answers.push(answer(TYPE_A, Buffer.from(ip.split('.').map(Number))));
+  if (question.type === TYPE_AAAA)
+    for (const ip of aaaa[question.name] ?? []) if (isIPv6(ip)) answers.push(answer(TYPE_AAAA, ipv6Bytes(ip)));
   if (question.type === TYPE_SRV) {
     for (const record of srv[question.name] ?? []) {
       const fixed = Buffer.alloc(6);

@@ -43,7 +43,12 @@ export function deviceKeysOf(user: { userId: string; deviceId: string }, key = e
 }
 
 /** `count` signed_curve25519 one-time keys with ids `<prefix>0`, `<prefix>1`, ... */
-export function oneTimeKeys(device: { userId: string; deviceId: string; key: Ed25519 }, count: number, prefix = 'otk', fallback = false): Record<string, JsonObject> {
+export function oneTimeKeys(
+  device: { userId: string; deviceId: string; key: Ed25519 },
+  count: number,
+  prefix = 'otk',
+  fallback = false,
+): Record<string, JsonObject> {
   const keys: Record<string, JsonObject> = {};
   for (let i = 0; i < count; i++) {
     const body: JsonObject = { key: encodeBase64(randomBytes(32)), ...(fallback ? { fallback: true } : {}) };

@@ -43,7 +43,13 @@ export const LOOPBACK_FEDERATION = {
  * (its signing key, database and name): a restart.
  */
 export async function startFederatingServer(
-  options: { config?: Record<string, unknown>; certificate?: TestCertificate; port?: number; dir?: string; database?: Record<string, unknown> } = {},
+  options: {
+    config?: Record<string, unknown>;
+    certificate?: TestCertificate;
+    port?: number;
+    dir?: string;
+    database?: Record<string, unknown>;
+  } = {},
 ): Promise<FederatingServer> {
   const port = options.port ?? (await freePort());
   const serverName = `localhost:${port}`;

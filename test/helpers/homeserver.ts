@@ -29,7 +29,11 @@ export interface TestHomeserver {
   /** Creates a user directly (and a logged-in device) without going through /register. */
   createUser(localpart: string, options?: { password?: string; admin?: boolean; displayname?: string }): Promise<TestUser>;
   /** A request with an optional access token and JSON body. */
-  call(method: string, path: string, options?: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> }): Promise<TestResponse>;
+  call(
+    method: string,
+    path: string,
+    options?: { token?: string; body?: unknown; rawBody?: string | Buffer; headers?: Record<string, string> },
+  ): Promise<TestResponse>;
   stop(): Promise<void>;
 }
 
@@ -84,7 +88,12 @@ export async function startTestHomeserver(options: TestHomeserverOptions = {}): 
       const userId = `@${localpart}:${serverName}`;
       const password = userOptions.password ?? `password-of-${localpart}`;
       const created = await services.stores.users.createUser(
-        { userId, passwordHash: await hashPassword(password), isAdmin: userOptions.admin, displayname: userOptions.displayname ?? localpart },
+        {
+          userId,
+          passwordHash: await hashPassword(password),
+          isAdmin: userOptions.admin,
+          displayname: userOptions.displayname ?? localpart,
+        },
         Date.now(),
       );
       if (!created) throw new Error(`user ${userId} exists`);

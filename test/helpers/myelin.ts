@@ -44,7 +44,10 @@ export interface FileLimitOption {
  * Starts a long-running command (e.g. `start`). With `fileLimit`, a shell sets the limit and then
  * becomes the command (`exec`), so the child's pid is the command's.
  */
-export function spawnMyelin(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; fileLimit?: FileLimitOption } = {}): MyelinProcess {
+export function spawnMyelin(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; fileLimit?: FileLimitOption } = {},
+): MyelinProcess {
   const { fileLimit } = options;
   const [command, commandArgs] = fileLimit
     ? [

@@ -81,7 +81,10 @@ export interface ProcessCluster {
   /** The JSON log lines printed so far (by main, the supervisor and every worker). */
   logLines(): LogLine[];
   /** Resolves with the first log line from index `from` on that `match` accepts. */
-  waitForLog(match: (line: LogLine) => boolean, options?: { from?: number; ms?: number; what?: string }): Promise<{ line: LogLine; index: number }>;
+  waitForLog(
+    match: (line: LogLine) => boolean,
+    options?: { from?: number; ms?: number; what?: string },
+  ): Promise<{ line: LogLine; index: number }>;
   /** A worker's pid as its latest supervisor status line ("started/restarted (pid N)") says. */
   pidOf(worker: string): number;
   /** Waits for the supervisor's "worker NAME: restarted (pid N)" line after log index `from`. */
@@ -140,7 +143,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
   for (const name of [...persisters, ...(ephemeral ? ['ephemeral'] : [])]) instanceMap[name] = { path: replicationSocket(name) };
   const streamWriters: Yaml = {};
   if (persisters.length > 0) streamWriters.events = persisters;
-  if (ephemeral) Object.assign(streamWriters, { typing: 'ephemeral', to_device: 'ephemeral', account_data: 'ephemeral', receipts: 'ephemeral' });
+  if (ephemeral)
+    Object.assign(streamWriters, { typing: 'ephemeral', to_device: 'ephemeral', account_data: 'ephemeral', receipts: 'ephemeral' });
 
   const main: Yaml = {
     server_name: serverName,
@@ -177,7 +181,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
       tcpListener(ports.get(name)!, CLIENT_RESOURCES),
     ]);
   }
-  for (const name of persisters) files[`workers/${name}.yaml`] = workerFile(name, [socketListener(replicationSocket(name), ['replication'])]);
+  for (const name of persisters)
+    files[`workers/${name}.yaml`] = workerFile(name, [socketListener(replicationSocket(name), ['replication'])]);
   if (ephemeral) {
     files['workers/ephemeral.yaml'] = workerFile('ephemeral', [
       socketListener(replicationSocket('ephemeral'), ['replication']),
@@ -215,7 +220,11 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
           if (match(lines[i]!)) return resolve({ line: lines[i]!, index: i });
         }
         if (supervisor.child.exitCode !== null || supervisor.child.signalCode !== null) {
-          return reject(new Error(`myelin start exited (${supervisor.child.exitCode ?? supervisor.child.signalCode}) before ${what}:\n${tail(supervisor.output())}`));
+          return reject(
+            new Error(
+              `myelin start exited (${supervisor.child.exitCode ?? supervisor.child.signalCode}) before ${what}:\n${tail(supervisor.output())}`,
+            ),
+          );
         }
         if (Date.now() > deadline) return reject(new Error(`timed out after ${ms} ms waiting for ${what}:\n${tail(supervisor.output())}`));
         setTimeout(poll, 50);
@@ -254,7 +263,11 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
     },
     async waitForRestart(worker, from, ms = 90_000) {
       const pattern = new RegExp(`^worker ${worker}: restarted \\(pid (\\d+)\\)`);
-      const { line } = await waitForLog((l) => l.instance === 'main' && pattern.test(l.msg ?? ''), { from, ms, what: `worker ${worker} to be restarted` });
+      const { line } = await waitForLog((l) => l.instance === 'main' && pattern.test(l.msg ?? ''), {
+        from,
+        ms,
+        what: `worker ${worker} to be restarted`,
+      });
       return Number(pattern.exec(line.msg!)![1]);
     },
     async query(sql, params = []) {
@@ -271,11 +284,17 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
   try {
     const count = workers.length;
     const up = count === 0 ? /Myelin is serving/ : new RegExp(`^all ${count} worker${count === 1 ? ' is' : 's are'} up$`);
-    await waitForLog((l) => l.instance === 'main' && up.test(l.msg ?? ''), { ms: options.startTimeoutMs ?? 240_000, what: 'main and every worker to be up' });
+    await waitForLog((l) => l.instance === 'main' && up.test(l.msg ?? ''), {
+      ms: options.startTimeoutMs ?? 240_000,
+      what: 'main and every worker to be up',
+    });
     // Up means answering /health; a process joins the bus just after. Wait until each has
     // subscribed and sent REPLICATE, so what the tests see does not depend on who started last.
     for (const instance of ['main', ...workers]) {
-      await waitForLog((l) => l.instance === instance && l.msg === 'REPLICATE successfully sent', { ms: 60_000, what: `${instance} to join the Redis bus` });
+      await waitForLog((l) => l.instance === instance && l.msg === 'REPLICATE successfully sent', {
+        ms: 60_000,
+        what: `${instance} to join the Redis bus`,
+      });
     }
     for (const instance of ['main', ...clientWorkers]) {
       const res = await fetch(`${cluster.baseUrl(instance)}/health`);
@@ -293,4 +312,3 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
 function tail(output: string, lines = 60): string {
   return output.split('\n').slice(-lines).join('\n');
 }
-

@@ -50,7 +50,15 @@ export function rawExchange(target: RawTarget, head: string | Buffer, options: R
       if (err) reject(err);
       else resolve(answer!);
     };
-    const timer = setTimeout(() => finish(new Error(`no complete answer within ${options.timeoutMs ?? 30_000} ms; got ${JSON.stringify(received.toString('latin1').slice(0, 300))}`)), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(
+      () =>
+        finish(
+          new Error(
+            `no complete answer within ${options.timeoutMs ?? 30_000} ms; got ${JSON.stringify(received.toString('latin1').slice(0, 300))}`,
+          ),
+        ),
+      options.timeoutMs ?? 30_000,
+    );
     const tryParse = () => {
       const answer = parseResponse(received);
       if (answer) finish(undefined, answer);
@@ -60,9 +68,22 @@ export function rawExchange(target: RawTarget, head: string | Buffer, options: R
         received = Buffer.concat([received, chunk]);
         tryParse();
       });
-      socket.on('end', () => finish(parseResponse(received) ? undefined : new Error(`connection closed after ${JSON.stringify(received.toString('latin1').slice(0, 300))}`), parseResponse(received)));
+      socket.on('end', () =>
+        finish(
+          parseResponse(received)
+            ? undefined
+            : new Error(`connection closed after ${JSON.stringify(received.toString('latin1').slice(0, 300))}`),
+          parseResponse(received),
+        ),
+      );
     };
-    socket.on('error', (err) => finish(new Error(`${(err as NodeJS.ErrnoException).code ?? err.message} after receiving ${JSON.stringify(received.toString('latin1').slice(0, 300))}`)));
+    socket.on('error', (err) =>
+      finish(
+        new Error(
+          `${(err as NodeJS.ErrnoException).code ?? err.message} after receiving ${JSON.stringify(received.toString('latin1').slice(0, 300))}`,
+        ),
+      ),
+    );
     if (!options.readAfterSending) startReading();
     socket.write(head);
     const total = options.bodyBytes ?? 0;

@@ -78,7 +78,9 @@ export class RemoteServer {
 
   /** Takes every event of the room the homeserver has in its timeline, in order. */
   async learnFrom(hs: TestHomeserver): Promise<void> {
-    const rows = await hs.homeserver.database.all<{ json: string }>('SELECT json FROM events WHERE room_id = ? ORDER BY stream_ordering', [this.roomId]);
+    const rows = await hs.homeserver.database.all<{ json: string }>('SELECT json FROM events WHERE room_id = ? ORDER BY stream_ordering', [
+      this.roomId,
+    ]);
     for (const row of rows) this.learn(JSON.parse(row.json) as JsonObject);
   }
 
@@ -107,7 +109,8 @@ export class RemoteServer {
     const before = draft.stateBefore ?? this.stateBefore(prevs);
     const authIds = draft.authEvents ?? selectAuthEventIds(draft.type, draft.stateKey, draft.sender, draft.content, this.version, before);
     const legacy = this.version.eventIdFormat === 'v1';
-    const ref = (id: string): JsonValue => (legacy ? [id, (this.pdus.get(id)?.hashes as JsonObject | undefined) ?? { sha256: 'AAAA' }] : id);
+    const ref = (id: string): JsonValue =>
+      legacy ? [id, (this.pdus.get(id)?.hashes as JsonObject | undefined) ?? { sha256: 'AAAA' }] : id;
     const pdu: JsonObject = {
       type: draft.type,
       room_id: this.roomId,

@@ -15,15 +15,29 @@ function nextCreateTs(): number {
 }
 
 /** Creates a v12 room with `creator` and `members` joined (with their localparts as display names). */
-export async function createRoomWith(hs: TestHomeserver, creator: TestUser, members: readonly TestUser[] = [], extraPowerLevels: Record<string, unknown> = {}): Promise<string> {
+export async function createRoomWith(
+  hs: TestHomeserver,
+  creator: TestUser,
+  members: readonly TestUser[] = [],
+  extraPowerLevels: Record<string, unknown> = {},
+): Promise<string> {
   const { services } = hs.homeserver;
-  const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: nextCreateTs() }, services.serverName, services.signingKey);
+  const create = buildCreateEvent(
+    { version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: nextCreateTs() },
+    services.serverName,
+    services.signingKey,
+  );
   const { roomId } = await services.eventsWriter.createRoom({
     roomVersion: '12',
     creator: creator.userId,
     createEvent: create.pdu,
     initialEvents: [
-      { type: 'm.room.member', stateKey: creator.userId, sender: creator.userId, content: { membership: 'join', displayname: localpart(creator.userId) } },
+      {
+        type: 'm.room.member',
+        stateKey: creator.userId,
+        sender: creator.userId,
+        content: { membership: 'join', displayname: localpart(creator.userId) },
+      },
       { type: 'm.room.power_levels', stateKey: '', sender: creator.userId, content: { ...extraPowerLevels } as never },
       { type: 'm.room.join_rules', stateKey: '', sender: creator.userId, content: { join_rule: 'public' } },
     ],
@@ -44,11 +58,26 @@ export async function join(hs: TestHomeserver, roomId: string, user: TestUser): 
 }
 
 export async function leave(hs: TestHomeserver, roomId: string, user: TestUser): Promise<void> {
-  await hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: user.userId, sender: user.userId, content: { membership: 'leave' } });
+  await hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.member',
+    stateKey: user.userId,
+    sender: user.userId,
+    content: { membership: 'leave' },
+  });
 }
 
-export async function sendText(hs: TestHomeserver, roomId: string, sender: TestUser, body: string, extra: Record<string, unknown> = {}): Promise<{ eventId: string; streamOrdering: number }> {
-  return hs.homeserver.services.eventsWriter.sendEvent(roomId, { type: 'm.room.message', sender: sender.userId, content: { msgtype: 'm.text', body, ...extra } as never });
+export async function sendText(
+  hs: TestHomeserver,
+  roomId: string,
+  sender: TestUser,
+  body: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ eventId: string; streamOrdering: number }> {
+  return hs.homeserver.services.eventsWriter.sendEvent(roomId, {
+    type: 'm.room.message',
+    sender: sender.userId,
+    content: { msgtype: 'm.text', body, ...extra } as never,
+  });
 }
 
 function localpart(userId: string): string {

@@ -37,7 +37,27 @@ export function makeAuthority(name = 'Myelin Test CA'): TestAuthority {
   const dir = tempDir('myelin-ca-');
   const keyPath = join(dir, 'ca.key');
   const certPath = join(dir, 'ca.pem');
-  openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:true',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   return { ...read(certPath, keyPath), dir };
 }
 
@@ -45,7 +65,9 @@ export function makeAuthority(name = 'Myelin Test CA'): TestAuthority {
  * A server certificate for `dnsNames` and `ips`: self-signed, or signed by `authority`. Written to
  * `dir` (a new temporary directory by default) as `<name>.pem` and `<name>.key`.
  */
-export function makeCertificate(options: { dnsNames?: string[]; ips?: string[]; authority?: TestAuthority; dir?: string; name?: string } = {}): TestCertificate {
+export function makeCertificate(
+  options: { dnsNames?: string[]; ips?: string[]; authority?: TestAuthority; dir?: string; name?: string } = {},
+): TestCertificate {
   const dir = options.dir ?? tempDir('myelin-cert-');
   const name = options.name ?? 'server';
   const keyPath = join(dir, `${name}.key`);
@@ -53,13 +75,64 @@ export function makeCertificate(options: { dnsNames?: string[]; ips?: string[]; 
   const alt = [...(options.dnsNames ?? []).map((n) => `DNS:${n}`), ...(options.ips ?? []).map((ip) => `IP:${ip}`)].join(',');
   const cn = options.dnsNames?.[0] ?? options.ips?.[0] ?? 'myelin-test';
   if (!options.authority) {
-    openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '2', '-subj', `/CN=${cn}`, ...(alt ? ['-addext', `subjectAltName=${alt}`] : [])]);
+    openssl([
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-out',
+      certPath,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${cn}`,
+      ...(alt ? ['-addext', `subjectAltName=${alt}`] : []),
+    ]);
     return read(certPath, keyPath);
   }
   const csrPath = join(dir, `${name}.csr`);
   const extPath = join(dir, `${name}.ext`);
-  openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', csrPath, '-subj', `/CN=${cn}`]);
-  writeFileSync(extPath, `basicConstraints=CA:false\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n${alt ? `subjectAltName=${alt}\n` : ''}`);
-  openssl(['x509', '-req', '-in', csrPath, '-CA', options.authority.certPath, '-CAkey', options.authority.keyPath, '-set_serial', String(Date.now() * 100 + serial++), '-days', '2', '-out', certPath, '-extfile', extPath]);
+  openssl([
+    'req',
+    '-new',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    csrPath,
+    '-subj',
+    `/CN=${cn}`,
+  ]);
+  writeFileSync(
+    extPath,
+    `basicConstraints=CA:false\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n${alt ? `subjectAltName=${alt}\n` : ''}`,
+  );
+  openssl([
+    'x509',
+    '-req',
+    '-in',
+    csrPath,
+    '-CA',
+    options.authority.certPath,
+    '-CAkey',
+    options.authority.keyPath,
+    '-set_serial',
+    String(Date.now() * 100 + serial++),
+    '-days',
+    '2',
+    '-out',
+    certPath,
+    '-extfile',
+    extPath,
+  ]);
   return read(certPath, keyPath);
 }

@@ -4,7 +4,11 @@
 import { ClientEvent, RoomEvent, RoomMemberEvent, type MatrixClient } from 'matrix-js-sdk';
 
 /** Polls `check` until it returns something truthy; rejects after `ms`, with the last error. */
-export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, ms = 30_000): Promise<T> {
+export async function eventually<T>(
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  what: string,
+  ms = 30_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   let lastError: unknown;
   for (;;) {

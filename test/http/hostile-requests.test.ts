@@ -17,9 +17,32 @@ const log = pino({ level: 'silent' });
 const defineRoute = routeDefiner<null>();
 
 const routes = [
-  defineRoute({ name: 'test.echo', method: 'POST', paths: '/_matrix/client/v3/echo', resource: 'client', body: jsonObject, handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute({ name: 'test.content', method: 'PUT', paths: '/_matrix/client/v3/content', resource: 'client', body: jsonObject, acceptsNul: true, handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute({ name: 'test.deep', method: 'POST', paths: '/_synapse/replication/deep', resource: 'client', body: jsonObject, maxJsonDepth: 150, handle: () => ({ body: {} }) }),
+  defineRoute({
+    name: 'test.echo',
+    method: 'POST',
+    paths: '/_matrix/client/v3/echo',
+    resource: 'client',
+    body: jsonObject,
+    handle: (req) => ({ body: { got: req.body } }),
+  }),
+  defineRoute({
+    name: 'test.content',
+    method: 'PUT',
+    paths: '/_matrix/client/v3/content',
+    resource: 'client',
+    body: jsonObject,
+    acceptsNul: true,
+    handle: (req) => ({ body: { got: req.body } }),
+  }),
+  defineRoute({
+    name: 'test.deep',
+    method: 'POST',
+    paths: '/_synapse/replication/deep',
+    resource: 'client',
+    body: jsonObject,
+    maxJsonDepth: 150,
+    handle: () => ({ body: {} }),
+  }),
   defineRoute({
     name: 'test.ids',
     method: 'GET',
@@ -27,8 +50,20 @@ const routes = [
     resource: 'client',
     handle: (req) => ({ body: { params: req.params } }),
   }),
-  defineRoute({ name: 'test.device', method: 'GET', paths: '/_matrix/client/v3/devices/{deviceId}', resource: 'client', handle: (req) => ({ body: { params: req.params } }) }),
-  defineRoute({ name: 'test.versions', method: 'GET', paths: '/_matrix/client/versions', resource: 'client', handle: () => ({ body: { versions: [] } }) }),
+  defineRoute({
+    name: 'test.device',
+    method: 'GET',
+    paths: '/_matrix/client/v3/devices/{deviceId}',
+    resource: 'client',
+    handle: (req) => ({ body: { params: req.params } }),
+  }),
+  defineRoute({
+    name: 'test.versions',
+    method: 'GET',
+    paths: '/_matrix/client/versions',
+    resource: 'client',
+    handle: () => ({ body: { versions: [] } }),
+  }),
 ];
 
 let listener: RunningListener;
@@ -42,12 +77,24 @@ before(async () => {
     trustForwardedFor: false,
     shutdownSignal: new AbortController().signal,
   });
-  listener = await startListener({ type: 'http', tls: false, x_forwarded: false, port: 0, bind_addresses: ['127.0.0.1'], resources: [{ names: ['client'], compress: false }] }, dispatcher, log);
+  listener = await startListener(
+    {
+      type: 'http',
+      tls: false,
+      x_forwarded: false,
+      port: 0,
+      bind_addresses: ['127.0.0.1'],
+      resources: [{ names: ['client'], compress: false }],
+    },
+    dispatcher,
+    log,
+  );
   baseUrl = listener.addresses[0]!;
 });
 after(() => listener.close(0));
 
-const post = (path: string, body: string, method = 'POST') => request({ baseUrl }, method, path, { body, headers: { 'Content-Type': 'application/json' } });
+const post = (path: string, body: string, method = 'POST') =>
+  request({ baseUrl }, method, path, { body, headers: { 'Content-Type': 'application/json' } });
 
 function assertMatrixError(res: { status: number; json: any; text: string }, status: number, errcode: string, what = '') {
   assert.equal(res.status, status, `${what} ${res.text}`);
@@ -59,7 +106,8 @@ describe('JSON bodies', () => {
   test('nesting deeper than 100 levels is 400 M_BAD_JSON, even 100,000 levels; 100 levels are fine', async () => {
     const nested = (depth: number) => `{"x":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`;
     assert.equal((await post('/_matrix/client/v3/echo', nested(100))).status, 200);
-    for (const depth of [101, 5000, 100_000]) assertMatrixError(await post('/_matrix/client/v3/echo', nested(depth)), 400, 'M_BAD_JSON', `depth ${depth}`);
+    for (const depth of [101, 5000, 100_000])
+      assertMatrixError(await post('/_matrix/client/v3/echo', nested(depth)), 400, 'M_BAD_JSON', `depth ${depth}`);
     // A route may take more (the replication route carries client content in an envelope).
     assert.equal((await post('/_synapse/replication/deep', nested(150))).status, 200);
     assertMatrixError(await post('/_synapse/replication/deep', nested(151)), 400, 'M_BAD_JSON');
@@ -100,11 +148,20 @@ describe('the URL', () => {
 
   test('an id that does not follow the grammar, or any parameter with %00, is 400 M_INVALID_PARAM', async () => {
     const bad: Array<[number, string]> = [
-      [0, 'room'], [0, '!no-server'], [0, '!a:bad_server!'], [0, `!${'x'.repeat(300)}:example.org`],
-      [1, 'event'], [1, `$${'x'.repeat(300)}`],
-      [2, 'user'], [2, '@:'], [2, '@a:b:c:d'], [2, `@${'é'.repeat(200)}:example.org`],
-      [3, 'alias'], [3, '#nope'],
-      [4, '@user:example.org'], [4, 'x'],
+      [0, 'room'],
+      [0, '!no-server'],
+      [0, '!a:bad_server!'],
+      [0, `!${'x'.repeat(300)}:example.org`],
+      [1, 'event'],
+      [1, `$${'x'.repeat(300)}`],
+      [2, 'user'],
+      [2, '@:'],
+      [2, '@a:b:c:d'],
+      [2, `@${'é'.repeat(200)}:example.org`],
+      [3, 'alias'],
+      [3, '#nope'],
+      [4, '@user:example.org'],
+      [4, 'x'],
     ];
     for (const [index, value] of bad) {
       const values = enc(ids);
@@ -153,9 +210,19 @@ describe('what Node’s parser refuses', () => {
   });
 
   test('a request line over 16 KiB: 414 M_TOO_LARGE; headers over 16 KiB: 431 M_TOO_LARGE', async () => {
-    assertRaw(await raw(`GET /_matrix/client/versions?${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`), 414, 'M_TOO_LARGE', 'request line');
+    assertRaw(
+      await raw(`GET /_matrix/client/versions?${'a'.repeat(17_000)} HTTP/1.1\r\nHost: x\r\n\r\n`),
+      414,
+      'M_TOO_LARGE',
+      'request line',
+    );
     assertRaw(await raw(`GET /_matrix/client/versions?${'a'.repeat(17_000)}`), 414, 'M_TOO_LARGE', 'unfinished request line');
-    assertRaw(await raw(`GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17_000)}\r\n\r\n`), 431, 'M_TOO_LARGE', 'headers');
+    assertRaw(
+      await raw(`GET /_matrix/client/versions HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17_000)}\r\n\r\n`),
+      431,
+      'M_TOO_LARGE',
+      'headers',
+    );
   });
 
   test('malformed framing: 400 with a Matrix error', async () => {
@@ -183,7 +250,11 @@ describe('bodies over the limit', () => {
 
   test('a client that sends all of a 100 MB body before reading gets a readable 413 M_TOO_LARGE', async () => {
     for (const extra of ['', 'Connection: close\r\n']) {
-      const res = await rawExchange({ baseUrl }, head(100_000_000, extra), { bodyBytes: 100_000_000, readAfterSending: true, timeoutMs: 60_000 });
+      const res = await rawExchange({ baseUrl }, head(100_000_000, extra), {
+        bodyBytes: 100_000_000,
+        readAfterSending: true,
+        timeoutMs: 60_000,
+      });
       assertMatrixError(res, 413, 'M_TOO_LARGE', extra);
     }
   });

@@ -27,18 +27,82 @@ function gate() {
 let held = gate();
 
 const routes = [
-  defineRoute({ name: 'test.get', method: 'GET', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', handle: (req) => ({ body: { id: req.params.id, q: req.query.get('q') } }) }),
-  defineRoute({ name: 'test.put', method: 'PUT', paths: '/_matrix/client/v3/thing/{id}', resource: 'client', body: jsonObject, handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute({ name: 'test.optional', method: 'POST', paths: '/_matrix/client/v3/optional', resource: 'client', body: optionalBody(jsonObject), handle: (req) => ({ body: { got: req.body } }) }),
-  defineRoute({ name: 'test.small', method: 'POST', paths: '/_matrix/client/v3/small', resource: 'client', body: jsonObject, maxBodyBytes: 100, handle: () => ({ body: {} }) }),
-  defineRoute({ name: 'test.crash', method: 'GET', paths: '/_matrix/client/v3/crash', resource: 'client', handle: () => { throw new Error('bug'); } }),
   defineRoute({
-    name: 'test.slow', method: 'GET', paths: '/_matrix/client/v3/slow', resource: 'client',
-    handle: async () => { await new Promise((r) => setTimeout(r, 300)); return { body: { slow: true } }; },
+    name: 'test.get',
+    method: 'GET',
+    paths: '/_matrix/client/v3/thing/{id}',
+    resource: 'client',
+    handle: (req) => ({ body: { id: req.params.id, q: req.query.get('q') } }),
   }),
-  defineRoute({ name: 'test.hold', method: 'GET', paths: '/_matrix/client/v3/hold', resource: 'client', handle: async () => { held.entered += 1; await held.promise; return { body: { held: true } }; } }),
-  defineRoute({ name: 'test.replication', method: 'GET', paths: '/_synapse/replication/ping', resource: 'replication', handle: () => ({ body: { pong: true } }) }),
-  defineRoute({ name: 'health', method: 'GET', paths: '/health', resource: 'health', handle: () => ({ body: 'OK', contentType: 'text/plain' }) }),
+  defineRoute({
+    name: 'test.put',
+    method: 'PUT',
+    paths: '/_matrix/client/v3/thing/{id}',
+    resource: 'client',
+    body: jsonObject,
+    handle: (req) => ({ body: { got: req.body } }),
+  }),
+  defineRoute({
+    name: 'test.optional',
+    method: 'POST',
+    paths: '/_matrix/client/v3/optional',
+    resource: 'client',
+    body: optionalBody(jsonObject),
+    handle: (req) => ({ body: { got: req.body } }),
+  }),
+  defineRoute({
+    name: 'test.small',
+    method: 'POST',
+    paths: '/_matrix/client/v3/small',
+    resource: 'client',
+    body: jsonObject,
+    maxBodyBytes: 100,
+    handle: () => ({ body: {} }),
+  }),
+  defineRoute({
+    name: 'test.crash',
+    method: 'GET',
+    paths: '/_matrix/client/v3/crash',
+    resource: 'client',
+    handle: () => {
+      throw new Error('bug');
+    },
+  }),
+  defineRoute({
+    name: 'test.slow',
+    method: 'GET',
+    paths: '/_matrix/client/v3/slow',
+    resource: 'client',
+    handle: async () => {
+      await new Promise((r) => setTimeout(r, 300));
+      return { body: { slow: true } };
+    },
+  }),
+  defineRoute({
+    name: 'test.hold',
+    method: 'GET',
+    paths: '/_matrix/client/v3/hold',
+    resource: 'client',
+    handle: async () => {
+      held.entered += 1;
+      await held.promise;
+      return { body: { held: true } };
+    },
+  }),
+  defineRoute({
+    name: 'test.replication',
+    method: 'GET',
+    paths: '/_synapse/replication/ping',
+    resource: 'replication',
+    handle: () => ({ body: { pong: true } }),
+  }),
+  defineRoute({
+    name: 'health',
+    method: 'GET',
+    paths: '/health',
+    resource: 'health',
+    handle: () => ({ body: 'OK', contentType: 'text/plain' }),
+  }),
 ];
 
 const running: RunningListener[] = [];
@@ -68,7 +132,9 @@ describe('UNIX socket listeners', () => {
   test("the seed's replication listener: mode 0660 gives a socket with mode 0660", async () => {
     const dir = tempDir();
     const path = join(dir, 'replication.sock');
-    const listener = await start(listenerConfig({ path, mode: 0o660, resources: [{ names: ['replication'], compress: false }] }), ['replication']);
+    const listener = await start(listenerConfig({ path, mode: 0o660, resources: [{ names: ['replication'], compress: false }] }), [
+      'replication',
+    ]);
     const stat = statSync(path);
     assert.ok(stat.isSocket());
     assert.equal(stat.mode & 0o777, 0o660);
@@ -100,11 +166,17 @@ describe('UNIX socket listeners', () => {
   test('a live socket is an error: another process is listening', async () => {
     const path = join(tempDir(), 'live.sock');
     await start(listenerConfig({ path }));
-    await assert.rejects(start(listenerConfig({ path })), (err: Error) => err instanceof ListenerError && /another process is listening on/.test(err.message));
+    await assert.rejects(
+      start(listenerConfig({ path })),
+      (err: Error) => err instanceof ListenerError && /another process is listening on/.test(err.message),
+    );
   });
 
   test('a missing directory is a clear error', async () => {
-    await assert.rejects(start(listenerConfig({ path: '/nonexistent-myelin/x.sock' })), /the directory \/nonexistent-myelin does not exist/);
+    await assert.rejects(
+      start(listenerConfig({ path: '/nonexistent-myelin/x.sock' })),
+      /the directory \/nonexistent-myelin does not exist/,
+    );
   });
 
   test('a regular file in the way is an error', async () => {
@@ -148,7 +220,9 @@ describe('HTTP dispatch over TCP', async () => {
     const array = await request(target, 'PUT', '/_matrix/client/v3/thing/x', { body: '[1]' });
     assert.equal(array.status, 400);
     assert.equal(array.json.errcode, 'M_BAD_JSON');
-    const badUtf8 = await request(target, 'PUT', '/_matrix/client/v3/thing/x', { body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]) });
+    const badUtf8 = await request(target, 'PUT', '/_matrix/client/v3/thing/x', {
+      body: Buffer.from([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x31, 0x7d]),
+    });
     assert.equal(badUtf8.json.errcode, 'M_NOT_JSON');
     const ok = await request(target, 'PUT', '/_matrix/client/v3/thing/x', { body: '{"a": "☃"}' });
     assert.deepEqual(ok.json, { got: { a: '☃' } });

@@ -74,7 +74,10 @@ const routes = [
       user_id: requiredString,
       limit: z.int().min(0).optional(),
       filter: z.object({ types: z.array(z.string()).optional() }).optional(),
-      kind: z.string().pipe(z.enum(['a', 'b'])).optional(),
+      kind: z
+        .string()
+        .pipe(z.enum(['a', 'b']))
+        .optional(),
       name: checked(z.string(), (name) => name.length <= 3, 'M_INVALID_USERNAME', 'too long').optional(),
     }),
     handle: ({ body }) => ({ body: { got: body } }),
@@ -108,12 +111,28 @@ async function serve(options: Partial<DispatcherOptions<null>>): Promise<string>
     },
     ...options,
   });
-  listener = await startListener({ type: 'http', tls: false, x_forwarded: false, port: 0, bind_addresses: ['127.0.0.1'], resources: [{ names: ['client'], compress: false }] }, dispatcher, log);
+  listener = await startListener(
+    {
+      type: 'http',
+      tls: false,
+      x_forwarded: false,
+      port: 0,
+      bind_addresses: ['127.0.0.1'],
+      resources: [{ names: ['client'], compress: false }],
+    },
+    dispatcher,
+    log,
+  );
   return listener.addresses[0]!;
 }
 after(() => listener?.close(0));
 
-function call(baseUrl: string, method: string, path: string, options: { token?: string; body?: string; authorization?: string } = {}): Promise<TestResponse> {
+function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: { token?: string; body?: string; authorization?: string } = {},
+): Promise<TestResponse> {
   const authorization = options.authorization ?? (options.token ? `Bearer ${options.token}` : undefined);
   return request({ baseUrl }, method, path, {
     ...(options.body === undefined ? {} : { body: options.body }),
@@ -143,8 +162,14 @@ describe('auth kinds', () => {
   });
 
   test("'guest': full accounts and guests alike", async () => {
-    assert.deepEqual((await call(baseUrl, 'GET', '/_matrix/client/v3/guests-too', { token: 'user-token' })).json, { user_id: '@alice:test', is_guest: false });
-    assert.deepEqual((await call(baseUrl, 'GET', '/_matrix/client/v3/guests-too', { token: 'guest-token' })).json, { user_id: '@12:test', is_guest: true });
+    assert.deepEqual((await call(baseUrl, 'GET', '/_matrix/client/v3/guests-too', { token: 'user-token' })).json, {
+      user_id: '@alice:test',
+      is_guest: false,
+    });
+    assert.deepEqual((await call(baseUrl, 'GET', '/_matrix/client/v3/guests-too', { token: 'guest-token' })).json, {
+      user_id: '@12:test',
+      is_guest: true,
+    });
     assertError(await call(baseUrl, 'GET', '/_matrix/client/v3/guests-too'), 401, 'M_MISSING_TOKEN');
   });
 
@@ -200,7 +225,11 @@ describe("'server' routes with an authenticator", () => {
   });
 
   test("the hook's refusal is the answer", async () => {
-    assertError(await call(baseUrl, 'PUT', '/_matrix/federation/v1/send/t2', { body: '{}', authorization: 'X-Matrix bad' }), 401, 'M_UNAUTHORIZED');
+    assertError(
+      await call(baseUrl, 'PUT', '/_matrix/federation/v1/send/t2', { body: '{}', authorization: 'X-Matrix bad' }),
+      401,
+      'M_UNAUTHORIZED',
+    );
   });
 });
 
@@ -265,7 +294,9 @@ describe('body schemas', () => {
       assert.equal(res.status, 200, res.text);
       assert.deepEqual(res.json, { got: {} });
     }
-    assert.deepEqual((await call(baseUrl, 'POST', '/_matrix/client/v3/optional', { body: '{"reason":"bye"}' })).json, { got: { reason: 'bye' } });
+    assert.deepEqual((await call(baseUrl, 'POST', '/_matrix/client/v3/optional', { body: '{"reason":"bye"}' })).json, {
+      got: { reason: 'bye' },
+    });
     assertError(await call(baseUrl, 'POST', '/_matrix/client/v3/optional', { body: '{"reason":1}' }), 400, 'M_BAD_JSON');
   });
 });

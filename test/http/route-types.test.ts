@@ -97,7 +97,14 @@ export const declarations: RouteDefinition<never>[] = [
   // POST and PUT must say what their body is (a schema, 'raw' or 'none').
   // @ts-expect-error: no body declared
   noServices({ name: 'types.nobody', method: 'PUT', paths: '/p', resource: 'client', handle: () => ok }),
-  noServices({ name: 'types.nobody.ok', method: 'PUT', paths: '/p', resource: 'client', body: 'none', handle: ({ body }) => ({ body: { body: body ?? null } }) }),
+  noServices({
+    name: 'types.nobody.ok',
+    method: 'PUT',
+    paths: '/p',
+    resource: 'client',
+    body: 'none',
+    handle: ({ body }) => ({ body: { body: body ?? null } }),
+  }),
   // The API's defineRoute hands handlers the ApiServices.
   defineRoute({
     name: 'types.services',
@@ -117,7 +124,9 @@ test('every route of the registry that reads a JSON body parses it with a schema
     [],
   );
   // POST and PUT routes read a body, but for the few that say they take none.
-  const bodiless = ROUTES.filter((route) => (route.method === 'POST' || route.method === 'PUT') && route.body === 'none').map((route) => route.name);
+  const bodiless = ROUTES.filter((route) => (route.method === 'POST' || route.method === 'PUT') && route.body === 'none').map(
+    (route) => route.name,
+  );
   assert.deepEqual(bodiless.sort(), ['client.logout', 'client.logout.all']);
 });
 

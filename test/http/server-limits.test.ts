@@ -77,9 +77,13 @@ test('with an open-file limit of 256, 300 silent connections cannot keep /versio
   // A new client, on a new connection (fetch would reuse the one that saw the server start). A
   // generous deadline: before the server closed silent connections to make room, it stayed
   // unanswerable until Node's 66 s header timeout freed them.
-  const versions = await eventually(async () => {
-    const res = await getOnNewConnection(`${server.baseUrl}/_matrix/client/versions`, 5_000);
-    return res.status === 200 ? (JSON.parse(res.body) as { versions: string[] }) : undefined;
-  }, '/versions to answer', 30_000);
+  const versions = await eventually(
+    async () => {
+      const res = await getOnNewConnection(`${server.baseUrl}/_matrix/client/versions`, 5_000);
+      return res.status === 200 ? (JSON.parse(res.body) as { versions: string[] }) : undefined;
+    },
+    '/versions to answer',
+    30_000,
+  );
   assert.ok(versions.versions.includes('v1.1'));
 });

@@ -33,7 +33,13 @@ function configProblems(config: Record<string, unknown>): string[] {
   assert.fail('expected the config to be refused');
 }
 
-const tlsListener = (extra: Record<string, unknown> = {}) => ({ port: 8448, type: 'http', tls: true, resources: [{ names: ['federation'] }], ...extra });
+const tlsListener = (extra: Record<string, unknown> = {}) => ({
+  port: 8448,
+  type: 'http',
+  tls: true,
+  resources: [{ names: ['federation'] }],
+  ...extra,
+});
 
 describe('TLS listeners', () => {
   describe('serving', () => {
@@ -42,7 +48,9 @@ describe('TLS listeners', () => {
     before(async () => {
       hs = await startTestHomeserver({
         config: {
-          listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client', 'federation'] }] }],
+          listeners: [
+            { port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client', 'federation'] }] },
+          ],
           tls_certificate_path: cert.certPath,
           tls_private_key_path: cert.keyPath,
         },
@@ -66,7 +74,9 @@ describe('TLS listeners', () => {
     const cert = makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
     const hs = await startTestHomeserver({
       config: {
-        listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, max_connections: 2, resources: [{ names: ['client'] }] }],
+        listeners: [
+          { port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, max_connections: 2, resources: [{ names: ['client'] }] },
+        ],
         tls_certificate_path: cert.certPath,
         tls_private_key_path: cert.keyPath,
       },
@@ -104,24 +114,39 @@ describe('TLS listeners', () => {
   describe('configuration refused at start-up', () => {
     test('tls: true without tls_certificate_path or tls_private_key_path', () => {
       const problems = configProblems({ listeners: [tlsListener()] });
-      assert.ok(problems.some((p) => /listeners\[0\]\.tls: a listener with `tls: true` needs `tls_certificate_path`/.test(p)), problems.join('\n'));
-      assert.ok(problems.some((p) => /needs `tls_private_key_path`/.test(p)), problems.join('\n'));
+      assert.ok(
+        problems.some((p) => /listeners\[0\]\.tls: a listener with `tls: true` needs `tls_certificate_path`/.test(p)),
+        problems.join('\n'),
+      );
+      assert.ok(
+        problems.some((p) => /needs `tls_private_key_path`/.test(p)),
+        problems.join('\n'),
+      );
     });
 
     test('tls: true on a replication, router or UNIX socket listener, and TLS in instance_map', () => {
       const paths = { tls_certificate_path: '/x/cert.pem', tls_private_key_path: '/x/key.pem' };
       const dir = tempDir();
       assert.ok(
-        configProblems({ ...paths, listeners: [tlsListener({ resources: [{ names: ['replication'] }] })] }).some((p) => /TLS is not supported on the replication listener/.test(p)),
-      );
-      assert.ok(configProblems({ ...paths, listeners: [tlsListener({ resources: [{ names: ['router'] }] })] }).some((p) => /TLS is not supported on a router listener/.test(p)));
-      assert.ok(
-        configProblems({ ...paths, listeners: [{ path: join(dir, 'x.sock'), type: 'http', tls: true, resources: [{ names: ['client'] }] }] }).some((p) =>
-          /TLS is served on TCP listeners/.test(p),
+        configProblems({ ...paths, listeners: [tlsListener({ resources: [{ names: ['replication'] }] })] }).some((p) =>
+          /TLS is not supported on the replication listener/.test(p),
         ),
       );
       assert.ok(
-        configProblems({ instance_map: { main: { host: 'localhost', port: 9093, tls: true } } }).some((p) => /instance_map\.main\.tls: TLS between Myelin processes is not supported/.test(p)),
+        configProblems({ ...paths, listeners: [tlsListener({ resources: [{ names: ['router'] }] })] }).some((p) =>
+          /TLS is not supported on a router listener/.test(p),
+        ),
+      );
+      assert.ok(
+        configProblems({
+          ...paths,
+          listeners: [{ path: join(dir, 'x.sock'), type: 'http', tls: true, resources: [{ names: ['client'] }] }],
+        }).some((p) => /TLS is served on TCP listeners/.test(p)),
+      );
+      assert.ok(
+        configProblems({ instance_map: { main: { host: 'localhost', port: 9093, tls: true } } }).some((p) =>
+          /instance_map\.main\.tls: TLS between Myelin processes is not supported/.test(p),
+        ),
       );
     });
 
@@ -129,11 +154,19 @@ describe('TLS listeners', () => {
       const cert = makeCertificate({ dnsNames: ['localhost'] });
       const other = makeCertificate({ dnsNames: ['localhost'] });
       for (const [paths, pattern] of [
-        [{ tls_certificate_path: join(tempDir(), 'missing.pem'), tls_private_key_path: cert.keyPath }, /cannot read the TLS certificate .*missing\.pem: ENOENT/],
+        [
+          { tls_certificate_path: join(tempDir(), 'missing.pem'), tls_private_key_path: cert.keyPath },
+          /cannot read the TLS certificate .*missing\.pem: ENOENT/,
+        ],
         [{ tls_certificate_path: cert.certPath, tls_private_key_path: other.keyPath }, /cannot be used/],
       ] as const) {
         await assert.rejects(
-          startTestHomeserver({ config: { listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client'] }] }], ...paths } }),
+          startTestHomeserver({
+            config: {
+              listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', tls: true, resources: [{ names: ['client'] }] }],
+              ...paths,
+            },
+          }),
           (err: unknown) => err instanceof StartupConfigError && /tls_certificate_path/.test(err.message) && pattern.test(err.message),
         );
       }
@@ -217,7 +250,11 @@ describe('TLS listeners', () => {
         writeFileSync(join(dir, 'tls.pem'), 'not a certificate');
         proc.child.kill('SIGHUP');
         await proc.waitFor(/could not reload the TLS certificate on SIGHUP/);
-        assert.deepEqual(await fetchWith(new Agent({ keepAlive: false })), { fingerprint: second.fingerprint256, reused: false, status: 200 });
+        assert.deepEqual(await fetchWith(new Agent({ keepAlive: false })), {
+          fingerprint: second.fingerprint256,
+          reused: false,
+          status: 200,
+        });
         assert.equal(proc.child.exitCode, null);
       } finally {
         kept.destroy();

@@ -13,7 +13,11 @@ test('every stream has a writer entry, and only the streams that may have severa
   const sharded = STREAM_NAMES.filter((stream) => WRITERS[stream].shardKey !== undefined);
   assert.deepEqual(sharded.sort(), [...MULTI_WRITER_STREAMS].sort());
   for (const stream of sharded) {
-    assert.deepEqual(Object.keys(WRITERS[stream].shardKey!).sort(), [...WRITERS[stream].methods].sort(), `every ${stream} method names its shard`);
+    assert.deepEqual(
+      Object.keys(WRITERS[stream].shardKey!).sort(),
+      [...WRITERS[stream].methods].sort(),
+      `every ${stream} method names its shard`,
+    );
   }
 });
 

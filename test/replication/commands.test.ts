@@ -49,7 +49,14 @@ describe('replication commands', () => {
 
   it('USER_SYNC has Synapse fields, with None for a missing device', () => {
     roundTrip(
-      { name: 'USER_SYNC', instanceId: 'worker1', userId: '@alice:example.org', deviceId: 'DEV', isSyncing: true, lastSyncMs: 1700000000000 },
+      {
+        name: 'USER_SYNC',
+        instanceId: 'worker1',
+        userId: '@alice:example.org',
+        deviceId: 'DEV',
+        isSyncing: true,
+        lastSyncMs: 1700000000000,
+      },
       'USER_SYNC worker1 @alice:example.org DEV start 1700000000000',
     );
     roundTrip(
@@ -119,7 +126,10 @@ describe('replication commands', () => {
 
   it('refuses to encode fields that would break the line', () => {
     assert.throws(() => encodeCommand({ name: 'NAME', instance: 'two words' }), CommandEncodeError);
-    assert.throws(() => encodeCommand({ name: 'POSITION', stream: 'events', instance: 'w', prevToken: 1.5, newToken: 2 }), CommandEncodeError);
+    assert.throws(
+      () => encodeCommand({ name: 'POSITION', stream: 'events', instance: 'w', prevToken: 1.5, newToken: 2 }),
+      CommandEncodeError,
+    );
     assert.throws(() => encodeCommand({ name: 'RDATA', stream: 'events', instance: 'w\n', token: 1, row: {} }), CommandEncodeError);
     assert.throws(() => encodeCommand({ name: 'RDATA', stream: 'events', instance: 'w', token: 1, row: undefined }), CommandEncodeError);
     assert.throws(() => encodeCommand({ name: 'PING', data: 'a\nb' }), CommandEncodeError);

@@ -69,7 +69,13 @@ class TestProcess {
   constructor(
     readonly instance: string,
     store: SharedStore,
-    options: { serverName: string; redis: RedisServer; writes?: StreamName[]; userIpChannel?: boolean; initialPositions?: StartingPosition[] },
+    options: {
+      serverName: string;
+      redis: RedisServer;
+      writes?: StreamName[];
+      userIpChannel?: boolean;
+      initialPositions?: StartingPosition[];
+    },
   ) {
     for (const stream of options.writes ?? []) this.positions.set(stream, 0);
     const log = pino({ level: 'debug', base: { instance } }, { write: (line: string) => void this.logs.push(JSON.parse(line) as LogLine) });
@@ -128,7 +134,13 @@ let serverCounter = 0;
 const newServerName = () => `test${process.pid}-${serverCounter++}.example.org`;
 
 function eventRow(n: number, text = ''): StreamRow {
-  return { stream: 'events', roomId: '!room:example.org', eventId: `$event${n}${text}`, type: 'm.room.message', sender: '@alice:example.org' };
+  return {
+    stream: 'events',
+    roomId: '!room:example.org',
+    eventId: `$event${n}${text}`,
+    type: 'm.room.message',
+    sender: '@alice:example.org',
+  };
 }
 
 /** All rows a writer wrote on a stream, in order. */
@@ -189,8 +201,14 @@ describe('RedisBus over a real Redis', () => {
     for (const reader of readers) {
       await until(() => reader.received.length === published.length, `${reader.instance} to receive every update`);
       // Batches arrive whole: the same updates, with the same rows and positions, in order.
-      assert.deepEqual(reader.from('events', 'persister1'), published.filter((u) => u.stream === 'events'));
-      assert.deepEqual(reader.from('typing', 'persister1'), published.filter((u) => u.stream === 'typing'));
+      assert.deepEqual(
+        reader.from('events', 'persister1'),
+        published.filter((u) => u.stream === 'events'),
+      );
+      assert.deepEqual(
+        reader.from('typing', 'persister1'),
+        published.filter((u) => u.stream === 'typing'),
+      );
     }
     // The writer's own subscribers got each update once, locally; its echoes from Redis were ignored.
     await sleep(200);
@@ -350,14 +368,22 @@ describe('RedisBus over a real Redis', () => {
       deviceId: 'DEVICE',
       lastSeen: 1_700_000_000_000,
     };
-    const userSync: BusCommand = { name: 'USER_SYNC', instanceId: 'worker2', userId: '@alice:example.org', deviceId: null, isSyncing: true, lastSyncMs: 5 };
+    const userSync: BusCommand = {
+      name: 'USER_SYNC',
+      instanceId: 'worker2',
+      userId: '@alice:example.org',
+      deviceId: null,
+      isSyncing: true,
+      lastSyncMs: 5,
+    };
     const serverUp: BusCommand = { name: 'REMOTE_SERVER_UP', server: 'remote.example.org' };
     worker2.bus.send(userIp);
     worker2.bus.send(userSync);
     worker2.bus.send(serverUp);
     // Redis handles one connection's PUBLISHes in order: once REMOTE_SERVER_UP has arrived, a
     // USER_IP meant for this process would have arrived too.
-    for (const p of [main, worker1, worker2]) await until(() => p.commands.some((c) => c.name === 'REMOTE_SERVER_UP'), `${p.instance} to receive commands`);
+    for (const p of [main, worker1, worker2])
+      await until(() => p.commands.some((c) => c.name === 'REMOTE_SERVER_UP'), `${p.instance} to receive commands`);
     assert.deepEqual(main.commands, [userIp, userSync, serverUp]);
     assert.deepEqual(worker1.commands, [userSync, serverUp]);
     assert.deepEqual(worker2.commands, [userSync, serverUp], 'the sender hears its own broadcasts, as every process does');
@@ -383,10 +409,16 @@ describe('RedisBus over a real Redis', () => {
     const serverName = newServerName();
     const store = new SharedStore();
     const writer = spawnProcess('persister1', store, { serverName, redis, writes: ['events', 'to_device'] });
-    const readers = [spawnProcess('worker1', store, { serverName, redis }), spawnProcess('worker2', store, { serverName, redis, userIpChannel: true })];
+    const readers = [
+      spawnProcess('worker1', store, { serverName, redis }),
+      spawnProcess('worker2', store, { serverName, redis, userIpChannel: true }),
+    ];
     const everyone = [writer, ...readers];
     await Promise.all(everyone.map((p) => p.start()));
-    await until(() => readers.every((r) => r.bus.positionOf('events', 'persister1') === 0 && r.bus.positionOf('to_device', 'persister1') === 0), 'readers to follow');
+    await until(
+      () => readers.every((r) => r.bus.positionOf('events', 'persister1') === 0 && r.bus.positionOf('to_device', 'persister1') === 0),
+      'readers to follow',
+    );
 
     const before = [1, 2, 3].map((n) => writer.write('events', [eventRow(n)]));
     await until(() => readers.every((r) => r.received.length === 3), 'updates before the outage');

@@ -41,7 +41,8 @@ describe('writers over replication HTTP', () => {
     // Single process: every stream is written by `main`, at the notifier's positions.
     rpcServer = new RpcServer({
       secret: SECRET,
-      currentPositions: () => Object.fromEntries(Object.entries(services.notifier.currentPositions()).map(([stream, position]) => [stream, { main: position }])),
+      currentPositions: () =>
+        Object.fromEntries(Object.entries(services.notifier.currentPositions()).map(([stream, position]) => [stream, { main: position }])),
     });
     serveWriter(rpcServer, 'events', services.eventsWriter, EVENTS_METHODS);
     serveWriter(rpcServer, 'account_data', services.ephemeralWriters.accountData, ACCOUNT_DATA_METHODS);
@@ -82,7 +83,11 @@ describe('writers over replication HTTP', () => {
 
   async function createRoom(events: EventsWriterApi, creator: TestUser): Promise<string> {
     const { services } = hs.homeserver;
-    const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: Date.now() }, services.serverName, services.signingKey);
+    const create = buildCreateEvent(
+      { version: getRoomVersion('12')!, creator: creator.userId, content: {}, now: Date.now() },
+      services.serverName,
+      services.signingKey,
+    );
     const { roomId } = await events.createRoom({
       roomVersion: '12',
       creator: creator.userId,
@@ -108,11 +113,19 @@ describe('writers over replication HTTP', () => {
     const roomId = await createRoom(events, alice);
     assert.match(roomId, /^!/);
     calleePositions = [];
-    const sent = await events.sendEvent(roomId, { type: 'm.room.message', sender: alice.userId, content: { msgtype: 'm.text', body: 'over the wire' } });
+    const sent = await events.sendEvent(roomId, {
+      type: 'm.room.message',
+      sender: alice.userId,
+      content: { msgtype: 'm.text', body: 'over the wire' },
+    });
     assert.match(sent.eventId, /^\$/);
     assert.ok(Number.isInteger(sent.streamOrdering));
 
-    const fetched = await hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(sent.eventId)}`, { token: alice.accessToken });
+    const fetched = await hs.call(
+      'GET',
+      `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/event/${encodeURIComponent(sent.eventId)}`,
+      { token: alice.accessToken },
+    );
     assert.equal(fetched.status, 200);
     assert.equal(fetched.json.content.body, 'over the wire');
     assert.ok((calleePositions[0]?.events?.main ?? -1) >= sent.streamOrdering, 'the returned events position covers the write');
@@ -138,7 +151,10 @@ describe('writers over replication HTTP', () => {
       ['unknown room', ['!nowhere:test.local', { type: 'm.room.message', sender: alice.userId, content: {} }]],
     ];
     for (const [what, args] of cases) {
-      const local = await eventsWriter.sendEvent(...args).then(() => assert.fail(`${what}: expected a failure`), (err: unknown) => err);
+      const local = await eventsWriter.sendEvent(...args).then(
+        () => assert.fail(`${what}: expected a failure`),
+        (err: unknown) => err,
+      );
       assert.ok(local instanceof MatrixError, what);
       await assert.rejects(events.sendEvent(...args), (err: unknown) => {
         assert.ok(err instanceof MatrixError, what);
@@ -151,13 +167,23 @@ describe('writers over replication HTTP', () => {
   test('ephemeral writers: null arguments stay null, boolean results come back', async () => {
     const { accountData, receipts, events } = await servedWriters();
     await accountData.setAccountData(alice.userId, null, 'org.example.remote', { written: 'remotely' });
-    const read = await hs.call('GET', `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/account_data/org.example.remote`, { token: alice.accessToken });
+    const read = await hs.call('GET', `/_matrix/client/v3/user/${encodeURIComponent(alice.userId)}/account_data/org.example.remote`, {
+      token: alice.accessToken,
+    });
     assert.equal(read.status, 200);
     assert.deepEqual(read.json, { written: 'remotely' });
 
     const roomId = await createRoom(events, alice);
     const sent = await events.sendEvent(roomId, { type: 'm.room.message', sender: alice.userId, content: { body: 'read me' } });
-    const receipt = { roomId, userId: alice.userId, receiptType: 'm.read', threadId: null, eventId: sent.eventId, eventStreamOrdering: sent.streamOrdering, ts: Date.now() };
+    const receipt = {
+      roomId,
+      userId: alice.userId,
+      receiptType: 'm.read',
+      threadId: null,
+      eventId: sent.eventId,
+      eventStreamOrdering: sent.streamOrdering,
+      ts: Date.now(),
+    };
     assert.equal(await receipts.putReceipt(receipt), true);
     assert.equal(await receipts.putReceipt(receipt), false, 'a receipt not ahead of the current one is not stored');
   });
@@ -166,7 +192,11 @@ describe('writers over replication HTTP', () => {
     const { events: direct } = await servedWriters();
     const roomId = await createRoom(direct, alice);
     const { events } = await servedWriters({ loseResponses: 1 });
-    const sent = await events.sendEvent(roomId, { type: 'm.room.message', sender: alice.userId, content: { body: 'sent once, answered twice' } });
+    const sent = await events.sendEvent(roomId, {
+      type: 'm.room.message',
+      sender: alice.userId,
+      content: { body: 'sent once, answered twice' },
+    });
     assert.match(sent.eventId, /^\$/);
     assert.equal(await messagesWithBody(roomId, 'sent once, answered twice'), 1);
   });

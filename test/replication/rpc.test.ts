@@ -10,7 +10,14 @@ import type { JsonValue } from '../../src/core/json.js';
 import { MatrixError } from '../../src/errors.js';
 import { DatabaseUnavailableError } from '../../src/storage/database.js';
 import type { RunningListener } from '../../src/http/listener.js';
-import { rpcPath, RpcClient, RpcServer, type CallerPositions, type RpcClientOptions, type RpcServerOptions } from '../../src/replication/rpc.js';
+import {
+  rpcPath,
+  RpcClient,
+  RpcServer,
+  type CallerPositions,
+  type RpcClientOptions,
+  type RpcServerOptions,
+} from '../../src/replication/rpc.js';
 import { request } from '../helpers/http.js';
 import { tempDir } from '../helpers/tmp.js';
 import { sleep, startReplicationListener, unusedPort, type Where } from './rpc-helpers.js';
@@ -71,12 +78,19 @@ describe('calls', () => {
     const path = socketPath();
     await serve(server, { path });
     const seen: { instance: string; positions: unknown }[] = [];
-    const client = newClient({ persister1: { path } }, { onCalleePositions: (instance, positions) => void seen.push({ instance, positions }) });
+    const client = newClient(
+      { persister1: { path } },
+      { onCalleePositions: (instance, positions) => void seen.push({ instance, positions }) },
+    );
 
     const result = await client.call('persister1', 'test.echo', ['!room:x', { type: 'm.text', n: 1 }, null]);
     assert.deepEqual(result, { echo: ['!room:x', { type: 'm.text', n: 1 }, null] });
     assert.deepEqual(echo.runs[0]?.positions, { events: { worker1: 7 } }, 'the handler sees the caller’s positions');
-    assert.deepEqual(seen, [{ instance: 'persister1', positions: { events: { persister1: 42 } } }], 'the caller learns the callee’s positions');
+    assert.deepEqual(
+      seen,
+      [{ instance: 'persister1', positions: { events: { persister1: 42 } } }],
+      'the caller learns the callee’s positions',
+    );
   });
 
   test('over TCP', async () => {
@@ -105,19 +119,24 @@ describe('calls', () => {
     const path = socketPath();
     await serve(server, { path });
     let caughtUp = false;
-    const client = newClient({ main: { path } }, {
-      onCalleePositions: async () => {
-        await sleep(100);
-        caughtUp = true;
+    const client = newClient(
+      { main: { path } },
+      {
+        onCalleePositions: async () => {
+          await sleep(100);
+          caughtUp = true;
+        },
       },
-    });
+    );
     await client.call('main', 'test.echo', 1);
     assert.equal(caughtUp, true);
   });
 
   test('an instance missing from instance_map is an error at once', async () => {
     const client = newClient({});
-    await assert.rejects(client.call('nowhere', 'test.echo', 1), (err) => assertMatrixError(err, 500, 'M_UNKNOWN', /nowhere is not in instance_map/));
+    await assert.rejects(client.call('nowhere', 'test.echo', 1), (err) =>
+      assertMatrixError(err, 500, 'M_UNKNOWN', /nowhere is not in instance_map/),
+    );
   });
 });
 
@@ -135,11 +154,17 @@ describe('the replication secret', () => {
     assert.equal(missing.status, 401);
     assert.equal(missing.json.errcode, 'M_MISSING_TOKEN');
     for (const authorization of ['Bearer wrong', `Bearer ${SECRET}x`, `Bearer ${SECRET.slice(0, -1)}`, SECRET, `Basic ${SECRET}`]) {
-      const wrong = await request({ socketPath: path }, 'POST', rpcPath('test.echo', 't2'), { body, headers: { Authorization: authorization } });
+      const wrong = await request({ socketPath: path }, 'POST', rpcPath('test.echo', 't2'), {
+        body,
+        headers: { Authorization: authorization },
+      });
       assert.equal(wrong.status, 403, authorization);
       assert.equal(wrong.json.errcode, 'M_FORBIDDEN');
     }
-    const right = await request({ socketPath: path }, 'POST', rpcPath('test.echo', 't3'), { body, headers: { Authorization: `Bearer ${SECRET}` } });
+    const right = await request({ socketPath: path }, 'POST', rpcPath('test.echo', 't3'), {
+      body,
+      headers: { Authorization: `Bearer ${SECRET}` },
+    });
     assert.equal(right.status, 200);
     assert.equal(echo.runs.length, 1, 'only the authenticated call ran');
   });
@@ -415,9 +440,8 @@ describe('the writer is down', () => {
   test('the deadline turns into a clean 503', async () => {
     const client = newClient({ persister1: { path: socketPath() } });
     const started = Date.now();
-    await assert.rejects(
-      client.call('persister1', 'test.write', 1, { deadlineMs: 400 }),
-      (err) => assertMatrixError(err, 503, 'M_UNKNOWN', /persister1 unavailable/),
+    await assert.rejects(client.call('persister1', 'test.write', 1, { deadlineMs: 400 }), (err) =>
+      assertMatrixError(err, 503, 'M_UNKNOWN', /persister1 unavailable/),
     );
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 400 && elapsed < 2000, `gave up after ${elapsed} ms`);

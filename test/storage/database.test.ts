@@ -17,14 +17,24 @@ forEachBackend('store', (backend) => {
     assert.deepEqual(await migrate(db), { from: LATEST_SCHEMA_VERSION, to: LATEST_SCHEMA_VERSION });
     await checkSchemaVersion(db);
     const rows = await db.all<{ version: number }>('SELECT version FROM schema_version ORDER BY version');
-    assert.deepEqual(rows.map((r) => r.version), SCHEMA.map((m) => m.version).sort((a, b) => a - b));
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      SCHEMA.map((m) => m.version).sort((a, b) => a - b),
+    );
   });
 
   test('a schema newer than the code is refused', async () => {
     const db = await open();
     await migrate(db);
-    await db.run('INSERT INTO schema_version (version, name, applied_ts) VALUES (?, ?, ?)', [LATEST_SCHEMA_VERSION + 1, 'from the future', 0]);
-    await assert.rejects(migrate(db), (err: Error) => err instanceof SchemaVersionError && /newer than this version of Myelin/.test(err.message));
+    await db.run('INSERT INTO schema_version (version, name, applied_ts) VALUES (?, ?, ?)', [
+      LATEST_SCHEMA_VERSION + 1,
+      'from the future',
+      0,
+    ]);
+    await assert.rejects(
+      migrate(db),
+      (err: Error) => err instanceof SchemaVersionError && /newer than this version of Myelin/.test(err.message),
+    );
     await assert.rejects(checkSchemaVersion(db), SchemaVersionError);
   });
 
@@ -85,10 +95,7 @@ forEachBackend('store', (backend) => {
       Array.from({ length: 20 }, () =>
         db.transaction(async (tx) => {
           // An atomic read-modify-write in SQL, as stores do for counters.
-          await tx.run(
-            `UPDATE server_meta SET meta_value = CAST(CAST(meta_value AS INTEGER) + 1 AS TEXT) WHERE meta_key = ?`,
-            ['counter'],
-          );
+          await tx.run(`UPDATE server_meta SET meta_value = CAST(CAST(meta_value AS INTEGER) + 1 AS TEXT) WHERE meta_key = ?`, ['counter']);
         }),
       ),
     );
@@ -97,7 +104,9 @@ forEachBackend('store', (backend) => {
 
   test('values round-trip with their types: text, integers beyond 2^32, bytes, null', async () => {
     const db = await open();
-    await db.exec('CREATE TABLE t (s TEXT, n BIGINT, b BYTEA_OR_BLOB, z TEXT)'.replace('BYTEA_OR_BLOB', db.dialect === 'sqlite' ? 'BLOB' : 'BYTEA'));
+    await db.exec(
+      'CREATE TABLE t (s TEXT, n BIGINT, b BYTEA_OR_BLOB, z TEXT)'.replace('BYTEA_OR_BLOB', db.dialect === 'sqlite' ? 'BLOB' : 'BYTEA'),
+    );
     const bytes = Buffer.from([0, 1, 2, 255]);
     await db.run('INSERT INTO t (s, n, b, z) VALUES (?, ?, ?, ?)', ['héllo ☃ 😀', 2 ** 40 + 3, bytes, null]);
     const row = await db.get<{ s: string; n: number; b: Buffer; z: null }>('SELECT s, n, b, z FROM t');

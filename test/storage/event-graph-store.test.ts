@@ -53,9 +53,35 @@ for (const backend of backends) {
       const db = await open();
       const graph = new EventGraphStore(db);
       await db.transaction(async (tx) => {
-        await graph.insert(tx, { eventId: '$a', roomId: ROOM, depth: 1, status: 'timeline', stateGroup: 1, prevEventIds: [], authEventIds: [] });
-        await graph.insert(tx, { eventId: '$o', roomId: ROOM, depth: 2, status: 'outlier', json: '{"o":1}', prevEventIds: ['$a'], authEventIds: ['$a'] });
-        await graph.insert(tx, { eventId: '$b', roomId: ROOM, depth: 3, status: 'rejected', rejectedReason: 'no', stateGroup: 1, json: '{"b":1}', prevEventIds: ['$a', '$o', '$o'], authEventIds: ['$a'] });
+        await graph.insert(tx, {
+          eventId: '$a',
+          roomId: ROOM,
+          depth: 1,
+          status: 'timeline',
+          stateGroup: 1,
+          prevEventIds: [],
+          authEventIds: [],
+        });
+        await graph.insert(tx, {
+          eventId: '$o',
+          roomId: ROOM,
+          depth: 2,
+          status: 'outlier',
+          json: '{"o":1}',
+          prevEventIds: ['$a'],
+          authEventIds: ['$a'],
+        });
+        await graph.insert(tx, {
+          eventId: '$b',
+          roomId: ROOM,
+          depth: 3,
+          status: 'rejected',
+          rejectedReason: 'no',
+          stateGroup: 1,
+          json: '{"b":1}',
+          prevEventIds: ['$a', '$o', '$o'],
+          authEventIds: ['$a'],
+        });
       });
       const rows = await graph.get(['$a', '$o', '$b', '$unknown']);
       assert.deepEqual([...rows.keys()].sort(), ['$b', '$o'], 'a timeline row without its `events` row is unknown');
@@ -68,16 +94,52 @@ for (const backend of backends) {
       assert.deepEqual((await graph.authEdges(['$o', '$b'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), ['$b>$a', '$o>$a']);
       // A child stored before its parent (a gap) is found from the parent all the same.
       await db.transaction(async (tx) => {
-        await graph.insert(tx, { eventId: '$late-child', roomId: ROOM, depth: 9, status: 'timeline', stateGroup: 1, prevEventIds: ['$late', '$a'], authEventIds: [] });
-        await graph.insert(tx, { eventId: '$late', roomId: ROOM, depth: 8, status: 'outlier', json: '{}', prevEventIds: [], authEventIds: [] });
+        await graph.insert(tx, {
+          eventId: '$late-child',
+          roomId: ROOM,
+          depth: 9,
+          status: 'timeline',
+          stateGroup: 1,
+          prevEventIds: ['$late', '$a'],
+          authEventIds: [],
+        });
+        await graph.insert(tx, {
+          eventId: '$late',
+          roomId: ROOM,
+          depth: 8,
+          status: 'outlier',
+          json: '{}',
+          prevEventIds: [],
+          authEventIds: [],
+        });
       });
-      assert.deepEqual((await graph.childEdges(['$late'])).map((e) => `${e.event_id}>${e.prev_event_id}`), ['$late-child>$late']);
+      assert.deepEqual(
+        (await graph.childEdges(['$late'])).map((e) => `${e.event_id}>${e.prev_event_id}`),
+        ['$late-child>$late'],
+      );
       assert.deepEqual((await graph.childEdges(['$a'])).map((e) => e.event_id).sort(), ['$b', '$late-child', '$o']);
 
       // The outlier arrives again through /send: its row is replaced; a rejected event's is not.
       await db.transaction(async (tx) => {
-        await graph.insert(tx, { eventId: '$o', roomId: ROOM, depth: 2, status: 'soft_failed', stateGroup: 7, json: '{"o":1}', prevEventIds: ['$a'], authEventIds: ['$a'] });
-        await graph.insert(tx, { eventId: '$b', roomId: ROOM, depth: 3, status: 'timeline', stateGroup: 9, prevEventIds: ['$a'], authEventIds: [] });
+        await graph.insert(tx, {
+          eventId: '$o',
+          roomId: ROOM,
+          depth: 2,
+          status: 'soft_failed',
+          stateGroup: 7,
+          json: '{"o":1}',
+          prevEventIds: ['$a'],
+          authEventIds: ['$a'],
+        });
+        await graph.insert(tx, {
+          eventId: '$b',
+          roomId: ROOM,
+          depth: 3,
+          status: 'timeline',
+          stateGroup: 9,
+          prevEventIds: ['$a'],
+          authEventIds: [],
+        });
       });
       const again = await graph.get(['$o', '$b']);
       assert.equal(again.get('$o')!.status, 'soft_failed');
@@ -133,7 +195,10 @@ for (const backend of backends) {
         ids.push(planned.id);
         parent = planned.id;
         // A delta holds at most lowbit(seq) changes, and its chain is logarithmic.
-        assert.ok(planned.row.entries.length <= (planned.row.seq & -planned.row.seq) * 2, `group ${i} has ${planned.row.entries.length} entries`);
+        assert.ok(
+          planned.row.entries.length <= (planned.row.seq & -planned.row.seq) * 2,
+          `group ${i} has ${planned.row.entries.length} entries`,
+        );
         assert.ok(planned.row.deltaDepth <= 7);
       }
       const reader = fresh();
@@ -160,7 +225,10 @@ for (const backend of backends) {
         await roomState.setState(tx, { roomId: ROOM, type: 'm.room.name', stateKey: '', eventId: '$n2', membership: null, position: 9 });
       });
       const reader = groups(db).fresh();
-      assert.deepEqual(await reader.stateAfterEvent({ room_id: ROOM, state_group: null, stream_ordering: 7 }), new Map([[stateKey('m.room.name', ''), '$n1']]));
+      assert.deepEqual(
+        await reader.stateAfterEvent({ room_id: ROOM, state_group: null, stream_ordering: 7 }),
+        new Map([[stateKey('m.room.name', ''), '$n1']]),
+      );
       assert.equal(await reader.stateAfterEvent({ room_id: ROOM, state_group: null, stream_ordering: null }), undefined);
     });
 
@@ -177,7 +245,13 @@ for (const backend of backends) {
       await insert(2, '$m1', '!new:x', { prev_events: ['$c1'], auth_events: ['$c1'], content: {} });
       await insert(3, '$old1:x', '!old:x', { prev_events: [], auth_events: [], content: {} });
       await insert(4, '$m2', '!new:x', { prev_events: ['$m1'], auth_events: ['$c1', '$m1'], content: {} }, '');
-      await insert(5, '$old2:x', '!old:x', { prev_events: [['$old1:x', { sha256: 'abc' }]], auth_events: [['$old1:x', { sha256: 'abc' }]], content: {} }, '');
+      await insert(
+        5,
+        '$old2:x',
+        '!old:x',
+        { prev_events: [['$old1:x', { sha256: 'abc' }]], auth_events: [['$old1:x', { sha256: 'abc' }]], content: {} },
+        '',
+      );
       await migrate(db);
       const graph = new EventGraphStore(db);
       assert.deepEqual(await graph.forwardExtremities('!new:x'), ['$m2']);
@@ -189,9 +263,16 @@ for (const backend of backends) {
         assert.equal(row.state_group, null);
       }
       assert.equal(rows.get('$m2')!.stream_ordering, 4);
-      assert.deepEqual((await graph.prevEdges(['$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.prev_event_id}`).sort(), ['$m2>$m1', '$old2:x>$old1:x']);
+      assert.deepEqual((await graph.prevEdges(['$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.prev_event_id}`).sort(), [
+        '$m2>$m1',
+        '$old2:x>$old1:x',
+      ]);
       // Auth edges of state events only (only state events are ever auth events).
-      assert.deepEqual((await graph.authEdges(['$m1', '$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), ['$m2>$c1', '$m2>$m1', '$old2:x>$old1:x']);
+      assert.deepEqual((await graph.authEdges(['$m1', '$m2', '$old2:x'])).map((e) => `${e.event_id}>${e.auth_event_id}`).sort(), [
+        '$m2>$c1',
+        '$m2>$m1',
+        '$old2:x>$old1:x',
+      ]);
     });
   });
 }

@@ -23,6 +23,11 @@ test('PostgreSQL: 20 versions created at once through two connections pools are 
   const [a, b] = [open(), open()];
   await migrate(a, SCHEMA);
   const stores = [new KeyBackupStore(a), new KeyBackupStore(b)];
-  const versions = await Promise.all(Array.from({ length: 20 }, (_, i) => stores[i % 2]!.create('@racer:test', 'm.megolm_backup.v1.curve25519-aes-sha2', '{}')));
-  assert.deepEqual([...versions].sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1));
+  const versions = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => stores[i % 2]!.create('@racer:test', 'm.megolm_backup.v1.curve25519-aes-sha2', '{}')),
+  );
+  assert.deepEqual(
+    [...versions].sort((x, y) => x - y),
+    Array.from({ length: 20 }, (_, i) => i + 1),
+  );
 });

@@ -66,7 +66,10 @@ describe('PostgreSQL backend: the server goes away', () => {
   /** Terminates every session on `database` (as an administrator does), returns how many. */
   async function terminateSessions(database: string): Promise<number> {
     const client = await adminClient();
-    const { rows } = await client.query('SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [database]);
+    const { rows } = await client.query(
+      'SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [database],
+    );
     return rows.length;
   }
 
@@ -113,7 +116,10 @@ describe('PostgreSQL backend: the server goes away', () => {
     );
     await eventually(async () => {
       const client = await adminClient();
-      const { rows } = await client.query("SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(1)%'", [name]);
+      const { rows } = await client.query(
+        "SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(1)%'",
+        [name],
+      );
       return rows[0].n === 2;
     }, 'both statements to run');
     await terminateSessions(name);
@@ -144,18 +150,25 @@ describe('PostgreSQL backend: the server goes away', () => {
     assert.ok((await read).some((r) => r.v === 'before'));
     assert.equal(await tx, 'committed');
     assert.deepEqual(await write, { changes: 1 });
-    assert.deepEqual((await db.all<{ v: string }>('SELECT v FROM t ORDER BY v')).map((r) => r.v), ['before', 'during', 'during, alone']);
+    assert.deepEqual(
+      (await db.all<{ v: string }>('SELECT v FROM t ORDER BY v')).map((r) => r.v),
+      ['before', 'during', 'during, alone'],
+    );
     const said = messages();
     assert.equal(said.filter((m) => m === 'database unreachable; retrying').length, 1, said.join('\n'));
     assert.ok(said.indexOf('database connection restored') > said.indexOf('database unreachable; retrying'), said.join('\n'));
-    assert.ok(lines.find((l) => l.msg === 'database connection restored')!.downMs as number > 0);
+    assert.ok((lines.find((l) => l.msg === 'database connection restored')!.downMs as number) > 0);
   });
 
   test('an outage longer than the retry window: the caller gets DatabaseUnavailableError (retriable), and the same handle works once the server is back', async () => {
     const { db } = await open({ retryWindowMs: 300 });
     await server.shutdown();
     try {
-      for (const attempt of [db.get('SELECT 1 AS one'), db.run('INSERT INTO t (v) VALUES (?)', ['x']), db.transaction((q) => q.run('INSERT INTO t (v) VALUES (?)', ['y']))]) {
+      for (const attempt of [
+        db.get('SELECT 1 AS one'),
+        db.run('INSERT INTO t (v) VALUES (?)', ['x']),
+        db.transaction((q) => q.run('INSERT INTO t (v) VALUES (?)', ['y'])),
+      ]) {
         await assert.rejects(attempt, (err: unknown) => {
           assert.ok(err instanceof DatabaseUnavailableError, String(err));
           assert.equal(err.kind, 'unreachable');
@@ -227,7 +240,10 @@ describe('PostgreSQL backend: the server goes away', () => {
     await Promise.all(work);
     const rows = await db.all<{ v: string; n: number }>('SELECT v, COUNT(*)::int AS n FROM t GROUP BY v');
     assert.equal(rows.length, 40);
-    assert.ok(rows.every((r) => r.n === 1), JSON.stringify(rows.filter((r) => r.n !== 1)));
+    assert.ok(
+      rows.every((r) => r.n === 1),
+      JSON.stringify(rows.filter((r) => r.n !== 1)),
+    );
   });
 
   describe('a connection that breaks while its COMMIT is in flight', () => {
@@ -255,7 +271,10 @@ describe('PostgreSQL backend: the server goes away', () => {
       opened.push(db);
       const waitingInCommit = () =>
         eventually(async () => {
-          const { rows } = await setup.query("SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'", [name]);
+          const { rows } = await setup.query(
+            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'",
+            [name],
+          );
           return rows[0]?.pid as number | undefined;
         }, 'a COMMIT waiting at the gate');
       return {
@@ -279,7 +298,10 @@ describe('PostgreSQL backend: the server goes away', () => {
         });
         await gated.waitingInCommit();
         proxy.cut(); // the client loses the connection; the server's backend keeps waiting at the gate
-        await eventually(() => gated.messages().includes('the database connection broke during a COMMIT; asking the server whether it committed'), 'the client to notice');
+        await eventually(
+          () => gated.messages().includes('the database connection broke during a COMMIT; asking the server whether it committed'),
+          'the client to notice',
+        );
         await gated.open(); // the backend goes on and commits, and cannot tell the client
         assert.equal(await done, 'ok');
         assert.equal(runs, 1);
@@ -301,7 +323,10 @@ describe('PostgreSQL backend: the server goes away', () => {
         });
         const pid = await gated.waitingInCommit();
         proxy.cut();
-        await eventually(() => gated.messages().includes('the database connection broke during a COMMIT; asking the server whether it committed'), 'the client to notice');
+        await eventually(
+          () => gated.messages().includes('the database connection broke during a COMMIT; asking the server whether it committed'),
+          'the client to notice',
+        );
         await gated.terminate(pid); // the server rolls it back
         // The second run waits at the gate in its turn; then it may commit.
         await gated.waitingInCommit();

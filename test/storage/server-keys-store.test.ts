@@ -26,7 +26,13 @@ const BACKENDS: Record<string, () => Promise<Database>> = {
   },
 };
 
-const key = (keyId: string, publicKey: string, validUntilTs: number, old = false): ServerVerifyKey => ({ serverName: 'a.example', keyId, publicKey, validUntilTs, old });
+const key = (keyId: string, publicKey: string, validUntilTs: number, old = false): ServerVerifyKey => ({
+  serverName: 'a.example',
+  keyId,
+  publicKey,
+  validUntilTs,
+  old,
+});
 const answer = (validUntilTs: number, extra: JsonObject = {}): JsonObject => ({
   server_name: 'a.example',
   valid_until_ts: validUntilTs,
@@ -44,7 +50,14 @@ for (const [backend, open] of Object.entries(BACKENDS)) {
       await migrate(db);
       const store = new ServerKeysStore(db);
 
-      await store.storeAnswer('a.example', answer(2000), 2000, [key('ed25519:k', 'PK1', 2000), key('ed25519:old', 'OLD', 500, true)], 100, 'a.example');
+      await store.storeAnswer(
+        'a.example',
+        answer(2000),
+        2000,
+        [key('ed25519:k', 'PK1', 2000), key('ed25519:old', 'OLD', 500, true)],
+        100,
+        'a.example',
+      );
       // A notary's older sighting of the same key, valid for less: the longer validity stays.
       await store.storeAnswer('a.example', answer(1500), 1500, [key('ed25519:k', 'PK1', 1500)], 200, 'notary.example');
       assert.deepEqual(

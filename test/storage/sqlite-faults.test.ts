@@ -74,7 +74,10 @@ describe('SQLite backend: passing faults', () => {
     await db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', ['after']));
     assert.deepEqual(await db.all('SELECT v FROM t ORDER BY rowid'), [{ v: 'before' }, { v: 'after' }]);
     const said = messages();
-    assert.ok(said.includes('database busy (locked by another connection, or no free connection); answering 503 until it passes'), said.join('\n'));
+    assert.ok(
+      said.includes('database busy (locked by another connection, or no free connection); answering 503 until it passes'),
+      said.join('\n'),
+    );
     assert.ok(said.includes('database serves again'), said.join('\n'));
   });
 
@@ -85,7 +88,9 @@ describe('SQLite backend: passing faults', () => {
     await db.exec(`PRAGMA max_page_count = ${pages + 2}`);
     const big = 'x'.repeat(64 * 1024);
     const attempts = Array.from({ length: 20 }, (_, i) => ({ value: `${i}:${i % 4 === 0 ? big : 'small'}` }));
-    const results = await Promise.allSettled(attempts.map(({ value }) => db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', [value]))));
+    const results = await Promise.allSettled(
+      attempts.map(({ value }) => db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', [value]))),
+    );
     const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
     assert.ok(failed.length > 0, 'some writes did not fit');
     for (const { reason } of failed) unavailable('resources')(reason);
@@ -131,10 +136,14 @@ describe('SQLite backend: passing faults', () => {
       });
       assert.equal(retried.status, 200, JSON.stringify(retried.json));
       // Every acknowledged send is there once, and so is the retried one.
-      const messages = await db.all<{ event_id: string }>("SELECT event_id FROM events WHERE room_id = ? AND type = 'm.room.message'", [roomId]);
+      const messages = await db.all<{ event_id: string }>("SELECT event_id FROM events WHERE room_id = ? AND type = 'm.room.message'", [
+        roomId,
+      ]);
       assert.deepEqual(messages.map((m) => m.event_id).sort(), [...sent.map((s) => s.eventId), retried.json.event_id].sort());
       // And the server goes on serving reads.
-      const page = await hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=5`, { token: alice.accessToken });
+      const page = await hs.call('GET', `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?dir=b&limit=5`, {
+        token: alice.accessToken,
+      });
       assert.equal(page.status, 200);
     } finally {
       await hs.stop();

@@ -62,11 +62,22 @@ describe('myelin check', () => {
     const { status, stdout } = runMyelin(['check', '-c', configPath]);
     const out = lines(stdout);
     assert.equal(status, 0, stdout);
-    assert.ok(out.every((l) => l.startsWith('✓ ') || l.startsWith('all ')), stdout);
-    const expect = (pattern: RegExp) => assert.ok(out.some((l) => pattern.test(l)), `no line matching ${pattern} in:\n${stdout}`);
+    assert.ok(
+      out.every((l) => l.startsWith('✓ ') || l.startsWith('all ')),
+      stdout,
+    );
+    const expect = (pattern: RegExp) =>
+      assert.ok(
+        out.some((l) => pattern.test(l)),
+        `no line matching ${pattern} in:\n${stdout}`,
+      );
     expect(/^✓ config: 2 file\(s\), 0 worker\(s\)$/);
     expect(new RegExp(`^✓ socket ${run}/client\\.sock \\(main listener \\(client\\)\\): mode 0660, owner \\S+, group \\S+$`));
-    expect(new RegExp(`^✓ socket ${run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`));
+    expect(
+      new RegExp(
+        `^✓ socket ${run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`,
+      ),
+    );
     expect(new RegExp(`^✓ socket ${redis.socketPath} \\(redis\\.path\\): mode 0770, owner \\S+, group \\S+$`));
     expect(new RegExp(`^✓ Redis at ${redis.socketPath}: answers PING$`));
     expect(/^✓ Redis TCP listener: off \(port 0\)/);
@@ -82,7 +93,10 @@ describe('myelin check', () => {
     try {
       const { status, stdout } = runMyelin(['check', '-c', configPath]);
       assert.equal(status, 1, stdout);
-      assert.match(stdout, new RegExp(`✗ socket ${run}/client\\.sock \\(main listener \\(client\\)\\): mode 0666, expected 0660; owner \\S+, group \\S+`));
+      assert.match(
+        stdout,
+        new RegExp(`✗ socket ${run}/client\\.sock \\(main listener \\(client\\)\\): mode 0666, expected 0660; owner \\S+, group \\S+`),
+      );
       assert.match(stdout, /1 of \d+ checks failed/);
     } finally {
       chmodSync(join(run, 'client.sock'), 0o660);
@@ -110,7 +124,11 @@ describe('myelin check', () => {
   test('Redis that also listens on TCP fails the check', async () => {
     const port = await freePort();
     const socket = join(tempDir('myelin-redis-tcp-'), 'redis.sock');
-    const server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socket, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const server = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--unixsocket', socket, '--save', '', '--appendonly', 'no'],
+      { stdio: 'ignore' },
+    );
     try {
       for (let i = 0; i < 100 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
       const other = join(dir, 'conf.d', 'zz-redis-tcp.yaml');
@@ -132,7 +150,10 @@ describe('myelin check', () => {
     writeFileSync(bad, YAML.stringify({ server_name: 'x', stream_writers: { typing: ['a', 'b'] } }));
     const { status, stdout } = runMyelin(['check', '-c', bad]);
     assert.equal(status, 1);
-    assert.match(stdout, /✗ config: .*homeserver\.yaml: stream_writers\.typing: Must only specify one instance to handle `typing` messages\./);
+    assert.match(
+      stdout,
+      /✗ config: .*homeserver\.yaml: stream_writers\.typing: Must only specify one instance to handle `typing` messages\./,
+    );
     assert.match(stdout, /nothing else was checked/);
   });
 });

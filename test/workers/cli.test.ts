@@ -17,10 +17,22 @@ import { socketListener, typicalDeployment, writeDeployment } from './fixture.js
 describe('myelin proxy-config', () => {
   test('prints an nginx config for the workers of the deployment', () => {
     const files = typicalDeployment();
-    const { status, stdout, stderr } = runMyelin(['proxy-config', 'nginx', '-c', files.configPath, '--listen', '443 ssl', '--server-name', 'matrix.example.com']);
+    const { status, stdout, stderr } = runMyelin([
+      'proxy-config',
+      'nginx',
+      '-c',
+      files.configPath,
+      '--listen',
+      '443 ssl',
+      '--server-name',
+      'matrix.example.com',
+    ]);
     assert.equal(status, 0, stderr);
     assert.match(stdout, /^# Reverse-proxy config for Myelin \(nginx\)/);
-    assert.match(stdout, /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/);
+    assert.match(
+      stdout,
+      /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/,
+    );
     assert.match(stdout, /upstream myelin_initial_sync \{/);
     assert.match(stdout, /location ~ "\^\/_matrix\/client\/\(\?:r0\|v3\)\/sync\$" \{\n {8}proxy_pass http:\/\/\$myelin_sync_pool;/);
     assert.match(stdout, / {4}listen 443 ssl;\n {4}server_name matrix\.example\.com;/);
@@ -30,7 +42,10 @@ describe('myelin proxy-config', () => {
     const files = typicalDeployment();
     const haproxy = runMyelin(['proxy-config', 'haproxy', '-c', files.configPath]);
     assert.equal(haproxy.status, 0, haproxy.stderr);
-    assert.match(haproxy.stdout, /backend myelin_client_workers_by_user\n {4}balance hash var\(txn\.myelin_user\)\n {4}hash-type consistent/);
+    assert.match(
+      haproxy.stdout,
+      /backend myelin_client_workers_by_user\n {4}balance hash var\(txn\.myelin_user\)\n {4}hash-type consistent/,
+    );
     const unknown = runMyelin(['proxy-config', 'apache', '-c', files.configPath]);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /proxy-config needs the proxy: nginx or haproxy/);
@@ -38,7 +53,10 @@ describe('myelin proxy-config', () => {
     writeFileSync(join(dir, 'homeserver.yaml'), YAML.stringify({ server_name: 'x', stream_writers: { events: 'persister9' } }));
     const bad = runMyelin(['proxy-config', 'nginx', '-c', join(dir, 'homeserver.yaml')]);
     assert.equal(bad.status, 2);
-    assert.match(bad.stderr, /stream_writers\.events: Instance 'persister9' is configured to write events but does not appear in `instance_map` config\./);
+    assert.match(
+      bad.stderr,
+      /stream_writers\.events: Instance 'persister9' is configured to write events but does not appear in `instance_map` config\./,
+    );
   });
 });
 
@@ -50,7 +68,10 @@ describe('myelin systemd', () => {
     assert.match(stdout, /# ---- \/etc\/systemd\/system\/myelin\.service ----/);
     assert.match(stdout, new RegExp(`ExecStart=${process.execPath} ${MYELIN_BIN} start --no-workers -c ${files.configPath}\n`));
     assert.match(stdout, /# ---- \/etc\/systemd\/system\/myelin-worker@\.service ----/);
-    assert.match(stdout, new RegExp(`ExecStart=${process.execPath} ${MYELIN_BIN} worker -c ${files.configPath} -c ${files.dir}/workers/%i\\.yaml\n`));
+    assert.match(
+      stdout,
+      new RegExp(`ExecStart=${process.execPath} ${MYELIN_BIN} worker -c ${files.configPath} -c ${files.dir}/workers/%i\\.yaml\n`),
+    );
     assert.match(stdout, new RegExp(`AssertPathExists=${files.dir}/workers/%i\\.yaml`));
     assert.match(stdout, /PartOf=myelin\.service\n/);
     assert.match(stdout, /After=myelin\.service\n/);
@@ -63,9 +84,19 @@ describe('myelin systemd', () => {
     assert.equal(socketRuntimeDirectory(['/run/matrix-synapse/replication.sock', '/run/matrix-synapse/workers/g1.sock']), 'matrix-synapse');
     assert.equal(socketRuntimeDirectory(['/tmp/x.sock']), undefined);
     assert.equal(socketRuntimeDirectory(['/run/a/x.sock', '/run/b/y.sock']), undefined);
-    const units = systemdUnits({ configPath: '/etc/myelin/homeserver.yaml', user: 'u', group: 'g', runtimeDirectory: 'matrix-synapse', node: '/usr/bin/node', bin: '/opt/myelin/bin/myelin' });
+    const units = systemdUnits({
+      configPath: '/etc/myelin/homeserver.yaml',
+      user: 'u',
+      group: 'g',
+      runtimeDirectory: 'matrix-synapse',
+      node: '/usr/bin/node',
+      bin: '/opt/myelin/bin/myelin',
+    });
     assert.match(units, /RuntimeDirectory=matrix-synapse\n/);
-    assert.match(units, /ExecStart=\/usr\/bin\/node \/opt\/myelin\/bin\/myelin worker -c \/etc\/myelin\/homeserver\.yaml -c \/etc\/myelin\/workers\/%i\.yaml\n/);
+    assert.match(
+      units,
+      /ExecStart=\/usr\/bin\/node \/opt\/myelin\/bin\/myelin worker -c \/etc\/myelin\/homeserver\.yaml -c \/etc\/myelin\/workers\/%i\.yaml\n/,
+    );
   });
 });
 
@@ -131,9 +162,13 @@ describe('the built-in router on main', () => {
       });
       const account = (await register.json()) as { access_token: string; user_id: string };
       assert.equal(register.status, 200, JSON.stringify(account));
-      const whoami = await fetch(`${base}/_matrix/client/v3/account/whoami`, { headers: { authorization: `Bearer ${account.access_token}` } });
+      const whoami = await fetch(`${base}/_matrix/client/v3/account/whoami`, {
+        headers: { authorization: `Bearer ${account.access_token}` },
+      });
       assert.deepEqual(((await whoami.json()) as { user_id: string }).user_id, '@alice:localhost');
-      const sync = await fetch(`${base}/_matrix/client/v3/sync?timeout=0`, { headers: { authorization: `Bearer ${account.access_token}` } });
+      const sync = await fetch(`${base}/_matrix/client/v3/sync?timeout=0`, {
+        headers: { authorization: `Bearer ${account.access_token}` },
+      });
       assert.equal(sync.status, 200);
       assert.ok(((await sync.json()) as { next_batch: string }).next_batch);
 

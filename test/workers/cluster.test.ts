@@ -43,7 +43,9 @@ describe('worker deployment: main, two events persisters, two client workers', (
   test('a message sent through one worker reaches a sync on another, once, in order', async () => {
     const alice = await register('client1', 'alice');
     const bob = await register('client2', 'bob');
-    const created = await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
+    const created = await cluster
+      .instance('client1')
+      .call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } });
     assert.equal(created.status, 200, created.text);
     const roomId: string = created.json.room_id;
     const joined = await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token });
@@ -61,7 +63,9 @@ describe('worker deployment: main, two events persisters, two client workers', (
     const bodies: string[] = [];
     const deadline = Date.now() + 20_000;
     while (bodies.length < 5 && Date.now() < deadline) {
-      const res = await cluster.instance('client2').call('GET', `/_matrix/client/v3/sync?since=${enc(since)}&timeout=5000`, { token: bob.access_token });
+      const res = await cluster
+        .instance('client2')
+        .call('GET', `/_matrix/client/v3/sync?since=${enc(since)}&timeout=5000`, { token: bob.access_token });
       assert.equal(res.status, 200, res.text);
       since = res.json.next_batch;
       for (const e of res.json.rooms?.join?.[roomId]?.timeline?.events ?? []) if (e.type === 'm.room.message') bodies.push(e.content.body);
@@ -76,7 +80,9 @@ describe('worker deployment: main, two events persisters, two client workers', (
       assert.equal(res.status, 200, res.text);
     }
     const db = cluster.instance('main').homeserver.database;
-    const rows = await db.all<{ instance_name: string; n: number }>("SELECT instance_name, COUNT(*) AS n FROM events WHERE type = 'm.room.create' GROUP BY instance_name");
+    const rows = await db.all<{ instance_name: string; n: number }>(
+      "SELECT instance_name, COUNT(*) AS n FROM events WHERE type = 'm.room.create' GROUP BY instance_name",
+    );
     const byInstance = Object.fromEntries(rows.map((r) => [r.instance_name, Number(r.n)]));
     assert.ok((byInstance.persister1 ?? 0) > 0 && (byInstance.persister2 ?? 0) > 0, JSON.stringify(byInstance));
     assert.equal(byInstance.main, undefined, 'main writes no events');
@@ -90,18 +96,32 @@ describe('worker deployment: main, two events persisters, two client workers', (
       const { services } = cluster.instance(instance).homeserver;
       return new RoomCreationHandler({ ...services, now: () => frozenMs }, services.membership);
     };
-    const [one, two] = await Promise.all([handlerOn('client1').createRoom(dave.user_id, { name: 'one' }), handlerOn('client2').createRoom(dave.user_id, { name: 'two' })]);
+    const [one, two] = await Promise.all([
+      handlerOn('client1').createRoom(dave.user_id, { name: 'one' }),
+      handlerOn('client2').createRoom(dave.user_id, { name: 'two' }),
+    ]);
     assert.notEqual(one.room_id, two.room_id);
     const db = cluster.instance('main').homeserver.database;
-    for (const [roomId, name] of [[one.room_id, 'one'], [two.room_id, 'two']] as const) {
+    for (const [roomId, name] of [
+      [one.room_id, 'one'],
+      [two.room_id, 'two'],
+    ] as const) {
       const names = await db.all<{ json: string }>("SELECT json FROM events WHERE room_id = ? AND type = 'm.room.name'", [roomId]);
-      assert.deepEqual(names.map((r) => JSON.parse(r.json).content.name), [name], `${roomId} has its own request's state`);
+      assert.deepEqual(
+        names.map((r) => JSON.parse(r.json).content.name),
+        [name],
+        `${roomId} has its own request's state`,
+      );
     }
 
     // The create event both built first names a room that exists now: its persister refuses it
     // with a 4xx, which the RPC hands back instead of retrying (a retry loop ends in 503).
     const { services } = cluster.instance('client1').homeserver;
-    const create = buildCreateEvent({ version: getRoomVersion('12')!, creator: dave.user_id, content: {}, now: frozenMs }, services.serverName, services.signingKey);
+    const create = buildCreateEvent(
+      { version: getRoomVersion('12')!, creator: dave.user_id, content: {}, now: frozenMs },
+      services.serverName,
+      services.signingKey,
+    );
     const plan = { roomVersion: '12', creator: dave.user_id, createEvent: create.pdu, initialEvents: [], isPublic: false, aliases: [] };
     await assert.rejects(services.eventsWriter.createRoom(plan), (err: unknown) => {
       assert.ok(err instanceof MatrixError, String(err));
@@ -125,7 +145,12 @@ describe('worker deployment: stream writers on a worker', () => {
   const register = (instance: string, username: string) => registerOn(cluster, instance, username);
 
   /** Syncs through `instance` until `found` returns something, starting from `since`. */
-  async function syncUntil<T>(instance: string, token: string, since: string, found: (body: any) => T | undefined): Promise<{ value: T; since: string }> {
+  async function syncUntil<T>(
+    instance: string,
+    token: string,
+    since: string,
+    found: (body: any) => T | undefined,
+  ): Promise<{ value: T; since: string }> {
     const deadline = Date.now() + 20_000;
     let position = since;
     while (Date.now() < deadline) {
@@ -141,21 +166,42 @@ describe('worker deployment: stream writers on a worker', () => {
   test('typing, receipts, to-device and account data cross workers', async () => {
     const alice = await register('client1', 'alice');
     const bob = await register('client2', 'bob');
-    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
-    assert.equal((await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token })).status, 200);
-    let since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json.next_batch;
+    const roomId: string = (
+      await cluster
+        .instance('client1')
+        .call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })
+    ).json.room_id;
+    assert.equal(
+      (await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token })).status,
+      200,
+    );
+    let since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json
+      .next_batch;
 
-    const typing = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(alice.user_id)}`, { token: alice.access_token, body: { typing: true, timeout: 10_000 } });
+    const typing = await cluster
+      .instance('client1')
+      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(alice.user_id)}`, {
+        token: alice.access_token,
+        body: { typing: true, timeout: 10_000 },
+      });
     assert.equal(typing.status, 200, typing.text);
     ({ since } = await syncUntil('client2', bob.access_token, since, (body) =>
       body.rooms?.join?.[roomId]?.ephemeral?.events?.find((e: any) => e.type === 'm.typing' && e.content.user_ids.includes(alice.user_id)),
     ));
 
-    const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/r1`, { token: alice.access_token, body: { msgtype: 'm.text', body: 'read me' } });
+    const sent = await cluster
+      .instance('client1')
+      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/r1`, {
+        token: alice.access_token,
+        body: { msgtype: 'm.text', body: 'read me' },
+      });
     const eventId: string = sent.json.event_id;
-    const receipt = await cluster.instance('client2').call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, { token: bob.access_token, body: {} });
+    const receipt = await cluster
+      .instance('client2')
+      .call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(eventId)}`, { token: bob.access_token, body: {} });
     assert.equal(receipt.status, 200, receipt.text);
-    let aliceSince: string = (await cluster.instance('client1').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json.next_batch;
+    let aliceSince: string = (await cluster.instance('client1').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json
+      .next_batch;
     const initial = (await cluster.instance('client1').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json;
     const receipts = initial.rooms.join[roomId].ephemeral.events.find((e: any) => e.type === 'm.receipt');
     assert.ok(receipts?.content?.[eventId]?.['m.read']?.[bob.user_id], JSON.stringify(initial.rooms.join[roomId].ephemeral));
@@ -169,15 +215,23 @@ describe('worker deployment: stream writers on a worker', () => {
       body.to_device?.events?.find((e: any) => e.type === 'm.test' && e.content.hello === 'alice' && e.sender === bob.user_id),
     ));
 
-    const data = await cluster.instance('client2').call('PUT', `/_matrix/client/v3/user/${enc(bob.user_id)}/account_data/org.example.setting`, { token: bob.access_token, body: { on: true } });
+    const data = await cluster
+      .instance('client2')
+      .call('PUT', `/_matrix/client/v3/user/${enc(bob.user_id)}/account_data/org.example.setting`, {
+        token: bob.access_token,
+        body: { on: true },
+      });
     assert.equal(data.status, 200, data.text);
-    await syncUntil('client1', bob.access_token, since, (body) => body.account_data?.events?.find((e: any) => e.type === 'org.example.setting'));
+    await syncUntil('client1', bob.access_token, since, (body) =>
+      body.account_data?.events?.find((e: any) => e.type === 'org.example.setting'),
+    );
     assert.ok(aliceSince);
   });
 
   test('a token logged out through one process stops working on the others', async () => {
     const dave = await register('client1', 'dave');
-    const whoami = (instance: string) => cluster.instance(instance).call('GET', '/_matrix/client/v3/account/whoami', { token: dave.access_token });
+    const whoami = (instance: string) =>
+      cluster.instance(instance).call('GET', '/_matrix/client/v3/account/whoami', { token: dave.access_token });
     // Every process has the token cached now.
     for (const instance of ['main', 'client1', 'client2', 'streams']) assert.equal((await whoami(instance)).status, 200);
     assert.equal((await cluster.instance('main').call('POST', '/_matrix/client/v3/logout', { token: dave.access_token })).status, 200);
@@ -195,12 +249,25 @@ describe('worker deployment: stream writers on a worker', () => {
 
   test('a write through one worker is visible to an immediate read through another', async () => {
     const carol = await register('client1', 'carol');
-    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })).json.room_id;
+    const roomId: string = (
+      await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })
+    ).json.room_id;
     for (let i = 0; i < 5; i++) {
-      const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/ryw${i}`, { token: carol.access_token, body: { msgtype: 'm.text', body: `ryw ${i}` } });
-      const read = await cluster.instance('client2').call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.json.event_id)}`, { token: carol.access_token });
+      const sent = await cluster
+        .instance('client1')
+        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/ryw${i}`, {
+          token: carol.access_token,
+          body: { msgtype: 'm.text', body: `ryw ${i}` },
+        });
+      const read = await cluster
+        .instance('client2')
+        .call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.json.event_id)}`, { token: carol.access_token });
       assert.equal(read.status, 200, read.text);
-      const synced = await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync?filter=' + enc(JSON.stringify({ room: { timeline: { limit: 1 } } })), { token: carol.access_token });
+      const synced = await cluster
+        .instance('client2')
+        .call('GET', '/_matrix/client/v3/sync?filter=' + enc(JSON.stringify({ room: { timeline: { limit: 1 } } })), {
+          token: carol.access_token,
+        });
       assert.equal(synced.json.rooms.join[roomId].timeline.events.at(-1).content.body, `ryw ${i}`);
     }
   });
@@ -221,16 +288,24 @@ describe('worker deployment: two device_lists writers and two receipts writers',
 
   test('device keys uploaded through one worker, by users of both writers, reach a sync and a query on another', async () => {
     const alice = await register('client2', 'alice');
-    const roomId: string = (await cluster.instance('client2').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
+    const roomId: string = (
+      await cluster
+        .instance('client2')
+        .call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })
+    ).json.room_id;
     const others = [];
     for (let i = 0; i < 8; i++) {
       const user = await register(i % 2 ? 'client1' : 'client2', `user${i}`);
-      assert.equal((await cluster.instance('client1').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: user.access_token })).status, 200);
+      assert.equal(
+        (await cluster.instance('client1').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: user.access_token })).status,
+        200,
+      );
       others.push(user);
     }
     // The users hash to both writers, so both allocate positions.
     assert.deepEqual(new Set(others.map((u) => shardOf(u.user_id, writers))), new Set(writers));
-    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json.next_batch;
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: alice.access_token })).json
+      .next_batch;
 
     await Promise.all(
       others.map(async (user) => {
@@ -246,14 +321,18 @@ describe('worker deployment: two device_lists writers and two receipts writers',
     let position = since;
     const deadline = Date.now() + 20_000;
     while (changed.size < others.length && Date.now() < deadline) {
-      const res = await cluster.instance('client2').call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: alice.access_token });
+      const res = await cluster
+        .instance('client2')
+        .call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: alice.access_token });
       assert.equal(res.status, 200, res.text);
       position = res.json.next_batch;
       for (const userId of res.json.device_lists?.changed ?? []) changed.add(userId);
     }
     assert.deepEqual([...changed].sort(), others.map((u) => u.user_id).sort());
 
-    const fromTo = await cluster.instance('client1').call('GET', `/_matrix/client/v3/keys/changes?from=${enc(since)}&to=${enc(position)}`, { token: alice.access_token });
+    const fromTo = await cluster
+      .instance('client1')
+      .call('GET', `/_matrix/client/v3/keys/changes?from=${enc(since)}&to=${enc(position)}`, { token: alice.access_token });
     assert.deepEqual([...fromTo.json.changed].sort(), others.map((u) => u.user_id).sort());
     const query = await cluster.instance('client2').call('POST', '/_matrix/client/v3/keys/query', {
       token: alice.access_token,
@@ -268,26 +347,47 @@ describe('worker deployment: two device_lists writers and two receipts writers',
     const carol = await register('client2', 'carol');
     const rooms: string[] = [];
     for (let i = 0; rooms.length < 6 && i < 40; i++) {
-      const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: bob.access_token, body: { preset: 'public_chat' } })).json.room_id;
-      assert.equal((await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: carol.access_token })).status, 200);
+      const roomId: string = (
+        await cluster
+          .instance('client1')
+          .call('POST', '/_matrix/client/v3/createRoom', { token: bob.access_token, body: { preset: 'public_chat' } })
+      ).json.room_id;
+      assert.equal(
+        (await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: carol.access_token })).status,
+        200,
+      );
       rooms.push(roomId);
     }
     assert.deepEqual(new Set(rooms.map((r) => shardOf(r, writers))), new Set(writers));
-    let position: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json.next_batch;
+    let position: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json
+      .next_batch;
     await Promise.all(
       rooms.map(async (roomId, i) => {
-        const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/rr${i}`, { token: bob.access_token, body: { msgtype: 'm.text', body: 'read me' } });
-        const receipt = await cluster.instance('client1').call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(sent.json.event_id)}`, { token: bob.access_token, body: {} });
+        const sent = await cluster
+          .instance('client1')
+          .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/rr${i}`, {
+            token: bob.access_token,
+            body: { msgtype: 'm.text', body: 'read me' },
+          });
+        const receipt = await cluster
+          .instance('client1')
+          .call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(sent.json.event_id)}`, {
+            token: bob.access_token,
+            body: {},
+          });
         assert.equal(receipt.status, 200, receipt.text);
       }),
     );
     const seen = new Set<string>();
     const deadline = Date.now() + 20_000;
     while (seen.size < rooms.length && Date.now() < deadline) {
-      const res = await cluster.instance('client2').call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: carol.access_token });
+      const res = await cluster
+        .instance('client2')
+        .call('GET', `/_matrix/client/v3/sync?since=${enc(position)}&timeout=3000`, { token: carol.access_token });
       position = res.json.next_batch;
       for (const [roomId, room] of Object.entries<any>(res.json.rooms?.join ?? {})) {
-        if (room.ephemeral?.events?.some((e: any) => e.type === 'm.receipt' && JSON.stringify(e.content).includes(bob.user_id))) seen.add(roomId);
+        if (room.ephemeral?.events?.some((e: any) => e.type === 'm.receipt' && JSON.stringify(e.content).includes(bob.user_id)))
+          seen.add(roomId);
       }
     }
     assert.deepEqual([...seen].sort(), [...rooms].sort());
@@ -325,27 +425,45 @@ describe('worker deployment: faults', () => {
   test('Redis stops for 3 s: every process reconnects and a syncing client misses nothing', async () => {
     const alice = await register('client1', 'alice');
     const bob = await register('client2', 'bob');
-    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })).json.room_id;
+    const roomId: string = (
+      await cluster
+        .instance('client1')
+        .call('POST', '/_matrix/client/v3/createRoom', { token: alice.access_token, body: { preset: 'public_chat' } })
+    ).json.room_id;
     await cluster.instance('client2').call('POST', `/_matrix/client/v3/join/${enc(roomId)}`, { token: bob.access_token });
-    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json.next_batch;
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json
+      .next_batch;
     await cluster.redis.stop();
     const sent: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const res = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/out${i}`, { token: alice.access_token, body: { msgtype: 'm.text', body: `during ${i}` } });
+      const res = await cluster
+        .instance('client1')
+        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/out${i}`, {
+          token: alice.access_token,
+          body: { msgtype: 'm.text', body: `during ${i}` },
+        });
       assert.equal(res.status, 200, res.text);
       sent.push(`during ${i}`);
       await new Promise((r) => setTimeout(r, 500));
     }
     await cluster.redis.start();
-    const after = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, { token: alice.access_token, body: { msgtype: 'm.text', body: 'after' } });
+    const after = await cluster
+      .instance('client1')
+      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, {
+        token: alice.access_token,
+        body: { msgtype: 'm.text', body: 'after' },
+      });
     assert.equal(after.status, 200);
     assert.deepEqual(await collect('client2', bob.access_token, since, roomId, 7), [...sent, 'after']);
   });
 
   test('the events persister goes away: sends wait for it and land once, none lost, none twice', async () => {
     const carol = await register('client1', 'carol');
-    const roomId: string = (await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })).json.room_id;
-    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json.next_batch;
+    const roomId: string = (
+      await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })
+    ).json.room_id;
+    const since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: carol.access_token })).json
+      .next_batch;
     const persister = cluster.instance('persister1');
     const { loadConfig } = await import('../../src/config/load.js');
     const { startWorker } = await import('../../src/process/homeserver.js');
@@ -353,7 +471,12 @@ describe('worker deployment: faults', () => {
     await persister.homeserver.stop(0);
     // Sends made while it is down are retried by client1 until it is back.
     const pending = Array.from({ length: 4 }, (_, i) =>
-      cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down${i}`, { token: carol.access_token, body: { msgtype: 'm.text', body: `down ${i}` } }),
+      cluster
+        .instance('client1')
+        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down${i}`, {
+          token: carol.access_token,
+          body: { msgtype: 'm.text', body: `down ${i}` },
+        }),
     );
     await new Promise((r) => setTimeout(r, 2000));
     const { join } = await import('node:path');
@@ -362,7 +485,12 @@ describe('worker deployment: faults', () => {
     const results = await Promise.all(pending);
     for (const res of results) assert.equal(res.status, 200, res.text);
     // The client retries one of them with the same transaction id: the same event comes back.
-    const retried = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down0`, { token: carol.access_token, body: { msgtype: 'm.text', body: 'down 0' } });
+    const retried = await cluster
+      .instance('client1')
+      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down0`, {
+        token: carol.access_token,
+        body: { msgtype: 'm.text', body: 'down 0' },
+      });
     assert.equal(retried.json.event_id, results[0]!.json.event_id);
     const bodies = await collect('client2', carol.access_token, since, roomId, 4);
     assert.deepEqual([...bodies].sort(), ['down 0', 'down 1', 'down 2', 'down 3']);

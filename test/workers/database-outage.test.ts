@@ -26,10 +26,19 @@ interface Account {
   accessToken: string;
 }
 
-async function call(baseUrl: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: any; headers: Headers }> {
+async function call(
+  baseUrl: string,
+  method: string,
+  path: string,
+  token?: string,
+  body?: unknown,
+): Promise<{ status: number; json: any; headers: Headers }> {
   const res = await fetch(baseUrl + path, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
@@ -43,7 +52,11 @@ async function call(baseUrl: string, method: string, path: string, token?: strin
 }
 
 async function register(baseUrl: string, username: string): Promise<Account> {
-  const res = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, { username, password: `pw-${username}-secret`, auth: { type: 'm.login.dummy' } });
+  const res = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, {
+    username,
+    password: `pw-${username}-secret`,
+    auth: { type: 'm.login.dummy' },
+  });
   assert.equal(res.status, 200, JSON.stringify(res.json));
   return { userId: res.json.user_id, accessToken: res.json.access_token };
 }
@@ -73,7 +86,13 @@ function startLoad(cluster: ProcessCluster, senders: Account[], roomIds: string[
       for (let attempt = 0; ; attempt++) {
         const worker = ['generic1', 'generic2'][(i + s + attempt) % 2]!;
         try {
-          const res = await call(cluster.baseUrl(worker), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txnId}`, sender.accessToken, { msgtype: 'm.text', body });
+          const res = await call(
+            cluster.baseUrl(worker),
+            'PUT',
+            `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${txnId}`,
+            sender.accessToken,
+            { msgtype: 'm.text', body },
+          );
           if (res.status === 200) {
             result.acknowledged.push({ roomId, txnId, body, eventId: res.json.event_id });
             break;
@@ -123,7 +142,9 @@ describe('a worker deployment through PostgreSQL outages', () => {
     for (let i = 0; i < 8; i++) senders.push(await register(cluster.baseUrl(i % 2 === 0 ? 'generic1' : 'generic2'), `outage_sender${i}`));
     reader = await register(cluster.baseUrl('generic2'), 'outage_reader');
     for (let i = 0; rooms.size < 2 && i < 60; i++) {
-      const created = await call(cluster.baseUrl('generic1'), 'POST', '/_matrix/client/v3/createRoom', senders[0]!.accessToken, { preset: 'public_chat' });
+      const created = await call(cluster.baseUrl('generic1'), 'POST', '/_matrix/client/v3/createRoom', senders[0]!.accessToken, {
+        preset: 'public_chat',
+      });
       assert.equal(created.status, 200, JSON.stringify(created.json));
       const roomId: string = created.json.room_id;
       const persister = shardOf(roomId, ['persister1', 'persister2']);
@@ -166,11 +187,27 @@ describe('a worker deployment through PostgreSQL outages', () => {
     let probe = 0;
     for (const [persister, roomId] of rooms) {
       probes[persister] = async () =>
-        (await call(cluster.baseUrl('generic1'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/probe-${Date.now()}-${probe++}`, token, { msgtype: 'm.text', body: 'probe' })).status === 200;
+        (
+          await call(
+            cluster.baseUrl('generic1'),
+            'PUT',
+            `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/probe-${Date.now()}-${probe++}`,
+            token,
+            { msgtype: 'm.text', body: 'probe' },
+          )
+        ).status === 200;
     }
     // Reads that hit the database (pagination) on each client-facing process.
     for (const instance of ['main', ...cluster.clientWorkers]) {
-      probes[instance] = async () => (await call(cluster.baseUrl(instance), 'GET', `/_matrix/client/v3/rooms/${enc(rooms.get('persister1')!)}/messages?dir=b&limit=1`, token)).status === 200;
+      probes[instance] = async () =>
+        (
+          await call(
+            cluster.baseUrl(instance),
+            'GET',
+            `/_matrix/client/v3/rooms/${enc(rooms.get('persister1')!)}/messages?dir=b&limit=1`,
+            token,
+          )
+        ).status === 200;
     }
     const times = new Map<string, number>();
     await Promise.all(
@@ -207,13 +244,19 @@ describe('a worker deployment through PostgreSQL outages', () => {
       const seen = new Set<string>();
       let from: string | undefined;
       for (let page = 0; page < 50; page++) {
-        const res = await call(cluster.baseUrl('generic2'), 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=500${from ? `&from=${enc(from)}` : ''}`, reader.accessToken);
+        const res = await call(
+          cluster.baseUrl('generic2'),
+          'GET',
+          `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=500${from ? `&from=${enc(from)}` : ''}`,
+          reader.accessToken,
+        );
         assert.equal(res.status, 200, JSON.stringify(res.json));
         for (const event of res.json.chunk) if (event.type === 'm.room.message') seen.add(event.event_id);
         if (!res.json.end || res.json.chunk.length === 0) break;
         from = res.json.end;
       }
-      for (const sent of load.acknowledged.filter((a) => a.roomId === roomId)) assert.ok(seen.has(sent.eventId), `${sent.txnId} (${sent.eventId}) is in /messages`);
+      for (const sent of load.acknowledged.filter((a) => a.roomId === roomId))
+        assert.ok(seen.has(sent.eventId), `${sent.txnId} (${sent.eventId}) is in /messages`);
     }
   }
 
@@ -226,11 +269,19 @@ describe('a worker deployment through PostgreSQL outages', () => {
       said.set(key, (said.get(key) ?? 0) + 1);
     }
     t.diagnostic(`${what}: log lines: ${[...said].map(([k, n]) => `${k} ×${n}`).join('; ')}`);
-    t.diagnostic(`${what}: serving again after PostgreSQL's return: ${sorted.map(([i, ms]) => `${i} ${(ms / 1000).toFixed(1)} s`).join(', ')}; max ${(Math.max(...times.values()) / 1000).toFixed(1)} s`);
-    t.diagnostic(`${what}: ${load.acknowledged.length} sends acknowledged; answers other than 200 meanwhile: ${JSON.stringify(Object.fromEntries(load.failures))}`);
+    t.diagnostic(
+      `${what}: serving again after PostgreSQL's return: ${sorted.map(([i, ms]) => `${i} ${(ms / 1000).toFixed(1)} s`).join(', ')}; max ${(Math.max(...times.values()) / 1000).toFixed(1)} s`,
+    );
+    t.diagnostic(
+      `${what}: ${load.acknowledged.length} sends acknowledged; answers other than 200 meanwhile: ${JSON.stringify(Object.fromEntries(load.failures))}`,
+    );
   }
 
-  const linesOf = (from: number, instance: string, msg: string) => cluster.logLines().slice(from).filter((l: LogLine) => l.instance === instance && l.msg === msg);
+  const linesOf = (from: number, instance: string, msg: string) =>
+    cluster
+      .logLines()
+      .slice(from)
+      .filter((l: LogLine) => l.instance === instance && l.msg === msg);
 
   test('PostgreSQL stopped for 10 s under a steady send load: every process serves again once it is back; no acknowledged send lost or doubled; no process exited', async (t) => {
     const before = pids();
@@ -282,15 +333,28 @@ describe('a worker deployment through PostgreSQL outages', () => {
     const oldPids = pids();
     for (const worker of ['generic2', 'persister1']) process.kill(oldPids.get(worker)!, 'SIGKILL');
     for (const worker of ['generic2', 'persister1']) {
-      await cluster.waitForLog((l) => l.instance === worker && l.msg === 'database unreachable; waiting for it before starting', { from, ms: 90_000, what: `${worker} to say it waits for the database` });
-      await cluster.waitForLog((l) => l.instance === 'main' && new RegExp(`^worker ${worker}: starting \\(pid \\d+\\), waiting for the database$`).test(l.msg ?? ''), {
+      await cluster.waitForLog((l) => l.instance === worker && l.msg === 'database unreachable; waiting for it before starting', {
         from,
         ms: 90_000,
-        what: `the supervisor to hear that ${worker} waits`,
+        what: `${worker} to say it waits for the database`,
       });
+      await cluster.waitForLog(
+        (l) =>
+          l.instance === 'main' && new RegExp(`^worker ${worker}: starting \\(pid \\d+\\), waiting for the database$`).test(l.msg ?? ''),
+        {
+          from,
+          ms: 90_000,
+          what: `the supervisor to hear that ${worker} waits`,
+        },
+      );
     }
     // Nobody said "schema version 0", and the waiting workers were not restarted meanwhile.
-    assert.ok(!cluster.logLines().slice(from).some((l) => /schema is at version 0/.test(l.msg ?? '')));
+    assert.ok(
+      !cluster
+        .logLines()
+        .slice(from)
+        .some((l) => /schema is at version 0/.test(l.msg ?? '')),
+    );
     await postgres.start();
     const backAt = Date.now();
     for (const worker of ['generic2', 'persister1']) {
@@ -298,10 +362,15 @@ describe('a worker deployment through PostgreSQL outages', () => {
       assert.notEqual(pid, oldPids.get(worker));
     }
     const times = await timesToServe(backAt);
-    t.diagnostic(`started while PostgreSQL was down: serving after its return: ${[...times].map(([i, ms]) => `${i} ${(ms / 1000).toFixed(1)} s`).join(', ')}`);
+    t.diagnostic(
+      `started while PostgreSQL was down: serving after its return: ${[...times].map(([i, ms]) => `${i} ${(ms / 1000).toFixed(1)} s`).join(', ')}`,
+    );
     // Each was started once after its kill: it waited instead of being restarted over and over.
     for (const worker of ['generic2', 'persister1']) {
-      const restarts = cluster.logLines().slice(from).filter((l) => l.instance === 'main' && new RegExp(`^worker ${worker}: (exited|killed)`).test(l.msg ?? ''));
+      const restarts = cluster
+        .logLines()
+        .slice(from)
+        .filter((l) => l.instance === 'main' && new RegExp(`^worker ${worker}: (exited|killed)`).test(l.msg ?? ''));
       assert.equal(restarts.length, 1, restarts.map((l) => l.msg).join('\n'));
     }
   });
@@ -311,11 +380,18 @@ describe('a worker deployment through PostgreSQL outages', () => {
     const pid = cluster.pidOf('generic1');
     process.kill(pid, 'SIGSTOP');
     try {
-      await cluster.waitForLog((l) => l.instance === 'main' && new RegExp(`^worker generic1: not answering /health for \\d+ s \\(ETIMEDOUT\\); killing it \\(pid ${pid}\\) to restart it$`).test(l.msg ?? ''), {
-        from,
-        ms: 120_000,
-        what: 'the supervisor to kill the hung worker',
-      });
+      await cluster.waitForLog(
+        (l) =>
+          l.instance === 'main' &&
+          new RegExp(`^worker generic1: not answering /health for \\d+ s \\(ETIMEDOUT\\); killing it \\(pid ${pid}\\) to restart it$`).test(
+            l.msg ?? '',
+          ),
+        {
+          from,
+          ms: 120_000,
+          what: 'the supervisor to kill the hung worker',
+        },
+      );
       const newPid = await cluster.waitForRestart('generic1', from, 120_000);
       assert.notEqual(newPid, pid);
     } finally {
@@ -325,7 +401,12 @@ describe('a worker deployment through PostgreSQL outages', () => {
         // killed, as it should be
       }
     }
-    const res = await call(cluster.baseUrl('generic1'), 'GET', `/_matrix/client/v3/rooms/${enc(rooms.get('persister2')!)}/messages?dir=b&limit=1`, reader.accessToken);
+    const res = await call(
+      cluster.baseUrl('generic1'),
+      'GET',
+      `/_matrix/client/v3/rooms/${enc(rooms.get('persister2')!)}/messages?dir=b&limit=1`,
+      reader.accessToken,
+    );
     assert.equal(res.status, 200, JSON.stringify(res.json));
   });
 });

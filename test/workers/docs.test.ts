@@ -35,7 +35,10 @@ function readYaml(file: string): Record<string, unknown> {
 
 /** Writes YAML with socket modes as octal strings ("0660"), which every reader reads the same. */
 function writeYaml(file: string, data: Record<string, unknown>): void {
-  writeFileSync(file, YAML.stringify(data, (key, value: unknown) => (key === 'mode' && typeof value === 'number' ? `0${value.toString(8)}` : value)));
+  writeFileSync(
+    file,
+    YAML.stringify(data, (key, value: unknown) => (key === 'mode' && typeof value === 'number' ? `0${value.toString(8)}` : value)),
+  );
 }
 
 /** The doc's files, under `root` instead of `/`; `file=PATH#key` blocks replace one key of PATH. */
@@ -77,10 +80,14 @@ describe('docs/workers.md', () => {
     const configPath = writeDocFiles(root, false);
     const main = loadConfig([configPath], { warn: (w) => assert.fail(w) });
     const cluster = loadCluster(main, { warn: (w) => assert.fail(w) });
-    assert.deepEqual(cluster.workers.map((w) => w.name), ['ephemeral', 'generic1', 'generic2', 'persister1', 'persister2']);
+    assert.deepEqual(
+      cluster.workers.map((w) => w.name),
+      ['ephemeral', 'generic1', 'generic2', 'persister1', 'persister2'],
+    );
     const topology = topologyOf(main);
     assert.deepEqual(topology.writers.events, ['persister1', 'persister2']);
-    for (const stream of ['typing', 'to_device', 'account_data', 'receipts'] as const) assert.deepEqual(topology.writers[stream], ['ephemeral']);
+    for (const stream of ['typing', 'to_device', 'account_data', 'receipts'] as const)
+      assert.deepEqual(topology.writers[stream], ['ephemeral']);
     assert.equal(main.redis.path, `${root}/run/redis/redis-server.sock`);
     assert.equal(main.listeners[1]!.mode, 0o660);
     // The table at the top of the page.
@@ -118,7 +125,9 @@ describe('docs/workers.md', () => {
       writeYaml(file, data);
     };
     variant(({ config, root }) => edit(config, (d) => (d.database = { name: 'sqlite3', args: { database: join(root, 'homeserver.db') } })));
-    variant(({ config }) => edit(config, (d) => ((d.stream_writers as Record<string, unknown>).events = ['persister1', 'persister2', 'persister3'])));
+    variant(({ config }) =>
+      edit(config, (d) => ((d.stream_writers as Record<string, unknown>).events = ['persister1', 'persister2', 'persister3'])),
+    );
     variant(({ config }) => edit(config, (d) => ((d.stream_writers as Record<string, unknown>).typing = ['ephemeral', 'generic1'])));
     variant(({ root }) =>
       edit(join(root, 'etc', 'matrix-synapse', 'workers', 'persister1.yaml'), (d) => {
@@ -143,12 +152,16 @@ describe('docs/workers.md', () => {
     for (const line of commands) {
       const subcommand = line.split(' ')[1]!;
       assert.match(help, new RegExp(`myelin ${subcommand}\\b`), `${line}: no such command`);
-      for (const option of line.match(/\s--[\w-]+/g) ?? []) assert.ok(help.includes(option.trim()), `${line}: ${option.trim()} is not an option`);
+      for (const option of line.match(/\s--[\w-]+/g) ?? [])
+        assert.ok(help.includes(option.trim()), `${line}: ${option.trim()} is not an option`);
     }
   });
 
   test('its sample output lines have the shape the code prints', () => {
-    const text = blocks().filter((b) => b.lang === 'text').map((b) => b.text).join('\n');
+    const text = blocks()
+      .filter((b) => b.lang === 'text')
+      .map((b) => b.text)
+      .join('\n');
     const checkLines = text.split('\n').filter((l) => /^[✓✗] /.test(l));
     assert.ok(checkLines.length >= 8);
     for (const line of checkLines) {
@@ -169,7 +182,10 @@ describe('docs/workers.md', () => {
     const configPath = writeDocFiles(tempDir('myelin-docs-'), false);
     const cluster = loadCluster(loadConfig([configPath], { warn: () => undefined }));
     const port = await freePort();
-    const nginx = await startNginx(nginxConfig(cluster, { listen: `127.0.0.1:${port}`, serverName: 'matrix.example.com', maxBodyBytes: cluster.main.max_upload_size }), port);
+    const nginx = await startNginx(
+      nginxConfig(cluster, { listen: `127.0.0.1:${port}`, serverName: 'matrix.example.com', maxBodyBytes: cluster.main.max_upload_size }),
+      port,
+    );
     try {
       // No process runs behind it here: nginx answers 502 itself.
       const res = await fetch(`http://127.0.0.1:${port}/_matrix/client/versions`);

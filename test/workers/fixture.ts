@@ -45,7 +45,10 @@ export function writeDeployment(build: (run: string, dir: string) => DeploymentO
     server_name: 'matrix.example.com',
     signing_key_path: join(dir, 'signing.key'),
     database: { name: 'psycopg2', args: { user: 'synapse', dbname: 'synapse', host: '/run/postgresql' } },
-    listeners: [socketListener(join(run, 'main.sock'), ['client', 'federation']), socketListener(join(run, 'replication.sock'), ['replication'])],
+    listeners: [
+      socketListener(join(run, 'main.sock'), ['client', 'federation']),
+      socketListener(join(run, 'replication.sock'), ['replication']),
+    ],
     instance_map: { main: { path: join(run, 'replication.sock') } },
     worker_replication_secret: 'a shared secret',
     ...options.main,

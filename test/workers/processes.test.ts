@@ -42,7 +42,8 @@ import { waitFor } from '../helpers/wait.js';
 
 // The SDK's loggers, including the one of its MatrixRTC session manager (which logs an error for
 // the state of a room it has not seen yet, as happens when a test creates rooms quickly).
-for (const l of [logger, logger.getChild('[MatrixRTCSessionManager]')]) (l as unknown as { setLevel(level: string): void }).setLevel('silent');
+for (const l of [logger, logger.getChild('[MatrixRTCSessionManager]')])
+  (l as unknown as { setLevel(level: string): void }).setLevel('silent');
 
 // matrix-js-sdk arms a timer of 110 s for every /sync request (its AbortSignal.timeout ponyfill)
 // and never clears it, so the test process would stay alive for almost two minutes after its
@@ -68,7 +69,10 @@ interface Account {
 async function call(baseUrl: string, method: string, path: string, token?: string, body?: unknown): Promise<{ status: number; json: any }> {
   const res = await fetch(baseUrl + path, {
     method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
   });
   const text = await res.text();
@@ -82,7 +86,11 @@ async function call(baseUrl: string, method: string, path: string, token?: strin
 }
 
 async function registerAccount(baseUrl: string, username: string): Promise<Account> {
-  const res = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, { username, password: `pw-${username}-secret`, auth: { type: 'm.login.dummy' } });
+  const res = await call(baseUrl, 'POST', '/_matrix/client/v3/register', undefined, {
+    username,
+    password: `pw-${username}-secret`,
+    auth: { type: 'm.login.dummy' },
+  });
   assert.equal(res.status, 200, JSON.stringify(res.json));
   return { userId: res.json.user_id, accessToken: res.json.access_token, deviceId: res.json.device_id };
 }
@@ -91,11 +99,22 @@ async function registerAccount(baseUrl: string, username: string): Promise<Accou
  * A client that sends as a client does when its connection fails: the same transaction id again
  * until it gets an answer. Returns the event id; counts the attempts that failed.
  */
-async function sendWithRetries(baseUrl: () => string, token: string, roomId: string, txnId: string, body: string, failures: { count: number }, ms = 120_000): Promise<string> {
+async function sendWithRetries(
+  baseUrl: () => string,
+  token: string,
+  roomId: string,
+  txnId: string,
+  body: string,
+  failures: { count: number },
+  ms = 120_000,
+): Promise<string> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
-      const res = await call(baseUrl(), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(txnId)}`, token, { msgtype: 'm.text', body });
+      const res = await call(baseUrl(), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${enc(txnId)}`, token, {
+        msgtype: 'm.text',
+        body,
+      });
       if (res.status === 200) return res.json.event_id as string;
       // A proxy answers 502 while the worker behind it is down; anything else is a real error.
       assert.ok(res.status >= 500, `${txnId}: ${res.status} ${JSON.stringify(res.json)}`);
@@ -141,7 +160,12 @@ class MessageCollector {
     while (this.running) {
       let res: { status: number; json: any };
       try {
-        res = await call(this.baseUrl(), 'GET', `/_matrix/client/v3/sync?since=${enc(this.since)}&timeout=2000&filter=${this.filter}`, this.token);
+        res = await call(
+          this.baseUrl(),
+          'GET',
+          `/_matrix/client/v3/sync?since=${enc(this.since)}&timeout=2000&filter=${this.filter}`,
+          this.token,
+        );
       } catch {
         await sleep(200);
         continue;
@@ -192,7 +216,6 @@ class MessageCollector {
 
 // ---- matrix-js-sdk ---------------------------------------------------------------------------
 
-
 interface SdkUser {
   client: MatrixClient;
   account: Account;
@@ -228,7 +251,10 @@ interface Entry {
 
 /** Where each room of `roomIds` was written: the instance of every event, from the database. */
 async function writersOfRooms(cluster: ProcessCluster, roomIds: string[]): Promise<Map<string, Set<string>>> {
-  const rows = await cluster.query<{ room_id: string; instance_name: string }>('SELECT DISTINCT room_id, instance_name FROM events WHERE room_id = ANY($1)', [roomIds]);
+  const rows = await cluster.query<{ room_id: string; instance_name: string }>(
+    'SELECT DISTINCT room_id, instance_name FROM events WHERE room_id = ANY($1)',
+    [roomIds],
+  );
   const writers = new Map<string, Set<string>>();
   for (const row of rows) {
     if (!writers.has(row.room_id)) writers.set(row.room_id, new Set());
@@ -249,7 +275,11 @@ function clientSuite(name: string, prefix: string, cluster: () => ProcessCluster
       const created = await alice.client.createRoom({ name: `${name} room`, preset: 'public_chat' as never });
       roomId = created.room_id;
       await bob.client.joinRoom(roomId);
-      await waitFor(alice.client, () => alice.client.getRoom(roomId)?.getMember(bob.account.userId)?.membership === 'join', 'alice to see bob join');
+      await waitFor(
+        alice.client,
+        () => alice.client.getRoom(roomId)?.getMember(bob.account.userId)?.membership === 'join',
+        'alice to see bob join',
+      );
       await waitFor(bob.client, () => bob.client.getRoom(roomId)?.getMyMembership() === 'join', 'bob to see his join');
     });
 
@@ -265,7 +295,12 @@ function clientSuite(name: string, prefix: string, cluster: () => ProcessCluster
         const expected = Array.from({ length: 30 }, (_, i) => `${prefix}m${i}`);
         const sentIds: string[] = [];
         for (const body of expected) sentIds.push((await alice.client.sendMessage(roomId, { msgtype: MsgType.Text, body })).event_id);
-        await waitFor(bob.client, () => messagesOf(bob.client.getRoom(roomId)).length >= expected.length, 'bob (js-sdk) to see every message', 60_000);
+        await waitFor(
+          bob.client,
+          () => messagesOf(bob.client.getRoom(roomId)).length >= expected.length,
+          'bob (js-sdk) to see every message',
+          60_000,
+        );
         const seen = messagesOf(bob.client.getRoom(roomId));
         assert.deepEqual(
           seen.map((e) => e.getContent().body),
@@ -285,43 +320,84 @@ function clientSuite(name: string, prefix: string, cluster: () => ProcessCluster
 
     test('typing, receipts and to-device messages cross workers', async () => {
       await alice.client.sendTyping(roomId, true, 20_000);
-      await waitFor(bob.client, () => bob.client.getRoom(roomId)?.getMember(alice.account.userId)?.typing === true, 'bob to see alice typing');
+      await waitFor(
+        bob.client,
+        () => bob.client.getRoom(roomId)?.getMember(alice.account.userId)?.typing === true,
+        'bob to see alice typing',
+      );
       await alice.client.sendTyping(roomId, false, 0);
-      await waitFor(bob.client, () => bob.client.getRoom(roomId)?.getMember(alice.account.userId)?.typing === false, 'bob to see alice stop typing');
+      await waitFor(
+        bob.client,
+        () => bob.client.getRoom(roomId)?.getMember(alice.account.userId)?.typing === false,
+        'bob to see alice stop typing',
+      );
 
       const last = messagesOf(bob.client.getRoom(roomId)).at(-1)!;
       await bob.client.sendReadReceipt(last);
-      await waitFor(alice.client, () => alice.client.getRoom(roomId)?.getUsersReadUpTo(last).includes(bob.account.userId), 'alice to see bob’s receipt');
+      await waitFor(
+        alice.client,
+        () => alice.client.getRoom(roomId)?.getUsersReadUpTo(last).includes(bob.account.userId),
+        'alice to see bob’s receipt',
+      );
 
       const content = new Map([[bob.account.userId, new Map([[bob.account.deviceId, { hello: `${prefix}bob`, n: 1 }]])]]);
       await alice.client.sendToDevice('org.example.ping', content);
-      const received = await waitFor(bob.client, () => bob.toDevice.find((e) => e.getType() === 'org.example.ping' && e.getContent().hello === `${prefix}bob`), 'bob to receive the to-device message');
+      const received = await waitFor(
+        bob.client,
+        () => bob.toDevice.find((e) => e.getType() === 'org.example.ping' && e.getContent().hello === `${prefix}bob`),
+        'bob to receive the to-device message',
+      );
       assert.equal(received.getSender(), alice.account.userId);
       // Delivered once: a second message arrives in a later sync, which brings no second copy.
       await alice.client.sendToDevice('org.example.pong', content);
-      await waitFor(bob.client, () => bob.toDevice.find((e) => e.getType() === 'org.example.pong'), 'bob to receive the second to-device message');
+      await waitFor(
+        bob.client,
+        () => bob.toDevice.find((e) => e.getType() === 'org.example.pong'),
+        'bob to receive the second to-device message',
+      );
       assert.equal(bob.toDevice.filter((e) => e.getType() === 'org.example.ping').length, 1);
     });
 
     test('a write through A’s way in is seen by an immediate read through B’s', async () => {
       const token = alice.account.accessToken;
       for (let i = 0; i < 5; i++) {
-        const sent = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${prefix}ryw${i}`, token, { msgtype: 'm.text', body: `${prefix}ryw ${i}` });
+        const sent = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/${prefix}ryw${i}`, token, {
+          msgtype: 'm.text',
+          body: `${prefix}ryw ${i}`,
+        });
         assert.equal(sent.status, 200, JSON.stringify(sent.json));
         const read = await call(entry().b, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.json.event_id)}`, token);
         assert.equal(read.status, 200, JSON.stringify(read.json));
         const messages = await call(entry().b, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?dir=b&limit=1`, token);
         assert.equal(messages.json.chunk?.[0]?.event_id, sent.json.event_id);
-        const synced = await call(entry().b, 'GET', `/_matrix/client/v3/sync?timeout=0&filter=${enc(JSON.stringify({ room: { timeline: { limit: 1 } } }))}`, token);
+        const synced = await call(
+          entry().b,
+          'GET',
+          `/_matrix/client/v3/sync?timeout=0&filter=${enc(JSON.stringify({ room: { timeline: { limit: 1 } } }))}`,
+          token,
+        );
         assert.equal(synced.json.rooms.join[roomId].timeline.events.at(-1).event_id, sent.json.event_id);
       }
-      const topic = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token, { topic: `${prefix}topic` });
+      const topic = await call(entry().a, 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token, {
+        topic: `${prefix}topic`,
+      });
       assert.equal(topic.status, 200, JSON.stringify(topic.json));
       const state = await call(entry().b, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/state/m.room.topic/`, token);
       assert.equal(state.json.topic, `${prefix}topic`);
-      const data = await call(entry().a, 'PUT', `/_matrix/client/v3/user/${enc(alice.account.userId)}/account_data/org.example.${prefix}`, token, { n: 7 });
+      const data = await call(
+        entry().a,
+        'PUT',
+        `/_matrix/client/v3/user/${enc(alice.account.userId)}/account_data/org.example.${prefix}`,
+        token,
+        { n: 7 },
+      );
       assert.equal(data.status, 200, JSON.stringify(data.json));
-      const readData = await call(entry().b, 'GET', `/_matrix/client/v3/user/${enc(alice.account.userId)}/account_data/org.example.${prefix}`, token);
+      const readData = await call(
+        entry().b,
+        'GET',
+        `/_matrix/client/v3/user/${enc(alice.account.userId)}/account_data/org.example.${prefix}`,
+        token,
+      );
       assert.deepEqual(readData.json, { n: 7 });
     });
 
@@ -359,12 +435,30 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   before(async () => {
     cluster = await startProcessCluster();
     const port = await freePort();
-    const generated = runMyelin(['proxy-config', 'nginx', '-c', cluster.configPath, '--listen', `127.0.0.1:${port}`, '--server-name', cluster.serverName]);
+    const generated = runMyelin([
+      'proxy-config',
+      'nginx',
+      '-c',
+      cluster.configPath,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--server-name',
+      cluster.serverName,
+    ]);
     assert.equal(generated.status, 0, generated.stderr);
     nginx = await startNginx(generated.stdout, port);
     nginxUrl = `http://127.0.0.1:${port}`;
     const haproxyPort = await freePort();
-    const haproxyConfig = runMyelin(['proxy-config', 'haproxy', '-c', cluster.configPath, '--listen', `127.0.0.1:${haproxyPort}`, '--server-name', cluster.serverName]);
+    const haproxyConfig = runMyelin([
+      'proxy-config',
+      'haproxy',
+      '-c',
+      cluster.configPath,
+      '--listen',
+      `127.0.0.1:${haproxyPort}`,
+      '--server-name',
+      cluster.serverName,
+    ]);
     assert.equal(haproxyConfig.status, 0, haproxyConfig.stderr);
     haproxy = await startHaproxy(haproxyConfig.stdout, haproxyPort);
     haproxyUrl = `http://127.0.0.1:${haproxyPort}`;
@@ -406,7 +500,10 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         const subscribe = at(`Sending redis SUBSCRIBE for ${channels}`);
         const subscribed = at('Successfully subscribed to redis stream, sending REPLICATE command');
         const replicate = at('REPLICATE successfully sent');
-        assert.ok(connecting < connected && connected < subscribe && subscribe < subscribed && subscribed < replicate, `${instance}: ${mine.join('\n')}`);
+        assert.ok(
+          connecting < connected && connected < subscribe && subscribe < subscribed && subscribed < replicate,
+          `${instance}: ${mine.join('\n')}`,
+        );
         const hasReplicationListener = ['main', 'persister1', 'persister2', 'ephemeral'].includes(instance);
         assert.equal(mine.includes('Attaching to path /_synapse/replication'), hasReplicationListener, instance);
         assert.ok(mine.includes(`Myelin is serving ${server}`), instance);
@@ -414,7 +511,10 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       // The supervisor's status line for every worker, and the "all up" line.
       const mainLines = lines.filter((l) => l.instance === 'main').map((l) => l.msg ?? '');
       for (const worker of cluster.workers) {
-        assert.ok(mainLines.some((l) => new RegExp(`^worker ${worker}: started \\(pid \\d+\\) on unix:${cluster.run}/`).test(l)), `${worker}'s status line`);
+        assert.ok(
+          mainLines.some((l) => new RegExp(`^worker ${worker}: started \\(pid \\d+\\) on unix:${cluster.run}/`).test(l)),
+          `${worker}'s status line`,
+        );
       }
       assert.ok(mainLines.includes(`all ${cluster.workers.length} workers are up`));
     });
@@ -430,22 +530,51 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       const { status, stdout } = runMyelin(['check', '-c', cluster.configPath]);
       assert.equal(status, 0, stdout);
       const lines = stdout.split('\n').filter(Boolean);
-      const expect = (pattern: RegExp) => assert.ok(lines.some((l) => pattern.test(l)), `no line matching ${pattern} in:\n${stdout}`);
+      const expect = (pattern: RegExp) =>
+        assert.ok(
+          lines.some((l) => pattern.test(l)),
+          `no line matching ${pattern} in:\n${stdout}`,
+        );
       expect(/^✓ config: 2 file\(s\), 5 worker\(s\) in \S+\/workers$/);
-      expect(new RegExp(`^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`));
+      expect(
+        new RegExp(
+          `^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`,
+        ),
+      );
       expect(new RegExp(`^✓ Redis at ${cluster.redis.socketPath}: answers PING$`));
       expect(/^✓ Redis TCP listener: off \(port 0\)/);
-      for (const instance of ['main', 'persister1', 'persister2', 'ephemeral']) expect(new RegExp(`^✓ replication listener of ${instance} \\(\\S+\\): answers`));
+      for (const instance of ['main', 'persister1', 'persister2', 'ephemeral'])
+        expect(new RegExp(`^✓ replication listener of ${instance} \\(\\S+\\): answers`));
       for (const instance of cluster.instances) expect(new RegExp(`^✓ ${instance} /health on unix:\\S+: 200 OK$`));
       expect(new RegExp(`^✓ database \\(PostgreSQL ${cluster.database} .*\\): reachable, schema version \\d+ as this Myelin expects$`));
       expect(/^all \d+ checks passed$/);
     });
   });
 
-  clientSuite('test 2: A sends through generic1, B syncs through generic2', 'direct', () => cluster, () => ({ a: cluster.baseUrl('generic1'), b: cluster.baseUrl('generic2') }));
-  clientSuite('test 3: both through the built-in router', 'router', () => cluster, () => ({ a: cluster.routerUrl!, b: cluster.routerUrl! }));
-  clientSuite('test 3: both through nginx on the generated config', 'nginx', () => cluster, () => ({ a: nginxUrl, b: nginxUrl }));
-  clientSuite('test 3: both through haproxy on the generated config', 'haproxy', () => cluster, () => ({ a: haproxyUrl, b: haproxyUrl }));
+  clientSuite(
+    'test 2: A sends through generic1, B syncs through generic2',
+    'direct',
+    () => cluster,
+    () => ({ a: cluster.baseUrl('generic1'), b: cluster.baseUrl('generic2') }),
+  );
+  clientSuite(
+    'test 3: both through the built-in router',
+    'router',
+    () => cluster,
+    () => ({ a: cluster.routerUrl!, b: cluster.routerUrl! }),
+  );
+  clientSuite(
+    'test 3: both through nginx on the generated config',
+    'nginx',
+    () => cluster,
+    () => ({ a: nginxUrl, b: nginxUrl }),
+  );
+  clientSuite(
+    'test 3: both through haproxy on the generated config',
+    'haproxy',
+    () => cluster,
+    () => ({ a: haproxyUrl, b: haproxyUrl }),
+  );
 
   describe('test 5: bad replication input', () => {
     test('the replication listeners refuse a call without the secret (401) or with a wrong one (403)', async () => {
@@ -456,7 +585,10 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         const missing = await request({ socketPath }, 'POST', path, { body, headers: { 'Content-Type': 'application/json' } });
         assert.equal(missing.status, 401, `${instance}: ${missing.text}`);
         assert.equal(missing.json.errcode, 'M_MISSING_TOKEN');
-        const wrong = await request({ socketPath }, 'POST', path, { body, headers: { 'Content-Type': 'application/json', Authorization: 'Bearer not the secret' } });
+        const wrong = await request({ socketPath }, 'POST', path, {
+          body,
+          headers: { 'Content-Type': 'application/json', Authorization: 'Bearer not the secret' },
+        });
         assert.equal(wrong.status, 403, `${instance}: ${wrong.text}`);
         assert.equal(wrong.json.errcode, 'M_FORBIDDEN');
       }
@@ -468,14 +600,24 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       const redis = new Redis({ path: cluster.redis.socketPath, lazyConnect: true, maxRetriesPerRequest: 1 });
       try {
         await redis.connect();
-        for (const line of ['garbage', 'POSITION events', 'RDATA events persister1 notanumber {}', 'RDATA events persister1 5 {not json', 'USER_IP @a:b [1]']) {
+        for (const line of [
+          'garbage',
+          'POSITION events',
+          'RDATA events persister1 notanumber {}',
+          'RDATA events persister1 5 {not json',
+          'USER_IP @a:b [1]',
+        ]) {
           await redis.publish(cluster.serverName, line);
         }
       } finally {
         redis.disconnect();
       }
       for (const instance of ['main', ...cluster.workers]) {
-        await cluster.waitForLog((l) => l.instance === instance && l.msg === 'Failed to parse replication line', { from, ms: 30_000, what: `${instance} to log the malformed line` });
+        await cluster.waitForLog((l) => l.instance === instance && l.msg === 'Failed to parse replication line', {
+          from,
+          ms: 30_000,
+          what: `${instance} to log the malformed line`,
+        });
       }
       for (const instance of ['main', ...cluster.clientWorkers]) {
         const health = await fetch(`${cluster.baseUrl(instance)}/health`);
@@ -492,11 +634,17 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       const ways = [cluster.baseUrl('generic1'), cluster.baseUrl('generic2'), cluster.routerUrl!];
       const from = cluster.logLines().length;
       const roomIds = await createRoomsConcurrently(async (i) => {
-        const res = await call(ways[i % ways.length]!, 'POST', '/_matrix/client/v3/createRoom', creator.accessToken, { preset: 'private_chat', name: `bulk ${i}` });
+        const res = await call(ways[i % ways.length]!, 'POST', '/_matrix/client/v3/createRoom', creator.accessToken, {
+          preset: 'private_chat',
+          name: `bulk ${i}`,
+        });
         return { ...res, text: JSON.stringify(res.json) };
       });
 
-      const creates = await cluster.query<{ room_id: string; event_id: string }>("SELECT room_id, event_id FROM events WHERE type = 'm.room.create' AND room_id = ANY($1)", [roomIds]);
+      const creates = await cluster.query<{ room_id: string; event_id: string }>(
+        "SELECT room_id, event_id FROM events WHERE type = 'm.room.create' AND room_id = ANY($1)",
+        [roomIds],
+      );
       assert.equal(creates.length, roomIds.length, 'one create event per room');
       for (const row of creates) assert.equal(row.event_id, `$${row.room_id.slice(1)}`);
       const writers = await writersOfRooms(cluster, roomIds);
@@ -507,7 +655,10 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         used.add(expected);
       }
       assert.deepEqual([...used].sort(), ['persister1', 'persister2']);
-      const retried = cluster.logLines().slice(from).filter((l) => l.msg === 'the room id of a new room is taken; trying another create event').length;
+      const retried = cluster
+        .logLines()
+        .slice(from)
+        .filter((l) => l.msg === 'the room id of a new room is taken; trying another create event').length;
       t.diagnostic(`creations built again after their room id was taken: ${retried}`);
     });
   });
@@ -523,7 +674,9 @@ describe('a worker deployment as real processes, supervised by one myelin start'
 
     async function roomFor(persister?: string): Promise<string> {
       for (let i = 0; i < 40; i++) {
-        const created = await call(cluster.baseUrl('generic1'), 'POST', '/_matrix/client/v3/createRoom', sender.accessToken, { preset: 'public_chat' });
+        const created = await call(cluster.baseUrl('generic1'), 'POST', '/_matrix/client/v3/createRoom', sender.accessToken, {
+          preset: 'public_chat',
+        });
         assert.equal(created.status, 200, JSON.stringify(created.json));
         const roomId: string = created.json.room_id;
         if (persister !== undefined && shardOf(roomId, ['persister1', 'persister2']) !== persister) continue;
@@ -535,7 +688,9 @@ describe('a worker deployment as real processes, supervised by one myelin start'
     }
 
     async function messageCount(roomId: string): Promise<number> {
-      const [row] = await cluster.query<{ n: string }>("SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND type = 'm.room.message'", [roomId]);
+      const [row] = await cluster.query<{ n: string }>("SELECT COUNT(*) AS n FROM events WHERE room_id = $1 AND type = 'm.room.message'", [
+        roomId,
+      ]);
       return Number(row!.n);
     }
 
@@ -564,12 +719,18 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         const newPid = await cluster.waitForRestart('generic1', from);
         assert.notEqual(newPid, oldPid);
         assert.ok(failures.count > 0, 'the client saw generic1 go away and retried');
-        const supervisorSaw = cluster.logLines().slice(from).map((l) => l.msg ?? '');
+        const supervisorSaw = cluster
+          .logLines()
+          .slice(from)
+          .map((l) => l.msg ?? '');
         assert.ok(supervisorSaw.includes('worker generic1: killed by SIGKILL; restarting in 1 s'), supervisorSaw.join('\n'));
 
         // The client retries a few acknowledged sends once more: the same events come back.
         for (const i of [0, 10, 11, total - 1]) {
-          assert.equal(await sendWithRetries(() => cluster.baseUrl('generic1'), sender.accessToken, roomId, `kill-g-${i}`, `g${i}`, failures), eventIds[i]);
+          assert.equal(
+            await sendWithRetries(() => cluster.baseUrl('generic1'), sender.accessToken, roomId, `kill-g-${i}`, `g${i}`, failures),
+            eventIds[i],
+          );
         }
         const expected = Array.from({ length: total }, (_, i) => `g${i}`);
         assert.equal(new Set(eventIds).size, total, 'every send is its own event');
@@ -586,17 +747,25 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       const collector = new MessageCollector(() => cluster.baseUrl('generic2'), reader.accessToken, roomId);
       await collector.start();
       try {
-        const before = await sendWithRetries(() => cluster.baseUrl('generic1'), sender.accessToken, roomId, 'kill-p-before', 'p before', { count: 0 });
+        const before = await sendWithRetries(() => cluster.baseUrl('generic1'), sender.accessToken, roomId, 'kill-p-before', 'p before', {
+          count: 0,
+        });
         const oldPid = cluster.pidOf('persister2');
         const from = cluster.logLines().length;
         process.kill(oldPid, 'SIGKILL');
         // Sent while it is down, through both client workers; generic1 and generic2 hold them and
         // retry the persister until it is back. No client-side retry here: each request must succeed.
         const pending = Array.from({ length: 6 }, (_, i) =>
-          call(cluster.baseUrl(i % 2 === 0 ? 'generic1' : 'generic2'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/kill-p-${i}`, sender.accessToken, {
-            msgtype: 'm.text',
-            body: `p${i}`,
-          }),
+          call(
+            cluster.baseUrl(i % 2 === 0 ? 'generic1' : 'generic2'),
+            'PUT',
+            `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/kill-p-${i}`,
+            sender.accessToken,
+            {
+              msgtype: 'm.text',
+              body: `p${i}`,
+            },
+          ),
         );
         const newPid = await cluster.waitForRestart('persister2', from);
         assert.notEqual(newPid, oldPid);
@@ -605,16 +774,28 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         const eventIds = results.map((r) => r.json.event_id as string);
         assert.equal(new Set(eventIds).size, 6);
         // They did wait: the client workers' calls to the persister failed and were retried.
-        const retried = cluster.logLines()
+        const retried = cluster
+          .logLines()
           .slice(from)
-          .filter((l) => ['generic1', 'generic2'].includes(String(l.instance)) && l.callee === 'persister2' && l.msg === 'replication call failed; retrying');
+          .filter(
+            (l) =>
+              ['generic1', 'generic2'].includes(String(l.instance)) &&
+              l.callee === 'persister2' &&
+              l.msg === 'replication call failed; retrying',
+          );
         assert.ok(retried.length > 0, 'a client worker retried its call to the persister');
         // Retries with the same txnIds, through either worker, return the same events.
         for (let i = 0; i < 6; i++) {
-          const again = await call(cluster.baseUrl(i % 2 === 0 ? 'generic2' : 'generic1'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/kill-p-${i}`, sender.accessToken, {
-            msgtype: 'm.text',
-            body: `p${i}`,
-          });
+          const again = await call(
+            cluster.baseUrl(i % 2 === 0 ? 'generic2' : 'generic1'),
+            'PUT',
+            `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/kill-p-${i}`,
+            sender.accessToken,
+            {
+              msgtype: 'm.text',
+              body: `p${i}`,
+            },
+          );
           assert.equal(again.json.event_id, eventIds[i], `retry of kill-p-${i}`);
         }
         const bodies = await collector.waitFor(7);
@@ -637,16 +818,32 @@ describe('a worker deployment as real processes, supervised by one myelin start'
         await cluster.redis.stop();
         const sent: string[] = [];
         for (let i = 0; i < 6; i++) {
-          const res = await call(cluster.baseUrl('generic1'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/redis-${i}`, sender.accessToken, { msgtype: 'm.text', body: `during ${i}` });
+          const res = await call(
+            cluster.baseUrl('generic1'),
+            'PUT',
+            `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/redis-${i}`,
+            sender.accessToken,
+            { msgtype: 'm.text', body: `during ${i}` },
+          );
           assert.equal(res.status, 200, JSON.stringify(res.json));
           sent.push(`during ${i}`);
           await sleep(500);
         }
         await cluster.redis.start();
         for (const instance of cluster.instances) {
-          await cluster.waitForLog((l) => l.instance === instance && l.msg === 'REPLICATE successfully sent', { from, ms: 60_000, what: `${instance} to rejoin Redis` });
+          await cluster.waitForLog((l) => l.instance === instance && l.msg === 'REPLICATE successfully sent', {
+            from,
+            ms: 60_000,
+            what: `${instance} to rejoin Redis`,
+          });
         }
-        const res = await call(cluster.baseUrl('generic1'), 'PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/redis-after`, sender.accessToken, { msgtype: 'm.text', body: 'after' });
+        const res = await call(
+          cluster.baseUrl('generic1'),
+          'PUT',
+          `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/redis-after`,
+          sender.accessToken,
+          { msgtype: 'm.text', body: 'after' },
+        );
         assert.equal(res.status, 200, JSON.stringify(res.json));
         assert.deepEqual(await collector.waitFor(7), [...sent, 'after']);
       } finally {

@@ -27,7 +27,8 @@ interface Deployment {
 async function standInDeployment(): Promise<Deployment> {
   const files = typicalDeployment(() => ({ initial_sync_instances: ['generic2'] }));
   const standIns: StandIn[] = [];
-  for (const instance of ['main', 'generic1', 'generic2', 'ephemeral']) standIns.push(await startStandIn(instance, join(files.run, `${instance}.sock`)));
+  for (const instance of ['main', 'generic1', 'generic2', 'ephemeral'])
+    standIns.push(await startStandIn(instance, join(files.run, `${instance}.sock`)));
   return { cluster: loadDeployment(files), standIns };
 }
 
@@ -45,7 +46,8 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
     const used = new Set<string>();
     for (let u = 0; u < 24; u++) {
       const byHeader = new Set<string>();
-      for (const device of ['A', 'B']) byHeader.add(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/sync?since=s1_2', tokenFor(`user${u}`, device)));
+      for (const device of ['A', 'B'])
+        byHeader.add(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/sync?since=s1_2', tokenFor(`user${u}`, device)));
       assert.equal(byHeader.size, 1, `user${u}: ${[...byHeader]}`);
       const [instance] = byHeader;
       const byQuery = await instanceFor(proxyUrl(), 'GET', `/_matrix/client/r0/sync?since=s1_2&access_token=${tokenFor(`user${u}`, 'C')}`);
@@ -57,7 +59,8 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
   });
 
   test(`${name}: initial syncs go to their own pool`, async () => {
-    for (let u = 0; u < 8; u++) assert.equal(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/sync?timeout=0', tokenFor(`new${u}`)), 'generic2');
+    for (let u = 0; u < 8; u++)
+      assert.equal(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/sync?timeout=0', tokenFor(`new${u}`)), 'generic2');
   });
 
   test(`${name}: /messages and sends stick to one worker per room`, async () => {
@@ -66,7 +69,9 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
       const seen = new Set<string>();
       for (let i = 0; i < 2; i++) {
         seen.add(await instanceFor(proxyUrl(), 'GET', `/_matrix/client/v3/rooms/${room}/messages?dir=b`, tokenFor(`u${i}`)));
-        seen.add(await instanceFor(proxyUrl(), 'PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn${i}`, tokenFor(`u${i}`), '{}'));
+        seen.add(
+          await instanceFor(proxyUrl(), 'PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn${i}`, tokenFor(`u${i}`), '{}'),
+        );
       }
       assert.equal(seen.size, 1, `room ${r}: ${[...seen]}`);
     }
@@ -77,14 +82,25 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
     assert.equal(await instanceFor(proxyUrl(), 'PUT', '/_matrix/client/v3/rooms/!r:x/typing/@writer:x', token, '{}'), 'ephemeral');
     assert.equal(await instanceFor(proxyUrl(), 'PUT', '/_matrix/client/v3/sendToDevice/m.x/t1', token, '{}'), 'ephemeral');
     // A room v3 event id holds `/`, sent as %2F.
-    assert.equal(await instanceFor(proxyUrl(), 'POST', `/_matrix/client/v3/rooms/!r:x/receipt/m.read/${encodeURIComponent('$ab/cd+ef')}`, token, '{}'), 'ephemeral');
+    assert.equal(
+      await instanceFor(proxyUrl(), 'POST', `/_matrix/client/v3/rooms/!r:x/receipt/m.read/${encodeURIComponent('$ab/cd+ef')}`, token, '{}'),
+      'ephemeral',
+    );
     assert.equal(await instanceFor(proxyUrl(), 'PUT', '/_matrix/client/v3/user/@writer:x/account_data/m.x', token, '{}'), 'ephemeral');
-    assert.notEqual(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/user/@writer:x/account_data/m.x', token), 'main', 'reads go to any worker');
+    assert.notEqual(
+      await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/user/@writer:x/account_data/m.x', token),
+      'main',
+      'reads go to any worker',
+    );
     assert.equal(await instanceFor(proxyUrl(), 'PUT', '/_matrix/client/v3/presence/@writer:x/status', token, '{}'), 'main');
     assert.equal(await instanceFor(proxyUrl(), 'POST', '/_matrix/client/v3/logout', token, '{}'), 'main');
     assert.equal(await instanceFor(proxyUrl(), 'GET', '/_synapse/admin/v1/register'), 'main');
     assert.notEqual(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/versions'), 'main');
-    assert.equal(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/unknown/endpoint'), 'main', 'what no route claims goes to main, which answers 404');
+    assert.equal(
+      await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/unknown/endpoint'),
+      'main',
+      'what no route claims goes to main, which answers 404',
+    );
   });
 }
 
@@ -124,7 +140,10 @@ describe('myelin proxy-config haproxy, run by haproxy', () => {
     assert.ok(existsSync('/usr/sbin/haproxy'), 'haproxy is installed (apt-get install haproxy; .ci/run installs it)');
     deployment = await standInDeployment();
     const port = await freePort();
-    haproxy = await startHaproxy(haproxyConfig(deployment.cluster, { listen: `127.0.0.1:${port}`, serverName: 'matrix.example.com', maxBodyBytes: 1024 * 1024 }), port);
+    haproxy = await startHaproxy(
+      haproxyConfig(deployment.cluster, { listen: `127.0.0.1:${port}`, serverName: 'matrix.example.com', maxBodyBytes: 1024 * 1024 }),
+      port,
+    );
     url = `http://127.0.0.1:${port}`;
   });
   after(async () => {
@@ -137,7 +156,10 @@ describe('myelin proxy-config haproxy, run by haproxy', () => {
 
 describe('the proxy plan', () => {
   test('path templates become anchored regexes; a last parameter may hold slashes', () => {
-    assert.equal(templateRegex('/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}'), '^/_matrix/client/v3/rooms/[^/]+/send/[^/]+/.+$');
+    assert.equal(
+      templateRegex('/_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}'),
+      '^/_matrix/client/v3/rooms/[^/]+/send/[^/]+/.+$',
+    );
     assert.equal(templateRegex('/_matrix/client/v3/rooms/{roomId}/state/{eventType}/'), '^/_matrix/client/v3/rooms/[^/]+/state/[^/]+/$');
     assert.equal(templateRegex('/.well-known/matrix/client'), '^/\\.well-known/matrix/client$');
   });
@@ -145,7 +167,10 @@ describe('the proxy plan', () => {
   test('without workers everything goes to main: no locations, one upstream', () => {
     const plan = buildProxyPlan(loadDeployment(writeDeployment()));
     assert.equal(plan.locations.length, 0);
-    assert.deepEqual(plan.pools.map((p) => p.name), ['myelin_main']);
+    assert.deepEqual(
+      plan.pools.map((p) => p.name),
+      ['myelin_main'],
+    );
   });
 
   test('a more specific location comes before one that would also match', () => {

@@ -23,7 +23,14 @@ function problemsOf(load: () => unknown): string[] {
 function loadFiles(files: Record<string, Yaml>, args = ['homeserver.yaml']) {
   const dir = tempDir();
   writeFiles(dir, Object.fromEntries(Object.entries(files).map(([name, data]) => [name, YAML.stringify(data)])));
-  return { dir, load: () => loadConfig(args.map((a) => join(dir, a)), { warn: () => undefined }) };
+  return {
+    dir,
+    load: () =>
+      loadConfig(
+        args.map((a) => join(dir, a)),
+        { warn: () => undefined },
+      ),
+  };
 }
 
 const BASE = { server_name: 'example.com' };
@@ -34,7 +41,18 @@ describe('worker_app', () => {
     assert.deepEqual(normaliseWorkerApp('synapse.app.generic_worker'), { app: 'generic_worker' });
     assert.deepEqual(normaliseWorkerApp('synapse.app.media_repository'), { app: 'media_repository' });
     assert.deepEqual(normaliseWorkerApp('synapse.app.homeserver'), { app: 'main' });
-    for (const legacy of ['client_reader', 'event_creator', 'event_persister', 'federation_reader', 'federation_sender', 'frontend_proxy', 'pusher', 'synchrotron', 'user_dir', 'appservice']) {
+    for (const legacy of [
+      'client_reader',
+      'event_creator',
+      'event_persister',
+      'federation_reader',
+      'federation_sender',
+      'frontend_proxy',
+      'pusher',
+      'synchrotron',
+      'user_dir',
+      'appservice',
+    ]) {
       assert.deepEqual(normaliseWorkerApp(`synapse.app.${legacy}`), { app: 'generic_worker', legacy }, legacy);
       assert.deepEqual(normaliseWorkerApp(legacy), { app: 'generic_worker', legacy }, legacy);
     }
@@ -55,13 +73,22 @@ describe('worker_app', () => {
   });
 
   test('an unknown app, a missing or reserved worker_name, and worker keys in the main config are refused', () => {
-    let { load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'synapse.app.frobnicator', worker_name: 'w' } }, ['homeserver.yaml', 'w.yaml']);
-    assert.match(problemsOf(load)[0]!, /w\.yaml: worker_app: unknown worker app "synapse\.app\.frobnicator"; expected generic_worker or media_repository/);
+    let { load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'synapse.app.frobnicator', worker_name: 'w' } }, [
+      'homeserver.yaml',
+      'w.yaml',
+    ]);
+    assert.match(
+      problemsOf(load)[0]!,
+      /w\.yaml: worker_app: unknown worker app "synapse\.app\.frobnicator"; expected generic_worker or media_repository/,
+    );
 
     ({ load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'generic_worker' } }, ['homeserver.yaml', 'w.yaml']));
     assert.match(problemsOf(load)[0]!, /homeserver\.yaml: worker_name: required key is missing: every worker needs a unique `worker_name`/);
 
-    ({ load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'generic_worker', worker_name: 'master' } }, ['homeserver.yaml', 'w.yaml']));
+    ({ load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'generic_worker', worker_name: 'master' } }, [
+      'homeserver.yaml',
+      'w.yaml',
+    ]));
     assert.match(problemsOf(load)[0]!, /w\.yaml: worker_name: "master" is the main process's name/);
 
     ({ load } = loadFiles({ 'homeserver.yaml': { ...BASE, worker_name: 'x', worker_listeners: [{ type: 'http', port: 8083 }] } }));
@@ -71,10 +98,19 @@ describe('worker_app', () => {
   });
 
   test('the legacy federation_sender and pusher apps must be listed in the shared config', () => {
-    const { load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'synapse.app.federation_sender', worker_name: 'fed1' } }, ['homeserver.yaml', 'w.yaml']);
-    assert.match(problemsOf(load)[0]!, /w\.yaml: worker_app: synapse\.app\.federation_sender sends federation only when listed: add "fed1" to `federation_sender_instances`/);
+    const { load } = loadFiles(
+      { 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'synapse.app.federation_sender', worker_name: 'fed1' } },
+      ['homeserver.yaml', 'w.yaml'],
+    );
+    assert.match(
+      problemsOf(load)[0]!,
+      /w\.yaml: worker_app: synapse\.app\.federation_sender sends federation only when listed: add "fed1" to `federation_sender_instances`/,
+    );
     const listed = loadFiles(
-      { 'homeserver.yaml': { ...BASE, federation_sender_instances: ['fed1'] }, 'w.yaml': { worker_app: 'synapse.app.federation_sender', worker_name: 'fed1' } },
+      {
+        'homeserver.yaml': { ...BASE, federation_sender_instances: ['fed1'] },
+        'w.yaml': { worker_app: 'synapse.app.federation_sender', worker_name: 'fed1' },
+      },
       ['homeserver.yaml', 'w.yaml'],
     );
     assert.deepEqual(topologyOf(listed.load()).federationSenderInstances, ['fed1']);
@@ -91,10 +127,22 @@ describe('stream_writers and instance_map', () => {
       },
     });
     const problems = problemsOf(load);
-    assert.match(problems.join('\n'), /homeserver\.yaml: stream_writers\.events: Instance 'persister2' is configured to write events but does not appear in `instance_map` config\./);
-    assert.match(problems.join('\n'), /homeserver\.yaml: stream_writers\.typing: Must only specify one instance to handle `typing` messages\./);
-    assert.match(problems.join('\n'), /homeserver\.yaml: stream_writers\.typing: Instance 'a' is configured to write typing but does not appear in `instance_map` config\./);
-    assert.match(problems.join('\n'), /homeserver\.yaml: stream_writers\.receipts: Must specify at least one instance to handle `receipts` messages\./);
+    assert.match(
+      problems.join('\n'),
+      /homeserver\.yaml: stream_writers\.events: Instance 'persister2' is configured to write events but does not appear in `instance_map` config\./,
+    );
+    assert.match(
+      problems.join('\n'),
+      /homeserver\.yaml: stream_writers\.typing: Must only specify one instance to handle `typing` messages\./,
+    );
+    assert.match(
+      problems.join('\n'),
+      /homeserver\.yaml: stream_writers\.typing: Instance 'a' is configured to write typing but does not appear in `instance_map` config\./,
+    );
+    assert.match(
+      problems.join('\n'),
+      /homeserver\.yaml: stream_writers\.receipts: Must specify at least one instance to handle `receipts` messages\./,
+    );
     assert.ok(!problems.some((p) => p.includes('persister1')), 'persister1 is in instance_map');
     assert.ok(!problems.some((p) => p.includes('presence')), 'main needs no instance_map entry to write');
   });
@@ -117,34 +165,60 @@ describe('stream_writers and instance_map', () => {
 
   test('a stream writer needs a replication listener, at the address instance_map gives', () => {
     const files = writeDeployment((run) => ({
-      main: { instance_map: { main: { path: join(run, 'replication.sock') }, persister1: { path: join(run, 'persister1.sock') } }, stream_writers: { events: 'persister1' } },
+      main: {
+        instance_map: { main: { path: join(run, 'replication.sock') }, persister1: { path: join(run, 'persister1.sock') } },
+        stream_writers: { events: 'persister1' },
+      },
       workers: { persister1: { worker_listeners: [socketListener(join(run, 'p1.sock'), ['replication'])] } },
     }));
     let problems = problemsOf(() => loadDeployment(files));
-    assert.match(problems[0]!, /instance_map\.persister1: the other processes reach persister1 at .*persister1\.sock, but its replication listener is at .*p1\.sock/);
+    assert.match(
+      problems[0]!,
+      /instance_map\.persister1: the other processes reach persister1 at .*persister1\.sock, but its replication listener is at .*p1\.sock/,
+    );
 
     const noListener = writeDeployment((run) => ({
-      main: { instance_map: { main: { path: join(run, 'replication.sock') }, persister1: { path: join(run, 'p1.sock') } }, stream_writers: { events: 'persister1' } },
+      main: {
+        instance_map: { main: { path: join(run, 'replication.sock') }, persister1: { path: join(run, 'p1.sock') } },
+        stream_writers: { events: 'persister1' },
+      },
       workers: { persister1: { worker_listeners: [socketListener(join(run, 'p1-client.sock'), ['client'])] } },
     }));
     problems = problemsOf(() => loadDeployment(noListener));
-    assert.match(problems[0]!, /workers\/persister1\.yaml: worker_listeners: persister1 writes events, so it needs an http listener with the `replication` resource/);
+    assert.match(
+      problems[0]!,
+      /workers\/persister1\.yaml: worker_listeners: persister1 writes events, so it needs an http listener with the `replication` resource/,
+    );
   });
 
   test('a router listener serves nothing else', () => {
-    const { load } = loadFiles({ 'homeserver.yaml': { ...BASE, listeners: [{ type: 'http', port: 8008, resources: [{ names: ['router', 'client'] }] }] } });
-    assert.match(problemsOf(load)[0]!, /homeserver\.yaml: listeners\[0\]\.resources: a `router` listener forwards every request to the instance that serves it, so it cannot also serve client/);
+    const { load } = loadFiles({
+      'homeserver.yaml': { ...BASE, listeners: [{ type: 'http', port: 8008, resources: [{ names: ['router', 'client'] }] }] },
+    });
+    assert.match(
+      problemsOf(load)[0]!,
+      /homeserver\.yaml: listeners\[0\]\.resources: a `router` listener forwards every request to the instance that serves it, so it cannot also serve client/,
+    );
   });
 });
 
 describe('what a worker needs to run', () => {
   test('PostgreSQL, Redis and the way to main, each named with its file and key', () => {
-    const { load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'generic_worker', worker_name: 'w1' } }, ['homeserver.yaml', 'w.yaml']);
+    const { load } = loadFiles({ 'homeserver.yaml': BASE, 'w.yaml': { worker_app: 'generic_worker', worker_name: 'w1' } }, [
+      'homeserver.yaml',
+      'w.yaml',
+    ]);
     const problems = checkWorkerRequirements(load());
     assert.equal(problems.length, 3);
-    assert.match(problems[0]!, /homeserver\.yaml: database: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared/);
+    assert.match(
+      problems[0]!,
+      /homeserver\.yaml: database: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared/,
+    );
     assert.match(problems[1]!, /homeserver\.yaml: redis: workers replicate through Redis: set `redis\.enabled: true`/);
-    assert.match(problems[2]!, /homeserver\.yaml: instance_map: Missing data for a worker to connect to main process: add `main` to `instance_map`/);
+    assert.match(
+      problems[2]!,
+      /homeserver\.yaml: instance_map: Missing data for a worker to connect to main process: add `main` to `instance_map`/,
+    );
   });
 
   test('the main config is not a worker config', () => {
@@ -153,9 +227,14 @@ describe('what a worker needs to run', () => {
   });
 
   test('the seed layout with a worker passes', () => {
-    const files = writeDeployment((run) => ({ workers: { generic1: { worker_listeners: [socketListener(join(run, 'generic1.sock'), ['client'])] } } }));
+    const files = writeDeployment((run) => ({
+      workers: { generic1: { worker_listeners: [socketListener(join(run, 'generic1.sock'), ['client'])] } },
+    }));
     const cluster = loadDeployment(files);
-    assert.deepEqual(cluster.workers.map((w) => [w.name, w.app]), [['generic1', 'generic_worker']]);
+    assert.deepEqual(
+      cluster.workers.map((w) => [w.name, w.app]),
+      [['generic1', 'generic_worker']],
+    );
     assert.deepEqual(checkWorkerRequirements(cluster.workers[0]!.config), []);
   });
 });
@@ -169,7 +248,10 @@ describe('the deployment as a whole (the workers directory)', () => {
       },
     }));
     const problems = problemsOf(() => loadDeployment(files));
-    assert.match(problems[0]!, /workers\/b\.yaml: worker_name: "a" is already the name of the worker in .*workers\/a\.yaml; every worker needs its own name/);
+    assert.match(
+      problems[0]!,
+      /workers\/b\.yaml: worker_name: "a" is already the name of the worker in .*workers\/a\.yaml; every worker needs its own name/,
+    );
   });
 
   test('writers and duties name workers that exist', () => {
@@ -183,25 +265,40 @@ describe('the deployment as a whole (the workers directory)', () => {
       workers: { a: { worker_listeners: [socketListener(join(run, 'a.sock'), ['replication'])] } },
     }));
     const problems = problemsOf(() => loadDeployment(files)).join('\n');
-    assert.match(problems, /homeserver\.yaml: stream_writers\.typing: "ghost" writes typing, but no file in .*workers has that worker_name \(when another service manager runs the workers, start main with --no-workers\)/);
+    assert.match(
+      problems,
+      /homeserver\.yaml: stream_writers\.typing: "ghost" writes typing, but no file in .*workers has that worker_name \(when another service manager runs the workers, start main with --no-workers\)/,
+    );
     assert.match(problems, /homeserver\.yaml: pusher_instances: "nobody" is not a worker/);
-    assert.match(problems, /homeserver\.yaml: initial_sync_instances: a takes initial syncs, so it must be a generic worker with a `client` listener/);
+    assert.match(
+      problems,
+      /homeserver\.yaml: initial_sync_instances: a takes initial syncs, so it must be a generic worker with a `client` listener/,
+    );
   });
 
   test('a stream writer with endpoints needs a client listener for them', () => {
     const files = writeDeployment((run) => ({
-      main: { instance_map: { main: { path: join(run, 'replication.sock') }, ephemeral: { path: join(run, 'eph.sock') } }, stream_writers: { typing: 'ephemeral' } },
+      main: {
+        instance_map: { main: { path: join(run, 'replication.sock') }, ephemeral: { path: join(run, 'eph.sock') } },
+        stream_writers: { typing: 'ephemeral' },
+      },
       workers: { ephemeral: { worker_listeners: [socketListener(join(run, 'eph.sock'), ['replication'])] } },
     }));
     const problems = problemsOf(() => loadDeployment(files));
-    assert.match(problems[0]!, /workers\/ephemeral\.yaml: worker_listeners: ephemeral writes typing, so the requests that write it go there \(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), but ephemeral has no http listener with the `client` resource/);
+    assert.match(
+      problems[0]!,
+      /workers\/ephemeral\.yaml: worker_listeners: ephemeral writes typing, so the requests that write it go there \(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), but ephemeral has no http listener with the `client` resource/,
+    );
   });
 
   test('role keys belong in the shared config', () => {
     const files = writeDeployment((run) => ({
       workers: { w1: { stream_writers: { typing: 'main' }, worker_listeners: [socketListener(join(run, 'w1.sock'), ['client'])] } },
     }));
-    assert.match(problemsOf(() => loadDeployment(files))[0]!, /workers\/w1\.yaml: stream_writers: set it in the shared config, not in a worker file: every process must agree on it/);
+    assert.match(
+      problemsOf(() => loadDeployment(files))[0]!,
+      /workers\/w1\.yaml: stream_writers: set it in the shared config, not in a worker file: every process must agree on it/,
+    );
   });
 
   test('workers need PostgreSQL', () => {
@@ -216,7 +313,10 @@ describe('the deployment as a whole (the workers directory)', () => {
     const files = writeDeployment();
     const main = loadConfig([files.configPath], { warn: () => undefined });
     assert.deepEqual(loadCluster(main).workers, []);
-    assert.match(problemsOf(() => loadCluster(main, { workersDir: join(files.dir, 'nope') }))[0]!, /nope: the workers directory does not exist/);
+    assert.match(
+      problemsOf(() => loadCluster(main, { workersDir: join(files.dir, 'nope') }))[0]!,
+      /nope: the workers directory does not exist/,
+    );
   });
 });
 
@@ -237,9 +337,17 @@ describe('routing table from the registry', () => {
 
   test('when every client worker writes a stream, they all serve `any` routes', () => {
     const files = writeDeployment((run) => ({
-      main: { instance_map: { main: { path: join(run, 'replication.sock') }, only: { path: join(run, 'only-replication.sock') } }, stream_writers: { typing: 'only' } },
+      main: {
+        instance_map: { main: { path: join(run, 'replication.sock') }, only: { path: join(run, 'only-replication.sock') } },
+        stream_writers: { typing: 'only' },
+      },
       workers: {
-        only: { worker_listeners: [socketListener(join(run, 'only-replication.sock'), ['replication']), socketListener(join(run, 'only.sock'), ['client'])] },
+        only: {
+          worker_listeners: [
+            socketListener(join(run, 'only-replication.sock'), ['replication']),
+            socketListener(join(run, 'only.sock'), ['client']),
+          ],
+        },
       },
     }));
     const table = new RoutingTable(loadDeployment(files));

@@ -50,7 +50,11 @@ describe('built-in router', () => {
     await Promise.all([...standIns.values()].map((s) => s.close()));
   });
 
-  async function call(method: string, path: string, options: { token?: string; body?: string | Buffer; headers?: Record<string, string> } = {}) {
+  async function call(
+    method: string,
+    path: string,
+    options: { token?: string; body?: string | Buffer; headers?: Record<string, string> } = {},
+  ) {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     const res = await fetch(baseUrl + path, { method, headers, body: options.body });
@@ -101,7 +105,10 @@ describe('built-in router', () => {
       for (let i = 0; i < 3; i++) {
         const encoded = encodeURIComponent(room);
         const messages = await call('GET', `/_matrix/client/v3/rooms/${encoded}/messages?dir=b`, { token: tokenFor(`u${i}`) });
-        const send = await call('PUT', `/_matrix/client/r0/rooms/${encoded}/send/m.room.message/t${i}`, { token: tokenFor(`u${i}`), body: '{"body":"hi"}' });
+        const send = await call('PUT', `/_matrix/client/r0/rooms/${encoded}/send/m.room.message/t${i}`, {
+          token: tokenFor(`u${i}`),
+          body: '{"body":"hi"}',
+        });
         byRoom.set(room, (byRoom.get(room) ?? new Set()).add(messages.json!.instance).add(send.json!.instance));
       }
     }
@@ -140,7 +147,10 @@ describe('built-in router', () => {
     assert.equal(refused.status, 413, refused.text);
     assert.equal(refused.json!.errcode, 'M_TOO_LARGE');
     assert.equal(refused.headers.get('access-control-allow-origin'), '*');
-    assert.equal([...standIns.values()].reduce((n, s) => n + s.seen.length, 0), seenBefore);
+    assert.equal(
+      [...standIns.values()].reduce((n, s) => n + s.seen.length, 0),
+      seenBefore,
+    );
   });
 
   test('unknown paths and methods are answered by the router with Matrix errors; /health and CORS preflights too', async () => {
@@ -173,7 +183,8 @@ describe('built-in router', () => {
         assert.notEqual(json!.instance, before);
       }
       const moved = (await call('GET', '/_matrix/client/v3/sync?since=s1', { token })).json!.instance;
-      for (let i = 0; i < 3; i++) assert.equal((await call('GET', '/_matrix/client/v3/sync?since=s1', { token })).json!.instance, moved, 'the runner-up is stable');
+      for (let i = 0; i < 3; i++)
+        assert.equal((await call('GET', '/_matrix/client/v3/sync?since=s1', { token })).json!.instance, moved, 'the runner-up is stable');
     } finally {
       standIns.set(before, await startStandIn(before, down.path));
     }
@@ -184,7 +195,10 @@ describe('built-in router', () => {
     const ephemeral = standIns.get('ephemeral')!;
     await ephemeral.close();
     try {
-      const { status, json } = await call('PUT', '/_matrix/client/v3/rooms/!r:x/typing/@g:x', { token: tokenFor('g'), body: '{"typing":true}' });
+      const { status, json } = await call('PUT', '/_matrix/client/v3/rooms/!r:x/typing/@g:x', {
+        token: tokenFor('g'),
+        body: '{"typing":true}',
+      });
       assert.equal(status, 502);
       assert.equal(json!.errcode, 'M_UNKNOWN');
     } finally {
@@ -212,7 +226,10 @@ describe('sticky choice', () => {
   });
 
   test('without a key, requests rotate over the candidates', () => {
-    assert.deepEqual([0, 1, 2, 3].map((r) => candidateOrder(['a', 'b', 'c'], undefined, r)[0]), ['a', 'b', 'c', 'a']);
+    assert.deepEqual(
+      [0, 1, 2, 3].map((r) => candidateOrder(['a', 'b', 'c'], undefined, r)[0]),
+      ['a', 'b', 'c', 'a'],
+    );
   });
 
   test('the user key is the localpart part of syt_ tokens, the token otherwise', () => {

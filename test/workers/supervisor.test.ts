@@ -43,7 +43,14 @@ function childSpec(name: string, env: NodeJS.ProcessEnv = {}): ProcessSpec & { s
   const script = join(dir, 'child.mjs');
   writeFileSync(script, CHILD);
   const socket = join(dir, `${name}.sock`);
-  return { name, command: process.execPath, args: [script, socket], health: [{ instance: name, socketPath: socket, label: `unix:${socket}` }], env, socket };
+  return {
+    name,
+    command: process.execPath,
+    args: [script, socket],
+    health: [{ instance: name, socketPath: socket, label: `unix:${socket}` }],
+    env,
+    socket,
+  };
 }
 
 function capturingLogger() {
@@ -165,7 +172,10 @@ describe('supervisor', () => {
       const pid = Number(/pid (\d+)/.exec(started.line)![1]);
       process.kill(pid, 'SIGSTOP');
       const noticed = await waitFor(/^worker hung: not answering \/health \(ETIMEDOUT\); restarting it if that lasts 1 s$/, started.index);
-      const killing = await waitFor(new RegExp(`^worker hung: not answering /health for \\d+ s \\(ETIMEDOUT\\); killing it \\(pid ${pid}\\) to restart it$`), noticed.index);
+      const killing = await waitFor(
+        new RegExp(`^worker hung: not answering /health for \\d+ s \\(ETIMEDOUT\\); killing it \\(pid ${pid}\\) to restart it$`),
+        noticed.index,
+      );
       const killed = await waitFor(/^worker hung: killed by SIGKILL; restarting in 0\.1 s$/, killing.index);
       const restarted = await waitFor(/^worker hung: restarted \(pid (\d+)\)/, killed.index);
       assert.notEqual(Number(/pid (\d+)/.exec(restarted.line)![1]), pid);

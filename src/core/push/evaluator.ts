@@ -202,10 +202,7 @@ const MEMBER_COUNT = /^(==|<=|>=|<|>)?([0-9]+)$/;
 
 function isScalar(value: JsonValue | undefined): value is string | number | boolean | null {
   return (
-    value === null ||
-    typeof value === 'string' ||
-    typeof value === 'boolean' ||
-    (typeof value === 'number' && Number.isSafeInteger(value))
+    value === null || typeof value === 'string' || typeof value === 'boolean' || (typeof value === 'number' && Number.isSafeInteger(value))
   );
 }
 
@@ -286,8 +283,7 @@ export function compileCondition(condition: PushCondition): Test {
     case 'sender_notification_permission': {
       if (typeof key !== 'string') return NEVER;
       return (p, ctx) => {
-        const level =
-          ctx.senderPowerLevel === undefined ? ctx.powerLevels.userLevel(p.event.sender) : ctx.senderPowerLevel;
+        const level = ctx.senderPowerLevel === undefined ? ctx.powerLevels.userLevel(p.event.sender) : ctx.senderPowerLevel;
         return level !== null && level >= ctx.powerLevels.notificationLevel(key);
       };
     }
@@ -415,11 +411,7 @@ const compiledSets = new WeakMap<PushRuleSet, CompiledRuleSet>();
  * Evaluates `ruleSet` for `event`. The compiled form is cached per rule-set object, so pass the
  * same object while the rules are unchanged (and a new one after a change).
  */
-export function evaluatePushRules(
-  ruleSet: PushRuleSet,
-  event: RoomEvent,
-  ctx: PushContext,
-): readonly PushAction[] | undefined {
+export function evaluatePushRules(ruleSet: PushRuleSet, event: RoomEvent, ctx: PushContext): readonly PushAction[] | undefined {
   let compiled = compiledSets.get(ruleSet);
   if (compiled === undefined) {
     compiled = new CompiledRuleSet(ruleSet);

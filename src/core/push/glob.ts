@@ -164,7 +164,7 @@ class WildcardMatcher implements GlobMatcher {
     let next = this.next;
     cur.fill(0);
     let live = false;
-    for (let i = 0; ; ) {
+    for (let i = 0; ;) {
       // A match begins at the start (whole mode) or at any boundary (word mode).
       if (i === 0 || (word && atBoundary(s, i))) {
         this.add(cur, 0);

@@ -295,15 +295,16 @@ export function deleteRule(stored: StoredUserRules, kind: string, ruleId: string
   if (!isPushRuleKind(kind)) return fail(`Unknown push rule kind: ${kind}`, 'M_INVALID_PARAM');
   const list = stored.rules?.[kind] ?? [];
   if (!list.some((r) => r.rule_id === ruleId)) return fail('Unknown push rule', 'M_NOT_FOUND');
-  return ok(withKind(stored, kind, list.filter((r) => r.rule_id !== ruleId)));
+  return ok(
+    withKind(
+      stored,
+      kind,
+      list.filter((r) => r.rule_id !== ruleId),
+    ),
+  );
 }
 
-function changeRule(
-  stored: StoredUserRules,
-  kind: string,
-  ruleId: string,
-  change: DefaultRuleChange,
-): PushRuleResult<StoredUserRules> {
+function changeRule(stored: StoredUserRules, kind: string, ruleId: string, change: DefaultRuleChange): PushRuleResult<StoredUserRules> {
   if (!isPushRuleKind(kind)) return fail(`Unknown push rule kind: ${kind}`, 'M_INVALID_PARAM');
   if (ruleId.startsWith('.')) {
     if (defaultRuleKind(ruleId) !== kind) return fail('Unknown push rule', 'M_NOT_FOUND');
@@ -313,26 +314,22 @@ function changeRule(
   const list = stored.rules?.[kind] ?? [];
   const index = list.findIndex((r) => r.rule_id === ruleId);
   if (index === -1) return fail('Unknown push rule', 'M_NOT_FOUND');
-  return ok(withKind(stored, kind, list.map((r, i) => (i === index ? { ...r, ...change } : r))));
+  return ok(
+    withKind(
+      stored,
+      kind,
+      list.map((r, i) => (i === index ? { ...r, ...change } : r)),
+    ),
+  );
 }
 
 /** `PUT …/{ruleId}/enabled`, for user rules and server defaults alike. */
-export function setRuleEnabled(
-  stored: StoredUserRules,
-  kind: string,
-  ruleId: string,
-  enabled: boolean,
-): PushRuleResult<StoredUserRules> {
+export function setRuleEnabled(stored: StoredUserRules, kind: string, ruleId: string, enabled: boolean): PushRuleResult<StoredUserRules> {
   return changeRule(stored, kind, ruleId, { enabled });
 }
 
 /** `PUT …/{ruleId}/actions`, for user rules and server defaults alike. Validates the actions. */
-export function setRuleActions(
-  stored: StoredUserRules,
-  kind: string,
-  ruleId: string,
-  actions: unknown,
-): PushRuleResult<StoredUserRules> {
+export function setRuleActions(stored: StoredUserRules, kind: string, ruleId: string, actions: unknown): PushRuleResult<StoredUserRules> {
   const valid = validateActions(actions);
   if (!valid.ok) return valid;
   return changeRule(stored, kind, ruleId, { actions: valid.value });

@@ -35,7 +35,10 @@ export interface CatchUpOptions {
   readonly log: Logger;
 }
 
-type Reads = Pick<FederationSenderReads, 'membershipsOfServer' | 'localEventsInRooms' | 'countLocalEventsInRooms' | 'latestLocalEventsInRoom'>;
+type Reads = Pick<
+  FederationSenderReads,
+  'membershipsOfServer' | 'localEventsInRooms' | 'countLocalEventsInRooms' | 'latestLocalEventsInRoom'
+>;
 
 export class DestinationCatchUp {
   /** The destination's users' membership intervals by room, loaded for positions [from, to]. */
@@ -97,7 +100,13 @@ export class DestinationCatchUp {
     return { events, upTo: Math.max(cursor, plan.upTo), done: false };
   }
 
-  private async planLatestPerRoom(rooms: string[], byRoom: Map<string, MembershipIntervalRow[]>, cursor: number, bound: number, count: number): Promise<void> {
+  private async planLatestPerRoom(
+    rooms: string[],
+    byRoom: Map<string, MembershipIntervalRow[]>,
+    cursor: number,
+    bound: number,
+    count: number,
+  ): Promise<void> {
     const events: OutboundPdu[] = [];
     for (const roomId of rooms) {
       // The latest event the destination was in the room for (usually the very latest).

@@ -157,7 +157,11 @@ export class DestinationQueue {
   ) {
     this.cursor = state.lastAckedEvents;
     if (live) this.mode = 'live';
-    this.catchUp = new DestinationCatchUp(state.destination, env.origin, env.reads, { pageSize: MAX_PDUS, largeGap: env.largeGap, log: env.log });
+    this.catchUp = new DestinationCatchUp(state.destination, env.origin, env.reads, {
+      pageSize: MAX_PDUS,
+      largeGap: env.largeGap,
+      log: env.log,
+    });
   }
 
   get destination(): string {
@@ -251,10 +255,13 @@ export class DestinationQueue {
 
   private scheduleRetry(delayMs = this.state.retryLastTs + this.state.retryIntervalMs - this.env.now()): void {
     if (this.timer || this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.wake();
-    }, Math.max(0, delayMs));
+    this.timer = setTimeout(
+      () => {
+        this.timer = undefined;
+        this.wake();
+      },
+      Math.max(0, delayMs),
+    );
     this.timer.unref();
   }
 
@@ -339,7 +346,10 @@ export class DestinationQueue {
         try {
           edus.push({ edu_type: 'm.direct_to_device', content: JSON.parse(row.eduJson) as never });
         } catch {
-          this.env.log.error({ destination: this.destination, messageId: row.messageId }, 'an outbox to-device message is not JSON; dropped');
+          this.env.log.error(
+            { destination: this.destination, messageId: row.messageId },
+            'an outbox to-device message is not JSON; dropped',
+          );
         }
         toDeviceUpTo = row.streamId;
       }
@@ -370,7 +380,15 @@ export class DestinationQueue {
     let receiptsUpTo = this.state.receiptsPosition;
     if (this.receiptsWaiting || receiptsUpTo < readable.receipts) {
       this.receiptsWaiting = false;
-      const found = await receiptEdusFor(this.destination, this.env.origin, this.state.receiptsPosition, readable.receipts, Math.min(budget - 5, 10), this.env.reads, this.env.shared);
+      const found = await receiptEdusFor(
+        this.destination,
+        this.env.origin,
+        this.state.receiptsPosition,
+        readable.receipts,
+        Math.min(budget - 5, 10),
+        this.env.reads,
+        this.env.shared,
+      );
       edus.push(...found.edus);
       budget -= found.edus.length;
       receiptsUpTo = found.upTo;
@@ -482,7 +500,10 @@ export class DestinationQueue {
   }
 
   private caughtUp(events: number): void {
-    this.env.log.info({ destination: this.destination, events, upTo: this.state.lastAckedEvents }, `caught up with ${this.destination} (${events} events)`);
+    this.env.log.info(
+      { destination: this.destination, events, upTo: this.state.lastAckedEvents },
+      `caught up with ${this.destination} (${events} events)`,
+    );
   }
 
   /** Records acknowledged positions (persisted; a failure to persist only means resending later). */
@@ -515,7 +536,10 @@ export class DestinationQueue {
       }
     } catch (err) {
       // The destination has what it acknowledged; after a restart it may get it again (harmless).
-      this.env.log.warn({ destination: this.destination, err: (err as Error).message, wasFailing }, 'could not record what the destination acknowledged');
+      this.env.log.warn(
+        { destination: this.destination, err: (err as Error).message, wasFailing },
+        'could not record what the destination acknowledged',
+      );
     }
   }
 
@@ -525,7 +549,10 @@ export class DestinationQueue {
     if (err instanceof FederationDeniedError || (err instanceof FederationHttpError && (err.status === 400 || err.status === 413))) {
       // The destination (or our whitelist) refuses this transaction as such: sending it again can
       // only be refused again and would hold back everything after it.
-      this.env.log.error({ ...report, err: err.message }, `${destination} refused transaction ${txn.txnId} (${txn.pdus.length} PDUs, ${txn.edus.length} EDUs): ${err.message}; not sent again`);
+      this.env.log.error(
+        { ...report, err: err.message },
+        `${destination} refused transaction ${txn.txnId} (${txn.pdus.length} PDUs, ${txn.edus.length} EDUs): ${err.message}; not sent again`,
+      );
       await this.acknowledged(txn, !(err instanceof FederationDeniedError));
       this.env.onTransaction?.({ ...report, outcome: 'refused' });
       return true;
@@ -539,7 +566,10 @@ export class DestinationQueue {
     const reason = err instanceof FederationRequestError ? err.message : String((err as Error)?.message ?? err);
     const kind = err instanceof FederationRequestError ? err.kind : 'error';
     const what = kind === 'unreachable' ? `${destination} unreachable` : `transaction to ${destination} failed`;
-    this.env.log.warn({ ...report, kind, err: reason, failures: this.failures, retryInMs: interval }, `${what}; retrying in ${formatDelay(interval)} (${reason})`);
+    this.env.log.warn(
+      { ...report, kind, err: reason, failures: this.failures, retryInMs: interval },
+      `${what}; retrying in ${formatDelay(interval)} (${reason})`,
+    );
     this.env.onTransaction?.({ ...report, outcome: 'failed', retryInMs: interval });
     try {
       await this.env.store.setRetryTimings(destination, timings);

@@ -84,7 +84,10 @@ export async function receiptEdusFor(
   }
 }
 
-type DeviceReads = Pick<FederationSenderReads, 'localDeviceChanges' | 'previousDeviceChange' | 'deviceKeys' | 'existingDevices' | 'crossSigningKeys' | 'selfSignatures'>;
+type DeviceReads = Pick<
+  FederationSenderReads,
+  'localDeviceChanges' | 'previousDeviceChange' | 'deviceKeys' | 'existingDevices' | 'crossSigningKeys' | 'selfSignatures'
+>;
 
 export interface DeviceListEdus extends DurableEdus {
   /**
@@ -160,7 +163,9 @@ export async function deviceListEdusFor(
         if (!json) continue;
         const signed = withExtraSignatures(
           json,
-          signatures.filter((s) => s.target_device_id === row.public_key).map((s) => ({ signer: s.user_id, keyId: s.key_id, signature: s.signature })),
+          signatures
+            .filter((s) => s.target_device_id === row.public_key)
+            .map((s) => ({ signer: s.user_id, keyId: s.key_id, signature: s.signature })),
         );
         if (row.key_type === 'master') keys.master = signed;
         else if (row.key_type === 'self_signing') keys.selfSigning = signed;

@@ -34,7 +34,8 @@ export class RemoteServerUpNotifier {
         if (!timings || (timings.retryIntervalMs === 0 && timings.failureTs === undefined)) return;
         this.bus.send({ name: 'REMOTE_SERVER_UP', server: origin });
       },
-      (err: unknown) => this.log.debug({ origin, err: (err as Error).message }, 'could not look up the retry state of a server that contacted us'),
+      (err: unknown) =>
+        this.log.debug({ origin, err: (err as Error).message }, 'could not look up the retry state of a server that contacted us'),
     );
   }
 }

@@ -19,7 +19,11 @@ import { serverNameOf } from '../../core/identifiers.js';
 import type { OutboundPresence } from '../../core/outbound-edus.js';
 import type { BusCommand, ReplicationBus, StreamRow, StreamUpdate } from '../../streams/bus.js';
 import type { Database } from '../../storage/database.js';
-import { FederationDestinationsStore, type AcknowledgedPositions, type DestinationRow } from '../../storage/federation-destinations-store.js';
+import {
+  FederationDestinationsStore,
+  type AcknowledgedPositions,
+  type DestinationRow,
+} from '../../storage/federation-destinations-store.js';
 import { FederationOutboxStore } from '../../storage/federation-outbox-store.js';
 import { FederationSenderReads, type PresenceStateRow } from '../../storage/federation-sender-reads.js';
 import type { StreamPositions } from '../../streams/streams.js';
@@ -170,7 +174,8 @@ export class FederationSender {
     for (const row of rows) {
       this.known.add(row.destination);
       // A destination no longer allowed (`federation_domain_whitelist` changed) is left alone.
-      if (this.shard.owns(row.destination) && this.options.allowed(row.destination)) this.queues.set(row.destination, new DestinationQueue(this.env, row));
+      if (this.shard.owns(row.destination) && this.options.allowed(row.destination))
+        this.queues.set(row.destination, new DestinationQueue(this.env, row));
     }
     // To-device messages may wait for a destination we never sent an event to.
     await this.sweepOutbox(readable);
@@ -253,7 +258,8 @@ export class FederationSender {
           if (row.stream !== 'device_lists' || !this.isOurs(row.userId) || row.roomIds.length === 0) continue;
           const roomIds = row.roomIds;
           this.chain(async () => {
-            for (const host of await this.hostsOfRooms(roomIds)) (await this.queueFor(host, this.positionsNow(before)))?.deviceListsChanged();
+            for (const host of await this.hostsOfRooms(roomIds))
+              (await this.queueFor(host, this.positionsNow(before)))?.deviceListsChanged();
           });
         }
         return;
@@ -277,13 +283,15 @@ export class FederationSender {
   /** Runs EDU work one piece after another, in the order the bus delivered it. */
   private chain(work: () => Promise<void>): void {
     this.eduChain = this.eduChain.then(work).catch((err: unknown) => {
-      if (!this.stopped) this.options.log.warn({ err: (err as Error).message }, 'federation sender: could not hand an EDU to its destinations');
+      if (!this.stopped)
+        this.options.log.warn({ err: (err as Error).message }, 'federation sender: could not hand an EDU to its destinations');
     });
   }
 
   private async hostsOfRooms(roomIds: readonly string[]): Promise<Set<string>> {
     const hosts = new Set<string>();
-    for (const roomId of roomIds) for (const host of await this.hosts.hostsOf(roomId)) if (this.shard.owns(host) && this.options.allowed(host)) hosts.add(host);
+    for (const roomId of roomIds)
+      for (const host of await this.hosts.hostsOf(roomId)) if (this.shard.owns(host) && this.options.allowed(host)) hosts.add(host);
     return hosts;
   }
 
@@ -412,7 +420,10 @@ export class FederationSender {
       () => this.persistReaderPosition(false),
       (err: unknown) => {
         if (this.stopped) return;
-        this.options.log.warn({ err: (err as Error).message }, `federation sender: could not read new events; trying again in ${READ_RETRY_MS / 1000} s`);
+        this.options.log.warn(
+          { err: (err as Error).message },
+          `federation sender: could not read new events; trying again in ${READ_RETRY_MS / 1000} s`,
+        );
         if (!this.retryTimer) {
           this.retryTimer = setTimeout(() => {
             this.retryTimer = undefined;
@@ -435,7 +446,11 @@ export class FederationSender {
     for (const event of batch) {
       for (const destination of event.destinations) {
         if (this.known.has(destination) || fresh.has(destination)) continue;
-        fresh.set(destination, { lastAckedEvents: event.position - 1, receiptsPosition: readable.receipts, deviceListsPosition: readable.device_lists });
+        fresh.set(destination, {
+          lastAckedEvents: event.position - 1,
+          receiptsPosition: readable.receipts,
+          deviceListsPosition: readable.device_lists,
+        });
       }
     }
     if (fresh.size === 0) return;

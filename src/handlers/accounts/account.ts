@@ -55,7 +55,11 @@ export class AccountHandler {
   }
 
   /** Runs user-interactive auth proving the requester is who the access token says. */
-  async reauthenticate(requester: Requester, context: UiaContext, secretFields: readonly string[] = []): Promise<{ sessionId: string; params: JsonObject }> {
+  async reauthenticate(
+    requester: Requester,
+    context: UiaContext,
+    secretFields: readonly string[] = [],
+  ): Promise<{ sessionId: string; params: JsonObject }> {
     return this.deps.uia.check({
       ...context,
       flows: await this.reauthFlows(requester.userId),
@@ -128,7 +132,12 @@ export class AccountHandler {
     const rooms = await this.deps.roomState.roomsOf(userId, ['join', 'invite', 'knock']);
     for (const roomId of rooms) {
       try {
-        await this.deps.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content: { membership: 'leave' } });
+        await this.deps.eventsWriter.sendEvent(roomId, {
+          type: 'm.room.member',
+          stateKey: userId,
+          sender: userId,
+          content: { membership: 'leave' },
+        });
       } catch (err) {
         // One room refusing (e.g. an invite from a server we cannot reach) must not stop the rest.
         this.deps.log.warn({ err, userId, roomId }, 'could not leave a room while deactivating an account');

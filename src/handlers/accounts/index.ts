@@ -52,7 +52,13 @@ export async function createAccountServices(core: CoreDeps): Promise<AccountServ
     userInteractiveAuth,
     passwordAuth,
     registration,
-    login: new LoginHandler({ serverName: core.serverName, publicBaseUrl: core.config.public_baseurl, auth: core.auth, passwords: passwordAuth, rateLimits }),
+    login: new LoginHandler({
+      serverName: core.serverName,
+      publicBaseUrl: core.config.public_baseurl,
+      auth: core.auth,
+      passwords: passwordAuth,
+      rateLimits,
+    }),
     devices,
     accountManagement: new AccountHandler({
       users,

@@ -95,7 +95,8 @@ export class UserInteractiveAuth {
       session = await this.existingSession(sessionId, request);
       // A follow-up without parameters continues the stored request; new parameters replace it.
       if (Object.keys(given).length === 0) params = JSON.parse(session.body_json) as JsonObject;
-      else if (JSON.stringify(given) !== session.body_json) await this.users.setUiAuthSessionBody(session.session_id, JSON.stringify(given));
+      else if (JSON.stringify(given) !== session.body_json)
+        await this.users.setUiAuthSessionBody(session.session_id, JSON.stringify(given));
     }
 
     const completed = JSON.parse(session.completed_json) as Record<string, unknown>;

@@ -10,7 +10,15 @@ import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { CrossSigningKeyRow, CrossSigningKeyType, CrossSigningStore, SignatureRow } from '../../storage/cross-signing-store.js';
 import type { DeviceKeysRow } from '../../storage/device-keys-store.js';
-import { canonicalKeyJson, checkCrossSigningKey, ED25519, invalidSignature, sameSignedObject, signedBy, type CrossSigningKey } from './key-json.js';
+import {
+  canonicalKeyJson,
+  checkCrossSigningKey,
+  ED25519,
+  invalidSignature,
+  sameSignedObject,
+  signedBy,
+  type CrossSigningKey,
+} from './key-json.js';
 
 /** The keys of `/keys/device_signing/upload`, by the body's field names. */
 export interface SigningKeysUpload {
@@ -50,7 +58,9 @@ export function checkSigningKeysUpload(
   upload: SigningKeysUpload,
   stored: ReadonlyMap<CrossSigningKeyType, CrossSigningKeyRow>,
 ): Array<{ type: CrossSigningKeyType; key: CrossSigningKey }> {
-  const master = upload.master_key ? checkCrossSigningKey(upload.master_key, userId, 'master') : storedKey(stored.get('master'), userId, 'master');
+  const master = upload.master_key
+    ? checkCrossSigningKey(upload.master_key, userId, 'master')
+    : storedKey(stored.get('master'), userId, 'master');
   if (!master) throw Errors.missingParam('No master key available');
   const accepted: Array<{ type: CrossSigningKeyType; key: CrossSigningKey }> = [];
   if (upload.master_key) accepted.push({ type: 'master', key: master });
@@ -90,7 +100,8 @@ export function checkSignedUploads(
   ownDevices: readonly DeviceKeysRow[],
 ): { accepted: SignatureRow[]; failures: Record<string, Record<string, { errcode: string; error: string }>> } {
   for (const [target, byKey] of Object.entries(body)) {
-    if (!isJsonObject(byKey) || !Object.values(byKey).every(isJsonObject)) throw Errors.badJson(`${target} must map key ids to signed objects`);
+    if (!isJsonObject(byKey) || !Object.values(byKey).every(isJsonObject))
+      throw Errors.badJson(`${target} must map key ids to signed objects`);
   }
   const keyOf = (owner: string, type: CrossSigningKeyType) => {
     const row = crossSigningKeys.find((k) => k.user_id === owner && k.key_type === type);
@@ -112,7 +123,8 @@ export function checkSignedUploads(
             // The user's devices vouching for their master key.
             for (const [signingKeyId, signature] of Object.entries(signatures)) {
               const deviceId = signingKeyId.startsWith(`${ED25519}:`) ? signingKeyId.slice(ED25519.length + 1) : undefined;
-              const deviceKey = deviceId === undefined ? undefined : (devices.get(deviceId)?.keys as JsonObject | undefined)?.[signingKeyId];
+              const deviceKey =
+                deviceId === undefined ? undefined : (devices.get(deviceId)?.keys as JsonObject | undefined)?.[signingKeyId];
               if (typeof deviceKey !== 'string' || typeof signature !== 'string') throw invalidSignature();
               if (!sameSignedObject(master.key.json, signed)) throw keyMismatch();
               if (!signedBy(signed, userId, signingKeyId, deviceKey)) throw invalidSignature();

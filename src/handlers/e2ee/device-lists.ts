@@ -99,13 +99,20 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
             await keys.setDeviceKeys(tx, userId, deviceId, deviceKeys, now());
             await keys.recordDeviceChanges(tx, positions[0]!, userId, [deviceId]);
           }
-          const stored = await keys.oneTimeKeysJson(tx, userId, deviceId, upload.one_time_keys.map((k) => [k.algorithm, k.keyId] as const));
+          const stored = await keys.oneTimeKeysJson(
+            tx,
+            userId,
+            deviceId,
+            upload.one_time_keys.map((k) => [k.algorithm, k.keyId] as const),
+          );
           const fresh: Array<{ algorithm: string; keyId: string; keyJson: string }> = [];
           for (const key of upload.one_time_keys) {
             const name = `${key.algorithm}:${key.keyId}`;
             const existing = stored.get(name);
-            if (existing === undefined) fresh.push({ algorithm: key.algorithm, keyId: key.keyId, keyJson: canonicalKeyJson(key.key, `one_time_keys.${name}`) });
-            else if (!sameOneTimeKey(existing, key.key)) throw Errors.invalidParam(`One-time key ${name} already exists with different content`);
+            if (existing === undefined)
+              fresh.push({ algorithm: key.algorithm, keyId: key.keyId, keyJson: canonicalKeyJson(key.key, `one_time_keys.${name}`) });
+            else if (!sameOneTimeKey(existing, key.key))
+              throw Errors.invalidParam(`One-time key ${name} already exists with different content`);
           }
           await keys.addOneTimeKeys(tx, userId, deviceId, fresh, now());
           for (const key of upload.fallback_keys) {
@@ -129,7 +136,10 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
       const changes = accepted.filter((key) => stored.get(key.type)?.key_json !== canonicalKeyJson(key.key.json, `${key.type} key`));
       if (changes.length === 0) return;
       // Cross-signing keys share the device id namespace (signatures name them by public key).
-      const clashes = await users.existingDevices(userId, changes.map((c) => c.key.publicKey));
+      const clashes = await users.existingDevices(
+        userId,
+        changes.map((c) => c.key.publicKey),
+      );
       if (clashes.size > 0) throw Errors.forbidden('Key ID in use');
       // Master and self-signing keys are news to everyone sharing a room; a new user-signing key
       // only to the user's own devices.
@@ -139,7 +149,13 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
       await this.publisher.write(1, async ([position]) => {
         await transactions.transaction(async (tx) => {
           for (const change of changes) {
-            await crossSigning.setKey(tx, userId, change.type, change.key.publicKey, canonicalKeyJson(change.key.json, `${change.type} key`));
+            await crossSigning.setKey(
+              tx,
+              userId,
+              change.type,
+              change.key.publicKey,
+              canonicalKeyJson(change.key.json, `${change.type} key`),
+            );
           }
           if (public_.length > 0) await keys.recordDeviceChanges(tx, position!, userId, public_);
           if (ownOnly) await keys.recordSignatureChanges(tx, position!, userId, [userId]);
@@ -228,7 +244,10 @@ export class DeviceListChanges {
     const changed = new Set<string>();
     const left = new Set<string>();
     let joined: Set<string> | undefined;
-    const myRooms = async () => (joined ??= new Set((await this.deps.memberships.at(userId, to.events)).filter((m) => m.membership === 'join').map((m) => m.room_id)));
+    const myRooms = async () =>
+      (joined ??= new Set(
+        (await this.deps.memberships.at(userId, to.events)).filter((m) => m.membership === 'join').map((m) => m.room_id),
+      ));
 
     if (from.device_lists < to.device_lists && (await this.mayConcern(userId, from.device_lists, to.device_lists, myRooms))) {
       for (const other of await this.deps.keys.usersChangedBetween(from.device_lists, to.device_lists)) {
@@ -239,10 +258,12 @@ export class DeviceListChanges {
 
     if (from.events < to.events) {
       const memberships = await this.membershipChanges(userId, from.events, to.events, myRooms);
-      for (const roomId of memberships.joinedRooms) for (const member of await this.deps.roomState.members(roomId, 'join')) changed.add(member);
+      for (const roomId of memberships.joinedRooms)
+        for (const member of await this.deps.roomState.members(roomId, 'join')) changed.add(member);
       for (const other of memberships.arrived) changed.add(other);
       const candidates = new Set(memberships.departed);
-      for (const roomId of memberships.leftRooms) for (const member of await this.deps.roomState.members(roomId, 'join')) candidates.add(member);
+      for (const roomId of memberships.leftRooms)
+        for (const member of await this.deps.roomState.members(roomId, 'join')) candidates.add(member);
       for (const other of candidates) {
         if (other !== userId && !(await this.sharesRoom(other, await myRooms()))) left.add(other);
       }
@@ -260,7 +281,10 @@ export class DeviceListChanges {
     if (rows === undefined) return true;
     const rooms = await myRooms();
     // A row without rooms may be a signature only its author hears about, or a user in no room.
-    return rows.some((row) => row.stream === 'device_lists' && (row.userId === userId || row.roomIds.length === 0 || row.roomIds.some((r) => rooms.has(r))));
+    return rows.some(
+      (row) =>
+        row.stream === 'device_lists' && (row.userId === userId || row.roomIds.length === 0 || row.roomIds.some((r) => rooms.has(r))),
+    );
   }
 
   private async sharesRoom(other: string, rooms: ReadonlySet<string>): Promise<boolean> {
@@ -288,12 +312,14 @@ export class DeviceListChanges {
     };
     const rows = this.deps.notifier.rowsBetween('events', from, to);
     if (rows) {
-      for (const row of rows) if (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined) add(row.roomId, row.stateKey);
+      for (const row of rows)
+        if (row.stream === 'events' && row.type === 'm.room.member' && row.stateKey !== undefined) add(row.roomId, row.stateKey);
       if (members.size === 0) return result;
     } else {
       for (const change of await memberships.changesBetween(userId, from, to)) add(change.room_id, userId);
       for (const roomId of await myRooms()) {
-        for (const change of await roomState.stateRowChangesBetween(roomId, from, to)) if (change.type === 'm.room.member') add(roomId, change.state_key);
+        for (const change of await roomState.stateRowChangesBetween(roomId, from, to))
+          if (change.type === 'm.room.member') add(roomId, change.state_key);
       }
     }
     const rooms = await myRooms();

@@ -43,7 +43,8 @@ export function checkRoomKey(value: unknown, where: string): RoomKeyData {
   const integer = (field: string): number => {
     const v = value[field];
     if (v === undefined) throw Errors.missingParam(`${where}: missing '${field}'`);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw Errors.badJson(`${where}: '${field}' must be a non-negative integer`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+      throw Errors.badJson(`${where}: '${field}' must be a non-negative integer`);
     return v;
   };
   const first_message_index = integer('first_message_index');
@@ -52,7 +53,12 @@ export function checkRoomKey(value: unknown, where: string): RoomKeyData {
   if (typeof value.is_verified !== 'boolean') throw Errors.badJson(`${where}: 'is_verified' must be a boolean`);
   if (value.session_data === undefined) throw Errors.missingParam(`${where}: missing 'session_data'`);
   if (!isJsonObject(value.session_data)) throw Errors.badJson(`${where}: 'session_data' must be an object`);
-  return { first_message_index, forwarded_count, is_verified: value.is_verified, session_data: canonicalKeyJson(value.session_data, `${where}.session_data`) };
+  return {
+    first_message_index,
+    forwarded_count,
+    is_verified: value.is_verified,
+    session_data: canonicalKeyJson(value.session_data, `${where}.session_data`),
+  };
 }
 
 function clientKey(row: RoomKeyRow): JsonObject {
@@ -114,7 +120,8 @@ export class KeyBackupHandler {
   putKeys(userId: string, version: string, rooms: Record<string, RoomSessions>): Promise<BackupUpdate> {
     const uploads: Array<{ roomId: string; sessionId: string; key: RoomKeyData }> = [];
     for (const [roomId, sessions] of Object.entries(rooms)) {
-      for (const [sessionId, key] of Object.entries(sessions)) uploads.push({ roomId, sessionId, key: checkRoomKey(key, `${roomId}/${sessionId}`) });
+      for (const [sessionId, key] of Object.entries(sessions))
+        uploads.push({ roomId, sessionId, key: checkRoomKey(key, `${roomId}/${sessionId}`) });
     }
     return this.queue.run(userId, async () => {
       const current = await this.store.current(userId);
@@ -143,7 +150,8 @@ export class KeyBackupHandler {
     const row = await this.liveVersion(userId, version);
     if (!row) throw unknownVersion();
     const rooms: Record<string, RoomSessions> = {};
-    for (const key of await this.store.keys(userId, Number(row.version), roomId, sessionId)) (rooms[key.room_id] ??= {})[key.session_id] = clientKey(key);
+    for (const key of await this.store.keys(userId, Number(row.version), roomId, sessionId))
+      (rooms[key.room_id] ??= {})[key.session_id] = clientKey(key);
     return rooms;
   }
 

@@ -31,7 +31,8 @@ function isStringMap(value: unknown): value is Record<string, string> {
 
 /** `signatures`: user id → key id → signature. */
 function checkSignaturesShape(value: unknown, what: string): void {
-  if (!isJsonObject(value) || !Object.values(value).every(isStringMap)) throw Errors.badJson(`${what}.signatures must map user ids to key ids to signatures`);
+  if (!isJsonObject(value) || !Object.values(value).every(isStringMap))
+    throw Errors.badJson(`${what}.signatures must map user ids to key ids to signatures`);
 }
 
 /**
@@ -40,8 +41,10 @@ function checkSignaturesShape(value: unknown, what: string): void {
  */
 export function checkDeviceKeys(keys: unknown, userId: string, deviceId: string): JsonObject {
   if (!isJsonObject(keys)) throw Errors.badJson('device_keys must be an object');
-  if (typeof keys.user_id !== 'string' || typeof keys.device_id !== 'string') throw Errors.badJson('device_keys needs user_id and device_id strings');
-  if (!Array.isArray(keys.algorithms) || !keys.algorithms.every((a) => typeof a === 'string')) throw Errors.badJson('device_keys.algorithms must be a list of strings');
+  if (typeof keys.user_id !== 'string' || typeof keys.device_id !== 'string')
+    throw Errors.badJson('device_keys needs user_id and device_id strings');
+  if (!Array.isArray(keys.algorithms) || !keys.algorithms.every((a) => typeof a === 'string'))
+    throw Errors.badJson('device_keys.algorithms must be a list of strings');
   if (!isStringMap(keys.keys)) throw Errors.badJson('device_keys.keys must map key ids to keys');
   checkSignaturesShape(keys.signatures, 'device_keys');
   if (keys.user_id !== userId) throw Errors.badJson('device_keys.user_id does not match the authenticated user');
@@ -69,14 +72,17 @@ export function checkKeyMap(value: unknown, field: string): UploadedKey[] {
   const keys: UploadedKey[] = [];
   for (const [name, key] of Object.entries(value)) {
     const parts = name.split(':');
-    if (parts.length !== 2 || !parts[0] || !parts[1]) throw Errors.badJson(`Invalid ${field} key ${JSON.stringify(name)}: expected "<algorithm>:<key id>"`);
+    if (parts.length !== 2 || !parts[0] || !parts[1])
+      throw Errors.badJson(`Invalid ${field} key ${JSON.stringify(name)}: expected "<algorithm>:<key id>"`);
     // Key names are opaque, and short (Olm's are a few characters); the 255 bytes of any
     // identifier keep them, with the user and device, within a database index entry.
     if (utf8Length(name) > MAX_IDENTIFIER_BYTES) throw Errors.badJson(`Invalid ${field} key: longer than ${MAX_IDENTIFIER_BYTES} bytes`);
     if (typeof key !== 'string') {
-      if (!isJsonObject(key) || typeof key.key !== 'string') throw Errors.badJson(`${field}.${name} must be a key string or an object with a key`);
+      if (!isJsonObject(key) || typeof key.key !== 'string')
+        throw Errors.badJson(`${field}.${name} must be a key string or an object with a key`);
       checkSignaturesShape(key.signatures, `${field}.${name}`);
-      if (key.fallback !== undefined && typeof key.fallback !== 'boolean') throw Errors.badJson(`${field}.${name}.fallback must be a boolean`);
+      if (key.fallback !== undefined && typeof key.fallback !== 'boolean')
+        throw Errors.badJson(`${field}.${name}.fallback must be a boolean`);
     }
     keys.push({ algorithm: parts[0], keyId: parts[1], key });
   }
@@ -120,7 +126,13 @@ export function checkCrossSigningKey(value: unknown, userId: string, usage: stri
   if (entries.length !== 1) throw invalid();
   const [keyId, verifyKey] = entries[0]!;
   // The key's name is its public key (43 characters): it doubles as a device id, so no longer than an id.
-  if (typeof verifyKey !== 'string' || !keyId.startsWith(`${ED25519}:`) || keyId.length === ED25519.length + 1 || utf8Length(keyId) > MAX_IDENTIFIER_BYTES) throw invalid();
+  if (
+    typeof verifyKey !== 'string' ||
+    !keyId.startsWith(`${ED25519}:`) ||
+    keyId.length === ED25519.length + 1 ||
+    utf8Length(keyId) > MAX_IDENTIFIER_BYTES
+  )
+    throw invalid();
   if (value.signatures !== undefined) checkSignaturesShape(value.signatures, `The ${usage} key`);
   return { json: value, keyId, publicKey: keyId.slice(ED25519.length + 1), verifyKey };
 }
@@ -131,10 +143,14 @@ export function signedBy(object: JsonObject, signer: string, keyId: string, veri
 }
 
 /** Adds signatures (signer → key id → signature) into a key object's `signatures`. */
-export function withSignatures(json: JsonObject, signatures: ReadonlyArray<{ signer: string; keyId: string; signature: string }>): JsonObject {
+export function withSignatures(
+  json: JsonObject,
+  signatures: ReadonlyArray<{ signer: string; keyId: string; signature: string }>,
+): JsonObject {
   if (signatures.length === 0) return json;
   const merged: Record<string, Record<string, JsonValue>> = {};
-  if (isJsonObject(json.signatures)) for (const [signer, byKey] of Object.entries(json.signatures)) if (isJsonObject(byKey)) merged[signer] = { ...byKey };
+  if (isJsonObject(json.signatures))
+    for (const [signer, byKey] of Object.entries(json.signatures)) if (isJsonObject(byKey)) merged[signer] = { ...byKey };
   for (const { signer, keyId, signature } of signatures) (merged[signer] ??= {})[keyId] = signature;
   return { ...json, signatures: merged };
 }

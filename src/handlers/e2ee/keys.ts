@@ -13,7 +13,13 @@ import { clampPositions, decodeSyncToken } from '../../streams/streams.js';
 import type { Notifier } from '../../streams/notifier.js';
 import { isLocalUser } from '../ephemeral/checks.js';
 import type { Requester } from '../kernel/requester.js';
-import { oneTimeKeyCounts, type DeviceListChanges, type DeviceListsWriterApi, type DeviceListUpdates, type KeysUpload } from './device-lists.js';
+import {
+  oneTimeKeyCounts,
+  type DeviceListChanges,
+  type DeviceListsWriterApi,
+  type DeviceListUpdates,
+  type KeysUpload,
+} from './device-lists.js';
 import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
 import { LruCache } from '../../util/lru.js';
 
@@ -72,7 +78,8 @@ export class KeysHandler {
     const someDevices: Array<[string, string]> = [];
     const users: string[] = [];
     for (const [userId, deviceIds] of Object.entries(requested)) {
-      if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string')) throw Errors.badJson("'device_keys' values must be lists of strings");
+      if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string'))
+        throw Errors.badJson("'device_keys' values must be lists of strings");
       if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
       users.push(userId);
       if (deviceIds.length === 0) allDevicesOf.push(userId);
@@ -91,7 +98,12 @@ export class KeysHandler {
     const signaturesOf = indexSignatures(selfSignatures);
     for (const row of deviceRows) {
       const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
-      const text = this.served.text(`d\u0000${row.user_id}\u0000${row.device_id}`, row.key_json, signaturesOf(row.user_id, row.device_id), unsigned);
+      const text = this.served.text(
+        `d\u0000${row.user_id}\u0000${row.device_id}`,
+        row.key_json,
+        signaturesOf(row.user_id, row.device_id),
+        unsigned,
+      );
       devicesOf.get(row.user_id)!.push(`${JSON.stringify(row.device_id)}:${text}`);
     }
     // Only the requester's own user-signing key is shown, and signatures on cross-signing keys only
@@ -100,7 +112,11 @@ export class KeysHandler {
     const requesterSignaturesOf = indexSignatures(requesterSignatures);
     const sections: Record<CrossSigningKeyType, string[]> = { master: [], self_signing: [], user_signing: [] };
     for (const row of crossSigningKeys) {
-      const text = this.served.text(`c\u0000${row.user_id}\u0000${row.key_type}`, row.key_json, requesterSignaturesOf(row.user_id, row.public_key));
+      const text = this.served.text(
+        `c\u0000${row.user_id}\u0000${row.key_type}`,
+        row.key_json,
+        requesterSignaturesOf(row.user_id, row.public_key),
+      );
       sections[row.key_type].push(`${JSON.stringify(row.user_id)}:${text}`);
     }
     const deviceKeys = [...devicesOf].map(([userId, devices]) => `${JSON.stringify(userId)}:{${devices.join(',')}}`);
@@ -132,7 +148,8 @@ export class KeysHandler {
     const claimed = await this.deps.transactions.transaction(async (tx) => {
       const found: Array<{ userId: string; deviceId: string; name: string; key: JsonObject }> = [];
       for (const { userId, deviceId, algorithm } of wanted) {
-        const key = (await keys.claimOneTimeKey(tx, userId, deviceId, algorithm)) ?? (await keys.claimFallbackKey(tx, userId, deviceId, algorithm));
+        const key =
+          (await keys.claimOneTimeKey(tx, userId, deviceId, algorithm)) ?? (await keys.claimFallbackKey(tx, userId, deviceId, algorithm));
         if (key) found.push({ userId, deviceId, name: `${algorithm}:${key.keyId}`, key: JSON.parse(key.keyJson) as JsonObject });
       }
       return found;

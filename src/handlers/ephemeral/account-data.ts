@@ -45,9 +45,20 @@ export class AccountDataWriter implements AccountDataWriterApi {
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { transactions: TransactionRunner; store: AccountDataStore; eventCache: EventCache; bus: ReplicationBus; instanceName: string }): Promise<AccountDataWriter> {
+  static async create(deps: {
+    transactions: TransactionRunner;
+    store: AccountDataStore;
+    eventCache: EventCache;
+    bus: ReplicationBus;
+    instanceName: string;
+  }): Promise<AccountDataWriter> {
     const ids = new StreamIdGenerator(await deps.store.maxStreamId());
-    return new AccountDataWriter(deps.transactions, deps.store, deps.eventCache, new StreamPublisher('account_data', ids, deps.bus, deps.instanceName));
+    return new AccountDataWriter(
+      deps.transactions,
+      deps.store,
+      deps.eventCache,
+      new StreamPublisher('account_data', ids, deps.bus, deps.instanceName),
+    );
   }
 
   get currentPosition(): number {
@@ -155,7 +166,8 @@ export class AccountDataHandler {
     if (utf8Length(tag) > MAX_TAG_BYTES) throw Errors.invalidParam(`A tag may be at most ${MAX_TAG_BYTES} bytes`);
     if (content.order !== undefined && typeof content.order !== 'number') throw Errors.badJson("'order' must be a number");
     // Tagging a room the user never had anything to do with is refused (Synapse), not stored.
-    if ((await this.roomState.membership(roomId, userId)) === undefined) throw Errors.forbidden(`${userId} has no membership in room ${roomId}`);
+    if ((await this.roomState.membership(roomId, userId)) === undefined)
+      throw Errors.forbidden(`${userId} has no membership in room ${roomId}`);
     await this.writer.addTag(userId, roomId, tag, content);
   }
 

@@ -68,6 +68,7 @@ function cacheKey(userId: string, filterId: string): string {
 function withCappedTimelineLimit(body: JsonObject): JsonObject {
   const room = body.room;
   const timeline = isJsonObject(room) ? room.timeline : undefined;
-  if (!isJsonObject(room) || !isJsonObject(timeline) || typeof timeline.limit !== 'number' || timeline.limit <= DEFAULT_MAX_TIMELINE_LIMIT) return body;
+  if (!isJsonObject(room) || !isJsonObject(timeline) || typeof timeline.limit !== 'number' || timeline.limit <= DEFAULT_MAX_TIMELINE_LIMIT)
+    return body;
   return { ...body, room: { ...room, timeline: { ...timeline, limit: DEFAULT_MAX_TIMELINE_LIMIT } } };
 }

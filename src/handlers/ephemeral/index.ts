@@ -75,8 +75,12 @@ export async function createEphemeralServices(
     local.closers!.push(() => writer.close());
     return writer;
   });
-  const receiptsWriter = await writers.writer('receipts', async () => ReceiptsWriter.create({ transactions, store: stores.receipts, bus, instanceName, positions: core.positions }));
-  const accountDataWriter = await writers.writer('account_data', async () => AccountDataWriter.create({ transactions, store: stores.accountData, eventCache, bus, instanceName }));
+  const receiptsWriter = await writers.writer('receipts', async () =>
+    ReceiptsWriter.create({ transactions, store: stores.receipts, bus, instanceName, positions: core.positions }),
+  );
+  const accountDataWriter = await writers.writer('account_data', async () =>
+    AccountDataWriter.create({ transactions, store: stores.accountData, eventCache, bus, instanceName }),
+  );
   const presenceWriter = await writers.writer('presence', async () => {
     const writer = await PresenceWriter.create({ transactions, store: stores.presence, roomState, bus, instanceName, now, log });
     local.closers!.push(() => writer.close());
@@ -95,7 +99,9 @@ export async function createEphemeralServices(
       log,
     }),
   );
-  const pushRulesWriter = await writers.writer('push_rules', async () => PushRulesWriter.create({ transactions, store: stores.pushRules, bus, instanceName }));
+  const pushRulesWriter = await writers.writer('push_rules', async () =>
+    PushRulesWriter.create({ transactions, store: stores.pushRules, bus, instanceName }),
+  );
   // Syncs compare tokens against the notifier's positions: start it where each local writer stands
   // (remote writers report theirs over the bus).
   const startAt = (stream: StreamName, writer: unknown) => {
@@ -112,7 +118,15 @@ export async function createEphemeralServices(
   const typingReader = new TypingReader(bus);
   const pushRulesReader = new PushRulesReader(stores.pushRules, bus);
   const presenceReader = new PresenceReader(stores.presence, roomState, now);
-  const pushActions = new PushActions(core.serverName, pushRulesReader, stores.pushActions, stores.receipts, core.memberships, eventCache, core.bus);
+  const pushActions = new PushActions(
+    core.serverName,
+    pushRulesReader,
+    stores.pushActions,
+    stores.receipts,
+    core.memberships,
+    eventCache,
+    core.bus,
+  );
 
   const syncSources = createSyncSources({
     bus,

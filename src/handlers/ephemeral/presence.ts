@@ -75,7 +75,8 @@ export class PresenceWriter implements PresenceWriterApi {
     const ids = new StreamIdGenerator(await deps.store.maxStreamId());
     const writer = new PresenceWriter(deps, new StreamPublisher('presence', ids, deps.bus, deps.instanceName));
     // Users left online by the previous run time out like everyone else.
-    for (const row of await deps.store.notOffline()) writer.lastSeen.set(row.user_id, Math.max(Number(row.last_user_sync_ts), Number(row.last_active_ts)));
+    for (const row of await deps.store.notOffline())
+      writer.lastSeen.set(row.user_id, Math.max(Number(row.last_user_sync_ts), Number(row.last_active_ts)));
     return writer;
   }
 
@@ -127,7 +128,12 @@ export class PresenceWriter implements PresenceWriterApi {
           if (this.lastSeen.has(userId)) return; // seen again meanwhile
           const row = await this.deps.store.get(userId);
           if (!row || row.state === 'offline') return;
-          await this.write(userId, { state: 'offline', status_msg: row.status_msg, last_active_ts: Number(row.last_active_ts), last_user_sync_ts: Number(row.last_user_sync_ts) });
+          await this.write(userId, {
+            state: 'offline',
+            status_msg: row.status_msg,
+            last_active_ts: Number(row.last_active_ts),
+            last_user_sync_ts: Number(row.last_user_sync_ts),
+          });
         });
       } catch (err) {
         // The database is unavailable (or closing): the next sweep tries again, unless the user
@@ -138,7 +144,10 @@ export class PresenceWriter implements PresenceWriterApi {
     }
   }
 
-  private async write(userId: string, fields: Pick<PresenceRow, 'state' | 'status_msg' | 'last_active_ts' | 'last_user_sync_ts'>): Promise<void> {
+  private async write(
+    userId: string,
+    fields: Pick<PresenceRow, 'state' | 'status_msg' | 'last_active_ts' | 'last_user_sync_ts'>,
+  ): Promise<void> {
     const roomIds = await this.deps.roomState.roomsOf(userId);
     await this.publisher.write(1, async ([position]) => {
       await this.deps.transactions.transaction((tx) =>
@@ -203,7 +212,8 @@ export class PresenceReader {
 
   private async usersSharingRooms(userId: string): Promise<Set<string>> {
     const users = new Set<string>([userId]);
-    for (const roomId of await this.roomState.roomsOf(userId)) for (const member of await this.roomState.members(roomId, 'join')) users.add(member);
+    for (const roomId of await this.roomState.roomsOf(userId))
+      for (const member of await this.roomState.members(roomId, 'join')) users.add(member);
     return users;
   }
 }

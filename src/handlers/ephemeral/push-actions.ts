@@ -113,7 +113,12 @@ export class PushActions {
     return { users: invitee === undefined ? users : [...users, invitee], joinedCount, invitee };
   }
 
-  private async evaluate(tx: Queryable, stored: StoredEvent, stateBefore: ReadonlyMap<StateKey, RoomEvent>, recipients: Recipients): Promise<Outcome[]> {
+  private async evaluate(
+    tx: Queryable,
+    stored: StoredEvent,
+    stateBefore: ReadonlyMap<StateKey, RoomEvent>,
+    recipients: Recipients,
+  ): Promise<Outcome[]> {
     const { event } = stored;
     const powerLevels = powerLevelsFromState(stateBefore, stored.roomVersion);
     const senderPowerLevel = powerLevels.userLevel(event.sender);
@@ -136,7 +141,12 @@ export class PushActions {
    * Stores the outcome most joined members got once for the room (when it notifies), and a row for
    * each member whose outcome differs (see schema 0020).
    */
-  private async record(tx: Queryable, stored: StoredEvent, outcomes: readonly Outcome[], threadOfEvent: () => Promise<string>): Promise<void> {
+  private async record(
+    tx: Queryable,
+    stored: StoredEvent,
+    outcomes: readonly Outcome[],
+    threadOfEvent: () => Promise<string>,
+  ): Promise<void> {
     const { event, streamOrdering } = stored;
     const tally = new Map<string, number>();
     for (const o of outcomes) if (o.joined) tally.set(outcomeKey(o), (tally.get(outcomeKey(o)) ?? 0) + 1);
@@ -147,11 +157,26 @@ export class PushActions {
     if (roomWide === undefined && exceptions.length === 0) return;
     const threadId = await threadOfEvent();
     if (roomWide !== undefined) {
-      await this.store.insertRoomAction(tx, { roomId: event.roomId, streamOrdering, eventId: event.eventId, sender: event.sender, threadId, highlight: roomWide === outcomeKey({ notify: true, highlight: true }) });
+      await this.store.insertRoomAction(tx, {
+        roomId: event.roomId,
+        streamOrdering,
+        eventId: event.eventId,
+        sender: event.sender,
+        threadId,
+        highlight: roomWide === outcomeKey({ notify: true, highlight: true }),
+      });
     }
     await this.store.insert(
       tx,
-      exceptions.map((o) => ({ roomId: event.roomId, userId: o.userId, streamOrdering, eventId: event.eventId, threadId, notify: o.notify, highlight: o.highlight })),
+      exceptions.map((o) => ({
+        roomId: event.roomId,
+        userId: o.userId,
+        streamOrdering,
+        eventId: event.eventId,
+        threadId,
+        notify: o.notify,
+        highlight: o.highlight,
+      })),
     );
   }
 

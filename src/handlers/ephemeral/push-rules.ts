@@ -56,7 +56,12 @@ export class PushRulesWriter implements PushRulesWriterApi {
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { transactions: TransactionRunner; store: PushRulesStore; bus: ReplicationBus; instanceName: string }): Promise<PushRulesWriter> {
+  static async create(deps: {
+    transactions: TransactionRunner;
+    store: PushRulesStore;
+    bus: ReplicationBus;
+    instanceName: string;
+  }): Promise<PushRulesWriter> {
     const ids = new StreamIdGenerator(Math.max(DEFAULT_RULES_POSITION, await deps.store.maxStreamId()));
     return new PushRulesWriter(deps.transactions, deps.store, new StreamPublisher('push_rules', ids, deps.bus, deps.instanceName));
   }

@@ -48,7 +48,13 @@ export class ReceiptsWriter implements ReceiptsWriterApi {
     private readonly publisher: StreamPublisher,
   ) {}
 
-  static async create(deps: { transactions: TransactionRunner; store: ReceiptsStore; bus: ReplicationBus; instanceName: string; positions: PositionsFor }): Promise<ReceiptsWriter> {
+  static async create(deps: {
+    transactions: TransactionRunner;
+    store: ReceiptsStore;
+    bus: ReplicationBus;
+    instanceName: string;
+    positions: PositionsFor;
+  }): Promise<ReceiptsWriter> {
     const ids = await deps.positions('receipts', await deps.store.maxStreamId());
     return new ReceiptsWriter(deps.transactions, deps.store, new StreamPublisher('receipts', ids, deps.bus, deps.instanceName));
   }
@@ -110,7 +116,11 @@ export class ReceiptsHandler {
     else await this.put(requester.userId, receiptType, threadId, event);
   }
 
-  async setReadMarkers(requester: Requester, roomId: string, markers: { fullyRead?: string; read?: string; readPrivate?: string }): Promise<void> {
+  async setReadMarkers(
+    requester: Requester,
+    roomId: string,
+    markers: { fullyRead?: string; read?: string; readPrivate?: string },
+  ): Promise<void> {
     await requireJoined(this.roomState, roomId, requester.userId);
     // Check every event before moving any marker, so a bad request changes nothing.
     const fullyRead = markers.fullyRead === undefined ? undefined : await this.eventInRoom(roomId, markers.fullyRead);

@@ -51,8 +51,8 @@ export function createSyncSources(deps: SyncSourcesDeps): { sources: EphemeralSy
         if (row.receipt_type === READ_PRIVATE && row.user_id !== userId) continue;
         let content = byRoom.get(row.room_id);
         if (!content) byRoom.set(row.room_id, (content = {}));
-        const byType = ((content[row.event_id] ??= {}) as JsonObject);
-        const byUser = ((byType[row.receipt_type] ??= {}) as JsonObject);
+        const byType = (content[row.event_id] ??= {}) as JsonObject;
+        const byUser = (byType[row.receipt_type] ??= {}) as JsonObject;
         const data = JSON.parse(row.data) as JsonObject;
         byUser[row.user_id] = row.thread_id === UNTHREADED ? data : { ...data, thread_id: row.thread_id };
       }

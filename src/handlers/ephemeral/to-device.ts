@@ -82,13 +82,16 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
         const sent = await transactions.transaction(async (tx) => {
           if (!(await store.claimTxn(tx, senderUserId, senderDeviceId, txnId, now()))) return false;
           for (const [i, d] of deliveries.entries()) await store.insert(tx, positions[i]!, d.userId, d.deviceId, d.json);
-          for (const [i, edu] of remoteEdus.entries()) await this.deps.outbox.insert(tx, { streamId: positions[deliveries.length + i]!, ...edu }, now());
+          for (const [i, edu] of remoteEdus.entries())
+            await this.deps.outbox.insert(tx, { streamId: positions[deliveries.length + i]!, ...edu }, now());
           if (positions.length > 0) await store.recordPosition(tx, this.deps.instanceName, Math.max(...positions));
           return true;
         });
         const rows: StreamRow[] = sent ? deliveries.map((d) => ({ stream: 'to_device', userId: d.userId, deviceId: d.deviceId })) : [];
         // The federation sender learns of an outbox message from a row naming a recipient there.
-        if (sent) for (const { messages: byUser } of remote) for (const userId of Object.keys(byUser)) rows.push({ stream: 'to_device', userId, deviceId: '*' });
+        if (sent)
+          for (const { messages: byUser } of remote)
+            for (const userId of Object.keys(byUser)) rows.push({ stream: 'to_device', userId, deviceId: '*' });
         return { value: undefined, rows };
       });
     });
@@ -98,7 +101,11 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
    * One delivery per existing target device. `*` means every device of the user, and then wins
    * over messages to named devices (as in Synapse); unknown devices get nothing.
    */
-  private async expand(sender: string, eventType: string, messages: ToDeviceMessages): Promise<Array<{ userId: string; deviceId: string; json: string }>> {
+  private async expand(
+    sender: string,
+    eventType: string,
+    messages: ToDeviceMessages,
+  ): Promise<Array<{ userId: string; deviceId: string; json: string }>> {
     const deliveries: Array<{ userId: string; deviceId: string; json: string }> = [];
     for (const [userId, byDevice] of Object.entries(messages)) {
       if (!isLocalUser(userId, this.deps.serverName)) continue; // see remoteMessages
@@ -106,7 +113,8 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
       const wildcard = byDevice['*'];
       const targets: Array<[string, JsonObject]> =
         wildcard !== undefined ? devices.map((d) => [d, wildcard]) : Object.entries(byDevice).filter(([d]) => devices.includes(d));
-      for (const [deviceId, content] of targets) deliveries.push({ userId, deviceId, json: JSON.stringify({ type: eventType, sender, content }) });
+      for (const [deviceId, content] of targets)
+        deliveries.push({ userId, deviceId, json: JSON.stringify({ type: eventType, sender, content }) });
     }
     return deliveries;
   }
@@ -133,7 +141,13 @@ function remoteMessages(messages: ToDeviceMessages, serverName: string): RemoteM
 export class ToDeviceReader {
   constructor(private readonly store: ToDeviceStore) {}
 
-  async pending(userId: string, deviceId: string, from: number, to: number, limit: number): Promise<{ events: JsonObject[]; upTo: number }> {
+  async pending(
+    userId: string,
+    deviceId: string,
+    from: number,
+    to: number,
+    limit: number,
+  ): Promise<{ events: JsonObject[]; upTo: number }> {
     if (limit <= 0) return { events: [], upTo: from };
     const rows = await this.store.pending(userId, deviceId, from, to, limit);
     const events = rows.map((r) => JSON.parse(r.message_json) as JsonObject);

@@ -106,7 +106,8 @@ export class TypingReader {
   constructor(bus: ReplicationBus) {
     this.unsubscribe = bus.subscribe((update) => {
       if (update.stream !== 'typing') return;
-      for (const row of update.rows) if (row.stream === 'typing') this.rooms.set(row.roomId, { userIds: row.userIds, position: update.position });
+      for (const row of update.rows)
+        if (row.stream === 'typing') this.rooms.set(row.roomId, { userIds: row.userIds, position: update.position });
     });
   }
 

@@ -30,7 +30,13 @@
 
 import { authEventKeysFor } from '../../core/auth-events.js';
 import { authStateFromEvents, checkAuthEventsList, checkEventAuth, type AuthResult } from '../../core/auth-rules.js';
-import { authEventIdsWithCreate, createEventIdForRoom, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
+import {
+  authEventIdsWithCreate,
+  createEventIdForRoom,
+  stateKey as makeStateKey,
+  type RoomEvent,
+  type StateKey,
+} from '../../core/events.js';
 import { isJsonObject } from '../../core/json.js';
 import { parseReceivedPdu, trimReceivedPdu, type PduCheckOutcome } from '../../core/pdu-checks.js';
 import type { RoomVersion } from '../../core/room-versions.js';
@@ -40,7 +46,15 @@ import { DatabaseUnavailableError } from '../../storage/database.js';
 import type { GraphStatus } from '../../storage/event-graph-store.js';
 import type { Logger } from '../../util/log.js';
 import type { EventCache } from '../kernel/event-cache.js';
-import { rememberKnown, type CurrentState, type Extremity, type GraphWrite, type PersistedEvent, type RoomContext, type StageItem } from '../kernel/room-context.js';
+import {
+  rememberKnown,
+  type CurrentState,
+  type Extremity,
+  type GraphWrite,
+  type PersistedEvent,
+  type RoomContext,
+  type StageItem,
+} from '../kernel/room-context.js';
 import type { RoomGraph } from '../kernel/room-graph.js';
 import type { PlannedStateGroup, StateIds } from '../kernel/state-groups.js';
 
@@ -160,7 +174,8 @@ export class PduIntake {
     try {
       room = await this.host.loadRoom(roomId);
     } catch (err) {
-      if (err instanceof MatrixError && err.status === 404) return settled(pdus.map(() => ({ eventId: undefined, outcome: 'failed', reason: `unknown room ${roomId}` })));
+      if (err instanceof MatrixError && err.status === 404)
+        return settled(pdus.map(() => ({ eventId: undefined, outcome: 'failed', reason: `unknown room ${roomId}` })));
       throw err;
     }
     const run = new IntakeRun(this.host, room, origin);
@@ -252,7 +267,10 @@ class IntakeRun {
       return await work();
     } catch (err) {
       if (err instanceof DatabaseUnavailableError) throw err;
-      this.host.log.warn({ roomId: this.roomId, eventId: event.eventId, origin: this.origin, err: String(err) }, 'failed to process a received event');
+      this.host.log.warn(
+        { roomId: this.roomId, eventId: event.eventId, origin: this.origin, err: String(err) },
+        'failed to process a received event',
+      );
       return { eventId: event.eventId, outcome: 'failed', reason: 'internal error while processing the event' };
     }
   }
@@ -289,10 +307,15 @@ class IntakeRun {
   // ---- the steps ----
 
   async processPushed(event: RoomEvent): Promise<PduOutcome> {
-    if (await this.inAnotherRoom(event.eventId)) return { eventId: event.eventId, outcome: 'dropped', reason: 'the event id belongs to an event of another room' };
+    if (await this.inAnotherRoom(event.eventId))
+      return { eventId: event.eventId, outcome: 'dropped', reason: 'the event id belongs to an event of another room' };
     const existing = (await this.lookup([event.eventId])).get(event.eventId);
     if (existing && existing.status !== 'outlier') {
-      return { eventId: event.eventId, outcome: existing.status === 'rejected' ? 'rejected' : 'known', reason: existing.status === 'rejected' ? 'rejected earlier' : undefined };
+      return {
+        eventId: event.eventId,
+        outcome: existing.status === 'rejected' ? 'rejected' : 'known',
+        reason: existing.status === 'rejected' ? 'rejected earlier' : undefined,
+      };
     }
     return this.process(event, 'push');
   }
@@ -342,7 +365,8 @@ class IntakeRun {
         await this.fetchMissingPrevs(event);
         prevs = await this.lookup(prevIds);
         missing = await collect();
-        if (missing.length > 0) return { eventId: id, outcome: 'failed', reason: `prev events unavailable: ${missing.slice(0, 5).join(', ')}` };
+        if (missing.length > 0)
+          return { eventId: id, outcome: 'failed', reason: `prev events unavailable: ${missing.slice(0, 5).join(', ')}` };
       } else {
         for (const prevId of missing) {
           const state = await this.stateAtGap(prevId);
@@ -365,15 +389,24 @@ class IntakeRun {
     const extremityIds = new Set(this.room.extremities.map((x) => x.event.eventId));
     const followsAll = gaps.length === 0 && prevIds.length === extremityIds.size && prevIds.every((p) => extremityIds.has(p));
     let softFailure: AuthResult = { allowed: true };
-    if (!followsAll) softFailure = safeAuth(event, await this.currentAuthState(event, gaps.length > 0 ? stateBefore : undefined), this.version);
+    if (!followsAll)
+      softFailure = safeAuth(event, await this.currentAuthState(event, gaps.length > 0 ? stateBefore : undefined), this.version);
 
     const key = event.stateKey !== undefined ? makeStateKey(event.type, event.stateKey) : undefined;
     const stateAfter = key === undefined ? stateBefore : new Map(stateBefore).set(key, id);
     const { group, newGroup } = await this.groupFor(stateAfter, key, id, prevIds, prevs, gaps);
 
     if (!softFailure.allowed) {
-      this.host.log.info({ roomId: this.roomId, eventId: id, origin: this.origin, reason: softFailure.reason }, 'soft-failed a received event');
-      await this.stage(event, { status: 'soft_failed', stateGroup: group, ...(newGroup ? { newGroup } : {}), ...(gaps.length ? { backward: { add: gaps, remove: [] } } : {}) });
+      this.host.log.info(
+        { roomId: this.roomId, eventId: id, origin: this.origin, reason: softFailure.reason },
+        'soft-failed a received event',
+      );
+      await this.stage(event, {
+        status: 'soft_failed',
+        stateGroup: group,
+        ...(newGroup ? { newGroup } : {}),
+        ...(gaps.length ? { backward: { add: gaps, remove: [] } } : {}),
+      });
       return { eventId: id, outcome: 'soft_failed', reason: softFailure.reason };
     }
 
@@ -383,7 +416,10 @@ class IntakeRun {
       status: 'timeline',
       stateGroup: group,
       ...(newGroup ? { newGroup } : {}),
-      extremities: { remove: this.room.extremities.filter((x) => prevIds.includes(x.event.eventId)).map((x) => x.event.eventId), add: current.extremities.some((x) => x.event === event) ? [id] : [] },
+      extremities: {
+        remove: this.room.extremities.filter((x) => prevIds.includes(x.event.eventId)).map((x) => x.event.eventId),
+        add: current.extremities.some((x) => x.event === event) ? [id] : [],
+      },
       backward: { add: gaps, remove: [id] },
       current,
     });
@@ -496,19 +532,27 @@ class IntakeRun {
   }
 
   /** The room's forward extremities and current state once `event` is accepted. */
-  private async currentAfter(event: RoomEvent, prevIds: readonly string[], key: StateKey | undefined, group: number, followsAll: boolean): Promise<CurrentState> {
+  private async currentAfter(
+    event: RoomEvent,
+    prevIds: readonly string[],
+    key: StateKey | undefined,
+    group: number,
+    followsAll: boolean,
+  ): Promise<CurrentState> {
     const prevSet = new Set(prevIds);
     const remaining = this.room.extremities.filter((x) => !prevSet.has(x.event.eventId));
     // An event some accepted event already follows (it came back as an outlier first) is no extremity.
     const children = await this.host.graph.store.childEdges([event.eventId]);
-    const followed = children.length > 0 && [...(await this.lookup(children.map((c) => c.event_id))).values()].some((k) => k.status === 'timeline');
+    const followed =
+      children.length > 0 && [...(await this.lookup(children.map((c) => c.event_id))).values()].some((k) => k.status === 'timeline');
     const extremities = followed ? remaining : [...remaining, { event, group, position: undefined }];
     if (!followed && followsAll) {
       // The usual case: the event follows every extremity, so the state before it is the current state.
       const state = key === undefined ? this.room.state : new Map(this.room.state).set(key, event);
       return { state, group, extremities, changes: key === undefined ? [] : [[key, event]] };
     }
-    if (extremities.length === 0) return { state: this.room.state, group: this.room.stateGroup, extremities: this.room.extremities, changes: [] };
+    if (extremities.length === 0)
+      return { state: this.room.state, group: this.room.stateGroup, extremities: this.room.extremities, changes: [] };
     return this.host.currentStateFrom(this.room, extremities, new Map([[event.eventId, event]]));
   }
 
@@ -527,7 +571,12 @@ class IntakeRun {
       group = planned.group;
       newGroup = planned.newGroup;
     }
-    await this.stage(event, { status: 'rejected', rejectedReason: reason.slice(0, 1000), stateGroup: group, ...(newGroup ? { newGroup } : {}) });
+    await this.stage(event, {
+      status: 'rejected',
+      rejectedReason: reason.slice(0, 1000),
+      stateGroup: group,
+      ...(newGroup ? { newGroup } : {}),
+    });
     return { eventId: event.eventId, outcome: 'rejected', reason };
   }
 
@@ -607,7 +656,8 @@ class IntakeRun {
       const have = await this.lookup(events.flatMap((e) => authEventIdsWithCreate(e, this.version.roomIdFromCreateEvent)));
       const fetchedIds = new Set(events.map((e) => e.eventId));
       for (const e of events) {
-        if (authEventIdsWithCreate(e, this.version.roomIdFromCreateEvent).some((a) => !have.has(a) && !fetchedIds.has(a))) await this.fetchAuthChain(e.eventId);
+        if (authEventIdsWithCreate(e, this.version.roomIdFromCreateEvent).some((a) => !have.has(a) && !fetchedIds.has(a)))
+          await this.fetchAuthChain(e.eventId);
       }
     }
     await this.storeOutliers(events);
@@ -655,7 +705,11 @@ class IntakeRun {
       const event = pending.get(id)!;
       const status = this.outlierVerdict(event, have);
       if (status) {
-        await this.stage(event, { status: status.status, ...(status.reason ? { rejectedReason: status.reason.slice(0, 1000) } : {}), stateGroup: undefined });
+        await this.stage(event, {
+          status: status.status,
+          ...(status.reason ? { rejectedReason: status.reason.slice(0, 1000) } : {}),
+          stateGroup: undefined,
+        });
         have.set(id, { event, status: status.status, stateGroup: undefined, position: undefined });
       }
       for (const dependent of dependents.get(id) ?? []) {
@@ -667,7 +721,10 @@ class IntakeRun {
   }
 
   /** An outlier's own auth check; undefined when its auth events are not all known. */
-  private outlierVerdict(event: RoomEvent, have: ReadonlyMap<string, Known>): { status: 'outlier' | 'rejected'; reason?: string } | undefined {
+  private outlierVerdict(
+    event: RoomEvent,
+    have: ReadonlyMap<string, Known>,
+  ): { status: 'outlier' | 'rejected'; reason?: string } | undefined {
     const authIds = authEventIdsWithCreate(event, this.version.roomIdFromCreateEvent);
     if (authIds.some((authId) => !have.has(authId))) return undefined;
     const listed = [...new Set(event.authEventIds)].map((authId) => have.get(authId)!.event);
@@ -701,7 +758,10 @@ class IntakeRun {
       const existing = (await this.lookup([missing.eventId])).get(missing.eventId);
       if ((existing && existing.status !== 'outlier') || (await this.inAnotherRoom(missing.eventId))) continue;
       const outcome = await this.guarded(missing, () => this.process(missing, 'pull'));
-      this.host.log.debug({ roomId: this.roomId, eventId: missing.eventId, outcome: outcome.outcome, reason: outcome.reason }, 'processed a missing event');
+      this.host.log.debug(
+        { roomId: this.roomId, eventId: missing.eventId, outcome: outcome.outcome, reason: outcome.reason },
+        'processed a missing event',
+      );
     }
   }
 
@@ -720,7 +780,10 @@ class IntakeRun {
     if (!pduIds || !authChainIds) return undefined;
     const need = [...new Set([prevId, ...pduIds, ...authChainIds])];
     const known = await this.lookup(need);
-    await this.fetchEvents(need.filter((id) => !known.has(id)), { withAuthChains: false });
+    await this.fetchEvents(
+      need.filter((id) => !known.has(id)),
+      { withAuthChains: false },
+    );
     const have = await this.lookup(need);
     const prev = have.get(prevId);
     if (!prev) return undefined;
@@ -731,7 +794,8 @@ class IntakeRun {
       const key = makeStateKey(entry.event.type, entry.event.stateKey);
       if (!state.has(key)) state.set(key, id);
     }
-    if (prev.event.stateKey !== undefined && prev.status !== 'rejected') state.set(makeStateKey(prev.event.type, prev.event.stateKey), prevId);
+    if (prev.event.stateKey !== undefined && prev.status !== 'rejected')
+      state.set(makeStateKey(prev.event.type, prev.event.stateKey), prevId);
     return state;
   }
 }

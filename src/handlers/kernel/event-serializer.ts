@@ -89,7 +89,11 @@ export class EventSerializer {
   }
 
   /** The viewer-independent client events of `batch`, with redactions and previous state. */
-  private async buildShared(batch: readonly StoredEvent[], format: ClientEventFormat, includeRoomId: boolean): Promise<Map<string, ClientEvent>> {
+  private async buildShared(
+    batch: readonly StoredEvent[],
+    format: ClientEventFormat,
+    includeRoomId: boolean,
+  ): Promise<Map<string, ClientEvent>> {
     const redactions = await this.events.redactionsOf(batch.map((s) => s.event.eventId));
     const redactionEvents = await this.eventCache.getMany(redactions.values());
     const previous = await this.previousStateOf(batch);
@@ -125,7 +129,10 @@ export class EventSerializer {
     }
     const previous = new Map<string, StoredEvent>();
     for (const [roomId, states] of byRoom) {
-      const rows = await this.roomState.replacedAt(roomId, states.map((s) => s.streamOrdering));
+      const rows = await this.roomState.replacedAt(
+        roomId,
+        states.map((s) => s.streamOrdering),
+      );
       const replaced = await this.eventCache.getStateEvents(rows.map((r) => r.event_id));
       for (const row of rows) {
         // Each position holds one event, so the row replaced by the event at `to_stream` is its predecessor.

@@ -43,7 +43,9 @@ export class EventVisibility {
       min - 1,
       max,
     );
-    const visibilityEvents = await this.eventCache.getStateEvents(rows.filter((r) => r.type === 'm.room.history_visibility').map((r) => r.event_id));
+    const visibilityEvents = await this.eventCache.getStateEvents(
+      rows.filter((r) => r.type === 'm.room.history_visibility').map((r) => r.event_id),
+    );
     const at = (type: string, position: number) =>
       rows.find((r) => r.type === type && r.from_stream <= position && (r.to_stream === null || r.to_stream > position));
 

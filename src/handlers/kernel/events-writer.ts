@@ -98,7 +98,10 @@ export interface EventsWriterApi {
 }
 
 /** Events staged but not committed, for state resolution: the intake's and `pending`. */
-function pendingLookup(room: RoomContext, pending?: ReadonlyMap<string, RoomEvent>): (eventId: string) => { event: RoomEvent; rejected: boolean } | undefined {
+function pendingLookup(
+  room: RoomContext,
+  pending?: ReadonlyMap<string, RoomEvent>,
+): (eventId: string) => { event: RoomEvent; rejected: boolean } | undefined {
   return (eventId) => {
     const event = pending?.get(eventId);
     if (event) return { event, rejected: false };
@@ -240,36 +243,39 @@ export class EventsWriter implements EventsWriterApi {
    */
   private async sendOnce(roomId: string, draft: EventDraft, options: SendOptions): Promise<PersistedEvent> {
     const txnKey = options.txn ? `${roomId}\u0000${options.txn.userId}\u0000${options.txn.deviceId}\u0000${options.txn.txnId}` : undefined;
-    const staged = await this.roomQueue.run(roomId, async (): Promise<{ done: PersistedEvent | Promise<PersistedEvent> } | { commit: Promise<PersistedEvent[]> }> => {
-      if (options.txn && txnKey) {
-        // A retry of a send still committing gets that send's event; one already committed, its
-        // stored event. Checked before building, so a retry never breaks the room's write chain.
-        const inFlight = this.pendingTxns.get(txnKey);
-        if (inFlight) return { done: inFlight };
-        const { userId, deviceId, txnId } = options.txn;
-        const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
-        if (existing) return { done: this.persistedOf(existing) };
-      }
-      const room = await this.loadRoom(roomId);
-      if (options.dedupeState && draft.stateKey !== undefined) {
-        const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
-        if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
-          // The same event may still be committing (two identical joins at once).
-          return { done: this.committing.get(current.eventId) ?? (await this.persistedOf(current.eventId)) };
+    const staged = await this.roomQueue.run(
+      roomId,
+      async (): Promise<{ done: PersistedEvent | Promise<PersistedEvent> } | { commit: Promise<PersistedEvent[]> }> => {
+        if (options.txn && txnKey) {
+          // A retry of a send still committing gets that send's event; one already committed, its
+          // stored event. Checked before building, so a retry never breaks the room's write chain.
+          const inFlight = this.pendingTxns.get(txnKey);
+          if (inFlight) return { done: inFlight };
+          const { userId, deviceId, txnId } = options.txn;
+          const existing = await this.deps.events.findTxnEvent(roomId, userId, deviceId, txnId);
+          if (existing) return { done: this.persistedOf(existing) };
         }
-      }
-      if (room.extremities.length > MAX_PREV_EVENTS && !room.sendBase) await this.prepareSendBase(room);
-      const { commit } = await this.stage(room, [{ event: this.buildEvent(room, draft) }], options.txn);
-      if (txnKey) {
-        const first = commit.then((persisted) => persisted[0]!);
-        this.pendingTxns.set(txnKey, first);
-        const forget = () => {
-          if (this.pendingTxns.get(txnKey) === first) this.pendingTxns.delete(txnKey);
-        };
-        first.then(forget, forget);
-      }
-      return { commit };
-    });
+        const room = await this.loadRoom(roomId);
+        if (options.dedupeState && draft.stateKey !== undefined) {
+          const current = room.state.get(makeStateKey(draft.type, draft.stateKey));
+          if (current && current.sender === draft.sender && jsonEqual(current.content, draft.content)) {
+            // The same event may still be committing (two identical joins at once).
+            return { done: this.committing.get(current.eventId) ?? (await this.persistedOf(current.eventId)) };
+          }
+        }
+        if (room.extremities.length > MAX_PREV_EVENTS && !room.sendBase) await this.prepareSendBase(room);
+        const { commit } = await this.stage(room, [{ event: this.buildEvent(room, draft) }], options.txn);
+        if (txnKey) {
+          const first = commit.then((persisted) => persisted[0]!);
+          this.pendingTxns.set(txnKey, first);
+          const forget = () => {
+            if (this.pendingTxns.get(txnKey) === first) this.pendingTxns.delete(txnKey);
+          };
+          first.then(forget, forget);
+        }
+        return { commit };
+      },
+    );
     if ('done' in staged) return staged.done;
     try {
       const [persisted] = await staged.commit;
@@ -297,7 +303,14 @@ export class EventsWriter implements EventsWriterApi {
     if (create.type !== 'm.room.create' || create.stateKey !== '' || !isLocalUser(create.sender, this.deps.serverName)) {
       throw Errors.badJson('createRoom needs a create event sent by a local user');
     }
-    if (!verifyJsonSignature(redactEvent(create.pdu, version), this.deps.serverName, this.deps.signingKey.keyId, this.deps.signingKey.publicKey)) {
+    if (
+      !verifyJsonSignature(
+        redactEvent(create.pdu, version),
+        this.deps.serverName,
+        this.deps.signingKey.keyId,
+        this.deps.signingKey.publicKey,
+      )
+    ) {
       throw Errors.badJson('the create event is not signed by this server');
     }
     const roomId = create.roomId;
@@ -312,20 +325,33 @@ export class EventsWriter implements EventsWriterApi {
       if (this.active.has(roomId) || this.rooms.get(roomId)) throw Errors.roomIdTaken(roomId);
       const built: RoomEvent[] = [create];
       // Each initial event is checked against the state the ones before it produced.
-      const working = this.newContext(roomId, version, new Map([[makeStateKey(create.type, ''), create]]), [{ event: create, group: undefined, position: undefined }]);
+      const working = this.newContext(roomId, version, new Map([[makeStateKey(create.type, ''), create]]), [
+        { event: create, group: undefined, position: undefined },
+      ]);
       for (const draft of plan.initialEvents) {
         const event = this.buildEvent(working, draft);
         this.apply(working, event);
         built.push(event);
       }
-      return await this.stage(room, built.map((event) => ({ event })), undefined, async (tx) => {
-        const roomInserted = await this.deps.events.insertRoom(tx, { roomId, version: version.id, creator: plan.creator, isPublic: plan.isPublic, createdTs: create.originServerTs });
-        if (!roomInserted) throw Errors.roomIdTaken(roomId);
-        for (const alias of plan.aliases) {
-          const inserted = await this.deps.directory.createAlias(alias, roomId, plan.creator, tx);
-          if (!inserted) throw Errors.roomInUse(`Room alias ${alias} already taken`);
-        }
-      });
+      return await this.stage(
+        room,
+        built.map((event) => ({ event })),
+        undefined,
+        async (tx) => {
+          const roomInserted = await this.deps.events.insertRoom(tx, {
+            roomId,
+            version: version.id,
+            creator: plan.creator,
+            isPublic: plan.isPublic,
+            createdTs: create.originServerTs,
+          });
+          if (!roomInserted) throw Errors.roomIdTaken(roomId);
+          for (const alias of plan.aliases) {
+            const inserted = await this.deps.directory.createAlias(alias, roomId, plan.creator, tx);
+            if (!inserted) throw Errors.roomInUse(`Room alias ${alias} already taken`);
+          }
+        },
+      );
     });
     const persisted = await staged.commit;
     this.deps.eventCache.rememberRoomVersion(roomId, version);
@@ -408,7 +434,9 @@ export class EventsWriter implements EventsWriterApi {
    * and the state before it is the state resolved across those ten.
    */
   private async prepareSendBase(room: RoomContext): Promise<void> {
-    const prevs = [...room.extremities].sort((a, b) => b.event.depth - a.event.depth || (b.position ?? 0) - (a.position ?? 0)).slice(0, MAX_PREV_EVENTS);
+    const prevs = [...room.extremities]
+      .sort((a, b) => b.event.depth - a.event.depth || (b.position ?? 0) - (a.position ?? 0))
+      .slice(0, MAX_PREV_EVENTS);
     const states = await Promise.all(prevs.map((x) => this.extremityState(room, x)));
     const resolved = await this.deps.graph.resolve(room.roomId, room.version, states, pendingLookup(room));
     room.sendBase = { prevs, state: await this.stateEvents(room, resolved, room.state) };
@@ -425,17 +453,26 @@ export class EventsWriter implements EventsWriterApi {
   }
 
   /** `ids` as events, taking the ones `reuse` already holds. */
-  private async stateEvents(room: RoomContext, ids: StateIds, reuse: ReadonlyMap<StateKey, RoomEvent>, known?: ReadonlyMap<string, RoomEvent>): Promise<Map<StateKey, RoomEvent>> {
+  private async stateEvents(
+    room: RoomContext,
+    ids: StateIds,
+    reuse: ReadonlyMap<StateKey, RoomEvent>,
+    known?: ReadonlyMap<string, RoomEvent>,
+  ): Promise<Map<StateKey, RoomEvent>> {
     const state = new Map<StateKey, RoomEvent>();
     const missing: Array<[StateKey, string]> = [];
     for (const [key, eventId] of ids) {
       const held = reuse.get(key);
-      const event = held?.eventId === eventId ? held : known?.get(eventId) ?? room.known.get(eventId)?.event;
+      const event = held?.eventId === eventId ? held : (known?.get(eventId) ?? room.known.get(eventId)?.event);
       if (event) state.set(key, event);
       else missing.push([key, eventId]);
     }
     if (missing.length > 0) {
-      const loaded = await this.deps.graph.events(room.roomId, room.version, missing.map(([, id]) => id));
+      const loaded = await this.deps.graph.events(
+        room.roomId,
+        room.version,
+        missing.map(([, id]) => id),
+      );
       for (const [key, eventId] of missing) {
         const event = loaded.get(eventId)?.event;
         if (event) state.set(key, event);
@@ -457,12 +494,16 @@ export class EventsWriter implements EventsWriterApi {
       resolved = await this.deps.graph.resolve(room.roomId, room.version, states, pendingLookup(room, pending));
     } catch (err) {
       // Only malformed stored state can make resolution fail; keep the current state then.
-      this.deps.log.warn({ roomId: room.roomId, err: String(err) }, 'state resolution across the forward extremities failed; the current state is kept');
+      this.deps.log.warn(
+        { roomId: room.roomId, err: String(err) },
+        'state resolution across the forward extremities failed; the current state is kept',
+      );
       resolved = stateIdsOf(room.state);
     }
     const state = await this.stateEvents(room, resolved, room.state, pending);
     const changes: Array<[StateKey, RoomEvent | undefined]> = [];
-    for (const [key, change] of stateDiff(stateIdsOf(room.state), stateIdsOf(state))) changes.push([key, change === null ? undefined : state.get(key)]);
+    for (const [key, change] of stateDiff(stateIdsOf(room.state), stateIdsOf(state)))
+      changes.push([key, change === null ? undefined : state.get(key)]);
     return { state, group: extremities.length === 1 ? extremities[0]!.group : undefined, extremities, changes };
   }
 
@@ -474,7 +515,8 @@ export class EventsWriter implements EventsWriterApi {
     for (const [key, event] of base.state) stateIds.set(key, event.eventId);
     const authIds = selectAuthEventIds(draft.type, draft.stateKey, draft.sender, draft.content, version, stateIds);
     const legacyFormat = version.eventIdFormat === 'v1';
-    const reference = (event: RoomEvent): JsonValue => (legacyFormat ? [event.eventId, (event.pdu.hashes as JsonObject | undefined) ?? {}] : event.eventId);
+    const reference = (event: RoomEvent): JsonValue =>
+      legacyFormat ? [event.eventId, (event.pdu.hashes as JsonObject | undefined) ?? {}] : event.eventId;
     const byId = new Map<string, RoomEvent>();
     for (const event of base.state.values()) byId.set(event.eventId, event);
     const prevs = base.prevs.map((x) => x.event);
@@ -562,7 +604,10 @@ export class EventsWriter implements EventsWriterApi {
       status: 'timeline',
       stateGroup: group,
       ...(newGroup ? { newGroup } : {}),
-      extremities: { remove: room.extremities.filter((x) => prevIds.has(x.event.eventId)).map((x) => x.event.eventId), add: [event.eventId] },
+      extremities: {
+        remove: room.extremities.filter((x) => prevIds.has(x.event.eventId)).map((x) => x.event.eventId),
+        add: [event.eventId],
+      },
       current,
     };
   }
@@ -625,7 +670,8 @@ export class EventsWriter implements EventsWriterApi {
               // Only state events are auth events: a message's auth edges are never walked (schema 0051).
               authEventIds: inTimeline && event.stateKey === undefined ? [] : event.authEventIds,
             });
-            if (graphWrite.extremities) await graph.store.updateForwardExtremities(tx, room.roomId, graphWrite.extremities.remove, graphWrite.extremities.add);
+            if (graphWrite.extremities)
+              await graph.store.updateForwardExtremities(tx, room.roomId, graphWrite.extremities.remove, graphWrite.extremities.add);
             if (graphWrite.backward) {
               await graph.store.addBackwardExtremities(tx, room.roomId, graphWrite.backward.add);
               await graph.store.removeBackwardExtremities(tx, room.roomId, graphWrite.backward.remove);
@@ -647,7 +693,8 @@ export class EventsWriter implements EventsWriterApi {
               threadId: relation?.relType === 'm.thread' ? relation.eventId : undefined,
               instanceName,
             });
-            if (event.type === 'm.room.redaction' && event.redacts) await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
+            if (event.type === 'm.room.redaction' && event.redacts)
+              await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
             for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
             for (const [key, current] of graphWrite.current?.changes ?? []) {
               const [type, stateKey] = splitStateKey(key);
@@ -655,7 +702,8 @@ export class EventsWriter implements EventsWriterApi {
                 await roomState.clearState(tx, { roomId: event.roomId, type, stateKey, position: stored.streamOrdering });
                 continue;
               }
-              const membership = current.type === 'm.room.member' && typeof current.content.membership === 'string' ? current.content.membership : null;
+              const membership =
+                current.type === 'm.room.member' && typeof current.content.membership === 'string' ? current.content.membership : null;
               await roomState.setState(tx, {
                 roomId: event.roomId,
                 type,
@@ -667,7 +715,18 @@ export class EventsWriter implements EventsWriterApi {
               if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, stateKey, event.roomId);
             }
           }
-          if (txn && !(await events.insertTxn(tx, room.roomId, txn.userId, txn.deviceId, txn.txnId, built[built.length - 1]!.event.eventId, this.now()))) {
+          if (
+            txn &&
+            !(await events.insertTxn(
+              tx,
+              room.roomId,
+              txn.userId,
+              txn.deviceId,
+              txn.txnId,
+              built[built.length - 1]!.event.eventId,
+              this.now(),
+            ))
+          ) {
             throw new DuplicateTransactionError();
           }
         } catch (err) {
@@ -698,7 +757,10 @@ export class EventsWriter implements EventsWriterApi {
           // The database was closed while the COMMIT's outcome was being learned (shutdown): the
           // events may be stored. Their positions are never announced as done without their rows;
           // at the next start the stream's position is read from the database, rows included.
-          this.deps.log.error({ roomId: room.roomId, events: items.map(({ stored }) => stored.event.eventId) }, 'the outcome of an event commit is unknown; its position is left unannounced');
+          this.deps.log.error(
+            { roomId: room.roomId, events: items.map(({ stored }) => stored.event.eventId) },
+            'the outcome of an event commit is unknown; its position is left unannounced',
+          );
         } else {
           reservation.abandon();
         }
@@ -736,7 +798,13 @@ export class EventsWriter implements EventsWriterApi {
   }
 
   /** Records a redaction that applies (the target is known, in this room, and may be redacted). */
-  private async recordRedaction(tx: Queryable, redaction: RoomEvent, state: ReadonlyMap<StateKey, RoomEvent>, version: RoomVersion, position: number): Promise<void> {
+  private async recordRedaction(
+    tx: Queryable,
+    redaction: RoomEvent,
+    state: ReadonlyMap<StateKey, RoomEvent>,
+    version: RoomVersion,
+    position: number,
+  ): Promise<void> {
     const target = await this.deps.eventCache.get(redaction.redacts!);
     if (!target || target.event.roomId !== redaction.roomId) return;
     if (!checkRedactionAllowed(redaction, target.event, state, version).allowed) return;
@@ -757,7 +825,8 @@ export function eventRow(event: RoomEvent, changes?: ReadonlyArray<readonly [Sta
   if (event.redacts !== undefined) row.redacts = event.redacts;
   if (changes !== undefined) {
     const ownKey = event.stateKey === undefined ? undefined : makeStateKey(event.type, event.stateKey);
-    const onlyOwn = ownKey === undefined ? changes.length === 0 : changes.length === 1 && changes[0]![0] === ownKey && changes[0]![1] === event;
+    const onlyOwn =
+      ownKey === undefined ? changes.length === 0 : changes.length === 1 && changes[0]![0] === ownKey && changes[0]![1] === event;
     if (!onlyOwn) {
       row.stateDelta = changes.map(([key, current]) => {
         const [type, stateKey] = splitStateKey(key);

@@ -107,7 +107,11 @@ function retryAfter(startMs: number, count: number, burst: number, rate: number,
 export interface RateLimitConfig {
   readonly rc_message: RateLimitSettings;
   readonly rc_registration: RateLimitSettings;
-  readonly rc_login: { readonly address: RateLimitSettings; readonly account: RateLimitSettings; readonly failed_attempts: RateLimitSettings };
+  readonly rc_login: {
+    readonly address: RateLimitSettings;
+    readonly account: RateLimitSettings;
+    readonly failed_attempts: RateLimitSettings;
+  };
   readonly rc_joins: { readonly local: RateLimitSettings; readonly remote: RateLimitSettings };
 }
 

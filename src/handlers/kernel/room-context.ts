@@ -104,4 +104,3 @@ export interface StagedWrite {
   failed: boolean;
   settled: Promise<unknown>;
 }
-

@@ -5,7 +5,13 @@
 // information). Usable in every process: nothing here writes.
 
 import { storedRoomEvent } from '../../core/event-format.js';
-import { authEventIdsWithCreate, createEventIdForRoom, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
+import {
+  authEventIdsWithCreate,
+  createEventIdForRoom,
+  stateKey as makeStateKey,
+  type RoomEvent,
+  type StateKey,
+} from '../../core/events.js';
 import type { JsonObject } from '../../core/json.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { resolveState, separateStateSets } from '../../core/state-res.js';
@@ -105,7 +111,12 @@ export class RoomGraph {
         for (const authId of authEventIdsWithCreate(graphEvent.event, version.roomIdFromCreateEvent)) want(authId);
       }
     }
-    return resolveState(version, stateSets, { get: (id) => loaded.get(id)?.event }, { isRejected: (id) => loaded.get(id)?.rejected ?? false });
+    return resolveState(
+      version,
+      stateSets,
+      { get: (id) => loaded.get(id)?.event },
+      { isRejected: (id) => loaded.get(id)?.rejected ?? false },
+    );
   }
 
   // ---- what federation serves from the graph ----
@@ -164,7 +175,8 @@ export class RoomGraph {
     // The first step from the events' own JSON (messages have no auth edge rows), then edges.
     const first = await this.events(roomId, version, start);
     let edges: Array<{ event_id: string; auth_event_id: string }> = [];
-    for (const { event } of first.values()) for (const authId of event.authEventIds) edges.push({ event_id: event.eventId, auth_event_id: authId });
+    for (const { event } of first.values())
+      for (const authId of event.authEventIds) edges.push({ event_id: event.eventId, auth_event_id: authId });
     let frontier: string[] = [];
     for (;;) {
       const next: string[] = [];
@@ -258,7 +270,9 @@ export class RoomGraph {
         if (graphEvent.row.status !== 'outlier') frontier.push(id);
       }
     }
-    return found.sort((a, b) => b.event.depth - a.event.depth || (b.row.stream_ordering ?? 0) - (a.row.stream_ordering ?? 0)).map((g) => g.event);
+    return found
+      .sort((a, b) => b.event.depth - a.event.depth || (b.row.stream_ordering ?? 0) - (a.row.stream_ordering ?? 0))
+      .map((g) => g.event);
   }
 
   /** One event of the room with its status (`/event`); undefined if unknown. */

@@ -96,7 +96,8 @@ export class RoomStateReader {
     const users: string[] = [];
     for (const [, stored] of await this.currentState(roomId)) {
       const { event } = stored;
-      if (event.type === 'm.room.member' && event.stateKey !== undefined && event.content.membership === membership) users.push(event.stateKey);
+      if (event.type === 'm.room.member' && event.stateKey !== undefined && event.content.membership === membership)
+        users.push(event.stateKey);
     }
     return users;
   }

@@ -80,7 +80,12 @@ export class RoomAccess {
   }
 
   /** The events of `events` (one room, walking order) that the scope lets the user see, order kept. */
-  async visibleEvents(roomId: string, userId: string, scope: ReadScope, events: readonly StoredEvent[]): Promise<VisibleEvent<StoredEvent>[]> {
+  async visibleEvents(
+    roomId: string,
+    userId: string,
+    scope: ReadScope,
+    events: readonly StoredEvent[],
+  ): Promise<VisibleEvent<StoredEvent>[]> {
     const inScope = scope.upTo === undefined ? events : events.filter((e) => e.streamOrdering <= scope.upTo!);
     const sinceJoin = inScope.filter((e) => e.streamOrdering < scope.lastJoin);
     const afterJoin = inScope.filter((e) => e.streamOrdering >= scope.lastJoin);

@@ -162,8 +162,10 @@ export class RoomDirectory implements RoomDirectoryApi {
     response.chunk = rooms.slice(start, end);
     const first = response.chunk[0];
     const last = response.chunk.at(-1);
-    if (first !== undefined && start > 0) response.prev_batch = encodeListToken({ joined: first.num_joined_members, roomId: first.room_id, forwards: false });
-    if (last !== undefined && end < rooms.length) response.next_batch = encodeListToken({ joined: last.num_joined_members, roomId: last.room_id, forwards: true });
+    if (first !== undefined && start > 0)
+      response.prev_batch = encodeListToken({ joined: first.num_joined_members, roomId: first.room_id, forwards: false });
+    if (last !== undefined && end < rooms.length)
+      response.next_batch = encodeListToken({ joined: last.num_joined_members, roomId: last.room_id, forwards: true });
     return response;
   }
 
@@ -175,11 +177,18 @@ export class RoomDirectory implements RoomDirectoryApi {
       const entry = publicRoomEntry(room.room_id, await this.core.roomState.currentState(room.room_id));
       if (entry.num_joined_members === 0) continue;
       if (!entry.world_readable && !LISTED_JOIN_RULES.has(entry.join_rule ?? 'public')) continue;
-      if (term !== undefined && term !== '' && ![entry.name, entry.topic, entry.canonical_alias].some((v) => v?.toLowerCase().includes(term))) continue;
+      if (
+        term !== undefined &&
+        term !== '' &&
+        ![entry.name, entry.topic, entry.canonical_alias].some((v) => v?.toLowerCase().includes(term))
+      )
+        continue;
       if (query.roomTypes !== undefined && !query.roomTypes.includes(entry.room_type ?? null)) continue;
       entries.push(entry);
     }
-    return entries.sort((a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? 1 : a.room_id > b.room_id ? -1 : 0));
+    return entries.sort(
+      (a, b) => b.num_joined_members - a.num_joined_members || (a.room_id < b.room_id ? 1 : a.room_id > b.room_id ? -1 : 0),
+    );
   }
 
   /**

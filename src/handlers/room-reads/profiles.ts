@@ -84,9 +84,16 @@ export class Profiles implements ProfilesApi {
           if (value === null) delete content[field];
           else content[field] = value;
         }
-        await this.core.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content }, { dedupeState: true });
+        await this.core.eventsWriter.sendEvent(
+          roomId,
+          { type: 'm.room.member', stateKey: userId, sender: userId, content },
+          { dedupeState: true },
+        );
       } catch (err) {
-        this.core.log.warn({ roomId, userId, err: err instanceof Error ? err.message : String(err) }, 'could not update the member event with the new profile');
+        this.core.log.warn(
+          { roomId, userId, err: err instanceof Error ? err.message : String(err) },
+          'could not update the member event with the new profile',
+        );
       }
     }
   }

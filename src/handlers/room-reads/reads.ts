@@ -105,7 +105,8 @@ export class RoomReads implements RoomReadsApi {
   }
 
   async members(reader: Reader, roomId: string, query: MembersQuery): Promise<{ chunk: ClientEvent[] }> {
-    const state = query.at === undefined ? await this.readableState(reader.userId, roomId) : await this.stateAtToken(reader.userId, roomId, query.at);
+    const state =
+      query.at === undefined ? await this.readableState(reader.userId, roomId) : await this.stateAtToken(reader.userId, roomId, query.at);
     const members: StoredEvent[] = [];
     for (const stored of state.values()) {
       if (stored.event.type !== 'm.room.member') continue;
@@ -190,9 +191,16 @@ export class RoomReads implements RoomReadsApi {
 
   async messages(reader: Reader, roomId: string, query: MessagesQuery): Promise<MessagesResponse> {
     const scope = await this.access.requireReader(roomId, reader.userId, { allowDeparted: true });
-    const from = query.from !== undefined ? positionOfToken(query.from) : query.dir === 'b' ? this.core.notifier.currentPositions().events : 0;
+    const from =
+      query.from !== undefined ? positionOfToken(query.from) : query.dir === 'b' ? this.core.notifier.currentPositions().events : 0;
     const to = query.to !== undefined ? positionOfToken(query.to) : undefined;
-    const walk = await this.timeline.walk(roomId, reader.userId, scope, { dir: query.dir, from, to, limit: query.limit, filter: query.filter });
+    const walk = await this.timeline.walk(roomId, reader.userId, scope, {
+      dir: query.dir,
+      from,
+      to,
+      limit: query.limit,
+      filter: query.filter,
+    });
 
     const response: MessagesResponse = {
       chunk: await this.serializeTimeline(reader, walk.events),
@@ -206,12 +214,20 @@ export class RoomReads implements RoomReadsApi {
       const members = await Promise.all(
         senders.map((sender) => this.core.roomState.stateEventAt(roomId, 'm.room.member', sender, first.event.streamOrdering)),
       );
-      response.state = await this.serializeState(reader, members.filter((m): m is StoredEvent => m !== undefined));
+      response.state = await this.serializeState(
+        reader,
+        members.filter((m): m is StoredEvent => m !== undefined),
+      );
     }
     return response;
   }
 
-  async timestampToEvent(reader: Reader, roomId: string, ts: number, dir: Direction): Promise<{ event_id: string; origin_server_ts: number }> {
+  async timestampToEvent(
+    reader: Reader,
+    roomId: string,
+    ts: number,
+    dir: Direction,
+  ): Promise<{ event_id: string; origin_server_ts: number }> {
     await this.access.requireReader(roomId, reader.userId, { allowDeparted: false });
     const row = await this.core.stores.events.eventNearTimestamp(roomId, ts, dir);
     if (row === undefined) {

@@ -49,7 +49,10 @@ export class UserDirectory implements UserDirectoryApi {
     core.bus.subscribe((update) => {
       for (const row of update.rows) {
         if (row.stream !== 'events') continue;
-        if ((row.stateKey === '' && DIRECTORY_STATE_TYPES.has(row.type)) || row.stateDelta?.some((d) => d.stateKey === '' && DIRECTORY_STATE_TYPES.has(d.type))) {
+        if (
+          (row.stateKey === '' && DIRECTORY_STATE_TYPES.has(row.type)) ||
+          row.stateDelta?.some((d) => d.stateKey === '' && DIRECTORY_STATE_TYPES.has(d.type))
+        ) {
           this.changed.add(row.roomId);
         }
       }

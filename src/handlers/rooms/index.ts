@@ -15,7 +15,10 @@ export interface RoomServices {
   readonly sync: SyncHandler;
 }
 
-export async function createRoomServices(core: CoreDeps, deps: { syncSources: SyncSources; rateLimits: RateLimits }): Promise<RoomServices> {
+export async function createRoomServices(
+  core: CoreDeps,
+  deps: { syncSources: SyncSources; rateLimits: RateLimits },
+): Promise<RoomServices> {
   const membership = new MembershipHandler(core, deps.rateLimits);
   return {
     membership,

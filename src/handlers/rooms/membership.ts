@@ -81,7 +81,11 @@ export class MembershipHandler {
     if (current === 'leave' || current === 'ban') return undefined; // already out: nothing to do
     const content: JsonObject = { membership: 'leave' };
     if (options.reason !== undefined) content.reason = options.reason;
-    return this.core.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content }, { txn: options.txn });
+    return this.core.eventsWriter.sendEvent(
+      roomId,
+      { type: 'm.room.member', stateKey: userId, sender: userId, content },
+      { txn: options.txn },
+    );
   }
 
   async kick(roomId: string, sender: string, target: string, options: MembershipOptions = {}): Promise<PersistedEvent> {
@@ -105,7 +109,11 @@ export class MembershipHandler {
     await this.requireRoom(roomId);
     const content = memberContent('knock', await this.core.stores.users.getProfile(userId));
     if (options.reason !== undefined) content.reason = options.reason;
-    const event = await this.core.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: userId, sender: userId, content }, { txn: options.txn });
+    const event = await this.core.eventsWriter.sendEvent(
+      roomId,
+      { type: 'm.room.member', stateKey: userId, sender: userId, content },
+      { txn: options.txn },
+    );
     return { roomId, event };
   }
 
@@ -181,7 +189,10 @@ export function membershipIn(state: RoomState, userId: string): string | undefin
 }
 
 /** The content of a member event: the membership, with the user's display name and avatar when set. */
-export function memberContent(membership: string, profile: { displayname: string | null; avatar_url: string | null } | undefined): JsonObject {
+export function memberContent(
+  membership: string,
+  profile: { displayname: string | null; avatar_url: string | null } | undefined,
+): JsonObject {
   const content: JsonObject = { membership };
   if (profile?.displayname) content.displayname = profile.displayname;
   if (profile?.avatar_url) content.avatar_url = profile.avatar_url;

@@ -32,8 +32,20 @@ interface PresetConfig {
 }
 
 const PRESETS: Record<Preset, PresetConfig> = {
-  private_chat: { joinRule: 'invite', historyVisibility: 'shared', invitesAreCreators: false, guestCanJoin: true, powerLevelOverride: { invite: 0 } },
-  trusted_private_chat: { joinRule: 'invite', historyVisibility: 'shared', invitesAreCreators: true, guestCanJoin: true, powerLevelOverride: { invite: 0 } },
+  private_chat: {
+    joinRule: 'invite',
+    historyVisibility: 'shared',
+    invitesAreCreators: false,
+    guestCanJoin: true,
+    powerLevelOverride: { invite: 0 },
+  },
+  trusted_private_chat: {
+    joinRule: 'invite',
+    historyVisibility: 'shared',
+    invitesAreCreators: true,
+    guestCanJoin: true,
+    powerLevelOverride: { invite: 0 },
+  },
   public_chat: { joinRule: 'public', historyVisibility: 'shared', invitesAreCreators: false, guestCanJoin: false, powerLevelOverride: {} },
 };
 
@@ -79,10 +91,14 @@ export class RoomCreationHandler {
 
     const versionId = optionalString(body, 'room_version') ?? DEFAULT_ROOM_VERSION.id;
     const version = getRoomVersion(versionId);
-    if (!version) throw Errors.unsupportedRoomVersion(`Your homeserver does not support the features required to join this room (room version ${versionId})`);
+    if (!version)
+      throw Errors.unsupportedRoomVersion(
+        `Your homeserver does not support the features required to join this room (room version ${versionId})`,
+      );
 
     const invitees = body.invite === undefined ? [] : body.invite;
-    if (!Array.isArray(invitees) || !invitees.every((u) => typeof u === 'string')) throw Errors.badJson('"invite" must be a list of user ids');
+    if (!Array.isArray(invitees) || !invitees.every((u) => typeof u === 'string'))
+      throw Errors.badJson('"invite" must be a list of user ids');
     for (const userId of invitees as string[]) {
       if (!isValidUserId(userId)) throw Errors.invalidParam(`"${userId}" is not a valid user id`);
     }
@@ -114,7 +130,8 @@ export class RoomCreationHandler {
       }
       additionalCreators.push(...((given as string[] | undefined) ?? []));
       // With trusted_private_chat, invitees get full power: in v12 that means being creators.
-      if (preset.invitesAreCreators) for (const userId of invitees as string[]) if (!additionalCreators.includes(userId)) additionalCreators.push(userId);
+      if (preset.invitesAreCreators)
+        for (const userId of invitees as string[]) if (!additionalCreators.includes(userId)) additionalCreators.push(userId);
       if (additionalCreators.length) createContent.additional_creators = additionalCreators;
     }
 
@@ -139,11 +156,11 @@ export class RoomCreationHandler {
     };
 
     const profile = await this.core.stores.users.getProfile(creator);
-    const events: EventDraft[] = [
-      { type: 'm.room.member', stateKey: creator, sender: creator, content: memberContent('join', profile) },
-    ];
+    const events: EventDraft[] = [{ type: 'm.room.member', stateKey: creator, sender: creator, content: memberContent('join', profile) }];
 
-    const powerLevels = takeInitial('m.room.power_levels') ?? state('m.room.power_levels', this.defaultPowerLevels(creator, invitees as string[], preset, version.privilegedCreators, body));
+    const powerLevels =
+      takeInitial('m.room.power_levels') ??
+      state('m.room.power_levels', this.defaultPowerLevels(creator, invitees as string[], preset, version.privilegedCreators, body));
     if (version.privilegedCreators) {
       // Creators have infinite power in v12 and must not be listed (auth rule 10.4).
       const users = powerLevels.content.users;
@@ -156,7 +173,9 @@ export class RoomCreationHandler {
     events.push(powerLevels);
     if (alias && !initialState.has(makeStateKey('m.room.canonical_alias', ''))) events.push(state('m.room.canonical_alias', { alias }));
     events.push(takeInitial('m.room.join_rules') ?? state('m.room.join_rules', { join_rule: preset.joinRule }));
-    events.push(takeInitial('m.room.history_visibility') ?? state('m.room.history_visibility', { history_visibility: preset.historyVisibility }));
+    events.push(
+      takeInitial('m.room.history_visibility') ?? state('m.room.history_visibility', { history_visibility: preset.historyVisibility }),
+    );
     if (preset.guestCanJoin) events.push(takeInitial('m.room.guest_access') ?? state('m.room.guest_access', { guest_access: 'can_join' }));
     events.push(...initialState.values());
     const name = optionalString(body, 'name');
@@ -225,7 +244,13 @@ export class RoomCreationHandler {
     return ts;
   }
 
-  private defaultPowerLevels(creator: string, invitees: string[], preset: PresetConfig, privilegedCreators: boolean, body: JsonObject): JsonObject {
+  private defaultPowerLevels(
+    creator: string,
+    invitees: string[],
+    preset: PresetConfig,
+    privilegedCreators: boolean,
+    body: JsonObject,
+  ): JsonObject {
     const users: JsonObject = privilegedCreators ? {} : { [creator]: 100 };
     if (preset.invitesAreCreators && !privilegedCreators) for (const invitee of invitees) users[invitee] = 100;
     const content: JsonObject = {

@@ -22,7 +22,8 @@ export class RoomMessagesHandler {
     await this.core.roomState.roomVersion(roomId);
     if (type === 'm.room.create') throw Errors.forbidden('Cannot send m.room.create into an existing room');
     // A redaction needs its target checked, whichever endpoint sends it.
-    if (type === 'm.room.redaction' && typeof content.redacts === 'string') return this.redact(roomId, requester, content.redacts, content, txnId);
+    if (type === 'm.room.redaction' && typeof content.redacts === 'string')
+      return this.redact(roomId, requester, content.redacts, content, txnId);
     await this.rateLimits.checkMessage(requester.userId);
     return this.core.eventsWriter.sendEvent(
       roomId,
@@ -71,7 +72,11 @@ export class RoomMessagesHandler {
     const reason = typeof content.reason === 'string' ? content.reason : undefined;
     if (target === requester.userId && (membership === 'join' || membership === 'leave' || membership === 'knock')) {
       // A join (or leave) with extra content, e.g. a per-room display name, is still a member event.
-      return this.core.eventsWriter.sendEvent(roomId, { type: 'm.room.member', stateKey: target, sender: requester.userId, content }, { dedupeState: true });
+      return this.core.eventsWriter.sendEvent(
+        roomId,
+        { type: 'm.room.member', stateKey: target, sender: requester.userId, content },
+        { dedupeState: true },
+      );
     }
     switch (membership) {
       case 'invite':

@@ -114,9 +114,10 @@ export class SyncHandler {
     // Lazy loading: only an incremental sync continuing a chain of responses may leave out the
     // member events sent along it; an initial or full-state sync starts a new chain.
     const lazy = lazyLoadMembers(request.filter);
-    const held = lazy && request.since && !request.fullState
-      ? this.sentMembers.heldAt(request.userId, request.deviceId, encodeSyncToken(request.since))
-      : NO_MEMBERS;
+    const held =
+      lazy && request.since && !request.fullState
+        ? this.sentMembers.heldAt(request.userId, request.deviceId, encodeSyncToken(request.since))
+        : NO_MEMBERS;
     const answer = ({ response, sentMembers }: ComputedResponse): JsonObject => {
       if (lazy) this.sentMembers.record(request.userId, request.deviceId, String(response.next_batch), held, sentMembers);
       return response;
@@ -132,7 +133,14 @@ export class SyncHandler {
       if (computed.hasNews || !since || request.fullState || waitFor <= 0 || request.signal.aborted) return answer(computed);
       const memberships = await this.memberships.of(request.userId);
       const roomIds = new Set(memberships.filter((m) => m.membership !== 'leave' && m.membership !== 'ban').map((m) => m.room_id));
-      await notifier.waitForUpdates({ userId: request.userId, roomIds, seen: to, timeoutMs: waitFor, signal: request.signal, ...(ignore ? { ignore } : {}) });
+      await notifier.waitForUpdates({
+        userId: request.userId,
+        roomIds,
+        seen: to,
+        timeoutMs: waitFor,
+        signal: request.signal,
+        ...(ignore ? { ignore } : {}),
+      });
       if (Date.now() >= deadline || request.signal.aborted) {
         // Timed out: answer the (empty) incremental sync up to now.
         const now = notifier.currentPositions();
@@ -172,7 +180,9 @@ export class SyncHandler {
       hasNews = true;
     }
     for (const section of roomSections.join) {
-      const roomData = (accountData.rooms.get(section.roomId) ?? []).filter((e) => eventMatchesFilter(filter.room.accountData, { type: e.type }));
+      const roomData = (accountData.rooms.get(section.roomId) ?? []).filter((e) =>
+        eventMatchesFilter(filter.room.accountData, { type: e.type }),
+      );
       if (roomData.length) {
         section.body.account_data = { events: roomData.map((e) => ({ type: e.type, content: e.content })) };
         section.hasNews = true;
@@ -184,15 +194,20 @@ export class SyncHandler {
       if (roomSections.join.some((s) => s.roomId === roomId) || !roomSections.joinedIds.has(roomId)) continue;
       const roomData = entries.filter((e) => eventMatchesFilter(filter.room.accountData, { type: e.type }));
       if (!roomData.length || !roomAllowed(filter.room, roomId)) continue;
-      roomSections.join.push({ roomId, body: { account_data: { events: roomData.map((e) => ({ type: e.type, content: e.content })) } }, hasNews: true });
+      roomSections.join.push({
+        roomId,
+        body: { account_data: { events: roomData.map((e) => ({ type: e.type, content: e.content })) } },
+        hasNews: true,
+      });
       hasNews = true;
     }
 
-    const presence = changed('presence') && !filterBlocksAll(filter.presence)
-      ? (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
-          eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
-        )
-      : [];
+    const presence =
+      changed('presence') && !filterBlocksAll(filter.presence)
+        ? (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
+            eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
+          )
+        : [];
     if (presence.length) {
       response.presence = { events: presence };
       hasNews = true;
@@ -227,7 +242,9 @@ export class SyncHandler {
       if (unread) {
         const room = unread.get(section.roomId);
         section.body.unread_notifications = counts(room?.main ?? zero);
-        section.body.unread_thread_notifications = Object.fromEntries([...(room?.threads ?? [])].map(([threadId, c]) => [threadId, counts(c)]));
+        section.body.unread_thread_notifications = Object.fromEntries(
+          [...(room?.threads ?? [])].map(([threadId, c]) => [threadId, counts(c)]),
+        );
       } else {
         section.body.unread_notifications = counts(totals!.get(section.roomId) ?? zero);
       }
@@ -255,7 +272,14 @@ export class SyncHandler {
     request: Computation,
     from: StreamPositions,
     to: StreamPositions,
-  ): Promise<{ join: RoomSection[]; invite: RoomSection[]; leave: RoomSection[]; knock: RoomSection[]; joinedIds: Set<string>; hasNews: boolean }> {
+  ): Promise<{
+    join: RoomSection[];
+    invite: RoomSection[];
+    leave: RoomSection[];
+    knock: RoomSection[];
+    joinedIds: Set<string>;
+    hasNews: boolean;
+  }> {
     const { userId, filter } = request;
     const initial = request.since === undefined;
     const { roomState } = this.core;
@@ -270,7 +294,8 @@ export class SyncHandler {
         for (const row of recentRows) {
           if (row.stream !== 'events') continue;
           roomsWithEvents.add(row.roomId);
-          if ((row.type === 'm.room.member' && row.stateKey === userId) || membersIn(row.stateDelta).includes(userId)) changedRooms.add(row.roomId);
+          if ((row.type === 'm.room.member' && row.stateKey === userId) || membersIn(row.stateDelta).includes(userId))
+            changedRooms.add(row.roomId);
         }
       } else {
         for (const change of await this.memberships.changesBetween(userId, from.events, to.events)) changedRooms.add(change.room_id);
@@ -279,10 +304,14 @@ export class SyncHandler {
     }
     let forgotten: Set<string> | undefined;
     const joinedIds = new Set(memberships.filter((m) => m.membership === 'join').map((m) => m.room_id));
-    const typing = initial || from.typing !== to.typing ? this.sources.typing([...joinedIds], initial ? 0 : from.typing) : new Map<string, { user_ids: string[] }>();
-    const receipts = initial || from.receipts !== to.receipts
-      ? await this.sources.receipts(userId, [...joinedIds], initial ? 0 : from.receipts, to.receipts)
-      : new Map<string, JsonObject>();
+    const typing =
+      initial || from.typing !== to.typing
+        ? this.sources.typing([...joinedIds], initial ? 0 : from.typing)
+        : new Map<string, { user_ids: string[] }>();
+    const receipts =
+      initial || from.receipts !== to.receipts
+        ? await this.sources.receipts(userId, [...joinedIds], initial ? 0 : from.receipts, to.receipts)
+        : new Map<string, JsonObject>();
 
     const join: RoomSection[] = [];
     const invite: RoomSection[] = [];
@@ -307,9 +336,11 @@ export class SyncHandler {
         });
         const ephemeral: JsonObject[] = [];
         const typers = typing.get(roomId);
-        if (typers && eventMatchesFilter(filter.room.ephemeral, { type: 'm.typing', roomId })) ephemeral.push({ type: 'm.typing', content: typers });
+        if (typers && eventMatchesFilter(filter.room.ephemeral, { type: 'm.typing', roomId }))
+          ephemeral.push({ type: 'm.typing', content: typers });
         const receipt = receipts.get(roomId);
-        if (receipt && Object.keys(receipt).length && eventMatchesFilter(filter.room.ephemeral, { type: 'm.receipt', roomId })) ephemeral.push({ type: 'm.receipt', content: receipt });
+        if (receipt && Object.keys(receipt).length && eventMatchesFilter(filter.room.ephemeral, { type: 'm.receipt', roomId }))
+          ephemeral.push({ type: 'm.receipt', content: receipt });
         if (ephemeral.length) {
           section.body.ephemeral = { events: ephemeral };
           section.hasNews = true;
@@ -343,9 +374,10 @@ export class SyncHandler {
   ): Promise<RoomSection> {
     const { filter } = request;
     const fullHistory = flags.initial || flags.newlyJoined || request.fullState;
-    const timeline = flags.hasNewEvents || fullHistory
-      ? await this.timeline(request, roomId, fullHistory ? 0 : from.events, to.events, 'join', true, flags.joinedThroughout)
-      : { events: [] as StoredEvent[], limited: false, start: to.events };
+    const timeline =
+      flags.hasNewEvents || fullHistory
+        ? await this.timeline(request, roomId, fullHistory ? 0 : from.events, to.events, 'join', true, flags.joinedThroughout)
+        : { events: [] as StoredEvent[], limited: false, start: to.events };
     // A newly joined room is always "limited": the client has none of its history.
     const limited = timeline.limited || flags.newlyJoined;
     const startPosition = timeline.events[0] ? timeline.events[0].streamOrdering - 1 : to.events;
@@ -373,7 +405,13 @@ export class SyncHandler {
   }
 
   /** A room in the leave section: history and state up to the user's leave (or ban). */
-  private async leftRoom(request: Computation, roomId: string, membership: MembershipRow, from: StreamPositions, flags: { initial: boolean }): Promise<RoomSection> {
+  private async leftRoom(
+    request: Computation,
+    roomId: string,
+    membership: MembershipRow,
+    from: StreamPositions,
+    flags: { initial: boolean },
+  ): Promise<RoomSection> {
     const leftAt = Number(membership.from_stream);
     const wasJoinedAtSince = !flags.initial && (await this.core.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
     const fromPosition = wasJoinedAtSince ? from.events : 0;
@@ -496,7 +534,8 @@ export class SyncHandler {
     // With lazy loading, a full state only needs the members the client will get, not a big room's
     // thousands: read the rest of the state plus those members.
     const needed = lazy ? neededMembers(request.userId, range.full, stateAfter, range.timeline) : undefined;
-    const fullStateAt = (position: number) => (needed ? roomState.stateRowsAtWithMembers(roomId, position, [...needed]) : roomState.stateRowsAt(roomId, position));
+    const fullStateAt = (position: number) =>
+      needed ? roomState.stateRowsAtWithMembers(roomId, position, [...needed]) : roomState.stateRowsAt(roomId, position);
     let rows: StateRow[];
     if (stateAfter) {
       rows = range.full ? await fullStateAt(range.end) : await roomState.stateRowChangesBetween(roomId, range.from, range.end);

@@ -13,13 +13,7 @@
 // `TestRoom` does no auth checks: it applies every state event it is given, which lets tests set up
 // any state, legal or not.
 
-import {
-  createEventIdForRoom,
-  stateKey,
-  type Pdu,
-  type RoomEvent,
-  type StateKey,
-} from '../../../src/core/events.js';
+import { createEventIdForRoom, stateKey, type Pdu, type RoomEvent, type StateKey } from '../../../src/core/events.js';
 import type { JsonObject } from '../../../src/core/json.js';
 import type { RoomVersion } from '../../../src/core/room-versions.js';
 
@@ -163,9 +157,7 @@ export class TestRoom {
     this.create = makeCreateEvent(version, creator, {
       ...(options.createId !== undefined ? { id: options.createId } : {}),
       ...(options.createContent !== undefined ? { content: options.createContent } : {}),
-      ...(options.additionalCreators !== undefined
-        ? { additionalCreators: options.additionalCreators }
-        : {}),
+      ...(options.additionalCreators !== undefined ? { additionalCreators: options.additionalCreators } : {}),
     });
     this.add(this.create);
   }
@@ -207,11 +199,7 @@ export class TestRoom {
   }
 
   /** Appends an `m.room.member` event; `sender` defaults to the target. */
-  member(
-    target: string,
-    membership: string,
-    options: { sender?: string; content?: JsonObject; id?: string } = {},
-  ): RoomEvent {
+  member(target: string, membership: string, options: { sender?: string; content?: JsonObject; id?: string } = {}): RoomEvent {
     return this.send({
       type: 'm.room.member',
       sender: options.sender ?? target,

@@ -14,19 +14,10 @@
 
 import { authEventKeysFor } from '../../../src/core/auth-events.js';
 import { checkEventAuth } from '../../../src/core/auth-rules.js';
-import {
-  stateKey,
-  type EventLookup,
-  type RoomEvent,
-  type StateKey,
-} from '../../../src/core/events.js';
+import { stateKey, type EventLookup, type RoomEvent, type StateKey } from '../../../src/core/events.js';
 import type { JsonObject } from '../../../src/core/json.js';
 import type { RoomVersion } from '../../../src/core/room-versions.js';
-import {
-  compareCodePoints,
-  lexicographicalTopologicalSort,
-  resolveState,
-} from '../../../src/core/state-res.js';
+import { compareCodePoints, lexicographicalTopologicalSort, resolveState } from '../../../src/core/state-res.js';
 import { makeEvent } from './events.js';
 
 export const ALICE = '@alice:example.com';
@@ -152,8 +143,7 @@ export function buildDag(
     const node = nodes[i]!;
     const prevNodes = prevs[i]!.map((p) => nodes[p]!.id);
     const prevStates = prevNodes.map((p) => stateAfter.get(p)!);
-    const before =
-      prevStates.length === 0 ? new Map<StateKey, string>() : resolveState(version, prevStates, events);
+    const before = prevStates.length === 0 ? new Map<StateKey, string>() : resolveState(version, prevStates, events);
     const content = contentFor(node, version, creator);
     const spec = { type: node.type, sender: node.sender, content, ...(node.stateKey !== undefined ? { stateKey: node.stateKey } : {}) };
     const d = Math.max(0, ...prevNodes.map((p) => depth.get(p)!)) + 1;
@@ -283,7 +273,7 @@ export function generateForkedRoom(options: ForkedRoomOptions): ForkedRoom {
       roomId,
       prevEvents: fork.last === '' ? [] : [fork.last],
       authEvents: selectAuthEvents(version, spec, stateIds),
-      originServerTs: ts += 1 + Math.floor(random() * 3),
+      originServerTs: (ts += 1 + Math.floor(random() * 3)),
       depth: fork.depth + 1,
       ...(isCreate && version.roomIdFromCreateEvent ? { omitRoomIdFromPdu: true } : {}),
     });
@@ -302,17 +292,30 @@ export function generateForkedRoom(options: ForkedRoomOptions): ForkedRoom {
     const value = fork.state.get(stateKey('m.room.member', user))?.content['membership'];
     return typeof value === 'string' ? value : undefined;
   };
-  const powerContent = (fork: Fork): JsonObject =>
-    structuredClone(fork.state.get(stateKey('m.room.power_levels', ''))?.content ?? {});
+  const powerContent = (fork: Fork): JsonObject => structuredClone(fork.state.get(stateKey('m.room.power_levels', ''))?.content ?? {});
   const joinRule = (fork: Fork) => fork.state.get(stateKey('m.room.join_rules', ''))?.content['join_rule'];
 
   // The trunk: create, admin and moderators, public room, then people join and talk.
   const trunk: Fork = { state: new Map(), last: '', depth: 0 };
-  emit(trunk, { type: 'm.room.create', sender: admin, stateKey: '', content: { room_version: version.id, ...(version.creatorIsCreateSender ? {} : { creator: admin }) } }, true);
+  emit(
+    trunk,
+    {
+      type: 'm.room.create',
+      sender: admin,
+      stateKey: '',
+      content: { room_version: version.id, ...(version.creatorIsCreateSender ? {} : { creator: admin }) },
+    },
+    true,
+  );
   emit(trunk, { type: 'm.room.member', sender: admin, stateKey: admin, content: { membership: 'join' } });
   const usersLevels: JsonObject = Object.fromEntries(mods.map((m) => [m, 50]));
   if (!version.privilegedCreators) usersLevels[admin] = 100;
-  emit(trunk, { type: 'm.room.power_levels', sender: admin, stateKey: '', content: { users: usersLevels, state_default: 50, events_default: 0, kick: 50, ban: 50, invite: 0 } });
+  emit(trunk, {
+    type: 'm.room.power_levels',
+    sender: admin,
+    stateKey: '',
+    content: { users: usersLevels, state_default: 50, events_default: 0, kick: 50, ban: 50, invite: 0 },
+  });
   emit(trunk, { type: 'm.room.join_rules', sender: admin, stateKey: '', content: { join_rule: 'public' } });
   emit(trunk, { type: 'm.room.history_visibility', sender: admin, stateKey: '', content: { history_visibility: 'shared' } });
   for (const mod of mods) emit(trunk, { type: 'm.room.member', sender: mod, stateKey: mod, content: { membership: 'join' } });
@@ -335,17 +338,24 @@ export function generateForkedRoom(options: ForkedRoomOptions): ForkedRoom {
       // Join (or try to: an invite-only room needs an invite first).
       if (joinRule(fork) !== 'public' && membership(fork, user) !== 'invite') {
         emit(fork, { type: 'm.room.member', sender: mod, stateKey: user, content: { membership: 'invite' } });
-      } else emit(fork, { type: 'm.room.member', sender: user, stateKey: user, content: { membership: 'join', displayname: `u${serial}` } });
+      } else
+        emit(fork, { type: 'm.room.member', sender: user, stateKey: user, content: { membership: 'join', displayname: `u${serial}` } });
     } else if (s < 0.45) {
       emit(fork, { type: 'm.room.member', sender: user, stateKey: user, content: { membership: 'leave' } });
     } else if (s < 0.6) {
-      emit(fork, { type: 'm.room.member', sender: user, stateKey: user, content: { membership: 'join', displayname: `renamed ${serial}` } });
+      emit(fork, {
+        type: 'm.room.member',
+        sender: user,
+        stateKey: user,
+        content: { membership: 'join', displayname: `renamed ${serial}` },
+      });
     } else if (s < 0.7) {
       emit(fork, { type: 'm.room.topic', sender: pick([mod, user]), stateKey: '', content: { topic: `topic ${serial}` } });
     } else if (s < 0.78) {
       emit(fork, { type: 'm.room.member', sender: mod, stateKey: user, content: { membership: random() < 0.5 ? 'leave' : 'ban' } });
     } else if (s < 0.82) {
-      if (membership(fork, user) === 'ban') emit(fork, { type: 'm.room.member', sender: mod, stateKey: user, content: { membership: 'leave' } });
+      if (membership(fork, user) === 'ban')
+        emit(fork, { type: 'm.room.member', sender: mod, stateKey: user, content: { membership: 'leave' } });
     } else if (s < 0.9) {
       // Power-level changes: the admin (or a moderator, who may fail) promotes or demotes someone.
       const content = powerContent(fork);
