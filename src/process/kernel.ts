@@ -5,6 +5,7 @@
 // differ (in memory and one writer per stream, or Redis and `stream_writers`).
 
 import type { Config } from '../config/types.js';
+import type { CoreDeps } from '../handlers/kernel/core.js';
 import type { SigningKey } from '../core/signing.js';
 import { AuthHandler } from '../handlers/kernel/auth.js';
 import { EventCache } from '../handlers/kernel/event-cache.js';
@@ -14,8 +15,8 @@ import { UserMemberships } from '../handlers/kernel/memberships.js';
 import { RoomGraph } from '../handlers/kernel/room-graph.js';
 import { RoomStateReader } from '../handlers/kernel/room-state.js';
 import { StateGroups } from '../handlers/kernel/state-groups.js';
-import type { Database, TransactionRunner } from '../storage/database.js';
-import { createStores, transactionsOf, type Stores } from '../storage/stores.js';
+import type { Database } from '../storage/database.js';
+import { createStores, transactionsOf } from '../storage/stores.js';
 import type { ReplicationBus } from '../streams/bus.js';
 import { Notifier } from '../streams/notifier.js';
 import type { StreamPositionTracker } from '../streams/positions.js';
@@ -36,30 +37,14 @@ export interface KernelOptions {
   tracker?: StreamPositionTracker;
 }
 
-export interface Kernel {
-  readonly config: Config;
-  readonly serverName: string;
-  /** This process's instance name: `main`, or the worker's name. */
-  readonly instanceName: string;
-  readonly signingKey: SigningKey;
+/**
+ * The kernel: the handlers' core (`CoreDeps`) but for what the areas build on top of it (the
+ * events writer, position allocators), plus what only the composition uses.
+ */
+export interface Kernel extends Omit<CoreDeps, 'eventsWriter' | 'positions'> {
   /** The database, for process-level parts only (handlers get `stores` and `transactions`). */
   readonly db: Database;
-  /** Transactions across stores, for the writers. */
-  readonly transactions: TransactionRunner;
-  readonly log: Logger;
-  readonly now: () => number;
   readonly placement: WriterPlacement;
-  readonly bus: ReplicationBus;
-  readonly notifier: Notifier;
-  readonly stores: Stores;
-  readonly eventCache: EventCache;
-  /** The rooms' event graphs and the state at each event (federation reads and the events writer). */
-  readonly roomGraph: RoomGraph;
-  readonly roomState: RoomStateReader;
-  readonly memberships: UserMemberships;
-  readonly visibility: EventVisibility;
-  readonly serializer: EventSerializer;
-  readonly auth: AuthHandler;
 }
 
 export function createKernel(options: KernelOptions): Kernel {
