@@ -16,7 +16,7 @@
 // PDU is then known already, and EDUs are states (typing, presence) or only move forward (receipts).
 
 import type { JsonObject } from '../../core/json.js';
-import { trimReceivedPdu } from '../../core/pdu-checks.js';
+import { parseReceivedPdu, trimReceivedPdu } from '../../core/pdu-checks.js';
 import { groupPdusByRoom, transactionResponse, validateTransaction, type TransactionResponse } from '../../core/transactions.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { Logger } from '../../util/log.js';
@@ -90,7 +90,15 @@ export class TransactionHandler {
       if (err instanceof MatrixError && err.status === 404) return failAll(`unknown room ${roomId}`);
       throw err;
     }
-    if (!(await this.deps.access.aclAllows(origin, roomId))) return failAll(`server ${origin} is denied by the room's server ACL`);
+    if (!(await this.deps.access.aclAllows(origin, roomId))) {
+      // "the PDU MUST be ignored with an appropriate error included in the response for the respective event ID"
+      const error = `server ${origin} is denied by the room's server ACL`;
+      return pdus.flatMap((pdu): Array<[string, string]> => {
+        const parsed = parseReceivedPdu(pdu, version, roomId);
+        const id = parsed.ok ? parsed.event.eventId : named(pdu);
+        return id === undefined ? [] : [[id, error]];
+      });
+    }
 
     const checked = await this.deps.checker.check(pdus, version, roomId);
     const results: Array<[string, string | undefined]> = [];
