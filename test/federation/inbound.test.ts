@@ -260,7 +260,7 @@ forEachBackend('inbound federation API', (backend) => {
     }
   });
 
-  test('a hostile server: forged events, bad requests and malformed bodies are refused or handled, none reaches clients, no 5xx', async () => {
+  test('a hostile server: forged events, bad requests, malformed bodies are refused or handled, none reach clients, no 5xx', async () => {
     const statuses: number[] = [];
     const sendOne = async (txnId: string, pdu: JsonObject) => {
       const res = await remote.send(fed, txnId, [pdu]);
