@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { JsonObject } from '../../src/core/json.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
+import { ROUTES } from '../../src/api/registry.js';
 import { generateSigningKey } from '../../src/core/signing.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { httpsCall, startFederatingServer, type FederatingServer, type HttpsAnswer } from '../helpers/federation.js';
@@ -60,7 +61,9 @@ forEachBackend('inbound federation API', (backend) => {
   let message: { pdu: JsonObject; event: { eventId: string } };
 
   before(async () => {
-    fed = await startFederatingServer({ database: await backend.databaseConfig() });
+    // rc_federation opened wide: the route sweep below sends hundreds of requests in a row.
+    const rcFederation = { sleep_limit: 100_000, reject_limit: 100_000, concurrent: 100 };
+    fed = await startFederatingServer({ database: await backend.databaseConfig(), config: { rc_federation: rcFederation } });
     alice = await fed.hs.createUser('alice');
     remote = await RemoteHomeserver.start();
     stranger = await RemoteHomeserver.start();
@@ -385,6 +388,36 @@ forEachBackend('inbound federation API', (backend) => {
     assert.ok(redacted, 'the event with a bad content hash is in the timeline, redacted');
     assert.deepEqual(redacted.content, {});
     assert.equal(room.state.get(`m.room.member|${alice.userId}`) !== rejected.event.eventId, true);
+  });
+
+  test('every signed federation route of the registry answers hostile input with a Matrix error, never a 5xx', async () => {
+    const values = [roomId, message.event.eventId, '!nosuchroom:elsewhere.example', '$nosuchevent', 'x'.repeat(300), '%E2%82', '..'];
+    const bodies: Array<JsonObject | undefined> = [
+      undefined,
+      {},
+      { pdus: [{ room_id: roomId, type: 7 }], edus: [{ edu_type: 'm.receipt', content: { [roomId]: 'x' } }] },
+      { earliest_events: [1], latest_events: ['$x'], limit: -1 },
+      { limit: 'x', filter: [] },
+    ];
+    const queries = ['', '?event_id=%24x&v=%24x&limit=1000000&ts=-1&dir=f', '?room_alias=x&user_id=%40x&field=x', '?v=x&limit=1'];
+    let requests = 0;
+    for (const route of ROUTES.filter((r) => r.auth === 'server')) {
+      for (const template of route.paths) {
+        for (const [i, value] of values.entries()) {
+          for (const query of queries) {
+            for (const body of route.method === 'GET' ? [undefined] : bodies) {
+              // A new transaction id each time: a repeated one would get the first answer back.
+              const path = template.replace(/\{(\w+)\}/g, (_, name: string) => (name === 'txnId' ? `fuzz-${i}-${requests}` : enc(value)));
+              const res = await remote.call(fed, route.method, `${path}${query}`, body);
+              requests++;
+              assert.ok(res.status < 500, `${route.method} ${path}${query} ${JSON.stringify(body)}: ${res.status} ${res.text}`);
+              if (res.status !== 200) assert.equal(typeof res.json?.errcode, 'string', res.text);
+            }
+          }
+        }
+      }
+    }
+    assert.ok(requests > 100);
   });
 
   test('/version, queries, the public room list (off by default) and OpenID tokens', async () => {
