@@ -43,6 +43,15 @@ import { voipRoutes } from './client/voip.js';
 import { wellKnownRoutes } from './client/well-known.js';
 import { adminRegisterRoutes } from './admin/register.js';
 import { serverKeysRoutes } from './keys/server-keys.js';
+import { openIdRoutes } from './client/openid.js';
+import { federationBackfillRoutes } from './federation/backfill.js';
+import { federationEventAuthRoutes } from './federation/event-auth.js';
+import { federationEventRoutes } from './federation/events.js';
+import { federationOpenIdRoutes } from './federation/openid.js';
+import { federationPublicRoomsRoutes } from './federation/public-rooms.js';
+import { federationQueryRoutes } from './federation/query.js';
+import { federationTransactionRoutes } from './federation/transactions.js';
+import { federationVersionRoutes } from './federation/version.js';
 import { healthRoutes } from './health.js';
 import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
@@ -86,7 +95,16 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...voipRoutes,
   ...wellKnownRoutes,
   ...adminRegisterRoutes,
+  ...openIdRoutes,
   ...serverKeysRoutes,
+  ...federationVersionRoutes,
+  ...federationTransactionRoutes,
+  ...federationEventRoutes,
+  ...federationEventAuthRoutes,
+  ...federationBackfillRoutes,
+  ...federationQueryRoutes,
+  ...federationPublicRoomsRoutes,
+  ...federationOpenIdRoutes,
   ...healthRoutes,
   ...replicationRoutes,
 ];

@@ -9,6 +9,7 @@ import type { EphemeralServices } from '../handlers/ephemeral/index.js';
 import type { RoomReadServices } from '../handlers/room-reads/index.js';
 import type { RoomServices } from '../handlers/rooms/index.js';
 import type { FederationServices } from '../federation/index.js';
+import type { FederationApiServices } from '../handlers/federation/index.js';
 import type { RpcServer } from '../replication/rpc.js';
 
 export type ApiServices = CoreDeps &
@@ -16,4 +17,4 @@ export type ApiServices = CoreDeps &
   EphemeralServices &
   E2eeServices &
   RoomReadServices &
-  RoomServices & { rpcServer?: RpcServer; federation: FederationServices };
+  RoomServices & { rpcServer?: RpcServer; federation: FederationServices; federationApi: FederationApiServices };

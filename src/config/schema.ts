@@ -475,7 +475,7 @@ export const configSchema = z
     ),
     allow_public_rooms_over_federation: doc(
       z.boolean().default(false),
-      "Let other servers read this server's public room directory (federation `/publicRooms`, which is not served yet).",
+      "Let other servers read this server's public room directory (federation `/publicRooms`; otherwise 403, as Synapse).",
     ),
     presence: doc(
       z

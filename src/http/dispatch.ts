@@ -49,6 +49,16 @@ export interface DispatcherOptions<S> {
    * routes answer 401 `M_UNAUTHORIZED`.
    */
   authenticateServer?: (request: SignedRequest) => Promise<{ origin: string }>;
+  /**
+   * Runs the handling of an authenticated server request under its origin's limits
+   * (`rc_federation`): every `auth: 'server'` route goes through it.
+   */
+  limitServer?: <T>(origin: string, handle: () => Promise<T>) => Promise<T>;
+  /**
+   * For `auth: 'server'` routes with a `{roomId}`: throws 403 `M_FORBIDDEN` when the room's server
+   * ACL denies the origin (spec: server-server API §Server Access Control Lists).
+   */
+  checkServerRoom?: (origin: string, roomId: string) => Promise<void>;
 }
 
 /**
@@ -170,7 +180,15 @@ export function createDispatcher<S>(options: DispatcherOptions<S>): Handler {
         ...(requester ? { requester } : {}),
         ...(origin === undefined ? {} : { origin }),
       };
-      response = await route.handle(request, services);
+      if (origin === undefined) response = await route.handle(request, services);
+      else {
+        const serverOrigin = origin;
+        const handleServerRequest = async () => {
+          if (params.roomId !== undefined) await options.checkServerRoom?.(serverOrigin, params.roomId);
+          return route.handle(request, services);
+        };
+        response = await (options.limitServer ? options.limitServer(serverOrigin, handleServerRequest) : handleServerRequest());
+      }
     } catch (thrown) {
       // The database is down or full for a while: a retriable 503, not a 500 (the storage layer
       // has already said so in the log, once per outage).

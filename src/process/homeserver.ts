@@ -219,6 +219,15 @@ async function startOnce(
         trustForwardedFor: listener.x_forwarded,
         shutdownSignal: shutdown.signal,
         authenticate: (token) => services.auth.authenticate(token),
+        authenticateServer: (request) =>
+          services.federation.requestAuth.authenticate({
+            method: request.method,
+            uri: request.uri,
+            ...(request.content === undefined ? {} : { content: request.content }),
+            authorization: request.headers.authorization,
+          }),
+        limitServer: (origin, handle) => services.federation.rateLimiter.run(origin, handle),
+        checkServerRoom: (origin, roomId) => services.federationApi.serverAccess.requireAclAllows(origin, roomId),
         onAuthenticated: (requester, ip, userAgent) => {
           services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => {
             // While the database is down the storage layer says so once; not once per request.

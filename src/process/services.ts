@@ -22,6 +22,7 @@ import {
 } from '../streams/id-generator.js';
 import { componentLogger } from '../util/log.js';
 import { createFederationServices } from '../federation/index.js';
+import { createFederationApiServices } from '../handlers/federation/index.js';
 import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';
 import { isFederationAllowed } from '../federation/settings.js';
 import { isValidServerName } from '../core/identifiers.js';
@@ -94,6 +95,13 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
   const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
+  const federationApi = createFederationApiServices(core, {
+    transport: federation,
+    ephemeralWriters: ephemeral.ephemeralWriters,
+    reads,
+  });
+  // The events writer of this process fetches what received events lack from their origin.
+  localEvents?.useFederation(federationApi.inbound);
   const services: ApiServices = {
     ...core,
     ...accounts,
@@ -102,6 +110,7 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
     ...reads,
     ...rooms,
     federation,
+    federationApi,
     ...(options.rpcServer ? { rpcServer: options.rpcServer } : {}),
   };
 

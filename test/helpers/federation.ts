@@ -91,10 +91,10 @@ export function httpsCall(
   baseUrl: string,
   method: string,
   path: string,
-  options: { body?: unknown; headers?: Record<string, string>; servername?: string } = {},
+  options: { body?: unknown; rawBody?: string; headers?: Record<string, string>; servername?: string } = {},
 ): Promise<HttpsAnswer> {
   const url = new URL(path, baseUrl);
-  const body = options.body === undefined ? undefined : JSON.stringify(options.body);
+  const body = options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body));
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       {

@@ -36,7 +36,7 @@ export interface RemoteDraft {
 }
 
 export class RemoteServer {
-  readonly key: SigningKey = generateSigningKey();
+  readonly key: SigningKey;
   readonly pdus = new Map<string, JsonObject>();
   readonly events = new Map<string, RoomEvent>();
   private readonly stateAfter = new Map<string, Map<StateKey, string>>();
@@ -54,7 +54,10 @@ export class RemoteServer {
     readonly roomId: string,
     readonly version: RoomVersion,
     homeserver: { serverName: string; signingKey: SigningKey },
+    /** The remote's signing key (a remote served over HTTPS publishes it); a new one by default. */
+    key: SigningKey = generateSigningKey(),
   ) {
+    this.key = key;
     this.trust(serverName, this.key);
     this.trust(homeserver.serverName, homeserver.signingKey);
   }

@@ -13,7 +13,7 @@ import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
 
 /** The POST body; `null` reads as absent everywhere, as in Synapse. */
-const searchBody = z.object({
+export const searchBody = z.object({
   limit: absentIfNull(z.int().min(0).optional()),
   since: optionalString,
   filter: absentIfNull(
@@ -63,7 +63,7 @@ export const publicRoomsRoutes: RouteDefinition<ApiServices>[] = [
   }),
 ];
 
-function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery {
+export function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery {
   const includeAllNetworks = body.include_all_networks ?? false;
   const thirdPartyInstanceId = body.third_party_instance_id;
   if (includeAllNetworks && thirdPartyInstanceId !== undefined) {
