@@ -219,6 +219,13 @@ async function startOnce(
         trustForwardedFor: listener.x_forwarded,
         shutdownSignal: shutdown.signal,
         authenticate: (token) => services.auth.authenticate(token),
+        authenticateServer: (req) =>
+          services.federation.requestAuth.authenticate({
+            method: req.method,
+            uri: req.uri,
+            content: req.content,
+            authorization: req.headers.authorization,
+          }),
         onAuthenticated: (requester, ip, userAgent) => {
           services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => {
             // While the database is down the storage layer says so once; not once per request.
