@@ -131,7 +131,10 @@ export class KeysHandler {
     }
     // No viewer: no user-signing key, and no signatures only their author may see.
     const { deviceKeys, sections } = await this.storedKeys('', local, []);
-    return `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},"self_signing_keys":{${sections.self_signing.join(',')}}}`;
+    return (
+      `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},` +
+      `"self_signing_keys":{${sections.self_signing.join(',')}}}`
+    );
   }
 
   /**
