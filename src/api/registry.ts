@@ -52,6 +52,7 @@ import { federationPublicRoomsRoutes } from './federation/public-rooms.js';
 import { federationQueryRoutes } from './federation/query.js';
 import { federationTransactionRoutes } from './federation/transactions.js';
 import { federationVersionRoutes } from './federation/version.js';
+import { userKeysRoutes } from './federation/user-keys.js';
 import { healthRoutes } from './health.js';
 import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
@@ -105,6 +106,7 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...federationQueryRoutes,
   ...federationPublicRoomsRoutes,
   ...federationOpenIdRoutes,
+  ...userKeysRoutes,
   ...healthRoutes,
   ...replicationRoutes,
 ];

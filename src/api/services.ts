@@ -11,10 +11,17 @@ import type { RoomServices } from '../handlers/rooms/index.js';
 import type { FederationServices } from '../federation/index.js';
 import type { FederationApiServices } from '../handlers/federation/index.js';
 import type { RpcServer } from '../replication/rpc.js';
+import type { EduHandler } from '../handlers/federation/device-list-updates.js';
 
 export type ApiServices = CoreDeps &
   AccountServices &
   EphemeralServices &
   E2eeServices &
   RoomReadServices &
-  RoomServices & { rpcServer?: RpcServer; federation: FederationServices; federationApi: FederationApiServices };
+  RoomServices & {
+    rpcServer?: RpcServer;
+    federation: FederationServices;
+    federationApi: FederationApiServices;
+    /** Handlers of the E2EE EDUs of an inbound transaction, by `edu_type` (for `/send`'s EDU registry). */
+    e2eeEdus: Readonly<Record<'m.device_list_update' | 'm.signing_key_update' | 'm.direct_to_device', EduHandler>>;
+  };

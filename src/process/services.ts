@@ -20,7 +20,11 @@ import {
   type PositionAllocator,
   type PositionsFor,
 } from '../streams/id-generator.js';
-import { componentLogger } from '../util/log.js';
+import { componentLogger, type Logger } from '../util/log.js';
+import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
+import type { ToDeviceWriterApi } from '../handlers/ephemeral/to-device.js';
+import { deviceListUpdateHandler, signingKeyUpdateHandler } from '../handlers/federation/device-list-updates.js';
+import { directToDeviceHandler } from '../handlers/federation/to-device-intake.js';
 import { createFederationServices } from '../federation/index.js';
 import { createFederationApiServices } from '../handlers/federation/index.js';
 import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';
@@ -90,7 +94,7 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   });
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, writers);
-  const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers });
+  const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers, federation: federation.client });
   const reads = await createRoomReadServices(core);
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
@@ -102,6 +106,10 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   });
   // The events writer of this process fetches what received events lack from their origin.
   localEvents?.useFederation(federationApi.inbound);
+  const e2eeEdus = e2eeEduHandlers(config.server_name, e2ee.deviceListsWriter, ephemeral.toDevice, componentLogger(log, 'federation.edus'));
+  for (const type of ['m.device_list_update', 'm.signing_key_update', 'm.direct_to_device'] as const) {
+    federationApi.edus.register(type, (_edu, { origin, content }) => e2eeEdus[type](origin, content));
+  }
   const services: ApiServices = {
     ...core,
     ...accounts,
@@ -111,6 +119,7 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
     ...rooms,
     federation,
     federationApi,
+    e2eeEdus,
     ...(options.rpcServer ? { rpcServer: options.rpcServer } : {}),
   };
 
@@ -150,6 +159,20 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
       await services.closeE2ee();
       await federation.close();
     },
+  };
+}
+
+/** The handlers of the EDUs of end-to-end encryption, each reaching its stream's writer. */
+function e2eeEduHandlers(
+  serverName: string,
+  deviceLists: DeviceListsWriterApi,
+  toDevice: ToDeviceWriterApi,
+  log: Logger,
+): ApiServices['e2eeEdus'] {
+  return {
+    'm.device_list_update': deviceListUpdateHandler({ serverName, writer: deviceLists, log }),
+    'm.signing_key_update': signingKeyUpdateHandler({ serverName, writer: deviceLists, log }),
+    'm.direct_to_device': directToDeviceHandler({ serverName, writer: toDevice, log }),
   };
 }
 

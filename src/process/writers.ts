@@ -60,11 +60,27 @@ export const WRITERS: { readonly [S in StreamName]: WriterEntry<StreamWriterApis
   receipts: { methods: ['putReceipt'], shardKey: { putReceipt: (receipt) => receipt.roomId } },
   account_data: { methods: ['setAccountData', 'addTag', 'removeTag', 'advanceFullyRead'] },
   presence: { methods: ['setPresence', 'userSyncing'] },
-  to_device: { methods: ['send'] },
+  to_device: { methods: ['send', 'receiveRemote'] },
   push_rules: { methods: ['edit'] },
   device_lists: {
-    methods: ['uploadKeys', 'uploadSigningKeys', 'uploadSignatures', 'devicesDeleted'],
-    shardKey: { uploadKeys: byUser, uploadSigningKeys: byUser, uploadSignatures: byUser, devicesDeleted: byUser },
+    methods: [
+      'uploadKeys',
+      'uploadSigningKeys',
+      'uploadSignatures',
+      'devicesDeleted',
+      'remoteDeviceListUpdate',
+      'remoteSigningKeyUpdate',
+      'resyncRemoteUser',
+    ],
+    shardKey: {
+      uploadKeys: byUser,
+      uploadSigningKeys: byUser,
+      uploadSignatures: byUser,
+      devicesDeleted: byUser,
+      remoteDeviceListUpdate: (update) => update.userId,
+      remoteSigningKeyUpdate: byUser,
+      resyncRemoteUser: byUser,
+    },
   },
 };
 

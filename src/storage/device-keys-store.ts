@@ -200,6 +200,12 @@ export class DeviceKeysStore {
     return Number(row?.m ?? 0);
   }
 
+  /** The user's latest device-list position (0: none), the `stream_id` of `/user/devices`. */
+  async latestDeviceChange(userId: string): Promise<number> {
+    const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_id) AS m FROM device_lists_stream WHERE user_id = ?', [userId]);
+    return Number(row?.m ?? 0);
+  }
+
   /** The users of each device change with `from < stream_id <= to`, in stream order, repeats kept (catch-up). */
   streamChangesBetween(from: number, to: number): Promise<Array<{ user_id: string }>> {
     return this.db.all('SELECT user_id FROM device_lists_stream WHERE stream_id > ? AND stream_id <= ? ORDER BY stream_id', [from, to]);

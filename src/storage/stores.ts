@@ -16,6 +16,7 @@ import { KeyBackupStore } from './key-backup-store.js';
 import { PresenceStore } from './presence-store.js';
 import { PushActionsStore } from './push-actions-store.js';
 import { PushRulesStore } from './push-rules-store.js';
+import { RemoteDeviceListsStore } from './remote-device-lists-store.js';
 import { ReceiptsStore } from './receipts-store.js';
 import { RoomStateStore } from './room-state-store.js';
 import { StateGroupsStore } from './state-groups-store.js';
@@ -43,6 +44,8 @@ export interface Stores {
   readonly filters: FiltersStore;
   readonly deviceKeys: DeviceKeysStore;
   readonly crossSigning: CrossSigningStore;
+  /** Other servers' users' devices, cached while we share a room with them. */
+  readonly remoteDeviceLists: RemoteDeviceListsStore;
   readonly keyBackups: KeyBackupStore;
   readonly streamSequences: StreamSequencesStore;
 }
@@ -66,6 +69,7 @@ export function createStores(db: Database): Stores {
     filters: new FiltersStore(db),
     deviceKeys: new DeviceKeysStore(db),
     crossSigning: new CrossSigningStore(db),
+    remoteDeviceLists: new RemoteDeviceListsStore(db),
     keyBackups: new KeyBackupStore(db),
     streamSequences: new StreamSequencesStore(db),
   };

@@ -145,10 +145,11 @@ forEachBackend('end-to-end encryption keys', (backend) => {
     assert.equal(ids.flat().length - oneTime.length, 30);
   });
 
-  test('claims and queries skip unknown devices, unknown users and other servers’ users', async () => {
+  test('claims and queries skip unknown devices and unknown users; a server that cannot be reached is in failures', async () => {
     const res = await hs.call('POST', CLAIM, {
       token: bob.accessToken,
       body: {
+        timeout: 1_000,
         one_time_keys: {
           [alice.userId]: { NOPE: 'signed_curve25519' },
           '@carol:elsewhere.example': { D: 'signed_curve25519' },
@@ -156,14 +157,16 @@ forEachBackend('end-to-end encryption keys', (backend) => {
         },
       },
     });
-    assert.deepEqual(res.json, { one_time_keys: {}, failures: {} });
+    assert.deepEqual(res.json.one_time_keys, {});
+    assert.deepEqual(Object.keys(res.json.failures), ['elsewhere.example']);
     const query = await hs.call('POST', QUERY, {
       token: bob.accessToken,
-      body: { device_keys: { '@carol:elsewhere.example': [], 'not a user id': [], '@nobody:test.local': [] } },
+      body: { timeout: 1_000, device_keys: { '@carol:elsewhere.example': [], 'not a user id': [], '@nobody:test.local': [] } },
     });
     assert.equal(query.status, 200);
     assert.deepEqual(query.json.device_keys, { '@nobody:test.local': {} });
-    assert.deepEqual(query.json.failures, {});
+    assert.deepEqual(Object.keys(query.json.failures), ['elsewhere.example']);
+    assert.equal(query.json.failures['elsewhere.example'].status, 503);
   });
 
   describe('bad input', () => {

@@ -707,7 +707,13 @@ for (const backend of backends) {
           'state_groups',
           'state_group_entries',
         ];
-        const laterTables = ['federation_destinations', 'federation_sender_positions', 'federation_to_device_outbox'];
+        const laterTables = [
+          'federation_destinations',
+          'federation_sender_positions',
+          'federation_to_device_outbox',
+          'remote_device_lists',
+          'remote_device_keys',
+        ];
         for (const table of [...graphTables, ...laterTables]) await database.exec(`DROP TABLE ${table}`);
         if (database.dialect === 'postgres') await database.exec('DROP SEQUENCE state_group_id_seq');
         await database.run('DELETE FROM schema_version WHERE version >= 51');

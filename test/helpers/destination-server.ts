@@ -25,6 +25,20 @@ export interface ReceivedTransaction {
   index: number;
 }
 
+/** A federation request other than `/send`, its `X-Matrix` signature verified. */
+export interface ServedRequest {
+  method: string;
+  /** The path, percent-decoded, without the query. */
+  path: string;
+  origin: string;
+  body: JsonObject | undefined;
+}
+
+/** What the test answers to a `ServedRequest`: a status and JSON body, or undefined for 404. */
+export type RequestHandler = (
+  request: ServedRequest,
+) => { status: number; body: unknown } | undefined | Promise<{ status: number; body: unknown } | undefined>;
+
 /** What the server answers to `/send`: 200, or an error status. */
 export type SendBehaviour = 'ok' | { status: number; errcode?: string };
 
@@ -37,6 +51,10 @@ export class TestDestination {
   /** Requests whose X-Matrix signature did not verify (the server answered 401). */
   readonly refusedSignatures: string[] = [];
   behaviour: SendBehaviour = 'ok';
+  /** Answers the other federation requests (as a remote homeserver); without it they get 404. */
+  onRequest: RequestHandler | undefined;
+  /** Every other federation request that verified, in order. */
+  readonly requests: ServedRequest[] = [];
   /** Delay before answering each `/send` (lets PDUs pile up into fuller transactions). */
   delayMs = 0;
   private server: Server | undefined;
@@ -159,7 +177,7 @@ export class TestDestination {
       );
     }
     const send = /^\/_matrix\/federation\/v1\/send\/([^/?]+)$/.exec(url);
-    if (req.method !== 'PUT' || !send) return json(404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+    if (req.method !== 'PUT' || !send) return this.serveOther(req, url, json);
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as JsonObject;
@@ -185,6 +203,30 @@ export class TestDestination {
     const edus = (body.edus ?? []) as Array<{ edu_type: string; content: JsonObject }>;
     this.transactions.push({ txnId, origin, pdus, edus, index: this.transactions.length });
     return json(200, { pdus: {} });
+  }
+
+  private async serveOther(req: IncomingMessage, url: string, json: (status: number, body: unknown) => void): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const text = Buffer.concat(chunks).toString('utf8');
+    const body = text === '' ? undefined : (JSON.parse(text) as JsonObject);
+    const header = readXMatrixHeader(req.headers.authorization, this.serverName);
+    if (!header.ok) return json(401, { errcode: 'M_UNAUTHORIZED', error: header.failure.message });
+    const { origin, keyId } = header.credentials;
+    const key = (await this.keysOf(origin)).find((k) => k.keyId === keyId);
+    const verified = verifyXMatrixRequest(
+      header.credentials,
+      { method: req.method ?? 'GET', uri: url, ...(body === undefined ? {} : { content: body }) },
+      this.serverName,
+      key,
+      Date.now(),
+    );
+    if (!verified.ok) return json(401, { errcode: 'M_UNAUTHORIZED', error: verified.failure.message });
+    const request: ServedRequest = { method: req.method ?? 'GET', path: decodeURIComponent(url.split('?')[0]!), origin, body };
+    this.requests.push(request);
+    const answer = await this.onRequest?.(request);
+    if (!answer) return json(404, { errcode: 'M_UNRECOGNIZED', error: 'Unrecognized request' });
+    return json(answer.status, answer.body);
   }
 
   /** The origin's current keys: as trusted by the test, else fetched from it over TLS. */

@@ -10,7 +10,7 @@
 //
 // `DeviceListChanges` only reads: the `device_lists` section of /sync and `/keys/changes`.
 
-import type { JsonObject } from '../../core/json.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
 import { Errors } from '../../errors.js';
 import type { ReplicationBus, StreamRow } from '../../streams/bus.js';
 import type { CrossSigningStore } from '../../storage/cross-signing-store.js';
@@ -25,6 +25,16 @@ import type { UserMemberships } from '../kernel/memberships.js';
 import type { RoomStateReader } from '../kernel/room-state.js';
 import { checkSignedUploads, checkSigningKeysUpload, type SigningKeysUpload } from './cross-signing.js';
 import { canonicalKeyJson, sameOneTimeKey, type UploadedKey } from './key-json.js';
+import {
+  parseUserDevicesAnswer,
+  verifiedCrossSigningKey,
+  verifiedDeviceKeys,
+  type RemoteUserDevices,
+  type RemoteUserTracking,
+} from './remote-keys.js';
+import type { RemoteDeviceListsStore } from '../../storage/remote-device-lists-store.js';
+import { messageOf } from '../../storage/faults.js';
+import type { Logger } from '../../util/log.js';
 
 /** `/keys/upload` after its structural and signature checks. */
 export interface KeysUpload {
@@ -46,6 +56,26 @@ export interface DeviceListsWriterApi {
   uploadSignatures(userId: string, signatures: JsonObject): Promise<SignatureFailures>;
   /** Tells everyone the devices are gone (once their deletion has committed). */
   devicesDeleted(userId: string, deviceIds: string[]): Promise<void>;
+  /** An `m.device_list_update` from the user's server (parsed; the sender belongs to it). */
+  remoteDeviceListUpdate(update: RemoteDeviceUpdate): Promise<void>;
+  /** An `m.signing_key_update` from the user's server (parsed; keys not yet verified). */
+  remoteSigningKeyUpdate(userId: string, masterKey: JsonObject | null, selfSigningKey: JsonObject | null): Promise<void>;
+  /**
+   * Makes the cache of a remote user we track fresh (`/user/devices` from their server, unless it
+   * is fresh already); false when their server did not answer in time.
+   */
+  resyncRemoteUser(userId: string, timeoutMs: number): Promise<boolean>;
+}
+
+/** An `m.device_list_update` as the writer takes it (plain JSON: it may cross an RPC). */
+export interface RemoteDeviceUpdate {
+  userId: string;
+  deviceId: string;
+  deviceDisplayName: string | null;
+  streamId: number;
+  prevIds: number[];
+  deleted: boolean;
+  keys: JsonObject | null;
 }
 
 export interface DeviceListsWriterDeps {
@@ -59,7 +89,18 @@ export interface DeviceListsWriterDeps {
   instanceName: string;
   now: () => number;
   positions: PositionsFor;
+  /** Other servers' users' cached devices. */
+  remoteDevices: RemoteDeviceListsStore;
+  tracking: RemoteUserTracking;
+  /** Our events stream position now (when a remote cache is filled). */
+  eventsPosition: () => number;
+  /** `GET /_matrix/federation/v1/user/devices/{userId}` at the user's server; absent without federation. */
+  fetchUserDevices?: (userId: string, timeoutMs: number) => Promise<JsonValue>;
+  log?: Logger;
 }
+
+/** How long a resync started by an EDU waits for the user's server. */
+const EDU_RESYNC_TIMEOUT_MS = 30_000;
 
 /** The one-time key algorithm clients always get a count for, even when none are left (as Synapse). */
 const SIGNED_CURVE25519 = 'signed_curve25519';
@@ -205,11 +246,147 @@ export class DeviceListsWriter implements DeviceListsWriterApi {
     });
   }
 
+  remoteDeviceListUpdate(update: RemoteDeviceUpdate): Promise<void> {
+    const { userId } = update;
+    return this.queue.run(userId, async () => {
+      // Only users we share a room with are tracked; their server should not send others.
+      if (!(await this.deps.tracking.sharesRoomWithLocalUsers(userId))) return;
+      const list = await this.deps.remoteDevices.listOf(userId);
+      if (list === undefined) {
+        // Not cached yet (cached on the first query): our users' clients only need to hear of it.
+        await this.announce(userId, [update.deviceId]);
+        return;
+      }
+      const known = list.stream_id;
+      if (known !== null && update.streamId <= known) return; // seen already (a repeated EDU)
+      // spec: server-server API §Device Management: an update whose prev_id are all known applies
+      // on top of the cache; otherwise updates were missed and the whole list is fetched again.
+      // Stream ids grow, and the cache reflects everything up to `known`.
+      if (known === null || update.prevIds.length === 0 || !update.prevIds.every((id) => id <= known)) {
+        await this.resync(userId, EDU_RESYNC_TIMEOUT_MS, [update.deviceId]);
+        return;
+      }
+      const keys = update.keys === null ? undefined : verifiedDeviceKeys(update.keys, userId, update.deviceId);
+      if (update.keys !== null && keys === undefined)
+        this.deps.log?.warn({ userId, deviceId: update.deviceId }, 'device keys do not verify');
+      const device = update.deleted
+        ? undefined
+        : { deviceId: update.deviceId, keyJson: keys ? canonicalKeyJson(keys, 'keys') : null, displayName: update.deviceDisplayName };
+      const rows = await this.rowsFor(userId);
+      await this.publisher.write(1, async ([position]) => {
+        await this.deps.transactions.transaction(async (tx) => {
+          const { remoteDevices, now, eventsPosition } = this.deps;
+          await remoteDevices.updateDevice(tx, userId, update.streamId, update.deviceId, device, eventsPosition(), now());
+          await this.deps.keys.recordDeviceChanges(tx, position!, userId, [update.deviceId]);
+        });
+        return { value: undefined, rows };
+      });
+    });
+  }
+
+  remoteSigningKeyUpdate(userId: string, masterKey: JsonObject | null, selfSigningKey: JsonObject | null): Promise<void> {
+    const { crossSigning, transactions, keys } = this.deps;
+    return this.queue.run(userId, async () => {
+      if (!(await this.deps.tracking.sharesRoomWithLocalUsers(userId))) return;
+      const master = verifiedCrossSigningKey(masterKey, userId, 'master');
+      // A self-signing key alone is checked against the master key we have.
+      const currentMaster = master?.json ?? parseStored((await crossSigning.key(userId, 'master'))?.key_json);
+      const selfSigning = verifiedCrossSigningKey(selfSigningKey, userId, 'self_signing', currentMaster);
+      const changes = [
+        ...(master ? [{ type: 'master' as const, ...master }] : []),
+        ...(selfSigning ? [{ type: 'self_signing' as const, ...selfSigning }] : []),
+      ];
+      if (changes.length === 0) return;
+      const rows = await this.rowsFor(userId);
+      await this.publisher.write(1, async ([position]) => {
+        await transactions.transaction(async (tx) => {
+          for (const change of changes)
+            await crossSigning.setKey(tx, userId, change.type, change.publicKey, canonicalKeyJson(change.json, `${change.type} key`));
+          await keys.recordDeviceChanges(
+            tx,
+            position!,
+            userId,
+            changes.map((c) => c.publicKey),
+          );
+        });
+        return { value: undefined, rows };
+      });
+    });
+  }
+
+  resyncRemoteUser(userId: string, timeoutMs: number): Promise<boolean> {
+    return this.queue.run(userId, async () => {
+      const list = await this.deps.remoteDevices.listOf(userId);
+      if (list && list.stream_id !== null && (await this.deps.tracking.cacheFollows(userId, list.events_position))) return true;
+      return this.resync(userId, timeoutMs, []);
+    });
+  }
+
+  /**
+   * Replaces a remote user's cached devices with their server's list (in the user's queue). When
+   * the server does not answer, the cache is marked stale (fetched again on the next query) and
+   * `announced` devices are still announced, so clients refetch.
+   */
+  private async resync(userId: string, timeoutMs: number, announced: string[]): Promise<boolean> {
+    const { remoteDevices, crossSigning, keys, transactions, now, eventsPosition, fetchUserDevices, log } = this.deps;
+    let answer: RemoteUserDevices | undefined;
+    try {
+      if (fetchUserDevices) answer = parseUserDevicesAnswer(await fetchUserDevices(userId, timeoutMs), userId);
+      if (!answer) log?.warn({ userId }, 'the device list of a remote user could not be read from its server');
+    } catch (err) {
+      log?.info({ userId, err: messageOf(err) }, 'the device list of a remote user could not be fetched');
+    }
+    const before = new Set((await remoteDevices.devicesOf([userId])).map((d) => d.device_id));
+    const changed = [...new Set([...announced, ...before, ...(answer?.devices.map((d) => d.deviceId) ?? [])])];
+    const crossSigningKeys = answer
+      ? [
+          ...(answer.masterKey ? [{ type: 'master' as const, ...answer.masterKey }] : []),
+          ...(answer.selfSigningKey ? [{ type: 'self_signing' as const, ...answer.selfSigningKey }] : []),
+        ]
+      : [];
+    changed.push(...crossSigningKeys.map((k) => k.publicKey));
+    const rows = changed.length > 0 ? await this.rowsFor(userId) : [];
+    await this.publisher.write(1, async ([position]) => {
+      await transactions.transaction(async (tx) => {
+        if (!answer) {
+          await remoteDevices.markStale(tx, userId, now());
+        } else {
+          const devices = answer.devices.map((d) => ({
+            deviceId: d.deviceId,
+            keyJson: d.keys ? canonicalKeyJson(d.keys, 'keys') : null,
+            displayName: d.displayName ?? null,
+          }));
+          await remoteDevices.replaceDevices(tx, userId, answer.streamId, devices, eventsPosition(), now());
+          for (const key of crossSigningKeys)
+            await crossSigning.setKey(tx, userId, key.type, key.publicKey, canonicalKeyJson(key.json, `${key.type} key`));
+        }
+        await keys.recordDeviceChanges(tx, position!, userId, changed);
+      });
+      return { value: undefined, rows };
+    });
+    return answer !== undefined;
+  }
+
+  /** A device_lists row for a remote user's devices, so our users sharing a room refetch them. */
+  private async announce(userId: string, deviceIds: string[]): Promise<void> {
+    const rows = await this.rowsFor(userId);
+    await this.publisher.write(1, async ([position]) => {
+      await this.deps.transactions.transaction((tx) => this.deps.keys.recordDeviceChanges(tx, position!, userId, deviceIds));
+      return { value: undefined, rows };
+    });
+  }
+
   /** The bus row announcing a change of the user's devices to everyone in their rooms. */
   private async rowsFor(userId: string): Promise<StreamRow[]> {
     const roomIds = (await this.deps.memberships.of(userId)).filter((m) => m.membership === 'join').map((m) => m.room_id);
     return [{ stream: 'device_lists', userId, roomIds }];
   }
+}
+
+function parseStored(json: string | undefined): JsonObject | undefined {
+  if (json === undefined) return undefined;
+  const value = JSON.parse(json) as JsonValue;
+  return isJsonObject(value) ? value : undefined;
 }
 
 export interface DeviceListUpdates {

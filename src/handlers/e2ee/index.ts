@@ -16,6 +16,9 @@ import { CrossSigningHandler } from './cross-signing.js';
 import { DeviceListChanges, DeviceListsWriter, type DeviceListsWriterApi } from './device-lists.js';
 import { KeyBackupHandler } from './key-backup.js';
 import { KeysHandler } from './keys.js';
+import { RemoteUserTracking } from './remote-keys.js';
+import { serverNameOf } from '../../core/identifiers.js';
+import type { FederationClient } from '../../federation/client.js';
 
 export interface E2eeServices {
   /** `/keys/upload|query|claim|changes`. */
@@ -38,11 +41,23 @@ export interface E2eeServices {
  */
 export async function createE2eeServices(
   core: CoreDeps,
-  deps: { devices: DeviceHandler; writers?: WriterSource<{ device_lists: DeviceListsWriterApi }> },
+  deps: {
+    devices: DeviceHandler;
+    writers?: WriterSource<{ device_lists: DeviceListsWriterApi }>;
+    /** Signed requests to other servers (their users' keys); absent: they are in `failures`. */
+    federation?: Pick<FederationClient, 'request'>;
+  },
 ): Promise<E2eeServices> {
   const { transactions, bus, instanceName, now, notifier } = core;
   const log = componentLogger(core.log, 'e2ee');
-  const stores = { keys: core.stores.deviceKeys, crossSigning: core.stores.crossSigning, backups: core.stores.keyBackups };
+  const stores = {
+    keys: core.stores.deviceKeys,
+    crossSigning: core.stores.crossSigning,
+    backups: core.stores.keyBackups,
+    remoteDevices: core.stores.remoteDeviceLists,
+  };
+  const tracking = new RemoteUserTracking({ serverName: core.serverName, memberships: core.memberships, roomState: core.roomState });
+  const federation = deps.federation;
   const writer = await (deps.writers ?? localWriters()).writer('device_lists', async () => {
     const local = await DeviceListsWriter.create({
       transactions,
@@ -54,6 +69,20 @@ export async function createE2eeServices(
       instanceName,
       now,
       positions: core.positions,
+      remoteDevices: stores.remoteDevices,
+      tracking,
+      eventsPosition: () => notifier.currentPositions().events,
+      log,
+      ...(federation
+        ? {
+            fetchUserDevices: (userId: string, timeoutMs: number) =>
+              federation.request(serverNameOf(userId)!, {
+                method: 'GET',
+                path: `/_matrix/federation/v1/user/devices/${encodeURIComponent(userId)}`,
+                timeoutMs,
+              }),
+          }
+        : {}),
     });
     // Syncs compare tokens against the notifier's positions: start it where the stream stands.
     notifier.advance('device_lists', local.currentPosition);
@@ -71,6 +100,10 @@ export async function createE2eeServices(
     transactions,
     keys: stores.keys,
     crossSigning: stores.crossSigning,
+    users: core.stores.users,
+    remoteDevices: stores.remoteDevices,
+    tracking,
+    ...(federation ? { federation } : {}),
     writer,
     changes,
     notifier,

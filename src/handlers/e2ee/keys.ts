@@ -1,10 +1,15 @@
 // Device keys for other users: `/keys/upload` (checked here, stored by the device_lists writer),
 // `/keys/query`, `/keys/claim` and `/keys/changes` (S:data/api/client-server/keys.yaml;
-// `Syn:synapse/handlers/e2e_keys.py`). Users of other servers need federation, which comes later:
-// they are left out of the answers, and no server is reported as failing.
+// `Syn:synapse/handlers/e2e_keys.py`), for our users and other servers' (spec: server-server API
+// §End-to-End Encryption); and the federation side: `/user/devices`, `/user/keys/query|claim`
+// answered for our users.
 
-import { isValidUserId } from '../../core/identifiers.js';
-import { isJsonObject, type JsonObject } from '../../core/json.js';
+import { isValidUserId, serverNameOf } from '../../core/identifiers.js';
+import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
+import type { FederationRequestOptions } from '../../federation/client.js';
+import { FederationRequestError, FederationHttpError } from '../../federation/errors.js';
+import type { RemoteDeviceListsStore } from '../../storage/remote-device-lists-store.js';
+import type { UsersStore } from '../../storage/users-store.js';
 import { Errors } from '../../errors.js';
 import type { CrossSigningKeyType, CrossSigningStore, SignatureRow } from '../../storage/cross-signing-store.js';
 import type { TransactionRunner } from '../../storage/database.js';
@@ -21,6 +26,7 @@ import {
   type KeysUpload,
 } from './device-lists.js';
 import { checkDeviceKeys, checkKeyMap, withSignatures } from './key-json.js';
+import { verifiedKeysQueryAnswer, type RemoteUserTracking } from './remote-keys.js';
 import { LruCache } from '../../util/lru.js';
 
 export interface KeysQueryResult {
@@ -41,6 +47,11 @@ export interface KeysHandlerDeps {
   transactions: TransactionRunner;
   keys: DeviceKeysStore;
   crossSigning: CrossSigningStore;
+  users: UsersStore;
+  remoteDevices: RemoteDeviceListsStore;
+  tracking: RemoteUserTracking;
+  /** Signed requests to other servers; absent: other servers' users are in `failures`. */
+  federation?: { request(destination: string, options: FederationRequestOptions): Promise<JsonValue> };
   writer: DeviceListsWriterApi;
   changes: DeviceListChanges;
   notifier: Notifier;
@@ -69,32 +80,128 @@ export class KeysHandler {
    * `POST /keys/query`, answered as JSON text (a `KeysQueryResult`). A client asks for every user it
    * shares an encrypted room with, often a thousand or more: the answer is put together from the
    * stored key JSON as text rather than parsed and re-serialised (see `ServedKeyJson`). The route
-   * has checked `timeout`.
+   * has checked `timeout` (ms, default 10 s): how long other servers' users' keys are waited for.
    */
   async query(requester: Requester, body: JsonObject): Promise<string> {
     const requested = body.device_keys;
     if (!isJsonObject(requested)) throw Errors.badJson("'device_keys' must be a JSON object");
-    const allDevicesOf: string[] = [];
-    const someDevices: Array<[string, string]> = [];
-    const users: string[] = [];
+    const local = new Map<string, string[]>();
+    const remote = new Map<string, Map<string, string[]>>();
     for (const [userId, deviceIds] of Object.entries(requested)) {
       if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string'))
         throw Errors.badJson("'device_keys' values must be lists of strings");
-      if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
-      users.push(userId);
-      if (deviceIds.length === 0) allDevicesOf.push(userId);
-      else for (const deviceId of new Set(deviceIds as string[])) someDevices.push([userId, deviceId]);
+      if (!isValidUserId(userId)) continue;
+      const devices = [...new Set(deviceIds as string[])];
+      if (isLocalUser(userId, this.deps.serverName)) local.set(userId, devices);
+      else {
+        const server = serverNameOf(userId)!;
+        let users = remote.get(server);
+        if (!users) remote.set(server, (users = new Map()));
+        users.set(userId, devices);
+      }
     }
-    const { keys, crossSigning } = this.deps;
-    const [deviceRows, selfSignatures, crossSigningKeys, requesterSignatures] = await Promise.all([
+    const fetched = await this.queryRemote(remote, timeoutOf(body));
+    const answer = await this.storedKeys(requester.userId, local, fetched.cached);
+    for (const [userId, devices] of Object.entries(fetched.keys.device_keys))
+      answer.deviceKeys.push(`${JSON.stringify(userId)}:${JSON.stringify(devices)}`);
+    for (const [userId, key] of Object.entries(fetched.keys.master_keys))
+      answer.sections.master.push(`${JSON.stringify(userId)}:${JSON.stringify(key)}`);
+    for (const [userId, key] of Object.entries(fetched.keys.self_signing_keys))
+      answer.sections.self_signing.push(`${JSON.stringify(userId)}:${JSON.stringify(key)}`);
+    const { deviceKeys, sections } = answer;
+    return (
+      `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},` +
+      `"self_signing_keys":{${sections.self_signing.join(',')}},"user_signing_keys":{${sections.user_signing.join(',')}},` +
+      `"failures":${JSON.stringify(fetched.failures)}}`
+    );
+  }
+
+  /**
+   * `POST /_matrix/federation/v1/user/keys/query` (spec: server-server API §End-to-End Encryption):
+   * our users' device keys and master and self-signing keys, as JSON text. Other users are left out.
+   */
+  async queryForServer(body: JsonObject): Promise<string> {
+    const requested = body.device_keys;
+    if (!isJsonObject(requested)) throw Errors.badJson("'device_keys' must be a JSON object");
+    const local = new Map<string, string[]>();
+    for (const [userId, deviceIds] of Object.entries(requested)) {
+      if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string'))
+        throw Errors.badJson("'device_keys' values must be lists of strings");
+      if (isValidUserId(userId) && isLocalUser(userId, this.deps.serverName)) local.set(userId, [...new Set(deviceIds as string[])]);
+    }
+    // No viewer: no user-signing key, and no signatures only their author may see.
+    const { deviceKeys, sections } = await this.storedKeys('', local, []);
+    return (
+      `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},` +
+      `"self_signing_keys":{${sections.self_signing.join(',')}}}`
+    );
+  }
+
+  /**
+   * `GET /_matrix/federation/v1/user/devices/{userId}` for one of our users: every device (with its
+   * keys, when it has any), the user's latest device-list position (the `stream_id` that later
+   * `m.device_list_update`s follow), and their master and self-signing keys.
+   */
+  async devicesForServer(userId: string): Promise<JsonObject> {
+    if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName))
+      throw Errors.invalidParam('User is not hosted on this homeserver'); // as Synapse (400)
+    const { keys, crossSigning, users } = this.deps;
+    const [devices, keyRows, selfSignatures, crossSigningKeys, streamId] = await Promise.all([
+      users.listDevices(userId),
+      keys.deviceKeysOf([userId], []),
+      crossSigning.selfSignaturesOf([userId]),
+      crossSigning.keysSeenBy('', [userId]),
+      keys.latestDeviceChange(userId),
+    ]);
+    const signaturesOf = indexSignatures(selfSignatures);
+    const keysOf = new Map(keyRows.map((row) => [row.device_id, row.key_json]));
+    const answer: JsonObject = {
+      user_id: userId,
+      stream_id: streamId,
+      devices: devices.map((device) => {
+        const keyJson = keysOf.get(device.device_id);
+        return {
+          device_id: device.device_id,
+          ...(keyJson === undefined
+            ? {}
+            : { keys: withSignatures(JSON.parse(keyJson) as JsonObject, signaturesOf(userId, device.device_id)) }),
+          ...(device.display_name === null ? {} : { device_display_name: device.display_name }),
+        };
+      }),
+    };
+    for (const row of crossSigningKeys) answer[`${row.key_type}_key`] = JSON.parse(row.key_json) as JsonObject;
+    return answer;
+  }
+
+  /**
+   * Our users' keys and the cached keys of remote users (`cached`: device keys from the remote
+   * cache, cross-signing keys from the shared table), as the JSON text of each entry.
+   */
+  private async storedKeys(
+    viewer: string,
+    local: ReadonlyMap<string, readonly string[]>,
+    cached: ReadonlyArray<readonly [string, readonly string[]]>,
+  ): Promise<{ deviceKeys: string[]; sections: Record<CrossSigningKeyType, string[]> }> {
+    const allDevicesOf: string[] = [];
+    const someDevices: Array<[string, string]> = [];
+    for (const [userId, deviceIds] of local) {
+      if (deviceIds.length === 0) allDevicesOf.push(userId);
+      else for (const deviceId of deviceIds) someDevices.push([userId, deviceId]);
+    }
+    const users = [...local.keys()];
+    const cachedUsers = cached.map(([userId]) => userId);
+    const crossSigningUsers = [...users, ...cachedUsers];
+    const { keys, crossSigning, remoteDevices } = this.deps;
+    const [deviceRows, selfSignatures, crossSigningKeys, requesterSignatures, remoteRows] = await Promise.all([
       keys.deviceKeysOf(allDevicesOf, someDevices),
       crossSigning.selfSignaturesOf(users),
-      crossSigning.keysSeenBy(requester.userId, users),
-      crossSigning.signaturesBy(requester.userId, users),
+      crossSigning.keysSeenBy(viewer, crossSigningUsers),
+      viewer === '' ? Promise.resolve([]) : crossSigning.signaturesBy(viewer, crossSigningUsers),
+      cachedUsers.length > 0 ? remoteDevices.devicesOf(cachedUsers) : Promise.resolve([]),
     ]);
 
     // Rows are unique per (user, device) and per (user, key type), so no member appears twice.
-    const devicesOf = new Map<string, string[]>(users.map((userId) => [userId, []]));
+    const devicesOf = new Map<string, string[]>(crossSigningUsers.map((userId) => [userId, []]));
     const signaturesOf = indexSignatures(selfSignatures);
     for (const row of deviceRows) {
       const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
@@ -104,6 +211,14 @@ export class KeysHandler {
         signaturesOf(row.user_id, row.device_id),
         unsigned,
       );
+      devicesOf.get(row.user_id)!.push(`${JSON.stringify(row.device_id)}:${text}`);
+    }
+    const wanted = new Map(cached.map(([userId, deviceIds]) => [userId, new Set(deviceIds)]));
+    for (const row of remoteRows) {
+      const only = wanted.get(row.user_id);
+      if (row.key_json === null || (only !== undefined && only.size > 0 && !only.has(row.device_id))) continue;
+      const unsigned: JsonObject = row.display_name === null ? {} : { device_display_name: row.display_name };
+      const text = this.served.text(`r\u0000${row.user_id}\u0000${row.device_id}`, row.key_json, [], unsigned);
       devicesOf.get(row.user_id)!.push(`${JSON.stringify(row.device_id)}:${text}`);
     }
     // Only the requester's own user-signing key is shown, and signatures on cross-signing keys only
@@ -120,25 +235,148 @@ export class KeysHandler {
       sections[row.key_type].push(`${JSON.stringify(row.user_id)}:${text}`);
     }
     const deviceKeys = [...devicesOf].map(([userId, devices]) => `${JSON.stringify(userId)}:{${devices.join(',')}}`);
-    return (
-      `{"device_keys":{${deviceKeys.join(',')}},"master_keys":{${sections.master.join(',')}},` +
-      `"self_signing_keys":{${sections.self_signing.join(',')}},"user_signing_keys":{${sections.user_signing.join(',')}},"failures":{}}`
+    return { deviceKeys, sections };
+  }
+
+  /**
+   * Other servers' users' keys, every server asked at once and waited for at most `timeoutMs`.
+   * Users we track (they share a room with one of our users) are served from the cache, filled
+   * first through the device_lists writer (`/user/devices`) when it is stale; the others are asked
+   * of their server with `/user/keys/query`. A server that does not answer is in `failures`.
+   */
+  private async queryRemote(
+    remote: ReadonlyMap<string, ReadonlyMap<string, readonly string[]>>,
+    timeoutMs: number,
+  ): Promise<{
+    cached: Array<[string, string[]]>;
+    keys: ReturnType<typeof verifiedKeysQueryAnswer>;
+    failures: Record<string, JsonObject>;
+  }> {
+    const result = {
+      cached: [] as Array<[string, string[]]>,
+      keys: { device_keys: {}, master_keys: {}, self_signing_keys: {} } as ReturnType<typeof verifiedKeysQueryAnswer>,
+      failures: {} as Record<string, JsonObject>,
+    };
+    if (remote.size === 0) return result;
+    const { tracking, remoteDevices, writer } = this.deps;
+    const lists = await remoteDevices.listsOf([...remote.values()].flatMap((users) => [...users.keys()]));
+    const deadline = Date.now() + timeoutMs;
+    await Promise.all(
+      [...remote].map(async ([server, users]) => {
+        try {
+          const untracked = new Map<string, readonly string[]>();
+          for (const [userId, deviceIds] of users) {
+            if (!(await tracking.sharesRoomWithLocalUsers(userId))) {
+              untracked.set(userId, deviceIds);
+              continue;
+            }
+            const list = lists.get(userId);
+            const fresh = list !== undefined && list.stream_id !== null && (await tracking.cacheFollows(userId, list.events_position));
+            if (!fresh && !(await withDeadline(writer.resyncRemoteUser(userId, remaining(deadline)), deadline))) {
+              throw new Error(`${server} did not send the device list of ${userId}`);
+            }
+            result.cached.push([userId, [...deviceIds]]);
+          }
+          if (untracked.size === 0) return;
+          const client = this.deps.federation;
+          if (!client) throw new Error('federation is not available');
+          const body = { device_keys: Object.fromEntries([...untracked].map(([userId, deviceIds]) => [userId, [...deviceIds]])) };
+          const answer = await withDeadline(
+            client.request(server, {
+              method: 'POST',
+              path: '/_matrix/federation/v1/user/keys/query',
+              body,
+              timeoutMs: remaining(deadline),
+            }),
+            deadline,
+          );
+          const verified = verifiedKeysQueryAnswer(answer, server, untracked);
+          Object.assign(result.keys.device_keys, verified.device_keys);
+          Object.assign(result.keys.master_keys, verified.master_keys);
+          Object.assign(result.keys.self_signing_keys, verified.self_signing_keys);
+        } catch (err) {
+          result.failures[server] = failureOf(err);
+        }
+      }),
     );
+    return result;
   }
 
   /**
    * `POST /keys/claim`: per requested device, its oldest one-time key of the algorithm, removed as
    * it is handed out, or else its fallback key (kept, and marked used). All claims of a request
-   * run in one transaction. `timeout` (checked by the route) only matters for other servers' users.
+   * run in one transaction. Other servers' users' keys are claimed from their servers
+   * (`/user/keys/claim`), all at once, waited for at most `timeout` ms (default 10 s); a server
+   * that does not answer is in `failures`.
    */
   async claim(body: JsonObject): Promise<KeysClaimResult> {
     const requested = body.one_time_keys;
     if (!isJsonObject(requested)) throw Errors.badJson("'one_time_keys' must be a JSON object");
-    const wanted: Array<{ userId: string; deviceId: string; algorithm: string }> = [];
+    const remote = new Map<string, Record<string, Record<string, string>>>();
     for (const [userId, devices] of Object.entries(requested)) {
       if (!isJsonObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) {
         throw Errors.badJson("'one_time_keys' must map user ids to device ids to algorithms");
       }
+      if (!isValidUserId(userId) || isLocalUser(userId, this.deps.serverName)) continue;
+      const server = serverNameOf(userId)!;
+      let users = remote.get(server);
+      if (!users) remote.set(server, (users = {}));
+      users[userId] = devices as Record<string, string>;
+    }
+    const result = await this.claimLocal(requested);
+    if (remote.size === 0) return result;
+    const deadline = Date.now() + timeoutOf(body);
+    await Promise.all(
+      [...remote].map(async ([server, users]) => {
+        try {
+          const client = this.deps.federation;
+          if (!client) throw new Error('federation is not available');
+          const answer = await withDeadline(
+            client.request(server, {
+              method: 'POST',
+              path: '/_matrix/federation/v1/user/keys/claim',
+              body: { one_time_keys: users },
+              timeoutMs: remaining(deadline),
+            }),
+            deadline,
+          );
+          const claimed = isJsonObject(answer) && isJsonObject(answer.one_time_keys) ? answer.one_time_keys : {};
+          // Only keys of the devices asked for, one key object per device.
+          for (const [userId, devices] of Object.entries(users)) {
+            const byDevice = claimed[userId];
+            if (!isJsonObject(byDevice)) continue;
+            for (const deviceId of Object.keys(devices)) {
+              const keys = byDevice[deviceId];
+              if (isJsonObject(keys) && Object.values(keys).every((k) => isJsonObject(k) || typeof k === 'string'))
+                (result.one_time_keys[userId] ??= {})[deviceId] = keys as Record<string, JsonObject>;
+            }
+          }
+        } catch (err) {
+          result.failures[server] = failureOf(err);
+        }
+      }),
+    );
+    return result;
+  }
+
+  /**
+   * `POST /_matrix/federation/v1/user/keys/claim`: our users' keys, claimed as for our own clients
+   * (other users are left out).
+   */
+  claimForServer(body: JsonObject): Promise<KeysClaimResult> {
+    const requested = body.one_time_keys;
+    if (!isJsonObject(requested)) throw Errors.badJson("'one_time_keys' must be a JSON object");
+    for (const devices of Object.values(requested)) {
+      if (!isJsonObject(devices) || !Object.values(devices).every((a) => typeof a === 'string')) {
+        throw Errors.badJson("'one_time_keys' must map user ids to device ids to algorithms");
+      }
+    }
+    return this.claimLocal(requested);
+  }
+
+  private async claimLocal(requested: JsonObject): Promise<KeysClaimResult> {
+    const wanted: Array<{ userId: string; deviceId: string; algorithm: string }> = [];
+    for (const [userId, devices] of Object.entries(requested)) {
       if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
       for (const [deviceId, algorithm] of Object.entries(devices as Record<string, string>)) wanted.push({ userId, deviceId, algorithm });
     }
@@ -215,4 +453,36 @@ function indexSignatures(rows: readonly SignatureRow[]): (userId: string, target
     list.push({ signer: row.user_id, keyId: row.key_id, signature: row.signature });
   }
   return (userId, targetId) => index.get(`${userId}\u0000${targetId}`) ?? [];
+}
+
+/** `timeout` of `/keys/query` and `/keys/claim` (ms): how long other servers are waited for. */
+const DEFAULT_REMOTE_TIMEOUT_MS = 10_000;
+
+function timeoutOf(body: JsonObject): number {
+  const timeout = body.timeout;
+  return typeof timeout === 'number' && Number.isFinite(timeout) && timeout >= 0 ? Math.min(timeout, 60_000) : DEFAULT_REMOTE_TIMEOUT_MS;
+}
+
+function remaining(deadline: number): number {
+  return Math.max(1, deadline - Date.now());
+}
+
+class DeadlineError extends Error {}
+
+/** The promise, or a `DeadlineError` once the deadline passes (the work goes on, unwaited). */
+function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new DeadlineError('timed out')), remaining(deadline));
+  });
+  promise.catch(() => undefined);
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/** A server's entry in `failures` (as Synapse: the status the server or its absence amounts to, and why). */
+function failureOf(err: unknown): JsonObject {
+  if (err instanceof FederationHttpError) return { status: err.status, message: err.message };
+  if (err instanceof FederationRequestError || err instanceof DeadlineError)
+    return { status: 503, message: err instanceof DeadlineError ? 'the server did not answer in time' : err.message };
+  return { status: 503, message: err instanceof Error ? err.message : String(err) };
 }

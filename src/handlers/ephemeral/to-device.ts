@@ -28,6 +28,11 @@ export type ToDeviceMessages = Record<string, Record<string, JsonObject>>;
 /** The to-device writer, as the API reaches it (in worker mode over RPC). */
 export interface ToDeviceWriterApi {
   send(senderUserId: string, senderDeviceId: string, eventType: string, txnId: string, messages: ToDeviceMessages): Promise<void>;
+  /**
+   * An `m.direct_to_device` EDU from `origin` (its sender checked to belong to it): delivered to our
+   * recipients once per (origin, message_id) (spec: server-server API §Send-to-device messaging).
+   */
+  receiveRemote(origin: string, sender: string, eventType: string, messageId: string, messages: ToDeviceMessages): Promise<void>;
 }
 
 export interface ToDeviceWriterDeps {
@@ -92,6 +97,27 @@ export class ToDeviceWriter implements ToDeviceWriterApi {
         if (sent)
           for (const { messages: byUser } of remote)
             for (const userId of Object.keys(byUser)) rows.push({ stream: 'to_device', userId, deviceId: '*' });
+        return { value: undefined, rows };
+      });
+    });
+  }
+
+  receiveRemote(origin: string, sender: string, eventType: string, messageId: string, messages: ToDeviceMessages): Promise<void> {
+    const { store, transactions, now } = this.deps;
+    // Deduplicated in the txn table under the origin's name (never a user id: those begin with
+    // `@`) and an empty device id.
+    return this.queue.run(`${origin}\u0000`, async () => {
+      if (await store.txnSeen(origin, '', messageId)) return;
+      const local = Object.fromEntries(Object.entries(messages).filter(([userId]) => isLocalUser(userId, this.deps.serverName)));
+      const deliveries = await this.expand(sender, eventType, local);
+      await this.publisher.write(deliveries.length, async (positions) => {
+        const sent = await transactions.transaction(async (tx) => {
+          if (!(await store.claimTxn(tx, origin, '', messageId, now()))) return false;
+          for (const [i, d] of deliveries.entries()) await store.insert(tx, positions[i]!, d.userId, d.deviceId, d.json);
+          if (positions.length > 0) await store.recordPosition(tx, this.deps.instanceName, Math.max(...positions));
+          return true;
+        });
+        const rows: StreamRow[] = sent ? deliveries.map((d) => ({ stream: 'to_device', userId: d.userId, deviceId: d.deviceId })) : [];
         return { value: undefined, rows };
       });
     });

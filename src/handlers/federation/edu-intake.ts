@@ -9,6 +9,7 @@
 // logged and the EDU dropped (but a database outage fails the transaction, so the sender retries).
 
 import { parseEdu, type Edu } from '../../core/edus.js';
+import type { JsonObject } from '../../core/json.js';
 import { DatabaseUnavailableError } from '../../storage/database.js';
 import type { Logger } from '../../util/log.js';
 import type { CoreParts } from '../kernel/core.js';
@@ -20,6 +21,8 @@ import type { ServerAccess } from './server-access.js';
 export interface EduContext {
   /** The server that sent the transaction (authenticated). */
   readonly origin: string;
+  /** The EDU's `content` as sent (for handlers that read it themselves). */
+  readonly content: JsonObject;
 }
 
 /** What handles one EDU type; gets the EDU as `core/edus.ts` parsed it. */
@@ -52,7 +55,7 @@ export class EduIntake {
       const handler = parsed.edu.type === 'unknown' ? undefined : this.handlers.get(parsed.edu.type);
       if (!handler) continue;
       try {
-        await handler(parsed.edu, { origin });
+        await handler(parsed.edu, { origin, content: (json as { content: JsonObject }).content });
       } catch (err) {
         if (err instanceof DatabaseUnavailableError) throw err;
         this.log.info({ origin, eduType: parsed.edu.type, err: String(err) }, 'an EDU could not be handled; dropped');
@@ -118,9 +121,6 @@ export function registerEphemeralEdus(
       await writers.presence.setPresence(update.userId, update.presence, update.statusMsg ?? null);
     }
   });
-
-  // Registration points of the other EDU types (each handled by its own area, one line each):
-  // intake.register('m.device_list_update', ...);   // E2EE: remote device lists
-  // intake.register('m.signing_key_update', ...);   // E2EE: remote cross-signing keys
-  // intake.register('m.direct_to_device', ...);     // to-device messages from remote users
+  // m.device_list_update, m.signing_key_update and m.direct_to_device are registered where the
+  // process is composed (process/services.ts), with the E2EE area's handlers.
 }

@@ -12,6 +12,7 @@ import { streamSequences } from './0041-stream-sequences.js';
 import { serverKeys } from './0050-server-keys.js';
 import { eventGraph } from './0051-event-graph.js';
 import { federationSender } from './0052-federation-sender.js';
+import { remoteDeviceLists } from './0053-remote-device-lists.js';
 
 export const SCHEMA: readonly Migration[] = [
   serverMeta,
@@ -24,4 +25,5 @@ export const SCHEMA: readonly Migration[] = [
   serverKeys,
   eventGraph,
   federationSender,
+  remoteDeviceLists,
 ];
