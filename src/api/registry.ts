@@ -43,6 +43,7 @@ import { voipRoutes } from './client/voip.js';
 import { wellKnownRoutes } from './client/well-known.js';
 import { adminRegisterRoutes } from './admin/register.js';
 import { serverKeysRoutes } from './keys/server-keys.js';
+import { federationMembershipRoutes } from './federation/membership.js';
 import { healthRoutes } from './health.js';
 import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
@@ -87,6 +88,7 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...wellKnownRoutes,
   ...adminRegisterRoutes,
   ...serverKeysRoutes,
+  ...federationMembershipRoutes,
   ...healthRoutes,
   ...replicationRoutes,
 ];

@@ -219,6 +219,7 @@ async function startOnce(
         trustForwardedFor: listener.x_forwarded,
         shutdownSignal: shutdown.signal,
         authenticate: (token) => services.auth.authenticate(token),
+        authenticateServer: (req) => services.federation.requestAuth.authenticate({ ...req, authorization: req.headers.authorization }),
         onAuthenticated: (requester, ip, userAgent) => {
           services.devices.recordSeen(requester, ip, userAgent).catch((err: unknown) => {
             // While the database is down the storage layer says so once; not once per request.
