@@ -3,12 +3,13 @@
 // resident server's make_join / send_join / invite made by the other server's signed client.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { finaliseEvent } from '../../src/core/event-format.js';
 import type { JsonObject } from '../../src/core/json.js';
 import { getRoomVersion } from '../../src/core/room-versions.js';
 import { FederationHttpError } from '../../src/federation/errors.js';
 import { httpsCall, startFederatingServer, type FederatingServer, type HttpsAnswer } from '../helpers/federation.js';
+import { forEachBackend } from '../helpers/backends.js';
 import type { TestUser } from '../helpers/homeserver.js';
 import { eventually } from '../helpers/wait.js';
 
@@ -53,15 +54,15 @@ async function signed(from: FederatingServer, to: FederatingServer, method: 'GET
   }
 }
 
-describe('membership across two Myelins', () => {
+forEachBackend('membership across two Myelins', (backend) => {
   let a: FederatingServer;
   let b: FederatingServer;
   let alice: TestUser;
   let bob: TestUser;
 
   before(async () => {
-    a = await startFederatingServer();
-    b = await startFederatingServer();
+    a = await startFederatingServer({ database: await backend.databaseConfig() });
+    b = await startFederatingServer({ database: await backend.databaseConfig() });
     alice = await a.hs.createUser('alice', { displayname: 'Alice' });
     bob = await b.hs.createUser('bob', { displayname: 'Bob' });
   });
