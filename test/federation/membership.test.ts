@@ -141,6 +141,30 @@ forEachBackend('membership across two Myelins', (backend) => {
     assert.equal(body.rooms?.invite?.[roomId], undefined, 'no longer invited');
   });
 
+  test("knocking on a room of A from B: make_knock, send_knock, the knock state in B's sync", async () => {
+    const frank = await b.hs.createUser('frank');
+    const roomId = await createRoom(a, alice, {
+      preset: 'private_chat',
+      name: 'Knock here',
+      initial_state: [{ type: 'm.room.join_rules', state_key: '', content: { join_rule: 'knock' } }],
+    });
+    const knocked = await clientCall(
+      b,
+      frank,
+      'POST',
+      `/_matrix/client/v3/knock/${room(roomId)}?via=${encodeURIComponent(a.serverName)}`,
+      {},
+    );
+    assert.equal(knocked.status, 200, knocked.text);
+    assert.equal(await membershipOf(a, alice, roomId, frank.userId), 'knock');
+    const body = await sync(b, frank);
+    const knock = body.rooms?.knock?.[roomId];
+    assert.ok(knock, 'the knock is in the knock section');
+    assert.ok(
+      (knock.knock_state.events as JsonObject[]).some((e) => e.type === 'm.room.name' && (e.content as JsonObject).name === 'Knock here'),
+    );
+  });
+
   test('a user banned then unbanned on A joins from B: A is asked each time', async () => {
     const erin = await b.hs.createUser('erin');
     const roomId = await createRoom(a, alice, { preset: 'public_chat' });
