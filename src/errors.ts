@@ -16,6 +16,7 @@ const ERRCODES = [
   'M_BAD_JSON',
   'M_FORBIDDEN',
   'M_GUEST_ACCESS_FORBIDDEN',
+  'M_INCOMPATIBLE_ROOM_VERSION',
   'M_INVALID_PARAM',
   'M_INVALID_SIGNATURE',
   'M_INVALID_USERNAME',
@@ -70,6 +71,9 @@ export const Errors = {
   /** `extra`: e.g. the auth rule that refused an event (`{rule}`). */
   forbidden: (message: string, extra: Readonly<Record<string, unknown>> = {}) => new MatrixError(403, 'M_FORBIDDEN', message, extra),
   guestAccessForbidden: (message = 'Guest access not allowed') => new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', message),
+  /** Federation: the room's version is not one the other server supports (spec: server-server API, make_join, invite). */
+  incompatibleRoomVersion: (roomVersion: string, message = `Room version ${roomVersion} is not supported`) =>
+    new MatrixError(400, 'M_INCOMPATIBLE_ROOM_VERSION', message, { room_version: roomVersion }),
   invalidParam: (message: string) => new MatrixError(400, 'M_INVALID_PARAM', message),
   invalidSignature: (message = 'Invalid signature') => new MatrixError(400, 'M_INVALID_SIGNATURE', message),
   invalidUsername: (message: string) => new MatrixError(400, 'M_INVALID_USERNAME', message),

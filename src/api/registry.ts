@@ -53,6 +53,7 @@ import { federationQueryRoutes } from './federation/query.js';
 import { federationTransactionRoutes } from './federation/transactions.js';
 import { federationVersionRoutes } from './federation/version.js';
 import { userKeysRoutes } from './federation/user-keys.js';
+import { federationMembershipRoutes } from './federation/membership.js';
 import { healthRoutes } from './health.js';
 import { replicationRoutes } from './replication.js';
 import type { ApiServices } from './services.js';
@@ -107,6 +108,7 @@ export const ROUTES: readonly RouteDefinition<ApiServices>[] = [
   ...federationPublicRoomsRoutes,
   ...federationOpenIdRoutes,
   ...userKeysRoutes,
+  ...federationMembershipRoutes,
   ...healthRoutes,
   ...replicationRoutes,
 ];

@@ -145,3 +145,18 @@ export function toStrippedState(event: Pick<RoomEvent, 'type' | 'stateKey' | 'se
     content: isJsonObject(event.content) ? event.content : {},
   };
 }
+
+/**
+ * Stripped state from the events another server gave with an invite or a knock
+ * (`invite_room_state`, `knock_room_state`: full PDUs since spec v1.16, stripped ones before):
+ * each entry with a string `type`, `state_key` and `sender` and an object `content`, stripped.
+ */
+export function strippedStateFromPdus(events: readonly JsonObject[]): StrippedStateEvent[] {
+  const stripped: StrippedStateEvent[] = [];
+  for (const event of events) {
+    const { type, state_key: stateKey, sender, content } = event;
+    if (typeof type !== 'string' || typeof stateKey !== 'string' || typeof sender !== 'string' || !isJsonObject(content)) continue;
+    stripped.push({ type, state_key: stateKey, sender, content });
+  }
+  return stripped;
+}

@@ -98,7 +98,7 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   const reads = await createRoomReadServices(core);
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
-  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits });
+  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits, federation });
   const federationApi = createFederationApiServices(core, {
     transport: federation,
     ephemeralWriters: ephemeral.ephemeralWriters,

@@ -53,8 +53,15 @@ const byUser = (userId: string): string => userId;
 
 export const WRITERS: { readonly [S in StreamName]: WriterEntry<StreamWriterApis[S]> } = {
   events: {
-    methods: ['sendEvent', 'createRoom', 'receivePdus'],
-    shardKey: { sendEvent: (roomId) => roomId, createRoom: (plan) => roomIdOfPlan(plan), receivePdus: (_origin, roomId) => roomId },
+    methods: ['sendEvent', 'createRoom', 'receivePdus', 'prepareEvent', 'persistRemoteJoin', 'storeOutOfBandMembership'],
+    shardKey: {
+      sendEvent: (roomId) => roomId,
+      createRoom: (plan) => roomIdOfPlan(plan),
+      receivePdus: (_origin, roomId) => roomId,
+      prepareEvent: (roomId) => roomId,
+      persistRemoteJoin: (join) => join.roomId,
+      storeOutOfBandMembership: (roomId) => roomId,
+    },
   },
   typing: { methods: ['setTyping'], inMemory: true },
   receipts: { methods: ['putReceipt'], shardKey: { putReceipt: (receipt) => receipt.roomId } },

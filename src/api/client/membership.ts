@@ -16,6 +16,15 @@ function reasonOf(body: { reason?: string | undefined }): { reason?: string } {
   return body.reason === undefined ? {} : { reason: body.reason };
 }
 
+/**
+ * The servers to join or knock through, for a room on another server: `via` (spec v1.12) and its
+ * deprecated name `server_name`, both repeatable.
+ */
+function viaOf(query: URLSearchParams): { via?: string[] } {
+  const via = [...query.getAll('via'), ...query.getAll('server_name')];
+  return via.length > 0 ? { via } : {};
+}
+
 /** POST /rooms/{roomId}/{kick|ban|unban|invite} with `{user_id, reason?}`. */
 function actOnUser(action: 'invite' | 'kick' | 'ban' | 'unban') {
   return defineRoute({
@@ -43,8 +52,8 @@ export const membershipRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     auth: 'guest',
     body: withReason,
-    handle: async ({ requester, params, body }, { membership }) => {
-      const { roomId } = await membership.join(params.roomIdOrAlias, requester.userId, reasonOf(body));
+    handle: async ({ requester, params, body, query }, { membership }) => {
+      const { roomId } = await membership.join(params.roomIdOrAlias, requester.userId, { ...reasonOf(body), ...viaOf(query) });
       return { body: { room_id: roomId } };
     },
   }),
@@ -69,8 +78,8 @@ export const membershipRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     auth: 'guest',
     body: withReason,
-    handle: async ({ requester, params, body }, { membership }) => {
-      const { roomId } = await membership.knock(params.roomIdOrAlias, requester.userId, reasonOf(body));
+    handle: async ({ requester, params, body, query }, { membership }) => {
+      const { roomId } = await membership.knock(params.roomIdOrAlias, requester.userId, { ...reasonOf(body), ...viaOf(query) });
       return { body: { room_id: roomId } };
     },
   }),

@@ -13,7 +13,14 @@ import { checkEventAuth, checkRedactionAllowed } from '../../core/auth-rules.js'
 import { selectAuthEventIds } from '../../core/auth-events.js';
 import { finaliseEvent, MAX_DEPTH, parsePdu } from '../../core/event-format.js';
 import { redactEvent } from '../../core/redaction.js';
-import { InvalidEventError, splitStateKey, stateKey as makeStateKey, type RoomEvent, type StateKey } from '../../core/events.js';
+import {
+  authEventIdsWithCreate,
+  InvalidEventError,
+  splitStateKey,
+  stateKey as makeStateKey,
+  type RoomEvent,
+  type StateKey,
+} from '../../core/events.js';
 import { generateLegacyEventId } from '../../core/hashes.js';
 import { isValidEventId } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject, type JsonValue } from '../../core/json.js';
@@ -32,6 +39,7 @@ import { LruCache } from '../../util/lru.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 import { PduIntake, type FederationInbound, type PduOutcome } from '../federation/pdu-intake.js';
+import { checkReceivedRoomState, type HeldEvent } from '../federation/room-state-check.js';
 import { stateDiff, stateIdsOf, type RoomGraph } from './room-graph.js';
 import type { PlannedStateGroup, StateIds } from './state-groups.js';
 import {
@@ -95,6 +103,38 @@ export interface EventsWriterApi {
    * an RPC caller does not retry it) when that room id is already a room's or being created.
    */
   createRoom(plan: CreateRoomPlan): Promise<{ roomId: string; events: PersistedEvent[] }>;
+  /**
+   * Builds, signs and auth-checks a local event on the room's forward extremities without
+   * persisting it: an invite of another server's user goes to that server to be signed first
+   * (spec: server-server API §Inviting to a room), then comes back through `receivePdus`.
+   */
+  prepareEvent(roomId: string, draft: EventDraft): Promise<JsonObject>;
+  /**
+   * Persists a room joined through another server (`send_join`): its state and auth chain
+   * (signatures already checked) as events outside the timeline, each checked against its own auth
+   * events, the join as the room's newest timeline event and only forward extremity, and the
+   * room's current state from the state returned. 403 when the join does not pass the auth rules
+   * against that state.
+   */
+  persistRemoteJoin(join: RemoteJoin): Promise<PersistedEvent>;
+  /**
+   * Stores a membership event of a room this server takes no part in (spec: server-server API
+   * §Inviting to a room, §Leaving rooms, §Knocking): an invite of a local user, or a local user's
+   * leave or knock made through another server. It reaches clients (sync) at a timeline position,
+   * without becoming a forward extremity: the room's history is not ours to extend.
+   */
+  storeOutOfBandMembership(roomId: string, roomVersion: string, pdu: JsonObject): Promise<PersistedEvent>;
+}
+
+/** What `persistRemoteJoin` takes: the answer of `send_join`, its PDUs checked (signatures, hashes). */
+export interface RemoteJoin {
+  roomId: string;
+  roomVersion: string;
+  /** The join event, as the resident server signed it. */
+  event: JsonObject;
+  /** The state before the join. */
+  state: JsonObject[];
+  authChain: JsonObject[];
 }
 
 /** Events staged but not committed, for state resolution: the intake's and `pending`. */
@@ -356,6 +396,200 @@ export class EventsWriter implements EventsWriterApi {
     const persisted = await staged.commit;
     this.deps.eventCache.rememberRoomVersion(roomId, version);
     return { roomId, events: persisted };
+  }
+
+  async prepareEvent(roomId: string, draft: EventDraft): Promise<JsonObject> {
+    return this.roomQueue.run(roomId, async () => {
+      const room = await this.loadRoom(roomId);
+      if (room.extremities.length > MAX_PREV_EVENTS && !room.sendBase) await this.prepareSendBase(room);
+      return this.buildEvent(room, draft).pdu;
+    });
+  }
+
+  async persistRemoteJoin(join: RemoteJoin): Promise<PersistedEvent> {
+    const version = getRoomVersion(join.roomVersion);
+    if (!version) throw Errors.incompatibleRoomVersion(join.roomVersion);
+    const { roomId } = join;
+    const parse = (pdu: JsonObject): RoomEvent | undefined => {
+      try {
+        const event = parsePdu(pdu, version);
+        return event.roomId === roomId ? event : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    const joinEvent = parse(join.event);
+    if (!joinEvent || joinEvent.type !== 'm.room.member' || joinEvent.content.membership !== 'join' || joinEvent.stateKey === undefined) {
+      throw Errors.badJson('not a join event of this room');
+    }
+    const state = join.state.map(parse).filter((e): e is RoomEvent => e !== undefined);
+    const authChain = join.authChain.map(parse).filter((e): e is RoomEvent => e !== undefined);
+    const joinKey = makeStateKey('m.room.member', joinEvent.stateKey);
+
+    type Staged =
+      | { done: Promise<PersistedEvent> }
+      | { commit: Promise<PersistedEvent[]>; statePosition: Awaited<ReturnType<StreamPublisher['reserve']>> };
+    const staged = await this.roomQueue.run(roomId, async (): Promise<Staged> => {
+      const { graph, roomState } = this.deps;
+      const ids = new Set<string>([joinEvent.eventId]);
+      for (const event of [...state, ...authChain]) {
+        ids.add(event.eventId);
+        for (const authId of authEventIdsWithCreate(event, version.roomIdFromCreateEvent)) ids.add(authId);
+      }
+      const heldRows = await graph.events(roomId, version, [...ids]);
+      const existingJoin = heldRows.get(joinEvent.eventId);
+      if (existingJoin?.row.status === 'timeline') return { done: this.persistedOf(joinEvent.eventId) };
+      const held = new Map<string, HeldEvent>();
+      for (const [id, { event, row }] of heldRows)
+        if (id !== joinEvent.eventId) held.set(id, { event, rejected: row.status === 'rejected' });
+      const checked = checkReceivedRoomState(version, roomId, state, authChain, held);
+      const before = checked.state;
+      // "The resolved current room state prior to the join event": never the join itself.
+      if (before.get(joinKey)?.eventId === joinEvent.eventId) before.delete(joinKey);
+      if (!before.has(makeStateKey('m.room.create', ''))) throw Errors.forbidden('the state of the room has no valid create event');
+      const authResult = checkEventAuth(joinEvent, before, version);
+      if (!authResult.allowed) throw Errors.forbidden(`the join is not allowed by the room's state: ${authResult.reason}`);
+
+      let existing: RoomContext | undefined;
+      try {
+        existing = await this.loadRoom(roomId);
+      } catch (err) {
+        if (!(err instanceof MatrixError && err.status === 404)) throw err;
+      }
+      const room = this.newContext(roomId, version, new Map(before), existing?.extremities ?? []);
+      const after = new Map(before).set(joinKey, joinEvent);
+      const group = await graph.stateGroups.forState(roomId, stateIdsOf(after), undefined);
+      // The state before the join is opened at a position of its own just below the join's, so
+      // sync's "state at the start of the timeline" of the newly joined room is that state.
+      const statePosition = await this.publisher.reserve(1);
+      const rows = await roomState.currentState(roomId);
+      const current = new Map(rows.map((r) => [makeStateKey(r.type, r.state_key), r.event_id]));
+      const changesBefore: Array<[StateKey, RoomEvent | undefined]> = [];
+      for (const [key, event] of before) if (current.get(key) !== event.eventId) changesBefore.push([key, event]);
+      for (const key of current.keys()) if (!before.has(key) && key !== joinKey) changesBefore.push([key, undefined]);
+      const create = before.get(makeStateKey('m.room.create', ''))!;
+      const creator = typeof create.content.creator === 'string' && !version.creatorIsCreateSender ? create.content.creator : create.sender;
+      const outlierItems: StageItem[] = checked.outliers.map(({ event, status, reason }) => ({
+        event,
+        write: { status, stateGroup: undefined, ...(reason ? { rejectedReason: reason.slice(0, 1000) } : {}) },
+      }));
+      const missingPrevs = joinEvent.prevEventIds.filter(
+        (id) => !heldRows.has(id) && !checked.outliers.some((o) => o.event.eventId === id),
+      );
+      const joinWrite: GraphWrite = {
+        status: 'timeline',
+        stateGroup: group.id,
+        newGroup: group,
+        extremities: { remove: room.extremities.map((x) => x.event.eventId), add: [joinEvent.eventId] },
+        backward: { add: missingPrevs, remove: [] },
+        current: {
+          state: after,
+          group: group.id,
+          extremities: [{ event: joinEvent, group: group.id, position: undefined }],
+          changes: [[joinKey, joinEvent]],
+        },
+        announcedChanges: [...changesBefore, [joinKey, joinEvent]],
+      };
+      try {
+        const { commit } = await this.stage(room, [...outlierItems, { event: joinEvent, write: joinWrite }], undefined, async (tx) => {
+          await this.deps.events.insertRoom(tx, {
+            roomId,
+            version: version.id,
+            creator,
+            isPublic: false,
+            createdTs: create.originServerTs,
+          });
+          const position = statePosition.positions[0]!;
+          for (const [key, event] of changesBefore) await this.writeCurrentState(tx, roomId, key, event, position);
+        });
+        return { commit, statePosition };
+      } catch (err) {
+        statePosition.abandon();
+        throw err;
+      }
+    });
+    if ('done' in staged) return staged.done;
+    try {
+      const persisted = await staged.commit;
+      staged.statePosition.complete([]);
+      this.deps.eventCache.rememberRoomVersion(roomId, version);
+      return persisted[persisted.length - 1]!;
+    } catch (err) {
+      staged.statePosition.abandon();
+      throw err;
+    }
+  }
+
+  async storeOutOfBandMembership(roomId: string, roomVersion: string, pdu: JsonObject): Promise<PersistedEvent> {
+    const version = getRoomVersion(roomVersion);
+    if (!version) throw Errors.incompatibleRoomVersion(roomVersion);
+    let event: RoomEvent;
+    try {
+      event = parsePdu(pdu, version);
+    } catch (err) {
+      if (err instanceof InvalidEventError) throw Errors.badJson(err.message);
+      throw err;
+    }
+    if (event.roomId !== roomId || event.type !== 'm.room.member' || event.stateKey === undefined) {
+      throw Errors.badJson('not a membership event of this room');
+    }
+    const key = makeStateKey(event.type, event.stateKey);
+    const staged = await this.roomQueue.run(roomId, async () => {
+      const held = (await this.deps.graph.store.get([event.eventId])).get(event.eventId);
+      if (held) {
+        if (held.room_id !== roomId) throw Errors.badJson('the event id belongs to an event of another room');
+        return {
+          done: held.status === 'timeline' ? this.persistedOf(event.eventId) : Promise.reject(Errors.forbidden('event rejected earlier')),
+        };
+      }
+      let existing: RoomContext | undefined;
+      try {
+        existing = await this.loadRoom(roomId);
+      } catch (err) {
+        if (!(err instanceof MatrixError && err.status === 404)) throw err;
+      }
+      const room = existing ?? this.newContext(roomId, version, new Map(), []);
+      const state = new Map(room.state).set(key, event);
+      const write: GraphWrite = {
+        status: 'timeline',
+        stateGroup: undefined,
+        current: { state, group: undefined, extremities: room.extremities, changes: [[key, event]] },
+      };
+      return this.stage(room, [{ event, write }], undefined, async (tx) => {
+        // A room we never had: its row, so readers know its version.
+        await this.deps.events.insertRoom(tx, {
+          roomId,
+          version: version.id,
+          creator: event.sender,
+          isPublic: false,
+          createdTs: event.originServerTs,
+        });
+      });
+    });
+    if ('done' in staged) return staged.done;
+    const persisted = await staged.commit;
+    this.deps.eventCache.rememberRoomVersion(roomId, version);
+    return persisted[0]!;
+  }
+
+  /** Sets (or clears) one key of `room_state` at a position. */
+  private async writeCurrentState(
+    tx: Queryable,
+    roomId: string,
+    key: StateKey,
+    current: RoomEvent | undefined,
+    position: number,
+  ): Promise<void> {
+    const [type, stateKey] = splitStateKey(key);
+    const { roomState } = this.deps;
+    if (!current) {
+      await roomState.clearState(tx, { roomId, type, stateKey, position });
+      return;
+    }
+    const membership =
+      current.type === 'm.room.member' && typeof current.content.membership === 'string' ? current.content.membership : null;
+    await roomState.setState(tx, { roomId, type, stateKey, eventId: current.eventId, membership, position });
+    if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, stateKey, roomId);
   }
 
   /** The position readers may rely on for this writer's events. */
@@ -696,24 +930,8 @@ export class EventsWriter implements EventsWriterApi {
             if (event.type === 'm.room.redaction' && event.redacts)
               await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
             for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
-            for (const [key, current] of graphWrite.current?.changes ?? []) {
-              const [type, stateKey] = splitStateKey(key);
-              if (!current) {
-                await roomState.clearState(tx, { roomId: event.roomId, type, stateKey, position: stored.streamOrdering });
-                continue;
-              }
-              const membership =
-                current.type === 'm.room.member' && typeof current.content.membership === 'string' ? current.content.membership : null;
-              await roomState.setState(tx, {
-                roomId: event.roomId,
-                type,
-                stateKey,
-                eventId: current.eventId,
-                membership,
-                position: stored.streamOrdering,
-              });
-              if (membership === 'join' || membership === 'invite') await roomState.unforget(tx, stateKey, event.roomId);
-            }
+            for (const [key, current] of graphWrite.current?.changes ?? [])
+              await this.writeCurrentState(tx, event.roomId, key, current, stored.streamOrdering);
           }
           if (
             txn &&
@@ -742,7 +960,11 @@ export class EventsWriter implements EventsWriterApi {
       () => {
         for (const { stored } of timeline) eventCache.add(stored);
         this.settle(room);
-        reservation.complete(timeline.map(({ stored, write: graphWrite }) => eventRow(stored.event, graphWrite.current?.changes)));
+        reservation.complete(
+          timeline.map(({ stored, write: graphWrite }) =>
+            eventRow(stored.event, graphWrite.announcedChanges ?? graphWrite.current?.changes),
+          ),
+        );
         return timeline.map(({ stored }) => ({ eventId: stored.event.eventId, streamOrdering: stored.streamOrdering }));
       },
       (err: unknown) => {

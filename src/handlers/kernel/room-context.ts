@@ -83,6 +83,11 @@ export interface GraphWrite {
   readonly backward?: { readonly add: readonly string[]; readonly remove: readonly string[] };
   /** The room's current state after the event, when the event changes it or the extremities. */
   readonly current?: CurrentState;
+  /**
+   * The current-state changes the event's bus row announces, when they are more than `current`'s
+   * (a room joined through another server: its whole state arrives with the join).
+   */
+  readonly announcedChanges?: ReadonlyArray<readonly [StateKey, RoomEvent | undefined]>;
 }
 
 /** The room's current state after an event, and the keys that changed at its position. */

@@ -7,7 +7,7 @@
 // members; `GET /sync` in sync.yaml), Synapse's where the spec is vague.
 
 import type { ClientEvent } from '../../core/client-events.js';
-import { toStrippedState } from '../../core/client-events.js';
+import { strippedStateFromPdus, toStrippedState } from '../../core/client-events.js';
 import { stateKey as makeStateKey, splitStateKey, type StateKey } from '../../core/events.js';
 import { TYPES_HIDDEN_FROM_CLIENTS } from '../../core/visibility.js';
 import {
@@ -21,7 +21,7 @@ import {
   type Filter,
   type RoomEventFilter,
 } from '../../core/filters.js';
-import type { JsonObject } from '../../core/json.js';
+import { isJsonObject, type JsonObject } from '../../core/json.js';
 import { computeRoomSummary, hasCanonicalAlias, hasRoomName, type SummaryMember } from '../../core/room-summary.js';
 import { clampPositions, encodeSyncToken, zeroPositions, type StreamName, type StreamPositions } from '../../streams/streams.js';
 import { membersIn } from '../../streams/notifier.js';
@@ -445,13 +445,21 @@ export class SyncHandler {
 
   /** An invited or knocked room: stripped state, plus the membership event itself. */
   private async strippedRoom(roomId: string, memberEventId: string, kind: 'invite' | 'knock'): Promise<RoomSection> {
-    const state = await this.core.roomState.currentState(roomId);
-    const stripped: JsonObject[] = [];
-    for (const [key, stored] of state) {
-      const [type] = splitStateKey(key);
-      if (INVITE_STATE_TYPES.has(type)) stripped.push(toStrippedState(stored.event));
-    }
     const member = await this.core.eventCache.getStateEvent(memberEventId);
+    // An invite from another server, or a knock made through one, carries the room's state as that
+    // server gave it (`invite_room_state`, `knock_room_state`): we may know nothing else of the room.
+    const unsigned = member?.event.pdu.unsigned;
+    const carried = isJsonObject(unsigned) ? unsigned[kind === 'invite' ? 'invite_room_state' : 'knock_room_state'] : undefined;
+    const stripped: JsonObject[] = [];
+    if (Array.isArray(carried)) {
+      stripped.push(...strippedStateFromPdus(carried.filter(isJsonObject)));
+    } else {
+      const state = await this.core.roomState.currentState(roomId);
+      for (const [key, stored] of state) {
+        const [type] = splitStateKey(key);
+        if (INVITE_STATE_TYPES.has(type)) stripped.push(toStrippedState(stored.event));
+      }
+    }
     if (member) {
       // Clients find the inviter in the invite event; Synapse sends it whole.
       stripped.push({ ...toStrippedState(member.event), event_id: member.event.eventId, origin_server_ts: member.event.originServerTs });
