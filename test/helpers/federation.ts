@@ -4,7 +4,10 @@
 // loopback is allowed (`ip_range_whitelist`), as the issue's test setup says, unless a test says
 // otherwise in `config`.
 
+import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import pino from 'pino';
@@ -167,6 +170,52 @@ export async function standaloneFederation(
     async close() {
       await federation.close();
       await db.close();
+    },
+  };
+}
+
+export interface TlsTerminator {
+  readonly port: number;
+  /** Connections accepted so far (each TLS handshake completed). */
+  readonly connections: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A TLS-terminating proxy on loopback, as an admin puts in front of a plain listener (e.g. the
+ * built-in router, which refuses TLS): each connection's bytes go unchanged to `targetPort`.
+ */
+export async function startTlsTerminator(options: {
+  port: number;
+  targetPort: number;
+  certificate?: TestCertificate;
+}): Promise<TlsTerminator> {
+  const certificate = options.certificate ?? makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
+  const open = new Set<Socket>();
+  let connections = 0;
+  const server = createTlsServer({ cert: readFileSync(certificate.certPath), key: readFileSync(certificate.keyPath) }, (client) => {
+    connections++;
+    const upstream = connectTcp(options.targetPort, '127.0.0.1');
+    open.add(client).add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on('error', close).on('close', close);
+    upstream.on('error', close).on('close', close);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(options.port, '127.0.0.1', () => resolve()));
+  return {
+    port: options.port,
+    get connections() {
+      return connections;
+    },
+    async stop() {
+      for (const socket of open) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
 }

@@ -33,6 +33,12 @@ export interface ProcessClusterOptions {
   ephemeral?: boolean;
   /** A TCP listener with the `router` resource on main. Default true. */
   router?: boolean;
+  /** The router listener's port (default: a free one), e.g. for a TLS terminator set up first. */
+  routerPort?: number;
+  /** Workers `federation_sender_instances` lists (no listeners); the list is set in homeserver.yaml. Default none. */
+  federationSenders?: string[];
+  /** The resources of main's client listeners. Default `client` and `federation`. */
+  mainResources?: string[];
   /** The PostgreSQL server (a new database is created on it); default: the test run's. */
   postgres?: PostgresServer;
   /** MYELIN_LOG_LEVEL of every process. Default `info` (the guide's log lines are at info). */
@@ -123,7 +129,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
   const persisters = Array.from({ length: options.persisters ?? 2 }, (_, i) => `persister${i + 1}`);
   const generic = Array.from({ length: options.generic ?? 2 }, (_, i) => `generic${i + 1}`);
   const ephemeral = options.ephemeral ?? true;
-  const workers = [...generic, ...persisters, ...(ephemeral ? ['ephemeral'] : [])];
+  const senders = options.federationSenders ?? [];
+  const workers = [...generic, ...persisters, ...(ephemeral ? ['ephemeral'] : []), ...senders];
   const clientWorkers = [...generic, ...(ephemeral ? ['ephemeral'] : [])];
 
   const postgres = options.postgres ?? (await testPostgres());
@@ -137,7 +144,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
 
   const ports = new Map<string, number>();
   for (const instance of ['main', ...clientWorkers]) ports.set(instance, await freePort());
-  const routerPort = options.router === false ? undefined : await freePort();
+  const routerPort = options.router === false ? undefined : (options.routerPort ?? (await freePort()));
+  const mainResources = options.mainResources ?? CLIENT_RESOURCES;
 
   const instanceMap: Yaml = { main: { path: replicationSocket('main') } };
   for (const name of [...persisters, ...(ephemeral ? ['ephemeral'] : [])]) instanceMap[name] = { path: replicationSocket(name) };
@@ -153,8 +161,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
     database: { name: 'psycopg2', args: { user: postgres.user, dbname: database, host: postgres.socketDir } },
     listeners: [
       ...(routerPort === undefined ? [] : [tcpListener(routerPort, ['router'])]),
-      socketListener(clientSocket('main'), CLIENT_RESOURCES, { x_forwarded: true }),
-      tcpListener(ports.get('main')!, CLIENT_RESOURCES),
+      socketListener(clientSocket('main'), mainResources, { x_forwarded: true }),
+      tcpListener(ports.get('main')!, mainResources),
       socketListener(replicationSocket('main'), ['replication']),
     ],
     worker_replication_secret_path: join(dir, 'replication.secret'),
@@ -164,6 +172,7 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
     enable_registration: true,
     enable_registration_without_verification: true,
     ...GENEROUS_RATE_LIMITS,
+    ...(senders.length > 0 ? { federation_sender_instances: senders } : {}),
     ...options.mainConfig,
   };
   const files: Record<string, string> = {
@@ -190,6 +199,7 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
       tcpListener(ports.get('ephemeral')!, ['client']),
     ]);
   }
+  for (const name of senders) files[`workers/${name}.yaml`] = workerFile(name, []);
   writeFiles(dir, files);
   mkdirSync(run); // the socket directory must exist before anything starts
 

@@ -67,6 +67,11 @@ export class TransactionHandler {
     }
     const { transaction } = validated;
     if (transaction.bodyOriginMismatch) this.deps.log.debug({ origin, txnId }, 'a transaction names another origin in its body');
+    // As Synapse's "Received txn ... from ...": which process took which transaction, for the admin.
+    this.deps.log.info(
+      { origin, txnId, pdus: transaction.pdus.length, edus: transaction.edus.length },
+      `received transaction ${txnId} from ${origin} (${transaction.pdus.length} PDUs, ${transaction.edus.length} EDUs)`,
+    );
     const results: Array<[string, string | undefined]> = [];
     const receivedAt = this.core.now();
     const { rooms } = groupPdusByRoom(transaction.pdus.map((pdu) => trimReceivedPdu(pdu, receivedAt).pdu));
