@@ -145,7 +145,7 @@ forEachBackend('what clients read from other servers', (backend) => {
     assert.equal(lost.json.errcode, 'M_UNKNOWN');
   });
 
-  test('backfill: a user of B joining a room of A after 300 messages pages /messages down to the create event, each once, in order', async () => {
+  test('backfill: a user of B joining after 300 messages pages /messages to the create event, each event once, in order', async () => {
     const roomId = await createRoom(a, alice, { preset: 'public_chat', name: 'History' });
     const sent: string[] = [];
     for (let i = 0; i < 300; i++) {

@@ -20,7 +20,6 @@ import { Errors, MatrixError } from '../../errors.js';
 import type { FederationClient } from '../../federation/client.js';
 import { FederationHttpError, FederationRequestError } from '../../federation/errors.js';
 import { LruCache } from '../../util/lru.js';
-import type { PublicRoomsChunk, PublicRoomsResponse } from '../room-reads/directory.js';
 
 /** How long a query to another server may take. */
 const QUERY_TIMEOUT_MS = 30_000;
@@ -35,6 +34,14 @@ export interface RemotePublicRoomsQuery {
   readonly filter?: { readonly generic_search_term?: string | undefined; readonly room_types?: ReadonlyArray<string | null> | undefined };
   readonly includeAllNetworks?: boolean | undefined;
   readonly thirdPartyInstanceId?: string | undefined;
+}
+
+/** Another server's page of its public room list (spec: `public_rooms.yaml`), entries as it gave them. */
+export interface RemotePublicRoomsResponse {
+  chunk: JsonObject[];
+  next_batch?: string;
+  prev_batch?: string;
+  total_room_count_estimate: number;
 }
 
 type ProfileAnswer = { ok: true; profile: JsonObject } | { ok: false };
@@ -104,7 +111,7 @@ export class RemoteQueries {
    * Another server's public room list: `GET /publicRooms` for a plain page, `POST` when the client
    * filters (the search needs the body), as Synapse asks.
    */
-  async publicRooms(server: string, query: RemotePublicRoomsQuery): Promise<PublicRoomsResponse> {
+  async publicRooms(server: string, query: RemotePublicRoomsQuery): Promise<RemotePublicRoomsResponse> {
     const filtered =
       query.filter !== undefined && (query.filter.generic_search_term !== undefined || query.filter.room_types !== undefined);
     const common = {
@@ -141,8 +148,8 @@ export class RemoteQueries {
           typeof entry.world_readable === 'boolean' &&
           typeof entry.guest_can_join === 'boolean',
       )
-      .slice(0, MAX_REMOTE_PUBLIC_ROOMS) as unknown as PublicRoomsChunk[];
-    const response: PublicRoomsResponse = {
+      .slice(0, MAX_REMOTE_PUBLIC_ROOMS);
+    const response: RemotePublicRoomsResponse = {
       chunk,
       total_room_count_estimate: Number.isSafeInteger(answer.total_room_count_estimate)
         ? (answer.total_room_count_estimate as number)

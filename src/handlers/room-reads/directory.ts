@@ -12,7 +12,7 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { DirectoryStore } from '../../storage/directory-store.js';
-import type { RemotePublicRoomsQuery, RemoteQueries } from '../federation/remote-queries.js';
+import type { RemotePublicRoomsQuery, RemotePublicRoomsResponse, RemoteQueries } from '../federation/remote-queries.js';
 import type { CoreParts } from '../kernel/core.js';
 import type { RoomState } from '../kernel/room-state.js';
 import type { RoomAccess } from './access.js';
@@ -71,7 +71,7 @@ export interface RoomDirectoryApi {
   /** GET and POST /publicRooms, for this server's list. */
   publicRooms(query: PublicRoomsQuery): Promise<PublicRoomsResponse>;
   /** GET and POST /publicRooms?server=: another server's list, asked of it over federation. */
-  remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<PublicRoomsResponse>;
+  remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<RemotePublicRoomsResponse>;
 }
 
 /** Synapse's MAX_PUBLIC_ROOMS_IN_RESPONSE. */
@@ -177,7 +177,7 @@ export class RoomDirectory implements RoomDirectoryApi {
     return response;
   }
 
-  async remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<PublicRoomsResponse> {
+  async remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<RemotePublicRoomsResponse> {
     if (server === this.core.serverName) throw new Error('remotePublicRooms is for other servers');
     if (!this.remote) throw Errors.notFound(`The room directory of ${server} is not available from this server`);
     return this.remote.publicRooms(server, query);
