@@ -27,6 +27,9 @@ import { deviceListUpdateHandler, signingKeyUpdateHandler } from '../handlers/fe
 import { directToDeviceHandler } from '../handlers/federation/to-device-intake.js';
 import { createFederationServices } from '../federation/index.js';
 import { createFederationApiServices } from '../handlers/federation/index.js';
+import { RemoteQueries } from '../handlers/federation/remote-queries.js';
+import { Backfiller } from '../handlers/federation/backfill.js';
+import { PduChecker } from '../handlers/federation/fetcher.js';
 import { FederationSender, RemoteServerUpNotifier } from '../federation/sender/index.js';
 import { isFederationAllowed } from '../federation/settings.js';
 import { isValidServerName } from '../core/identifiers.js';
@@ -95,10 +98,19 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   const accounts = await createAccountServices(core);
   const ephemeral = await createEphemeralServices(core, writers);
   const e2ee = await createE2eeServices(core, { devices: accounts.devices, writers, federation: federation.client });
-  const reads = await createRoomReadServices(core);
+  // Aliases, profiles and room lists of other servers, for our clients and for joins by alias.
+  const remoteQueries = new RemoteQueries(federation.client, now);
+  // History of rooms joined over federation, fetched when /messages runs out of it.
+  const backfiller = new Backfiller(
+    core,
+    federation.client,
+    new PduChecker(federation.keyring),
+    componentLogger(log, 'federation.backfill'),
+  );
+  const reads = await createRoomReadServices(core, { remote: remoteQueries, backfiller });
   localEvents?.addSideEffect(ephemeral.pushActions);
   const syncSources = { ...ephemeral.syncSources, ...e2ee.e2eeSyncSources };
-  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits, federation });
+  const rooms = await createRoomServices(core, { syncSources, rateLimits: accounts.rateLimits, federation, remoteQueries });
   const federationApi = createFederationApiServices(core, {
     transport: federation,
     ephemeralWriters: ephemeral.ephemeralWriters,

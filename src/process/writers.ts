@@ -53,11 +53,12 @@ const byUser = (userId: string): string => userId;
 
 export const WRITERS: { readonly [S in StreamName]: WriterEntry<StreamWriterApis[S]> } = {
   events: {
-    methods: ['sendEvent', 'createRoom', 'receivePdus', 'prepareEvent', 'persistRemoteJoin', 'storeOutOfBandMembership'],
+    methods: ['sendEvent', 'createRoom', 'receivePdus', 'backfillPdus', 'prepareEvent', 'persistRemoteJoin', 'storeOutOfBandMembership'],
     shardKey: {
       sendEvent: (roomId) => roomId,
       createRoom: (plan) => roomIdOfPlan(plan),
       receivePdus: (_origin, roomId) => roomId,
+      backfillPdus: (_origin, roomId) => roomId,
       prepareEvent: (roomId) => roomId,
       persistRemoteJoin: (join) => join.roomId,
       storeOutOfBandMembership: (roomId) => roomId,

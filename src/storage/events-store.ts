@@ -138,6 +138,12 @@ export class EventsStore {
     return rows.map((r) => r.room_id);
   }
 
+  /** The lowest position of any event (negative once history was backfilled), 0 with none below 0. */
+  async minStreamOrdering(): Promise<number> {
+    const row = await this.db.get<{ m: number | null }>('SELECT MIN(stream_ordering) AS m FROM events');
+    return Math.min(0, Number(row?.m ?? 0));
+  }
+
   async maxStreamOrdering(): Promise<number> {
     const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_ordering) AS m FROM events');
     return Number(row?.m ?? 0);

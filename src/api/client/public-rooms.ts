@@ -1,13 +1,14 @@
 // Client-server API: GET and POST /publicRooms (S:data/api/client-server/list_public_rooms.yaml).
 //
 // Synapse's default `allow_public_rooms_without_auth: false` is kept: both need an access token.
-// Only this server's list is served.
+// `?server=` naming another server asks that server's federation `/publicRooms` (its errors as
+// Matrix errors: see handlers/federation/remote-queries.ts).
 
 import { z } from 'zod';
 import { isValidServerName } from '../../core/identifiers.js';
 import type { PublicRoomsQuery } from '../../handlers/room-reads/directory.js';
 import { absentIfNull, Errors, optionalBoolean, optionalString } from '../../errors.js';
-import { integerParam } from '../../http/query.js';
+import { booleanParam, integerParam, stringParam } from '../../http/query.js';
 import { clientPaths, type RouteDefinition } from '../../http/route.js';
 import { defineRoute } from '../define-route.js';
 import type { ApiServices } from '../services.js';
@@ -38,8 +39,23 @@ export const publicRoomsRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     auth: 'guest',
     handle: async ({ query }, services) => {
-      requireLocalServer(query, services.serverName);
+      const server = remoteServer(query, services.serverName);
       const since = query.get('since');
+      if (server !== undefined) {
+        const body = {
+          include_all_networks: booleanParam(query, 'include_all_networks'),
+          third_party_instance_id: stringParam(query, 'third_party_instance_id'),
+        };
+        checkNetworks(body);
+        return {
+          body: await services.roomDirectory.remotePublicRooms(server, {
+            limit: integerParam(query, 'limit', { min: 0 }),
+            ...(since ? { since } : {}),
+            includeAllNetworks: body.include_all_networks,
+            thirdPartyInstanceId: body.third_party_instance_id,
+          }),
+        };
+      }
       return {
         body: await services.roomDirectory.publicRooms({
           limit: integerParam(query, 'limit', { min: 0 }),
@@ -57,18 +73,34 @@ export const publicRoomsRoutes: RouteDefinition<ApiServices>[] = [
     auth: 'guest',
     body: searchBody,
     handle: async ({ query, body }, services) => {
-      requireLocalServer(query, services.serverName);
+      const server = remoteServer(query, services.serverName);
+      if (server !== undefined) {
+        checkNetworks(body);
+        return {
+          body: await services.roomDirectory.remotePublicRooms(server, {
+            limit: body.limit,
+            since: body.since,
+            filter: body.filter,
+            includeAllNetworks: body.include_all_networks,
+            thirdPartyInstanceId: body.third_party_instance_id,
+          }),
+        };
+      }
       return { body: await services.roomDirectory.publicRooms(queryOfBody(body)) };
     },
   }),
 ];
 
-export function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery {
-  const includeAllNetworks = body.include_all_networks ?? false;
-  const thirdPartyInstanceId = body.third_party_instance_id;
-  if (includeAllNetworks && thirdPartyInstanceId !== undefined) {
+function checkNetworks(body: { include_all_networks?: boolean | undefined; third_party_instance_id?: string | undefined }): void {
+  if ((body.include_all_networks ?? false) && body.third_party_instance_id !== undefined) {
     throw Errors.invalidParam("Can't use include_all_networks with an explicit network");
   }
+}
+
+export function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery {
+  checkNetworks(body);
+  const includeAllNetworks = body.include_all_networks ?? false;
+  const thirdPartyInstanceId = body.third_party_instance_id;
   return {
     limit: body.limit,
     since: body.since,
@@ -80,12 +112,10 @@ export function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery
   };
 }
 
-function requireLocalServer(query: URLSearchParams, serverName: string): void {
+/** The server named by `?server=` when it is not this one (undefined: our own list). */
+function remoteServer(query: URLSearchParams, serverName: string): string | undefined {
   const server = query.get('server');
-  if (server === null || server === '' || server === serverName) return;
+  if (server === null || server === '' || server === serverName) return undefined;
   if (!isValidServerName(server)) throw Errors.invalidParam(`Invalid server name: ${server.slice(0, 100)}`);
-  // Another server's list would come over federation, which this server does not speak yet. A
-  // 404 (rather than Synapse's 502 for an unreachable server) says "not available here" without
-  // claiming a server failure.
-  throw Errors.notFound(`The room directory of ${server} is not available from this server`);
+  return server;
 }

@@ -25,6 +25,15 @@
 // then it is accepted: a timeline position, graph rows, state group, forward extremities, and the
 // current state's changes written into `room_state` at its position, so every read path sees it.
 //
+// Backfilled events (`backfill`: history before our oldest events, fetched with `/backfill` when a
+// client pages back past it) take steps 4 and 5 the same way, their missing prev events' state
+// coming from `/state_ids` as for pulled events, but not step 6: they are history, checked against
+// the state at them and never against the current state (as Synapse). An accepted one is stored
+// with status `backfilled` at the negative stream position the writer reserved for it — oldest
+// lowest, below every event of the room we hold — so /messages walks on into it while /sync,
+// which reads positions above its token, never sees it; it changes neither the current state nor
+// the forward extremities, and its missing prev events become the room's backward extremities.
+//
 // Nothing a remote server sends can make this throw: every failure is an outcome of its PDU. Only
 // a database that cannot answer (`DatabaseUnavailableError`) ends a batch, so the sender retries.
 
@@ -110,7 +119,9 @@ export type PduOutcomeKind =
   /** Not a valid event of this room (step 1). */
   | 'dropped'
   /** Not stored: what it needs could not be had (auth or prev events), or it could not be written. */
-  | 'failed';
+  | 'failed'
+  /** Stored as history before the room's oldest events (backfill). */
+  | 'backfilled';
 
 export interface PduOutcome {
   /** Undefined for a PDU that has no id (not an event of the room's format). */
@@ -128,6 +139,7 @@ export function sendAnswerError(outcome: PduOutcome): string | undefined {
     case 'accepted':
     case 'soft_failed':
     case 'known':
+    case 'backfilled':
       return undefined;
     default:
       return outcome.reason ?? outcome.outcome;
@@ -158,6 +170,8 @@ export interface IntakeHost {
   loadRoom(roomId: string): Promise<RoomContext>;
   stage(room: RoomContext, items: readonly StageItem[]): Promise<{ commit: Promise<PersistedEvent[]> }>;
   currentStateFrom(room: RoomContext, extremities: Extremity[], pending?: ReadonlyMap<string, RoomEvent>): Promise<CurrentState>;
+  /** Reserves `count` stream positions below every event held (backfill); answers the lowest. */
+  reserveHistoryPositions(count: number): Promise<number>;
 }
 
 export interface StagedBatch {
@@ -169,7 +183,19 @@ export class PduIntake {
   constructor(private readonly host: IntakeHost) {}
 
   /** Processes a room's PDUs; call in the room's queue. The commits are awaited by `settle`. */
-  async receive(origin: string, roomId: string, pdus: readonly unknown[]): Promise<StagedBatch> {
+  receive(origin: string, roomId: string, pdus: readonly unknown[]): Promise<StagedBatch> {
+    return this.run(origin, roomId, pdus, 'push');
+  }
+
+  /**
+   * Processes PDUs a server answered `/backfill` with (already through steps 1–3) as history
+   * before the room's oldest events; call in the room's queue.
+   */
+  backfill(origin: string, roomId: string, pdus: readonly unknown[]): Promise<StagedBatch> {
+    return this.run(origin, roomId, pdus, 'backfill');
+  }
+
+  private async run(origin: string, roomId: string, pdus: readonly unknown[], mode: 'push' | 'backfill'): Promise<StagedBatch> {
     let room: RoomContext;
     try {
       room = await this.host.loadRoom(roomId);
@@ -194,8 +220,17 @@ export class PduIntake {
       else indexOf.set(parsed.event.eventId, [i]);
     });
     const results = new Map<string, PduOutcome>();
-    for (const event of orderForProcessing(events)) {
-      results.set(event.eventId, await run.guarded(event, () => run.processPushed(event)));
+    if (mode === 'backfill') {
+      // Oldest first; positions reserved for the whole batch, the oldest lowest (a rejected event leaves a hole).
+      const ordered = orderForProcessing([...events].sort((a, b) => a.depth - b.depth));
+      const base = ordered.length === 0 ? 0 : await this.host.reserveHistoryPositions(ordered.length);
+      for (const [i, event] of ordered.entries()) {
+        results.set(event.eventId, await run.guarded(event, () => run.processPushed(event, base + i)));
+      }
+    } else {
+      for (const event of orderForProcessing(events)) {
+        results.set(event.eventId, await run.guarded(event, () => run.processPushed(event)));
+      }
     }
     for (const [eventId, slots] of indexOf) for (const i of slots) outcomes[i] = results.get(eventId);
     return {
@@ -306,7 +341,8 @@ class IntakeRun {
 
   // ---- the steps ----
 
-  async processPushed(event: RoomEvent): Promise<PduOutcome> {
+  /** An event sent to us, or with `historyPosition` one backfilled (stored there if accepted). */
+  async processPushed(event: RoomEvent, historyPosition?: number): Promise<PduOutcome> {
     if (await this.inAnotherRoom(event.eventId))
       return { eventId: event.eventId, outcome: 'dropped', reason: 'the event id belongs to an event of another room' };
     const existing = (await this.lookup([event.eventId])).get(event.eventId);
@@ -317,7 +353,7 @@ class IntakeRun {
         reason: existing.status === 'rejected' ? 'rejected earlier' : undefined,
       };
     }
-    return this.process(event, 'push');
+    return historyPosition === undefined ? this.process(event, 'push') : this.process(event, 'backfill', historyPosition);
   }
 
   /** Rooms v1/v2, where senders choose event ids: an id that another room's event has is not taken. */
@@ -331,7 +367,7 @@ class IntakeRun {
    * missing prev events with get_missing_events; `pull` (fetched that way) takes the state at a
    * gap from /state_ids.
    */
-  private async process(event: RoomEvent, mode: 'push' | 'pull'): Promise<PduOutcome> {
+  private async process(event: RoomEvent, mode: 'push' | 'pull' | 'backfill', historyPosition = 0): Promise<PduOutcome> {
     const id = event.eventId;
     // Step 4: the auth events.
     const auth = await this.authEventsOf(event);
@@ -384,6 +420,21 @@ class IntakeRun {
     verdict = safeAuth(event, atEvent, this.version);
     if (!verdict.allowed) return this.reject(event, verdict.reason, stateBefore, prevs, gaps);
 
+    const key = event.stateKey !== undefined ? makeStateKey(event.type, event.stateKey) : undefined;
+    if (mode === 'backfill') {
+      // History: not checked against the current state, changes neither it nor the forward extremities.
+      const stateAfter = key === undefined ? stateBefore : new Map(stateBefore).set(key, id);
+      const { group, newGroup } = await this.groupFor(stateAfter, key, id, prevIds, prevs, gaps);
+      await this.stage(event, {
+        status: 'backfilled',
+        stateGroup: group,
+        ...(newGroup ? { newGroup } : {}),
+        position: historyPosition,
+        backward: { add: gaps, remove: [id] },
+      });
+      return { eventId: id, outcome: 'backfilled' };
+    }
+
     // Step 6: the current state (soft failure). An event that follows exactly the forward
     // extremities has the current state as its state before, which it passed already.
     const extremityIds = new Set(this.room.extremities.map((x) => x.event.eventId));
@@ -392,7 +443,6 @@ class IntakeRun {
     if (!followsAll)
       softFailure = safeAuth(event, await this.currentAuthState(event, gaps.length > 0 ? stateBefore : undefined), this.version);
 
-    const key = event.stateKey !== undefined ? makeStateKey(event.type, event.stateKey) : undefined;
     const stateAfter = key === undefined ? stateBefore : new Map(stateBefore).set(key, id);
     const { group, newGroup } = await this.groupFor(stateAfter, key, id, prevIds, prevs, gaps);
 

@@ -21,6 +21,7 @@ import type { Keyring } from '../../federation/keyring.js';
 import { verifyPdus } from '../../federation/pdu-verifier.js';
 import type { CoreParts } from '../kernel/core.js';
 import type { PersistedEvent } from '../kernel/events-writer.js';
+import type { RemoteQueries } from './remote-queries.js';
 import { federationPdu, type HandshakeMembership } from './resident-membership.js';
 
 /** How long a handshake request may take (a big room's send_join answer is large). */
@@ -36,28 +37,12 @@ export class RemoteMembership {
     private readonly core: RemoteCore,
     private readonly client: Pick<FederationClient, 'request'>,
     private readonly keyring: Pick<Keyring, 'getVerifyKeys'>,
+    private readonly queries: Pick<RemoteQueries, 'resolveAlias'>,
   ) {}
 
-  /** A room alias of another server: `/query/directory` on that server (its room id and servers). */
-  async resolveAlias(alias: string): Promise<{ roomId: string; servers: string[] }> {
-    const server = serverNameOf(alias);
-    if (!server) throw Errors.invalidParam(`${alias} is not a room alias`);
-    let answer: JsonValue;
-    try {
-      answer = await this.client.request(server, {
-        method: 'GET',
-        path: '/_matrix/federation/v1/query/directory',
-        query: { room_alias: alias },
-        timeoutMs: MAKE_TIMEOUT_MS,
-      });
-    } catch (err) {
-      if (err instanceof FederationHttpError && err.status === 404) throw Errors.notFound(`Room alias ${alias} not found`);
-      if (err instanceof FederationRequestError) throw Errors.badGateway(`Could not resolve ${alias}: ${err.message}`);
-      throw err;
-    }
-    if (!isJsonObject(answer) || typeof answer.room_id !== 'string') throw Errors.badGateway(`${server} gave no room for ${alias}`);
-    const servers = Array.isArray(answer.servers) ? answer.servers.filter((s): s is string => typeof s === 'string') : [];
-    return { roomId: answer.room_id, servers: [server, ...servers.filter((s) => s !== server)] };
+  /** A room alias of another server, asked of that server (the same lookup as the client's `/directory/room`). */
+  resolveAlias(alias: string): Promise<{ roomId: string; servers: string[] }> {
+    return this.queries.resolveAlias(alias);
   }
 
   /** Joins `userId` to `roomId` through the first candidate that lets it; `content` is the join's (profile, reason). */

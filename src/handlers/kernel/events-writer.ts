@@ -99,6 +99,12 @@ export interface EventsWriterApi {
    */
   receivePdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]>;
   /**
+   * Events of a room that `origin` answered `/backfill` with, already through steps 1–3: checked
+   * (steps 4–5) and stored as history before the room's oldest events, at negative positions
+   * (see federation/pdu-intake.ts). One outcome per PDU, in order.
+   */
+  backfillPdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]>;
+  /**
    * Creates the room the plan's create event names. Refused with `Errors.roomIdTaken` (a 4xx, so
    * an RPC caller does not retry it) when that room id is already a room's or being created.
    */
@@ -236,6 +242,8 @@ export class EventsWriter implements EventsWriterApi {
   private readonly sideEffects: EventSideEffects[] = [];
   private readonly now: () => number;
   private readonly intake: PduIntake;
+  /** The lowest position reserved for backfilled history by this process (0: none yet). */
+  private lowestHistoryPosition = 0;
 
   constructor(private readonly deps: EventsWriterDeps) {
     this.now = deps.now ?? Date.now;
@@ -251,12 +259,29 @@ export class EventsWriter implements EventsWriterApi {
       loadRoom: (roomId) => this.loadRoom(roomId),
       stage: (room, items) => this.stage(room, items, undefined),
       currentStateFrom: (room, extremities, pending) => this.currentStateFrom(room, extremities, pending),
+      reserveHistoryPositions: (count) => this.reserveHistoryPositions(count),
     });
+  }
+
+  /**
+   * Positions below every event stored (and every one reserved by this process), for backfilled
+   * history: allocated downwards, so older history always sits lower. The database's lowest is read
+   * each time, so writers of other rooms in other processes are only raced while both backfill.
+   */
+  private async reserveHistoryPositions(count: number): Promise<number> {
+    const lowest = Math.min(this.lowestHistoryPosition, await this.deps.events.minStreamOrdering());
+    this.lowestHistoryPosition = lowest - count;
+    return this.lowestHistoryPosition;
   }
 
   /** Plugs in requests to other servers for missing events (the federation client; tests). */
   useFederation(federation: FederationInbound | undefined): void {
     this.deps.federation = federation;
+  }
+
+  async backfillPdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]> {
+    const staged = await this.roomQueue.run(roomId, () => this.intake.backfill(origin, roomId, pdus));
+    return staged.settle();
   }
 
   async receivePdus(origin: string, roomId: string, pdus: JsonObject[]): Promise<PduOutcome[]> {
@@ -867,7 +892,7 @@ export class EventsWriter implements EventsWriterApi {
     for (const { event, write: given } of built) {
       const stateBefore = room.state;
       const write = given ?? (await this.planLocal(room, event));
-      const position = write.status === 'timeline' ? reservation.positions[next++]! : 0;
+      const position = write.status === 'timeline' ? reservation.positions[next++]! : (write.position ?? 0);
       this.applyWrite(room, event, write, position);
       items.push({ stored: { event, streamOrdering: position, roomVersion: room.version } as StoredEvent, stateBefore, write });
     }
@@ -892,6 +917,8 @@ export class EventsWriter implements EventsWriterApi {
             const { event } = stored;
             if (graphWrite.newGroup) await stateGroupsStore.insert(tx, graphWrite.newGroup.row);
             const inTimeline = graphWrite.status === 'timeline';
+            // Backfilled history is in `events` too (below the room's other events), but announced to nobody.
+            const inEvents = inTimeline || graphWrite.status === 'backfilled';
             await graph.store.insert(tx, {
               eventId: event.eventId,
               roomId: event.roomId,
@@ -899,10 +926,10 @@ export class EventsWriter implements EventsWriterApi {
               status: graphWrite.status,
               rejectedReason: graphWrite.rejectedReason,
               stateGroup: graphWrite.stateGroup,
-              json: inTimeline ? undefined : JSON.stringify(event.pdu),
+              json: inEvents ? undefined : JSON.stringify(event.pdu),
               prevEventIds: event.prevEventIds,
               // Only state events are auth events: a message's auth edges are never walked (schema 0051).
-              authEventIds: inTimeline && event.stateKey === undefined ? [] : event.authEventIds,
+              authEventIds: inEvents && event.stateKey === undefined ? [] : event.authEventIds,
             });
             if (graphWrite.extremities)
               await graph.store.updateForwardExtremities(tx, room.roomId, graphWrite.extremities.remove, graphWrite.extremities.add);
@@ -910,7 +937,7 @@ export class EventsWriter implements EventsWriterApi {
               await graph.store.addBackwardExtremities(tx, room.roomId, graphWrite.backward.add);
               await graph.store.removeBackwardExtremities(tx, room.roomId, graphWrite.backward.remove);
             }
-            if (!inTimeline) continue;
+            if (!inEvents) continue;
             const relation = relationOf(event.content);
             await events.insertEvent(tx, {
               streamOrdering: stored.streamOrdering,
@@ -929,7 +956,8 @@ export class EventsWriter implements EventsWriterApi {
             });
             if (event.type === 'm.room.redaction' && event.redacts)
               await this.recordRedaction(tx, event, stateBefore, room.version, stored.streamOrdering);
-            for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
+            // Push notifications are for new events, not for history fetched later.
+            if (inTimeline) for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
             for (const [key, current] of graphWrite.current?.changes ?? [])
               await this.writeCurrentState(tx, event.roomId, key, current, stored.streamOrdering);
           }

@@ -70,8 +70,13 @@ export interface RoomContext {
  * Local events get theirs from `planLocal`; the intake computes them for received events.
  */
 export interface GraphWrite {
-  /** `timeline`: in `events` at a stream position; anything else is stored in the graph only. */
+  /**
+   * `timeline`: in `events` at a stream position; `backfilled`: in `events` at `position`, below
+   * the room's history; anything else is stored in the graph only.
+   */
   readonly status: GraphStatus;
+  /** A backfilled event's (negative) position, reserved by the writer. */
+  readonly position?: number;
   readonly rejectedReason?: string;
   /** The state group after the event (for a rejected event, before it); undefined for outliers. */
   readonly stateGroup: number | undefined;

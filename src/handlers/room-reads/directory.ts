@@ -12,6 +12,7 @@ import { powerLevelsFromState } from '../../core/power-levels.js';
 import { effectiveHistoryVisibility } from '../../core/visibility.js';
 import { Errors, MatrixError } from '../../errors.js';
 import type { DirectoryStore } from '../../storage/directory-store.js';
+import type { RemotePublicRoomsQuery, RemotePublicRoomsResponse, RemoteQueries } from '../federation/remote-queries.js';
 import type { CoreParts } from '../kernel/core.js';
 import type { RoomState } from '../kernel/room-state.js';
 import type { RoomAccess } from './access.js';
@@ -69,6 +70,8 @@ export interface RoomDirectoryApi {
   setVisibility(requester: DirectoryRequester, roomId: string, visibility: DirectoryVisibility): Promise<void>;
   /** GET and POST /publicRooms, for this server's list. */
   publicRooms(query: PublicRoomsQuery): Promise<PublicRoomsResponse>;
+  /** GET and POST /publicRooms?server=: another server's list, asked of it over federation. */
+  remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<RemotePublicRoomsResponse>;
 }
 
 /** Synapse's MAX_PUBLIC_ROOMS_IN_RESPONSE. */
@@ -81,11 +84,16 @@ export class RoomDirectory implements RoomDirectoryApi {
     private readonly core: CoreParts<'roomState' | 'serverName' | 'eventsWriter' | 'log', 'events' | 'users'>,
     private readonly store: DirectoryStore,
     private readonly access: RoomAccess,
+    private readonly remote?: Pick<RemoteQueries, 'resolveAlias' | 'publicRooms'>,
   ) {}
 
   async resolveAlias(alias: string): Promise<{ room_id: string; servers: string[] }> {
     this.parseAlias(alias);
-    // Remote aliases would be resolved over federation, which this server does not speak yet.
+    if (!this.isLocal(alias) && this.remote) {
+      // Another server's alias: asked of that server (spec: client-server API §Room aliases).
+      const { roomId, servers } = await this.remote.resolveAlias(alias);
+      return { room_id: roomId, servers };
+    }
     const row = this.isLocal(alias) ? await this.store.getAlias(alias) : undefined;
     if (row === undefined) throw Errors.notFound(`Room alias ${alias} not found`);
     // The servers of the room's joined members, ours first: where a joining server can ask.
@@ -167,6 +175,12 @@ export class RoomDirectory implements RoomDirectoryApi {
     if (last !== undefined && end < rooms.length)
       response.next_batch = encodeListToken({ joined: last.num_joined_members, roomId: last.room_id, forwards: true });
     return response;
+  }
+
+  async remotePublicRooms(server: string, query: RemotePublicRoomsQuery): Promise<RemotePublicRoomsResponse> {
+    if (server === this.core.serverName) throw new Error('remotePublicRooms is for other servers');
+    if (!this.remote) throw Errors.notFound(`The room directory of ${server} is not available from this server`);
+    return this.remote.publicRooms(server, query);
   }
 
   /** Published rooms that may be listed and match the search, largest first (then by room id, descending, as Synapse). */

@@ -5,6 +5,8 @@
 // canonical alias rewritten after an alias is deleted) go through the events writer; aliases, the
 // published flag and profiles are plain rows that every process reads from the database.
 
+import type { BackfillApi } from '../federation/backfill.js';
+import type { RemoteQueries } from '../federation/remote-queries.js';
 import type { CoreDeps } from '../kernel/core.js';
 import { RoomAccess } from './access.js';
 import { RoomDirectory, type RoomDirectoryApi } from './directory.js';
@@ -20,12 +22,15 @@ export interface RoomReadServices {
   readonly userDirectory: UserDirectoryApi;
 }
 
-export async function createRoomReadServices(core: CoreDeps): Promise<RoomReadServices> {
+export async function createRoomReadServices(
+  core: CoreDeps,
+  deps: { remote?: RemoteQueries | undefined; backfiller?: BackfillApi | undefined } = {},
+): Promise<RoomReadServices> {
   const access = new RoomAccess(core);
   return {
-    roomReads: new RoomReads(core, access, new Timeline(core, access)),
-    roomDirectory: new RoomDirectory(core, core.stores.directory, access),
-    profiles: new Profiles(core),
+    roomReads: new RoomReads(core, access, new Timeline(core, access), deps.backfiller),
+    roomDirectory: new RoomDirectory(core, core.stores.directory, access, deps.remote),
+    profiles: new Profiles(core, deps.remote),
     userDirectory: new UserDirectory(core, core.stores.userDirectory),
   };
 }

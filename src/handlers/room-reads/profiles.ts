@@ -11,10 +11,14 @@
 // answers first and updates the rooms from a persisted background task, which suits users in
 // thousands of rooms; that is the direction to take when such users appear. A room that refuses
 // the event (e.g. power levels forbid it) is logged and skipped; the others are still updated.
+//
+// Users of other servers: their profile is asked of their server (`/query/profile`, through
+// federation/remote-queries.ts, which caches answers briefly).
 
 import { isValidUserId, serverNameOf } from '../../core/identifiers.js';
 import type { JsonObject } from '../../core/json.js';
 import { Errors } from '../../errors.js';
+import type { RemoteQueries } from '../federation/remote-queries.js';
 import type { CoreParts } from '../kernel/core.js';
 
 export type ProfileField = 'displayname' | 'avatar_url';
@@ -38,9 +42,13 @@ export const MAX_DISPLAYNAME_LENGTH = 256;
 export const MAX_AVATAR_URL_LENGTH = 1000;
 
 export class Profiles implements ProfilesApi {
-  constructor(private readonly core: CoreParts<'serverName' | 'roomState' | 'eventsWriter' | 'log', 'users'>) {}
+  constructor(
+    private readonly core: CoreParts<'serverName' | 'roomState' | 'eventsWriter' | 'log', 'users'>,
+    private readonly remote?: Pick<RemoteQueries, 'profile'>,
+  ) {}
 
   async profile(userId: string): Promise<{ displayname?: string; avatar_url?: string }> {
+    if (this.isRemote(userId)) return this.remote!.profile(userId);
     const profile = await this.localProfile(userId);
     const out: { displayname?: string; avatar_url?: string } = {};
     if (profile.displayname !== null) out.displayname = profile.displayname;
@@ -51,6 +59,7 @@ export class Profiles implements ProfilesApi {
   }
 
   async field(userId: string, field: ProfileField): Promise<JsonObject> {
+    if (this.isRemote(userId)) return this.remote!.profile(userId, field);
     const value = (await this.localProfile(userId))[field];
     if (value === null) throw Errors.notFound(`The user has no ${field}`);
     return { [field]: value };
@@ -98,9 +107,14 @@ export class Profiles implements ProfilesApi {
     }
   }
 
+  /** A valid user id of another server, when other servers can be asked. */
+  private isRemote(userId: string): boolean {
+    if (!isValidUserId(userId)) throw Errors.invalidParam('Invalid user id');
+    return this.remote !== undefined && serverNameOf(userId) !== this.core.serverName;
+  }
+
   private async localProfile(userId: string): Promise<{ displayname: string | null; avatar_url: string | null }> {
     if (!isValidUserId(userId)) throw Errors.invalidParam('Invalid user id');
-    // Remote profiles would be asked for over federation, which this server does not speak yet.
     const profile = serverNameOf(userId) === this.core.serverName ? await this.core.stores.users.getProfile(userId) : undefined;
     if (profile === undefined) throw Errors.notFound('Profile was not found');
     return profile;

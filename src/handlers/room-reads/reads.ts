@@ -12,12 +12,16 @@ import type { CoreParts } from '../kernel/core.js';
 import type { StoredEvent } from '../kernel/event-cache.js';
 import type { Viewer } from '../kernel/event-serializer.js';
 import type { RoomState } from '../kernel/room-state.js';
-import type { RoomAccess } from './access.js';
-import type { Direction, Timeline } from './timeline.js';
+import type { BackfillApi } from '../federation/backfill.js';
+import type { ReadScope, RoomAccess } from './access.js';
+import type { Direction, Timeline, Walk } from './timeline.js';
 import { positionOfToken, tokenOfPosition } from './tokens.js';
 
 /** The user reading, and their device (which alone is shown its own transaction ids). */
 export type Reader = Viewer;
+
+/** Backfills one /messages request may wait for (each asks for 100 events). */
+const MAX_BACKFILLS_PER_PAGE = 3;
 
 export const MEMBERSHIPS = ['join', 'invite', 'knock', 'leave', 'ban'] as const;
 export type Membership = (typeof MEMBERSHIPS)[number];
@@ -89,6 +93,8 @@ export class RoomReads implements RoomReadsApi {
     private readonly core: CoreParts<'roomState' | 'eventCache' | 'notifier' | 'serializer', 'events'>,
     private readonly access: RoomAccess,
     private readonly timeline: Timeline,
+    /** Fetches history from other servers when /messages runs out of it (rooms joined over federation). */
+    private readonly backfiller?: BackfillApi,
   ) {}
 
   async state(reader: Reader, roomId: string): Promise<ClientEvent[]> {
@@ -194,13 +200,15 @@ export class RoomReads implements RoomReadsApi {
     const from =
       query.from !== undefined ? positionOfToken(query.from) : query.dir === 'b' ? this.core.notifier.currentPositions().events : 0;
     const to = query.to !== undefined ? positionOfToken(query.to) : undefined;
-    const walk = await this.timeline.walk(roomId, reader.userId, scope, {
+    let walk = await this.timeline.walk(roomId, reader.userId, scope, {
       dir: query.dir,
       from,
       to,
       limit: query.limit,
       filter: query.filter,
     });
+    if (query.dir === 'b' && to === undefined && this.backfiller)
+      walk = await this.backfillWhileShort(roomId, reader.userId, scope, walk, query);
 
     const response: MessagesResponse = {
       chunk: await this.serializeTimeline(reader, walk.events),
@@ -220,6 +228,35 @@ export class RoomReads implements RoomReadsApi {
       );
     }
     return response;
+  }
+
+  /**
+   * Backwards pagination that reached the oldest event we hold with fewer events than asked for:
+   * history is backfilled from another server and the walk goes on into it, a few times at most.
+   * When the last backfill stored something, `end` is kept (more may be there: the client asks
+   * again); once none brings anything (the room's create event reached, or no server answers),
+   * pagination ends.
+   */
+  private async backfillWhileShort(roomId: string, userId: string, scope: ReadScope, first: Walk, query: MessagesQuery): Promise<Walk> {
+    const events = [...first.events];
+    let { cursor, more } = first;
+    let stored = false;
+    for (let round = 0; round < MAX_BACKFILLS_PER_PAGE && !more && events.length < query.limit; round++) {
+      stored = (await this.backfiller!.backfill(roomId)) === 'stored';
+      if (!stored) break;
+      const next = await this.timeline.walk(roomId, userId, scope, {
+        dir: 'b',
+        from: cursor,
+        limit: query.limit - events.length,
+        filter: query.filter,
+      });
+      events.push(...next.events);
+      cursor = next.cursor;
+      more = next.more;
+    }
+    // A full page that used up what we hold: the next page backfills, if there is history left to fetch.
+    if (!more && !stored && events.length >= query.limit) more = await this.backfiller!.hasHistoryToFetch(roomId);
+    return { events, cursor, more: more || stored };
   }
 
   async timestampToEvent(
@@ -262,7 +299,7 @@ export class RoomReads implements RoomReadsApi {
    */
   private async stateAtToken(userId: string, roomId: string, token: string): Promise<RoomState> {
     const position = Math.min(positionOfToken(token), this.core.notifier.currentPositions().events);
-    const [row] = await this.core.stores.events.roomEventsBetween(roomId, -1, position, 1, 'backwards');
+    const [row] = await this.core.stores.events.roomEventsBetween(roomId, Number.MIN_SAFE_INTEGER, position, 1, 'backwards');
     const last = row === undefined ? undefined : await this.core.eventCache.fromRow(row);
     if (last === undefined) {
       if (!(await this.core.roomState.roomExists(roomId))) throw Errors.forbidden(`User ${userId} not in room ${roomId}`);

@@ -1,6 +1,7 @@
 // Walking a room's history in either direction, for /messages and /context.
 //
-// A room's history is a line of events-stream positions. A walk has a cursor (a token position:
+// A room's history is a line of events-stream positions (history backfilled from other servers
+// continues it below 0). A walk has a cursor (a token position:
 // the gap just after that event), a direction, and an exclusive far bound. Events are read in
 // batches, matched against the client's filter, then against history visibility, until `limit`
 // events are shown, the range is exhausted, or a scan budget is spent (a filter that matches
@@ -50,10 +51,10 @@ export class Timeline {
     const { dir, limit, filter } = request;
     const current = this.core.notifier.currentPositions().events;
     // Events in (low, high]; the far bound of the range is `low` going backwards, `high` forwards.
-    let low = dir === 'b' ? (request.to ?? 0) : request.from;
+    // Below 0 is history backfilled from other servers (negative positions, oldest lowest).
+    const low = dir === 'b' ? (request.to ?? Number.MIN_SAFE_INTEGER) : request.from;
     let high = dir === 'b' ? request.from : (request.to ?? current);
     high = Math.min(high, current, scope.upTo ?? Infinity);
-    low = Math.max(low, 0);
     let cursor = dir === 'b' ? Math.min(Math.max(request.from, low), high) : request.from;
     if (low >= high || (filter !== undefined && filterBlocksAll(filter))) return { events: [], cursor, more: false };
 

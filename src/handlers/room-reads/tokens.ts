@@ -14,7 +14,8 @@
 import { Errors } from '../../errors.js';
 import { decodeSyncToken } from '../../streams/streams.js';
 
-const POSITION_TOKEN = /^s(\d{1,15})$/;
+// Backfilled history sits at negative positions (see federation/pdu-intake.ts), so `s-<n>` is one too.
+const POSITION_TOKEN = /^s(-?\d{1,15})$/;
 const TOPOLOGICAL_TOKEN = /^t\d{1,15}-(\d{1,15})(?:_\d{1,15})*$/;
 
 /** The events-stream position a pagination or sync token stands for; 400 M_INVALID_PARAM if it is neither. */
@@ -34,5 +35,5 @@ export function positionOfToken(token: string): number {
 }
 
 export function tokenOfPosition(position: number): string {
-  return `s${Math.max(0, position)}`;
+  return `s${position}`;
 }

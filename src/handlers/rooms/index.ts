@@ -10,6 +10,7 @@ import { SyncHandler } from '../sync/sync.js';
 import type { FederationClient } from '../../federation/client.js';
 import type { Keyring } from '../../federation/keyring.js';
 import { RemoteMembership } from '../federation/remote-membership.js';
+import type { RemoteQueries } from '../federation/remote-queries.js';
 import { ResidentMembership } from '../federation/resident-membership.js';
 
 export interface RoomServices {
@@ -27,9 +28,10 @@ export async function createRoomServices(
     syncSources: SyncSources;
     rateLimits: RateLimits;
     federation: { client: Pick<FederationClient, 'request'>; keyring: Pick<Keyring, 'getVerifyKeys'> };
+    remoteQueries: Pick<RemoteQueries, 'resolveAlias'>;
   },
 ): Promise<RoomServices> {
-  const remote = new RemoteMembership(core, deps.federation.client, deps.federation.keyring);
+  const remote = new RemoteMembership(core, deps.federation.client, deps.federation.keyring, deps.remoteQueries);
   const membership = new MembershipHandler(core, deps.rateLimits, remote);
   return {
     membership,
