@@ -166,6 +166,7 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
     federationSender,
     async close() {
       await federationSender?.stop();
+      remoteServerUp.close();
       notifier.close();
       services.closeEphemeral();
       await services.closeE2ee();

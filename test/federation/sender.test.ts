@@ -250,6 +250,28 @@ describe('federation sender: a destination that contacts us is retried at once',
       await dest.stop();
     }
   });
+
+  test('a destination that fails just after contacting us and then contacts us again is retried (a quick restart)', async () => {
+    const dest = await TestDestination.start();
+    try {
+      const roomId = await createRoomWith(fed.hs, alice);
+      await joinRemote(fed.hs, roomId, dest);
+      const uri = '/_matrix/federation/v1/version';
+      const contact = () =>
+        fed.federation.requestAuth.authenticate({ method: 'GET', uri, authorization: dest.authorization(fed.serverName, 'GET', uri) });
+      // It contacts us while all is well, then goes down and comes back within seconds.
+      await contact();
+      await dest.down();
+      await sendText(fed.hs, roomId, alice, 'while restarting');
+      const sender = fed.hs.homeserver.federationSender!;
+      await eventually(() => (sender.status(dest.serverName)?.consecutiveFailures ?? 0) >= 1, 'a failed attempt');
+      await dest.up();
+      await contact();
+      await eventually(() => dest.messageBodies(roomId).length === 1, 'the message, long before the hour');
+    } finally {
+      await dest.stop();
+    }
+  });
 });
 
 describe('federation sender: restarts', () => {
