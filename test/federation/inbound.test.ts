@@ -437,6 +437,16 @@ forEachBackend('inbound federation API', (backend) => {
     const profile = await remote.call(fed, 'GET', `/_matrix/federation/v1/query/profile?user_id=${enc(alice.userId)}&field=displayname`);
     assert.equal(profile.status, 200, profile.text);
     assert.equal(profile.json.displayname, 'alice');
+    // An unset field is null, not 404 (Synapse 1.67 fails its client's whole /profile on a 404 for one field).
+    const avatar = await remote.call(fed, 'GET', `/_matrix/federation/v1/query/profile?user_id=${enc(alice.userId)}&field=avatar_url`);
+    assert.equal(avatar.status, 200, avatar.text);
+    assert.deepEqual(avatar.json, { avatar_url: null });
+    const nobody = await remote.call(
+      fed,
+      'GET',
+      `/_matrix/federation/v1/query/profile?user_id=${enc(`@nobody:${fed.serverName}`)}&field=avatar_url`,
+    );
+    assert.equal(nobody.status, 404);
 
     const rooms = await remote.call(fed, 'GET', '/_matrix/federation/v1/publicRooms');
     assert.equal(rooms.status, 403);
@@ -476,6 +486,17 @@ forEachBackend('inbound federation API', (backend) => {
         filter: { generic_search_term: 'x' },
       });
       assert.equal(post.status, 200, post.text);
+      // Synapse sends include_all_networks as a string in this body: taken as the boolean it names
+      for (const includeAllNetworks of ['false', 'true']) {
+        const synapseStyle = await remote.call(open, 'POST', '/_matrix/federation/v1/publicRooms', {
+          include_all_networks: includeAllNetworks,
+          limit: 5,
+          filter: { generic_search_term: 'x' },
+        });
+        assert.equal(synapseStyle.status, 200, synapseStyle.text);
+      }
+      const notABoolean = await remote.call(open, 'POST', '/_matrix/federation/v1/publicRooms', { include_all_networks: 'yes' });
+      assert.equal(notABoolean.status, 400);
     } finally {
       await open.stop();
     }
