@@ -1,7 +1,7 @@
 // Client-server API: GET and POST /publicRooms (S:data/api/client-server/list_public_rooms.yaml).
 //
 // Synapse's default `allow_public_rooms_without_auth: false` is kept: both need an access token.
-// Only this server's list is served.
+// With `server=` naming another server, that server's list is asked for over federation.
 
 import { z } from 'zod';
 import { isValidServerName } from '../../core/identifiers.js';
@@ -38,8 +38,17 @@ export const publicRoomsRoutes: RouteDefinition<ApiServices>[] = [
     resource: 'client',
     auth: 'guest',
     handle: async ({ query }, services) => {
-      requireLocalServer(query, services.serverName);
+      const remote = remoteServer(query, services.serverName);
       const since = query.get('since');
+      if (remote !== undefined) {
+        return {
+          body: await services.federationApi.remoteDirectory.publicRooms(remote, {
+            limit: integerParam(query, 'limit', { min: 0 }),
+            since: since || undefined,
+            thirdPartyInstanceId: query.get('third_party_instance_id') || undefined,
+          }),
+        };
+      }
       return {
         body: await services.roomDirectory.publicRooms({
           limit: integerParam(query, 'limit', { min: 0 }),
@@ -57,8 +66,24 @@ export const publicRoomsRoutes: RouteDefinition<ApiServices>[] = [
     auth: 'guest',
     body: searchBody,
     handle: async ({ query, body }, services) => {
-      requireLocalServer(query, services.serverName);
-      return { body: await services.roomDirectory.publicRooms(queryOfBody(body)) };
+      const remote = remoteServer(query, services.serverName);
+      const local = queryOfBody(body);
+      if (remote !== undefined) {
+        const filter = body.filter ?? {};
+        return {
+          body: await services.federationApi.remoteDirectory.publicRooms(remote, {
+            limit: body.limit,
+            since: body.since,
+            filter: {
+              ...(filter.generic_search_term === undefined ? {} : { generic_search_term: filter.generic_search_term }),
+              ...(filter.room_types === undefined ? {} : { room_types: filter.room_types }),
+            },
+            includeAllNetworks: body.include_all_networks,
+            thirdPartyInstanceId: body.third_party_instance_id,
+          }),
+        };
+      }
+      return { body: await services.roomDirectory.publicRooms(local) };
     },
   }),
 ];
@@ -80,12 +105,10 @@ export function queryOfBody(body: z.output<typeof searchBody>): PublicRoomsQuery
   };
 }
 
-function requireLocalServer(query: URLSearchParams, serverName: string): void {
+/** The server named by `server=` when it is another one (undefined for ours or none). */
+function remoteServer(query: URLSearchParams, serverName: string): string | undefined {
   const server = query.get('server');
-  if (server === null || server === '' || server === serverName) return;
+  if (server === null || server === '' || server === serverName) return undefined;
   if (!isValidServerName(server)) throw Errors.invalidParam(`Invalid server name: ${server.slice(0, 100)}`);
-  // Another server's list would come over federation, which this server does not speak yet. A
-  // 404 (rather than Synapse's 502 for an unreachable server) says "not available here" without
-  // claiming a server failure.
-  throw Errors.notFound(`The room directory of ${server} is not available from this server`);
+  return server;
 }

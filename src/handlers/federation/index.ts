@@ -13,6 +13,7 @@ import { FederationEventReads } from './event-reads.js';
 import { federationInbound, PduChecker } from './fetcher.js';
 import type { FederationInbound } from './pdu-intake.js';
 import { FederationQueries } from './queries.js';
+import { RemoteRoomDirectory } from './remote-directory.js';
 import { ServerAccess } from './server-access.js';
 import { TransactionHandler } from './transactions.js';
 
@@ -21,6 +22,8 @@ export interface FederationApiServices {
   readonly transactions: TransactionHandler;
   readonly eventReads: FederationEventReads;
   readonly queries: FederationQueries;
+  /** Outbound: another server's published room list, for our clients' `/publicRooms?server=`. */
+  readonly remoteDirectory: RemoteRoomDirectory;
   /** EDU types register their handler here (`edus.register(type, handler)`). */
   readonly edus: EduIntake;
   /** What the events writer uses to fetch missing events and check them (`useFederation`). */
@@ -45,6 +48,7 @@ export function createFederationApiServices(
     transactions: new TransactionHandler(core, { access: serverAccess, checker, edus, log }),
     eventReads: new FederationEventReads(core, serverAccess),
     queries: new FederationQueries(core, deps.reads.roomDirectory, deps.reads.profiles),
+    remoteDirectory: new RemoteRoomDirectory(deps.transport.client),
     edus,
     inbound: federationInbound(deps.transport.client, checker),
   };
