@@ -437,6 +437,16 @@ forEachBackend('inbound federation API', (backend) => {
     const profile = await remote.call(fed, 'GET', `/_matrix/federation/v1/query/profile?user_id=${enc(alice.userId)}&field=displayname`);
     assert.equal(profile.status, 200, profile.text);
     assert.equal(profile.json.displayname, 'alice');
+    // An unset field is null, not 404 (Synapse 1.67 fails its client's whole /profile on a 404 for one field).
+    const avatar = await remote.call(fed, 'GET', `/_matrix/federation/v1/query/profile?user_id=${enc(alice.userId)}&field=avatar_url`);
+    assert.equal(avatar.status, 200, avatar.text);
+    assert.deepEqual(avatar.json, { avatar_url: null });
+    const nobody = await remote.call(
+      fed,
+      'GET',
+      `/_matrix/federation/v1/query/profile?user_id=${enc(`@nobody:${fed.serverName}`)}&field=avatar_url`,
+    );
+    assert.equal(nobody.status, 404);
 
     const rooms = await remote.call(fed, 'GET', '/_matrix/federation/v1/publicRooms');
     assert.equal(rooms.status, 403);
@@ -476,6 +486,46 @@ forEachBackend('inbound federation API', (backend) => {
         filter: { generic_search_term: 'x' },
       });
       assert.equal(post.status, 200, post.text);
+      // Synapse sends include_all_networks as a string in this body: taken as the boolean it names
+      for (const includeAllNetworks of ['false', 'true']) {
+        const synapseStyle = await remote.call(open, 'POST', '/_matrix/federation/v1/publicRooms', {
+          include_all_networks: includeAllNetworks,
+          limit: 5,
+          filter: { generic_search_term: 'x' },
+        });
+        assert.equal(synapseStyle.status, 200, synapseStyle.text);
+      }
+      const notABoolean = await remote.call(open, 'POST', '/_matrix/federation/v1/publicRooms', { include_all_networks: 'yes' });
+      assert.equal(notABoolean.status, 400);
+
+      // Our clients read it with /publicRooms?server= (GET, and POST with a filter), over federation
+      const dave = await open.hs.createUser('dave');
+      const created = await clientCall(open, dave, 'POST', '/_matrix/client/v3/createRoom', { preset: 'public_chat', name: 'Lobby' });
+      assert.equal(created.status, 200, created.text);
+      const published = await clientCall(open, dave, 'PUT', `/_matrix/client/v3/directory/list/room/${enc(created.json.room_id)}`, {
+        visibility: 'public',
+      });
+      assert.equal(published.status, 200, published.text);
+      const listed = await clientCall(fed, alice, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(open.serverName)}&limit=10`);
+      assert.equal(listed.status, 200, listed.text);
+      assert.deepEqual(
+        listed.json.chunk.map((room: { room_id: string; name: string }) => [room.room_id, room.name]),
+        [[created.json.room_id, 'Lobby']],
+      );
+      const searched = await clientCall(fed, alice, 'POST', `/_matrix/client/v3/publicRooms?server=${enc(open.serverName)}`, {
+        filter: { generic_search_term: 'lob' },
+        include_all_networks: false,
+      });
+      assert.equal(searched.status, 200, searched.text);
+      assert.equal(searched.json.chunk[0]?.room_id, created.json.room_id);
+      const missed = await clientCall(fed, alice, 'POST', `/_matrix/client/v3/publicRooms?server=${enc(open.serverName)}`, {
+        filter: { generic_search_term: 'nothing like it' },
+      });
+      assert.deepEqual(missed.json.chunk, []);
+      // a server that does not share its list: 403, as Synapse
+      const closed = await clientCall(open, dave, 'GET', `/_matrix/client/v3/publicRooms?server=${enc(fed.serverName)}`);
+      assert.equal(closed.status, 403, closed.text);
+      assert.equal(closed.json.errcode, 'M_FORBIDDEN');
     } finally {
       await open.stop();
     }

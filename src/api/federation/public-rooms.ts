@@ -2,9 +2,20 @@
 // (S:data/api/server-server/public_rooms.yaml): our room directory, for other servers' users,
 // only with `allow_public_rooms_over_federation: true` (default false: 403, as Synapse).
 
+import { z } from 'zod';
+import { absentIfNull } from '../../errors.js';
 import { booleanParam, integerParam, stringParam } from '../../http/query.js';
 import { queryOfBody, searchBody } from '../client/public-rooms.js';
 import { defineRoute } from '../define-route.js';
+
+/**
+ * The client POST body, but `include_all_networks` may also be the string `"true"` or `"false"`: Synapse (1.67 at
+ * least) sends it as a string in this body (it is one in the GET query), and refusing it would fail every filtered
+ * directory search from Synapse users.
+ */
+const federationSearchBody = searchBody.extend({
+  include_all_networks: absentIfNull(z.union([z.boolean(), z.enum(['true', 'false']).transform((value) => value === 'true')]).optional()),
+});
 
 export const federationPublicRoomsRoutes = [
   // GET /_matrix/federation/v1/publicRooms
@@ -38,7 +49,7 @@ export const federationPublicRoomsRoutes = [
     paths: '/_matrix/federation/v1/publicRooms',
     resource: 'federation',
     auth: 'server',
-    body: searchBody,
+    body: federationSearchBody,
     handle: async ({ body }, services) => ({ body: await services.federationApi.queries.publicRooms(queryOfBody(body)) }),
   }),
 ];

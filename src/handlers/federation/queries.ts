@@ -14,7 +14,7 @@ export class FederationQueries {
   constructor(
     private readonly core: CoreParts<'serverName' | 'config' | 'signingKey' | 'now'>,
     private readonly roomDirectory: Pick<RoomDirectoryApi, 'resolveAlias' | 'publicRooms'>,
-    private readonly profiles: Pick<ProfilesApi, 'profile' | 'field'>,
+    private readonly profiles: Pick<ProfilesApi, 'profile' | 'localProfile'>,
   ) {}
 
   /** `GET /query/directory?room_alias=`: one of our aliases. */
@@ -32,7 +32,10 @@ export class FederationQueries {
     if (parsed.serverName !== this.core.serverName) throw Errors.invalidParam('The user is not hosted on this homeserver');
     if (field === undefined) return this.profiles.profile(userId);
     if (field !== 'displayname' && field !== 'avatar_url') throw Errors.notFound(`The user has no ${field.slice(0, 100)}`);
-    return this.profiles.field(userId, field);
+    // A field an existing user has not set is answered `null` (spec: query.yaml, "MUST either be omitted or set to
+    // `null`"), not 404: Synapse asks for each field on its own and fails its client's whole /profile on a 404 for one.
+    const profile = await this.profiles.localProfile(userId);
+    return { [field]: profile[field] };
   }
 
   /** `GET`/`POST /publicRooms`: 403 unless `allow_public_rooms_over_federation` (default false). */

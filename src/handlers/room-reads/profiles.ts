@@ -33,6 +33,8 @@ export interface ProfilesApi {
   profile(userId: string): Promise<{ displayname?: string; avatar_url?: string }>;
   /** GET /profile/{userId}/{field}: 404 when the user is unknown or the field is unset. */
   field(userId: string, field: ProfileField): Promise<JsonObject>;
+  /** One of our users' stored profile, unset fields `null`; 404 for a user not ours or not known. */
+  localProfile(userId: string): Promise<{ displayname: string | null; avatar_url: string | null }>;
   /** PUT (a string) or DELETE (`null`) /profile/{userId}/{field}. */
   setField(requester: ProfileRequester, userId: string, field: ProfileField, value: string | null): Promise<void>;
 }
@@ -113,7 +115,7 @@ export class Profiles implements ProfilesApi {
     return this.remote !== undefined && serverNameOf(userId) !== this.core.serverName;
   }
 
-  private async localProfile(userId: string): Promise<{ displayname: string | null; avatar_url: string | null }> {
+  async localProfile(userId: string): Promise<{ displayname: string | null; avatar_url: string | null }> {
     if (!isValidUserId(userId)) throw Errors.invalidParam('Invalid user id');
     const profile = serverNameOf(userId) === this.core.serverName ? await this.core.stores.users.getProfile(userId) : undefined;
     if (profile === undefined) throw Errors.notFound('Profile was not found');
