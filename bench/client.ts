@@ -106,7 +106,7 @@ function rssMb(pid: number): number {
 
 export async function call(pool: Pool, method: string, path: string, token: string, body?: unknown): Promise<any> {
   const res = await pool.request({
-    method: method as 'GET',
+    method,
     path,
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),

@@ -100,8 +100,10 @@ function repeatable(sql: string): boolean {
 }
 
 /** A failure that must reach the caller as it is, without another attempt. */
-class Final {
-  constructor(readonly error: unknown) {}
+class Final extends Error {
+  constructor(readonly error: unknown) {
+    super('a failure that is not retried');
+  }
 }
 
 interface Checkout {

@@ -114,7 +114,7 @@ function specificity(regex: string): number {
   return regex.replace(/\[\^\/\]\+|\.\+|\(\?:[^)]*\)/g, '').length;
 }
 
-export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUTES as readonly Route[]): ProxyPlan {
+export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUTES): ProxyPlan {
   const table = new RoutingTable(cluster);
   const pools = new Map<string, Pool>();
   const poolFor = (requested: string, instances: readonly string[], hash: PoolHash, nameHint: string): Pool => {

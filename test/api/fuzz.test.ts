@@ -477,7 +477,7 @@ async function call(
   body?: unknown,
 ): Promise<{ status: number; json: any }> {
   const res = await pool.request({
-    method: method as 'GET',
+    method: method,
     path,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),

@@ -22,7 +22,7 @@ function loadError(files: Record<string, string>, args: string[] = ['homeserver.
   try {
     load(files, args);
   } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return [...err.problems];
   }
   assert.fail('expected the config to be rejected');

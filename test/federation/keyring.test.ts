@@ -178,7 +178,7 @@ describe('the keyring', () => {
         },
       );
       assert.equal(checked?.accepted.length, 1);
-      return checked!.accepted[0]!;
+      return checked.accepted[0]!;
     };
     assert.equal(check(await query()).validUntilTs, t0 + 4 * HOUR);
     assert.equal(hits, 1);

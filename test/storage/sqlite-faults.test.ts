@@ -63,7 +63,7 @@ describe('SQLite backend: passing faults', () => {
       ]);
       for (const result of results) {
         assert.equal(result.status, 'rejected');
-        unavailable('busy')((result as PromiseRejectedResult).reason);
+        unavailable('busy')(result.reason);
       }
       // Reads go on meanwhile (WAL: readers do not wait for the writer).
       assert.deepEqual(await db.all('SELECT v FROM t'), [{ v: 'before' }]);
@@ -91,7 +91,7 @@ describe('SQLite backend: passing faults', () => {
     const results = await Promise.allSettled(
       attempts.map(({ value }) => db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', [value]))),
     );
-    const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    const failed = results.filter((r) => r.status === 'rejected');
     assert.ok(failed.length > 0, 'some writes did not fit');
     for (const { reason } of failed) unavailable('resources')(reason);
     // Reported done ⇔ stored: a group commit that failed did not leave anything behind.

@@ -23,8 +23,6 @@ import {
   Filter,
   MsgType,
   PendingEventOrdering,
-  RoomEvent,
-  RoomMemberEvent,
   type MatrixClient,
   type MatrixEvent,
   type Room,
@@ -53,7 +51,7 @@ globalThis.setTimeout = Object.assign((handler: (...args: unknown[]) => void, ms
   const timer = realSetTimeout(handler, ms, ...args);
   if ((ms ?? 0) >= 60_000) timer.unref();
   return timer;
-}, realSetTimeout) as typeof setTimeout;
+}, realSetTimeout);
 
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,7 +137,7 @@ class MessageCollector {
   private since = '';
   private running = true;
   private loop: Promise<void> | undefined;
-  private error: unknown;
+  private error: Error | undefined;
   private readonly filter = enc(JSON.stringify({ room: { timeline: { limit: 500 } } }));
 
   constructor(

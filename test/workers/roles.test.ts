@@ -13,7 +13,7 @@ function problemsOf(load: () => unknown): string[] {
   try {
     load();
   } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return [...err.problems];
   }
   assert.fail('expected the configuration to be refused');

@@ -83,7 +83,7 @@ export class KeysHandler {
       if (!isValidUserId(userId) || !isLocalUser(userId, this.deps.serverName)) continue;
       users.push(userId);
       if (deviceIds.length === 0) allDevicesOf.push(userId);
-      else for (const deviceId of new Set(deviceIds as string[])) someDevices.push([userId, deviceId]);
+      else for (const deviceId of new Set(deviceIds)) someDevices.push([userId, deviceId]);
     }
     const { keys, crossSigning } = this.deps;
     const [deviceRows, selfSignatures, crossSigningKeys, requesterSignatures] = await Promise.all([

@@ -590,7 +590,7 @@ class IntakeRun {
   async settleCommits(): Promise<Map<string, string>> {
     const failures = new Map<string, string>();
     const results = await Promise.allSettled(this.commits.map((c) => c.commit));
-    let unavailable: unknown;
+    let unavailable: DatabaseUnavailableError | undefined;
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') return;
       if (result.reason instanceof DatabaseUnavailableError) unavailable ??= result.reason;

@@ -7,7 +7,7 @@
 // are not counted. Buckets live in process memory: in worker mode each process limits the requests
 // it serves, as Synapse's workers do.
 
-import { Errors, type MatrixError } from '../../errors.js';
+import { Errors } from '../../errors.js';
 
 export interface RateLimitSettings {
   readonly per_second: number;
