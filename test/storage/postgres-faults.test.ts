@@ -263,7 +263,8 @@ describe('PostgreSQL backend: the server goes away', () => {
       const setup = new pg.Client({ host: server.socketDir, user: server.user, database: name });
       await setup.connect();
       await setup.query(`CREATE TABLE t (v TEXT NOT NULL);
-        CREATE FUNCTION wait_for_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+        CREATE FUNCTION wait_for_gate() RETURNS trigger LANGUAGE plpgsql
+          AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
         CREATE CONSTRAINT TRIGGER gate AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_for_gate();`);
       await setup.query('SELECT pg_advisory_lock(4242)');
       const { log, messages } = capturingLogger();
@@ -272,7 +273,8 @@ describe('PostgreSQL backend: the server goes away', () => {
       const waitingInCommit = () =>
         eventually(async () => {
           const { rows } = await setup.query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'",
+            `SELECT pid FROM pg_stat_activity
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'`,
             [name],
           );
           return rows[0]?.pid as number | undefined;

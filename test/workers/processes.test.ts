@@ -536,7 +536,8 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       expect(/^✓ config: 2 file\(s\), 5 worker\(s\) in \S+\/workers$/);
       expect(
         new RegExp(
-          `^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`,
+          `^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner ` +
+            `\\S+, group \\S+$`,
         ),
       );
       expect(new RegExp(`^✓ Redis at ${cluster.redis.socketPath}: answers PING$`));
