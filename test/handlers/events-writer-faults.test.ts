@@ -89,7 +89,8 @@ describe('events writer: the connection breaks during a COMMIT', () => {
   }
 
   for (const outcome of ['committed', 'rolled back'] as const) {
-    test(`the server ${outcome === 'committed' ? 'committed it' : 'rolled it back'}: one event, the same one for the retry sent meanwhile and the one sent after, and syncing clients see it`, async () => {
+    const did = outcome === 'committed' ? 'committed it' : 'rolled it back';
+    test(`the server ${did}: one event for the send, the retry sent meanwhile and the one sent after; syncing clients see it`, async () => {
       const roomId = await newRoom();
       const since = await syncToken();
       const body = `cut, ${outcome}`;

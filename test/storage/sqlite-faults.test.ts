@@ -51,7 +51,8 @@ describe('SQLite backend: passing faults', () => {
     return { db, file, messages };
   }
 
-  test('SQLITE_BUSY: another process holds the write lock longer than busy_timeout → the waiting writes fail with a retriable error; the queue goes on once it is released', async () => {
+  // The queue goes on once the lock is released.
+  test('SQLITE_BUSY: another process holds the lock beyond busy_timeout → the waiting writes fail with a retriable error', async () => {
     const { db, file, messages } = await open({ busyTimeoutMs: 200 });
     await db.run('INSERT INTO t (v) VALUES (?)', ['before']);
     const other = new Sqlite(file);
@@ -81,7 +82,8 @@ describe('SQLite backend: passing faults', () => {
     assert.ok(said.includes('database serves again'), said.join('\n'));
   });
 
-  test('SQLITE_FULL: the database reaches its size cap → the writes that need room fail with a retriable error, every write reported done is stored, and writes succeed again once there is room', async () => {
+  // Every write reported done is stored, and writes succeed again once there is room.
+  test('SQLITE_FULL: the database reaches its size cap → the writes that need room fail with a retriable error', async () => {
     const { db } = await open();
     const [{ page_count: pages }] = (await db.all<{ page_count: number }>('PRAGMA page_count')) as [{ page_count: number }];
     // The write connection may not grow the file beyond a few more pages.
@@ -103,7 +105,7 @@ describe('SQLite backend: passing faults', () => {
     assert.equal((await db.all('SELECT v FROM t WHERE v = ?', [big])).length, 1);
   });
 
-  test('a single process whose database is full answers 503 M_UNKNOWN with Retry-After, and the same send succeeds once there is room', async () => {
+  test('one process whose database is full answers 503 M_UNKNOWN with Retry-After; the same send succeeds once there is room', async () => {
     const hs = await startTestHomeserver();
     try {
       const alice = await hs.createUser('alice');

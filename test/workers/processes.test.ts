@@ -627,7 +627,7 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   });
 
   describe('concurrent room creation', () => {
-    test('100 creations by one user, 8 at a time, through both generic workers and the router: 100 rooms of their own, each on its persister, no 5xx', async (t) => {
+    test('100 creations by a user, 8 at once, via both generic workers and router: 100 rooms, each on its persister, no 5xx', async (t) => {
       const creator = await registerAccount(cluster.baseUrl('generic1'), 'bulkcreator');
       // Round robin over three ways in, so one user's creations are built by two processes at once.
       const ways = [cluster.baseUrl('generic1'), cluster.baseUrl('generic2'), cluster.routerUrl!];
@@ -693,7 +693,7 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       return Number(row!.n);
     }
 
-    test('kill -9 of generic1 while a client sends through it: restarted; no acknowledged event lost; retried txnIds never duplicate', async () => {
+    test('kill -9 of generic1 while a client sends via it: restarted; no acknowledged event lost; retries never duplicate', async () => {
       const roomId = await roomFor();
       const collector = new MessageCollector(() => cluster.baseUrl('generic2'), reader.accessToken, roomId);
       await collector.start();

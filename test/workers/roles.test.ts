@@ -301,8 +301,8 @@ describe('the deployment as a whole (the workers directory)', () => {
       problems[0]!,
       new RegExp(
         /workers\/ephemeral\.yaml: worker_listeners: ephemeral writes typing, so the requests that write it go there /.source +
-          /\(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), but ephemeral has no http listener with the `client` resource/
-            .source,
+          /\(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), /.source +
+          /but ephemeral has no http listener with the `client` resource/.source,
       ),
     );
   });
