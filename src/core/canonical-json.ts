@@ -84,7 +84,7 @@ class Unencodable extends Error {}
 const UNENCODABLE = new Unencodable();
 
 function isPlainObject(value: object): boolean {
-  const proto = Object.getPrototypeOf(value);
+  const proto: unknown = Object.getPrototypeOf(value);
   return proto === Object.prototype || proto === null;
 }
 

@@ -296,7 +296,7 @@ export class PostgresDatabase implements Database {
       try {
         const checkout = await this.checkout();
         try {
-          status = (await checkout.client.query('SELECT txid_status($1) AS status', [xid])).rows[0]?.status;
+          status = (await checkout.client.query<{ status: string | null }>('SELECT txid_status($1) AS status', [xid])).rows[0]?.status;
           checkout.release(false);
         } catch (err) {
           checkout.release(databaseFaultOf(err) === 'unreachable');

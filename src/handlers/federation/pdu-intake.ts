@@ -179,7 +179,7 @@ export class PduIntake {
       throw err;
     }
     const run = new IntakeRun(this.host, room, origin);
-    const outcomes: Array<PduOutcome | undefined> = new Array(pdus.length);
+    const outcomes = new Array<PduOutcome | undefined>(pdus.length);
     const events: RoomEvent[] = [];
     const indexOf = new Map<string, number[]>();
     pdus.forEach((pdu, i) => {
