@@ -22,7 +22,10 @@ export async function measureHttpCeiling(): Promise<Figure> {
     [
       '-e',
       `const http = require('node:http');
-       const s = http.createServer({ keepAliveTimeout: 65000 }, (req, res) => { res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 }); res.end('{}'); });
+       const s = http.createServer({ keepAliveTimeout: 65000 }, (req, res) => {
+         res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 });
+         res.end('{}');
+       });
        s.listen(0, '127.0.0.1', () => process.send(s.address().port));`,
     ],
     { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] },

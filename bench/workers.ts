@@ -436,7 +436,8 @@ export async function measureWorkers(): Promise<Figure[]> {
           const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
           for (const name of names) {
             process.stderr.write(
-              `bench workers: keep-up CPU of ${name} by thread: ${describeThreadCpu(threadsBefore.get(name)!, threadCpu(bench.pids.get(name)!))}\n`,
+              `bench workers: keep-up CPU of ${name} by thread: ` +
+                `${describeThreadCpu(threadsBefore.get(name)!, threadCpu(bench.pids.get(name)!))}\n`,
             );
           }
           for (const name of names) {

@@ -1,6 +1,7 @@
-// `npm test`: type-checks, builds dist/ (integration tests spawn bin/myelin), then runs every
-// test file under test/ with Node's built-in runner. Extra arguments narrow the run to test files
-// whose path contains one of them, e.g. `npm test -- core/canonical`.
+// `npm test`: checks the formatting (prettier) and the lint (eslint), type-checks, builds dist/
+// (integration tests spawn bin/myelin), then runs every test file under test/ with Node's built-in
+// runner. Extra arguments narrow the run to test files whose path contains one of them, e.g.
+// `npm test -- core/canonical`; such a run skips the checks of the whole repository.
 //
 // One PostgreSQL server serves the whole run (MYELIN_TEST_PG_SOCKET_DIR, see
 // test/harness/postgres.ts): the many suites that run on both backends each create a database on
@@ -33,12 +34,19 @@ if (files.length === 0) {
   process.exit(2);
 }
 
+/** Runs a tool of node_modules; a failure ends the run, saying which check failed and how to fix it. */
+function check(what, script, args, fix) {
+  const result = spawnSync(process.execPath, [join(root, 'node_modules', ...script), ...args], { stdio: 'inherit', cwd: root });
+  if (result.status !== 0) {
+    console.error(`npm test: ${what} failed${fix ? ` (${fix})` : ''}`);
+    process.exit(result.status ?? 1);
+  }
+}
+
 if (filters.length === 0) {
-  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-  const typecheck = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json'), '--noEmit'], {
-    stdio: 'inherit',
-  });
-  if (typecheck.status !== 0) process.exit(typecheck.status ?? 1);
+  check('the formatting check', ['prettier', 'bin', 'prettier.cjs'], ['--check', '--log-level=warn', '.'], '`npm run format` fixes it');
+  check('the lint', ['eslint', 'bin', 'eslint.js'], ['.'], 'the problems are listed above; `npx eslint --fix .` fixes some');
+  check('the type check', ['typescript', 'bin', 'tsc'], ['-p', join(root, 'tsconfig.json'), '--noEmit']);
 }
 ensureBuilt();
 

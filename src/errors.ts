@@ -11,34 +11,31 @@ import { z } from 'zod';
 import { isJsonObject, type JsonObject } from './core/json.js';
 
 /** Every errcode this server answers with (spec: client-server API, §Common error codes and §Other error codes). */
-const ERRCODES = [
-  'M_BAD_ALIAS',
-  'M_BAD_JSON',
-  'M_FORBIDDEN',
-  'M_GUEST_ACCESS_FORBIDDEN',
-  'M_INCOMPATIBLE_ROOM_VERSION',
-  'M_INVALID_PARAM',
-  'M_INVALID_SIGNATURE',
-  'M_INVALID_USERNAME',
-  'M_KEY_TOO_LARGE',
-  'M_LIMIT_EXCEEDED',
-  'M_MISSING_PARAM',
-  'M_MISSING_TOKEN',
-  'M_NOT_FOUND',
-  'M_NOT_JSON',
-  'M_ROOM_IN_USE',
-  'M_TOO_LARGE',
-  'M_UNAUTHORIZED',
-  'M_UNKNOWN',
-  'M_UNKNOWN_TOKEN',
-  'M_UNRECOGNIZED',
-  'M_UNSUPPORTED_ROOM_VERSION',
-  'M_USER_DEACTIVATED',
-  'M_USER_IN_USE',
-  'M_WRONG_ROOM_KEYS_VERSION',
-] as const;
-
-export type Errcode = (typeof ERRCODES)[number];
+export type Errcode =
+  | 'M_BAD_ALIAS'
+  | 'M_BAD_JSON'
+  | 'M_FORBIDDEN'
+  | 'M_GUEST_ACCESS_FORBIDDEN'
+  | 'M_INCOMPATIBLE_ROOM_VERSION'
+  | 'M_INVALID_PARAM'
+  | 'M_INVALID_SIGNATURE'
+  | 'M_INVALID_USERNAME'
+  | 'M_KEY_TOO_LARGE'
+  | 'M_LIMIT_EXCEEDED'
+  | 'M_MISSING_PARAM'
+  | 'M_MISSING_TOKEN'
+  | 'M_NOT_FOUND'
+  | 'M_NOT_JSON'
+  | 'M_ROOM_IN_USE'
+  | 'M_TOO_LARGE'
+  | 'M_UNAUTHORIZED'
+  | 'M_UNKNOWN'
+  | 'M_UNKNOWN_TOKEN'
+  | 'M_UNRECOGNIZED'
+  | 'M_UNSUPPORTED_ROOM_VERSION'
+  | 'M_USER_DEACTIVATED'
+  | 'M_USER_IN_USE'
+  | 'M_WRONG_ROOM_KEYS_VERSION';
 
 export class MatrixError extends Error {
   constructor(
@@ -178,7 +175,7 @@ export function absentIfNull<S extends z.ZodType>(schema: S) {
  * is put before the message).
  */
 export function checked<S extends z.ZodType>(schema: S, valid: (value: z.output<S>) => boolean, errcode: Errcode, message: string): S {
-  return schema.refine(valid, { message, params: { errcode } satisfies IssueParams }) as unknown as S;
+  return schema.refine(valid, { message, params: { errcode } satisfies IssueParams });
 }
 
 /** An optional string; `null` reads as absent. */

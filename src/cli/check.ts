@@ -44,7 +44,9 @@ export async function checkCommand(args: string[], defaultPaths: () => string[])
   const results: CheckResult[] = [
     {
       ok: true,
-      text: `config: ${cluster.main.origin.files.length} file(s), ${cluster.workers.length} worker(s)${cluster.workersDir ? ` in ${cluster.workersDir}` : ''}`,
+      text:
+        `config: ${cluster.main.origin.files.length} file(s), ${cluster.workers.length} worker(s)` +
+        (cluster.workersDir ? ` in ${cluster.workersDir}` : ''),
     },
   ];
   const report = (result: CheckResult) => {
@@ -304,7 +306,9 @@ export async function checkReplication(cluster: Cluster): Promise<CheckResult[]>
       if (refused(withSecret.status)) {
         results.push({
           ok: false,
-          text: `${label}: refuses the configured secret (HTTP ${withSecret.status}); do all processes read the same worker_replication_secret?`,
+          text:
+            `${label}: refuses the configured secret (HTTP ${withSecret.status}); do all processes read the same ` +
+            `worker_replication_secret?`,
         });
         continue;
       }
@@ -353,7 +357,8 @@ function describeDatabase(config: Config): string {
   const { name, args } = config.database;
   if (name === 'sqlite3') return `SQLite ${args.database}`;
   const host = args.host ?? 'localhost';
-  return `PostgreSQL ${args.dbname ?? args.database ?? '(default database)'} on ${host}${args.port ? `:${args.port}` : ''}${args.user ? ` as ${args.user}` : ''}`;
+  const database = args.dbname ?? args.database ?? '(default database)';
+  return `PostgreSQL ${database} on ${host}${args.port ? `:${args.port}` : ''}${args.user ? ` as ${args.user}` : ''}`;
 }
 
 export async function checkDatabase(config: Config, timeoutMs = 10_000): Promise<CheckResult> {
@@ -418,7 +423,9 @@ export function checkDataFileModes(config: Config): CheckResult[] {
         ? { ok: false, text: `database files: ${open.join('; ')}; chmod 600 them` }
         : {
             ok: true,
-            text: `database files (${files.map((f) => f.path).join(', ')}): mode ${files.map((f) => octal(f.mode)).join(', ')}, not readable by other users`,
+            text:
+              `database files (${files.map((f) => f.path).join(', ')}): ` +
+              `mode ${files.map((f) => octal(f.mode)).join(', ')}, not readable by other users`,
           },
     );
   }

@@ -119,7 +119,7 @@ export async function run(argv: string[]): Promise<number> {
       process.stderr.write(`myelin: cannot start: ${err.message}\n`);
       return EXIT_FAILURE;
     }
-    process.stderr.write(`myelin: ${(err as Error).stack ?? err}\n`);
+    process.stderr.write(`myelin: ${(err as Error).stack ?? String(err)}\n`);
     return EXIT_FAILURE;
   }
 }

@@ -50,7 +50,8 @@ export async function registerUserCommand(args: string[]): Promise<number> {
   } catch (err) {
     if (!(err instanceof CommandError)) throw err;
     process.stderr.write(
-      `myelin register-user: ${err.message}\n${err.status === EXIT_USAGE && err.message.startsWith('usage') ? `\n${REGISTER_USER_USAGE}` : ''}`,
+      `myelin register-user: ${err.message}\n` +
+        (err.status === EXIT_USAGE && err.message.startsWith('usage') ? `\n${REGISTER_USER_USAGE}` : ''),
     );
     return err.status;
   }

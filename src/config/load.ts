@@ -78,7 +78,8 @@ export function parseYamlFile(file: string, text: string): Record<string, unknow
     throw new ConfigError(
       doc.errors.map(
         (e) =>
-          `${file}: line ${e.linePos?.[0]?.line ?? '?'}: invalid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
+          `${file}: line ${e.linePos?.[0]?.line ?? '?'}: ` +
+          `invalid YAML: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`,
       ),
     );
   }
@@ -153,7 +154,8 @@ function checkConfig(config: Config, problems: string[]): void {
         const dir = dirname(listener.path);
         if (!existsSync(dir)) {
           problems.push(
-            `${config.origin.describe([key, i, 'path'])}: the directory ${dir} does not exist (create it before starting; the socket file itself is created at start-up)`,
+            `${config.origin.describe([key, i, 'path'])}: the directory ${dir} does not exist (create it before starting; the socket ` +
+              `file itself is created at start-up)`,
           );
         }
       }

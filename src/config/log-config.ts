@@ -28,7 +28,7 @@ export function readLogConfig(path: string, describeKey: string): LogSettings {
     data = parseYamlFile(path, readFileSync(path, 'utf8'));
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError([`${describeKey}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`]);
+    throw new ConfigError([`${describeKey}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`]);
   }
   const settings: LogSettings = {};
   const root = isPlainObject(data.root) ? data.root : {};

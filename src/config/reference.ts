@@ -1,7 +1,6 @@
 // The configuration reference (README.md, `myelin config-reference`), generated from the schema
 // so the documentation cannot drift from what the loader accepts.
 
-import type { z } from 'zod';
 import { configSchema, listenerSchema } from './schema.js';
 import { defaultOf, kindOf, metaOf, type SchemaNode } from './walk.js';
 
@@ -67,9 +66,9 @@ function table(list: Row[]): string {
 
 export function configReference(): string {
   const listenerKeys = (key: string) => key !== 'listeners' && key !== 'worker_listeners';
-  const listenerRows = rows(listenerSchema as z.ZodType, '', [], () => true);
+  const listenerRows = rows(listenerSchema, '', [], () => true);
   return [
-    table(rows(configSchema as z.ZodType, '', [], listenerKeys)),
+    table(rows(configSchema, '', [], listenerKeys)),
     '',
     '**Listeners** (each entry of `listeners` and `worker_listeners`):',
     '',

@@ -175,7 +175,8 @@ export function checkRoles(config: Config, problems: string[]): void {
     }
     if (config.worker_listeners.length > 0) {
       problems.push(
-        `${where('worker_listeners')}: only workers have \`worker_listeners\` (this config has no \`worker_app\`); the main process uses \`listeners\``,
+        `${where('worker_listeners')}: only workers have \`worker_listeners\` (this config has no \`worker_app\`); the main process ` +
+          `uses \`listeners\``,
       );
     }
   }
@@ -204,7 +205,8 @@ export function checkRoles(config: Config, problems: string[]): void {
     for (const writer of new Set(writers)) {
       if (writer !== MAIN_INSTANCE && topology.instanceMap[writer] === undefined) {
         problems.push(
-          `${where('stream_writers', stream)}: Instance '${writer}' is configured to write ${stream} but does not appear in \`instance_map\` config.`,
+          `${where('stream_writers', stream)}: Instance '${writer}' is configured to write ${stream} but does not appear in ` +
+            `\`instance_map\` config.`,
         );
       }
     }
@@ -225,13 +227,15 @@ function checkWorkerKeys(config: Config, app: WorkerAppName, problems: string[])
   const topology = topologyOf(config);
   if (app.legacy === 'federation_sender' && name !== undefined && !topology.federationSenderInstances.includes(name)) {
     problems.push(
-      `${where('worker_app')}: ${config.worker_app} sends federation only when listed: add ${JSON.stringify(name)} to \`federation_sender_instances\` in the shared config ` +
+      `${where('worker_app')}: ${config.worker_app} sends federation only when listed: ` +
+        `add ${JSON.stringify(name)} to \`federation_sender_instances\` in the shared config ` +
         '(or write `worker_app: generic_worker`)',
     );
   }
   if (app.legacy === 'pusher' && name !== undefined && !topology.pusherInstances.includes(name)) {
     problems.push(
-      `${where('worker_app')}: ${config.worker_app} sends push notifications only when listed: add ${JSON.stringify(name)} to \`pusher_instances\` in the shared config ` +
+      `${where('worker_app')}: ${config.worker_app} sends push notifications only when listed: ` +
+        `add ${JSON.stringify(name)} to \`pusher_instances\` in the shared config ` +
         '(or write `worker_app: generic_worker`)',
     );
   }
@@ -255,18 +259,21 @@ export function checkWorkerRequirements(config: Config): string[] {
   }
   if (config.database.name === 'sqlite3') {
     problems.push(
-      `${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared. ` +
+      `${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, ` +
+        'and SQLite cannot be shared. ' +
         'Set `database.name: psycopg2` in the shared config (run SQLite deployments as a single process: `myelin start` without workers).',
     );
   }
   if (!config.redis.enabled) {
     problems.push(
-      `${where('redis')}: workers replicate through Redis: set \`redis.enabled: true\` and \`redis.path\` (or \`host\`/\`port\`) in the shared config`,
+      `${where('redis')}: workers replicate through Redis: set \`redis.enabled: true\` and \`redis.path\` ` +
+        '(or `host`/`port`) in the shared config',
     );
   }
   if (topology.instanceMap[MAIN_INSTANCE] === undefined) {
     problems.push(
-      `${where('instance_map')}: Missing data for a worker to connect to main process: add \`main\` to \`instance_map\` in the shared config, ` +
+      `${where('instance_map')}: Missing data for a worker to connect to main process: ` +
+        'add `main` to `instance_map` in the shared config, ' +
         `with the \`path\` (or \`host\` and \`port\`) of the main process's replication listener.`,
     );
   }
@@ -287,15 +294,16 @@ function checkOwnReplicationListener(config: Config, topology: Topology, problem
   const writes = self === MAIN_INSTANCE ? [] : streamsWrittenBy(topology, self);
   if (writes.length > 0 && replicationListeners.length === 0) {
     problems.push(
-      `${config.origin.describe([key])}: ${self} writes ${writes.join(', ')}, so it needs an http listener with the \`replication\` resource ` +
-        'for the other processes to reach it',
+      `${config.origin.describe([key])}: ${self} writes ${writes.join(', ')}, so it needs an http listener ` +
+        'with the `replication` resource for the other processes to reach it',
     );
     return;
   }
   if (location === undefined) return;
   if (replicationListeners.length === 0) {
     problems.push(
-      `${config.origin.describe([key])}: \`instance_map.${self}\` says the other processes reach ${self} at ${describeLocation(location)}, ` +
+      `${config.origin.describe([key])}: \`instance_map.${self}\` says the other processes reach ${self} ` +
+        `at ${describeLocation(location)}, ` +
         'but it has no http listener with the `replication` resource',
     );
   } else if (!replicationListeners.some((l) => locationMatches(location, l))) {

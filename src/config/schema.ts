@@ -453,7 +453,8 @@ export const configSchema = z
       DEFAULT_IP_RANGE_BLACKLIST,
     ),
     federation_ip_range_blacklist: ipRangeList(
-      "Synapse's older name: when set, it replaces `ip_range_blacklist` for federation, and `ip_range_whitelist` does not apply to federation.",
+      "Synapse's older name: when set, it replaces `ip_range_blacklist` for federation, and `ip_range_whitelist` does not apply to " +
+        'federation.',
     ),
     ip_range_whitelist: ipRangeList('Addresses (IP or CIDR) allowed even though `ip_range_blacklist` lists them.', []),
     trusted_key_servers: doc(
@@ -589,7 +590,8 @@ export const configSchema = z
     run_background_tasks_on: doc(z.string().default('main'), 'The instance that runs background jobs.'),
     initial_sync_instances: doc(
       z.array(z.string()).optional(),
-      'Generic workers that take initial syncs (`/sync` without `since`), so they cannot slow down ongoing syncs. Default: the workers that serve `/sync`.',
+      'Generic workers that take initial syncs (`/sync` without `since`), so they cannot slow down ongoing syncs. Default: the ' +
+        'workers that serve `/sync`.',
       '[generic3]',
     ),
     media_instance_running_background_jobs: doc(z.string().optional(), 'The media worker that runs media clean-up jobs.'),

@@ -130,11 +130,13 @@ export interface EduContext {
   readonly localServerName: string;
 }
 
-class EduProblem {
+class EduProblem extends Error {
   constructor(
     readonly code: EduErrorCode,
-    readonly message: string,
-  ) {}
+    message: string,
+  ) {
+    super(message);
+  }
 }
 
 function malformed(message: string): never {

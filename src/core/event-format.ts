@@ -167,7 +167,7 @@ function parseUnchecked(
   knownCanonicalBytes?: number,
 ): RoomEvent {
   if (!isJsonObject(json)) bad('a PDU must be a JSON object');
-  const pdu = json as Pdu;
+  const pdu = json;
 
   // Strict canonical JSON (v6+) and the whole-PDU size limit: one encoding does both. Strict
   // encoding refuses floats and out-of-range integers; relaxed (v1–5) only non-JSON values.

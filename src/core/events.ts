@@ -10,7 +10,7 @@
 
 import type { JsonObject } from './json.js';
 
-export interface Pdu extends JsonObject {}
+export type Pdu = JsonObject;
 
 export interface RoomEvent {
   readonly eventId: string;

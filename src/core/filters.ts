@@ -145,7 +145,7 @@ function stringsAt(
 
 const USER_IDS = { valid: (s: string) => isValidUserId(s), what: 'user id' } as const;
 const ROOM_IDS = { valid: (s: string) => isValidRoomId(s), what: 'room id' } as const;
-const EMPTY: JsonObject = Object.freeze({}) as JsonObject;
+const EMPTY: JsonObject = Object.freeze({});
 const NONE: readonly string[] = Object.freeze([]);
 
 function parseEventFilterAt(value: JsonValue | undefined, path: string): EventFilter {

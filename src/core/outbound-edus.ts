@@ -111,7 +111,7 @@ export function directToDeviceEdu(
   messageId: string,
   messages: Readonly<Record<string, Readonly<Record<string, JsonObject>>>>,
 ): OutboundEdu {
-  return { edu_type: 'm.direct_to_device', content: { sender, type: eventType, message_id: messageId, messages: messages as JsonObject } };
+  return { edu_type: 'm.direct_to_device', content: { sender, type: eventType, message_id: messageId, messages: messages } };
 }
 
 /** Adds signatures kept beside a key's JSON into its `signatures` (as `/keys/query` serves them). */
@@ -124,7 +124,7 @@ export function withExtraSignatures(
   const existing = isJsonObject(json.signatures) ? json.signatures : {};
   for (const [signer, sigs] of Object.entries(existing)) merged[signer] = isJsonObject(sigs) ? { ...sigs } : sigs;
   for (const { signer, keyId, signature } of signatures) {
-    const bySigner = isJsonObject(merged[signer]) ? (merged[signer] as JsonObject) : (merged[signer] = {});
+    const bySigner = isJsonObject(merged[signer]) ? merged[signer] : (merged[signer] = {});
     bySigner[keyId] = signature;
   }
   return { ...json, signatures: merged };

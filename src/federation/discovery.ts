@@ -192,13 +192,13 @@ export class ServerDiscovery {
         await response.body.dump();
         return {
           status: response.statusCode,
-          headers: response.headers as HttpHeaders,
+          headers: response.headers,
           location: Array.isArray(location) ? location[0] : location,
           text: '',
         };
       }
       const bytes = await readBounded(response.body, WELL_KNOWN_MAX_BYTES);
-      return { status: response.statusCode, headers: response.headers as HttpHeaders, location: undefined, text: bytes.toString('utf8') };
+      return { status: response.statusCode, headers: response.headers, location: undefined, text: bytes.toString('utf8') };
     } finally {
       await client.destroy().catch(() => undefined);
     }

@@ -77,7 +77,7 @@ export function createDns(options: DnsOptions = {}): FederationDns {
       if (found.length > 0) return found;
       const failure = results.find((r) => r.status === 'rejected' && !NO_RECORDS.has(codeOf(r.reason) ?? ''));
       if (failure) {
-        const err = (failure as PromiseRejectedResult).reason;
+        const err: unknown = (failure as PromiseRejectedResult).reason;
         throw new DnsLookupError(`cannot resolve ${hostname}: ${codeOf(err) ?? (err as Error).message}`, codeOf(err));
       }
       return systemAddresses(hostname);

@@ -205,7 +205,7 @@ export async function startListener(
             log.debug({ host, port }, 'IPv4 is already served by the IPv6 wildcard listener');
             continue;
           }
-          throw new ListenerError(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? err}`);
+          throw new ListenerError(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         }
         const address = server.address();
         if (address && typeof address === 'object') port = address.port; // port 0: later hosts share it

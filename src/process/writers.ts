@@ -6,7 +6,6 @@
 // others (`ProcessWriters.serve`), and where a reader fetches rows it missed (`writerRows`).
 
 import { parsePdu } from '../core/event-format.js';
-import type { JsonValue } from '../core/json.js';
 import { getRoomVersion } from '../core/room-versions.js';
 import { Errors } from '../errors.js';
 import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
@@ -152,7 +151,7 @@ export class ProcessWriters implements WriterSource<StreamWriterApis> {
         if (typeof rowsOf !== 'function') throw new Error(`the ${stream} writer keeps the stream in memory but cannot give its rows`);
         server.register(`${stream}.${ROWS_METHOD}`, async (args) => {
           const [from, to] = args as [number, number];
-          return rowsOf.call(own, from, to) as unknown as JsonValue;
+          return rowsOf.call(own, from, to);
         });
       }
     }

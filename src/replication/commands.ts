@@ -250,7 +250,7 @@ export function decodeCommand(input: string): ReplicationCommand {
       const value = parseJson(rest, 'token_hashes', line);
       if (!Array.isArray(value) || !value.every((h) => typeof h === 'string'))
         throw new CommandParseError('INVALIDATE_TOKENS expects a JSON array of strings', line);
-      return { name, tokenHashes: value as string[] };
+      return { name, tokenHashes: value };
     }
     case 'USER_IP': {
       const [userId, body] = fields(rest, 2, line);

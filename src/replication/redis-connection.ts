@@ -135,8 +135,8 @@ export class RedisConnection {
     const pipeline = this.publisher.pipeline();
     for (const line of lines) pipeline.publish(channel, line);
     const results = (await pipeline.exec()) ?? [];
-    const failed = results.find(([err]) => err);
-    if (failed) throw failed[0];
+    const failed = results.find(([err]) => err)?.[0];
+    if (failed) throw failed;
   }
 
   async close(): Promise<void> {

@@ -186,7 +186,7 @@ function parseCallBody(body: unknown): { args: JsonValue; positions: CallerPosit
   if (!('args' in body)) throw Errors.missingParam('Missing args');
   const positions = body.positions === undefined ? {} : parsePositions(body.positions);
   if (positions === undefined) throw Errors.badJson('positions must map each stream to {instance: position}');
-  return { args: body.args as JsonValue, positions };
+  return { args: body.args, positions };
 }
 
 /** `{stream: {instance: non-negative integer}}`, or undefined when the value has another shape. */

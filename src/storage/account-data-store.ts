@@ -50,7 +50,8 @@ export class AccountDataStore {
   /** Entries changed with `from < stream_id <= to`. */
   changedBetween(userId: string, from: number, to: number): Promise<AccountDataRow[]> {
     return this.db.all<AccountDataRow>(
-      'SELECT room_id, type, content, stream_id FROM account_data WHERE user_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id',
+      `SELECT room_id, type, content, stream_id FROM account_data
+       WHERE user_id = ? AND stream_id > ? AND stream_id <= ? ORDER BY stream_id`,
       [userId, from, to],
     );
   }

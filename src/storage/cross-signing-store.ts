@@ -46,7 +46,8 @@ export class CrossSigningStore {
     for (const batch of inBatches(userIds)) {
       rows.push(
         ...(await tx.all<CrossSigningKeyRow>(
-          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id IN (${placeholders(batch.length)})${condition}`,
+          `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys
+           WHERE user_id IN (${placeholders(batch.length)})${condition}`,
           [...batch, ...params],
         )),
       );

@@ -151,7 +151,8 @@ export class EventGraphStore {
   async get(eventIds: readonly string[]): Promise<Map<string, GraphRow>> {
     const rows = await inChunks(eventIds, (chunk) =>
       this.db.all<GraphRow>(
-        `SELECT g.event_id, g.room_id, g.depth, g.status, g.rejected_reason, g.state_group, COALESCE(g.json, e.json) AS json, e.stream_ordering
+        `SELECT g.event_id, g.room_id, g.depth, g.status, g.rejected_reason, g.state_group, COALESCE(g.json, e.json) AS json,
+           e.stream_ordering
          FROM event_graph g LEFT JOIN events e ON e.event_id = g.event_id WHERE g.event_id IN (${placeholders(chunk.length)})`,
         chunk,
       ),

@@ -163,7 +163,8 @@ export class EventsStore {
     to: number,
   ): Promise<Array<{ event_id: string; room_id: string; json: string }>> {
     return this.db.all<{ event_id: string; room_id: string; json: string }>(
-      'SELECT event_id, room_id, json FROM events WHERE instance_name = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering',
+      `SELECT event_id, room_id, json FROM events
+       WHERE instance_name = ? AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering`,
       [instanceName, from, to],
     );
   }
@@ -172,11 +173,13 @@ export class EventsStore {
   eventNearTimestamp(roomId: string, ts: number, direction: 'f' | 'b'): Promise<EventRow | undefined> {
     return direction === 'f'
       ? this.db.get<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts >= ? ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1`,
+          `SELECT ${EVENT_COLUMNS} FROM events
+           WHERE room_id = ? AND origin_server_ts >= ? ORDER BY origin_server_ts ASC, stream_ordering ASC LIMIT 1`,
           [roomId, ts],
         )
       : this.db.get<EventRow>(
-          `SELECT ${EVENT_COLUMNS} FROM events WHERE room_id = ? AND origin_server_ts <= ? ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1`,
+          `SELECT ${EVENT_COLUMNS} FROM events
+           WHERE room_id = ? AND origin_server_ts <= ? ORDER BY origin_server_ts DESC, stream_ordering DESC LIMIT 1`,
           [roomId, ts],
         );
   }
@@ -240,7 +243,8 @@ export class EventsStore {
     now: number,
   ): Promise<boolean> {
     const inserted = await tx.run(
-      'INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      `INSERT INTO event_txn_ids (room_id, user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT DO NOTHING`,
       [roomId, userId, deviceId, txnId, eventId, now],
     );
     return inserted.changes > 0;

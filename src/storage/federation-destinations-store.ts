@@ -177,7 +177,8 @@ export class FederationDestinationsStore {
     await this.db.run(
       `INSERT INTO federation_sender_positions (instance_name, stream_name, position) VALUES (?, ?, ?)
        ON CONFLICT (instance_name, stream_name) DO UPDATE SET
-         position = CASE WHEN federation_sender_positions.position < excluded.position THEN excluded.position ELSE federation_sender_positions.position END`,
+         position = CASE WHEN federation_sender_positions.position < excluded.position
+           THEN excluded.position ELSE federation_sender_positions.position END`,
       [instanceName, stream, position],
     );
   }

@@ -133,7 +133,8 @@ export class FederationSenderReads {
     let count = 0;
     for (const batch of batches(roomIds)) {
       const row = await this.db.get<{ n: number }>(
-        `SELECT COUNT(*) AS n FROM events WHERE room_id IN (${marks(batch.length)}) AND stream_ordering > ? AND stream_ordering <= ? AND sender LIKE ?`,
+        `SELECT COUNT(*) AS n FROM events
+         WHERE room_id IN (${marks(batch.length)}) AND stream_ordering > ? AND stream_ordering <= ? AND sender LIKE ?`,
         [...batch, from, to, this.ours],
       );
       count += Number(row?.n ?? 0);
@@ -274,7 +275,8 @@ export class FederationSenderReads {
   /** The user's master and self-signing keys (the user-signing key never leaves its owner). */
   crossSigningKeys(userId: string): Promise<CrossSigningRow[]> {
     return this.db.all<CrossSigningRow>(
-      `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys WHERE user_id = ? AND key_type IN ('master', 'self_signing')`,
+      `SELECT user_id, key_type, public_key, key_json FROM e2e_cross_signing_keys
+       WHERE user_id = ? AND key_type IN ('master', 'self_signing')`,
       [userId],
     );
   }

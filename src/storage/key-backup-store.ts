@@ -48,7 +48,8 @@ export class KeyBackupStore {
   /** The user's newest backup that is not deleted: the only one keys may be written to. */
   current(userId: string, tx: Queryable = this.db): Promise<BackupVersionRow | undefined> {
     return tx.get<BackupVersionRow>(
-      'SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1',
+      `SELECT version, algorithm, auth_data, etag, deleted FROM e2e_room_keys_versions
+       WHERE user_id = ? AND deleted = 0 ORDER BY version DESC LIMIT 1`,
       [userId],
     );
   }
@@ -135,7 +136,8 @@ export class KeyBackupStore {
        WHERE excluded.is_verified > e2e_room_keys.is_verified
          OR (excluded.is_verified = e2e_room_keys.is_verified
            AND (excluded.first_message_index < e2e_room_keys.first_message_index
-             OR (excluded.first_message_index = e2e_room_keys.first_message_index AND excluded.forwarded_count < e2e_room_keys.forwarded_count)))`,
+             OR (excluded.first_message_index = e2e_room_keys.first_message_index
+               AND excluded.forwarded_count < e2e_room_keys.forwarded_count)))`,
       [userId, version, roomId, sessionId, key.first_message_index, key.forwarded_count, key.is_verified ? 1 : 0, key.session_data],
     );
     return result.changes > 0;

@@ -94,7 +94,8 @@ export async function checkSchemaVersion(db: Database, known = LATEST_SCHEMA_VER
   if (version > known) throw tooNew(version, known);
   if (version < known) {
     throw new SchemaVersionError(
-      `the database schema is at version ${version}, older than this version of Myelin needs (${known}); start the main process first, it upgrades the schema`,
+      `the database schema is at version ${version}, older than this version of Myelin needs (${known}); ` +
+        'start the main process first, it upgrades the schema',
     );
   }
 }

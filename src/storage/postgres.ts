@@ -100,8 +100,10 @@ function repeatable(sql: string): boolean {
 }
 
 /** A failure that must reach the caller as it is, without another attempt. */
-class Final {
-  constructor(readonly error: unknown) {}
+class Final extends Error {
+  constructor(readonly error: unknown) {
+    super('a failure that is not retried');
+  }
 }
 
 interface Checkout {
@@ -294,7 +296,7 @@ export class PostgresDatabase implements Database {
       try {
         const checkout = await this.checkout();
         try {
-          status = (await checkout.client.query('SELECT txid_status($1) AS status', [xid])).rows[0]?.status;
+          status = (await checkout.client.query<{ status: string | null }>('SELECT txid_status($1) AS status', [xid])).rows[0]?.status;
           checkout.release(false);
         } catch (err) {
           checkout.release(databaseFaultOf(err) === 'unreachable');

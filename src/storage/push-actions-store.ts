@@ -81,7 +81,8 @@ export class PushActionsStore {
     const { threadId, member } = options;
     const oneThread = threadId === undefined ? '' : ' AND thread_id = ?';
     const thread = threadId === undefined ? [] : [threadId];
-    const own = `SELECT thread_id, highlight FROM event_push_actions WHERE user_id = ? AND room_id = ? AND stream_ordering > ? AND notif = 1${oneThread}`;
+    const own = `SELECT thread_id, highlight FROM event_push_actions
+      WHERE user_id = ? AND room_id = ? AND stream_ordering > ? AND notif = 1${oneThread}`;
     const ownParams = [userId, roomId, after, ...thread];
     if (!member)
       return this.db.all<ThreadCountRow>(
@@ -92,7 +93,9 @@ export class PushActionsStore {
       `SELECT thread_id, COUNT(*) AS notifs, SUM(highlight) AS highlights FROM (
          SELECT r.thread_id, r.highlight FROM event_push_room_actions r
          WHERE r.room_id = ? AND r.stream_ordering > ? AND r.sender <> ?${oneThread.replace('thread_id', 'r.thread_id')}
-           AND NOT EXISTS (SELECT 1 FROM event_push_actions e WHERE e.user_id = ? AND e.room_id = r.room_id AND e.stream_ordering = r.stream_ordering)
+           AND NOT EXISTS (
+             SELECT 1 FROM event_push_actions e WHERE e.user_id = ? AND e.room_id = r.room_id AND e.stream_ordering = r.stream_ordering
+           )
          UNION ALL
          ${own}
        ) AS counted GROUP BY thread_id`,

@@ -65,7 +65,8 @@ export class ReceiptsStore {
       const chunk = roomIds.slice(i, i + 100);
       rows.push(
         ...(await this.db.all<ReceiptRow>(
-          `SELECT * FROM receipts WHERE room_id IN (${chunk.map(() => '?').join(',')}) AND stream_id > ? AND stream_id <= ? ORDER BY stream_id`,
+          `SELECT * FROM receipts
+           WHERE room_id IN (${chunk.map(() => '?').join(',')}) AND stream_id > ? AND stream_id <= ? ORDER BY stream_id`,
           [...chunk, from, to],
         )),
       );

@@ -57,7 +57,8 @@ export class RoomStateStore {
 
   currentStateEvent(roomId: string, type: string, stateKey: string): Promise<StateRow | undefined> {
     return this.db.get<StateRow>(
-      'SELECT type, state_key, event_id, membership, from_stream FROM room_state WHERE room_id = ? AND type = ? AND state_key = ? AND to_stream IS NULL',
+      `SELECT type, state_key, event_id, membership, from_stream FROM room_state
+       WHERE room_id = ? AND type = ? AND state_key = ? AND to_stream IS NULL`,
       [roomId, type, stateKey],
     );
   }

@@ -100,7 +100,8 @@ export class ServerKeysStore {
       await tx.run(
         `INSERT INTO server_keys_json (server_name, key_json, valid_until_ts, fetched_ts, from_server) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (server_name) DO UPDATE SET
-           key_json = excluded.key_json, valid_until_ts = excluded.valid_until_ts, fetched_ts = excluded.fetched_ts, from_server = excluded.from_server
+           key_json = excluded.key_json, valid_until_ts = excluded.valid_until_ts, fetched_ts = excluded.fetched_ts,
+           from_server = excluded.from_server
          WHERE excluded.valid_until_ts >= server_keys_json.valid_until_ts`,
         [serverName, JSON.stringify(ownSignaturesOnly(json, serverName)), validUntilTs, fetchedAtTs, fromServer],
       );

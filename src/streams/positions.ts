@@ -28,7 +28,7 @@ export class StreamPositionTracker {
   /** Records a writer's reported position (positions only move forward). */
   observe(stream: StreamName, instance: string, position: number): void {
     let positions = this.byStream.get(stream);
-    if (!positions) this.byStream.set(stream, (positions = new Map()));
+    if (!positions) this.byStream.set(stream, (positions = new Map<string, number>()));
     if (position > (positions.get(instance) ?? -1)) positions.set(instance, position);
   }
 

@@ -114,7 +114,7 @@ function specificity(regex: string): number {
   return regex.replace(/\[\^\/\]\+|\.\+|\(\?:[^)]*\)/g, '').length;
 }
 
-export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUTES as readonly Route[]): ProxyPlan {
+export function buildProxyPlan(cluster: Cluster, routes: readonly Route[] = ROUTES): ProxyPlan {
   const table = new RoutingTable(cluster);
   const pools = new Map<string, Pool>();
   const poolFor = (requested: string, instances: readonly string[], hash: PoolHash, nameHint: string): Pool => {
@@ -375,13 +375,15 @@ export function haproxyConfig(cluster: Cluster, options: ProxyOptions): string {
       '    # (the whole token otherwise), from the Authorization header or the access_token parameter.',
       '    http-request set-var(txn.myelin_user) url_param(access_token) if { url_param(access_token) -m found }',
       '    http-request set-var(txn.myelin_user) req.hdr(authorization) if { req.hdr(authorization) -m found }',
-      '    http-request set-var(txn.myelin_user) \'var(txn.myelin_user),regsub("^(Bearer +)?syt_([^_]+)_.*$","\\\\2")\' if { var(txn.myelin_user) -m reg ^(Bearer\\ +)?syt_[^_]+_ }',
+      '    http-request set-var(txn.myelin_user) \'var(txn.myelin_user),regsub("^(Bearer +)?syt_([^_]+)_.*$","\\\\2")\' if { ' +
+        'var(txn.myelin_user) -m reg ^(Bearer\\ +)?syt_[^_]+_ }',
     );
   }
   if (hashes.has('room')) {
     out.push(
       '    # The room a request is about, from the path.',
-      '    http-request set-var(txn.myelin_room) \'path,regsub("^/_matrix/client/[^/]+/rooms/([^/]+)/.*$","\\\\1")\' if { path_reg ^/_matrix/client/[^/]+/rooms/[^/]+/ }',
+      '    http-request set-var(txn.myelin_room) \'path,regsub("^/_matrix/client/[^/]+/rooms/([^/]+)/.*$","\\\\1")\' if { path_reg ' +
+        '^/_matrix/client/[^/]+/rooms/[^/]+/ }',
     );
   }
   plan.locations.forEach((location, i) => {

@@ -191,7 +191,8 @@ function forward(req: IncomingMessage, res: ServerResponse, targets: readonly En
   const headers: IncomingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) if (!HOP_BY_HOP.has(name)) headers[name] = value;
   const peer = req.socket.remoteAddress;
-  if (peer !== undefined) headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${req.headers['x-forwarded-for']}, ${peer}` : peer;
+  if (peer !== undefined)
+    headers['x-forwarded-for'] = req.headers['x-forwarded-for'] ? `${String(req.headers['x-forwarded-for'])}, ${peer}` : peer;
   headers['x-forwarded-proto'] ??= 'http';
 
   let current: ClientRequest | undefined;

@@ -284,7 +284,8 @@ export class Supervisor {
       if (failures >= 3 && now - failingSince >= limit) {
         this.line(
           entry,
-          `not answering /health for ${seconds(Math.round((now - failingSince) / 1000) * 1000)} (${detail}); killing it (pid ${child.pid}) to restart it`,
+          `not answering /health for ${seconds(Math.round((now - failingSince) / 1000) * 1000)} (${detail}); killing it ` +
+            `(pid ${child.pid}) to restart it`,
           'warn',
         );
         child.kill('SIGKILL');

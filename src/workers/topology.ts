@@ -128,7 +128,8 @@ function clusterProblems(cluster: Cluster): string[] {
 
   if (cluster.workers.length > 0 && main.database.name === 'sqlite3') {
     problems.push(
-      `${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared`,
+      `${where('database')}: workers need PostgreSQL: every process of a worker deployment shares one database, ` +
+        'and SQLite cannot be shared',
     );
   }
   for (const [stream, writers] of Object.entries(topology.writers) as [StreamName, readonly string[]][]) {
@@ -194,9 +195,11 @@ function clusterProblems(cluster: Cluster): string[] {
     const why =
       instance === MAIN_INSTANCE
         ? 'only main serves some requests'
-        : `${instance} writes ${streamsWrittenBy(topology, instance).join(', ')}, so the requests that write ${streamsWrittenBy(topology, instance).length > 1 ? 'them' : 'it'} go there`;
+        : `${instance} writes ${streamsWrittenBy(topology, instance).join(', ')}, so the requests that ` +
+          `write ${streamsWrittenBy(topology, instance).length > 1 ? 'them' : 'it'} go there`;
     problems.push(
-      `${file}: ${why} (${examples}${routes.length > 3 ? ', …' : ''}), but ${instance} has no http listener with the \`${resource}\` resource`,
+      `${file}: ${why} (${examples}${routes.length > 3 ? ', …' : ''}), but ${instance} has no http listener with ` +
+        `the \`${resource}\` resource`,
     );
   }
   return problems;

@@ -22,7 +22,7 @@ forEachBackend('POST /account/password', (backend) => {
 
   const login = (user: string, password: string) => hs.call('POST', LOGIN, { body: { type: 'm.login.password', user, password } });
 
-  test('asks for the current password; a wrong one is a 401 with M_FORBIDDEN; the right one changes it and logs out other devices', async () => {
+  test('asks for the current password; a wrong one is 401 M_FORBIDDEN; the right one changes it and logs out other devices', async () => {
     const user = await hs.createUser('changer');
     const other = await login('changer', user.password);
     const path = '/_matrix/client/v3/account/password';

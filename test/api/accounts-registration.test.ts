@@ -76,7 +76,7 @@ forEachBackend('POST /register with the dummy flow', (backend) => {
     assert.equal(login.status, 200, 'the password from the first request was kept (as a hash)');
   });
 
-  test('a session is bound to its operation: using it on another endpoint is 403 (SyTest "The operation must be consistent…")', async () => {
+  test('a session is bound to its operation: on another endpoint it is 403 (SyTest "The operation must be consistent…")', async () => {
     const first = await hs.call('POST', REGISTER, { body: { username: 'bound', password: 'secret-4' } });
     const user = await hs.createUser('sessionthief');
     const elsewhere = await hs.call('POST', '/_matrix/client/v3/delete_devices', {

@@ -48,7 +48,7 @@ forEachBackend('cross-signing', (backend) => {
     return { user, device, set };
   };
 
-  test('the first upload needs no user-interactive auth; master and self-signing keys are public, the user-signing key is the owner’s', async () => {
+  test('the first upload needs no UIA; master and self-signing keys are public, the user-signing key is the owner’s', async () => {
     const alice = await hs.createUser('alice');
     const set = crossSigningSet(alice.userId);
     const res = await upload(alice, set.body);
@@ -70,7 +70,7 @@ forEachBackend('cross-signing', (backend) => {
     assert.equal(retry.status, 200, retry.text);
   });
 
-  test('replacing the master key asks for the password (401 with flows); a wrong password is refused; the right one replaces the keys', async () => {
+  test('replacing the master key needs the password (401, flows); a wrong one is refused; the right one replaces the keys', async () => {
     const { user: bob, set: old } = await crossSigningUser('bob');
     const fresh = crossSigningSet(bob.userId);
 

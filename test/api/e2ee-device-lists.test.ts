@@ -166,7 +166,7 @@ forEachBackend('device lists', (backend) => {
     assert.deepEqual(await changes(alice, t2, t2), { changed: [], left: [] });
   });
 
-  test('cross-signing keys and signatures: master/self-signing changes reach room members; signing someone’s master key tells only the signer', async () => {
+  test('cross-signing: master/self-signing changes reach room members; signing someone’s master key tells only the signer', async () => {
     const [alice, bob, carol] = await users('alice', 'bob', 'carol');
     await createRoomWith(hs, alice, [bob, carol]);
     const aliceSet = crossSigningSet(alice.userId);

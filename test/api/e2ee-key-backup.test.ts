@@ -254,7 +254,7 @@ forEachBackend('key backup', (backend) => {
     assert.equal(never.json.errcode, 'M_NOT_FOUND');
   });
 
-  test('deleting a version: its keys go, it is not found any more, deleting it again succeeds, the previous one is current again', async () => {
+  test('deleting a version: its keys go, it is not found, deleting it again succeeds, the previous one is current again', async () => {
     const user = await hs.createUser('deleter');
     const v1 = await createVersion(user, 1);
     const v2 = await createVersion(user, 2);

@@ -16,7 +16,8 @@ forEachBackend('account data and tags', (backend) => {
   const roomPath = (user: string, room: string, type: string) =>
     `/_matrix/client/v3/user/${encodeURIComponent(user)}/rooms/${encodeURIComponent(room)}/account_data/${encodeURIComponent(type)}`;
   const tagsPath = (user: string, room: string, tag?: string) =>
-    `/_matrix/client/v3/user/${encodeURIComponent(user)}/rooms/${encodeURIComponent(room)}/tags${tag === undefined ? '' : `/${encodeURIComponent(tag)}`}`;
+    `/_matrix/client/v3/user/${encodeURIComponent(user)}/rooms/${encodeURIComponent(room)}/tags` +
+    (tag === undefined ? '' : `/${encodeURIComponent(tag)}`);
   const positions = () => hs.homeserver.services.notifier.currentPositions();
 
   before(async () => {

@@ -1,7 +1,7 @@
 // PUT /sendToDevice/{eventType}/{txnId}, and the to-device messages /sync gets.
 
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import { FederationOutboxStore } from '../../src/storage/federation-outbox-store.js';
 import type { TestHomeserver, TestUser } from '../helpers/homeserver.js';
 import { forEachBackend } from '../helpers/backends.js';

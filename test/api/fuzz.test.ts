@@ -477,7 +477,7 @@ async function call(
   body?: unknown,
 ): Promise<{ status: number; json: any }> {
   const res = await pool.request({
-    method: method as 'GET',
+    method: method,
     path,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -560,7 +560,8 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
         if (renewing) await renewing;
         const used = account;
         const path = pathOf(probe, used, target.serverName);
-        const what = `${probe.route.method} ${path.slice(0, 300)} ${typeof probe.body === 'string' ? probe.body.slice(0, 120) : probe.body ? '<bytes>' : ''}`;
+        const shownBody = typeof probe.body === 'string' ? probe.body.slice(0, 120) : probe.body ? '<bytes>' : '';
+        const what = `${probe.route.method} ${path.slice(0, 300)} ${shownBody}`;
         requests++;
         try {
           const res = await pool.request({
@@ -626,7 +627,8 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
       const path = pathOf({ route, template: route.paths[0]!, params: {}, auth: true }, account, target.serverName);
       const limit = route.maxBodyBytes ?? MAX_JSON_BODY_BYTES;
       await rawProbe(
-        `${route.method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${account.accessToken}\r\nContent-Type: application/json\r\nContent-Length: ${limit + 1}\r\n\r\n`,
+        `${route.method} ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${account.accessToken}\r\nContent-Type: ` +
+          `application/json\r\nContent-Length: ${limit + 1}\r\n\r\n`,
         served(route) ? 413 : undefined,
       );
     }
@@ -669,7 +671,8 @@ async function fuzz(target: FuzzTarget): Promise<FuzzResult> {
 
 function report(t: TestContext, target: FuzzTarget, result: FuzzResult): void {
   t.diagnostic(
-    `${target.label}: ${result.requests} requests to ${target.routes.length} routes (${result.raw} over bare sockets), ${result.failures.length} bad answers`,
+    `${target.label}: ${result.requests} requests to ${target.routes.length} routes (${result.raw} over bare ` +
+      `sockets), ${result.failures.length} bad answers`,
   );
   assert.deepEqual(result.failures.slice(0, 30), [], `${result.failures.length} bad answers`);
 }

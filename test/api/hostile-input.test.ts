@@ -137,7 +137,8 @@ forEachBackend('hostile input', (backend) => {
     assert.equal(member.displayname, 'Bobby 😀');
   });
 
-  test('long names that PostgreSQL would have to index whole (transaction ids beside a long device id, key names, backup session and room ids): 400, on both backends', async () => {
+  // Transaction ids beside a long device id, key names, backup session and room ids.
+  test('long names that PostgreSQL would have to index whole: 400, on both backends', async () => {
     // Characters PostgreSQL cannot compress: they take their full size in an index entry.
     const cjk = (length: number, from: number) =>
       Array.from({ length }, (_, i) => String.fromCharCode(0x4e00 + ((from + i * 7919) % 0x5000))).join('');

@@ -29,7 +29,7 @@ async function sendText(hs: TestHomeserver, user: TestUser, roomId: string, body
 
 function messagesPath(roomId: string, params: Record<string, string | number>): string {
   const query = new URLSearchParams(Object.entries(params).map(([k, v]): [string, string] => [k, String(v)]));
-  return `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?${query}`;
+  return `/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages?${query.toString()}`;
 }
 
 /** Pages until `end` disappears; returns every event and the number of requests. */

@@ -211,7 +211,7 @@ function e2eeSuite(label: string, start: () => Promise<Target>): void {
         authUploadDeviceSigningKeys: async (makeRequest) => {
           asked = true;
           await assert.rejects(
-            makeRequest(null) as Promise<unknown>,
+            makeRequest(null),
             (err: { httpStatus?: number; data?: { flows?: unknown } }) => err.httpStatus === 401 && err.data?.flows !== undefined,
           );
           await makeRequest({

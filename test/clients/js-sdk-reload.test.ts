@@ -35,7 +35,7 @@ globalThis.setTimeout = Object.assign((handler: (...args: unknown[]) => void, ms
   const timer = realSetTimeout(handler, ms, ...args);
   if ((ms ?? 0) >= 60_000) timer.unref();
   return timer;
-}, realSetTimeout) as typeof setTimeout;
+}, realSetTimeout);
 
 /**
  * A store that keeps the client's sync as the SDK's IndexedDB store does (a SyncAccumulator fed

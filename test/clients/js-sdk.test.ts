@@ -3,18 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import {
-  ClientEvent,
-  createClient,
-  EventType,
-  MsgType,
-  PendingEventOrdering,
-  RoomEvent,
-  RoomMemberEvent,
-  type MatrixClient,
-  type MatrixEvent,
-  type Room,
-} from 'matrix-js-sdk';
+import { createClient, EventType, MsgType, PendingEventOrdering, type MatrixClient, type MatrixEvent, type Room } from 'matrix-js-sdk';
 import { logger } from 'matrix-js-sdk/lib/logger.js';
 import { forEachBackend } from '../helpers/backends.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server-process.js';

@@ -268,7 +268,7 @@ function nioSuite(label: string, start: () => Promise<Target>): void {
       assert.equal(second.decrypted, true);
     });
 
-    test('a js-sdk device that logs in later: nio learns of it from device_lists in /sync, and olm sessions start from either side', async () => {
+    test('a js-sdk device logging in later: nio learns of it via device_lists in /sync; olm sessions start from either side', async () => {
       const login = await createClient({ baseUrl: server.baseUrl }).loginRequest({
         type: 'm.login.password',
         identifier: { type: 'm.id.user', user: 'jsuser' },

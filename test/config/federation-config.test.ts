@@ -172,7 +172,7 @@ describe('federation configuration', () => {
     assert.match(JSON.parse(lines[0]!).msg, /falls back to the default, 'matrix\.org'/);
   });
 
-  test('/.well-known/matrix/server with serve_server_wellknown: the host of public_baseurl (its port or 443), else the server name on 443', async () => {
+  test('/.well-known/matrix/server (serve_server_wellknown): the host of public_baseurl (port or 443), else the server name', async () => {
     assert.equal(
       serverWellKnownDelegation({ server_name: 'example.com', public_baseurl: 'https://matrix.example.com/' }),
       'matrix.example.com:443',

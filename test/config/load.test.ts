@@ -22,7 +22,7 @@ function loadError(files: Record<string, string>, args: string[] = ['homeserver.
   try {
     load(files, args);
   } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return [...err.problems];
   }
   assert.fail('expected the config to be rejected');
@@ -125,7 +125,9 @@ listeners:
 
   test('PostgreSQL settings as Synapse writes them', () => {
     const { config } = load({
-      'homeserver.yaml': `${MINIMAL}database:\n  name: psycopg2\n  args:\n    user: synapse\n    password: pw\n    dbname: synapse\n    host: /run/postgresql\n    cp_min: 5\n    cp_max: 10\n`,
+      'homeserver.yaml':
+        `${MINIMAL}database:\n  name: psycopg2\n  args:\n    user: synapse\n    password: pw\n    dbname: synapse\n` +
+        `    host: /run/postgresql\n    cp_min: 5\n    cp_max: 10\n`,
     });
     assert.equal(config.database.name, 'psycopg2');
     assert.equal(config.database.args.host, '/run/postgresql');
@@ -154,7 +156,9 @@ listeners:
     const { config } = load(
       {
         'homeserver.yaml': MINIMAL,
-        'workers/w1.yaml': `worker_app: synapse.app.generic_worker\nworker_name: w1\nworker_listeners:\n  - type: http\n    path: ${dir}/w1.sock\n    mode: 0660\n    resources: [{names: [client]}]\n`,
+        'workers/w1.yaml':
+          `worker_app: synapse.app.generic_worker\nworker_name: w1\nworker_listeners:\n  - type: http\n    ` +
+          `path: ${dir}/w1.sock\n    mode: 0660\n    resources: [{names: [client]}]\n`,
       },
       ['homeserver.yaml', 'workers/w1.yaml'],
     );
@@ -192,7 +196,9 @@ describe('config errors name the file, the key path, what was expected and what 
 
   test('missing socket directory', () => {
     const problems = loadError({
-      'homeserver.yaml': `${MINIMAL}listeners:\n  - port: 8008\n    type: http\n  - path: /nonexistent-dir-for-myelin/replication.sock\n    mode: 0660\n    type: http\n`,
+      'homeserver.yaml':
+        `${MINIMAL}listeners:\n  - port: 8008\n    type: http\n  - path: ` +
+        `/nonexistent-dir-for-myelin/replication.sock\n    mode: 0660\n    type: http\n`,
     });
     assert.match(problems[0]!, /homeserver\.yaml: listeners\[1\]\.path: the directory \/nonexistent-dir-for-myelin does not exist/);
   });
@@ -207,7 +213,9 @@ describe('config errors name the file, the key path, what was expected and what 
 
   test('bad enum value, bad listener shape, conflicting secrets', () => {
     const problems = loadError({
-      'homeserver.yaml': `${MINIMAL}database: {name: mysql}\nlisteners: [{type: http}]\nregistration_shared_secret: a\nregistration_shared_secret_path: b\n`,
+      'homeserver.yaml':
+        `${MINIMAL}database: {name: mysql}\nlisteners: [{type: http}]\nregistration_shared_secret: a\n` +
+        `registration_shared_secret_path: b\n`,
     });
     assert.ok(
       problems.some((p) => /database\.name: expected one of "sqlite3", "psycopg2", "postgres", got "mysql"/.test(p)),

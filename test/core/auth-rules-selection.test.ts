@@ -22,7 +22,8 @@ describe('auth events selection', () => {
       assert.deepEqual(keys(version, 'm.room.create', '', ALICE, {}), []);
     });
 
-    test(`v${v} auth_events.selection: other events cite ${version.roomIdFromCreateEvent ? '' : 'the create event, '}power levels and the sender's membership`, () => {
+    const cites = version.roomIdFromCreateEvent ? '' : 'the create event, ';
+    test(`v${v} auth_events.selection: other events cite ${cites}power levels and the sender's membership`, () => {
       const expected = [...create, 'm.room.power_levels|', `m.room.member|${BOB}`];
       assert.deepEqual(keys(version, 'm.room.message', undefined, BOB, {}), expected);
       assert.deepEqual(keys(version, 'm.room.name', '', BOB, { name: 'x' }), expected);
@@ -61,7 +62,8 @@ describe('auth events selection', () => {
       assert.ok(!keys(version, 'm.room.member', CAROL, CAROL, joinContent).some((k) => k.startsWith('m.room.third_party_invite')));
     });
 
-    test(`v${v} auth_events.selection: join_authorised_via_users_server adds the authoriser's membership ${version.restrictedJoins ? '' : '(not before v8)'}`, () => {
+    const since = version.restrictedJoins ? '' : '(not before v8)';
+    test(`v${v} auth_events.selection: join_authorised_via_users_server adds the authoriser's membership ${since}`, () => {
       const content = { membership: 'join', join_authorised_via_users_server: MOD };
       assert.equal(keys(version, 'm.room.member', CAROL, CAROL, content).includes(`m.room.member|${MOD}`), version.restrictedJoins);
       const leave = { membership: 'leave', join_authorised_via_users_server: MOD };

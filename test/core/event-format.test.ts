@@ -437,9 +437,7 @@ test('fuzz: any mutation of a PDU parses or throws InvalidEventError, nothing el
       const field = pick(fields);
       const value = pick(junk);
       const target: Record<string, JsonValue> =
-        random() < 0.3 && typeof pdu.content === 'object' && pdu.content !== null && !Array.isArray(pdu.content)
-          ? (pdu.content as Record<string, JsonValue>)
-          : pdu;
+        random() < 0.3 && typeof pdu.content === 'object' && pdu.content !== null && !Array.isArray(pdu.content) ? pdu.content : pdu;
       if (value === undefined) delete target[field];
       else Object.defineProperty(target, field, { value, enumerable: true, writable: true, configurable: true });
     }

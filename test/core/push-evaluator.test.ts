@@ -9,7 +9,6 @@ import {
   actionsHighlight,
   actionsNotify,
   actionsTweaks,
-  compileCondition,
   compileRuleSet,
   evaluatePushRules,
   lookupPath,
@@ -381,8 +380,7 @@ describe('conditions', () => {
 
   test('event_property_is: exact scalar match, no casts', () => {
     const create = state('m.room.create', '', { 'm.federate': true, n: 1, s: 'true', z: null });
-    const is = (key: string, value: PushCondition['value']) =>
-      match({ kind: 'event_property_is', key, value: value ?? null } as PushCondition, create);
+    const is = (key: string, value: PushCondition['value']) => match({ kind: 'event_property_is', key, value: value ?? null }, create);
     assert.equal(is('content.m\\.federate', true), true);
     assert.equal(is('content.m\\.federate', 'true'), false);
     assert.equal(is('content.m\\.federate', 1), false);
@@ -393,7 +391,7 @@ describe('conditions', () => {
     assert.equal(is('content.z', null), true);
     assert.equal(is('content.absent', null), false);
     // A compound value is not a valid condition.
-    assert.equal(match({ kind: 'event_property_is', key: 'content', value: {} } as PushCondition, create), false);
+    assert.equal(match({ kind: 'event_property_is', key: 'content', value: {} }, create), false);
   });
 
   test('event_property_contains: array membership of a scalar', () => {
@@ -431,17 +429,17 @@ describe('conditions', () => {
     const event = message({ body: 'x' });
     assert.equal(match({ kind: 'sender_notification_permission', key: 'custom' }, event, ctx({ powerLevels: levels })), true);
     assert.equal(match({ kind: 'sender_notification_permission', key: 'room' }, event, ctx({ powerLevels: levels })), false);
-    assert.equal(match({ kind: 'sender_notification_permission' } as PushCondition, event), false);
+    assert.equal(match({ kind: 'sender_notification_permission' }, event), false);
   });
 
   test('unknown and malformed conditions never match', () => {
     const event = message({ msgtype: 'm.text', body: 'hello' });
     assert.equal(match({ kind: 'org.example.always' }, event), false);
-    assert.equal(match({ kind: 'event_match', key: 'type' } as PushCondition, event), false);
-    assert.equal(match({ kind: 'event_match', pattern: '*' } as PushCondition, event), false);
-    assert.equal(match({ kind: 'event_match', key: 'type', pattern: 5 } as PushCondition, event), false);
-    assert.equal(match({ kind: 'room_version_supports', feature: 'x' } as PushCondition, event), false);
-    assert.equal(match({ kind: 'room_version_supports', feature: 'x' } as PushCondition, event, ctx({ roomVersionFeatures: ['x'] })), true);
+    assert.equal(match({ kind: 'event_match', key: 'type' }, event), false);
+    assert.equal(match({ kind: 'event_match', pattern: '*' }, event), false);
+    assert.equal(match({ kind: 'event_match', key: 'type', pattern: 5 }, event), false);
+    assert.equal(match({ kind: 'room_version_supports', feature: 'x' }, event), false);
+    assert.equal(match({ kind: 'room_version_supports', feature: 'x' }, event, ctx({ roomVersionFeatures: ['x'] })), true);
   });
 });
 

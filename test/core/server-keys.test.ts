@@ -242,7 +242,7 @@ test('notary answers: each entry signed by its server and by a known notary key'
   );
   assert.deepEqual(good?.rejected, []);
   // Both signatures survive on the stored JSON (re-servable).
-  assert.deepEqual(Object.keys(good!.accepted[0]!.json.signatures as JsonObject).sort(), ['a.example', 'notary.example']);
+  assert.deepEqual(Object.keys(good.accepted[0]!.json.signatures as JsonObject).sort(), ['a.example', 'notary.example']);
 
   const notNotarised = published();
   const wrongNotaryKey = notarise(published(), 'notary.example', [generateSigningKey('notary1')]);

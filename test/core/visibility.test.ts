@@ -122,7 +122,8 @@ describe('isEventVisible: boundary events (before OR after)', () => {
     ['joined', 'invited', 'knock', 'join', false],
   ];
   for (const [before, after, membershipAtEvent, currentMembership, expected] of hv) {
-    test(`history_visibility ${String(before)} → ${String(after)} / at event ${String(membershipAtEvent)} / now ${String(currentMembership)} → ${expected}`, () => {
+    const change = `${String(before)} → ${String(after)}`;
+    test(`history_visibility ${change} / at event ${membershipAtEvent} / now ${currentMembership} → ${expected}`, () => {
       assert.equal(isEventVisible({ visibility: after, membershipAtEvent, currentMembership, before: { visibility: before } }), expected);
     });
   }
@@ -152,7 +153,7 @@ describe('isEventVisible: boundary events (before OR after)', () => {
     ['shared', undefined, 'knock', 'join', true],
   ];
   for (const [visibility, before, after, currentMembership, expected] of own) {
-    test(`own member ${String(before)} → ${String(after)} under ${String(visibility)} / now ${String(currentMembership)} → ${expected}`, () => {
+    test(`own member ${before} → ${after} under ${String(visibility)} / now ${currentMembership} → ${expected}`, () => {
       assert.equal(isEventVisible({ visibility, membershipAtEvent: after, currentMembership, before: { membership: before } }), expected);
     });
   }

@@ -139,12 +139,12 @@ describe('server discovery with real DNS and HTTPS', () => {
     assert.equal((await fed.federation.discovery.resolve('wk.test')).step, '3.2');
   });
 
-  test('step 3.3: .well-known delegates to a hostname, whose _matrix-fed._tcp SRV gives the target; Host and SNI stay the delegated name', async () => {
+  test('step 3.3: .well-known delegates to a host with a _matrix-fed._tcp SRV record; Host and SNI stay the delegated name', async () => {
     assert.deepEqual(await get('wksrv.test'), { host: 'deleg.test', sni: 'deleg.test', path: '/_matrix/federation/v1/version' });
     assert.equal((await fed.federation.discovery.resolve('wksrv.test')).step, '3.3');
   });
 
-  test('step 4: no .well-known (404), SRV _matrix-fed._tcp in priority order; Host and SNI are the server name, never the SRV target', async () => {
+  test('step 4: no .well-known (404), SRV _matrix-fed._tcp by priority; Host/SNI are the server name, not the SRV target', async () => {
     assert.deepEqual(await get('srv.test'), { host: 'srv.test', sni: 'srv.test', path: '/_matrix/federation/v1/version' });
     const target = await fed.federation.discovery.resolve('srv.test');
     assert.equal(target.step, '4');

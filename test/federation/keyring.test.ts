@@ -163,7 +163,7 @@ describe('the keyring', () => {
     assert.equal(await keyringAt(clock).getVerifyKey(originName, originKey.keyId, now + 8 * 24 * HOUR), undefined);
   });
 
-  test('as a notary: a stored answer is served while in the first half of its life, then fetched again; the last one is served when the server is down', async () => {
+  test('as a notary: a stored answer is served for half its life, then fetched again; the last one if the server is down', async () => {
     const clock = { now: Date.now() };
     const t0 = clock.now;
     answer = () => ({ status: 200, body: JSON.stringify(realKeys(t0, 4 * HOUR)) });
@@ -178,7 +178,7 @@ describe('the keyring', () => {
         },
       );
       assert.equal(checked?.accepted.length, 1);
-      return checked!.accepted[0]!;
+      return checked.accepted[0]!;
     };
     assert.equal(check(await query()).validUntilTs, t0 + 4 * HOUR);
     assert.equal(hits, 1);

@@ -87,7 +87,7 @@ test('kill -9 while sending: after the restart the destination has every message
       destination
         .pdus()
         .filter((p) => p.type === 'm.room.message')
-        .map((p) => computeEventId(p as JsonObject, version));
+        .map((p) => computeEventId(p, version));
     await eventually(
       () => {
         const received = new Set(receivedIds());

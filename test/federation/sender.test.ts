@@ -56,7 +56,7 @@ async function timelineBodies(fed: FederatingServer, user: TestUser, roomId: str
   assert.equal(res.status, 200, res.text);
   return (res.json as { chunk: JsonObject[] }).chunk
     .filter((e) => e.type === 'm.room.message')
-    .map((e) => String((e.content as JsonObject).body));
+    .map((e) => (e.content as JsonObject).body as string);
 }
 
 function assertEachOnce(received: string[], expected: string[], what: string): void {
@@ -104,7 +104,7 @@ describe('federation sender: PDUs', () => {
       const ids = dest.transactions.map((t) => t.txnId);
       assert.equal(new Set(ids).size, ids.length, 'transaction ids are unique');
       // The remote member's join (written as the destination's user) is not ours to send.
-      assert.ok(dest.pdus().every((p) => String(p.sender).endsWith(`:${fed.serverName}`)));
+      assert.ok(dest.pdus().every((p) => (p.sender as string).endsWith(`:${fed.serverName}`)));
     } finally {
       await dest.stop();
     }

@@ -31,8 +31,10 @@ describe('events writer: the connection breaks during a COMMIT', () => {
     admin = new pg.Client({ host: server.socketDir, user: server.user, database });
     await admin.connect();
     // Every stored event passes a gate at COMMIT time; the gate is open unless the test holds it.
-    await admin.query(`CREATE FUNCTION events_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(${GATE}); RETURN NULL; END $$;
-      CREATE CONSTRAINT TRIGGER events_gate AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION events_gate();`);
+    await admin.query(`CREATE FUNCTION events_gate() RETURNS trigger LANGUAGE plpgsql
+        AS $$ BEGIN PERFORM pg_advisory_xact_lock(${GATE}); RETURN NULL; END $$;
+      CREATE CONSTRAINT TRIGGER events_gate AFTER INSERT ON events DEFERRABLE INITIALLY DEFERRED
+        FOR EACH ROW EXECUTE FUNCTION events_gate();`);
   });
   after(async () => {
     await admin?.end();
@@ -87,7 +89,8 @@ describe('events writer: the connection breaks during a COMMIT', () => {
   }
 
   for (const outcome of ['committed', 'rolled back'] as const) {
-    test(`the server ${outcome === 'committed' ? 'committed it' : 'rolled it back'}: one event, the same one for the retry sent meanwhile and the one sent after, and syncing clients see it`, async () => {
+    const did = outcome === 'committed' ? 'committed it' : 'rolled it back';
+    test(`the server ${did}: one event for the send, the retry sent meanwhile and the one sent after; syncing clients see it`, async () => {
       const roomId = await newRoom();
       const since = await syncToken();
       const body = `cut, ${outcome}`;

@@ -93,7 +93,7 @@ forEachBackend('events writer', (backend) => {
     }
   });
 
-  test('a create event whose room id is taken (still committing, or committed) is refused with 409, and the room is untouched', async () => {
+  test('a create event whose room id is taken (committing or committed) is refused with 409, and the room is untouched', async () => {
     const { services } = hs.homeserver;
     const refusedAsTaken = (err: unknown) => {
       assert.ok(err instanceof MatrixError, String(err));

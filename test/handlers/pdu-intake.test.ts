@@ -195,7 +195,7 @@ for (const backend of backends) {
       assert.deepEqual(await extremities(hs, roomId), [sent[2]!.event.eventId]);
     });
 
-    test('a gap get_missing_events cannot close is filled with the state from /state_ids; the gap becomes a backward extremity', async () => {
+    test('a gap get_missing_events cannot close is filled with the state from /state_ids; it becomes a backward extremity', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const before = await extremities(hs, roomId);
       // Later than the join by the clock too, so state resolution orders it after the join.
@@ -303,7 +303,7 @@ for (const backend of backends) {
       assert.deepEqual(await prevEventsOf(hs, local.eventId), before, 'a local event never follows a rejected one');
     });
 
-    test('soft failure (the spec example A, B, C, D): a ban-evading event is kept out of the timeline, a later merge is accepted', async () => {
+    test('soft failure (spec example A, B, C, D): a ban-evading event stays out of the timeline, a later merge is accepted', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB, CAROL], { events: { 'm.room.topic': 0 } });
       const a = remote.build({ type: 'm.room.message', sender: BOB, content: { msgtype: 'm.text', body: 'A' } });
       assert.deepEqual(
@@ -353,7 +353,7 @@ for (const backend of backends) {
       assert.equal(state.get(`m.room.member|${BOB}`), b);
     });
 
-    test("hostile input: malformed PDUs, unknown rooms, unfetchable prev events, other rooms' auth events, huge depths, junk answers", async () => {
+    test('hostile input: bad PDUs, unknown rooms, unfetchable prev events, foreign auth events, huge depths, junk answers', async () => {
       const { roomId, remote } = await roomWithRemote(hs, alice, [BOB]);
       const other = await createRoomWith(hs, alice);
       const otherPowerLevels = (await currentState(hs, alice, other)).get('m.room.power_levels|')!;
@@ -597,7 +597,8 @@ for (const backend of backends) {
   });
 
   describe(`forks and state resolution: ${backend.name}`, () => {
-    test('concurrent name and power-level changes on two branches: the resolved state is what /sync and /state show, local events follow both branches, and a restart keeps it', async () => {
+    // Local events then follow both branches, and a restart keeps the resolved state.
+    test('concurrent name and power-level changes on two branches: the resolved state is what /sync and /state show', async () => {
       let hs = await backend.start();
       try {
         const alice = await hs.createUser('alice');
@@ -680,7 +681,8 @@ for (const backend of backends) {
       }
     });
 
-    test("a room from before schema 0051 keeps working: its latest event is its extremity, old events' state comes from room_state, a fork off its history resolves", async () => {
+    // Its latest event is its extremity, and the state of its old events comes from room_state.
+    test('a room from before schema 0051 keeps working: a fork off its history resolves', async () => {
       let hs = await backend.start();
       try {
         const alice = await hs.createUser('alice');
@@ -753,7 +755,7 @@ for (const backend of backends) {
       }
     });
 
-    test('storage grows with state changes: 1,000 messages and 50 state changes make ~50 small state groups, not 1,000 copies of the state', async () => {
+    test('storage grows with state changes: 1,000 messages, 50 state changes give ~50 small state groups, not 1,000 copies', async () => {
       const hs = await backend.start();
       try {
         const alice = await hs.createUser('alice');

@@ -59,7 +59,7 @@ forEachBackend('room creation: a room id of its own for every creation', (backen
     assert.equal(new Set(timestamps).size, 3, `three create event timestamps: ${timestamps.join(', ')}`);
   });
 
-  test('v12: two processes building the same create event at once: the second room id is refused and the creation tried again', async () => {
+  test('v12: two processes building the same create event at once: the second room id is refused and the creation retried', async () => {
     // Two handlers stand for two workers: each keeps its own record of timestamps, and both
     // build alice's create event at the same instant with the same content.
     const both = [handler({}, OTHER_FROZEN_MS), handler({}, OTHER_FROZEN_MS)];

@@ -130,7 +130,7 @@ export class TestDestination {
   messageBodies(roomId?: string): string[] {
     return this.pdus()
       .filter((p) => p.type === 'm.room.message' && (roomId === undefined || p.room_id === roomId))
-      .map((p) => String((p.content as JsonObject).body));
+      .map((p) => (p.content as JsonObject).body as string);
   }
 
   /** The EDUs received, parsed as a receiving server does (spec shapes; failures thrown). */

@@ -72,8 +72,8 @@ export function spawnMyelin(
     output += d.toString();
     for (const l of listeners) l();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  child.stdout.on('data', onData);
+  child.stderr.on('data', onData);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   process.once('exit', () => child.kill('SIGKILL'));
 

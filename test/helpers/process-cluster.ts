@@ -232,7 +232,8 @@ export async function startProcessCluster(options: ProcessClusterOptions = {}): 
         if (supervisor.child.exitCode !== null || supervisor.child.signalCode !== null) {
           return reject(
             new Error(
-              `myelin start exited (${supervisor.child.exitCode ?? supervisor.child.signalCode}) before ${what}:\n${tail(supervisor.output())}`,
+              `myelin start exited (${supervisor.child.exitCode ?? supervisor.child.signalCode}) before ${what}:\n` +
+                `${tail(supervisor.output())}`,
             ),
           );
         }

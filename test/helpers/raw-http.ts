@@ -80,7 +80,8 @@ export function rawExchange(target: RawTarget, head: string | Buffer, options: R
     socket.on('error', (err) =>
       finish(
         new Error(
-          `${(err as NodeJS.ErrnoException).code ?? err.message} after receiving ${JSON.stringify(received.toString('latin1').slice(0, 300))}`,
+          `${(err as NodeJS.ErrnoException).code ?? err.message} ` +
+            `after receiving ${JSON.stringify(received.toString('latin1').slice(0, 300))}`,
         ),
       ),
     );

@@ -76,7 +76,7 @@ export async function sendText(
   return hs.homeserver.services.eventsWriter.sendEvent(roomId, {
     type: 'm.room.message',
     sender: sender.userId,
-    content: { msgtype: 'm.text', body, ...extra } as never,
+    content: { msgtype: 'm.text', body, ...extra },
   });
 }
 

@@ -10,15 +10,15 @@ export async function eventually<T>(
   ms = 30_000,
 ): Promise<T> {
   const deadline = Date.now() + ms;
-  let lastError: unknown;
+  let lastError: string | undefined;
   for (;;) {
     try {
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
-      lastError = err;
+      lastError = String(err);
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ''}`);
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${lastError}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

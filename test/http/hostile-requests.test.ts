@@ -299,7 +299,7 @@ describe('bodies over the limit', () => {
         },
       }),
       duplex: 'half',
-    } as RequestInit);
+    });
     assert.equal(res.status, 413);
     assert.equal(((await res.json()) as { errcode: string }).errcode, 'M_TOO_LARGE');
   });

@@ -318,7 +318,7 @@ async function startLimited(kind: 'TCP' | 'UNIX socket', limits: Partial<Listene
 
 describe('connection limits', () => {
   for (const kind of ['TCP', 'UNIX socket'] as const) {
-    test(`${kind}: more silent connections than max_connections cannot keep /health from answering; the longest-silent ones are closed first`, async () => {
+    test(`${kind}: silent connections beyond max_connections cannot block /health; the longest-silent ones are closed first`, async () => {
       // The header timeout is far off: only the cap can close these connections during the test.
       const where = await startLimited(kind, { max_connections: 50, header_timeout: 600_000 });
       const silent = await openSilentConnections(where, 65);
@@ -353,7 +353,7 @@ describe('connection limits', () => {
       assert.equal(keptAlive[1]!.closed, false);
     });
 
-    test(`${kind}: when every connection has a request in flight, a new one is answered 503 M_UNKNOWN, and served again once one ends`, async () => {
+    test(`${kind}: when every connection has a request in flight, a new one gets 503 M_UNKNOWN, and is served once one ends`, async () => {
       held = gate();
       const where = await startLimited(kind, { max_connections: 2 });
       const busy = [request(where, 'GET', '/_matrix/client/v3/hold'), request(where, 'GET', '/_matrix/client/v3/hold')];
@@ -369,7 +369,7 @@ describe('connection limits', () => {
       assert.equal((await request(where, 'GET', '/health')).text, 'OK');
     });
 
-    test(`${kind}: a silent connection is closed after header_timeout, an idle keep-alive connection after keep_alive_timeout`, async () => {
+    test(`${kind}: a silent connection is closed after header_timeout, an idle keep-alive one after keep_alive_timeout`, async () => {
       const where = await startLimited(kind, { header_timeout: 500, keep_alive_timeout: 500 });
       const [silent] = await openSilentConnections(where, 1);
       const keptAlive = await openConnection(where);

@@ -36,7 +36,7 @@ function getOnNewConnection(url: string, ms: number): Promise<{ status: number; 
 }
 
 function limitsOf(server: ServerProcess) {
-  const limit = readFileLimit(server.process.child.pid!);
+  const limit = readFileLimit(server.process.child.pid);
   assert.ok(limit, 'the server process has /proc/<pid>/limits');
   return limit;
 }

@@ -70,7 +70,7 @@ describe('TLS listeners', () => {
     });
   });
 
-  test('connection limits count TLS connections by their state: at max_connections a silent one is closed, not one that was served', async () => {
+  test('connection limits count TLS connections by state: at max_connections a silent one is closed, not one that was served', async () => {
     const cert = makeCertificate({ dnsNames: ['localhost'], ips: ['127.0.0.1'] });
     const hs = await startTestHomeserver({
       config: {

@@ -112,7 +112,7 @@ forEachBackend('store', (backend) => {
     const row = await db.get<{ s: string; n: number; b: Buffer; z: null }>('SELECT s, n, b, z FROM t');
     assert.equal(row?.s, 'héllo ☃ 😀');
     assert.equal(row?.n, 2 ** 40 + 3);
-    assert.ok(Buffer.from(row!.b).equals(bytes));
+    assert.ok(Buffer.from(row.b).equals(bytes));
     assert.equal(row?.z, null);
     assert.deepEqual(await db.run('UPDATE t SET z = ? WHERE s = ?', ['set', 'nope']), { changes: 0 });
   });

@@ -79,7 +79,7 @@ describe('PostgreSQL backend: the server goes away', () => {
     return rows[0].n as number;
   }
 
-  test('a session terminated by the administrator (57P01) in the middle of a transaction: no crash; the transaction runs again and commits once', async () => {
+  test('a session terminated by an admin (57P01) mid-transaction: no crash; the transaction runs again and commits once', async () => {
     const { db, name } = await open();
     let runs = 0;
     let release!: () => void;
@@ -132,7 +132,7 @@ describe('PostgreSQL backend: the server goes away', () => {
     assert.deepEqual(await db.run("INSERT INTO t (v) VALUES ('again')"), { changes: 1 });
   });
 
-  test('a full restart: work issued while the server is down waits for it and succeeds; the log says when it went and came back; nothing crashes', async () => {
+  test('a full restart: work issued during the outage waits and succeeds; the log says when it went and came back; no crash', async () => {
     const { log, messages, lines } = capturingLogger();
     const { db } = await open({ log, retryWindowMs: 60_000 });
     await db.run('INSERT INTO t (v) VALUES (?)', ['before']);
@@ -160,7 +160,7 @@ describe('PostgreSQL backend: the server goes away', () => {
     assert.ok((lines.find((l) => l.msg === 'database connection restored')!.downMs as number) > 0);
   });
 
-  test('an outage longer than the retry window: the caller gets DatabaseUnavailableError (retriable), and the same handle works once the server is back', async () => {
+  test('an outage beyond the retry window: DatabaseUnavailableError (retriable); the same handle works when it is back', async () => {
     const { db } = await open({ retryWindowMs: 300 });
     await server.shutdown();
     try {
@@ -184,7 +184,8 @@ describe('PostgreSQL backend: the server goes away', () => {
     assert.deepEqual(await db.all('SELECT v FROM t'), []);
   });
 
-  test('start-up while the server is down: the schema check says the database is unreachable (not "version 0"); waitForDatabase waits, says so, and returns once it answers', async () => {
+  // waitForDatabase then waits, says so, and returns once the server answers.
+  test('start-up while the server is down: the schema check says the database is unreachable (not "version 0")', async () => {
     const { log, messages } = capturingLogger();
     const { db } = await open({ retryWindowMs: 200, log });
     await migrate(db);
@@ -204,7 +205,7 @@ describe('PostgreSQL backend: the server goes away', () => {
     await checkSchemaVersion(db);
   });
 
-  test('a signed-in client is still recognised while the database is down (the token cache’s periodic re-read does not turn into a failure)', async () => {
+  test('a signed-in client is still recognised while the database is down (the token cache’s re-read does not fail it)', async () => {
     const { db } = await open({ retryWindowMs: 200 });
     await migrate(db);
     let now = 1_000_000;
@@ -263,7 +264,8 @@ describe('PostgreSQL backend: the server goes away', () => {
       const setup = new pg.Client({ host: server.socketDir, user: server.user, database: name });
       await setup.connect();
       await setup.query(`CREATE TABLE t (v TEXT NOT NULL);
-        CREATE FUNCTION wait_for_gate() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
+        CREATE FUNCTION wait_for_gate() RETURNS trigger LANGUAGE plpgsql
+          AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$;
         CREATE CONSTRAINT TRIGGER gate AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION wait_for_gate();`);
       await setup.query('SELECT pg_advisory_lock(4242)');
       const { log, messages } = capturingLogger();
@@ -272,7 +274,8 @@ describe('PostgreSQL backend: the server goes away', () => {
       const waitingInCommit = () =>
         eventually(async () => {
           const { rows } = await setup.query(
-            "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'",
+            `SELECT pid FROM pg_stat_activity
+             WHERE datname = $1 AND wait_event_type = 'Lock' AND wait_event = 'advisory' AND query = 'COMMIT'`,
             [name],
           );
           return rows[0]?.pid as number | undefined;

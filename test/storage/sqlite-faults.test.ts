@@ -51,7 +51,8 @@ describe('SQLite backend: passing faults', () => {
     return { db, file, messages };
   }
 
-  test('SQLITE_BUSY: another process holds the write lock longer than busy_timeout → the waiting writes fail with a retriable error; the queue goes on once it is released', async () => {
+  // The queue goes on once the lock is released.
+  test('SQLITE_BUSY: another process holds the lock beyond busy_timeout → the waiting writes fail with a retriable error', async () => {
     const { db, file, messages } = await open({ busyTimeoutMs: 200 });
     await db.run('INSERT INTO t (v) VALUES (?)', ['before']);
     const other = new Sqlite(file);
@@ -63,7 +64,7 @@ describe('SQLite backend: passing faults', () => {
       ]);
       for (const result of results) {
         assert.equal(result.status, 'rejected');
-        unavailable('busy')((result as PromiseRejectedResult).reason);
+        unavailable('busy')(result.reason);
       }
       // Reads go on meanwhile (WAL: readers do not wait for the writer).
       assert.deepEqual(await db.all('SELECT v FROM t'), [{ v: 'before' }]);
@@ -81,7 +82,8 @@ describe('SQLite backend: passing faults', () => {
     assert.ok(said.includes('database serves again'), said.join('\n'));
   });
 
-  test('SQLITE_FULL: the database reaches its size cap → the writes that need room fail with a retriable error, every write reported done is stored, and writes succeed again once there is room', async () => {
+  // Every write reported done is stored, and writes succeed again once there is room.
+  test('SQLITE_FULL: the database reaches its size cap → the writes that need room fail with a retriable error', async () => {
     const { db } = await open();
     const [{ page_count: pages }] = (await db.all<{ page_count: number }>('PRAGMA page_count')) as [{ page_count: number }];
     // The write connection may not grow the file beyond a few more pages.
@@ -91,7 +93,7 @@ describe('SQLite backend: passing faults', () => {
     const results = await Promise.allSettled(
       attempts.map(({ value }) => db.transaction((tx) => tx.run('INSERT INTO t (v) VALUES (?)', [value]))),
     );
-    const failed = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
+    const failed = results.filter((r) => r.status === 'rejected');
     assert.ok(failed.length > 0, 'some writes did not fit');
     for (const { reason } of failed) unavailable('resources')(reason);
     // Reported done ⇔ stored: a group commit that failed did not leave anything behind.
@@ -103,7 +105,7 @@ describe('SQLite backend: passing faults', () => {
     assert.equal((await db.all('SELECT v FROM t WHERE v = ?', [big])).length, 1);
   });
 
-  test('a single process whose database is full answers 503 M_UNKNOWN with Retry-After, and the same send succeeds once there is room', async () => {
+  test('one process whose database is full answers 503 M_UNKNOWN with Retry-After; the same send succeeds once there is room', async () => {
     const hs = await startTestHomeserver();
     try {
       const alice = await hs.createUser('alice');

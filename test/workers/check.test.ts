@@ -75,7 +75,8 @@ describe('myelin check', () => {
     expect(new RegExp(`^✓ socket ${run}/client\\.sock \\(main listener \\(client\\)\\): mode 0660, owner \\S+, group \\S+$`));
     expect(
       new RegExp(
-        `^✓ socket ${run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`,
+        `^✓ socket ${run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group ` +
+          `\\S+$`,
       ),
     );
     expect(new RegExp(`^✓ socket ${redis.socketPath} \\(redis\\.path\\): mode 0770, owner \\S+, group \\S+$`));

@@ -31,7 +31,10 @@ describe('myelin proxy-config', () => {
     assert.match(stdout, /^# Reverse-proxy config for Myelin \(nginx\)/);
     assert.match(
       stdout,
-      /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/,
+      new RegExp(
+        /upstream myelin_client_workers_by_user \{\n {4}hash \$myelin_user consistent;\n/.source +
+          / {4}server unix:.*\/run\/generic1\.sock;\n {4}server unix:.*\/run\/generic2\.sock;/.source,
+      ),
     );
     assert.match(stdout, /upstream myelin_initial_sync \{/);
     assert.match(stdout, /location ~ "\^\/_matrix\/client\/\(\?:r0\|v3\)\/sync\$" \{\n {8}proxy_pass http:\/\/\$myelin_sync_pool;/);
@@ -95,7 +98,10 @@ describe('myelin systemd', () => {
     assert.match(units, /RuntimeDirectory=matrix-synapse\n/);
     assert.match(
       units,
-      /ExecStart=\/usr\/bin\/node \/opt\/myelin\/bin\/myelin worker -c \/etc\/myelin\/homeserver\.yaml -c \/etc\/myelin\/workers\/%i\.yaml\n/,
+      new RegExp(
+        /ExecStart=\/usr\/bin\/node \/opt\/myelin\/bin\/myelin worker /.source +
+          /-c \/etc\/myelin\/homeserver\.yaml -c \/etc\/myelin\/workers\/%i\.yaml\n/.source,
+      ),
     );
   });
 });

@@ -88,7 +88,7 @@ describe('worker deployment: main, two events persisters, two client workers', (
     assert.equal(byInstance.main, undefined, 'main writes no events');
   });
 
-  test('two workers build one user’s create event in the same millisecond: a room each; the taken id is refused over the RPC with 409, not retried', async () => {
+  test("two workers build one user's create event in the same ms: a room each; the taken id gets 409 over RPC, not retried", async () => {
     const dave = await register('client1', 'dave');
     // Each worker's creation handler, with its clock stopped at the same instant.
     const frozenMs = 1_700_000_000_000;
@@ -178,23 +178,19 @@ describe('worker deployment: stream writers on a worker', () => {
     let since: string = (await cluster.instance('client2').call('GET', '/_matrix/client/v3/sync', { token: bob.access_token })).json
       .next_batch;
 
-    const typing = await cluster
-      .instance('client1')
-      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(alice.user_id)}`, {
-        token: alice.access_token,
-        body: { typing: true, timeout: 10_000 },
-      });
+    const typing = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/typing/${enc(alice.user_id)}`, {
+      token: alice.access_token,
+      body: { typing: true, timeout: 10_000 },
+    });
     assert.equal(typing.status, 200, typing.text);
     ({ since } = await syncUntil('client2', bob.access_token, since, (body) =>
       body.rooms?.join?.[roomId]?.ephemeral?.events?.find((e: any) => e.type === 'm.typing' && e.content.user_ids.includes(alice.user_id)),
     ));
 
-    const sent = await cluster
-      .instance('client1')
-      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/r1`, {
-        token: alice.access_token,
-        body: { msgtype: 'm.text', body: 'read me' },
-      });
+    const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/r1`, {
+      token: alice.access_token,
+      body: { msgtype: 'm.text', body: 'read me' },
+    });
     const eventId: string = sent.json.event_id;
     const receipt = await cluster
       .instance('client2')
@@ -253,12 +249,10 @@ describe('worker deployment: stream writers on a worker', () => {
       await cluster.instance('client1').call('POST', '/_matrix/client/v3/createRoom', { token: carol.access_token, body: {} })
     ).json.room_id;
     for (let i = 0; i < 5; i++) {
-      const sent = await cluster
-        .instance('client1')
-        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/ryw${i}`, {
-          token: carol.access_token,
-          body: { msgtype: 'm.text', body: `ryw ${i}` },
-        });
+      const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/ryw${i}`, {
+        token: carol.access_token,
+        body: { msgtype: 'm.text', body: `ryw ${i}` },
+      });
       const read = await cluster
         .instance('client2')
         .call('GET', `/_matrix/client/v3/rooms/${enc(roomId)}/event/${enc(sent.json.event_id)}`, { token: carol.access_token });
@@ -363,12 +357,10 @@ describe('worker deployment: two device_lists writers and two receipts writers',
       .next_batch;
     await Promise.all(
       rooms.map(async (roomId, i) => {
-        const sent = await cluster
-          .instance('client1')
-          .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/rr${i}`, {
-            token: bob.access_token,
-            body: { msgtype: 'm.text', body: 'read me' },
-          });
+        const sent = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/rr${i}`, {
+          token: bob.access_token,
+          body: { msgtype: 'm.text', body: 'read me' },
+        });
         const receipt = await cluster
           .instance('client1')
           .call('POST', `/_matrix/client/v3/rooms/${enc(roomId)}/receipt/m.read/${enc(sent.json.event_id)}`, {
@@ -436,23 +428,19 @@ describe('worker deployment: faults', () => {
     await cluster.redis.stop();
     const sent: string[] = [];
     for (let i = 0; i < 6; i++) {
-      const res = await cluster
-        .instance('client1')
-        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/out${i}`, {
-          token: alice.access_token,
-          body: { msgtype: 'm.text', body: `during ${i}` },
-        });
+      const res = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/out${i}`, {
+        token: alice.access_token,
+        body: { msgtype: 'm.text', body: `during ${i}` },
+      });
       assert.equal(res.status, 200, res.text);
       sent.push(`during ${i}`);
       await new Promise((r) => setTimeout(r, 500));
     }
     await cluster.redis.start();
-    const after = await cluster
-      .instance('client1')
-      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, {
-        token: alice.access_token,
-        body: { msgtype: 'm.text', body: 'after' },
-      });
+    const after = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/after`, {
+      token: alice.access_token,
+      body: { msgtype: 'm.text', body: 'after' },
+    });
     assert.equal(after.status, 200);
     assert.deepEqual(await collect('client2', bob.access_token, since, roomId, 7), [...sent, 'after']);
   });
@@ -471,12 +459,10 @@ describe('worker deployment: faults', () => {
     await persister.homeserver.stop(0);
     // Sends made while it is down are retried by client1 until it is back.
     const pending = Array.from({ length: 4 }, (_, i) =>
-      cluster
-        .instance('client1')
-        .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down${i}`, {
-          token: carol.access_token,
-          body: { msgtype: 'm.text', body: `down ${i}` },
-        }),
+      cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down${i}`, {
+        token: carol.access_token,
+        body: { msgtype: 'm.text', body: `down ${i}` },
+      }),
     );
     await new Promise((r) => setTimeout(r, 2000));
     const { join } = await import('node:path');
@@ -485,12 +471,10 @@ describe('worker deployment: faults', () => {
     const results = await Promise.all(pending);
     for (const res of results) assert.equal(res.status, 200, res.text);
     // The client retries one of them with the same transaction id: the same event comes back.
-    const retried = await cluster
-      .instance('client1')
-      .call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down0`, {
-        token: carol.access_token,
-        body: { msgtype: 'm.text', body: 'down 0' },
-      });
+    const retried = await cluster.instance('client1').call('PUT', `/_matrix/client/v3/rooms/${enc(roomId)}/send/m.room.message/down0`, {
+      token: carol.access_token,
+      body: { msgtype: 'm.text', body: 'down 0' },
+    });
     assert.equal(retried.json.event_id, results[0]!.json.event_id);
     const bodies = await collect('client2', carol.access_token, since, roomId, 4);
     assert.deepEqual([...bodies].sort(), ['down 0', 'down 1', 'down 2', 'down 3']);

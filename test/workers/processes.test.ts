@@ -23,8 +23,6 @@ import {
   Filter,
   MsgType,
   PendingEventOrdering,
-  RoomEvent,
-  RoomMemberEvent,
   type MatrixClient,
   type MatrixEvent,
   type Room,
@@ -53,7 +51,7 @@ globalThis.setTimeout = Object.assign((handler: (...args: unknown[]) => void, ms
   const timer = realSetTimeout(handler, ms, ...args);
   if ((ms ?? 0) >= 60_000) timer.unref();
   return timer;
-}, realSetTimeout) as typeof setTimeout;
+}, realSetTimeout);
 
 const enc = encodeURIComponent;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -139,7 +137,7 @@ class MessageCollector {
   private since = '';
   private running = true;
   private loop: Promise<void> | undefined;
-  private error: unknown;
+  private error: Error | undefined;
   private readonly filter = enc(JSON.stringify({ room: { timeline: { limit: 500 } } }));
 
   constructor(
@@ -538,7 +536,8 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       expect(/^✓ config: 2 file\(s\), 5 worker\(s\) in \S+\/workers$/);
       expect(
         new RegExp(
-          `^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner \\S+, group \\S+$`,
+          `^✓ socket ${cluster.run}/replication\\.sock \\(main listener \\(replication\\), instance_map\\.main\\): mode 0660, owner ` +
+            `\\S+, group \\S+$`,
         ),
       );
       expect(new RegExp(`^✓ Redis at ${cluster.redis.socketPath}: answers PING$`));
@@ -628,7 +627,7 @@ describe('a worker deployment as real processes, supervised by one myelin start'
   });
 
   describe('concurrent room creation', () => {
-    test('100 creations by one user, 8 at a time, through both generic workers and the router: 100 rooms of their own, each on its persister, no 5xx', async (t) => {
+    test('100 creations by a user, 8 at once, via both generic workers and router: 100 rooms, each on its persister, no 5xx', async (t) => {
       const creator = await registerAccount(cluster.baseUrl('generic1'), 'bulkcreator');
       // Round robin over three ways in, so one user's creations are built by two processes at once.
       const ways = [cluster.baseUrl('generic1'), cluster.baseUrl('generic2'), cluster.routerUrl!];
@@ -694,7 +693,7 @@ describe('a worker deployment as real processes, supervised by one myelin start'
       return Number(row!.n);
     }
 
-    test('kill -9 of generic1 while a client sends through it: restarted; no acknowledged event lost; retried txnIds never duplicate', async () => {
+    test('kill -9 of generic1 while a client sends via it: restarted; no acknowledged event lost; retries never duplicate', async () => {
       const roomId = await roomFor();
       const collector = new MessageCollector(() => cluster.baseUrl('generic2'), reader.accessToken, roomId);
       await collector.start();

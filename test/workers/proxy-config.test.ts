@@ -48,13 +48,13 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
       const byHeader = new Set<string>();
       for (const device of ['A', 'B'])
         byHeader.add(await instanceFor(proxyUrl(), 'GET', '/_matrix/client/v3/sync?since=s1_2', tokenFor(`user${u}`, device)));
-      assert.equal(byHeader.size, 1, `user${u}: ${[...byHeader]}`);
+      assert.equal(byHeader.size, 1, `user${u}: ${[...byHeader].join(', ')}`);
       const [instance] = byHeader;
       const byQuery = await instanceFor(proxyUrl(), 'GET', `/_matrix/client/r0/sync?since=s1_2&access_token=${tokenFor(`user${u}`, 'C')}`);
       assert.equal(byQuery, instance, `user${u} by query`);
       used.add(instance!);
     }
-    assert.ok(used.size >= 2, `every user went to ${[...used]}`);
+    assert.ok(used.size >= 2, `every user went to ${[...used].join(', ')}`);
     for (const instance of used) assert.ok(['generic1', 'generic2'].includes(instance), instance);
   });
 
@@ -73,7 +73,7 @@ function routingBehaviour(name: string, proxyUrl: () => string) {
           await instanceFor(proxyUrl(), 'PUT', `/_matrix/client/v3/rooms/${room}/send/m.room.message/txn${i}`, tokenFor(`u${i}`), '{}'),
         );
       }
-      assert.equal(seen.size, 1, `room ${r}: ${[...seen]}`);
+      assert.equal(seen.size, 1, `room ${r}: ${[...seen].join(', ')}`);
     }
   });
 

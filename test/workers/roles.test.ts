@@ -13,7 +13,7 @@ function problemsOf(load: () => unknown): string[] {
   try {
     load();
   } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
     return [...err.problems];
   }
   assert.fail('expected the configuration to be refused');
@@ -129,7 +129,10 @@ describe('stream_writers and instance_map', () => {
     const problems = problemsOf(load);
     assert.match(
       problems.join('\n'),
-      /homeserver\.yaml: stream_writers\.events: Instance 'persister2' is configured to write events but does not appear in `instance_map` config\./,
+      new RegExp(
+        /homeserver\.yaml: stream_writers\.events: Instance 'persister2' is configured to write events /.source +
+          /but does not appear in `instance_map` config\./.source,
+      ),
     );
     assert.match(
       problems.join('\n'),
@@ -197,7 +200,10 @@ describe('stream_writers and instance_map', () => {
     });
     assert.match(
       problemsOf(load)[0]!,
-      /homeserver\.yaml: listeners\[0\]\.resources: a `router` listener forwards every request to the instance that serves it, so it cannot also serve client/,
+      new RegExp(
+        /homeserver\.yaml: listeners\[0\]\.resources: a `router` listener forwards every request to the instance that serves it, /.source +
+          /so it cannot also serve client/.source,
+      ),
     );
   });
 });
@@ -212,7 +218,10 @@ describe('what a worker needs to run', () => {
     assert.equal(problems.length, 3);
     assert.match(
       problems[0]!,
-      /homeserver\.yaml: database: workers need PostgreSQL: every process of a worker deployment shares one database, and SQLite cannot be shared/,
+      new RegExp(
+        /homeserver\.yaml: database: workers need PostgreSQL: every process of a worker deployment shares one database, /.source +
+          /and SQLite cannot be shared/.source,
+      ),
     );
     assert.match(problems[1]!, /homeserver\.yaml: redis: workers replicate through Redis: set `redis\.enabled: true`/);
     assert.match(
@@ -267,7 +276,10 @@ describe('the deployment as a whole (the workers directory)', () => {
     const problems = problemsOf(() => loadDeployment(files)).join('\n');
     assert.match(
       problems,
-      /homeserver\.yaml: stream_writers\.typing: "ghost" writes typing, but no file in .*workers has that worker_name \(when another service manager runs the workers, start main with --no-workers\)/,
+      new RegExp(
+        /homeserver\.yaml: stream_writers\.typing: "ghost" writes typing, but no file in .*workers has that worker_name /.source +
+          /\(when another service manager runs the workers, start main with --no-workers\)/.source,
+      ),
     );
     assert.match(problems, /homeserver\.yaml: pusher_instances: "nobody" is not a worker/);
     assert.match(
@@ -287,7 +299,11 @@ describe('the deployment as a whole (the workers directory)', () => {
     const problems = problemsOf(() => loadDeployment(files));
     assert.match(
       problems[0]!,
-      /workers\/ephemeral\.yaml: worker_listeners: ephemeral writes typing, so the requests that write it go there \(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), but ephemeral has no http listener with the `client` resource/,
+      new RegExp(
+        /workers\/ephemeral\.yaml: worker_listeners: ephemeral writes typing, so the requests that write it go there /.source +
+          /\(PUT \/_matrix\/client\/v3\/rooms\/\{roomId\}\/typing\/\{userId\}\), /.source +
+          /but ephemeral has no http listener with the `client` resource/.source,
+      ),
     );
   });
 

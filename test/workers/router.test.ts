@@ -78,9 +78,9 @@ describe('built-in router', () => {
         seenFor.set(user, (seenFor.get(user) ?? new Set()).add(json!.instance));
       }
     }
-    for (const [user, instances] of seenFor) assert.equal(instances.size, 1, `${user} went to ${[...instances]}`);
+    for (const [user, instances] of seenFor) assert.equal(instances.size, 1, `${user} went to ${[...instances].join(', ')}`);
     const used = new Set([...seenFor.values()].flatMap((s) => [...s]));
-    assert.ok(used.size >= 2, `30 users all went to ${[...used]}`);
+    assert.ok(used.size >= 2, `30 users all went to ${[...used].join(', ')}`);
     for (const instance of used) assert.ok(['generic1', 'generic2'].includes(instance), instance);
   });
 
@@ -112,7 +112,7 @@ describe('built-in router', () => {
         byRoom.set(room, (byRoom.get(room) ?? new Set()).add(messages.json!.instance).add(send.json!.instance));
       }
     }
-    for (const [room, instances] of byRoom) assert.equal(instances.size, 1, `${room}: ${[...instances]}`);
+    for (const [room, instances] of byRoom) assert.equal(instances.size, 1, `${room}: ${[...instances].join(', ')}`);
   });
 
   test('stream writers get their routes; main its own', async () => {

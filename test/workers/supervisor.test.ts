@@ -185,7 +185,7 @@ describe('supervisor', () => {
     }
   });
 
-  test('a process that never comes up is restarted after the start timeout; one that says it waits (for its database) is left to wait', async () => {
+  test('a process that never comes up is restarted after the start timeout; one that says it waits for its database is not', async () => {
     const { log, lines, waitFor } = capturingLogger();
     const supervisor = new Supervisor({ log, backoff: FAST, startTimeoutMs: 1_500 });
     const stuck = childSpec('stuck', { NO_LISTEN: '1' });

@@ -104,8 +104,8 @@ export function lookupPath(event: RoomEvent, path: readonly string[]): JsonValue
   if (path.length === 0) return undefined;
   let value = topLevel(event, path[0]!);
   for (let i = 1; i < path.length; i++) {
-    if (!isJsonObject(value as JsonValue)) return undefined;
-    const obj = value as JsonObject;
+    if (!isJsonObject(value)) return undefined;
+    const obj = value;
     const name = path[i]!;
     if (!Object.hasOwn(obj, name)) return undefined;
     value = obj[name];

@@ -17,7 +17,7 @@
 //   - 400 M_UNKNOWN when the `before`/`after` rule does not exist (the spec's own example);
 //   - 404 M_NOT_FOUND when changing or deleting a rule that does not exist.
 
-import { isJsonObject, type JsonObject, type JsonValue } from '../json.js';
+import { isJsonObject } from '../json.js';
 import { defaultRuleKind, MASTER_RULE_ID, sharedDefaultRules } from './default-rules.js';
 import { PUSH_RULE_KINDS, type PushAction, type PushCondition, type PushRule, type PushRuleKind, type PushRuleSet } from './rules.js';
 
@@ -132,7 +132,7 @@ export function validateActions(value: unknown): PushRuleResult<PushAction[]> {
       if (action === 'notify' || action === 'dont_notify' || action === 'coalesce') continue;
       return fail(`Unrecognised action: ${action}`, 'M_BAD_JSON');
     }
-    if (isJsonObject(action as JsonValue) && typeof (action as JsonObject)['set_tweak'] === 'string') continue;
+    if (isJsonObject(action) && typeof action['set_tweak'] === 'string') continue;
     return fail(`Unrecognised action: ${JSON.stringify(action)}`, 'M_BAD_JSON');
   }
   return ok(value as PushAction[]);
@@ -151,8 +151,8 @@ export function validateRuleId(ruleId: string): PushRuleResult<string> {
 function validateConditions(value: unknown): PushRuleResult<PushCondition[]> {
   if (!Array.isArray(value)) return fail("'conditions' must be an array", 'M_BAD_JSON');
   for (const condition of value as unknown[]) {
-    if (!isJsonObject(condition as JsonValue)) return fail('Each condition must be an object', 'M_BAD_JSON');
-    if (typeof (condition as JsonObject)['kind'] !== 'string') return fail("Condition without 'kind'", 'M_BAD_JSON');
+    if (!isJsonObject(condition)) return fail('Each condition must be an object', 'M_BAD_JSON');
+    if (typeof condition['kind'] !== 'string') return fail("Condition without 'kind'", 'M_BAD_JSON');
     // A condition of a known kind with bad parameters is stored as sent and never matches, like
     // an unknown kind: the spec defines no validation for them and Synapse stores them.
   }
@@ -173,8 +173,8 @@ export function validateNewRule(kind: string, ruleId: string, body: unknown): Pu
   if (!isPushRuleKind(kind)) return fail(`Unknown push rule kind: ${kind}`, 'M_INVALID_PARAM');
   const id = validateRuleId(ruleId);
   if (!id.ok) return id;
-  if (!isJsonObject(body as JsonValue)) return fail('The body must be a JSON object', 'M_BAD_JSON');
-  const obj = body as JsonObject;
+  if (!isJsonObject(body)) return fail('The body must be a JSON object', 'M_BAD_JSON');
+  const obj = body;
   if (!('actions' in obj)) return fail("No 'actions' found", 'M_BAD_JSON');
   const actions = validateActions(obj['actions']);
   if (!actions.ok) return actions;
@@ -208,18 +208,18 @@ export function validateNewRule(kind: string, ruleId: string, body: unknown): Pu
 
 /** The body of `PUT …/enabled`: `{"enabled": boolean}`. */
 export function parseEnabledBody(body: unknown): PushRuleResult<boolean> {
-  if (isJsonObject(body as JsonValue) && typeof (body as JsonObject)['enabled'] === 'boolean') {
-    return ok((body as JsonObject)['enabled'] as boolean);
+  if (isJsonObject(body) && typeof body['enabled'] === 'boolean') {
+    return ok(body['enabled']);
   }
   return fail("'enabled' must be a boolean", 'M_BAD_JSON');
 }
 
 /** The body of `PUT …/actions`: `{"actions": [...]}`. */
 export function parseActionsBody(body: unknown): PushRuleResult<PushAction[]> {
-  if (!isJsonObject(body as JsonValue) || !('actions' in (body as JsonObject))) {
+  if (!isJsonObject(body) || !('actions' in body)) {
     return fail("No 'actions' found", 'M_BAD_JSON');
   }
-  return validateActions((body as JsonObject)['actions']);
+  return validateActions(body['actions']);
 }
 
 // ---------------------------------------------------------------------------------------------

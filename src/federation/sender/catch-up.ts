@@ -121,7 +121,8 @@ export class DestinationCatchUp {
     events.sort((a, b) => a.position - b.position);
     this.options.log.info(
       { destination: this.destination, events: count, rooms: events.length, from: cursor, to: bound },
-      `${this.destination} missed ${count} events: sending the latest event of each of ${events.length} rooms instead (it fetches the rest with /get_missing_events)`,
+      `${this.destination} missed ${count} events: sending the latest event of each of ${events.length} rooms instead ` +
+        '(it fetches the rest with /get_missing_events)',
     );
     this.plan = { events, upTo: bound };
   }

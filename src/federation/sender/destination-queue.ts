@@ -551,7 +551,8 @@ export class DestinationQueue {
       // only be refused again and would hold back everything after it.
       this.env.log.error(
         { ...report, err: err.message },
-        `${destination} refused transaction ${txn.txnId} (${txn.pdus.length} PDUs, ${txn.edus.length} EDUs): ${err.message}; not sent again`,
+        `${destination} refused transaction ${txn.txnId} (${txn.pdus.length} PDUs, ${txn.edus.length} EDUs): ` +
+          `${err.message}; not sent again`,
       );
       await this.acknowledged(txn, !(err instanceof FederationDeniedError));
       this.env.onTransaction?.({ ...report, outcome: 'refused' });

@@ -226,7 +226,7 @@ export function loginOptionsOf(body: JsonObject): LoginOptions {
 function sessionIdOf(body: JsonObject): string | undefined {
   const auth = body.auth;
   if (auth === null || typeof auth !== 'object' || Array.isArray(auth)) return undefined;
-  const session = (auth as JsonObject).session;
+  const session = auth.session;
   return typeof session === 'string' && session !== '' ? session : undefined;
 }
 

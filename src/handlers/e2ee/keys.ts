@@ -91,7 +91,7 @@ export class KeysHandler {
       if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string'))
         throw Errors.badJson("'device_keys' values must be lists of strings");
       if (!isValidUserId(userId)) continue;
-      const devices = [...new Set(deviceIds as string[])];
+      const devices = [...new Set(deviceIds)];
       if (isLocalUser(userId, this.deps.serverName)) local.set(userId, devices);
       else {
         const server = serverNameOf(userId)!;

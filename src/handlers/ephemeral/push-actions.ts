@@ -218,7 +218,7 @@ export class PushActions {
     const marks = new Map<string, Map<string, number>>();
     const raise = (roomId: string, threadId: string, position: number) => {
       let room = marks.get(roomId);
-      if (!room) marks.set(roomId, (room = new Map()));
+      if (!room) marks.set(roomId, (room = new Map<string, number>()));
       room.set(threadId, Math.max(room.get(threadId) ?? 0, Number(position)));
     };
     for (const mark of await this.receipts.readMarks(userId)) raise(mark.room_id, mark.thread_id, mark.stream_ordering);

@@ -50,7 +50,7 @@ export class TypingWriter implements TypingWriterApi {
   async setTyping(roomId: string, userId: string, typing: boolean, timeoutMs: number): Promise<void> {
     if (!typing) return this.stop(roomId, userId);
     let room = this.typers.get(roomId);
-    if (!room) this.typers.set(roomId, (room = new Map()));
+    if (!room) this.typers.set(roomId, (room = new Map<string, NodeJS.Timeout>()));
     const existing = room.get(userId);
     if (existing) clearTimeout(existing);
     const timer = setTimeout(() => void this.stop(roomId, userId), Math.max(0, timeoutMs));

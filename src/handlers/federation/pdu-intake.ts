@@ -205,7 +205,7 @@ export class PduIntake {
       throw err;
     }
     const run = new IntakeRun(this.host, room, origin);
-    const outcomes: Array<PduOutcome | undefined> = new Array(pdus.length);
+    const outcomes = new Array<PduOutcome | undefined>(pdus.length);
     const events: RoomEvent[] = [];
     const indexOf = new Map<string, number[]>();
     pdus.forEach((pdu, i) => {
@@ -640,7 +640,7 @@ class IntakeRun {
   async settleCommits(): Promise<Map<string, string>> {
     const failures = new Map<string, string>();
     const results = await Promise.allSettled(this.commits.map((c) => c.commit));
-    let unavailable: unknown;
+    let unavailable: DatabaseUnavailableError | undefined;
     results.forEach((result, i) => {
       if (result.status === 'fulfilled') return;
       if (result.reason instanceof DatabaseUnavailableError) unavailable ??= result.reason;

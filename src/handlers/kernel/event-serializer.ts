@@ -67,7 +67,7 @@ export class EventSerializer {
         const base = built.then((map) => map.get(eventId)!);
         pending.set(eventId, base);
         let variants = this.shared.get(eventId);
-        if (!variants) this.shared.set(eventId, (variants = new Map()));
+        if (!variants) this.shared.set(eventId, (variants = new Map<string, Promise<ClientEvent>>()));
         variants.set(variant, base);
         base.catch(() => this.shared.delete(eventId));
       }

@@ -894,7 +894,7 @@ export class EventsWriter implements EventsWriterApi {
       const write = given ?? (await this.planLocal(room, event));
       const position = write.status === 'timeline' ? reservation.positions[next++]! : (write.position ?? 0);
       this.applyWrite(room, event, write, position);
-      items.push({ stored: { event, streamOrdering: position, roomVersion: room.version } as StoredEvent, stateBefore, write });
+      items.push({ stored: { event, streamOrdering: position, roomVersion: room.version }, stateBefore, write });
     }
     const timeline = items.filter((item) => item.write.status === 'timeline');
     const previous = room.lastWrite;
@@ -1112,5 +1112,5 @@ export function jsonEqual(a: JsonValue | undefined, b: JsonValue | undefined): b
   }
   const ak = Object.keys(a);
   const bo = b as JsonObject;
-  return ak.length === Object.keys(bo).length && ak.every((k) => k in bo && jsonEqual((a as JsonObject)[k], bo[k]));
+  return ak.length === Object.keys(bo).length && ak.every((k) => k in bo && jsonEqual(a[k], bo[k]));
 }

@@ -41,7 +41,7 @@ export class RoomStateReader {
           if (!stored) throw new Error(`state event ${row.eventId} not found`);
           const next = new Map(state);
           next.set(key, stored);
-          return next as RoomState;
+          return next;
         });
         this.current.set(row.roomId, updated);
         updated.catch(() => this.current.delete(row.roomId));

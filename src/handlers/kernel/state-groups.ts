@@ -177,7 +177,7 @@ export class StateGroups {
     const deltas = new Map<number, Map<StateKey, string | null>>();
     for (const entry of entries) {
       let delta = deltas.get(entry.state_group);
-      if (!delta) deltas.set(entry.state_group, (delta = new Map()));
+      if (!delta) deltas.set(entry.state_group, (delta = new Map<string, string | null>()));
       delta.set(makeStateKey(entry.type, entry.state_key), entry.event_id);
     }
     for (const group of groups) {

@@ -99,7 +99,7 @@ export class RoomCreationHandler {
     const invitees = body.invite === undefined ? [] : body.invite;
     if (!Array.isArray(invitees) || !invitees.every((u) => typeof u === 'string'))
       throw Errors.badJson('"invite" must be a list of user ids');
-    for (const userId of invitees as string[]) {
+    for (const userId of invitees) {
       if (!isValidUserId(userId)) throw Errors.invalidParam(`"${userId}" is not a valid user id`);
     }
     const isDirect = body.is_direct === true;
@@ -131,7 +131,7 @@ export class RoomCreationHandler {
       additionalCreators.push(...((given as string[] | undefined) ?? []));
       // With trusted_private_chat, invitees get full power: in v12 that means being creators.
       if (preset.invitesAreCreators)
-        for (const userId of invitees as string[]) if (!additionalCreators.includes(userId)) additionalCreators.push(userId);
+        for (const userId of invitees) if (!additionalCreators.includes(userId)) additionalCreators.push(userId);
       if (additionalCreators.length) createContent.additional_creators = additionalCreators;
     }
 
@@ -160,7 +160,7 @@ export class RoomCreationHandler {
 
     const powerLevels =
       takeInitial('m.room.power_levels') ??
-      state('m.room.power_levels', this.defaultPowerLevels(creator, invitees as string[], preset, version.privilegedCreators, body));
+      state('m.room.power_levels', this.defaultPowerLevels(creator, invitees, preset, version.privilegedCreators, body));
     if (version.privilegedCreators) {
       // Creators have infinite power in v12 and must not be listed (auth rule 10.4).
       const users = powerLevels.content.users;
@@ -191,7 +191,7 @@ export class RoomCreationHandler {
       aliases: alias ? [alias] : [],
     });
 
-    for (const invitee of invitees as string[]) {
+    for (const invitee of invitees) {
       await this.membership.invite(roomId, creator, invitee, { isDirect });
     }
     return alias ? { room_id: roomId, room_alias: alias } : { room_id: roomId };

@@ -119,7 +119,7 @@ export class SyncHandler {
         ? this.sentMembers.heldAt(request.userId, request.deviceId, encodeSyncToken(request.since))
         : NO_MEMBERS;
     const answer = ({ response, sentMembers }: ComputedResponse): JsonObject => {
-      if (lazy) this.sentMembers.record(request.userId, request.deviceId, String(response.next_batch), held, sentMembers);
+      if (lazy) this.sentMembers.record(request.userId, request.deviceId, response.next_batch as string, held, sentMembers);
       return response;
     };
 
@@ -205,7 +205,7 @@ export class SyncHandler {
     const presence =
       changed('presence') && !filterBlocksAll(filter.presence)
         ? (await this.sources.presence(userId, from.presence, to.presence)).filter((e) =>
-            eventMatchesFilter(filter.presence, { type: String(e.type), sender: String(e.sender) }),
+            eventMatchesFilter(filter.presence, { type: e.type as string, sender: e.sender as string }),
           )
         : [];
     if (presence.length) {
@@ -372,7 +372,6 @@ export class SyncHandler {
     to: StreamPositions,
     flags: { initial: boolean; newlyJoined: boolean; hasNewEvents: boolean; joinedThroughout: boolean },
   ): Promise<RoomSection> {
-    const { filter } = request;
     const fullHistory = flags.initial || flags.newlyJoined || request.fullState;
     const timeline =
       flags.hasNewEvents || fullHistory
@@ -658,7 +657,7 @@ function counts(c: UnreadCounts): JsonObject {
 }
 
 function stateContent(state: RoomState, type: string): JsonObject | undefined {
-  return state.get(makeStateKey(type, '') as StateKey)?.event.content;
+  return state.get(makeStateKey(type, ''))?.event.content;
 }
 
 /**
@@ -685,5 +684,5 @@ function timelineFilterMatches(filter: RoomEventFilter, stored: StoredEvent): bo
 }
 
 function stateFilterMatches(filter: EventFilter, type: string, roomId: string): boolean {
-  return eventMatchesFilter(filter as RoomEventFilter, { type, roomId });
+  return eventMatchesFilter(filter, { type, roomId });
 }
