@@ -80,7 +80,7 @@ forEachBackend('membership across two Myelins', (backend) => {
     // B holds the room's state as A gave it.
     const state = await clientCall(b, bob, 'GET', `/_matrix/client/v3/rooms/${room(roomId)}/state`);
     assert.equal(state.status, 200, state.text);
-    const types = new Set((state.json as JsonObject[]).map((e) => `${e.type}|${e.state_key}`));
+    const types = new Set((state.json as JsonObject[]).map((e) => `${e.type as string}|${e.state_key as string}`));
     for (const key of ['m.room.create|', 'm.room.name|', 'm.room.topic|', `m.room.member|${alice.userId}`, `m.room.member|${bob.userId}`]) {
       assert.ok(types.has(key), `B's state has ${key}`);
     }

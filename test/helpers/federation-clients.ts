@@ -94,7 +94,7 @@ export async function membershipSeenBy(viewers: Account[], roomId: string, targe
 
 export async function rawSync(account: Account, query: Record<string, string> = {}): Promise<any> {
   const params = new URLSearchParams({ timeout: '0', ...query });
-  return ok(call(account, 'GET', `/_matrix/client/v3/sync?${params}`));
+  return ok(call(account, 'GET', `/_matrix/client/v3/sync?${params.toString()}`));
 }
 
 /**
@@ -132,7 +132,7 @@ async function gap(account: Account, roomId: string, from: string, to: string): 
   const chunks: any[] = [];
   for (let token = from; ;) {
     const params = new URLSearchParams({ dir: 'b', from: token, to, limit: '100' });
-    const page = await ok(call(account, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?${params}`));
+    const page = await ok(call(account, 'GET', `/_matrix/client/v3/rooms/${enc(roomId)}/messages?${params.toString()}`));
     chunks.push(...page.chunk);
     if (page.chunk.length === 0 || page.end === undefined) break;
     token = page.end;

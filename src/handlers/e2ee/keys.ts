@@ -96,7 +96,7 @@ export class KeysHandler {
       else {
         const server = serverNameOf(userId)!;
         let users = remote.get(server);
-        if (!users) remote.set(server, (users = new Map()));
+        if (!users) remote.set(server, (users = new Map<string, string[]>()));
         users.set(userId, devices);
       }
     }
@@ -127,7 +127,7 @@ export class KeysHandler {
     for (const [userId, deviceIds] of Object.entries(requested)) {
       if (!Array.isArray(deviceIds) || !deviceIds.every((d) => typeof d === 'string'))
         throw Errors.badJson("'device_keys' values must be lists of strings");
-      if (isValidUserId(userId) && isLocalUser(userId, this.deps.serverName)) local.set(userId, [...new Set(deviceIds as string[])]);
+      if (isValidUserId(userId) && isLocalUser(userId, this.deps.serverName)) local.set(userId, [...new Set(deviceIds)]);
     }
     // No viewer: no user-signing key, and no signatures only their author may see.
     const { deviceKeys, sections } = await this.storedKeys('', local, []);
@@ -254,7 +254,7 @@ export class KeysHandler {
   }> {
     const result = {
       cached: [] as Array<[string, string[]]>,
-      keys: { device_keys: {}, master_keys: {}, self_signing_keys: {} } as ReturnType<typeof verifiedKeysQueryAnswer>,
+      keys: { device_keys: {}, master_keys: {}, self_signing_keys: {} },
       failures: {} as Record<string, JsonObject>,
     };
     if (remote.size === 0) return result;

@@ -10,7 +10,7 @@ import { isJsonObject } from '../../core/json.js';
 import { checkParsedPdu, keyRequestsFor, parseReceivedPdu, type KeyLookup, type PduCheckOutcome } from '../../core/pdu-checks.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import type { FederationClient } from '../../federation/client.js';
-import type { Keyring } from '../../federation/keyring.js';
+import type { Keyring, VerifyKeyResults } from '../../federation/keyring.js';
 import type { FederationFetcher, FederationInbound, MissingEventsRequest } from './pdu-intake.js';
 
 const enc = encodeURIComponent;
@@ -36,7 +36,7 @@ export class PduChecker {
     const parsed = pdus.map((pdu) => parseReceivedPdu(pdu, version, roomId));
     const events: Array<{ event: RoomEvent; roomVersion: RoomVersion }> = [];
     for (const result of parsed) if (result.ok) events.push({ event: result.event, roomVersion: version });
-    const keys = events.length === 0 ? new Map() : await this.keyring.getVerifyKeys(keyRequestsFor(events));
+    const keys: VerifyKeyResults = events.length === 0 ? new Map() : await this.keyring.getVerifyKeys(keyRequestsFor(events));
     const lookup: KeyLookup = (serverName, keyId) => keys.get(serverName)?.get(keyId);
     return parsed.map((result) =>
       result.ok

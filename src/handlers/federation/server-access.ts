@@ -9,8 +9,7 @@
 //   was joined at the event. Anything else is served redacted (the graph needs the event's shape,
 //   not its content), as Synapse serves it. An event redacted in the room is served redacted too.
 
-import { splitStateKey, stateKey as makeStateKey, type Pdu, type RoomEvent, type StateKey } from '../../core/events.js';
-import type { JsonObject } from '../../core/json.js';
+import { splitStateKey, stateKey as makeStateKey, type Pdu, type RoomEvent } from '../../core/events.js';
 import { redactEvent } from '../../core/redaction.js';
 import type { RoomVersion } from '../../core/room-versions.js';
 import { serverAclAllows } from '../../core/server-acl.js';
@@ -82,7 +81,7 @@ export class ServerAccess {
         verdicts.set(cacheKey, verdict);
       }
       const visible = (await verdict) && !redactions.has(event.eventId);
-      out.push(visible ? event.pdu : redactEvent(event.pdu as JsonObject, version));
+      out.push(visible ? event.pdu : redactEvent(event.pdu, version));
     }
     return out;
   }
@@ -107,7 +106,7 @@ export class ServerAccess {
     const memberIds: string[] = [];
     for (const [key, eventId] of state) {
       if (!key.startsWith('m.room.member\u0000')) continue;
-      const [, userId] = splitStateKey(key as StateKey);
+      const [, userId] = splitStateKey(key);
       if (serverNameOf(userId) === origin) memberIds.push(eventId);
     }
     const loaded = await this.core.roomGraph.events(roomId, version, [...wanted, ...memberIds]);

@@ -885,7 +885,7 @@ export class EventsWriter implements EventsWriterApi {
     txn: SendOptions['txn'],
     extra?: (tx: Queryable) => Promise<void>,
   ): Promise<{ commit: Promise<PersistedEvent[]> }> {
-    const { transactions, events, roomState, instanceName, eventCache, graph, stateGroupsStore } = this.deps;
+    const { transactions, events, instanceName, eventCache, graph, stateGroupsStore } = this.deps;
     const reservation = await this.publisher.reserve(built.filter((item) => (item.write?.status ?? 'timeline') === 'timeline').length);
     let next = 0;
     const items: Array<{ stored: StoredEvent; stateBefore: ReadonlyMap<StateKey, RoomEvent>; write: GraphWrite }> = [];

@@ -8,7 +8,7 @@
 
 import type { ClientEvent } from '../../core/client-events.js';
 import { strippedStateFromPdus, toStrippedState } from '../../core/client-events.js';
-import { stateKey as makeStateKey, splitStateKey, type StateKey } from '../../core/events.js';
+import { stateKey as makeStateKey, splitStateKey } from '../../core/events.js';
 import { TYPES_HIDDEN_FROM_CLIENTS } from '../../core/visibility.js';
 import {
   eventMatchesFilter,
