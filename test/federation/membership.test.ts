@@ -124,6 +124,30 @@ forEachBackend('membership across two Myelins', (backend) => {
     assert.equal(joined.status, 200, joined.text);
     assert.equal(await membershipOf(a, alice, roomId, carol.userId), 'join');
     assert.equal(await membershipOf(b, carol, roomId, carol.userId), 'join');
+
+    // The joined room in /sync has its whole state, incremental (since the invite) and initial: the
+    // out-of-band invite held before the join is not the start of its timeline (found with Synapse).
+    const since = await clientCall(b, carol, 'GET', `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(body.next_batch)}`);
+    for (const answer of [since.json, await sync(b, carol)]) {
+      const joinedRoom = answer.rooms?.join?.[roomId];
+      assert.ok(joinedRoom, 'the room is in the join section');
+      const events = [...joinedRoom.state.events, ...joinedRoom.timeline.events] as JsonObject[];
+      const types = new Set(events.map((e) => e.type));
+      for (const type of ['m.room.create', 'm.room.power_levels', 'm.room.join_rules', 'm.room.name']) assert.ok(types.has(type), type);
+      const own = joinedRoom.timeline.events.filter((e: JsonObject) => e.state_key === carol.userId);
+      assert.deepEqual(
+        own.map((e: JsonObject) => (e.content as JsonObject).membership),
+        ['join'],
+      );
+    }
+    // Nor is it in the room's history.
+    const inviteId = stripped.find((e) => e.type === 'm.room.member' && e.state_key === carol.userId)!.event_id;
+    assert.ok(inviteId, 'the invite is sent with its event id');
+    const messages = await clientCall(b, carol, 'GET', `/_matrix/client/v3/rooms/${room(roomId)}/messages?dir=b&limit=50`);
+    assert.equal(messages.status, 200, messages.text);
+    const history = (messages.json.chunk as JsonObject[]).map((e) => e.event_id);
+    assert.ok(history.length > 0);
+    assert.ok(!history.includes(inviteId), 'the out-of-band invite is not in /messages');
   });
 
   test('rejecting a remote invite goes through A (make_leave, send_leave)', async () => {
@@ -133,12 +157,23 @@ forEachBackend('membership across two Myelins', (backend) => {
       (await clientCall(a, alice, 'POST', `/_matrix/client/v3/rooms/${room(roomId)}/invite`, { user_id: dave.userId })).status,
       200,
     );
-    await eventually(async () => (await sync(b, dave)).rooms?.invite?.[roomId], 'the invite on B');
+    const invited = await eventually(async () => {
+      const body = await sync(b, dave);
+      return body.rooms?.invite?.[roomId] ? body : undefined;
+    }, 'the invite on B');
     const left = await clientCall(b, dave, 'POST', `/_matrix/client/v3/rooms/${room(roomId)}/leave`, {});
     assert.equal(left.status, 200, left.text);
     assert.equal(await membershipOf(a, alice, roomId, dave.userId), 'leave');
     const body = await sync(b, dave);
     assert.equal(body.rooms?.invite?.[roomId], undefined, 'no longer invited');
+    // The rejection is in the leave section, the leave (an out-of-band event) as its timeline.
+    const since = await clientCall(b, dave, 'GET', `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(invited.next_batch)}`);
+    const leftRoom = since.json.rooms?.leave?.[roomId];
+    assert.ok(leftRoom, 'the room is in the leave section');
+    assert.deepEqual(
+      (leftRoom.timeline.events as JsonObject[]).map((e) => [e.type, e.state_key, (e.content as JsonObject).membership]),
+      [['m.room.member', dave.userId, 'leave']],
+    );
   });
 
   test("knocking on a room of A from B: make_knock, send_knock, the knock state in B's sync", async () => {

@@ -126,8 +126,9 @@ export interface EventsWriterApi {
   /**
    * Stores a membership event of a room this server takes no part in (spec: server-server API
    * §Inviting to a room, §Leaving rooms, §Knocking): an invite of a local user, or a local user's
-   * leave or knock made through another server. It reaches clients (sync) at a timeline position,
-   * without becoming a forward extremity: the room's history is not ours to extend.
+   * leave or knock made through another server. An out-of-band membership (as Synapse's): an
+   * outlier, outside the room's timeline, recorded as the user's membership (`room_state`) at a
+   * position of the events stream of its own, where sync finds it.
    */
   storeOutOfBandMembership(roomId: string, roomVersion: string, pdu: JsonObject): Promise<PersistedEvent>;
 }
@@ -559,13 +560,20 @@ export class EventsWriter implements EventsWriterApi {
       throw Errors.badJson('not a membership event of this room');
     }
     const key = makeStateKey(event.type, event.stateKey);
-    const staged = await this.roomQueue.run(roomId, async () => {
+    const memberId = event.stateKey;
+    type Staged =
+      | { done: Promise<PersistedEvent> }
+      | { commit: Promise<PersistedEvent[]>; reservation: Awaited<ReturnType<StreamPublisher['reserve']>> };
+    const staged = await this.roomQueue.run(roomId, async (): Promise<Staged> => {
       const held = (await this.deps.graph.store.get([event.eventId])).get(event.eventId);
       if (held) {
         if (held.room_id !== roomId) throw Errors.badJson('the event id belongs to an event of another room');
-        return {
-          done: held.status === 'timeline' ? this.persistedOf(event.eventId) : Promise.reject(Errors.forbidden('event rejected earlier')),
-        };
+        if (held.status === 'rejected') return { done: Promise.reject(Errors.forbidden('event rejected earlier')) };
+        if (held.status !== 'outlier') return { done: this.persistedOf(event.eventId) };
+        // Held out of band already (a retry), or known as an outlier but not yet the user's membership.
+        const current = await this.deps.roomState.currentStateEvent(roomId, 'm.room.member', memberId);
+        if (current?.event_id === event.eventId)
+          return { done: Promise.resolve({ eventId: event.eventId, streamOrdering: Number(current.from_stream) }) };
       }
       let existing: RoomContext | undefined;
       try {
@@ -574,27 +582,51 @@ export class EventsWriter implements EventsWriterApi {
         if (!(err instanceof MatrixError && err.status === 404)) throw err;
       }
       const room = existing ?? this.newContext(roomId, version, new Map(), []);
-      const state = new Map(room.state).set(key, event);
-      const write: GraphWrite = {
-        status: 'timeline',
-        stateGroup: undefined,
-        current: { state, group: undefined, extremities: room.extremities, changes: [[key, event]] },
-      };
-      return this.stage(room, [{ event, write }], undefined, async (tx) => {
-        // A room we never had: its row, so readers know its version.
-        await this.deps.events.insertRoom(tx, {
-          roomId,
-          version: version.id,
-          creator: event.sender,
-          isPublic: false,
-          createdTs: event.originServerTs,
-        });
-      });
+      const stateBefore = room.state;
+      // The membership is the room's current state for the key (what every membership reader
+      // reads), at a position of the events stream of its own, but the event is an outlier: not in
+      // `events`, so never part of the room's timeline, nor a prev event of ours.
+      room.state = new Map(room.state).set(key, event);
+      const reservation = await this.publisher.reserve(1);
+      const position = reservation.positions[0]!;
+      try {
+        const { commit } = await this.stage(
+          room,
+          [{ event, write: { status: 'outlier', stateGroup: undefined } }],
+          undefined,
+          async (tx) => {
+            // A room we never had: its row, so readers know its version.
+            await this.deps.events.insertRoom(tx, {
+              roomId,
+              version: version.id,
+              creator: event.sender,
+              isPublic: false,
+              createdTs: event.originServerTs,
+            });
+            await this.writeCurrentState(tx, roomId, key, event, position);
+            // An invite notifies as any event would (push rules see only the event and the user).
+            const stored: StoredEvent = { event, streamOrdering: position, roomVersion: version };
+            for (const effect of this.sideEffects) await effect(tx, stored, stateBefore);
+          },
+        );
+        return { commit, reservation };
+      } catch (err) {
+        reservation.abandon();
+        throw err;
+      }
     });
     if ('done' in staged) return staged.done;
-    const persisted = await staged.commit;
+    try {
+      await staged.commit;
+    } catch (err) {
+      staged.reservation.abandon();
+      throw err;
+    }
     this.deps.eventCache.rememberRoomVersion(roomId, version);
-    return persisted[0]!;
+    // Announced like a membership change in the timeline: sync, the membership caches and the
+    // notifier learn of it from this row.
+    staged.reservation.complete([eventRow(event)]);
+    return { eventId: event.eventId, streamOrdering: staged.reservation.positions[0]! };
   }
 
   /** Sets (or clears) one key of `room_state` at a position. */

@@ -33,11 +33,11 @@ export class RoomStateReader {
         }
         if (row.stateKey === undefined) continue;
         // Apply the change to the cached state instead of reloading a big room's whole state on
-        // every join.
+        // every join. A state read: an out-of-band membership is an outlier, outside the timeline.
         const cached = this.current.get(row.roomId);
         if (!cached) continue;
         const key = makeStateKey(row.type, row.stateKey);
-        const updated = Promise.all([cached, this.eventCache.get(row.eventId)]).then(([state, stored]) => {
+        const updated = Promise.all([cached, this.eventCache.getStateEvent(row.eventId)]).then(([state, stored]) => {
           if (!stored) throw new Error(`state event ${row.eventId} not found`);
           const next = new Map(state);
           next.set(key, stored);

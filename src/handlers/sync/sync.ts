@@ -412,6 +412,8 @@ export class SyncHandler {
     flags: { initial: boolean },
   ): Promise<RoomSection> {
     const leftAt = Number(membership.from_stream);
+    const member = await this.core.eventCache.getStateEvent(membership.event_id);
+    if (member?.outsideTimeline) return this.outOfBandLeave(request, roomId, member, leftAt);
     const wasJoinedAtSince = !flags.initial && (await this.core.roomState.membershipAt(roomId, request.userId, from.events)) === 'join';
     const fromPosition = wasJoinedAtSince ? from.events : 0;
     // Shared history is theirs only if they were ever in the room, not if they just declined an invite.
@@ -439,6 +441,28 @@ export class SyncHandler {
       },
       hasNews: true,
       memberEvents: state.memberEvents,
+    };
+  }
+
+  /**
+   * A leave (a rejected invite, a retracted knock) or ban of a room we are not in: an out-of-band
+   * membership, the only event we hold of the room for the user: it is the whole timeline, with no
+   * state (as Synapse does for an out-of-band leave; spec: client-server API §Syncing, `leave`).
+   */
+  private async outOfBandLeave(request: Computation, roomId: string, member: StoredEvent, leftAt: number): Promise<RoomSection> {
+    return {
+      roomId,
+      body: {
+        timeline: {
+          events: await this.serialize(request, [member]),
+          limited: false,
+          prev_batch: encodeSyncToken({ ...this.core.notifier.currentPositions(), events: leftAt - 1 }),
+        },
+        [request.stateAfterKey ?? 'state']: { events: [] },
+        account_data: { events: [] },
+      },
+      hasNews: true,
+      memberEvents: [],
     };
   }
 
