@@ -219,6 +219,9 @@ export class PduIntake {
       if (slots) slots.push(i);
       else indexOf.set(parsed.event.eventId, [i]);
     });
+    // What the database holds of the batch's events, their prev and auth events, and who already
+    // follows them: read once for the batch, not once per event.
+    await run.prefetch(events);
     const results = new Map<string, PduOutcome>();
     if (mode === 'backfill') {
       // Oldest first; positions reserved for the whole batch, the oldest lowest (a rejected event leaves a hole).
@@ -268,6 +271,16 @@ class IntakeRun {
   private fetched = 0;
   /** Ids asked of the origin already in this batch (not asked twice). */
   private readonly asked = new Set<string>();
+  /**
+   * What the database held of this room's events when this run first looked (undefined: none).
+   * The room's writes all go through its queue, in which this run is, and the run's own writes go
+   * to the room's `known` first (`stage`), which `lookup` reads before this.
+   */
+  private readonly stored = new Map<string, Known | undefined>();
+  /** Ids the database holds for events of another room (rooms v1/v2: senders choose event ids). */
+  private readonly elsewhere = new Set<string>();
+  /** The batch's events' children in the database when the batch began (see `childrenOf`). */
+  private prefetchedChildren: Map<string, string[]> | undefined;
 
   constructor(
     private readonly host: IntakeHost,
@@ -312,18 +325,65 @@ class IntakeRun {
 
   // ---- what we know ----
 
+  /**
+   * Reads, in one query each, what the database holds of a batch's events and of the events they
+   * cite, and which events already follow them.
+   */
+  async prefetch(events: readonly RoomEvent[]): Promise<void> {
+    const ids = new Set<string>();
+    for (const event of events) {
+      ids.add(event.eventId);
+      for (const id of event.prevEventIds) ids.add(id);
+      for (const id of authEventIdsWithCreate(event, this.version.roomIdFromCreateEvent)) ids.add(id);
+    }
+    await this.lookup(ids);
+    const children = new Map<string, string[]>();
+    for (const edge of await this.host.graph.store.childEdges(events.map((e) => e.eventId))) {
+      const list = children.get(edge.prev_event_id);
+      if (list) list.push(edge.event_id);
+      else children.set(edge.prev_event_id, [edge.event_id]);
+    }
+    this.prefetchedChildren = children;
+  }
+
+  /**
+   * The events that cite `eventId` as a prev event. What was read for the batch serves while
+   * nothing has been fetched from the origin: until then every event this run stored is one of
+   * the batch, processed after its prev events (`orderForProcessing`), so none of them cites an
+   * event processed later.
+   */
+  private async childrenOf(eventId: string): Promise<string[]> {
+    if (this.prefetchedChildren && this.asked.size === 0 && this.fetched === 0) return this.prefetchedChildren.get(eventId) ?? [];
+    return (await this.host.graph.store.childEdges([eventId])).map((c) => c.event_id);
+  }
+
   /** Known events among `ids`: what this room's context staged, then the database. */
   private async lookup(ids: Iterable<string>): Promise<Map<string, Known>> {
     const found = new Map<string, Known>();
     const rest: string[] = [];
     for (const id of new Set(ids)) {
       const staged = this.room.known.get(id);
-      if (staged) found.set(id, { ...staged, position: undefined });
-      else rest.push(id);
+      if (staged) {
+        found.set(id, { ...staged, position: undefined });
+      } else if (this.stored.has(id)) {
+        const known = this.stored.get(id);
+        if (known) found.set(id, known);
+      } else {
+        rest.push(id);
+      }
     }
     if (rest.length > 0) {
-      for (const [id, { event, row }] of await this.host.graph.events(this.roomId, this.version, rest)) {
-        found.set(id, { event, status: row.status, stateGroup: row.state_group ?? undefined, position: row.stream_ordering ?? undefined });
+      const rows = await this.host.graph.events(this.roomId, this.version, rest, this.elsewhere);
+      for (const id of rest) {
+        const graphEvent = rows.get(id);
+        const known: Known | undefined = graphEvent && {
+          event: graphEvent.event,
+          status: graphEvent.row.status,
+          stateGroup: graphEvent.row.state_group ?? undefined,
+          position: graphEvent.row.stream_ordering ?? undefined,
+        };
+        this.stored.set(id, known);
+        if (known) found.set(id, known);
       }
     }
     return found;
@@ -358,8 +418,9 @@ class IntakeRun {
 
   /** Rooms v1/v2, where senders choose event ids: an id that another room's event has is not taken. */
   private async inAnotherRoom(eventId: string): Promise<boolean> {
-    const row = (await this.host.graph.store.get([eventId])).get(eventId);
-    return row !== undefined && row.room_id !== this.roomId;
+    if (this.room.known.has(eventId)) return false;
+    if (!this.stored.has(eventId)) await this.lookup([eventId]);
+    return this.elsewhere.has(eventId);
   }
 
   /**
@@ -592,9 +653,8 @@ class IntakeRun {
     const prevSet = new Set(prevIds);
     const remaining = this.room.extremities.filter((x) => !prevSet.has(x.event.eventId));
     // An event some accepted event already follows (it came back as an outlier first) is no extremity.
-    const children = await this.host.graph.store.childEdges([event.eventId]);
-    const followed =
-      children.length > 0 && [...(await this.lookup(children.map((c) => c.event_id))).values()].some((k) => k.status === 'timeline');
+    const children = await this.childrenOf(event.eventId);
+    const followed = children.length > 0 && [...(await this.lookup(children)).values()].some((k) => k.status === 'timeline');
     const extremities = followed ? remaining : [...remaining, { event, group, position: undefined }];
     if (!followed && followsAll) {
       // The usual case: the event follows every extremity, so the state before it is the current state.
@@ -633,6 +693,8 @@ class IntakeRun {
   private async stage(event: RoomEvent, write: GraphWrite): Promise<void> {
     const { commit } = await this.host.stage(this.room, [{ event, write }]);
     rememberKnown(this.room, { event, status: write.status, stateGroup: write.stateGroup });
+    // The room's context has it now; should it forget it, the database is asked again.
+    this.stored.delete(event.eventId);
     this.commits.push({ eventIds: [event.eventId], commit });
   }
 

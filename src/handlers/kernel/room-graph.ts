@@ -38,13 +38,24 @@ export class RoomGraph {
     readonly stateGroups: StateGroups,
   ) {}
 
-  /** Graph rows with their parsed events, for the ids we know of in `roomId`. */
-  async events(roomId: string, version: RoomVersion, eventIds: readonly string[]): Promise<Map<string, GraphEvent>> {
+  /**
+   * Graph rows with their parsed events, for the ids we know of in `roomId`; the ids the database
+   * holds for events of other rooms are added to `elsewhere` when given.
+   */
+  async events(
+    roomId: string,
+    version: RoomVersion,
+    eventIds: readonly string[],
+    elsewhere?: Set<string>,
+  ): Promise<Map<string, GraphEvent>> {
     const found = new Map<string, GraphEvent>();
     if (eventIds.length === 0) return found;
     const rows = await this.store.get(eventIds);
     for (const [eventId, row] of rows) {
-      if (row.room_id !== roomId) continue;
+      if (row.room_id !== roomId) {
+        elsewhere?.add(eventId);
+        continue;
+      }
       const event = this.parse(row, version);
       if (event) found.set(eventId, { event, row });
     }
