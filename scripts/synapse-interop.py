@@ -293,7 +293,14 @@ def f_invite(invitee_base, host_base):
     host.wait_membership(room, acc.user_id, 'join')
     host.wait_membership(room, rej.user_id, 'leave')
     rej.wait_sync(lambda j: room in j.get('rooms', {}).get('leave', {}), 'rejected room under leave')
-    return 'invite seen in /sync; accept joins; reject leaves'
+    # the accepter's /sync gives the joined room with its state (state + timeline): create, name, power levels, the inviter
+    joined = acc.wait_sync(lambda j: j.get('rooms', {}).get('join', {}).get(room), 'the accepted room under join')
+    evs = joined.get('state', {}).get('events', []) + joined.get('timeline', {}).get('events', [])
+    have = {(e['type'], e.get('state_key')) for e in evs if 'state_key' in e}
+    want = {('m.room.create', ''), ('m.room.name', ''), ('m.room.power_levels', ''), ('m.room.member', host.user_id)}
+    if want - have:
+        raise Fail(f'the accepted room in /sync lacks {sorted(want - have)} (has {sorted(have)})')
+    return 'invite seen in /sync; accept joins, with the room state in /sync; reject leaves'
 
 
 @flow('kick-ban')

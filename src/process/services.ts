@@ -70,7 +70,8 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
       graph: kernel.roomGraph,
       stateGroupsStore: stores.stateGroups,
       eventCache,
-      ids: await positions('events', await stores.events.maxStreamOrdering()),
+      // An out-of-band membership (an outlier) takes a position in room_state only: never hand it out again.
+      ids: await positions('events', Math.max(await stores.events.maxStreamOrdering(), await stores.roomState.maxPosition())),
       bus,
       instanceName,
       serverName: config.server_name,

@@ -144,15 +144,10 @@ export class EventsStore {
     return Math.min(0, Number(row?.m ?? 0));
   }
 
-  /**
-   * The highest position used: by an event, or by a room state change without one in `events` (an
-   * out-of-band membership, stored as an outlier), which must not be handed out again either.
-   */
+  /** The highest position an event holds. */
   async maxStreamOrdering(): Promise<number> {
-    const row = await this.db.get<{ m: number | null; s: number | null }>(
-      'SELECT (SELECT MAX(stream_ordering) FROM events) AS m, (SELECT MAX(from_stream) FROM room_state) AS s',
-    );
-    return Math.max(Number(row?.m ?? 0), Number(row?.s ?? 0));
+    const row = await this.db.get<{ m: number | null }>('SELECT MAX(stream_ordering) AS m FROM events');
+    return Number(row?.m ?? 0);
   }
 
   /** The highest position each events writer has stored (catch-up at start-up). */

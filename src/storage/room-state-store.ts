@@ -48,6 +48,12 @@ export class RoomStateStore {
     ]);
   }
 
+  /** The highest position a state change holds (an out-of-band membership has no row in `events`). */
+  async maxPosition(): Promise<number> {
+    const row = await this.db.get<{ s: number | null }>('SELECT MAX(from_stream) AS s FROM room_state');
+    return Number(row?.s ?? 0);
+  }
+
   currentState(roomId: string): Promise<StateRow[]> {
     return this.db.all<StateRow>(
       'SELECT type, state_key, event_id, membership, from_stream FROM room_state WHERE room_id = ? AND to_stream IS NULL',

@@ -37,8 +37,9 @@
 // Nothing a remote server sends can make this throw: every failure is an outcome of its PDU. Only
 // a database that cannot answer (`DatabaseUnavailableError`) ends a batch, so the sender retries.
 
+import { checkAgainstOwnAuthEvents, inAuthOrder, safeEventAuth } from '../../core/auth-chain-checks.js';
 import { authEventKeysFor } from '../../core/auth-events.js';
-import { authStateFromEvents, checkAuthEventsList, checkEventAuth, type AuthResult } from '../../core/auth-rules.js';
+import { authStateFromEvents, checkAuthEventsList, type AuthResult } from '../../core/auth-rules.js';
 import {
   authEventIdsWithCreate,
   createEventIdForRoom,
@@ -434,7 +435,7 @@ class IntakeRun {
     const auth = await this.authEventsOf(event);
     if (!auth.ok) return { eventId: id, outcome: 'failed', reason: auth.reason };
     let verdict = checkAuthEventsList(event, auth.listed, this.version, (authId) => auth.known.get(authId)?.status === 'rejected');
-    if (verdict.allowed) verdict = safeAuth(event, authStateFromEvents(auth.listed, auth.create), this.version);
+    if (verdict.allowed) verdict = safeEventAuth(event, authStateFromEvents(auth.listed, auth.create), this.version);
 
     // Step 3: the prev events, with the state after each.
     const prevIds = [...new Set(event.prevEventIds)];
@@ -478,7 +479,7 @@ class IntakeRun {
     const stateBefore = await this.resolveOrUndefined(prevIds.map((p) => states.get(p)!));
     if (!stateBefore) return this.reject(event, 'the states of its prev events could not be resolved', undefined, prevs);
     const atEvent = await this.authStateFrom(stateBefore, event);
-    verdict = safeAuth(event, atEvent, this.version);
+    verdict = safeEventAuth(event, atEvent, this.version);
     if (!verdict.allowed) return this.reject(event, verdict.reason, stateBefore, prevs, gaps);
 
     const key = event.stateKey !== undefined ? makeStateKey(event.type, event.stateKey) : undefined;
@@ -502,7 +503,7 @@ class IntakeRun {
     const followsAll = gaps.length === 0 && prevIds.length === extremityIds.size && prevIds.every((p) => extremityIds.has(p));
     let softFailure: AuthResult = { allowed: true };
     if (!followsAll)
-      softFailure = safeAuth(event, await this.currentAuthState(event, gaps.length > 0 ? stateBefore : undefined), this.version);
+      softFailure = safeEventAuth(event, await this.currentAuthState(event, gaps.length > 0 ? stateBefore : undefined), this.version);
 
     const stateAfter = key === undefined ? stateBefore : new Map(stateBefore).set(key, id);
     const { group, newGroup } = await this.groupFor(stateAfter, key, id, prevIds, prevs, gaps);
@@ -797,24 +798,7 @@ class IntakeRun {
     if (pending.size === 0) return;
     const authOf = (event: RoomEvent) => authEventIdsWithCreate(event, this.version.roomIdFromCreateEvent);
     const have = await this.lookup([...pending.values()].flatMap(authOf));
-    // Kahn's algorithm over auth edges inside the batch.
-    const waiting = new Map<string, number>();
-    const dependents = new Map<string, string[]>();
-    for (const event of pending.values()) {
-      let count = 0;
-      for (const authId of new Set(authOf(event))) {
-        if (!pending.has(authId) || authId === event.eventId) continue;
-        count++;
-        const list = dependents.get(authId);
-        if (list) list.push(event.eventId);
-        else dependents.set(authId, [event.eventId]);
-      }
-      waiting.set(event.eventId, count);
-    }
-    const ready = [...pending.keys()].filter((id) => waiting.get(id) === 0);
-    while (ready.length > 0) {
-      const id = ready.shift()!;
-      const event = pending.get(id)!;
+    for (const event of inAuthOrder(pending, this.version)) {
       const status = this.outlierVerdict(event, have);
       if (status) {
         await this.stage(event, {
@@ -822,12 +806,7 @@ class IntakeRun {
           ...(status.reason ? { rejectedReason: status.reason.slice(0, 1000) } : {}),
           stateGroup: undefined,
         });
-        have.set(id, { event, status: status.status, stateGroup: undefined, position: undefined });
-      }
-      for (const dependent of dependents.get(id) ?? []) {
-        const left = waiting.get(dependent)! - 1;
-        waiting.set(dependent, left);
-        if (left === 0) ready.push(dependent);
+        have.set(event.eventId, { event, status: status.status, stateGroup: undefined, position: undefined });
       }
     }
   }
@@ -837,12 +816,11 @@ class IntakeRun {
     event: RoomEvent,
     have: ReadonlyMap<string, Known>,
   ): { status: 'outlier' | 'rejected'; reason?: string } | undefined {
-    const authIds = authEventIdsWithCreate(event, this.version.roomIdFromCreateEvent);
-    if (authIds.some((authId) => !have.has(authId))) return undefined;
-    const listed = [...new Set(event.authEventIds)].map((authId) => have.get(authId)!.event);
-    const create = this.version.roomIdFromCreateEvent ? have.get(createEventIdForRoom(this.roomId))?.event : undefined;
-    let verdict = checkAuthEventsList(event, listed, this.version, (authId) => have.get(authId)?.status === 'rejected');
-    if (verdict.allowed) verdict = safeAuth(event, authStateFromEvents(listed, create), this.version);
+    const verdict = checkAgainstOwnAuthEvents(event, this.version, (authId) => {
+      const known = have.get(authId);
+      return known && { event: known.event, rejected: known.status === 'rejected' };
+    });
+    if (!verdict) return undefined;
     return verdict.allowed ? { status: 'outlier' } : { status: 'rejected', reason: `auth events: ${verdict.reason}` };
   }
 
@@ -913,14 +891,6 @@ class IntakeRun {
 }
 
 /** The auth rules, which are meant to answer, never to throw; if they do, the event is not allowed. */
-function safeAuth(event: RoomEvent, state: ReadonlyMap<StateKey, RoomEvent>, version: RoomVersion): AuthResult {
-  try {
-    return checkEventAuth(event, state, version);
-  } catch (err) {
-    return { allowed: false, rule: 'internal', reason: `the auth rules failed: ${String(err)}` };
-  }
-}
-
 /** Limits of the PDU format that parsing leaves to us (received events only, not backfill). */
 function formatProblem(event: RoomEvent): string | undefined {
   if (event.prevEventIds.length > MAX_PREV_EVENTS_RECEIVED) return `more than ${MAX_PREV_EVENTS_RECEIVED} prev_events`;

@@ -39,7 +39,7 @@ import { LruCache } from '../../util/lru.js';
 import { KeyedQueue, StreamPublisher } from '../../streams/stream-writer.js';
 import type { EventCache, StoredEvent } from './event-cache.js';
 import { PduIntake, type FederationInbound, type PduOutcome } from '../federation/pdu-intake.js';
-import { checkReceivedRoomState, type HeldEvent } from '../federation/room-state-check.js';
+import { checkReceivedRoomState, type HeldEvent } from '../../core/auth-chain-checks.js';
 import { stateDiff, stateIdsOf, type RoomGraph } from './room-graph.js';
 import type { PlannedStateGroup, StateIds } from './state-groups.js';
 import {
