@@ -516,10 +516,14 @@ export const configSchema = z
       z.number().min(0).default(50),
       'How many read-receipt transactions per room and second are sent to other servers (used by the federation sender).',
     ),
-    rc_key_requests: rateLimit('Room key requests (`m.room_key_request` to-device messages) received over federation, per origin server.', {
-      per_second: 20,
-      burst_count: 100,
-    }),
+    rc_key_requests: rateLimit(
+      'Room key requests (`m.room_key_request` to-device messages) received over federation, ' +
+        'per requesting device of the sender; dropped beyond it.',
+      {
+        per_second: 20,
+        burst_count: 100,
+      },
+    ),
     listeners: doc(z.array(listenerSchema).default([]), 'HTTP listeners of the main process (see "Listeners" below).'),
     database: doc(database.optional(), 'The database. Default: SQLite `homeserver.db` beside the config file.'),
     signing_key_path: filePath('The ed25519 signing key file (`ed25519 <version> <base64 seed>`).', '/etc/myelin/example.com.signing.key'),

@@ -25,6 +25,7 @@ import type { DeviceListsWriterApi } from '../handlers/e2ee/device-lists.js';
 import type { ToDeviceWriterApi } from '../handlers/ephemeral/to-device.js';
 import { deviceListUpdateHandler, signingKeyUpdateHandler } from '../handlers/federation/device-list-updates.js';
 import { directToDeviceHandler } from '../handlers/federation/to-device-intake.js';
+import { RateLimiter } from '../handlers/kernel/rate-limit.js';
 import { createFederationServices } from '../federation/index.js';
 import { createFederationApiServices } from '../handlers/federation/index.js';
 import { RemoteQueries } from '../handlers/federation/remote-queries.js';
@@ -119,7 +120,15 @@ export async function createProcessServices(kernel: Kernel, options: AreaOptions
   });
   // The events writer of this process fetches what received events lack from their origin.
   localEvents?.useFederation(federationApi.inbound);
-  const e2eeEdus = e2eeEduHandlers(config.server_name, e2ee.deviceListsWriter, ephemeral.toDevice, componentLogger(log, 'federation.edus'));
+  const e2eeEdus = e2eeEduHandlers(
+    config.server_name,
+    e2ee.deviceListsWriter,
+    ephemeral.toDevice,
+    componentLogger(log, 'federation.edus'),
+    {
+      keyRequests: new RateLimiter(federation.settings.keyRequestRateLimit, now),
+    },
+  );
   for (const type of ['m.device_list_update', 'm.signing_key_update', 'm.direct_to_device'] as const) {
     federationApi.edus.register(type, (_edu, { origin, content }) => e2eeEdus[type](origin, content));
   }
@@ -182,11 +191,12 @@ function e2eeEduHandlers(
   deviceLists: DeviceListsWriterApi,
   toDevice: ToDeviceWriterApi,
   log: Logger,
+  limits: { keyRequests: RateLimiter },
 ): ApiServices['e2eeEdus'] {
   return {
     'm.device_list_update': deviceListUpdateHandler({ serverName, writer: deviceLists, log }),
     'm.signing_key_update': signingKeyUpdateHandler({ serverName, writer: deviceLists, log }),
-    'm.direct_to_device': directToDeviceHandler({ serverName, writer: toDevice, log }),
+    'm.direct_to_device': directToDeviceHandler({ serverName, writer: toDevice, log, keyRequests: limits.keyRequests }),
   };
 }
 

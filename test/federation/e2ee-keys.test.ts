@@ -138,7 +138,9 @@ forEachBackend('E2EE across servers', (backend) => {
   const aliceDeviceKey = ed25519();
 
   before(async () => {
-    fed = await startFederatingServer({ database: await backend.databaseConfig() });
+    // rc_key_requests small enough to reach in a test (Synapse's default is a burst of 100).
+    const config = { rc_key_requests: { per_second: 0.001, burst_count: 3 } };
+    fed = await startFederatingServer({ database: await backend.databaseConfig(), config });
     alice = await fed.hs.createUser('alice');
     dest = await TestDestination.start();
     bob = new RemoteUser(`@bob:${dest.serverName}`);
@@ -329,6 +331,30 @@ forEachBackend('E2EE across servers', (backend) => {
     const more = await ok(call(fed, alice, 'GET', `/_matrix/client/v3/sync?timeout=0&since=${encodeURIComponent(token)}`));
     events.push(...((more.to_device?.events ?? []) as JsonObject[]));
     assert.deepEqual(events, [{ type: 'm.room_key_request', sender: bob.userId, content: { action: 'request', request_id: 'r1' } }]);
+  });
+
+  test('rc_key_requests: room key requests of one requesting device beyond the burst are dropped; other to-device types pass', async () => {
+    const since = (await ok(call(fed, alice, 'GET', '/_matrix/client/v3/sync?timeout=0'))).next_batch;
+    const handle = fed.hs.homeserver.services.e2eeEdus['m.direct_to_device'];
+    const request = (i: number) => ({
+      sender: bob.userId,
+      type: 'm.room_key_request',
+      message_id: `flood-${i}`,
+      messages: { [alice.userId]: { '*': { action: 'request', request_id: `f${i}`, requesting_device_id: 'BOBPHONE' } } },
+    });
+    for (let i = 0; i < 6; i++) await handle(dest.serverName, request(i));
+    const other = { sender: bob.userId, type: 'org.example.ping', message_id: 'ping-1', messages: { [alice.userId]: { '*': { n: 1 } } } };
+    await handle(dest.serverName, other);
+    const events: JsonObject[] = [];
+    let token = since;
+    await eventually(async () => {
+      const sync = await ok(call(fed, alice, 'GET', `/_matrix/client/v3/sync?timeout=1000&since=${encodeURIComponent(token)}`));
+      token = sync.next_batch;
+      events.push(...((sync.to_device?.events ?? []) as JsonObject[]));
+      return events.some((e) => e.type === 'org.example.ping');
+    }, 'the ping');
+    const requests = events.filter((e) => e.type === 'm.room_key_request').map((e) => (e.content as JsonObject).request_id);
+    assert.deepEqual(requests, ['f0', 'f1', 'f2'], 'a burst of 3, then dropped');
   });
 
   test("inbound /user/keys/query, /user/keys/claim and /user/devices answer our users' keys to a signed request", async () => {
