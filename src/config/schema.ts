@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { decodeBase64Lenient } from '../core/base64.js';
 import { DEFAULT_IP_RANGE_BLACKLIST, parseCidr } from '../core/ip-ranges.js';
 import { isValidServerName } from '../core/identifiers.js';
+import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../core/room-versions.js';
 
 export interface KeyMeta {
   description: string;
@@ -532,6 +533,18 @@ export const configSchema = z
       'Secret that allows registering users through the admin API (`myelin register-user`).',
     ),
     registration_shared_secret_path: filePath('A file holding the registration shared secret.'),
+    default_room_version: doc(
+      z
+        .union([z.string(), z.number()])
+        .transform((value) => String(value))
+        .refine((id) => ROOM_VERSIONS.has(id), {
+          error: `expected a room version this server supports (${[...ROOM_VERSIONS.keys()].join(', ')})`,
+        })
+        .default(DEFAULT_ROOM_VERSION.id),
+      'The version of rooms created without `room_version`, also announced in `/capabilities`. ' +
+        'Servers older than a room version cannot join its rooms (Synapse 1.67 knows versions 1 to 10).',
+      '10',
+    ),
     enable_registration: doc(z.boolean().default(false), 'Allow anyone to register an account.'),
     enable_registration_without_verification: doc(
       z.boolean().default(false),

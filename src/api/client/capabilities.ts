@@ -1,13 +1,10 @@
 // Client-server API: GET /_matrix/client/v3/capabilities (S:data/api/client-server/capabilities.yaml).
 
-import { DEFAULT_ROOM_VERSION, ROOM_VERSIONS } from '../../core/room-versions.js';
+import { ROOM_VERSIONS } from '../../core/room-versions.js';
 import { clientPaths } from '../../http/route.js';
 import { defineRoute } from '../define-route.js';
 
-const ROOM_VERSIONS_CAPABILITY = {
-  default: DEFAULT_ROOM_VERSION.id,
-  available: Object.fromEntries([...ROOM_VERSIONS.keys()].map((id) => [id, 'stable'])),
-};
+const AVAILABLE_ROOM_VERSIONS = Object.fromEntries([...ROOM_VERSIONS.keys()].map((id) => [id, 'stable']));
 
 export const capabilitiesRoutes = [
   // GET /_matrix/client/v3/capabilities
@@ -17,10 +14,10 @@ export const capabilitiesRoutes = [
     paths: clientPaths('/capabilities'),
     resource: 'client',
     auth: 'guest',
-    handle: () => ({
+    handle: (_req, { config }) => ({
       body: {
         capabilities: {
-          'm.room_versions': ROOM_VERSIONS_CAPABILITY,
+          'm.room_versions': { default: config.default_room_version, available: AVAILABLE_ROOM_VERSIONS },
           'm.change_password': { enabled: true },
           'm.set_displayname': { enabled: true },
           'm.set_avatar_url': { enabled: true },

@@ -13,7 +13,7 @@ import { randomBytes, randomInt } from 'node:crypto';
 import { stateKey as makeStateKey, type StateKey } from '../../core/events.js';
 import { isValidUserId, parseRoomAlias } from '../../core/identifiers.js';
 import { isJsonObject, type JsonObject } from '../../core/json.js';
-import { DEFAULT_ROOM_VERSION, getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
+import { getRoomVersion, type RoomVersion } from '../../core/room-versions.js';
 import { Errors } from '../../errors.js';
 import { componentLogger, type Logger } from '../../util/log.js';
 import { LruCache } from '../../util/lru.js';
@@ -73,7 +73,7 @@ export class RoomCreationHandler {
   private readonly log: Logger;
 
   constructor(
-    private readonly core: CoreParts<'serverName' | 'signingKey' | 'log' | 'now' | 'eventsWriter', 'users' | 'directory'>,
+    private readonly core: CoreParts<'config' | 'serverName' | 'signingKey' | 'log' | 'now' | 'eventsWriter', 'users' | 'directory'>,
     private readonly membership: MembershipHandler,
     options: RoomCreationOptions = {},
   ) {
@@ -89,7 +89,7 @@ export class RoomCreationHandler {
     const preset = PRESETS[presetName];
     if (!preset) throw Errors.badJson(`'${presetName}' is not a valid preset`);
 
-    const versionId = optionalString(body, 'room_version') ?? DEFAULT_ROOM_VERSION.id;
+    const versionId = optionalString(body, 'room_version') ?? this.core.config.default_room_version;
     const version = getRoomVersion(versionId);
     if (!version)
       throw Errors.unsupportedRoomVersion(
