@@ -19,6 +19,7 @@ import type { Database } from '../../src/storage/database.js';
 import { migrate } from '../../src/storage/migrations.js';
 import { SqliteDatabase } from '../../src/storage/sqlite.js';
 import { startTestHomeserver, type TestHomeserver } from './homeserver.js';
+import { readAnswer } from './http.js';
 import { freePort } from './server-process.js';
 import { makeCertificate, type TestCertificate } from './tls-certs.js';
 import { tempDir } from './tmp.js';
@@ -115,19 +116,7 @@ export function httpsCall(
       },
       (res) => {
         const peerFingerprint256 = (res.socket as TLSSocket).getPeerCertificate().fingerprint256;
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json, peerFingerprint256 });
-        });
-        res.on('error', reject);
+        readAnswer(res).then((answer) => resolve({ ...answer, peerFingerprint256 }), reject);
       },
     );
     req.on('error', reject);

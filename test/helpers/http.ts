@@ -1,7 +1,7 @@
 // A small HTTP client for tests that reaches TCP ports and UNIX sockets alike.
 
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
 
 export interface Target {
   /** `http://host:port` for TCP... */
@@ -15,6 +15,25 @@ export interface TestResponse {
   headers: Record<string, string | string[] | undefined>;
   text: string;
   json: any;
+}
+
+/** A response's status, headers, text and (when the text is JSON) parsed body. */
+export function readAnswer(res: IncomingMessage): Promise<TestResponse> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let json: unknown;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
+    });
+    res.on('error', reject);
+  });
 }
 
 export function request(
@@ -37,19 +56,7 @@ export function request(
         agent: false,
       },
       (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          let json: unknown;
-          try {
-            json = JSON.parse(text);
-          } catch {
-            json = undefined;
-          }
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json });
-        });
-        res.on('error', reject);
+        readAnswer(res).then(resolve, reject);
       },
     );
     req.on('error', reject);
